@@ -1,0 +1,26 @@
+"""napari-unet's model library: a U-Net in TensorFlow/Keras with no GUI code.
+
+Importing this package is cheap: TensorFlow is imported only when a network is built,
+trained, run or loaded. Nothing under ``napari_unet.core`` imports napari, qtpy or
+magicgui.
+"""
+
+from .config import TrainConfig, UNetConfig
+from .data import TrainingPair
+from .errors import ModelFileError, UserInputError
+from .metrics import evaluate
+from .targets import mask_to_annotation
+from .unet import DEFAULT_MODEL_PATH, Prediction, UNet
+
+__all__ = [
+    "DEFAULT_MODEL_PATH",
+    "ModelFileError",
+    "Prediction",
+    "TrainConfig",
+    "TrainingPair",
+    "UNet",
+    "UNetConfig",
+    "UserInputError",
+    "evaluate",
+    "mask_to_annotation",
+]

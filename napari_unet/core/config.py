@@ -1,0 +1,148 @@
+"""Plain, JSON-serialisable configuration for the U-Net and its training.
+
+Nothing here imports TensorFlow, so a widget can read and validate a configuration
+without paying the TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import UserInputError
+
+PADDINGS = ("same", "valid")
+
+
+@dataclass
+class UNetConfig:
+    """Architecture of a U-Net (Ronneberger et al. 2015).
+
+    Parameters
+    ----------
+    depth
+        Number of 2×2 max-pooling steps on the contracting path.
+    base_filters
+        Filters of the first level; they double at every level.
+    input_channels
+        Channels of the input image (1 for a plain fluorescence image).
+    n_object_classes
+        Object classes (annotation labels 2, 3, …). The network predicts
+        ``1 + n_object_classes + 1`` channels: background, each object class and the
+        object boundary that separates touching instances.
+    batch_norm, dropout
+        Batch normalisation after every convolution; dropout rate in the bottleneck.
+    padding
+        ``"same"`` (output as large as the input) or the paper's ``"valid"`` (unpadded
+        convolutions, centre-cropped skips, output smaller than the input).
+    """
+
+    depth: int = 4
+    base_filters: int = 16
+    input_channels: int = 1
+    n_object_classes: int = 1
+    batch_norm: bool = True
+    dropout: float = 0.0
+    padding: str = "same"
+
+    def __post_init__(self) -> None:
+        if not 1 <= int(self.depth) <= 6:
+            raise UserInputError(f"depth must be between 1 and 6, got {self.depth}")
+        if int(self.base_filters) < 1:
+            raise UserInputError(f"base_filters must be positive, got {self.base_filters}")
+        if int(self.input_channels) < 1:
+            raise UserInputError(f"input_channels must be positive, got {self.input_channels}")
+        if int(self.n_object_classes) < 1:
+            raise UserInputError("n_object_classes must be at least 1")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise UserInputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.padding not in PADDINGS:
+            raise UserInputError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
+
+    @property
+    def n_outputs(self) -> int:
+        """Output channels: background, object classes, boundary."""
+        return self.n_object_classes + 2
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sizes (``same`` padding) must be multiples of this."""
+        return 2**self.depth
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class TrainConfig:
+    """How to train: patches, optimisation and stopping.
+
+    Parameters
+    ----------
+    epochs
+        Maximum number of epochs; ``steps_per_epoch`` batches each.
+    time_limit
+        Wall-clock limit in seconds (``None``: no limit). Training stops after the batch
+        that crosses it and keeps the best weights.
+    patch_size, batch_size
+        Square training patches and how many per batch.
+    val_fraction
+        Share of the annotated pixels held out (by image blocks) for validation.
+    learning_rate
+        Initial Adam learning rate; reduced on plateau.
+    augment, elastic
+        Flips / 90° rotations / intensity jitter, and the paper's elastic deformation.
+    annotated_fraction
+        Share of patches centred on an annotated pixel (the rest are uniform).
+    early_stopping_patience, reduce_lr_patience
+        Epochs without improvement before stopping / halving the learning rate.
+    seed
+        Seed for patch sampling, augmentation and the validation split.
+    """
+
+    epochs: int = 50
+    steps_per_epoch: int = 50
+    time_limit: float | None = None
+    patch_size: int = 128
+    batch_size: int = 8
+    val_fraction: float = 0.1
+    learning_rate: float = 1e-3
+    augment: bool = True
+    elastic: bool = True
+    annotated_fraction: float = 0.8
+    early_stopping_patience: int = 15
+    reduce_lr_patience: int = 5
+    seed: int = 0
+    normalization: dict[str, Any] = field(
+        default_factory=lambda: {"method": "percentile", "low": 1.0, "high": 99.8}
+    )
+
+    def __post_init__(self) -> None:
+        if int(self.epochs) < 1:
+            raise UserInputError(f"epochs must be at least 1, got {self.epochs}")
+        if int(self.steps_per_epoch) < 1:
+            raise UserInputError("steps_per_epoch must be at least 1")
+        if self.time_limit is not None and float(self.time_limit) <= 0:
+            raise UserInputError(f"time limit must be positive, got {self.time_limit}")
+        if int(self.patch_size) < 16:
+            raise UserInputError(f"patch size must be at least 16, got {self.patch_size}")
+        if int(self.batch_size) < 1:
+            raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
+        if not 0.0 <= float(self.val_fraction) < 1.0:
+            raise UserInputError(f"val fraction must be in [0, 1), got {self.val_fraction}")
+        if float(self.learning_rate) <= 0:
+            raise UserInputError("learning rate must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,378 @@
+"""Training data: image/label pairs, the validation split, patch sampling and
+augmentation (numpy + scipy only; the TensorFlow pipeline lives in training.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import UserInputError
+from .normalize import normalize_image
+from .targets import (
+    annotated_pixel_counts,
+    annotation_targets,
+    check_annotation,
+    check_mask,
+    mask_targets,
+)
+
+
+@dataclass
+class TrainingPair:
+    """One image with either a sparse annotation or a dense instance mask.
+
+    ``image`` is ``(Y, X)`` or ``(Y, X, C)``; a ``(Z, Y, X)`` stack with a label stack of
+    the same shape is split into planes (planes with no label are skipped).
+    """
+
+    image: np.ndarray
+    annotation: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    name: str = "image"
+
+    def __post_init__(self) -> None:
+        if (self.annotation is None) == (self.mask is None):
+            raise UserInputError(f"{self.name}: give exactly one of an annotation or a mask")
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.annotation if self.annotation is not None else self.mask
+
+    @property
+    def kind(self) -> str:
+        return "annotation" if self.annotation is not None else "mask"
+
+
+@dataclass
+class PreparedImage:
+    """A normalised channels-last image with its multi-hot target."""
+
+    image: np.ndarray  # (Y, X, C) float32
+    target: np.ndarray  # (Y, X, n_outputs) uint8
+    name: str
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.target.max(axis=-1)
+
+
+def _channels_last(image: np.ndarray, channels: int, name: str) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim == 2 and channels == 1:
+        return a[..., None]
+    if a.ndim == 3 and a.shape[-1] == channels:
+        return a
+    if a.ndim == 3 and channels == 1 and a.shape[-1] in (3, 4):
+        # an RGB(A) picture for a single-channel model: use its mean intensity
+        return a[..., :3].mean(axis=-1, keepdims=True)
+    raise UserInputError(
+        f"{name}: image of shape {a.shape} does not fit a model with {channels} input "
+        f"channel(s); expected (Y, X){'' if channels == 1 else ''} or (Y, X, {channels})"
+    )
+
+
+def split_planes(pair: TrainingPair, channels: int) -> list[TrainingPair]:
+    """Split a stack pair into 2D pairs, keeping planes that carry labels."""
+    img = np.asarray(pair.image)
+    lab = np.asarray(pair.labels)
+    spatial_img = img.shape[:-1] if (img.ndim == lab.ndim + 1 and channels > 1) else img.shape
+    if img.ndim == 3 and channels == 1 and img.shape[-1] in (3, 4) and lab.ndim == 2:
+        spatial_img = img.shape[:2]
+    if tuple(spatial_img) != tuple(lab.shape):
+        raise UserInputError(
+            f"{pair.name}: image shape {img.shape} and {pair.kind} shape {lab.shape} differ"
+        )
+    if lab.ndim == 2:
+        return [pair]
+    if lab.ndim > 4:
+        raise UserInputError(f"{pair.name}: {lab.ndim}D labels are not supported")
+    flat_img = img.reshape((-1,) + img.shape[lab.ndim - 2 :])
+    flat_lab = lab.reshape((-1,) + lab.shape[-2:])
+    out = []
+    for i, (im, lb) in enumerate(zip(flat_img, flat_lab)):
+        if pair.kind == "annotation" and not lb.any():
+            continue
+        kw = {pair.kind: lb}
+        out.append(TrainingPair(im, name=f"{pair.name}[{i}]", **kw))
+    if not out:
+        raise UserInputError(f"{pair.name}: no plane of the stack is annotated")
+    return out
+
+
+def prepare_pairs(
+    pairs: list[TrainingPair],
+    channels: int,
+    n_object_classes: int,
+    normalization: dict,
+) -> list[PreparedImage]:
+    """Check, normalise and turn pairs into multi-hot targets.
+
+    Raises
+    ------
+    UserInputError
+        Shape mismatch, wrong dimensionality, labels that cannot train.
+    """
+    if not pairs:
+        raise UserInputError("no training data: add at least one image with labels")
+    planes: list[TrainingPair] = []
+    for pair in pairs:
+        planes.extend(split_planes(pair, channels))
+    prepared = []
+    n_fg = n_bg = 0
+    for p in planes:
+        image = _channels_last(p.image, channels, p.name)
+        if image.shape[:2] != np.shape(p.labels)[:2]:
+            raise UserInputError(
+                f"{p.name}: image shape {np.shape(p.image)} and {p.kind} shape "
+                f"{np.shape(p.labels)} differ"
+            )
+        if min(image.shape[:2]) < 8:
+            raise UserInputError(f"{p.name}: image {image.shape[:2]} is too small to train on")
+        labels = np.asarray(p.labels)
+        if p.kind == "annotation":
+            if not np.issubdtype(labels.dtype, np.integer):
+                raise UserInputError(f"{p.name}: annotation must hold integer labels")
+            target = annotation_targets(labels, n_object_classes)
+            counts = annotated_pixel_counts(labels)
+        else:
+            check_mask(labels, f"{p.name} mask")
+            target = mask_targets(labels, n_object_classes)
+            counts = {1: int((labels == 0).sum()), 2: int((labels > 0).sum())}
+        n_bg += counts.get(1, 0)
+        n_fg += sum(v for k, v in counts.items() if k >= 2)
+        norm = normalize_image(image, normalization)
+        summary = {
+            "name": p.name,
+            "kind": p.kind,
+            "shape": list(image.shape[:2]),
+            "pixels_per_label": {str(k): v for k, v in sorted(counts.items())},
+        }
+        if p.kind == "mask":
+            summary["instances"] = int(len(np.unique(labels)) - 1)
+        prepared.append(PreparedImage(norm, target, p.name, summary))
+    if n_bg == 0:
+        raise UserInputError(
+            "the annotations have no background pixel (label 1): paint some background"
+        )
+    if n_fg == 0:
+        raise UserInputError("the annotations have no object pixel (label 2): paint some objects")
+    return prepared
+
+
+def reflect_indices(start: int, stop: int, size: int) -> np.ndarray:
+    """Indices ``start..stop-1`` mirrored into ``[0, size)`` (numpy's ``reflect`` mode)."""
+    idx = np.arange(start, stop)
+    if size == 1:
+        return np.zeros_like(idx)
+    period = 2 * (size - 1)
+    idx = np.mod(idx, period)
+    return np.where(idx >= size, period - idx, idx)
+
+
+def read_region(array, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """``array[y0:y1, x0:x1]`` with mirrored borders where the window leaves the array.
+
+    Reads only the bounding box it needs, so it works on memory-mapped, zarr or dask
+    arrays without loading them whole.
+    """
+    h, w = array.shape[0], array.shape[1]
+    if 0 <= y0 and y1 <= h and 0 <= x0 and x1 <= w:
+        return np.asarray(array[y0:y1, x0:x1])
+    iy = reflect_indices(y0, y1, h)
+    ix = reflect_indices(x0, x1, w)
+    ya, yb = int(iy.min()), int(iy.max()) + 1
+    xa, xb = int(ix.min()), int(ix.max()) + 1
+    box = np.asarray(array[ya:yb, xa:xb])
+    return box[np.ix_(iy - ya, ix - xa)]
+
+
+def split_validation(
+    prepared: list[PreparedImage], fraction: float, block: int, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Hold out whole image blocks carrying about ``fraction`` of the labelled pixels.
+
+    Returns per-image boolean masks (train, validation) of labelled pixels. Validation is
+    empty when ``fraction`` is 0 or when either side would lose all background or all
+    object labels.
+    """
+    train_masks = [p.weight.astype(bool) for p in prepared]
+    val_masks = [np.zeros_like(m) for m in train_masks]
+    if fraction <= 0:
+        return train_masks, val_masks
+    blocks = []
+    for i, p in enumerate(prepared):
+        w = train_masks[i]
+        h, wd = w.shape
+        for by in range(0, h, block):
+            for bx in range(0, wd, block):
+                n = int(w[by : by + block, bx : bx + block].sum())
+                if n:
+                    blocks.append((i, by, bx, n))
+    total = sum(b[3] for b in blocks)
+    if len(blocks) < 2:
+        return train_masks, val_masks
+    order = rng.permutation(len(blocks))
+    goal = fraction * total
+    taken = 0
+    for j in order:
+        if taken >= goal:
+            break
+        i, by, bx, n = blocks[j]
+        if taken + n > 2 * goal and taken > 0:
+            continue
+        val_masks[i][by : by + block, bx : bx + block] = train_masks[i][
+            by : by + block, bx : bx + block
+        ]
+        taken += n
+    for i in range(len(prepared)):
+        train_masks[i] &= ~val_masks[i]
+
+    def has_both(masks):
+        bg = any((p.target[..., 0][m] > 0).any() for p, m in zip(prepared, masks))
+        fg = any((p.target[..., 0][m] == 0).any() for p, m in zip(prepared, masks))
+        return bg and fg
+
+    if not (has_both(val_masks) and has_both(train_masks)):
+        return [p.weight.astype(bool) for p in prepared], [np.zeros_like(m) for m in val_masks]
+    return train_masks, val_masks
+
+
+class PatchSampler:
+    """Draws augmented training patches, weighted toward labelled pixels.
+
+    Parameters
+    ----------
+    images, targets
+        Normalised images ``(Y, X, C)`` and multi-hot targets restricted to the
+        training pixels (other pixels all-zero, i.e. ignored).
+    patch_size
+        Edge of the square patches.
+    annotated_fraction
+        Share of patches centred on a labelled pixel; the others are uniform.
+    augment, elastic
+        Flips / rotations / intensity jitter; elastic deformation (3×3 grid of random
+        displacements, σ = ``elastic_sigma`` px, bicubic interpolation, as in the paper).
+    """
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        targets: list[np.ndarray],
+        patch_size: int,
+        annotated_fraction: float = 0.8,
+        augment: bool = True,
+        elastic: bool = True,
+        elastic_sigma: float = 10.0,
+        seed: int = 0,
+    ) -> None:
+        self.images = images
+        self.targets = targets
+        self.p = int(patch_size)
+        self.annotated_fraction = annotated_fraction
+        self.augment = augment
+        self.elastic = elastic and augment
+        self.sigma = elastic_sigma
+        self.rng = np.random.default_rng(seed)
+        self.labelled = [np.flatnonzero(t.max(axis=-1)).astype(np.int64) for t in targets]
+        counts = np.array([len(ix) for ix in self.labelled], np.float64)
+        if counts.sum() == 0:
+            raise UserInputError("no labelled pixel left for training")
+        self.image_weights = counts / counts.sum()
+
+    def _window(self, i: int, cy: int, cx: int, margin: int):
+        half = self.p // 2
+        y0, x0 = cy - half - margin, cx - half - margin
+        size = self.p + 2 * margin
+        img = read_region(self.images[i], y0, y0 + size, x0, x0 + size)
+        tgt = read_region(self.targets[i], y0, y0 + size, x0, x0 + size)
+        return img, tgt
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """One ``(patch (P, P, C) float32, target (P, P, K) uint8)`` pair."""
+        rng = self.rng
+        i = int(rng.choice(len(self.images), p=self.image_weights))
+        h, w = self.images[i].shape[:2]
+        if rng.random() < self.annotated_fraction:
+            flat = self.labelled[i][rng.integers(len(self.labelled[i]))]
+            cy, cx = divmod(int(flat), w)
+        else:
+            cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        if self.elastic and rng.random() < 0.7:
+            margin = int(np.ceil(3 * self.sigma))
+            img, tgt = self._window(i, cy, cx, margin)
+            img, tgt = self._elastic(img, tgt, margin)
+        else:
+            img, tgt = self._window(i, cy, cx, 0)
+        if self.augment:
+            img, tgt = self._geometric(img, tgt)
+            img = self._intensity(img)
+        return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(tgt)
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = zip(*(self.sample() for _ in range(n)))
+        return np.stack(xs), np.stack(ys)
+
+    def _elastic(self, img, tgt, margin: int):
+        from scipy import ndimage as ndi
+
+        p = self.p
+        coarse = self.rng.normal(0.0, self.sigma, size=(2, 3, 3))
+        dy = ndi.zoom(coarse[0], p / 3.0, order=3)[:p, :p]
+        dx = ndi.zoom(coarse[1], p / 3.0, order=3)[:p, :p]
+        gy, gx = np.mgrid[0:p, 0:p].astype(np.float32)
+        cy = np.clip(gy + margin + dy, 0, img.shape[0] - 1)
+        cx = np.clip(gx + margin + dx, 0, img.shape[1] - 1)
+        out = np.empty((p, p, img.shape[-1]), np.float32)
+        for c in range(img.shape[-1]):
+            out[..., c] = ndi.map_coordinates(img[..., c], [cy, cx], order=1, mode="mirror")
+        ry = np.rint(cy).astype(np.intp)
+        rx = np.rint(cx).astype(np.intp)
+        return out, tgt[ry, rx]
+
+    def _geometric(self, img, tgt):
+        k = int(self.rng.integers(4))
+        if k:
+            img, tgt = np.rot90(img, k), np.rot90(tgt, k)
+        if self.rng.random() < 0.5:
+            img, tgt = img[:, ::-1], tgt[:, ::-1]
+        return img, tgt
+
+    def _intensity(self, img):
+        rng = self.rng
+        img = img * rng.uniform(0.75, 1.3) + rng.normal(0.0, 0.05)
+        if rng.random() < 0.3:
+            img = img + rng.normal(0.0, rng.uniform(0.0, 0.04), size=img.shape)
+        return img
+
+
+def validation_patches(
+    images: list[np.ndarray],
+    targets: list[np.ndarray],
+    patch_size: int,
+    max_patches: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fixed patches covering the validation pixels (targets outside them are zero)."""
+    p = int(patch_size)
+    xs, ys = [], []
+    for img, tgt in zip(images, targets):
+        w = tgt.max(axis=-1)
+        if not w.any():
+            continue
+        h, wd = w.shape
+        for y0 in range(0, h, p):
+            for x0 in range(0, wd, p):
+                if w[y0 : y0 + p, x0 : x0 + p].any():
+                    yy = min(y0, max(0, h - p)) if h >= p else y0 - (p - h) // 2
+                    xx = min(x0, max(0, wd - p)) if wd >= p else x0 - (p - wd) // 2
+                    xs.append(read_region(img, yy, yy + p, xx, xx + p))
+                    ys.append(read_region(tgt, yy, yy + p, xx, xx + p))
+    if not xs:
+        return None
+    if len(xs) > max_patches:
+        keep = rng.choice(len(xs), max_patches, replace=False)
+        xs = [xs[k] for k in keep]
+        ys = [ys[k] for k in keep]
+    return np.stack(xs).astype(np.float32), np.stack(ys)

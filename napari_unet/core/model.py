@@ -1,0 +1,173 @@
+"""The U-Net builder (Ronneberger, Fischer & Brox 2015) and its size arithmetic.
+
+Contracting path: two 3×3 convolutions (+ batch norm) + ReLU per level, 2×2 max pooling,
+filters doubling per level. Expanding path: 2×2 transposed convolution, concatenation
+with the skip connection (centre-cropped for unpadded convolutions), two 3×3
+convolutions. A 1×1 convolution gives softmax scores for background, each object class
+and the object boundary.
+"""
+
+from __future__ import annotations
+
+from .config import UNetConfig
+from .errors import UserInputError
+
+
+def _valid_trace(config: UNetConfig, size: int) -> list[int] | None:
+    """Sizes along the contracting path for an unpadded U-Net, or None if invalid."""
+    sizes = []
+    n = size
+    for _ in range(config.depth):
+        n -= 4
+        if n <= 0 or n % 2:
+            return None
+        sizes.append(n)
+        n //= 2
+    n -= 4
+    if n <= 0:
+        return None
+    for level in reversed(range(config.depth)):
+        n = 2 * n
+        if n > sizes[level]:
+            return None
+        n -= 4
+        if n <= 0:
+            return None
+    return sizes + [n]
+
+
+def output_size(config: UNetConfig, size: int) -> int:
+    """Output edge length for an input edge of ``size`` pixels.
+
+    Raises
+    ------
+    UserInputError
+        If ``size`` is not a valid input size for this architecture.
+    """
+    if config.padding == "same":
+        if size <= 0 or size % config.size_multiple:
+            raise UserInputError(
+                f"input size {size} is not a multiple of {config.size_multiple} "
+                f"(2**depth); pad the image or pick another size"
+            )
+        return size
+    trace = _valid_trace(config, size)
+    if trace is None:
+        near = valid_input_sizes(config, max(1, size - 64), size + 64)
+        hint = ", ".join(str(s) for s in near[:6]) or "none nearby"
+        raise UserInputError(
+            f"{size} px is not a valid input size for an unpadded U-Net of depth "
+            f"{config.depth}; valid sizes near it: {hint}"
+        )
+    return trace[-1]
+
+
+def valid_input_sizes(config: UNetConfig, min_size: int = 1, max_size: int = 1024) -> list[int]:
+    """All input edge lengths in ``[min_size, max_size]`` the network accepts."""
+    if config.padding == "same":
+        m = config.size_multiple
+        first = max(m, -(-min_size // m) * m)
+        return list(range(first, max_size + 1, m))
+    return [s for s in range(max(1, min_size), max_size + 1) if _valid_trace(config, s)]
+
+
+def skip_crops(config: UNetConfig) -> list[int]:
+    """Pixels cropped on each side of every skip connection (0 for ``same``)."""
+    if config.padding == "same":
+        return [0] * config.depth
+    size = valid_input_sizes(config, 1, 4096)[0]
+    sizes = _valid_trace(config, size)[: config.depth]
+    crops = [0] * config.depth
+    n = sizes[-1] // 2 - 4
+    for level in reversed(range(config.depth)):
+        n = 2 * n
+        crops[level] = (sizes[level] - n) // 2
+        n -= 4
+    return crops
+
+
+def receptive_field_radius(config: UNetConfig) -> int:
+    """Upper bound on how far (in pixels) an input pixel influences an output pixel.
+
+    Two 3×3 convolutions per level and path, plus pooling and up-sampling offsets.
+    Tiles with at least this much context per side reproduce a whole-image pass.
+    """
+    d = config.depth
+    per_level = sum(2 * 2**lvl + 2 * 2**lvl + 2**lvl + 2**lvl for lvl in range(d))
+    return per_level + 2 * 2**d
+
+
+def build_unet(config: UNetConfig, name: str = "unet"):
+    """Build the Keras U-Net for ``config`` (input shape ``(None, None, channels)``).
+
+    Returns
+    -------
+    keras.Model
+        Softmax output with ``config.n_outputs`` channels, float32 even under a
+        mixed-precision policy.
+    """
+    import keras
+    from keras import layers
+
+    pad = config.padding
+    bn = config.batch_norm
+
+    def conv_block(x, filters: int, prefix: str):
+        for i in (1, 2):
+            x = layers.Conv2D(
+                filters,
+                3,
+                padding=pad,
+                use_bias=not bn,
+                kernel_initializer="he_normal",
+                name=f"{prefix}_conv{i}",
+            )(x)
+            if bn:
+                x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+            x = layers.Activation("relu", name=f"{prefix}_relu{i}")(x)
+        return x
+
+    inputs = keras.Input((None, None, config.input_channels), name="image")
+    x = inputs
+    skips = []
+    for level in range(config.depth):
+        x = conv_block(x, config.base_filters * 2**level, f"down{level}")
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"pool{level}")(x)
+    x = conv_block(x, config.base_filters * 2**config.depth, "bottleneck")
+    if config.dropout > 0:
+        x = layers.Dropout(config.dropout, name="bottleneck_dropout")(x)
+    crops = skip_crops(config)
+    for level in reversed(range(config.depth)):
+        filters = config.base_filters * 2**level
+        x = layers.Conv2DTranspose(
+            filters, 2, strides=2, kernel_initializer="he_normal", name=f"up{level}_transpose"
+        )(x)
+        skip = skips[level]
+        if crops[level]:
+            skip = layers.Cropping2D(crops[level], name=f"up{level}_crop")(skip)
+        x = layers.Concatenate(name=f"up{level}_concat")([skip, x])
+        x = conv_block(x, filters, f"up{level}")
+    outputs = layers.Conv2D(
+        config.n_outputs, 1, activation="softmax", dtype="float32", name="scores"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+#: Layer classes a napari-unet model may contain; anything else (Lambda above all)
+#: makes a model file foreign.
+ALLOWED_LAYER_CLASSES = frozenset(
+    {
+        "InputLayer",
+        "Conv2D",
+        "BatchNormalization",
+        "Activation",
+        "MaxPooling2D",
+        "Dropout",
+        "Conv2DTranspose",
+        "Cropping2D",
+        "Concatenate",
+        "Functional",
+        "Model",
+    }
+)

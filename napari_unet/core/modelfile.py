@@ -1,0 +1,145 @@
+"""One shareable ``.keras`` file per model, its metadata inside.
+
+Saving writes the Keras archive to a temporary file beside the target, adds
+``napari_unet.json`` (architecture, channels, classes, normalisation, patch size,
+training history and data, package version) and renames it into place, so a crash never
+leaves a half-written model.
+
+Loading never deserialises anything executable: the file's own ``config.json`` is only
+*inspected* (a layer outside the U-Net's vocabulary, a ``Lambda`` above all, makes the
+file refused), the network is rebuilt from our metadata and only the weight arrays are
+read from the archive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelFileError
+
+METADATA_NAME = "napari_unet.json"
+FORMAT = "napari-unet-model"
+FORMAT_VERSION = 1
+
+
+def save_keras_with_metadata(keras_model, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Atomically write ``keras_model`` and ``metadata`` to ``path`` (``.keras``)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ModelFileError(f"model files end in .keras: {path.name}")
+    if not path.parent.exists():
+        raise ModelFileError(f"folder does not exist: {path.parent}")
+    meta = dict(metadata)
+    meta["format"] = FORMAT
+    meta["format_version"] = FORMAT_VERSION
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+    os.close(fd)
+    try:
+        keras_model.save(tmp)
+        with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr(METADATA_NAME, json.dumps(meta, indent=1, default=_json_default))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _foreign_parts(config) -> list[str]:
+    """Names of everything in a Keras config outside the U-Net's vocabulary."""
+    from .model import ALLOWED_LAYER_CLASSES
+
+    bad: set[str] = set()
+
+    def walk(obj, is_layer: bool) -> None:
+        if isinstance(obj, dict):
+            module = obj.get("module")
+            if isinstance(module, str) and not module.startswith("keras"):
+                bad.add(f"{obj.get('class_name', '?')} from {module}")
+            name = obj.get("class_name")
+            if is_layer and isinstance(name, str) and name not in ALLOWED_LAYER_CLASSES:
+                bad.add(name)
+            if name in ("Lambda", "TFOpLambda", "SlicingOpLambda") or "function" in obj:
+                bad.add(str(name))
+            for key, v in obj.items():
+                if key != "compile_config":  # never deserialised by napari-unet
+                    walk(v, key == "layers")
+        elif isinstance(obj, list):
+            for v in obj:
+                if is_layer:
+                    walk(v, True)
+                    continue
+                walk(v, False)
+
+    if not isinstance(config, dict):
+        return ["(unreadable config)"]
+    walk(config, True)
+    return sorted(bad)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Check that ``path`` is a napari-unet model and return its metadata.
+
+    Raises
+    ------
+    ModelFileError
+        Missing file, not a Keras archive, not a napari-unet model, or a model that
+        carries code (a ``Lambda`` or any layer outside the U-Net vocabulary).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file (.keras)")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path.name} is not a napari-unet model (not a .keras archive)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            if METADATA_NAME not in names:
+                raise ModelFileError(
+                    f"{path.name} is a Keras file but not a napari-unet model "
+                    f"(no {METADATA_NAME} inside); train or export it with napari-unet"
+                )
+            meta = json.loads(z.read(METADATA_NAME))
+            config = json.loads(z.read("config.json")) if "config.json" in names else None
+            if "model.weights.h5" not in names:
+                raise ModelFileError(f"{path.name} holds no weights (model.weights.h5 missing)")
+    except zipfile.BadZipFile as e:
+        raise ModelFileError(f"{path.name} is damaged: {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ModelFileError(f"{path.name} has unreadable metadata") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path.name} is not a napari-unet model (unknown format)")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path.name} was written by a newer napari-unet (format "
+            f"{meta.get('format_version')}); update napari-unet to load it"
+        )
+    if config is not None:
+        bad = _foreign_parts(config)
+        if bad:
+            raise ModelFileError(
+                f"{path.name} contains parts that could run code ({', '.join(bad)}); "
+                f"refusing to load it"
+            )
+    for key in ("architecture", "normalization"):
+        if key not in meta:
+            raise ModelFileError(f"{path.name}: metadata lacks '{key}'")
+    return meta

@@ -1,0 +1,150 @@
+"""Training targets from the two label kinds of napari-unet.
+
+*Annotation* (sparse, painted): 0 = not annotated, 1 = background, 2 = object,
+3, 4, … = further object classes. *Mask* (dense): 0 = background, each positive id one
+instance.
+
+A target is a multi-hot ``uint8`` array ``(Y, X, C)`` over the network's classes
+``[background, object class 1..n, boundary]``: the set of classes a pixel may take.
+One class is a plain label; several (an object pixel next to an unannotated one, which
+may be interior or boundary) are a partial label; none means "ignored by the loss".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UserInputError
+
+BACKGROUND = 1  # annotation value for background
+FIRST_OBJECT = 2  # annotation value of the first object class
+
+
+def _neighbour_differs(labels: np.ndarray) -> np.ndarray:
+    """True where any 4-neighbour has another value (image edges count as equal)."""
+    p = np.pad(labels, 1, mode="edge")
+    c = p[1:-1, 1:-1]
+    return (p[:-2, 1:-1] != c) | (p[2:, 1:-1] != c) | (p[1:-1, :-2] != c) | (p[1:-1, 2:] != c)
+
+
+def _neighbour_equals(labels: np.ndarray, value: int) -> np.ndarray:
+    """True where any 4-neighbour has ``value``."""
+    p = np.pad(labels == value, 1, mode="constant")
+    return p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+
+
+def instance_boundaries(mask: np.ndarray) -> np.ndarray:
+    """Inner boundary pixels of every instance: object pixels with a 4-neighbour of
+    another id (background or a touching instance)."""
+    mask = np.asarray(mask)
+    return (mask > 0) & _neighbour_differs(mask)
+
+
+def mask_to_annotation(mask: np.ndarray) -> np.ndarray:
+    """Turn a dense instance mask (or a prediction) into an annotation to correct.
+
+    1 where the mask is 0, 2 where it is positive, except the line where two different
+    instances touch, which is left 0 (not annotated) so that training neither merges
+    nor splits them until a person paints there.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim < 2:
+        raise UserInputError("a mask must be at least 2D")
+    if mask.ndim > 2:
+        return np.stack([mask_to_annotation(m) for m in mask])
+    ann = np.where(mask > 0, FIRST_OBJECT, BACKGROUND).astype(np.uint8)
+    p = np.pad(mask, 1, mode="edge")
+    c = p[1:-1, 1:-1]
+    touching = np.zeros(mask.shape, bool)
+    for nb in (p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]):
+        touching |= (c > 0) & (nb > 0) & (nb != c)
+    ann[touching] = 0
+    return ann
+
+
+def check_annotation(annotation: np.ndarray, name: str = "annotation") -> None:
+    """Refuse an annotation that cannot train anything, with a plain message."""
+    a = np.asarray(annotation)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise UserInputError(f"{name} must hold integer labels, got {a.dtype}")
+    if a.min(initial=0) < 0:
+        raise UserInputError(f"{name} has negative labels; use 0, 1 (background), 2, 3, … (objects)")
+    if not (a == BACKGROUND).any():
+        raise UserInputError(
+            f"{name} has no background pixel (label 1): paint some background before training"
+        )
+    if not (a >= FIRST_OBJECT).any():
+        raise UserInputError(
+            f"{name} has no object pixel (label 2): paint some objects before training"
+        )
+
+
+def check_mask(mask: np.ndarray, name: str = "mask") -> None:
+    m = np.asarray(mask)
+    if not np.issubdtype(m.dtype, np.integer):
+        raise UserInputError(f"{name} must hold integer instance ids, got {m.dtype}")
+    if m.min(initial=0) < 0:
+        raise UserInputError(f"{name} has negative ids")
+    if not (m > 0).any():
+        raise UserInputError(f"{name} has no object (every pixel is 0)")
+    if (m > 0).all():
+        raise UserInputError(f"{name} has no background pixel (no 0 anywhere)")
+
+
+def annotation_targets(annotation: np.ndarray, n_object_classes: int = 1) -> np.ndarray:
+    """Multi-hot targets from a sparse annotation (2D).
+
+    Object pixels with a background neighbour are boundary; object pixels whose four
+    neighbours all carry the same object label are interior; object pixels next to an
+    unannotated pixel may be either (partial label). Labels above the model's classes
+    are an error.
+    """
+    a = np.asarray(annotation)
+    if a.ndim != 2:
+        raise UserInputError(f"annotation must be 2D here, got shape {a.shape}")
+    top = int(a.max(initial=0))
+    if top > n_object_classes + 1:
+        raise UserInputError(
+            f"annotation uses label {top} but the model has {n_object_classes} object "
+            f"class(es) (labels 2..{n_object_classes + 1})"
+        )
+    n_out = n_object_classes + 2
+    bnd = n_out - 1
+    t = np.zeros(a.shape + (n_out,), np.uint8)
+    t[..., 0] = a == BACKGROUND
+    near_bg = _neighbour_equals(a, BACKGROUND)
+    differs = _neighbour_differs(a)
+    near_unknown = _neighbour_equals(a, 0)
+    for k in range(FIRST_OBJECT, n_object_classes + 2):
+        obj = a == k
+        cls = k - 1
+        edge = obj & near_bg
+        interior = obj & ~differs
+        partial = obj & ~edge & ~interior
+        t[..., bnd] |= edge | partial
+        t[..., cls] |= interior | partial
+        # an object pixel touching another object class but no background or unknown
+        # pixel stays a plain class pixel
+        other = partial & ~near_unknown
+        t[..., bnd] &= ~other
+    return t
+
+
+def mask_targets(mask: np.ndarray, n_object_classes: int = 1) -> np.ndarray:
+    """One-hot targets from a dense instance mask (2D): background, object, boundary."""
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise UserInputError(f"mask must be 2D here, got shape {m.shape}")
+    n_out = n_object_classes + 2
+    t = np.zeros(m.shape + (n_out,), np.uint8)
+    bnd = instance_boundaries(m)
+    t[..., 0] = m == 0
+    t[..., 1] = (m > 0) & ~bnd
+    t[..., n_out - 1] = bnd
+    return t
+
+
+def annotated_pixel_counts(annotation: np.ndarray) -> dict[int, int]:
+    """How many pixels carry each annotation label (0 excluded)."""
+    vals, counts = np.unique(np.asarray(annotation), return_counts=True)
+    return {int(v): int(c) for v, c in zip(vals, counts) if v != 0}
