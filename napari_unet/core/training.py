@@ -277,6 +277,7 @@ def fit(
             validation_data=None if val is None else (val[0], val[1].astype(np.float32)),
             validation_batch_size=cfg.batch_size,
             callbacks=callbacks,
+            shuffle=False,  # the patch stream is random already
             verbose=0,
         )
     result = TrainResult(

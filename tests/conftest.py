@@ -1,0 +1,56 @@
+"""Shared fixtures: the real sample data and tiny synthetic images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_IMAGE = ROOT / "sample_data" / "img2d.tif"
+SAMPLE_MASK = ROOT / "sample_data" / "mask2d.tif"
+
+
+@pytest.fixture(scope="session")
+def sample_image() -> np.ndarray:
+    import tifffile
+
+    return tifffile.imread(SAMPLE_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def sample_mask() -> np.ndarray:
+    import tifffile
+
+    return tifffile.imread(SAMPLE_MASK)
+
+
+def make_blobs(size: int = 128, n: int = 12, seed: int = 0, radius=(5, 10)):
+    """A synthetic fluorescence image of round blobs and its instance mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    mask = np.zeros((size, size), np.uint16)
+    image = np.zeros((size, size), np.float32)
+    placed = 0
+    for _ in range(n * 20):
+        if placed == n:
+            break
+        r = rng.uniform(*radius)
+        cy, cx = rng.uniform(r, size - r, 2)
+        disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        if (mask[disk] > 0).any():
+            continue
+        placed += 1
+        mask[disk] = placed
+        image[disk] = rng.uniform(0.6, 1.0)
+    image = image + rng.normal(0, 0.05, image.shape).astype(np.float32)
+    return np.clip(image * 1000 + 200, 0, 65535).astype(np.uint16), mask
+
+
+@pytest.fixture
+def blobs():
+    return make_blobs()

@@ -1,0 +1,149 @@
+"""Prediction: any size, tiles equal a whole-image pass, channels and stacks; model files."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import make_blobs
+
+from napari_unet.core import ModelFileError, UNet, UNetConfig, UserInputError
+from napari_unet.core.model import receptive_field_radius
+from napari_unet.core.predict import plan_tiles
+
+
+@pytest.fixture(scope="module")
+def tiny_net():
+    return UNet.new(UNetConfig(depth=2, base_filters=4), seed=3)
+
+
+def test_any_image_size_is_accepted(tiny_net):
+    for shape in [(37, 53), (16, 16), (130, 7)]:
+        p = tiny_net.predict(np.random.default_rng(0).random(shape))
+        assert p.probability.shape == shape and p.labels.shape == shape
+        assert p.probability.dtype == np.float32
+        assert 0 <= p.probability.min() and p.probability.max() <= 1
+
+
+def test_tiled_prediction_equals_whole_image_pass(tiny_net):
+    img, _ = make_blobs(200, 20, seed=1)
+    img = np.tile(img, (2, 2))[:389, :371]  # not a multiple of anything
+    ctx = receptive_field_radius(tiny_net.config)
+    whole = tiny_net.predict(img, tile_size=2048, context=ctx, return_scores=True)
+    tiled = tiny_net.predict(img, tile_size=64 + 2 * 32, context=ctx, return_scores=True)
+    plan = plan_tiles(*img.shape, 128, ctx, tiny_net.config.size_multiple)
+    assert len(plan.origins) > 20  # really tiled
+    np.testing.assert_allclose(tiled.scores, whole.scores, atol=1e-5)
+    np.testing.assert_array_equal(tiled.labels, whole.labels)
+
+
+def test_channels_and_stacks(tiny_net):
+    rng = np.random.default_rng(1)
+    stack = rng.random((3, 40, 48)).astype(np.float32)
+    p = tiny_net.predict(stack)
+    assert p.labels.shape == (3, 40, 48)
+    # planes are independent: the middle plane alone gives the same probabilities
+    np.testing.assert_allclose(tiny_net.predict(stack[1]).probability, p.probability[1], atol=1e-6)
+    # instance ids are unique across planes
+    per_plane = [set(np.unique(pl)) - {0} for pl in p.labels]
+    assert not (per_plane[0] & per_plane[1]) or not per_plane[1]
+    rgb = rng.random((40, 48, 3))
+    assert tiny_net.predict(rgb, channel_axis=-1).labels.shape == (40, 48)
+    two = UNet.new(UNetConfig(depth=1, base_filters=2, input_channels=2))
+    assert two.predict(rng.random((32, 32, 2))).labels.shape == (32, 32)
+    with pytest.raises(UserInputError, match="channels"):
+        two.predict(rng.random((32, 32, 3)))
+    with pytest.raises(UserInputError):
+        tiny_net.predict(np.zeros(5))
+
+
+def test_save_load_gives_identical_predictions(tiny_net, tmp_path):
+    img, _ = make_blobs(96, 8, seed=2)
+    before = tiny_net.predict(img, return_scores=True)
+    tiny_net.metadata["history"] = {"loss": [1.0, 0.5]}
+    path = tiny_net.save(tmp_path / "model.keras")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temp file left
+    loaded = UNet.load(path)
+    after = loaded.predict(img, return_scores=True)
+    np.testing.assert_array_equal(before.scores, after.scores)
+    np.testing.assert_array_equal(before.labels, after.labels)
+    meta = loaded.metadata
+    assert meta["architecture"]["depth"] == 2 and meta["input_channels"] == 1
+    assert meta["normalization"]["method"] == "percentile"
+    assert meta["history"]["loss"] == [1.0, 0.5]
+    for key in ("classes", "patch_size", "package_version", "training_runs"):
+        assert key in meta
+
+
+def test_foreign_files_are_refused(tmp_path):
+    import keras
+
+    missing = tmp_path / "nope.keras"
+    with pytest.raises(ModelFileError, match="not found"):
+        UNet.load(missing)
+    text = tmp_path / "notes.keras"
+    text.write_text("hello")
+    with pytest.raises(ModelFileError, match="not a napari-unet model"):
+        UNet.load(text)
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    plain.save(tmp_path / "plain.keras")
+    with pytest.raises(ModelFileError, match="not a napari-unet model"):
+        UNet.load(tmp_path / "plain.keras")
+
+
+def test_a_model_with_a_lambda_layer_is_refused_and_never_executed(tmp_path):
+    import keras
+
+    sentinel = tmp_path / "executed.txt"
+
+    def evil(x):
+        open(sentinel, "w").write("ran")  # noqa: SIM115 - would prove code execution
+        return x
+
+    inp = keras.Input((None, None, 1))
+    out = keras.layers.Lambda(evil)(inp)
+    model = keras.Model(inp, out)
+    sentinel.unlink(missing_ok=True)  # building the graph traced it once
+    path = tmp_path / "evil.keras"
+    model.save(path)
+    # disguise it as one of ours
+    meta = {
+        "format": "napari-unet-model",
+        "format_version": 1,
+        "architecture": UNetConfig(depth=1, base_filters=2).to_dict(),
+        "normalization": {"method": "percentile", "low": 1, "high": 99.8},
+    }
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("napari_unet.json", json.dumps(meta))
+    with pytest.raises(ModelFileError, match="Lambda"):
+        UNet.load(path)
+    assert not sentinel.exists()
+
+
+def test_saving_is_atomic_and_checks_the_path(tiny_net, tmp_path):
+    with pytest.raises(ModelFileError, match=".keras"):
+        tiny_net.save(tmp_path / "model.h5")
+    with pytest.raises(ModelFileError, match="does not exist"):
+        tiny_net.save(tmp_path / "missing" / "model.keras")
+    target = tmp_path / "model.keras"
+    target.write_bytes(b"previous model")
+
+    class Boom(Exception):
+        pass
+
+    keras_model = tiny_net.keras_model
+    original = type(keras_model).save
+
+    def failing_save(self, *a, **k):
+        raise Boom
+
+    type(keras_model).save = failing_save
+    try:
+        with pytest.raises(Boom):
+            tiny_net.save(target)
+    finally:
+        type(keras_model).save = original
+    assert target.read_bytes() == b"previous model"  # the old file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]

@@ -1,0 +1,157 @@
+"""Real TensorFlow training on tiny models: accuracy, stopping, time limits, fine-tuning."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import make_blobs
+
+from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, UserInputError, evaluate
+from napari_unet.core.data import PatchSampler, prepare_pairs, split_validation
+
+TINY = UNetConfig(depth=2, base_filters=8)
+
+
+def test_tiny_model_learns_blobs_to_dice_above_090():
+    train_img, train_mask = make_blobs(128, 14, seed=1)
+    test_img, test_mask = make_blobs(128, 14, seed=2)
+    net = UNet.new(TINY)
+    result = net.train(
+        [TrainingPair(train_img, mask=train_mask)],
+        TrainConfig(epochs=200, steps_per_epoch=10, patch_size=64, batch_size=8, time_limit=12),
+    )
+    assert result.stopped_by in ("time_limit", "early_stopping", "epochs")
+    scores = evaluate(net.predict(test_img).labels, test_mask)
+    assert scores["pixel_dice"] > 0.9, scores
+    assert scores["f1"] > 0.8, scores
+
+
+def test_scribbles_train_too():
+    """A sparse annotation (a few strokes) is enough on easy data; 0 is ignored."""
+    img, mask = make_blobs(128, 14, seed=3)
+    ann = np.zeros(mask.shape, np.uint8)
+    ids = np.unique(mask)[1:]
+    for i in ids[::2]:
+        ys, xs = np.nonzero(mask == i)
+        ann[ys.min() + 2 : ys.max() - 1, int(xs.mean())] = 2  # a vertical stroke per object
+    ann[::9, :] = np.where(mask[::9, :] == 0, 1, ann[::9, :])  # background lines
+    assert (ann > 0).mean() < 0.15
+    net = UNet.new(TINY)
+    net.train(
+        [TrainingPair(img, annotation=ann)],
+        TrainConfig(epochs=200, steps_per_epoch=10, patch_size=64, batch_size=8, time_limit=10),
+    )
+    test_img, test_mask = make_blobs(128, 14, seed=4)
+    scores = evaluate(net.predict(test_img).labels, test_mask)
+    assert scores["pixel_dice"] > 0.8, scores
+
+
+def test_stop_event_ends_training_within_one_batch_and_keeps_best_weights():
+    img, mask = make_blobs(96, 8, seed=5)
+    net = UNet.new(TINY)
+    stop = threading.Event()
+    seen = []
+
+    def progress(p):
+        seen.append(p)
+        if p.kind == "batch" and p.step == 3:
+            stop.set()
+
+    result = net.train(
+        [TrainingPair(img, mask=mask)],
+        TrainConfig(epochs=50, steps_per_epoch=20, patch_size=32, batch_size=2),
+        progress=progress,
+        stop_event=stop,
+    )
+    assert result.stopped_by == "stop_event"
+    assert result.steps_run == 3  # no batch after the one that saw the event
+    assert result.epochs_run == 1 and result.best_epoch == 1
+    assert seen[-1].kind == "done" and seen[-1].message == "stop_event"
+    assert net.predict(img).probability.shape == img.shape  # still predicts
+
+
+def test_time_limit_and_progress_records():
+    img, mask = make_blobs(96, 8, seed=6)
+    net = UNet.new(TINY)
+    records = []
+    result = net.train(
+        [TrainingPair(img, mask=mask)],
+        TrainConfig(epochs=1000, steps_per_epoch=5, patch_size=32, batch_size=2, time_limit=2.0),
+        progress=records.append,
+    )
+    assert result.stopped_by == "time_limit"
+    assert 2.0 <= result.seconds < 15
+    kinds = {r.kind for r in records}
+    assert {"batch", "epoch", "done"} <= kinds
+    epochs = [r for r in records if r.kind == "epoch"]
+    assert all(r.val_loss is not None and r.val_dice is not None for r in epochs)
+    assert len(result.history["loss"]) == result.epochs_run
+    assert net.metadata["training_runs"][-1]["stopped_by"] == "time_limit"
+
+
+def test_fine_tuning_continues_from_existing_weights():
+    img, mask = make_blobs(128, 14, seed=7)
+    net = UNet.new(TINY)
+    cfg = TrainConfig(epochs=3, steps_per_epoch=10, patch_size=64, batch_size=4, seed=1)
+    net.train([TrainingPair(img, mask=mask)], cfg)
+    first = net.metadata["history"]["loss"][0]
+    net.train([TrainingPair(img, mask=mask)], cfg)
+    hist = net.metadata["history"]["loss"]
+    assert len(hist) == 6 and len(net.metadata["training_runs"]) == 2
+    assert hist[3] < first  # the second run starts where the first ended
+
+
+def test_preview_is_reported_during_training():
+    img, mask = make_blobs(96, 8, seed=8)
+    net = UNet.new(TINY)
+    previews = []
+    net.train(
+        [TrainingPair(img, mask=mask)],
+        TrainConfig(epochs=3, steps_per_epoch=3, patch_size=32, batch_size=2),
+        progress=lambda p: previews.append(p.preview) if p.kind == "preview" else None,
+        preview_image=img,
+        preview_interval=0.0,
+    )
+    assert previews and previews[0].labels.shape == img.shape
+
+
+def test_bad_training_input_is_refused_with_plain_messages():
+    net = UNet.new(TINY)
+    img = np.zeros((64, 64), np.uint16)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, patch_size=32, batch_size=1)
+    with pytest.raises(UserInputError, match="no background"):
+        net.train([TrainingPair(img, annotation=np.full((64, 64), 2, np.uint8))], cfg)
+    with pytest.raises(UserInputError, match="no object"):
+        net.train([TrainingPair(img, annotation=np.ones((64, 64), np.uint8))], cfg)
+    with pytest.raises(UserInputError, match="differ"):
+        net.train([TrainingPair(img, mask=np.ones((64, 60), np.uint16))], cfg)
+    with pytest.raises(UserInputError, match="multiple of 4"):
+        net.train([TrainingPair(img, mask=np.ones((64, 64), np.uint16))], TrainConfig(patch_size=30))
+    with pytest.raises(UserInputError):
+        net.train([], cfg)
+
+
+def test_patch_sampler_prefers_annotated_pixels_and_keeps_alignment():
+    img, mask = make_blobs(256, 20, seed=9)
+    ann = np.zeros(mask.shape, np.uint8)
+    ann[200:230, 200:230] = np.where(mask[200:230, 200:230] > 0, 2, 1)
+    prep = prepare_pairs([TrainingPair(img, annotation=ann)], 1, 1, {"low": 1, "high": 99.8})
+    sampler = PatchSampler([prep[0].image], [prep[0].target], 32, annotated_fraction=1.0, seed=0)
+    xs, ys = sampler.batch(32)
+    labelled = ys.max(-1) > 0
+    assert labelled.any(axis=(1, 2)).all()  # every patch sees annotated pixels
+    # augmented image and target still agree: objects are brighter than background
+    fg = ys[..., 0] == 0
+    assert xs[..., 0][labelled & fg].mean() > xs[..., 0][labelled & ~fg].mean() + 0.3
+
+
+def test_validation_split_holds_out_blocks_without_leaking():
+    img, mask = make_blobs(256, 30, seed=10)
+    prep = prepare_pairs([TrainingPair(img, mask=mask)], 1, 1, {"low": 1, "high": 99.8})
+    rng = np.random.default_rng(0)
+    train, val = split_validation(prep, 0.2, 32, rng)
+    assert not (train[0] & val[0]).any()
+    share = val[0].sum() / (train[0].sum() + val[0].sum())
+    assert 0.1 < share < 0.35
