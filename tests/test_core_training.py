@@ -128,7 +128,9 @@ def test_bad_training_input_is_refused_with_plain_messages():
     with pytest.raises(UserInputError, match="differ"):
         net.train([TrainingPair(img, mask=np.ones((64, 60), np.uint16))], cfg)
     with pytest.raises(UserInputError, match="multiple of 4"):
-        net.train([TrainingPair(img, mask=np.ones((64, 64), np.uint16))], TrainConfig(patch_size=30))
+        net.train(
+            [TrainingPair(img, mask=np.ones((64, 64), np.uint16))], TrainConfig(patch_size=30)
+        )
     with pytest.raises(UserInputError):
         net.train([], cfg)
 

@@ -12,7 +12,6 @@ from .normalize import normalize_image
 from .targets import (
     annotated_pixel_counts,
     annotation_targets,
-    check_annotation,
     check_mask,
     mask_targets,
 )
@@ -30,10 +29,13 @@ class TrainingPair:
     annotation: np.ndarray | None = None
     mask: np.ndarray | None = None
     name: str = "image"
+    weight: float = 1.0  # relative share of training patches, per labelled pixel
 
     def __post_init__(self) -> None:
         if (self.annotation is None) == (self.mask is None):
             raise UserInputError(f"{self.name}: give exactly one of an annotation or a mask")
+        if not self.weight > 0:
+            raise UserInputError(f"{self.name}: weight must be positive")
 
     @property
     def labels(self) -> np.ndarray:
@@ -52,9 +54,11 @@ class PreparedImage:
     target: np.ndarray  # (Y, X, n_outputs) uint8
     name: str
     summary: dict = field(default_factory=dict)
+    sampling_weight: float = 1.0
 
     @property
-    def weight(self) -> np.ndarray:
+    def labelled(self) -> np.ndarray:
+        """Pixels that carry a label (any allowed class)."""
         return self.target.max(axis=-1)
 
 
@@ -95,7 +99,7 @@ def split_planes(pair: TrainingPair, channels: int) -> list[TrainingPair]:
         if pair.kind == "annotation" and not lb.any():
             continue
         kw = {pair.kind: lb}
-        out.append(TrainingPair(im, name=f"{pair.name}[{i}]", **kw))
+        out.append(TrainingPair(im, name=f"{pair.name}[{i}]", weight=pair.weight, **kw))
     if not out:
         raise UserInputError(f"{pair.name}: no plane of the stack is annotated")
     return out
@@ -151,7 +155,7 @@ def prepare_pairs(
         }
         if p.kind == "mask":
             summary["instances"] = int(len(np.unique(labels)) - 1)
-        prepared.append(PreparedImage(norm, target, p.name, summary))
+        prepared.append(PreparedImage(norm, target, p.name, summary, p.weight))
     if n_bg == 0:
         raise UserInputError(
             "the annotations have no background pixel (label 1): paint some background"
@@ -197,12 +201,12 @@ def split_validation(
     empty when ``fraction`` is 0 or when either side would lose all background or all
     object labels.
     """
-    train_masks = [p.weight.astype(bool) for p in prepared]
+    train_masks = [p.labelled.astype(bool) for p in prepared]
     val_masks = [np.zeros_like(m) for m in train_masks]
     if fraction <= 0:
         return train_masks, val_masks
     blocks = []
-    for i, p in enumerate(prepared):
+    for i in range(len(prepared)):
         w = train_masks[i]
         h, wd = w.shape
         for by in range(0, h, block):
@@ -235,7 +239,7 @@ def split_validation(
         return bg and fg
 
     if not (has_both(val_masks) and has_both(train_masks)):
-        return [p.weight.astype(bool) for p in prepared], [np.zeros_like(m) for m in val_masks]
+        return [p.labelled.astype(bool) for p in prepared], [np.zeros_like(m) for m in val_masks]
     return train_masks, val_masks
 
 
@@ -266,6 +270,7 @@ class PatchSampler:
         elastic: bool = True,
         elastic_sigma: float = 10.0,
         seed: int = 0,
+        weights: list[float] | None = None,
     ) -> None:
         self.images = images
         self.targets = targets
@@ -277,6 +282,8 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
         self.labelled = [np.flatnonzero(t.max(axis=-1)).astype(np.int64) for t in targets]
         counts = np.array([len(ix) for ix in self.labelled], np.float64)
+        if weights is not None:
+            counts = counts * np.asarray(weights, np.float64)
         if counts.sum() == 0:
             raise UserInputError("no labelled pixel left for training")
         self.image_weights = counts / counts.sum()

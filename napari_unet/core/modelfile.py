@@ -27,7 +27,9 @@ FORMAT = "napari-unet-model"
 FORMAT_VERSION = 1
 
 
-def save_keras_with_metadata(keras_model, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+def save_keras_with_metadata(
+    keras_model, path: str | os.PathLike, metadata: dict[str, Any]
+) -> Path:
     """Atomically write ``keras_model`` and ``metadata`` to ``path`` (``.keras``)."""
     path = Path(path)
     if path.suffix != ".keras":

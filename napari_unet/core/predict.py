@@ -28,11 +28,15 @@ class TilePlan:
     out_x: int
     context: int
     shrink: int = 0  # pixels an unpadded network loses per side beyond ``context``
+    origin_y: int = 0  # where the planned region starts in the image
+    origin_x: int = 0
 
     @property
     def origins(self) -> list[tuple[int, int]]:
         return [
-            (y, x) for y in range(0, self.height, self.out_y) for x in range(0, self.width, self.out_x)
+            (y, x)
+            for y in range(0, self.height, self.out_y)
+            for x in range(0, self.width, self.out_x)
         ]
 
     @property
@@ -49,12 +53,20 @@ def _round_up(n: int, m: int) -> int:
 
 
 def plan_tiles(
-    height: int, width: int, tile_size: int, context: int, multiple: int, shrink: int = 0
+    height: int,
+    width: int,
+    tile_size: int,
+    context: int,
+    multiple: int,
+    shrink: int = 0,
+    origin: tuple[int, int] = (0, 0),
 ) -> TilePlan:
-    """Tile layout for an image: whole-image when it fits in one tile.
+    """Tile layout for an image (or a region of it starting at ``origin``).
 
     ``tile_size`` is the edge of a tile as the network sees it (context included);
-    ``context`` is rounded up to ``multiple`` so tiles stay on the pooling grid.
+    ``context`` is rounded up to ``multiple`` so tiles stay on the pooling grid. The
+    tiles are spread evenly: an image that fits is done in one pass, and a 2048 px image
+    with 1152 px tiles takes two tiles per side, not three.
     """
     context = _round_up(max(0, int(context)), multiple)
     out = int(tile_size) - 2 * context - 2 * shrink
@@ -64,9 +76,12 @@ def plan_tiles(
             f"tile size {tile_size} is too small for {context} px of context per side; "
             f"use a tile size of at least {2 * context + 2 * shrink + multiple}"
         )
-    out_y = min(out, _round_up(height, multiple))
-    out_x = min(out, _round_up(width, multiple))
-    return TilePlan(height, width, out_y, out_x, context, shrink)
+
+    def even(n: int) -> int:
+        count = -(-n // out)
+        return min(out, _round_up(-(-n // count), multiple))
+
+    return TilePlan(height, width, even(height), even(width), context, shrink, *origin)
 
 
 def iter_tile_predictions(
@@ -81,12 +96,21 @@ def iter_tile_predictions(
     ``image`` is a channels-last array-like ``(Y, X, C)``, read tile by tile.
     """
     pad = plan.context + plan.shrink
+    oy, ox = plan.origin_y, plan.origin_x
     origins = plan.origins
     for start in range(0, len(origins), max(1, batch_size)):
         chunk = origins[start : start + batch_size]
         tiles = np.stack(
             [
-                normalizer(read_region(image, y - pad, y + plan.out_y + pad, x - pad, x + plan.out_x + pad))
+                normalizer(
+                    read_region(
+                        image,
+                        oy + y - pad,
+                        oy + y + plan.out_y + pad,
+                        ox + x - pad,
+                        ox + x + plan.out_x + pad,
+                    )
+                )
                 for y, x in chunk
             ]
         ).astype(np.float32, copy=False)

@@ -68,7 +68,9 @@ def check_annotation(annotation: np.ndarray, name: str = "annotation") -> None:
     if not np.issubdtype(a.dtype, np.integer):
         raise UserInputError(f"{name} must hold integer labels, got {a.dtype}")
     if a.min(initial=0) < 0:
-        raise UserInputError(f"{name} has negative labels; use 0, 1 (background), 2, 3, … (objects)")
+        raise UserInputError(
+            f"{name} has negative labels; use 0, 1 (background), 2, 3, … (objects)"
+        )
     if not (a == BACKGROUND).any():
         raise UserInputError(
             f"{name} has no background pixel (label 1): paint some background before training"

@@ -7,6 +7,7 @@ records; nothing here knows about Qt.
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 import time
@@ -238,6 +239,7 @@ def fit(
         augment=cfg.augment,
         elastic=cfg.elastic,
         seed=cfg.seed,
+        weights=[p.sampling_weight for p in prepared],
     )
     train_ds = make_dataset(sampler, cfg.batch_size, n_in, n_out)
     val = None
@@ -280,6 +282,9 @@ def fit(
             shuffle=False,  # the patch stream is random already
             verbose=0,
         )
+    # release the generator-backed pipeline now, not at interpreter shutdown
+    del train_ds, sampler
+    gc.collect()
     result = TrainResult(
         history=state["history"],
         epochs_run=state["epochs_run"],

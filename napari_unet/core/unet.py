@@ -339,7 +339,9 @@ class UNet:
         flat = a.reshape((n_planes,) + tuple(a.shape[-3:])) if lead else a[None]
         prob = np.empty((n_planes, h, w), np.float32)
         labels = np.empty((n_planes, h, w), np.int32)
-        scores = np.empty((n_planes, h, w, self.config.n_outputs), np.float32) if return_scores else None
+        scores = (
+            np.empty((n_planes, h, w, self.config.n_outputs), np.float32) if return_scores else None
+        )
         tiles_per_plane = len(plan.origins)
         offset = 0
         for i in range(n_planes):

@@ -1,0 +1,207 @@
+"""Prediction of images too large for memory, block by block, in bounded memory.
+
+The image (any array-like with numpy slicing: a memory-mapped TIFF, a zarr array) is cut
+into square blocks. Each block is predicted together with a ``halo`` of neighbouring
+pixels, by the same overlap-tiling as whole images (tiles on the global grid, so the
+probabilities equal a single pass). Instances are found on block + halo; a block keeps
+the instances whose centre lies inside it and writes all of their pixels, halo included,
+so a nucleus on a block border is written once, whole, by one block, with a fresh id.
+
+Outputs are array-likes too; :class:`RowMappedArray` maps only the rows a block needs
+from a file, so resident memory stays at a few blocks whatever the image size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .postprocess import foreground_probability, instances_from_probabilities
+from .predict import plan_tiles, predict_probabilities
+
+
+class RowMappedArray:
+    """A 2D array stored contiguously in a file at ``offset``, mapped rows-at-a-time.
+
+    Slicing ``a[y0:y1, x0:x1]`` maps rows ``y0..y1`` only for the duration of the
+    access, so the pages written do not accumulate in the process's resident memory.
+    """
+
+    def __init__(self, path, offset: int, shape: tuple[int, int], dtype) -> None:
+        self.path = str(path)
+        self.offset = int(offset)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = 2
+
+    def _rows(self, y0: int, y1: int, mode: str) -> np.memmap:
+        row_bytes = self.shape[1] * self.dtype.itemsize
+        return np.memmap(
+            self.path,
+            dtype=self.dtype,
+            mode=mode,
+            offset=self.offset + y0 * row_bytes,
+            shape=(y1 - y0, self.shape[1]),
+        )
+
+    @staticmethod
+    def _bounds(key, n: int) -> tuple[int, int]:
+        start, stop, step = key.indices(n)
+        if step != 1:
+            raise IndexError("RowMappedArray supports contiguous slices only")
+        return start, stop
+
+    def __getitem__(self, key) -> np.ndarray:
+        ys, xs = key
+        y0, y1 = self._bounds(ys, self.shape[0])
+        m = self._rows(y0, y1, "r")
+        out = np.array(m[:, xs])
+        del m
+        return out
+
+    def __setitem__(self, key, value) -> None:
+        ys, xs = key
+        y0, y1 = self._bounds(ys, self.shape[0])
+        m = self._rows(y0, y1, "r+")
+        m[:, xs] = value
+        m.flush()
+        del m
+
+
+@dataclass
+class LargeResult:
+    """Summary of a block-wise prediction."""
+
+    n_instances: int
+    blocks: int
+    height: int
+    width: int
+
+
+def predict_large(
+    net,
+    image,
+    labels_out,
+    probability_out,
+    block_size: int = 2048,
+    halo: int = 64,
+    tile_size: int | None = None,
+    context: int | None = None,
+    threshold: float = 0.5,
+    min_size: int = 10,
+    batch_size: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> LargeResult:
+    """Predict a large 2D single-image ``image`` block by block into the two outputs.
+
+    Parameters
+    ----------
+    net
+        A :class:`~napari_unet.core.unet.UNet`.
+    image
+        ``(Y, X)`` or ``(Y, X, C)`` array-like read lazily by slicing.
+    labels_out, probability_out
+        Writable ``(Y, X)`` array-likes, zero-filled (labels) beforehand; instance ids
+        need a dtype wide enough (``uint32``).
+    block_size, halo
+        Edge of the blocks each written once, and the extra margin predicted around
+        them so that nuclei across a block border are seen whole (must exceed the
+        largest nucleus radius).
+    """
+    from .normalize import normalize, percentiles
+
+    if getattr(image, "ndim", 0) not in (2, 3):
+        from .errors import UserInputError
+
+        raise UserInputError(
+            f"a large image must be 2D (optionally with channels), got {image.shape}"
+        )
+    cfg = net.config
+    m = cfg.size_multiple
+    block_size = max(m, (int(block_size) // m) * m)
+    halo = -(-int(halo) // m) * m
+    h, w = int(image.shape[0]), int(image.shape[1])
+    src = image if image.ndim == 3 else _ChannelView(image)
+    if src.shape[-1] != cfg.input_channels:
+        from .errors import UserInputError
+
+        raise UserInputError(
+            f"the model expects {cfg.input_channels} channel(s), the image has {src.shape[-1]}"
+        )
+    norm = net.normalization
+    lo, hi = percentiles(src, norm.get("low", 1.0), norm.get("high", 99.8))
+
+    def normalizer(t):
+        return normalize(t, lo, hi)
+
+    from .unet import DEFAULT_CONTEXT, DEFAULT_TILE_SIZE
+
+    tile = int(tile_size or DEFAULT_TILE_SIZE)
+    ctx = DEFAULT_CONTEXT if context is None else int(context)
+    infer = net._inference_fn()
+    blocks = [(y, x) for y in range(0, h, block_size) for x in range(0, w, block_size)]
+    next_id = 1
+    for done, (by, bx) in enumerate(blocks, start=1):
+        by1, bx1 = min(h, by + block_size), min(w, bx + block_size)
+        ry0, rx0 = max(0, by - halo), max(0, bx - halo)
+        ry1, rx1 = min(h, by1 + halo), min(w, bx1 + halo)
+        plan = plan_tiles(ry1 - ry0, rx1 - rx0, tile, ctx, m, origin=(ry0, rx0))
+        scores = predict_probabilities(infer, src, cfg.n_outputs, plan, normalizer, batch_size)
+        probability_out[by:by1, bx:bx1] = foreground_probability(
+            scores[by - ry0 : by1 - ry0, bx - rx0 : bx1 - rx0]
+        )
+        lab = instances_from_probabilities(scores, threshold=threshold, min_size=min_size)
+        del scores
+        next_id = _write_owned(lab, labels_out, (ry0, rx0), (by, by1, bx, bx1), next_id)
+        if progress is not None:
+            progress(done, len(blocks))
+    return LargeResult(next_id - 1, len(blocks), h, w)
+
+
+def _write_owned(lab, labels_out, origin, core, next_id: int) -> int:
+    """Write the instances whose centre lies in ``core`` with fresh ids."""
+    from scipy import ndimage as ndi
+
+    n = int(lab.max(initial=0))
+    if n == 0:
+        return next_id
+    ry0, rx0 = origin
+    by, by1, bx, bx1 = core
+    idx = np.arange(1, n + 1)
+    centres = np.array(ndi.center_of_mass(np.ones_like(lab, np.uint8), lab, idx)).reshape(-1, 2)
+    cy = centres[:, 0] + ry0
+    cx = centres[:, 1] + rx0
+    owned = (cy >= by) & (cy < by1) & (cx >= bx) & (cx < bx1)
+    if not owned.any():
+        return next_id
+    new_ids = np.zeros(n + 1, np.int64)
+    new_ids[1:][owned] = np.arange(next_id, next_id + int(owned.sum()))
+    relabelled = new_ids[lab]
+    ys, xs = np.nonzero(relabelled)
+    y0, y1 = int(ys.min()), int(ys.max()) + 1
+    x0, x1 = int(xs.min()), int(xs.max()) + 1
+    window = relabelled[y0:y1, x0:x1]
+    gy, gx = ry0 + y0, rx0 + x0
+    current = np.asarray(labels_out[gy : gy + (y1 - y0), gx : gx + (x1 - x0)])
+    # pixels already given to an instance of an earlier block stay with it
+    put = (window > 0) & (current == 0)
+    current = current.copy()
+    current[put] = window[put]
+    labels_out[gy : gy + (y1 - y0), gx : gx + (x1 - x0)] = current
+    return next_id + int(owned.sum())
+
+
+class _ChannelView:
+    """Present a lazy ``(Y, X)`` array as ``(Y, X, 1)`` without reading it."""
+
+    def __init__(self, a) -> None:
+        self.a = a
+        self.shape = (int(a.shape[0]), int(a.shape[1]), 1)
+        self.ndim = 3
+        self.dtype = a.dtype
+
+    def __getitem__(self, key):
+        ys, xs = key[0], key[1]
+        return np.asarray(self.a[ys, xs])[..., None]
