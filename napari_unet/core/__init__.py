@@ -5,6 +5,7 @@ trained, run or loaded. Nothing under ``napari_unet.core`` imports napari, qtpy 
 magicgui.
 """
 
+from . import _tfload  # noqa: F401 - first: guards the TensorFlow import (see _tfload)
 from .config import TrainConfig, UNetConfig
 from .data import TrainingPair
 from .errors import ModelFileError, UserInputError

@@ -23,49 +23,59 @@ from .predict import plan_tiles, predict_probabilities
 
 
 class RowMappedArray:
-    """A 2D array stored contiguously in a file at ``offset``, mapped rows-at-a-time.
+    """An array stored contiguously (C order) in a file at ``offset``, mapped
+    rows-at-a-time.
 
-    Slicing ``a[y0:y1, x0:x1]`` maps rows ``y0..y1`` only for the duration of the
-    access, so the pages written do not accumulate in the process's resident memory.
+    Slicing ``a[y0:y1, ...]`` maps rows ``y0..y1`` only for the duration of the access,
+    so pages read or written do not accumulate in the process's resident memory. The
+    first axis may be sliced with a step (every step-th row is touched).
     """
 
-    def __init__(self, path, offset: int, shape: tuple[int, int], dtype) -> None:
+    def __init__(self, path, offset: int, shape: tuple[int, ...], dtype, mode: str = "r+") -> None:
         self.path = str(path)
         self.offset = int(offset)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
-        self.ndim = 2
+        self.ndim = len(self.shape)
+        self.mode = mode
 
     def _rows(self, y0: int, y1: int, mode: str) -> np.memmap:
-        row_bytes = self.shape[1] * self.dtype.itemsize
+        row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         return np.memmap(
             self.path,
             dtype=self.dtype,
             mode=mode,
             offset=self.offset + y0 * row_bytes,
-            shape=(y1 - y0, self.shape[1]),
+            shape=(max(0, y1 - y0),) + self.shape[1:],
         )
 
-    @staticmethod
-    def _bounds(key, n: int) -> tuple[int, int]:
-        start, stop, step = key.indices(n)
-        if step != 1:
-            raise IndexError("RowMappedArray supports contiguous slices only")
-        return start, stop
+    def _split(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        ys = key[0]
+        if not isinstance(ys, slice):
+            raise IndexError("RowMappedArray is indexed with slices")
+        start, stop, step = ys.indices(self.shape[0])
+        if step < 1:
+            raise IndexError("RowMappedArray supports increasing row slices only")
+        stop = max(start, stop)
+        return start, stop, step, key[1:]
 
     def __getitem__(self, key) -> np.ndarray:
-        ys, xs = key
-        y0, y1 = self._bounds(ys, self.shape[0])
+        y0, y1, step, rest = self._split(key)
+        if y1 <= y0:
+            return np.zeros((0,) + self.shape[1:], self.dtype)[(slice(None), *rest)]
         m = self._rows(y0, y1, "r")
-        out = np.array(m[:, xs])
+        out = np.array(m[(slice(None, None, step), *rest)])
         del m
         return out
 
     def __setitem__(self, key, value) -> None:
-        ys, xs = key
-        y0, y1 = self._bounds(ys, self.shape[0])
+        y0, y1, step, rest = self._split(key)
+        if self.mode == "r":
+            raise ValueError("read-only")
         m = self._rows(y0, y1, "r+")
-        m[:, xs] = value
+        m[(slice(None, None, step), *rest)] = value
         m.flush()
         del m
 

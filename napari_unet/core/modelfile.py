@@ -40,6 +40,12 @@ def save_keras_with_metadata(
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+    try:  # mkstemp makes owner-only files; a model is meant to be shared
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+    except (AttributeError, OSError):
+        pass
     os.close(fd)
     try:
         keras_model.save(tmp)

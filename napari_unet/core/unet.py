@@ -272,7 +272,9 @@ class UNet:
         if channel_axis is not None:
             a = np.moveaxis(np.asarray(a), channel_axis, -1)
             if ch == 1 and a.shape[-1] != 1:
-                a = np.asarray(a, np.float32).mean(axis=-1, keepdims=True)
+                # colours → intensity; an alpha channel (RGBA) carries no intensity
+                colours = a[..., :3] if a.shape[-1] == 4 else a
+                a = np.asarray(colours, np.float32).mean(axis=-1, keepdims=True)
             elif a.shape[-1] != ch:
                 raise UserInputError(
                     f"the model expects {ch} channels, the image has {a.shape[-1]}"

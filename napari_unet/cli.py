@@ -1,0 +1,722 @@
+"""The ``napari-unet`` command line: predict, train and evaluate without a GUI.
+
+::
+
+    napari-unet predict IMAGE... [--model PATH] [--out DIR] [--tile-size N]
+    napari-unet train --image IMG (--mask M | --annotation A) [...] --out MODEL.keras
+    napari-unet evaluate --pred LABELS --truth LABELS
+
+Bad input ends the program with exit code 2 and one line on stderr
+(``napari-unet: error: ...``); nothing half-written is left behind. TensorFlow is
+imported only by the commands that run a network, so ``--help`` and ``evaluate`` are
+fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from . import __version__
+from .core.errors import ModelFileError, UserInputError
+
+PROG = "napari-unet"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# TensorFlow's C++ logging before absl is initialised ignores TF_CPP_MIN_LOG_LEVEL;
+# these are the harmless start-up lines filtered out while TensorFlow is imported.
+_TF_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IW]\d{4} "
+    r"|E\d{4} .*(cuInit|cuda_platform|cuda_dnn|cuda_fft|cuda_blas|Unable to register)"
+    r"|To enable the following instructions:"
+    r"|.*This TensorFlow binary is optimized to use available CPU instructions)"
+)
+
+
+# --------------------------------------------------------------------------- output
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def _error(message: str) -> int:
+    sys.stdout.flush()
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+def _note(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _import_tensorflow() -> None:
+    """Import TensorFlow with its start-up chatter filtered out of stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr file descriptor: import as is
+        import tensorflow as tf  # noqa: F401
+
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # device discovery logs here too
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace")
+            kept = [ln for ln in text.splitlines() if ln.strip() and not _TF_NOISE.match(ln)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- parsing
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage block)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        hint = f"see '{self.prog} --help'"
+        self.exit(EXIT_USAGE, f"{PROG}: error: {_one_line(message)} ({hint})\n")
+
+
+class _Ordered(argparse.Action):
+    """Collect --image/--mask/--annotation into one list, in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, "inputs", None) or [])
+        items.append((self.dest, values))
+        namespace.inputs = items
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="U-Net segmentation of microscopy images (the napari-unet plugin, headless).",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "predict",
+        help="segment images with a model",
+        description="Segment images. Writes OUT/<name>_labels.tif (instance ids, uint16 or "
+        "uint32) and OUT/<name>_probability.tif (float32, 0-1) per image.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="TIFF, PNG or JPEG images")
+    p.add_argument(
+        "--model", metavar="PATH", help="model file (.keras); default: the bundled nuclei model"
+    )
+    p.add_argument(
+        "--out", metavar="DIR", default=".", help="output folder (default: current folder)"
+    )
+    p.add_argument(
+        "--tile-size",
+        type=_positive_int,
+        metavar="N",
+        help="tile edge in pixels for large images (default 1024); lower it to save memory",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="foreground probability threshold (default 0.5)",
+    )
+    p.set_defaults(func=cmd_predict)
+
+    t = sub.add_parser(
+        "train",
+        help="train or fine-tune a model",
+        description="Train a U-Net on images with dense masks (0 = background, one id per "
+        "object) or sparse annotations (0 = unlabelled, 1 = background, 2 = object). "
+        "Each --image pairs with the --mask/--annotation given in the same order.",
+    )
+    t.add_argument("--image", action=_Ordered, metavar="IMG", help="training image")
+    t.add_argument("--mask", action=_Ordered, metavar="M", help="instance mask of that image")
+    t.add_argument(
+        "--annotation", action=_Ordered, metavar="A", help="sparse annotation of that image"
+    )
+    t.add_argument("--out", required=True, metavar="MODEL.keras", help="where to save the model")
+    t.add_argument(
+        "--init",
+        default="default",
+        metavar="PATH|default|none",
+        help="start from a model file, the bundled model (default) or a new network (none)",
+    )
+    t.add_argument("--epochs", type=int, default=50, metavar="N", help="maximum epochs (50)")
+    t.add_argument(
+        "--steps-per-epoch", type=int, default=50, metavar="N", help="batches per epoch (50)"
+    )
+    t.add_argument(
+        "--time-limit", type=float, metavar="SECONDS", help="stop training after this long"
+    )
+    t.add_argument("--patch-size", type=int, metavar="N", help="training patch edge (128)")
+    t.add_argument("--batch-size", type=int, default=8, metavar="N", help="patches per batch (8)")
+    t.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="share of labelled pixels held out for validation (0.1)",
+    )
+    t.add_argument(
+        "--learning-rate", type=float, default=1e-3, metavar="LR", help="Adam learning rate"
+    )
+    t.add_argument(
+        "--depth", type=int, metavar="N", help="new networks: pooling levels (4, with --init none)"
+    )
+    t.add_argument(
+        "--base-filters",
+        type=int,
+        metavar="N",
+        help="new networks: filters of the first level (16, with --init none)",
+    )
+    t.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    t.set_defaults(func=cmd_train, inputs=[])
+
+    e = sub.add_parser(
+        "evaluate",
+        help="score a label image against ground truth",
+        description="Print one JSON object: pixel_dice, pixel_iou, precision, recall, f1 "
+        "(instances matched at IoU >= 0.5), mean_ap (IoU 0.5:0.95) and instance counts.",
+    )
+    e.add_argument("--pred", required=True, metavar="LABELS", help="predicted instance labels")
+    e.add_argument("--truth", required=True, metavar="LABELS", help="ground-truth instance labels")
+    e.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+# --------------------------------------------------------------------------- predict
+def _channel_axis(shape: tuple[int, ...], channels: int, name: str) -> int | None:
+    """Where the channels are in an image of ``shape`` for a ``channels``-input model."""
+    nd = len(shape)
+    if channels == 1:
+        if nd == 2:
+            return None
+        if nd == 3:
+            return -1 if shape[-1] in (3, 4) and shape[0] > 4 else None
+        if nd == 4 and shape[-1] in (3, 4):
+            return -1
+        raise UserInputError(
+            f"{name}: a {nd}D image of shape {shape} is not supported; give a 2D image, "
+            f"an RGB image or a (Z, Y, X) stack"
+        )
+    if nd in (3, 4):
+        if shape[-1] == channels:
+            return -1
+        if shape[nd - 3] == channels:
+            return nd - 3
+    raise UserInputError(
+        f"{name}: shape {shape} does not fit a model with {channels} input channels; "
+        f"give (Y, X, {channels}) or ({channels}, Y, X) images"
+    )
+
+
+def cmd_predict(args) -> int:
+    from .io import (
+        check_output_folder,
+        image_info,
+        image_stem,
+        labels_dtype,
+        read_image,
+        write_tiffs_atomic,
+    )
+
+    out = Path(args.out)
+    if not out.exists():
+        raise UserInputError(f"output folder does not exist: {out}; create it first")
+    if not out.is_dir():
+        raise UserInputError(f"--out must be a folder, got the file {out}")
+    if not 0.0 < args.threshold < 1.0:
+        raise UserInputError(f"--threshold must be between 0 and 1, got {args.threshold}")
+
+    # check every input before loading a model or writing anything
+    inputs = [Path(p) for p in args.images]
+    infos = [image_info(p) for p in inputs]
+    plans = []
+    seen: dict[Path, Path] = {}
+    input_set = {p.resolve() for p in inputs}
+    for path in inputs:
+        stem = image_stem(path)
+        labels_path = out / f"{stem}_labels.tif"
+        prob_path = out / f"{stem}_probability.tif"
+        for target in (labels_path, prob_path):
+            key = target.resolve()
+            if key in seen:
+                raise UserInputError(
+                    f"{path.name} and {seen[key].name} would both write {target.name}; "
+                    f"rename one or run them separately"
+                )
+            if key in input_set:
+                raise UserInputError(f"output {target} would overwrite an input image")
+            seen[key] = path
+        plans.append((path, labels_path, prob_path))
+
+    # refuse a foreign model file and images it cannot take before importing TensorFlow
+    from .core.modelfile import read_metadata
+
+    if args.model:
+        meta = read_metadata(args.model)
+    else:
+        from .core import DEFAULT_MODEL_PATH
+
+        if not DEFAULT_MODEL_PATH.exists():
+            raise ModelFileError(
+                "the bundled default nuclei model is not installed; name a model file with "
+                "--model MODEL.keras (train one with 'napari-unet train')"
+            )
+        meta = read_metadata(DEFAULT_MODEL_PATH)
+    arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}
+    channels = int(arch.get("input_channels", meta.get("input_channels", 1)) or 1)
+    for path, (shape, _) in zip(inputs, infos, strict=True):
+        _channel_axis(shape, channels, path.name)
+
+    _import_tensorflow()
+    from .core import UNet
+
+    net = UNet.load(args.model) if args.model else UNet.default()
+    channels = net.input_channels
+
+    n = len(plans)
+    for i, ((path, labels_path, prob_path), (shape, _)) in enumerate(zip(plans, infos), 1):
+        t0 = time.perf_counter()
+        try:
+            if _is_large(shape, channels):
+                n_obj = _predict_large(net, path, labels_path, prob_path, args)
+                print(
+                    f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "
+                    f"({time.perf_counter() - t0:.1f} s, block by block)",
+                    flush=True,
+                )
+                continue
+            image = read_image(path)
+            axis = _channel_axis(image.shape, channels, path.name)
+            if channels == 1 and axis == -1 and image.shape[-1] == 4:
+                image = image[..., :3]  # RGBA: intensity from the colours, not the alpha
+            pred = net.predict(
+                image, tile_size=args.tile_size, threshold=args.threshold, channel_axis=axis
+            )
+            labels = pred.labels.astype(labels_dtype(pred.labels))
+            check_output_folder(labels_path)
+            write_tiffs_atomic([(labels_path, labels), (prob_path, pred.probability)])
+        except UserInputError as e:
+            done = f" ({i - 1} of {n} images done)" if n > 1 else ""
+            msg = str(e)
+            if path.name not in msg:
+                msg = f"{path.name}: {msg}"
+            raise UserInputError(msg + done) from None
+        except MemoryError:
+            raise UserInputError(
+                f"{path.name}: not enough memory; try a smaller --tile-size"
+            ) from None
+        n_obj = int(labels.max(initial=0))  # ids are 1..N
+        print(
+            f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "
+            f"({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
+    return 0
+
+
+#: Above this many pixels a single 2D image is predicted block by block from a lazily
+#: read input straight into the output files, in bounded memory.
+LARGE_PIXELS = 16_000_000
+
+
+def _is_large(shape: tuple[int, ...], channels: int) -> bool:
+    spatial = shape[:2] if (len(shape) == 3 and shape[-1] == channels and channels > 1) else shape
+    return len(spatial) == 2 and spatial[0] * spatial[1] > LARGE_PIXELS
+
+
+def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args) -> int:
+    import numpy as np
+
+    from .core.large import predict_large
+    from .io import BlockwiseTiffs, open_lazy
+
+    image = open_lazy(path)
+    h, w = int(image.shape[0]), int(image.shape[1])
+    outputs = BlockwiseTiffs(
+        [(labels_path, (h, w), np.dtype(np.uint32)), (prob_path, (h, w), np.dtype(np.float32))]
+    )
+    try:
+
+        def progress(done, n):
+            _note(f"{path.name}: block {done}/{n}")
+
+        result = predict_large(
+            net,
+            image,
+            outputs.arrays[0],
+            outputs.arrays[1],
+            tile_size=args.tile_size,
+            threshold=args.threshold,
+            progress=progress,
+        )
+        outputs.commit()
+    except BaseException:
+        outputs.discard()
+        raise
+    return result.n_instances
+
+
+# --------------------------------------------------------------------------- train
+def _pair_inputs(items: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(image, kind, labels) triples: the k-th --image with the k-th --mask/--annotation."""
+    images = [v for k, v in items if k == "image"]
+    labels = [(k, v) for k, v in items if k != "image"]
+    if not images:
+        raise UserInputError("no training data: give --image IMG with --mask M or --annotation A")
+    if len(images) != len(labels):
+        raise UserInputError(
+            f"{len(images)} --image but {len(labels)} --mask/--annotation: give every "
+            f"--image exactly one --mask or --annotation, in the same order"
+        )
+    return [(img, kind, lab) for img, (kind, lab) in zip(images, labels, strict=True)]
+
+
+def _check_train_args(args) -> None:
+    if not args.out.endswith(".keras"):
+        raise UserInputError(f"--out must be a model file ending in .keras, got {args.out}")
+    from .io import check_output_folder
+
+    check_output_folder(args.out)
+    for flag, value in (
+        ("--epochs", args.epochs),
+        ("--steps-per-epoch", args.steps_per_epoch),
+        ("--batch-size", args.batch_size),
+    ):
+        if value < 1:
+            raise UserInputError(f"{flag} must be at least 1, got {value}")
+    if args.patch_size is not None and args.patch_size < 16:
+        raise UserInputError(f"--patch-size must be at least 16, got {args.patch_size}")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise UserInputError(
+            f"--time-limit must be a positive number of seconds, got {args.time_limit}"
+        )
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise UserInputError(
+            f"--val-fraction must be at least 0 and below 1, got {args.val_fraction}"
+        )
+    if not args.learning_rate > 0:
+        raise UserInputError(f"--learning-rate must be positive, got {args.learning_rate}")
+    if args.init not in ("default", "none"):
+        if not Path(args.init).exists():
+            raise UserInputError(
+                f"--init model file not found: {args.init} (use a .keras file, 'default' or 'none')"
+            )
+
+
+def _read_pairs(triples):
+    import numpy as np
+
+    from .core import TrainingPair
+    from .io import read_image, read_labels
+
+    pairs = []
+    n_bg = n_fg = 0
+    n_annotations = 0
+    for img_path, kind, lab_path in triples:
+        image = read_image(img_path)
+        labels = read_labels(lab_path)
+        iname, lname = Path(img_path).name, Path(lab_path).name
+        if labels.ndim not in (2, 3):
+            raise UserInputError(
+                f"{lname}: {labels.ndim}D labels of shape {labels.shape} are not supported; "
+                f"give a 2D (Y, X) label image or a (Z, Y, X) stack"
+            )
+        if image.ndim > labels.ndim + 1:
+            raise UserInputError(
+                f"{iname}: a {image.ndim}D image of shape {image.shape} is not supported with "
+                f"{labels.ndim}D labels"
+            )
+        spatial = image.shape[: labels.ndim]
+        if image.shape != labels.shape and spatial != labels.shape:
+            raise UserInputError(
+                f"{iname} {image.shape} and its {kind} {lname} {labels.shape} differ in shape; "
+                f"the {kind} must cover the image pixel for pixel"
+            )
+        if kind == "mask":
+            if not (labels > 0).any():
+                raise UserInputError(
+                    f"mask {lname} has no object (every pixel is 0); give a mask with objects"
+                )
+            if (labels > 0).all():
+                raise UserInputError(
+                    f"mask {lname} has no background pixel (no 0 anywhere); masks use 0 "
+                    f"for background"
+                )
+        else:
+            n_annotations += 1
+            if not labels.any():
+                raise UserInputError(
+                    f"annotation {lname} is empty (every pixel is 0, not annotated); paint "
+                    f"1 = background and 2 = object"
+                )
+            n_bg += int((labels == 1).sum())
+            n_fg += int((labels >= 2).sum())
+        name = Path(img_path).name
+        if kind == "mask":
+            pairs.append(TrainingPair(image, mask=labels, name=name))
+        else:
+            pairs.append(TrainingPair(image, annotation=np.asarray(labels), name=name))
+    if n_annotations == len(pairs):
+        if n_fg == 0:
+            raise UserInputError(
+                "the annotation has no object pixel (label 2): paint some objects before training"
+            )
+        if n_bg == 0:
+            raise UserInputError(
+                "the annotation has no background pixel (label 1): paint some background "
+                "before training"
+            )
+    return pairs
+
+
+def _plan_network(args):
+    """Decide where training starts, checking everything without TensorFlow.
+
+    Returns ``(source, config, metadata, notice)``: ``source`` is ``"new"``, ``"default"``
+    or a model path; ``config`` the network's :class:`UNetConfig`.
+    """
+    from .core import DEFAULT_MODEL_PATH, UNetConfig
+    from .core.modelfile import read_metadata
+
+    shape_args = {}
+    if args.depth is not None:
+        shape_args["depth"] = args.depth
+    if args.base_filters is not None:
+        shape_args["base_filters"] = args.base_filters
+    if args.init == "none":
+        return "new", UNetConfig(**shape_args), {}, None
+    if args.init == "default":
+        if not DEFAULT_MODEL_PATH.exists():
+            notice = "no bundled default model; training from scratch"
+            return "new", UNetConfig(**shape_args), {}, notice
+        source, path = "default", DEFAULT_MODEL_PATH
+    else:
+        source, path = args.init, Path(args.init)
+    if shape_args:
+        raise UserInputError(
+            "--depth and --base-filters only apply to a new network, not when fine-tuning "
+            f"{'the bundled model' if source == 'default' else path.name}; add --init none"
+        )
+    meta = read_metadata(path)  # a foreign file is refused here
+    try:
+        config = UNetConfig.from_dict(meta["architecture"])
+    except (TypeError, AttributeError, UserInputError) as e:
+        raise ModelFileError(f"{path.name}: bad architecture in metadata ({e})") from None
+    return source, config, meta, None
+
+
+def _fmt(value, spec=".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def cmd_train(args) -> int:
+    _check_train_args(args)
+    triples = _pair_inputs(args.inputs)
+    source, config, meta, notice = _plan_network(args)
+    patch = args.patch_size or int(meta.get("patch_size") or 128)
+    if patch % config.size_multiple:
+        m = config.size_multiple
+        raise UserInputError(
+            f"--patch-size {patch} must be a multiple of {m} for a depth-{config.depth} "
+            f"network (try {max(1, round(patch / m)) * m})"
+        )
+    from .core import TrainConfig
+
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        time_limit=args.time_limit,
+        patch_size=patch,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    pairs = _read_pairs(triples)
+
+    _import_tensorflow()
+    from .core import UNet
+
+    if source == "new":
+        net, origin = UNet.new(config, seed=args.seed), "a new network"
+    elif source == "default":
+        net, origin = UNet.default(), "the bundled default model"
+    else:
+        net, origin = UNet.load(source), Path(source).name
+    n = len(pairs)
+    # printed once training really starts, so that bad input still gets one line only
+    start_lines = [notice] if notice else []
+    start_lines.append(
+        f"training from {origin} (depth {net.config.depth}, {net.config.base_filters} filters) "
+        f"on {n} image{'s' if n != 1 else ''}: up to {cfg.epochs} epochs of "
+        f"{cfg.steps_per_epoch} batches of {cfg.batch_size} x {patch}px patches"
+        + (f", time limit {cfg.time_limit:g} s" if cfg.time_limit else "")
+    )
+
+    def progress(p) -> None:
+        while start_lines:
+            _note(start_lines.pop(0))
+        if p.kind == "epoch":
+            _note(
+                f"epoch {p.epoch}/{cfg.epochs}  loss {_fmt(p.loss)}  val_loss {_fmt(p.val_loss)}"
+                f"  val_dice {_fmt(p.val_dice, '.3f')}  {p.elapsed:.1f} s"
+            )
+
+    stop = threading.Event()
+    interrupted = {"n": 0}
+
+    def on_sigint(signum, frame):
+        interrupted["n"] += 1
+        if interrupted["n"] > 1:
+            raise KeyboardInterrupt
+        stop.set()
+        _note("interrupted: stopping after this batch (Ctrl-C again to quit at once)")
+
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = net.train(pairs, cfg, progress=progress, stop_event=stop)
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    if stop.is_set():
+        raise KeyboardInterrupt
+
+    path = net.save(args.out)
+    best = (
+        f"best {result.monitor} {_fmt(result.best_monitor)} at epoch {result.best_epoch}"
+        if result.best_epoch
+        else "no finite loss recorded"
+    )
+    val_dice = net.metadata["history"].get("val_dice_coefficient")
+    dice = ""
+    if val_dice and result.best_epoch and result.monitor == "val_loss":
+        start = len(val_dice) - result.epochs_run
+        dice = f", val_dice {val_dice[start + result.best_epoch - 1]:.3f}"
+    print(f"saved model to {path}")
+    print(
+        f"trained {result.epochs_run} epochs ({result.steps_run} steps) in "
+        f"{result.seconds:.1f} s, stopped by {result.stopped_by.replace('_', ' ')}; {best}{dice}",
+        flush=True,
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> int:
+    import json
+
+    from .core.metrics import evaluate
+    from .io import read_labels
+
+    pred = read_labels(args.pred)
+    truth = read_labels(args.truth)
+    if pred.shape != truth.shape:
+        raise UserInputError(
+            f"{Path(args.pred).name} {pred.shape} and {Path(args.truth).name} {truth.shape} "
+            f"differ in shape; compare label images of the same size"
+        )
+    print(json.dumps(evaluate(pred, truth)), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+def _os_error_message(e: OSError) -> str:
+    import errno
+
+    where = f": {e.filename}" if getattr(e, "filename", None) else ""
+    hint = {
+        errno.EACCES: "; check the permissions or choose another folder",
+        errno.EPERM: "; check the permissions or choose another folder",
+        errno.ENOSPC: "; free some disk space or write elsewhere",
+        errno.EROFS: "; choose a writable folder",
+    }.get(e.errno, "")
+    return f"{e.strerror or e}{where}{hint}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``napari-unet`` console script; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Keras warns that fit's default shuffle=True is ignored for a tf.data stream
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*", category=UserWarning)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ModelFileError as e:
+        return _error(str(e))
+    except UserInputError as e:
+        return _error(str(e))
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        _note("interrupted; nothing was saved" if args.command == "train" else "interrupted")
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        return _error("not enough memory; use smaller images, --tile-size or --batch-size")
+    except OSError as e:
+        return _error(_os_error_message(e))
+    except Exception as e:  # noqa: BLE001 - a bug: show the traceback, then one line
+        traceback.print_exc()
+        _error(
+            f"unexpected {type(e).__name__}: {e} (this is a bug in napari-unet; please "
+            f"report it with the traceback above)"
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

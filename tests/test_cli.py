@@ -1,0 +1,512 @@
+"""The ``napari-unet`` command line, run as a user runs it: real files, real TensorFlow,
+separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unet.core import DEFAULT_MODEL_PATH, mask_to_annotation
+
+TINY = [
+    "--depth", "2", "--base-filters", "8", "--epochs", "2", "--steps-per-epoch", "5",
+    "--patch-size", "64", "--batch-size", "4",
+]  # fmt: skip
+METRICS = ("pixel_dice", "pixel_iou", "precision", "recall", "f1", "mean_ap")
+QUADRANTS = {"tl": (0, 0), "tr": (0, 256), "bl": (256, 0), "br": (256, 256)}
+
+
+def cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "-m", "napari_unet.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit code 2, exactly one line on stderr, no traceback; return that line."""
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert line.startswith("napari-unet: error: ") and len(line) > 25, line
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment.lower() in line.lower(), line
+    return line
+
+
+@pytest.fixture(scope="module")
+def quadrants(tmp_path_factory, sample_image, sample_mask) -> Path:
+    """The sample image and mask cut into four 256×256 TIFF pairs (+ one annotation)."""
+    d = tmp_path_factory.mktemp("quadrants")
+    for name, (y, x) in QUADRANTS.items():
+        tifffile.imwrite(d / f"img_{name}.tif", sample_image[y : y + 256, x : x + 256])
+        tifffile.imwrite(d / f"mask_{name}.tif", sample_mask[y : y + 256, x : x + 256])
+    ann = mask_to_annotation(sample_mask[256:, :256])
+    tifffile.imwrite(d / "ann_bl.tif", ann)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A small, untrained napari-unet model file."""
+    from napari_unet.core import UNet, UNetConfig
+
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    UNet.new(UNetConfig(depth=2, base_filters=4)).save(path)
+    return path
+
+
+@pytest.fixture
+def out_dir(tmp_path) -> Path:
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+# --------------------------------------------------------------------------- round trip
+def test_train_predict_evaluate_round_trip(quadrants, tmp_path):
+    q = quadrants
+    model = tmp_path / "nuclei.keras"
+    t0 = time.perf_counter()
+    train = cli(
+        "train",
+        "--image", q / "img_tl.tif", "--mask", q / "mask_tl.tif",
+        "--image", q / "img_tr.tif", "--mask", q / "mask_tr.tif",
+        "--image", q / "img_bl.tif", "--annotation", q / "ann_bl.tif",
+        "--out", model, "--init", "none", *TINY,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    assert model.is_file()
+    assert "Traceback" not in train.stderr
+    epoch_lines = [ln for ln in train.stderr.splitlines() if "epoch " in ln]
+    assert len(epoch_lines) == 2, train.stderr
+    assert "loss" in epoch_lines[0] and "val_dice" in epoch_lines[0]
+    assert str(model) in train.stdout and "trained 2 epochs" in train.stdout
+    # the model file is no temporary: nothing else was left in its folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nuclei.keras"]
+
+    out = tmp_path / "pred"
+    out.mkdir()
+    pred = cli("predict", q / "img_br.tif", "--model", model, "--out", out, "--tile-size", "192")
+    assert pred.returncode == 0, pred.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["img_br_labels.tif", "img_br_probability.tif"]
+    labels = tifffile.imread(out / "img_br_labels.tif")
+    prob = tifffile.imread(out / "img_br_probability.tif")
+    assert labels.shape == prob.shape == (256, 256)
+    assert labels.dtype == np.uint16
+    assert prob.dtype == np.float32
+    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    if os.name != "nt":  # written like any file, not with a temporary file's 0600
+        umask = os.umask(0)
+        os.umask(umask)
+        assert (out / "img_br_labels.tif").stat().st_mode & 0o777 == 0o666 & ~umask
+
+    ev = cli("evaluate", "--pred", out / "img_br_labels.tif", "--truth", q / "mask_br.tif")
+    assert ev.returncode == 0, ev.stderr
+    scores = json.loads(ev.stdout)
+    for key in METRICS:
+        assert 0.0 <= scores[key] <= 1.0, (key, scores)
+    assert scores["n_true"] > 0
+    assert time.perf_counter() - t0 < 120
+
+
+def test_predict_several_images_writes_each_pair(quadrants, tiny_model, out_dir):
+    q = quadrants
+    png = out_dir.parent / "rgb.png"
+    import imageio.v3 as iio
+
+    gray = tifffile.imread(q / "img_tl.tif")
+    rgb = np.repeat((gray / max(1, gray.max()) * 255).astype(np.uint8)[..., None], 3, axis=-1)
+    iio.imwrite(png, rgb)
+    proc = cli("predict", q / "img_tl.tif", png, "--model", tiny_model, "--out", out_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "img_tl_labels.tif",
+        "img_tl_probability.tif",
+        "rgb_labels.tif",
+        "rgb_probability.tif",
+    ]
+    assert tifffile.imread(out_dir / "rgb_labels.tif").shape == (256, 256)
+
+
+def test_predict_writes_to_current_folder_by_default(quadrants, tiny_model, tmp_path):
+    proc = cli("predict", quadrants / "img_tr.tif", "--model", tiny_model, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "img_tr_labels.tif").is_file()
+    assert (tmp_path / "img_tr_probability.tif").is_file()
+
+
+def test_fine_tune_from_a_model_file_and_default_init(quadrants, tiny_model, tmp_path):
+    q = quadrants
+    out = tmp_path / "tuned.keras"
+    quick = ["--epochs", "1", "--steps-per-epoch", "2", "--patch-size", "32", "--batch-size", "2"]
+    proc = cli(
+        "train", "--image", q / "img_tl.tif", "--mask", q / "mask_tl.tif",
+        "--out", out, "--init", tiny_model, *quick,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    from napari_unet.core.modelfile import read_metadata
+
+    meta = read_metadata(out)
+    assert meta["architecture"]["base_filters"] == 4  # the tiny model's, not the default
+    assert meta["training_runs"][-1]["data"][0]["name"] == "img_tl.tif"
+
+    if DEFAULT_MODEL_PATH.exists():
+        pytest.skip("bundled model installed: the from-scratch fallback does not apply")
+    out2 = tmp_path / "scratch.keras"
+    proc = cli(
+        "train", "--image", q / "img_tl.tif", "--mask", q / "mask_tl.tif",
+        "--out", out2, "--depth", "1", "--base-filters", "4", *quick,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    notices = [ln for ln in proc.stderr.splitlines() if "no bundled default model" in ln]
+    assert notices == ["napari-unet: no bundled default model; training from scratch"]
+    assert out2.is_file()
+
+
+# --------------------------------------------------------------------------- evaluate
+def test_evaluate_perfect_prediction(sample_mask, tmp_path):
+    truth = tmp_path / "truth.tif"
+    tifffile.imwrite(truth, sample_mask)
+    relabelled = tmp_path / "relabelled.png"  # same instances, other ids, other format
+    ids = np.unique(sample_mask)
+    perm = np.zeros(ids.max() + 1, np.uint16)
+    perm[ids[1:]] = np.arange(len(ids) - 1, 0, -1)
+    import imageio.v3 as iio
+
+    iio.imwrite(relabelled, perm[sample_mask].astype(np.uint16))
+    for pred in (truth, relabelled):
+        proc = cli("evaluate", "--pred", pred, "--truth", truth)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        scores = json.loads(proc.stdout)
+        assert all(scores[k] == 1.0 for k in METRICS), scores
+        assert scores["n_true"] == scores["n_pred"] == 125
+
+
+# --------------------------------------------------------------------------- no TensorFlow
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--version"],
+        ["train", "--help"],
+        ["evaluate", "--pred", "sample_data/mask2d.tif", "--truth", "sample_data/mask2d.tif"],
+        ["evaluate", "--pred", "missing.tif", "--truth", "sample_data/mask2d.tif"],
+        ["predict", "missing.tif"],
+    ],
+)
+def test_help_and_evaluate_do_not_import_tensorflow(argv):
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys\n"
+        "from napari_unet.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout, proc.stdout
+
+
+def test_version():
+    proc = cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip().startswith("napari-unet 0.")
+    script = Path(sys.executable).parent / "napari-unet"
+    if script.exists():  # the installed console script
+        proc = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stdout.startswith("napari-unet ")
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, sample_image, sample_mask) -> dict[str, Path]:
+    """Files that are wrong in one way each."""
+    d = tmp_path_factory.mktemp("bad")
+    img, mask = sample_image[:128, :128], sample_mask[:128, :128]
+    files = {
+        "image": d / "image.tif",
+        "mask": d / "mask.tif",
+        "text_tif": d / "notes.tif",
+        "text_png": d / "notes.png",
+        "txt": d / "notes.txt",
+        "line": d / "line.tif",
+        "five_d": d / "five_d.tif",
+        "small_mask": d / "small_mask.tif",
+        "float_mask": d / "float_mask.tif",
+        "mask_4d": d / "mask_4d.tif",
+        "ann_no_object": d / "ann_no_object.tif",
+        "ann_no_background": d / "ann_no_background.tif",
+        "ann_empty": d / "ann_empty.tif",
+        "mask_empty": d / "mask_empty.tif",
+        "mask_full": d / "mask_full.tif",
+        "foreign_keras": d / "foreign.keras",
+        "text_keras": d / "text.keras",
+    }
+    tifffile.imwrite(files["image"], img)
+    tifffile.imwrite(files["mask"], mask)
+    for key in ("text_tif", "text_png", "txt", "text_keras"):
+        files[key].write_text("this is not an image\n")
+    tifffile.imwrite(files["line"], np.arange(100, dtype=np.uint16))
+    tifffile.imwrite(files["five_d"], np.zeros((2, 2, 2, 32, 32), np.uint16))
+    tifffile.imwrite(files["small_mask"], mask[:64, :64])
+    tifffile.imwrite(files["float_mask"], mask.astype(np.float32) / 3)
+    tifffile.imwrite(files["mask_4d"], np.zeros((2, 2, 128, 128), np.uint16))
+    ann = np.zeros(img.shape, np.uint8)
+    ann[:10] = 1
+    tifffile.imwrite(files["ann_no_object"], ann)
+    tifffile.imwrite(files["ann_no_background"], ann * 2)
+    tifffile.imwrite(files["ann_empty"], np.zeros(img.shape, np.uint8))
+    tifffile.imwrite(files["mask_empty"], np.zeros(img.shape, np.uint16))
+    tifffile.imwrite(files["mask_full"], np.ones(img.shape, np.uint16))
+    with zipfile.ZipFile(files["foreign_keras"], "w") as z:  # a Keras-looking archive
+        z.writestr("config.json", "{}")
+        z.writestr("model.weights.h5", "")
+    return files
+
+
+def _train_args(image, kind, labels, out):
+    return ["train", "--image", image, f"--{kind}", labels, "--out", out, "--init", "none"]
+
+
+TRAIN_CASES = {
+    # name: (argv builder(files, out) , fragments expected in the message)
+    "missing image": (lambda f, o: _train_args("nope.tif", "mask", f["mask"], o), ["not found"]),
+    "missing mask": (lambda f, o: _train_args(f["image"], "mask", "nope.tif", o), ["not found"]),
+    "not an image": (lambda f, o: _train_args(f["text_tif"], "mask", f["mask"], o), ["notes.tif"]),
+    "unsupported type": (lambda f, o: _train_args(f["txt"], "mask", f["mask"], o), [".txt"]),
+    "1D image": (lambda f, o: _train_args(f["line"], "mask", f["mask"], o), ["line.tif"]),
+    "shape mismatch": (
+        lambda f, o: _train_args(f["image"], "mask", f["small_mask"], o),
+        ["shape"],
+    ),
+    "float mask": (lambda f, o: _train_args(f["image"], "mask", f["float_mask"], o), ["integer"]),
+    "4D labels": (lambda f, o: _train_args(f["image"], "mask", f["mask_4d"], o), ["4D"]),
+    "annotation without object": (
+        lambda f, o: _train_args(f["image"], "annotation", f["ann_no_object"], o),
+        ["no object"],
+    ),
+    "annotation without background": (
+        lambda f, o: _train_args(f["image"], "annotation", f["ann_no_background"], o),
+        ["no background"],
+    ),
+    "empty annotation": (
+        lambda f, o: _train_args(f["image"], "annotation", f["ann_empty"], o),
+        ["empty"],
+    ),
+    "mask without object": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask_empty"], o),
+        ["no object"],
+    ),
+    "mask without background": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask_full"], o),
+        ["no background"],
+    ),
+    "out not .keras": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o.with_suffix(".h5")),
+        [".keras"],
+    ),
+    "out folder missing": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o.parent / "no" / "m.keras"),
+        ["does not exist"],
+    ),
+    "zero epochs": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--epochs", "0"],
+        ["epochs"],
+    ),
+    "negative epochs": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--epochs", "-3"],
+        ["epochs"],
+    ),
+    "zero batch size": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--batch-size", "0"],
+        ["batch"],
+    ),
+    "negative time limit": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--time-limit", "-1"],
+        ["time"],
+    ),
+    "val fraction 1": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--val-fraction", "1"],
+        ["val"],
+    ),
+    "epochs not a number": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--epochs", "many"],
+        ["epochs"],
+    ),
+    "bad depth": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--depth", "9"],
+        ["depth"],
+    ),
+    "patch size off the grid": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--patch-size", "40"],
+        ["multiple of 16"],
+    ),
+    "image without labels": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--image", f["image"]],
+        ["2 --image but 1"],
+    ),
+    "labels without image": (
+        lambda f, o: ["train", "--mask", f["mask"], "--out", o],
+        ["--image"],
+    ),
+    "missing init model": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o)[:-1] + ["nope.keras"],
+        ["not found"],
+    ),
+    "foreign init model": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o)[:-1] + [f["foreign_keras"]],
+        ["not a napari-unet model"],
+    ),
+    "text init model": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], o)[:-1] + [f["text_keras"]],
+        ["not a napari-unet model"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAIN_CASES))
+def test_train_bad_input(case, bad_files, out_dir):
+    build, fragments = TRAIN_CASES[case]
+    model = out_dir / "model.keras"
+    proc = cli(*build(bad_files, model))
+    assert_user_error(proc, *fragments)
+    assert list(out_dir.iterdir()) == []
+
+
+PREDICT_CASES = {
+    "missing image": (lambda f, m: ["nope.tif", "--model", m], ["not found"]),
+    "not an image": (lambda f, m: [f["text_tif"], "--model", m], ["notes.tif"]),
+    "png that is not an image": (lambda f, m: [f["text_png"], "--model", m], ["notes.png"]),
+    "unsupported type": (lambda f, m: [f["txt"], "--model", m], ["unsupported"]),
+    "1D image": (lambda f, m: [f["line"], "--model", m], ["line.tif"]),
+    "5D image": (lambda f, m: [f["five_d"], "--model", m], ["five_d.tif", "not supported"]),
+    "missing model": (lambda f, m: [f["image"], "--model", "nope.keras"], ["not found"]),
+    "foreign model": (
+        lambda f, m: [f["image"], "--model", f["foreign_keras"]],
+        ["not a napari-unet model"],
+    ),
+    "text file as model": (
+        lambda f, m: [f["image"], "--model", f["text_keras"]],
+        ["not a napari-unet model"],
+    ),
+    "image as model": (lambda f, m: [f["image"], "--model", f["image"]], ["not a napari-unet"]),
+    "second of several images is bad": (
+        lambda f, m: [f["image"], f["text_tif"], "--model", m],
+        ["notes.tif"],
+    ),
+    "two images with one name": (
+        lambda f, m: [f["image"], f["image"], "--model", m],
+        ["would both write"],
+    ),
+    "zero tile size": (lambda f, m: [f["image"], "--model", m, "--tile-size", "0"], ["tile"]),
+    "tile size too small": (
+        lambda f, m: [f["image"], "--model", m, "--tile-size", "8"],
+        ["tile size"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PREDICT_CASES))
+def test_predict_bad_input(case, bad_files, tiny_model, out_dir):
+    build, fragments = PREDICT_CASES[case]
+    proc = cli("predict", *build(bad_files, tiny_model), "--out", out_dir)
+    assert_user_error(proc, *fragments)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_predict_output_folder_missing(bad_files, tiny_model, tmp_path):
+    missing = tmp_path / "missing"
+    proc = cli("predict", bad_files["image"], "--model", tiny_model, "--out", missing)
+    assert_user_error(proc, "does not exist")
+    assert not missing.exists()
+
+
+def test_predict_without_bundled_model(bad_files, out_dir):
+    if DEFAULT_MODEL_PATH.exists():
+        pytest.skip("the bundled default model is installed")
+    proc = cli("predict", bad_files["image"], "--out", out_dir)
+    assert_user_error(proc, "--model")
+    assert list(out_dir.iterdir()) == []
+
+
+EVALUATE_CASES = {
+    "missing prediction": (lambda f: ["--pred", "nope.tif", "--truth", f["mask"]], ["not found"]),
+    "shape mismatch": (
+        lambda f: ["--pred", f["small_mask"], "--truth", f["mask"]],
+        ["differ in shape"],
+    ),
+    "float labels": (lambda f: ["--pred", f["float_mask"], "--truth", f["mask"]], ["integer"]),
+    "not an image": (lambda f: ["--pred", f["text_tif"], "--truth", f["mask"]], ["notes.tif"]),
+    "missing argument": (lambda f: ["--pred", f["mask"]], ["--truth"]),
+}
+
+
+@pytest.mark.parametrize("case", list(EVALUATE_CASES))
+def test_evaluate_bad_input(case, bad_files):
+    build, fragments = EVALUATE_CASES[case]
+    proc = cli("evaluate", *build(bad_files))
+    assert_user_error(proc, *fragments)
+    assert proc.stdout == ""
+
+
+def test_no_command_is_one_line():
+    assert_user_error(cli(), "command")
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_ctrl_c_stops_training_without_a_model_file(bad_files, out_dir):
+    model = out_dir / "model.keras"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    argv = _train_args(bad_files["image"], "mask", bad_files["mask"], model)
+    argv += ["--depth", "1", "--base-filters", "4", "--patch-size", "32", "--batch-size", "2"]
+    argv += ["--epochs", "1000", "--steps-per-epoch", "5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_unet.cli", *map(str, argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = []
+        for line in proc.stderr:  # wait until training is really running
+            lines.append(line)
+            if "epoch 1/" in line:
+                break
+        assert any("epoch 1/" in ln for ln in lines), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "Traceback" not in rest
+    assert "interrupted" in rest
+    assert list(out_dir.iterdir()) == []
