@@ -119,3 +119,17 @@ def test_core_never_imports_gui_even_after_use():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_mixed_precision_build_keeps_a_float32_output_and_float32_weights():
+    """The GPU path (mixed_float16) builds, runs and yields float32 probabilities; its
+    weights load into a float32 twin, so model files do not depend on the hardware."""
+    cfg = UNetConfig(depth=1, base_filters=2)
+    mixed = build_unet(cfg, dtype_policy="mixed_float16")
+    assert mixed.get_layer("down0_conv1").compute_dtype == "float16"
+    assert all(w.dtype == "float32" for w in mixed.weights)
+    y = mixed.predict(np.random.default_rng(0).random((1, 16, 16, 1)).astype("float32"), verbose=0)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-3)
+    plain = build_unet(cfg, dtype_policy="float32")
+    plain.set_weights(mixed.get_weights())

@@ -97,8 +97,12 @@ def receptive_field_radius(config: UNetConfig) -> int:
     return per_level + 2 * 2**d
 
 
-def build_unet(config: UNetConfig, name: str = "unet"):
+def build_unet(config: UNetConfig, name: str = "unet", dtype_policy: str | None = None):
     """Build the Keras U-Net for ``config`` (input shape ``(None, None, channels)``).
+
+    ``dtype_policy`` defaults to :func:`~napari_unet.core.hardware.compute_dtype_policy`
+    (mixed precision on a GPU, float32 on a CPU); weights are float32 either way, so
+    model files do not depend on where they were made.
 
     Returns
     -------
@@ -109,6 +113,9 @@ def build_unet(config: UNetConfig, name: str = "unet"):
     import keras
     from keras import layers
 
+    from .hardware import compute_dtype_policy
+
+    policy = dtype_policy or compute_dtype_policy()
     pad = config.padding
     bn = config.batch_norm
 
@@ -121,10 +128,11 @@ def build_unet(config: UNetConfig, name: str = "unet"):
                 use_bias=not bn,
                 kernel_initializer="he_normal",
                 name=f"{prefix}_conv{i}",
+                dtype=policy,
             )(x)
             if bn:
-                x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
-            x = layers.Activation("relu", name=f"{prefix}_relu{i}")(x)
+                x = layers.BatchNormalization(name=f"{prefix}_bn{i}", dtype=policy)(x)
+            x = layers.Activation("relu", name=f"{prefix}_relu{i}", dtype=policy)(x)
         return x
 
     inputs = keras.Input((None, None, config.input_channels), name="image")
@@ -133,20 +141,25 @@ def build_unet(config: UNetConfig, name: str = "unet"):
     for level in range(config.depth):
         x = conv_block(x, config.base_filters * 2**level, f"down{level}")
         skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"pool{level}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{level}", dtype=policy)(x)
     x = conv_block(x, config.base_filters * 2**config.depth, "bottleneck")
     if config.dropout > 0:
-        x = layers.Dropout(config.dropout, name="bottleneck_dropout")(x)
+        x = layers.Dropout(config.dropout, name="bottleneck_dropout", dtype=policy)(x)
     crops = skip_crops(config)
     for level in reversed(range(config.depth)):
         filters = config.base_filters * 2**level
         x = layers.Conv2DTranspose(
-            filters, 2, strides=2, kernel_initializer="he_normal", name=f"up{level}_transpose"
+            filters,
+            2,
+            strides=2,
+            kernel_initializer="he_normal",
+            name=f"up{level}_transpose",
+            dtype=policy,
         )(x)
         skip = skips[level]
         if crops[level]:
-            skip = layers.Cropping2D(crops[level], name=f"up{level}_crop")(skip)
-        x = layers.Concatenate(name=f"up{level}_concat")([skip, x])
+            skip = layers.Cropping2D(crops[level], name=f"up{level}_crop", dtype=policy)(skip)
+        x = layers.Concatenate(name=f"up{level}_concat", dtype=policy)([skip, x])
         x = conv_block(x, filters, f"up{level}")
     outputs = layers.Conv2D(
         config.n_outputs, 1, activation="softmax", dtype="float32", name="scores"

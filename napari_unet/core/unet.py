@@ -241,9 +241,11 @@ class UNet:
             if self._infer is None:
                 import tensorflow as tf
 
+                from .hardware import inference_jit
+
                 model = self.keras_model
 
-                @tf.function(reduce_retracing=True)
+                @tf.function(reduce_retracing=True, jit_compile=inference_jit())
                 def infer(x):
                     return model(x, training=False)
 
@@ -391,6 +393,6 @@ class UNet:
 
         with self._lock:
             # save an uncompiled twin: the file then names no loss or optimizer code
-            twin = build_unet(self.config)
+            twin = build_unet(self.config, dtype_policy="float32")
             twin.set_weights(self.keras_model.get_weights())
             return save_keras_with_metadata(twin, path, self.describe())

@@ -1,0 +1,240 @@
+"""Shared pieces of the benchmarks: sample folds, baselines users would otherwise pick,
+and a simulated annotator."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+QUADRANTS = {
+    "top-left": (slice(0, 256), slice(0, 256)),
+    "top-right": (slice(0, 256), slice(256, 512)),
+    "bottom-left": (slice(256, 512), slice(0, 256)),
+    "bottom-right": (slice(256, 512), slice(256, 512)),
+}
+#: The quadrant the bundled default model never saw.
+HELD_OUT = "bottom-right"
+
+
+def load_sample():
+    import tifffile
+
+    return (
+        tifffile.imread(ROOT / "sample_data/img2d.tif"),
+        tifffile.imread(ROOT / "sample_data/mask2d.tif"),
+    )
+
+
+def folds(image, mask):
+    """Four folds: train on three quadrants, test on the fourth."""
+    for test_name, test_q in QUADRANTS.items():
+        train = [(image[q], mask[q], name) for name, q in QUADRANTS.items() if name != test_name]
+        yield test_name, train, (image[test_q], mask[test_q])
+
+
+def fmt_row(cells, widths):
+    return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+
+
+def markdown_table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    lines = [fmt_row(header, widths), "| " + " | ".join("-" * w for w in widths) + " |"]
+    lines += [fmt_row(r, widths) for r in rows]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- baselines
+def otsu_watershed(image, min_size: int = 10, min_distance: int = 5):
+    """Otsu threshold + distance-transform watershed (the classic recipe)."""
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.filters import gaussian, threshold_otsu
+    from skimage.segmentation import watershed
+
+    from napari_unet.core.postprocess import relabel_and_filter
+
+    sm = gaussian(image.astype(np.float32), 1.0, preserve_range=True)
+    fg = sm > threshold_otsu(sm)
+    fg = ndi.binary_opening(fg, iterations=1)
+    dist = ndi.distance_transform_edt(fg)
+    dist = gaussian(dist, 1.0)
+    peaks = peak_local_max(
+        dist, min_distance=min_distance, labels=ndi.label(fg)[0], exclude_border=False
+    )
+    markers = np.zeros(image.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = watershed(-dist, markers, mask=fg)
+    return relabel_and_filter(labels, min_size)
+
+
+def _binary_to_instances(fg, min_size=10, min_distance=5):
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.filters import gaussian
+    from skimage.segmentation import watershed
+
+    from napari_unet.core.postprocess import relabel_and_filter
+
+    dist = gaussian(ndi.distance_transform_edt(fg), 1.0)
+    peaks = peak_local_max(
+        dist, min_distance=min_distance, labels=ndi.label(fg)[0], exclude_border=False
+    )
+    markers = np.zeros(fg.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return relabel_and_filter(watershed(-dist, markers, mask=fg), min_size)
+
+
+def random_forest(train_images, train_annotations, test_image):
+    """scikit-image's trainable segmenter (the ilastik / convpaint approach) on the same
+    annotations (1 = background, 2 = object), then distance-transform watershed."""
+    from functools import partial
+
+    from skimage.feature import multiscale_basic_features
+    from skimage.future import fit_segmenter, predict_segmenter
+    from sklearn.ensemble import RandomForestClassifier
+
+    feat = partial(
+        multiscale_basic_features,
+        intensity=True,
+        edges=True,
+        texture=True,
+        sigma_min=1,
+        sigma_max=16,
+    )
+
+    def norm(im):
+        lo, hi = np.percentile(im, [1, 99.8])
+        return (im.astype(np.float32) - lo) / max(hi - lo, 1e-6)
+
+    feats = np.concatenate([feat(norm(im)) for im in train_images], axis=1)
+    labels = np.concatenate(list(train_annotations), axis=1)
+    clf = RandomForestClassifier(
+        n_estimators=50, n_jobs=-1, max_depth=12, max_samples=0.1, random_state=0
+    )
+    clf = fit_segmenter(labels, feats, clf)
+    seg = predict_segmenter(feat(norm(test_image)), clf)
+    return _binary_to_instances(seg == 2)
+
+
+def tutorial_unet(train_images, train_masks, test_image, seconds: float, seed: int = 0):
+    """The plain Keras-tutorial U-Net: 16–256 filters, sigmoid + binary cross-entropy on
+    the foreground, no augmentation, no masking, random crops of the training images;
+    instances as connected components of p > 0.5."""
+    import keras
+    from scipy import ndimage as ndi
+
+    from napari_unet.core.postprocess import relabel_and_filter
+
+    keras.utils.set_random_seed(seed)
+
+    def norm(im):
+        lo, hi = np.percentile(im, [1, 99.8])
+        return (im.astype(np.float32) - lo) / max(hi - lo, 1e-6)
+
+    def block(x, f):
+        x = keras.layers.Conv2D(
+            f, 3, padding="same", activation="relu", kernel_initializer="he_normal"
+        )(x)
+        return keras.layers.Conv2D(
+            f, 3, padding="same", activation="relu", kernel_initializer="he_normal"
+        )(x)
+
+    inp = keras.Input((None, None, 1))
+    x, skips = inp, []
+    for f in (16, 32, 64, 128):
+        x = block(x, f)
+        skips.append(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = block(x, 256)
+    for f, s in zip((128, 64, 32, 16), reversed(skips)):
+        x = keras.layers.Conv2DTranspose(f, 2, strides=2, padding="same")(x)
+        x = block(keras.layers.Concatenate()([x, s]), f)
+    out = keras.layers.Conv2D(1, 1, activation="sigmoid")(x)
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    rng = np.random.default_rng(seed)
+    ims = [norm(im) for im in train_images]
+    fgs = [(m > 0).astype(np.float32) for m in train_masks]
+    p = 128
+    xs, ys = [], []
+    for _ in range(256):  # pre-made arrays of random crops, as the tutorials do
+        i = rng.integers(len(ims))
+        y0 = rng.integers(0, ims[i].shape[0] - p + 1)
+        x0 = rng.integers(0, ims[i].shape[1] - p + 1)
+        xs.append(ims[i][y0 : y0 + p, x0 : x0 + p, None])
+        ys.append(fgs[i][y0 : y0 + p, x0 : x0 + p, None])
+    xs, ys = np.stack(xs), np.stack(ys)
+    t0 = time.perf_counter()
+
+    class Budget(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if time.perf_counter() - t0 > seconds:
+                self.model.stop_training = True
+
+    model.fit(xs, ys, batch_size=8, epochs=10_000, verbose=0, callbacks=[Budget()])
+    prob = model.predict(norm(test_image)[None, ..., None], verbose=0)[0, ..., 0]
+    return relabel_and_filter(ndi.label(prob > 0.5)[0], 10)
+
+
+# ----------------------------------------------------------------- simulated annotator
+def scribbles(mask, object_fraction: float = 1.0, bg_lines: int = 6, width: int = 3, seed: int = 0):
+    """A sparse annotation a person would paint: one stroke through each chosen nucleus
+    (along its long axis, inside it) and a few background strokes away from nuclei."""
+    from scipy import ndimage as ndi
+    from skimage.draw import line
+    from skimage.measure import regionprops
+
+    rng = np.random.default_rng(seed)
+    ann = np.zeros(mask.shape, np.uint8)
+    props = regionprops(mask)
+    chosen = [r for r in props if rng.random() < object_fraction]
+    for r in chosen:
+        inner = ndi.binary_erosion(mask == r.label, iterations=2)
+        cy, cx = r.centroid
+        ang = r.orientation
+        half = r.axis_major_length / 2
+        y0, x0 = cy - half * np.cos(ang), cx - half * np.sin(ang)
+        y1, x1 = cy + half * np.cos(ang), cx + half * np.sin(ang)
+        rr, cc = line(int(round(y0)), int(round(x0)), int(round(y1)), int(round(x1)))
+        ok = (rr >= 0) & (rr < mask.shape[0]) & (cc >= 0) & (cc < mask.shape[1])
+        stroke = np.zeros(mask.shape, bool)
+        stroke[rr[ok], cc[ok]] = True
+        stroke = ndi.binary_dilation(stroke, iterations=width // 2) & inner
+        ann[stroke] = 2
+    far_bg = ~ndi.binary_dilation(mask > 0, iterations=3)
+    h, w = mask.shape
+    for _ in range(bg_lines):
+        y0, x0, y1, x1 = (
+            rng.integers(0, h),
+            rng.integers(0, w),
+            rng.integers(0, h),
+            rng.integers(0, w),
+        )
+        rr, cc = line(y0, x0, y1, x1)
+        stroke = np.zeros(mask.shape, bool)
+        stroke[rr, cc] = True
+        stroke = ndi.binary_dilation(stroke, iterations=width // 2) & far_bg
+        ann[stroke & (ann == 0)] = 1
+    return ann
+
+
+def correction(mask, obj_id: int, ring: int = 2):
+    """What a person paints to correct one nucleus: its inside as object, a thin ring of
+    background around it (which also separates it from touching neighbours)."""
+    from scipy import ndimage as ndi
+
+    obj = mask == obj_id
+    grown = ndi.binary_dilation(obj, iterations=ring)
+    ann = np.zeros(mask.shape, np.uint8)
+    ann[grown & (mask == 0)] = 1
+    ann[obj] = 2
+    # where it touches another nucleus, a 1 px background line separates the two
+    touching = obj & ndi.binary_dilation((mask > 0) & ~obj)
+    ann[touching] = 1
+    return ann

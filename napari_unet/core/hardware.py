@@ -1,0 +1,34 @@
+"""What the machine offers: a GPU gets mixed precision and XLA, a CPU plain float32.
+
+On a GPU, convolutions run in float16 on tensor cores with float32 weights and a float32
+softmax output (Keras ``mixed_float16``); Keras compiles training steps with XLA by
+itself there (``jit_compile="auto"``), and :func:`inference_jit` turns it on for
+prediction. On a CPU-only machine nothing changes: float32 and no XLA (which does not pay
+off for convolutions on CPUs). ``NAPARI_UNET_PRECISION=float32`` forces float32
+everywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+
+@functools.lru_cache(maxsize=1)
+def has_gpu() -> bool:
+    """True when TensorFlow sees at least one GPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def compute_dtype_policy() -> str:
+    """The Keras dtype policy for new layers: ``mixed_float16`` on a GPU, else float32."""
+    if os.environ.get("NAPARI_UNET_PRECISION", "").lower() == "float32":
+        return "float32"
+    return "mixed_float16" if has_gpu() else "float32"
+
+
+def inference_jit() -> bool:
+    """Whether to XLA-compile the prediction function."""
+    return has_gpu() and os.environ.get("NAPARI_UNET_XLA", "1") != "0"
