@@ -308,7 +308,9 @@ def cmd_predict(args) -> int:
     if args.model:
         meta = read_metadata(args.model)
     else:
-        from .core import DEFAULT_MODEL_PATH
+        from .core import default_model_path
+
+        DEFAULT_MODEL_PATH = default_model_path()
 
         if not DEFAULT_MODEL_PATH.exists():
             raise ModelFileError(
@@ -529,7 +531,9 @@ def _plan_network(args):
     Returns ``(source, config, metadata, notice)``: ``source`` is ``"new"``, ``"default"``
     or a model path; ``config`` the network's :class:`UNetConfig`.
     """
-    from .core import DEFAULT_MODEL_PATH, UNetConfig
+    from .core import UNetConfig, default_model_path
+
+    DEFAULT_MODEL_PATH = default_model_path()
     from .core.modelfile import read_metadata
 
     shape_args = {}

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet.core import DEFAULT_MODEL_PATH, mask_to_annotation
+from napari_unet.core import mask_to_annotation
 
 TINY = [
     "--depth", "2", "--base-filters", "8", "--epochs", "2", "--steps-per-epoch", "5",
@@ -26,8 +26,8 @@ METRICS = ("pixel_dice", "pixel_iou", "precision", "recall", "f1", "mean_ap")
 QUADRANTS = {"tl": (0, 0), "tr": (0, 256), "bl": (256, 0), "br": (256, 256)}
 
 
-def cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+def cli(*args, cwd=None, timeout=300, env_extra=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **(env_extra or {}))
     return subprocess.run(
         [sys.executable, "-m", "napari_unet.cli", *map(str, args)],
         capture_output=True,
@@ -168,12 +168,12 @@ def test_fine_tune_from_a_model_file_and_default_init(quadrants, tiny_model, tmp
     assert meta["architecture"]["base_filters"] == 4  # the tiny model's, not the default
     assert meta["training_runs"][-1]["data"][0]["name"] == "img_tl.tif"
 
-    if DEFAULT_MODEL_PATH.exists():
-        pytest.skip("bundled model installed: the from-scratch fallback does not apply")
+    # without a default model (a broken install), --init default trains from scratch
     out2 = tmp_path / "scratch.keras"
     proc = cli(
         "train", "--image", q / "img_tl.tif", "--mask", q / "mask_tl.tif",
         "--out", out2, "--depth", "1", "--base-filters", "4", *quick,
+        env_extra={"NAPARI_UNET_DEFAULT_MODEL": str(tmp_path / "absent.keras")},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     notices = [ln for ln in proc.stderr.splitlines() if "no bundled default model" in ln]
@@ -446,10 +446,9 @@ def test_predict_output_folder_missing(bad_files, tiny_model, tmp_path):
     assert not missing.exists()
 
 
-def test_predict_without_bundled_model(bad_files, out_dir):
-    if DEFAULT_MODEL_PATH.exists():
-        pytest.skip("the bundled default model is installed")
-    proc = cli("predict", bad_files["image"], "--out", out_dir)
+def test_predict_without_bundled_model(bad_files, out_dir, tmp_path):
+    missing = {"NAPARI_UNET_DEFAULT_MODEL": str(tmp_path / "absent.keras")}
+    proc = cli("predict", bad_files["image"], "--out", out_dir, env_extra=missing)
     assert_user_error(proc, "--model")
     assert list(out_dir.iterdir()) == []
 

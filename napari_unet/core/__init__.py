@@ -11,7 +11,7 @@ from .data import TrainingPair
 from .errors import ModelFileError, UserInputError
 from .metrics import evaluate
 from .targets import mask_to_annotation
-from .unet import DEFAULT_MODEL_PATH, Prediction, UNet
+from .unet import DEFAULT_MODEL_PATH, Prediction, UNet, default_model_path
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
@@ -22,6 +22,7 @@ __all__ = [
     "UNet",
     "UNetConfig",
     "UserInputError",
+    "default_model_path",
     "evaluate",
     "mask_to_annotation",
 ]

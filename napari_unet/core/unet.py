@@ -26,6 +26,12 @@ from .normalize import DEFAULT_NORMALIZATION, normalize, percentiles
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default_nuclei.keras"
 
+
+def default_model_path() -> Path:
+    """The default model: the bundled one, or the file ``NAPARI_UNET_DEFAULT_MODEL`` names
+    (a facility can point every user at a shared, fine-tuned model)."""
+    return Path(os.environ.get("NAPARI_UNET_DEFAULT_MODEL") or DEFAULT_MODEL_PATH)
+
 #: Context per tile side used by default; 64 px keeps the labels identical to a
 #: whole-image pass for the default depth-4 network (see benchmarks/).
 DEFAULT_CONTEXT = 64
@@ -125,12 +131,13 @@ class UNet:
     @classmethod
     def default(cls) -> UNet:
         """The bundled pretrained nuclei model."""
-        if not DEFAULT_MODEL_PATH.exists():
+        path = default_model_path()
+        if not path.exists():
             raise ModelFileError(
-                "the bundled default nuclei model is not installed; "
-                "name a model file (--model) or train one first"
+                f"the default nuclei model is not installed ({path} is missing); "
+                "name a model file or train one first"
             )
-        return cls.load(DEFAULT_MODEL_PATH)
+        return cls.load(path)
 
     def copy(self) -> UNet:
         """An independent copy (same weights, own metadata)."""
@@ -245,7 +252,7 @@ class UNet:
 
                 model = self.keras_model
 
-                @tf.function(reduce_retracing=True, jit_compile=inference_jit())
+                @tf.function(reduce_retracing=True, jit_compile=inference_jit(), autograph=False)
                 def infer(x):
                     return model(x, training=False)
 

@@ -1,0 +1,111 @@
+"""Accelerator benchmark: images per second at 256² and the share of the device's
+matrix-multiply ceiling reached, for training and for prediction.
+
+On a GPU the network runs as napari-unet runs it there (mixed float16, XLA); the ceiling
+is a large float16 matmul. On a CPU-only machine the same script runs in float32 against
+a float32 matmul, so it is also a smoke test of the GPU code path's plumbing.
+
+    python benchmarks/gpu.py --steps 50 --batch 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+from common import ROOT, load_sample
+from training_throughput import conv_flops
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def matmul_ceiling(dtype, n: int, reps: int = 20) -> float:
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
+
+    @tf.function(jit_compile=False)
+    def mm(a, b):
+        return tf.matmul(a, b)
+
+    for _ in range(3):
+        mm(a, b).numpy()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        mm(a, b).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--size", type=int, default=256)
+    args = ap.parse_args()
+    import tensorflow as tf
+
+    from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig
+    from napari_unet.core.hardware import compute_dtype_policy, has_gpu
+    from napari_unet.core.model import build_unet
+
+    gpu = has_gpu()
+    policy = compute_dtype_policy()
+    device = tf.config.list_physical_devices("GPU")[0].name if gpu else "CPU"
+    if gpu:
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        device = details.get("device_name", device)
+    ceiling = matmul_ceiling(tf.float16 if gpu else tf.float32, 8192 if gpu else 2048)
+
+    image, mask = load_sample()
+    net = UNet.new(UNetConfig(), seed=0)
+    stamps = []
+
+    def progress(p):
+        if p.kind == "batch":
+            stamps.append(time.perf_counter())
+
+    cfg = TrainConfig(epochs=2, steps_per_epoch=args.steps, patch_size=args.size, batch_size=args.batch,
+                      val_fraction=0.0, augment=True)
+    net.train([TrainingPair(image, mask=mask)], cfg, progress=progress)
+    second = stamps[args.steps:]
+    t_step = (second[-1] - second[0]) / (len(second) - 1)
+    fwd = conv_flops(build_unet(UNetConfig(), dtype_policy="float32"), args.size, 4)
+    train_ips = args.batch / t_step
+
+    infer = net._inference_fn()
+    x = np.random.default_rng(0).random((args.batch, args.size, args.size, 1)).astype(np.float32)
+    for _ in range(3):
+        infer(x)
+    reps = max(5, args.steps // 2)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        infer(x)
+    t_inf = (time.perf_counter() - t0) / reps
+    infer_ips = args.batch / t_inf
+
+    res = {
+        "device": device,
+        "policy": policy,
+        "xla_training": bool(net.keras_model.jit_compile),
+        "size": args.size,
+        "batch": args.batch,
+        "train_images_per_s": round(train_ips, 1),
+        "predict_images_per_s": round(infer_ips, 1),
+        "matmul_tflops": round(ceiling / 1e12, 2),
+        "train_fraction_of_matmul": round(3 * fwd * train_ips / ceiling, 3),
+        "predict_fraction_of_matmul": round(fwd * infer_ips / ceiling, 3),
+    }
+    print(json.dumps(res, indent=1))
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"gpu_{'gpu' if gpu else 'cpu'}.json").write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
