@@ -15,14 +15,15 @@ def instances_from_probabilities(
     threshold: float = 0.5,
     min_size: int = 10,
     core_threshold: float = 0.7,
-    h: float = 0.5,
+    h: float | None = None,
 ) -> np.ndarray:
     """Instance labels from ``(Y, X, C)`` probabilities ``[bg, classes…, boundary]``.
 
     The *cores* are where an object class is confident (``> core_threshold``) and beats
     the boundary class. One seed per nucleus comes from the maxima (of height ≥ ``h``
     px) of the smoothed distance transform of the cores, so two nuclei whose cores touch
-    through a thin neck are still told apart; a watershed grows the seeds over the
+    through a thin neck are still told apart. ``h`` grows with the typical core radius
+    ``r`` (``max(0.5, 0.3 r - 2)``) so that large nuclei are not cut into pieces; a watershed grows the seeds over the
     foreground (``1 - P(bg) > threshold``) along falling distance and interior
     probability. Foreground regions with no seed become one instance each, and
     instances smaller than ``min_size`` pixels are dropped.
@@ -44,8 +45,11 @@ def instances_from_probabilities(
     fg = foreground_probability(prob) > threshold
     interior = prob[..., 1:-1].sum(-1)
     core = fg & (interior > core_threshold) & (interior > prob[..., -1])
-    dist = gaussian(ndi.distance_transform_edt(core), 1.0)
+    edt = ndi.distance_transform_edt(core)
+    dist = gaussian(edt, 1.0)
     if core.any():
+        if h is None:
+            h = max(0.5, 0.3 * _typical_radius(core, edt) - 2.0)
         seeds, _ = ndi.label(h_maxima(dist, h) & core)
     else:
         seeds = np.zeros(fg.shape, np.int32)
@@ -62,6 +66,16 @@ def instances_from_probabilities(
             seeds[orphan] = blobs[orphan] + seeds.max()
     labels = watershed(-(dist + interior), markers=seeds, mask=fg)
     return relabel_and_filter(labels, min_size)
+
+
+def _typical_radius(core: np.ndarray, edt: np.ndarray) -> float:
+    """Median over core regions of their largest inscribed radius (pixels)."""
+    from scipy import ndimage as ndi
+
+    lab, n = ndi.label(core)
+    if n == 0:
+        return 0.0
+    return float(np.median(ndi.maximum(edt, lab, np.arange(1, n + 1))))
 
 
 def relabel_and_filter(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
