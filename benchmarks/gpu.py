@@ -58,7 +58,9 @@ def main() -> None:
     policy = compute_dtype_policy()
     device = tf.config.list_physical_devices("GPU")[0].name if gpu else "CPU"
     if gpu:
-        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        details = tf.config.experimental.get_device_details(
+            tf.config.list_physical_devices("GPU")[0]
+        )
         device = details.get("device_name", device)
     ceiling = matmul_ceiling(tf.float16 if gpu else tf.float32, 8192 if gpu else 2048)
 
@@ -70,10 +72,16 @@ def main() -> None:
         if p.kind == "batch":
             stamps.append(time.perf_counter())
 
-    cfg = TrainConfig(epochs=2, steps_per_epoch=args.steps, patch_size=args.size, batch_size=args.batch,
-                      val_fraction=0.0, augment=True)
+    cfg = TrainConfig(
+        epochs=2,
+        steps_per_epoch=args.steps,
+        patch_size=args.size,
+        batch_size=args.batch,
+        val_fraction=0.0,
+        augment=True,
+    )
     net.train([TrainingPair(image, mask=mask)], cfg, progress=progress)
-    second = stamps[args.steps:]
+    second = stamps[args.steps :]
     t_step = (second[-1] - second[0]) / (len(second) - 1)
     fwd = conv_flops(build_unet(UNetConfig(), dtype_policy="float32"), args.size, 4)
     train_ips = args.batch / t_step

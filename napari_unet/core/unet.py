@@ -32,6 +32,7 @@ def default_model_path() -> Path:
     (a facility can point every user at a shared, fine-tuned model)."""
     return Path(os.environ.get("NAPARI_UNET_DEFAULT_MODEL") or DEFAULT_MODEL_PATH)
 
+
 #: Context per tile side used by default; 64 px keeps the labels identical to a
 #: whole-image pass for the default depth-4 network (see benchmarks/).
 DEFAULT_CONTEXT = 64
