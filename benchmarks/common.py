@@ -187,32 +187,55 @@ def tutorial_unet(train_images, train_masks, test_image, seconds: float, seed: i
 
 
 # ----------------------------------------------------------------- simulated annotator
-def scribbles(mask, object_fraction: float = 1.0, bg_lines: int = 6, width: int = 3, seed: int = 0):
+def scribbles(
+    mask,
+    object_fraction: float = 1.0,
+    bg_lines: int = 2,
+    ring_fraction: float = 0.25,
+    width: int = 3,
+    seed: int = 0,
+):
     """A sparse annotation a person would paint: one stroke through each chosen nucleus
-    (along its long axis, inside it) and a few background strokes away from nuclei."""
+    (along its long axis, up to a pixel from its edge), a few background strokes across
+    the image that pass close to nuclei, and a thin background arc hugging part of the
+    outline of some nuclei (where a person marks an edge that matters)."""
     from scipy import ndimage as ndi
     from skimage.draw import line
     from skimage.measure import regionprops
 
     rng = np.random.default_rng(seed)
     ann = np.zeros(mask.shape, np.uint8)
-    props = regionprops(mask)
-    chosen = [r for r in props if rng.random() < object_fraction]
-    for r in chosen:
-        inner = ndi.binary_erosion(mask == r.label, iterations=2)
+    h, w = mask.shape
+    objects = mask > 0
+    for r in regionprops(mask):
+        if rng.random() >= object_fraction:
+            continue
+        obj = mask == r.label
+        inner = ndi.binary_erosion(obj, iterations=1)
         cy, cx = r.centroid
         ang = r.orientation
         half = r.axis_major_length / 2
         y0, x0 = cy - half * np.cos(ang), cx - half * np.sin(ang)
         y1, x1 = cy + half * np.cos(ang), cx + half * np.sin(ang)
         rr, cc = line(int(round(y0)), int(round(x0)), int(round(y1)), int(round(x1)))
-        ok = (rr >= 0) & (rr < mask.shape[0]) & (cc >= 0) & (cc < mask.shape[1])
+        ok = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
         stroke = np.zeros(mask.shape, bool)
         stroke[rr[ok], cc[ok]] = True
         stroke = ndi.binary_dilation(stroke, iterations=width // 2) & inner
         ann[stroke] = 2
-    far_bg = ~ndi.binary_dilation(mask > 0, iterations=3)
-    h, w = mask.shape
+        if rng.random() < ring_fraction:
+            ring = ndi.binary_dilation(obj, iterations=2) & ~ndi.binary_dilation(
+                objects, iterations=1
+            )
+            ys, xs = np.nonzero(ring)
+            if len(ys):
+                theta = np.arctan2(ys - cy, xs - cx)
+                start = rng.uniform(-np.pi, np.pi)
+                arc = np.mod(theta - start, 2 * np.pi) < np.pi  # half of the outline
+                ann[ys[arc], xs[arc]] = np.where(
+                    ann[ys[arc], xs[arc]] == 0, 1, ann[ys[arc], xs[arc]]
+                )
+    near_ok = ~ndi.binary_dilation(objects, iterations=1)
     for _ in range(bg_lines):
         y0, x0, y1, x1 = (
             rng.integers(0, h),
@@ -223,7 +246,7 @@ def scribbles(mask, object_fraction: float = 1.0, bg_lines: int = 6, width: int 
         rr, cc = line(y0, x0, y1, x1)
         stroke = np.zeros(mask.shape, bool)
         stroke[rr, cc] = True
-        stroke = ndi.binary_dilation(stroke, iterations=width // 2) & far_bg
+        stroke = ndi.binary_dilation(stroke, iterations=width // 2) & near_ok
         ann[stroke & (ann == 0)] = 1
     return ann
 

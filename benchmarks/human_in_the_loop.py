@@ -172,13 +172,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15, help="CPU budget per round (per core)")
     ap.add_argument("--sparse-seconds", type=float, default=120)
     ap.add_argument("--skip-sparse", action="store_true")
+    ap.add_argument("--only-sparse", action="store_true")
     args = ap.parse_args()
     image, mask = load_sample()
     q = QUADRANTS[HELD_OUT]
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    log = human_in_the_loop(image[q], mask[q], args.rounds, args.per_round, args.seconds)
-    plot(log, out / "hitl.png")
+    if args.only_sparse:
+        previous = out / "hitl.json"
+        log = json.loads(previous.read_text())["hitl"] if previous.exists() else []
+    else:
+        log = human_in_the_loop(image[q], mask[q], args.rounds, args.per_round, args.seconds)
+        plot(log, out / "hitl.png")
     rows = [
         [
             e["round"],

@@ -89,7 +89,7 @@ def write_big_tiff(path: Path, size: int) -> None:
 
     image, _ = load_sample()
     strip = mosaic(image, 4, seed=1)  # 2048 × 2048
-    reps = size // strip.shape[1]
+    reps = max(1, size // strip.shape[1])
     out = tifffile.memmap(path, shape=(size, size), dtype=np.uint16)
     for y in range(0, size, strip.shape[0]):
         h = min(strip.shape[0], size - y)
