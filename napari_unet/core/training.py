@@ -284,7 +284,7 @@ def fit(
         )
     # release the generator-backed pipeline now, not at interpreter shutdown
     del train_ds, sampler
-    gc.collect()
+    gc.collect(1)  # young generations only: a full pass holds the GIL for seconds
     result = TrainResult(
         history=state["history"],
         epochs_run=state["epochs_run"],

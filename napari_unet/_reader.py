@@ -1,0 +1,69 @@
+"""napari reader: open a training-set folder as it was saved — images, their
+annotation layers (with the annotation look) and the model, which becomes the current
+model of the widgets (loaded lazily, when first used)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._trainingset import is_training_set, read_training_set
+
+
+def get_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tuple]] | None:
+    """Claim ``path`` only when it is a napari-unet training-set folder (or its index)."""
+    if isinstance(path, list | tuple):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if not is_training_set(path):
+        return None
+    return read_training_set_layers
+
+
+def read_training_set_layers(path: str | os.PathLike | list) -> list[tuple]:
+    """The layers of a training set: each image, then its ``<image> annotation``."""
+    from ._widgets._layers import annotation_layer_kwargs, annotation_name
+    from ._widgets._state import MODEL_METADATA_KEY
+
+    if isinstance(path, list | tuple):
+        path = path[0]
+    ts = read_training_set(path)
+    model = str(ts.model_path.resolve()) if ts.model_path is not None else None
+    layers: list[tuple] = []
+    for e in ts.entries:
+        meta = {
+            k: v
+            for k, v in e.image_props.items()
+            if k
+            in (
+                "rgb",
+                "scale",
+                "translate",
+                "colormap",
+                "contrast_limits",
+                "gamma",
+                "blending",
+                "opacity",
+                "visible",
+            )
+        }
+        meta["name"] = e.name
+        meta["metadata"] = {"napari_unet_training_set": str(ts.folder)}
+        if model:
+            meta["metadata"][MODEL_METADATA_KEY] = model
+            meta["metadata"]["napari_unet_model_name"] = ts.model_name or Path(model).stem
+        layers.append((e.image, meta, "image"))
+        ann_meta = annotation_layer_kwargs()
+        ann_meta.update(
+            {
+                k: v
+                for k, v in e.annotation_props.items()
+                if k in ("scale", "translate", "opacity", "visible")
+            }
+        )
+        ann_meta["name"] = annotation_name(e.name)
+        layers.append((e.annotation, ann_meta, "labels"))
+    return layers

@@ -1,0 +1,39 @@
+"""Sample data: the real nuclei image shipped with napari-unet and its ground truth.
+
+A 512×512 fluorescence image of 125 nuclei from the 2018 Data Science Bowl (BBBC038,
+CC0), as bundled in the stardist 0.9.2 wheel; see ``sample_data/LICENSE.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+IMAGE_NAME = "nuclei"
+TRUTH_NAME = "nuclei ground truth"
+
+
+def sample_dir() -> Path:
+    """The folder holding ``img2d.tif`` and ``mask2d.tif``."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "sample_data", here.parent / "sample_data"):
+        if (folder / "img2d.tif").is_file():
+            return folder
+    raise FileNotFoundError(
+        "the napari-unet sample images (sample_data/img2d.tif) are not installed"
+    )
+
+
+def make_sample_data() -> list[tuple]:
+    """The nuclei image and its ground-truth instance mask, as napari layer data.
+
+    The ground truth comes hidden, ready for the Evaluate widget.
+    """
+    import tifffile
+
+    folder = sample_dir()
+    image = tifffile.imread(folder / "img2d.tif")
+    mask = tifffile.imread(folder / "mask2d.tif")
+    return [
+        (image, {"name": IMAGE_NAME, "colormap": "gray"}, "image"),
+        (mask, {"name": TRUTH_NAME, "visible": False, "opacity": 0.5}, "labels"),
+    ]

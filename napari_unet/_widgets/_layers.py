@@ -1,0 +1,245 @@
+"""Layer conventions of napari-unet: stable names, the annotation look, pairs.
+
+Names follow DESIGN.md: ``<image> annotation`` (Labels), ``<image> probability``
+(Image, float 0–1) and ``<image> labels`` (Labels, instances). Results are written into
+those layers in place; a re-run never adds a duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ANNOTATION = " annotation"
+PROBABILITY = " probability"
+LABELS = " labels"
+_DERIVED = (ANNOTATION, PROBABILITY, LABELS)
+
+#: What each annotation value means (DESIGN.md) and how it is drawn.
+ANNOTATION_CLASSES: dict[int, tuple[str, tuple[float, float, float, float]]] = {
+    0: ("not annotated (ignored)", (0.0, 0.0, 0.0, 0.0)),
+    1: ("background", (0.15, 0.55, 1.0, 1.0)),
+    2: ("object", (1.0, 0.75, 0.0, 1.0)),
+    3: ("object class 2", (0.2, 0.9, 0.3, 1.0)),
+    4: ("object class 3", (1.0, 0.2, 0.8, 1.0)),
+    5: ("object class 4", (0.0, 0.9, 0.9, 1.0)),
+}
+BRUSH_SIZE = 10
+
+
+def annotation_name(image_name: str) -> str:
+    return image_name + ANNOTATION
+
+
+def probability_name(image_name: str) -> str:
+    return image_name + PROBABILITY
+
+
+def labels_name(image_name: str) -> str:
+    return image_name + LABELS
+
+
+def is_image(layer: Any) -> bool:
+    from napari.layers import Image
+
+    return isinstance(layer, Image)
+
+
+def is_labels(layer: Any) -> bool:
+    from napari.layers import Labels
+
+    return isinstance(layer, Labels)
+
+
+def is_output_layer(layer: Any, names: set[str]) -> bool:
+    """``True`` for a layer napari-unet derived from an image that is in ``names``."""
+    return any(layer.name.endswith(s) and layer.name[: -len(s)] in names for s in _DERIVED)
+
+
+def image_layers(viewer: Any) -> list[Any]:
+    """Image layers a person may segment or train on (our probability maps excluded)."""
+    names = {layer.name for layer in viewer.layers}
+    return [
+        layer for layer in viewer.layers if is_image(layer) and not is_output_layer(layer, names)
+    ]
+
+
+def labels_layers(viewer: Any) -> list[Any]:
+    return [layer for layer in viewer.layers if is_labels(layer)]
+
+
+def spatial_shape(layer: Any) -> tuple[int, ...]:
+    """Shape of the data without the colour axis of an RGB(A) image."""
+    shape = tuple(int(s) for s in layer.data.shape)
+    return shape[:-1] if getattr(layer, "rgb", False) else shape
+
+
+def find_layer(viewer: Any, name: str, kind: str | None = None) -> Any | None:
+    """The layer called ``name`` (of type ``"image"``/``"labels"`` if given), or ``None``."""
+    if name not in viewer.layers:
+        return None
+    layer = viewer.layers[name]
+    if kind == "image" and not is_image(layer):
+        return None
+    if kind == "labels" and not is_labels(layer):
+        return None
+    return layer
+
+
+@dataclass
+class Pair:
+    """An image layer and its annotation layer: one member of the training set."""
+
+    image: Any
+    annotation: Any
+
+    @property
+    def name(self) -> str:
+        return self.image.name
+
+
+def training_pairs(viewer: Any) -> list[Pair]:
+    """Every image with a ``<image> annotation`` Labels layer of the same shape."""
+    pairs = []
+    for image in image_layers(viewer):
+        ann = find_layer(viewer, annotation_name(image.name), "labels")
+        if ann is not None and tuple(ann.data.shape) == spatial_shape(image):
+            pairs.append(Pair(image, ann))
+    return pairs
+
+
+def annotation_colormap():
+    """A direct colormap: background blue, object yellow, further classes distinct."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors: dict[int | None, Any] = {k: np.array(c) for k, (_, c) in ANNOTATION_CLASSES.items()}
+    colors[None] = np.array([0.8, 0.8, 0.8, 1.0])
+    return DirectLabelColormap(color_dict=colors)
+
+
+def annotation_features(top: int = max(ANNOTATION_CLASSES)) -> dict[str, list]:
+    """Per-label features, shown in napari's status bar under the cursor."""
+    index = list(range(top + 1))
+    return {
+        "index": index,
+        "meaning": [ANNOTATION_CLASSES.get(i, (f"object class {i - 1}", None))[0] for i in index],
+    }
+
+
+def annotation_layer_kwargs() -> dict[str, Any]:
+    """Keyword arguments that give an annotation Labels layer its look."""
+    return {
+        "colormap": annotation_colormap(),
+        "features": annotation_features(),
+        "opacity": 0.6,
+        "metadata": {"napari_unet_kind": "annotation"},
+    }
+
+
+def style_annotation_layer(layer: Any) -> None:
+    """Give an existing Labels layer the annotation look."""
+    for key, value in annotation_layer_kwargs().items():
+        if key == "metadata":
+            layer.metadata.update(value)
+        else:
+            setattr(layer, key, value)
+
+
+def geometry_of(image: Any, drop_axis: int | None = None) -> dict[str, Any]:
+    """``scale``/``translate`` of an image layer for layers over its spatial axes."""
+    scale = list(image.scale)
+    translate = list(image.translate)
+    if drop_axis is not None:
+        ax = drop_axis % len(scale)
+        del scale[ax], translate[ax]
+    return {"scale": scale, "translate": translate}
+
+
+def put_layer(viewer: Any, name: str, data: np.ndarray, kind: str, **kwargs: Any) -> Any | None:
+    """Update the layer ``name`` in place, or add it: one layer per name, ever.
+
+    ``kwargs`` (colormap, blending, …) apply only when the layer is created, so a
+    person's display choices survive re-runs; ``scale``/``translate`` always follow
+    the image. Returns ``None`` when a layer of another type already has the name.
+    """
+    existing = viewer.layers[name] if name in viewer.layers else None
+    if existing is not None:
+        if (kind == "labels") != is_labels(existing) or (kind == "image") != is_image(existing):
+            return None
+        # set only what changed: every setter refreshes the layer (tens of ms)
+        for key in ("scale", "translate"):
+            value = kwargs.get(key)
+            if (
+                value is not None
+                and len(value) == existing.ndim
+                and not np.allclose(getattr(existing, key), value)
+            ):
+                setattr(existing, key, value)
+        existing.data = data
+        return existing
+    add = viewer.add_labels if kind == "labels" else viewer.add_image
+    return add(data, name=name, **kwargs)
+
+
+def layer_array(layer: Any):
+    """The full-resolution data of a layer (level 0 of a multiscale one)."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=None, index=None):
+    """Write a prediction into ``<image> probability`` and ``<image> labels``.
+
+    ``index`` (a tuple over the leading axes) writes one plane of a stack into layers
+    that cover the whole stack, creating them empty where they are missing.
+    """
+    image = find_layer(viewer, image_name, "image")
+    geometry = geometry_of(image, drop_axis) if image is not None else {}
+    prob, labels = prediction.probability, prediction.labels
+    if index is not None and image is not None:
+        full = spatial_shape(image)
+        for name, plane, dtype in (
+            (probability_name(image_name), prob, np.float32),
+            (labels_name(image_name), labels, np.int32),
+        ):
+            layer = find_layer(viewer, name)
+            if layer is None or tuple(layer.data.shape) != full:
+                data = np.zeros(full, dtype)
+            else:
+                data = layer.data
+            data[index] = plane
+            if name.endswith(PROBABILITY):
+                prob = data
+            else:
+                labels = data
+    active = viewer.layers.selection.active
+    added = []
+    p = put_layer(
+        viewer,
+        probability_name(image_name),
+        prob,
+        "image",
+        colormap="magma",
+        blending="additive",
+        contrast_limits=(0.0, 1.0),
+        opacity=0.8,
+        **geometry,
+    )
+    lab = put_layer(viewer, labels_name(image_name), labels, "labels", opacity=0.5, **geometry)
+    for name, layer in ((probability_name(image_name), p), (labels_name(image_name), lab)):
+        if layer is None:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"a layer named {name!r} is not of the right type: rename it")
+        else:
+            added.append(layer)
+    # painting goes on where it was: keep the annotation on top and selected
+    ann = find_layer(viewer, annotation_name(image_name), "labels")
+    if ann is not None:
+        i = viewer.layers.index(ann)
+        if i != len(viewer.layers) - 1:
+            viewer.layers.move(i, len(viewer.layers))
+    if active is not None and active in viewer.layers:
+        viewer.layers.selection.active = active
+    return added

@@ -1,0 +1,365 @@
+"""Background work for the widgets: plain data in, typed updates out.
+
+Every function here runs outside the GUI thread and never touches a widget or a layer.
+Long core calls (prediction, training) run in a plain :class:`threading.Thread` that
+reports through a callback onto a :class:`queue.Queue`; the generator that napari's
+``thread_worker`` runs reads that queue and yields the updates, which the widget turns
+into progress bars, plots and layers on the GUI thread (callback → queue → generator).
+
+TensorFlow is imported here, inside the functions, and nowhere in the widgets.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Niceness added to the threads that run TensorFlow, so that on a small machine the
+#: GUI thread wins the CPU when it needs it (TensorFlow's own pools inherit it).
+WORKER_NICENESS = 10
+#: Hide long-lived objects from the garbage collector when jobs start (see
+#: :func:`freeze_long_lived`).
+FREEZE_GC = True
+
+_END = object()
+
+
+# ---------------------------------------------------------------------- records
+@dataclass
+class Status:
+    """A line of text for the widget's status label."""
+
+    text: str
+
+
+@dataclass
+class TileProgress:
+    """Prediction progress in tiles."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model a job uses, as plain data.
+
+    ``kind`` is ``"current"`` (``model`` in memory, else the file ``path``),
+    ``"default"`` (the bundled nuclei model), ``"file"`` (``path``) or ``"new"``
+    (a fresh network from ``architecture``, a :class:`~napari_unet.core.UNetConfig`).
+    """
+
+    kind: str
+    path: str | None = None
+    model: Any = None
+    architecture: Any = None
+    name: str = ""
+
+
+@dataclass
+class SegmentJob:
+    """Everything a segmentation needs, read from the widget on the GUI thread."""
+
+    image: np.ndarray
+    name: str
+    rgb: bool = False
+    tile_size: int | None = None
+    threshold: float = 0.5
+    min_size: int = 10
+    channel_axis: int | None = None
+
+
+@dataclass
+class SegmentResult:
+    name: str
+    prediction: Any  # core Prediction
+    model: Any  # the UNet that was used (to cache a model loaded from a file)
+    spec: ModelSpec
+    channel_axis: int | None  # image axis that held channels (dropped in the result)
+    seconds: float
+
+
+@dataclass
+class TrainJob:
+    """Everything a training run needs, read from the widget on the GUI thread."""
+
+    pairs: list  # core TrainingPair objects (copies of the layer data)
+    init: ModelSpec
+    config: Any  # core TrainConfig
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    preview_image: np.ndarray | None = None
+    preview_rgb: bool = False
+    preview_interval: float = 5.0
+
+
+@dataclass
+class TrainOutcome:
+    model: Any  # the trained UNet (best weights)
+    result: Any  # core TrainResult
+    name: str
+
+
+# ---------------------------------------------------------------------- plumbing
+def lower_thread_priority(niceness: int | None = None) -> None:
+    """Make the calling thread (and threads it starts) yield the CPU to the GUI."""
+    niceness = WORKER_NICENESS if niceness is None else niceness
+    if niceness and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        try:
+            tid = threading.get_native_id()
+            current = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, current + niceness))
+        except OSError:  # not allowed here: run at normal priority
+            pass
+
+
+def run_in_thread(
+    func: Callable[..., Any], *args: Any, name: str = "napari-unet", **kwargs: Any
+) -> Generator[list, None, Any]:
+    """Run ``func(*args, emit=..., **kwargs)`` in a plain thread; yield what it emits.
+
+    ``emit`` puts an update on a queue; this generator yields the updates in batches
+    (whatever piled up since the last yield) so a fast producer cannot flood the GUI.
+    Returns ``func``'s result; re-raises its exception (errors travel as data).
+    """
+    q: queue.Queue = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        lower_thread_priority()
+        try:
+            outcome["value"] = func(*args, emit=q.put, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the GUI thread
+            outcome["error"] = e
+        finally:
+            q.put(_END)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    done = False
+    while not done:
+        batch = [q.get()]
+        while True:
+            try:
+                batch.append(q.get_nowait())
+            except queue.Empty:
+                break
+        if batch[-1] is _END:
+            batch.pop()
+            done = True
+        if batch:
+            yield batch
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def resolve_model(spec: ModelSpec):
+    """The :class:`~napari_unet.core.UNet` a spec names (loads files; imports TF).
+
+    Raises
+    ------
+    UserInputError
+        With a message for the person (no model, unreadable file, …).
+    """
+    from napari_unet.core import ModelFileError, UNet, UserInputError
+
+    if spec.model is not None and spec.kind != "new":
+        return spec.model
+    if spec.kind == "current":
+        if spec.path:
+            return UNet.load(spec.path)
+        raise UserInputError(
+            "there is no current model yet: train one (Train widget), load a model file, "
+            "or choose the bundled default"
+        )
+    if spec.kind == "default":
+        try:
+            return UNet.default()
+        except ModelFileError:
+            from napari_unet.core import DEFAULT_MODEL_PATH
+
+            if DEFAULT_MODEL_PATH.exists():
+                raise
+            raise UserInputError(
+                "the bundled default nuclei model is not installed: choose a model file, "
+                "or train a model in the Train widget"
+            ) from None
+    if spec.kind == "file":
+        if not spec.path:
+            raise UserInputError("choose a model file (.keras) first")
+        return UNet.load(spec.path)
+    if spec.kind == "new":
+        return UNet.new(spec.architecture)
+    raise UserInputError(f"unknown model choice {spec.kind!r}")
+
+
+def model_name(spec: ModelSpec, net: Any) -> str:
+    """What to call the model a job used."""
+    if spec.name:
+        return spec.name
+    if spec.kind == "default":
+        return "bundled nuclei model"
+    if spec.kind == "new":
+        cfg = net.config
+        return f"new U-Net (depth {cfg.depth}, {cfg.base_filters} filters)"
+    if spec.path:
+        return os.path.basename(spec.path)
+    return "current model"
+
+
+# ---------------------------------------------------------------------- segment
+def _channel_axis(job: SegmentJob, channels: int) -> tuple[np.ndarray, int | None]:
+    """Where the image keeps its channels, for a model with ``channels`` inputs."""
+    from napari_unet.core import UserInputError
+
+    image = job.image
+    if job.rgb:
+        if image.shape[-1] == 4 and channels != 4:
+            image = image[..., :3]  # drop alpha
+        return image, image.ndim - 1
+    if channels == 1:
+        return image, job.channel_axis
+    if job.channel_axis is not None:
+        return image, job.channel_axis % image.ndim
+    candidates = [ax for ax in range(image.ndim - 2) if image.shape[ax] == channels]
+    if image.shape[-1] == channels and image.ndim >= 3:
+        candidates.append(image.ndim - 1)
+    if not candidates:
+        raise UserInputError(
+            f"the model expects {channels} channels but no axis of {job.name} "
+            f"{tuple(image.shape)} has that size"
+        )
+    return image, candidates[0]
+
+
+def prepare_tensorflow() -> None:
+    """Import TensorFlow the safe way (see :mod:`napari_unet.core._tfload`) and keep
+    the garbage collector off the long-lived objects (see :func:`freeze_long_lived`)."""
+    from napari_unet.core._tfload import import_tensorflow
+
+    if "tensorflow" not in sys.modules:
+        # the import allocates a million objects: without the collector it also
+        # triggers no full collection (each would hold the GIL for ~200 ms)
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            import_tensorflow()
+        finally:
+            if enabled:
+                gc.enable()
+    freeze_long_lived()
+
+
+def freeze_long_lived() -> None:
+    """Hide everything alive now from the garbage collector (``gc.freeze``).
+
+    A full collection in a process holding napari, Qt and TensorFlow walks millions of
+    long-lived objects and holds the GIL for 200–500 ms, freezing the GUI thread for as
+    long whenever the worker's allocations trigger one. Frozen objects are skipped, so
+    collections during a run only walk what the run created. Called when a job starts,
+    after the previous job's garbage was collected (core training ends with a
+    collection), so hardly any garbage is frozen with them.
+    """
+    if FREEZE_GC:
+        gc.freeze()
+
+
+def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]) -> SegmentResult:
+    t0 = time.perf_counter()
+    emit(Status("loading the model…"))
+    prepare_tensorflow()
+    net = resolve_model(spec)
+    image, axis = _channel_axis(job, net.input_channels)
+    emit(Status(f"segmenting {job.name}…"))
+    prediction = net.predict(
+        image,
+        tile_size=job.tile_size,
+        threshold=job.threshold,
+        min_size=job.min_size,
+        channel_axis=axis,
+        progress=lambda done, total: emit(TileProgress(done, total)),
+    )
+    dropped = None if job.rgb or axis is None else axis
+    return SegmentResult(job.name, prediction, net, spec, dropped, time.perf_counter() - t0)
+
+
+def segment_worker(spec: ModelSpec, job: SegmentJob) -> Generator[list, None, SegmentResult]:
+    """Generator for ``thread_worker``: yields update batches, returns the result."""
+    return (yield from run_in_thread(_segment, spec, job, name="napari-unet-segment"))
+
+
+# ---------------------------------------------------------------------- train
+def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
+    emit(Status("preparing the network…"))
+    prepare_tensorflow()
+    net = resolve_model(job.init)
+    name = model_name(job.init, net)
+    if job.init.kind == "current" and job.init.model is not None:
+        # train a copy: the current model stays usable (Segment) until this run ends
+        net = net.copy()
+    freeze_long_lived()  # the network and TensorFlow's state live on: out of the GC's way
+    preview = _preview_input(job.preview_image, job.preview_rgb, net.input_channels)
+    emit(Status("training…"))
+    result = net.train(
+        job.pairs,
+        job.config,
+        progress=emit,
+        stop_event=job.stop_event,
+        preview_image=preview,
+        preview_interval=job.preview_interval,
+    )
+    if preview is not None:
+        # the best weights were restored at the end: show what they predict
+        emit(_final_preview(net, preview, result))
+    return TrainOutcome(net, result, name)
+
+
+def _preview_input(image: np.ndarray | None, rgb: bool, channels: int) -> np.ndarray | None:
+    """The preview image as the network takes it (``None`` when it does not fit)."""
+    if image is None:
+        return None
+    a = np.asarray(image)
+    if rgb:
+        if channels == 1:
+            return a[..., :3].astype(np.float32).mean(axis=-1)
+        return a[..., :channels] if a.shape[-1] >= channels else None
+    if channels == 1:
+        return a if a.ndim == 2 else None
+    return a if a.ndim == 3 and a.shape[-1] == channels else None
+
+
+def _final_preview(net: Any, image: np.ndarray, result: Any):
+    from napari_unet.core.training import TrainProgress
+
+    return TrainProgress(
+        "preview",
+        result.steps_run,
+        result.steps_run,
+        result.epochs_run,
+        preview=net.predict(image),
+        elapsed=result.seconds,
+        message="final",
+    )
+
+
+def train_worker(job: TrainJob) -> Generator[list, None, TrainOutcome]:
+    """Generator for ``thread_worker``: yields progress batches, returns the outcome."""
+    return (yield from run_in_thread(_train, job, name="napari-unet-train"))
+
+
+# ---------------------------------------------------------------------- evaluate
+def evaluate_worker(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Scores of a prediction against ground truth (numpy/scipy, no TensorFlow)."""
+    from napari_unet.core import evaluate
+
+    return evaluate(prediction, truth)

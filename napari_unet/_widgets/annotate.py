@@ -1,0 +1,355 @@
+"""Annotate: the ``<image> annotation`` layer, the brush, the prediction as a start,
+and the list of every image/annotation pair (the training set) with its pixel counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import Container
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import _layers as L
+from ._state import state_for
+from ._ui import button, combo, notify_error, status_label
+
+#: Recount the annotated pixels at most this often while painting (ms).
+REFRESH_MS = 300
+
+
+def _swatch(value: int) -> str:
+    name, rgba = L.ANNOTATION_CLASSES[value]
+    r, g, b = (int(255 * c) for c in rgba[:3])
+    return (
+        f'<span style="background-color: rgb({r},{g},{b}); color: rgb({r},{g},{b})">'
+        f"&nbsp;■&nbsp;</span>&nbsp;{value} = {name}"
+    )
+
+
+def count_classes(annotation: Any) -> dict[int, int]:
+    """Pixels per annotation value (0 excluded)."""
+    a = np.asarray(annotation)
+    if a.dtype.kind not in "ui" or a.size == 0:
+        return {}
+    top = int(a.max(initial=0))
+    if a.dtype.kind == "i" and a.min(initial=0) < 0:
+        return {}
+    counts = np.bincount(a.ravel(), minlength=top + 1)
+    return {int(v): int(c) for v, c in enumerate(counts) if v and c}
+
+
+class AnnotateWidget(QWidget):
+    """Create and fill annotation layers; list the training set.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose layers are read and written.
+    """
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.state = state_for(napari_viewer)
+        self._backup: dict[str, np.ndarray] = {}
+        self._watched: list[Any] = []
+        #: annotated pixels per class of every pair, as last shown
+        self.last_counts: dict[str, dict[int, int]] = {}
+
+        self._image = combo("image", napari_viewer, "image", tip="the image to annotate")
+        form = Container(widgets=[self._image])
+        self._forms = (form,)
+
+        self.create_button = button(
+            "Create annotation layer",
+            self._on_create,
+            "add '<image> annotation' (or select it) with the brush ready",
+        )
+        self.use_prediction_button = button(
+            "Use prediction as annotation",
+            self._on_use_prediction,
+            "copy '<image> labels' in: 1 = background, 2 = object; then paint corrections",
+        )
+        self.undo_button = button(
+            "Undo copy", self._on_undo, "restore the annotation as it was before the copy"
+        )
+        self.undo_button.setEnabled(False)
+        brush = QHBoxLayout()
+        self.object_button = button("Paint object (2)", lambda: self._on_brush(2))
+        self.background_button = button("Paint background (1)", lambda: self._on_brush(1))
+        self.erase_button = button("Erase (0)", lambda: self._on_brush(0))
+        for b in (self.object_button, self.background_button, self.erase_button):
+            brush.addWidget(b)
+        legend = QLabel("<br>".join(_swatch(v) for v in (2, 1, 0)))
+        legend.setToolTip("further object classes: labels 3, 4, …")
+
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["image", "background px", "object px"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.NoSelection)
+        self.table.setMaximumHeight(130)
+        self.summary = status_label()
+
+        files = QHBoxLayout()
+        self.save_set_button = button(
+            "Save training set…",
+            self._on_save_training_set,
+            "write every image, its annotation and the current model into one folder",
+        )
+        self.open_set_button = button(
+            "Open training set…", self._on_open_training_set, "reopen a saved training-set folder"
+        )
+        files.addWidget(self.save_set_button)
+        files.addWidget(self.open_set_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.create_button)
+        layout.addLayout(brush)
+        layout.addWidget(legend)
+        layout.addWidget(self.use_prediction_button)
+        layout.addWidget(self.undo_button)
+        layout.addWidget(QLabel("<b>Training set</b> (every image with an annotation layer)"))
+        layout.addWidget(self.table)
+        layout.addWidget(self.summary)
+        layout.addLayout(files)
+        layout.addStretch(1)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+
+        events = napari_viewer.layers.events
+        for ev in (events.inserted, events.removed, events.reordered):
+            ev.connect(self._on_layers_changed)
+        self._on_layers_changed()
+        self.refresh()
+
+    # ------------------------------------------------------------------ helpers
+    def reset_choices(self, *_: Any) -> None:
+        self._image.reset_choices()
+
+    def _image_name(self) -> str | None:
+        return self._image.value
+
+    def annotation_layer(self, create: bool = False):
+        """The chosen image's annotation layer (created when ``create``)."""
+        from napari.utils.notifications import show_warning
+
+        name = self._image_name()
+        image = L.find_layer(self.viewer, name, "image") if name else None
+        if image is None:
+            show_warning("Annotate: open an image first")
+            return None
+        ann_name = L.annotation_name(image.name)
+        layer = L.find_layer(self.viewer, ann_name)
+        if layer is not None and not L.is_labels(layer):
+            show_warning(f"a layer named {ann_name!r} exists but is not a Labels layer: rename it")
+            return None
+        if layer is None and create:
+            layer = self.viewer.add_labels(
+                np.zeros(L.spatial_shape(image), np.uint8),
+                name=ann_name,
+                scale=image.scale,
+                translate=image.translate,
+                **L.annotation_layer_kwargs(),
+            )
+        return layer
+
+    def _ready_brush(self, layer: Any, value: int = 2) -> None:
+        self.viewer.layers.selection.active = layer
+        layer.visible = True
+        if value == 0:
+            layer.mode = "erase"
+        else:
+            layer.selected_label = value
+            layer.mode = "paint"
+        if layer.brush_size < 2:
+            layer.brush_size = L.BRUSH_SIZE
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_create(self):
+        """Create (or select) ``<image> annotation``, ready to paint objects."""
+        layer = self.annotation_layer(create=True)
+        if layer is None:
+            return None
+        if layer.metadata.get("napari_unet_kind") != "annotation":
+            L.style_annotation_layer(layer)
+        layer.brush_size = L.BRUSH_SIZE
+        self._ready_brush(layer, 2)
+        self.refresh()
+        return layer
+
+    def _on_brush(self, value: int) -> None:
+        layer = self.annotation_layer(create=True)
+        if layer is not None:
+            self._ready_brush(layer, value)
+
+    def _on_use_prediction(self, mode: str | None = None):
+        """Copy ``<image> labels`` into the annotation.
+
+        Parameters
+        ----------
+        mode
+            ``"replace"`` (the whole annotation), ``"fill"`` (only pixels not painted yet)
+            or ``None``: ask when the annotation already holds painted pixels.
+        """
+        from napari.utils.notifications import show_info, show_warning
+
+        from napari_unet.core import mask_to_annotation
+
+        name = self._image_name()
+        if not name:
+            show_warning("Annotate: open an image first")
+            return None
+        pred = L.find_layer(self.viewer, L.labels_name(name), "labels")
+        if pred is None:
+            show_warning(f"no prediction of {name!r} yet: click Segment first")
+            return None
+        image = L.find_layer(self.viewer, name, "image")
+        if tuple(pred.data.shape) != L.spatial_shape(image):
+            show_warning(f"{pred.name!r} does not have the shape of {name!r}: segment again")
+            return None
+        layer = self.annotation_layer(create=True)
+        if layer is None:
+            return None
+        old = np.asarray(layer.data)
+        new = mask_to_annotation(np.asarray(pred.data))
+        if old.any():
+            if mode is None:
+                mode = self._ask_overwrite(layer.name)
+            if mode not in ("replace", "fill"):
+                return None
+            self._backup[layer.name] = old.copy()
+            self.undo_button.setEnabled(True)
+            if mode == "fill":
+                new = np.where(old > 0, old, new).astype(new.dtype)
+        layer.data = new.astype(np.uint8, copy=False)
+        if layer.metadata.get("napari_unet_kind") != "annotation":
+            L.style_annotation_layer(layer)
+        self._ready_brush(layer, 2)
+        self.refresh()
+        show_info(
+            f"{layer.name}: prediction copied in; paint corrections "
+            "(object = 2, background = 1), then Train"
+        )
+        return layer
+
+    def _ask_overwrite(self, layer_name: str) -> str | None:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Question)
+        box.setWindowTitle("napari-unet")
+        box.setText(f"{layer_name!r} already holds painted pixels.")
+        box.setInformativeText(
+            "Replace everything with the prediction, or only fill the pixels you have not "
+            "painted? (Undo copy restores the current annotation.)"
+        )
+        replace = box.addButton("Replace all", QMessageBox.DestructiveRole)
+        fill = box.addButton("Fill unpainted only", QMessageBox.AcceptRole)
+        box.addButton(QMessageBox.Cancel)
+        box.setDefaultButton(fill)
+        box.exec_()
+        clicked = box.clickedButton()
+        return "replace" if clicked is replace else "fill" if clicked is fill else None
+
+    def _on_undo(self) -> None:
+        """Restore the annotation saved before the last copy."""
+        for name, data in list(self._backup.items()):
+            layer = L.find_layer(self.viewer, name, "labels")
+            if layer is not None and layer.data.shape == data.shape:
+                layer.data = data
+        self._backup.clear()
+        self.undo_button.setEnabled(False)
+        self.refresh()
+
+    def _on_save_training_set(self, path: str | None = None):
+        """Write the training set (and the current model) into a folder."""
+        from napari.utils.notifications import show_info, show_warning
+
+        from .._writer import write_training_set_from_viewer
+
+        if not L.training_pairs(self.viewer):
+            show_warning("no training set yet: create an annotation layer and paint first")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save training set (a folder)", "training_set.unet", "Folders (*)"
+            )
+            if not path:
+                return None
+        try:
+            written = write_training_set_from_viewer(self.viewer, path, self.state)
+        except Exception as e:  # noqa: BLE001 - shown to the person
+            notify_error(e, "Save training set")
+            return None
+        show_info(f"training set saved to {path}")
+        return written
+
+    def _on_open_training_set(self, path: str | None = None):
+        """Open a training-set folder (images, annotations, model)."""
+        if path is None:
+            path = QFileDialog.getExistingDirectory(self, "Open a napari-unet training set")
+            if not path:
+                return None
+        try:
+            return self.viewer.open(path, plugin="napari-unet")
+        except Exception as e:  # noqa: BLE001 - shown to the person
+            notify_error(e, "Open training set")
+            return None
+
+    # ------------------------------------------------------------------ live list
+    def _on_layers_changed(self, *_: Any) -> None:
+        for layer in self._watched:
+            for ev in ("paint", "data", "name"):
+                if hasattr(layer.events, ev):
+                    getattr(layer.events, ev).disconnect(self.schedule_refresh)
+        self._watched = list(self.viewer.layers)
+        for layer in self._watched:
+            for ev in ("paint", "data", "name"):
+                if hasattr(layer.events, ev):
+                    getattr(layer.events, ev).connect(self.schedule_refresh)
+        self.schedule_refresh()
+
+    def schedule_refresh(self, *_: Any) -> None:
+        """Recount soon (throttled: at most once per ``REFRESH_MS`` while painting)."""
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def refresh(self) -> None:
+        """Recount the annotated pixels of every pair and show them."""
+        pairs = L.training_pairs(self.viewer)
+        counts = [count_classes(p.annotation.data) for p in pairs]
+        self.last_counts = {p.name: c for p, c in zip(pairs, counts)}
+        extra = sorted({v for c in counts for v in c if v > 2})
+        headers = ["image", "background px", "object px"] + [f"class {v} px" for v in extra]
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(headers)
+        self.table.setRowCount(len(pairs))
+        for row, (pair, c) in enumerate(zip(pairs, counts)):
+            values = [pair.name] + [f"{c.get(v, 0):,}" for v in [1, 2] + extra]
+            for col, text in enumerate(values):
+                self.table.setItem(row, col, QTableWidgetItem(text))
+        bg = sum(c.get(1, 0) for c in counts)
+        obj = sum(c.get(v, 0) for c in counts for v in c if v >= 2)
+        if not pairs:
+            self.summary.setText("no annotation layer yet: click 'Create annotation layer'")
+        elif bg == 0 or obj == 0:
+            missing = "background (1)" if bg == 0 else "object (2)"
+            self.summary.setText(f"paint some {missing} pixels before training")
+        else:
+            self.summary.setText(f"{len(pairs)} image(s) ready to train")

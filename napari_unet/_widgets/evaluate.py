@@ -1,0 +1,122 @@
+"""Evaluate: score a predicted labels layer against a ground-truth labels layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import Container
+from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+
+from . import _layers as L
+from ._ui import button, combo, notify_error, start_worker, status_label
+from ._workers import evaluate_worker
+
+FIGURES = [
+    ("pixel_dice", "pixel Dice"),
+    ("pixel_iou", "pixel IoU"),
+    ("precision", "precision (IoU ≥ 0.5)"),
+    ("recall", "recall (IoU ≥ 0.5)"),
+    ("f1", "F1 (IoU ≥ 0.5)"),
+    ("mean_ap", "mean AP (IoU 0.5:0.95)"),
+]
+_TRUTH_HINTS = ("truth", "gt", "ground", "mask", "manual")
+
+
+class EvaluateWidget(QWidget):
+    """Pixel and instance scores of a prediction against ground truth.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose Labels layers are compared.
+    """
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self._busy = False
+        self.scores: dict[str, float] | None = None
+        self._pred = combo("labels", napari_viewer, "prediction", tip="predicted instance labels")
+        self._truth = combo("labels", napari_viewer, "ground truth", tip="true instance labels")
+        form = Container(widgets=[self._pred, self._truth])
+        self._forms = (form,)
+        self.run_button = button("Evaluate", self._on_evaluate, "compare the two label layers")
+        self.values: dict[str, QLabel] = {}
+        table = QFormLayout()
+        for key, text in FIGURES:
+            self.values[key] = QLabel("–")
+            table.addRow(text, self.values[key])
+        self.counts = status_label()
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.run_button)
+        layout.addLayout(table)
+        layout.addWidget(self.counts)
+        layout.addStretch(1)
+        self.reset_choices()
+
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh the lists; guess which layer is the prediction and which the truth."""
+        touched = getattr(self, "_touched", False)
+        self._pred.reset_choices()
+        self._truth.reset_choices()
+        if touched:
+            return
+        names = list(self._pred.choices)
+        preds = [n for n in names if n.endswith(L.LABELS)]
+        truths = [n for n in names if any(h in n.lower() for h in _TRUTH_HINTS)]
+        if preds:
+            self._pred.value = preds[-1]
+        if truths:
+            self._truth.value = truths[-1]
+
+    def _on_evaluate(self, prediction: str | None = None, truth: str | None = None):
+        """Score ``prediction`` against ``truth`` (layer names; default: the chosen ones)."""
+        from napari.utils.notifications import show_warning
+
+        if self._busy:
+            return None
+        if prediction is not None:
+            self._pred.value = prediction
+        if truth is not None:
+            self._truth.value = truth
+        self._touched = True
+        pred = L.find_layer(self.viewer, self._pred.value, "labels") if self._pred.value else None
+        true = L.find_layer(self.viewer, self._truth.value, "labels") if self._truth.value else None
+        if pred is None or true is None:
+            show_warning("Evaluate: choose a prediction and a ground-truth Labels layer")
+            return None
+        if pred.name == true.name:
+            show_warning("Evaluate: the prediction and the ground truth are the same layer")
+            return None
+        self._busy = True
+        self.run_button.setEnabled(False)
+        self.counts.setText("evaluating…")
+        self.worker = start_worker(
+            evaluate_worker,
+            np.asarray(pred.data),
+            np.asarray(true.data),
+            returned=self._on_returned,
+            errored=self._on_errored,
+            finished=self._on_finished,
+        )
+        return self.worker
+
+    def _on_returned(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+        for key, _ in FIGURES:
+            self.values[key].setText(f"{scores[key]:.3f}")
+        self.counts.setText(
+            f"{scores.get('n_true', 0)} true objects, {scores.get('n_pred', 0)} predicted, "
+            f"{scores.get('tp', 0)} matched at IoU ≥ 0.5"
+        )
+
+    def _on_finished(self) -> None:
+        self._busy = False
+        self.run_button.setEnabled(True)
+
+    def _on_errored(self, error: BaseException) -> None:
+        notify_error(error, "Evaluate")
+        self.counts.setText(f"failed: {error}")

@@ -1,0 +1,212 @@
+"""Segment: one click turns an image layer into ``<image> probability`` and
+``<image> labels``, updated in place on every run."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+from superqt import QCollapsible
+
+from . import _layers as L
+from ._state import state_for
+from ._ui import button, combo, notify_error, progress_bar, start_worker, status_label
+from ._workers import ModelSpec, SegmentJob, SegmentResult, Status, TileProgress, segment_worker
+
+MODEL_CHOICES = [
+    ("current model (trained / loaded here)", "current"),
+    ("bundled nuclei model", "default"),
+    ("model file…", "file"),
+]
+
+
+class SegmentWidget(QWidget):
+    """Pick an image and a model; one click segments it in a background thread.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose layers are read and written.
+    """
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.state = state_for(napari_viewer)
+        self.worker = None
+        self._busy = False
+        self._cache: dict[str, tuple[Any, Any]] = {}  # kind -> (key, UNet)
+
+        self._image = combo("image", napari_viewer, "image", tip="the image layer to segment")
+        self._model = ComboBox(
+            label="model",
+            choices=MODEL_CHOICES,
+            value="current" if self.state.available else "default",
+            tooltip="which network segments the image",
+        )
+        self._file = FileEdit(label="model file", mode="r", filter="*.keras")
+        self._file.visible = self._model.value == "file"
+        self._model.changed.connect(lambda v: setattr(self._file, "visible", v == "file"))
+        self._tile = SpinBox(
+            label="tile size",
+            value=0,
+            min=0,
+            max=16384,
+            step=64,
+            tooltip="edge of the tiles the network sees; 0 = automatic (large images are tiled)",
+        )
+        self._threshold = FloatSpinBox(
+            label="threshold",
+            value=0.5,
+            min=0.05,
+            max=0.95,
+            step=0.05,
+            tooltip="foreground probability above which a pixel belongs to an object",
+        )
+        self._min_size = SpinBox(
+            label="min size (px)", value=10, min=0, max=1_000_000, tooltip="drop smaller objects"
+        )
+        form = Container(widgets=[self._image, self._model, self._file])
+        advanced = Container(widgets=[self._tile, self._threshold, self._min_size])
+        more = QCollapsible("Advanced")
+        more.addWidget(advanced.native)
+        self._forms = (form, advanced)
+
+        self.model_label = status_label()
+        self.run_button = button("Segment", self._on_segment, "segment the chosen image")
+        self.progress = progress_bar()
+        self.status = status_label()
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.model_label)
+        layout.addWidget(more)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.state.subscribe(self._on_state)
+        self._on_state(switch=False)
+
+    # ------------------------------------------------------------------ plumbing
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh the layer lists (napari calls this when layers change)."""
+        self._image.reset_choices()
+
+    def _on_state(self, switch: bool = True) -> None:
+        self.model_label.setText(f"current model: {self.state.describe()}")
+        if switch and self.state.available and not self._busy:
+            self._model.value = "current"  # after training, "segment again" uses it
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.state.unsubscribe(self._on_state)
+        super().closeEvent(event)
+
+    @property
+    def running(self) -> bool:
+        """Whether a job of this widget is under way."""
+        return self._busy
+
+    def model_spec(self) -> ModelSpec:
+        """The chosen model as plain data (cached networks travel along)."""
+        kind = self._model.value
+        if kind == "current":
+            return ModelSpec("current", path=self.state.path, model=self.state.model)
+        if kind == "file":
+            path = str(self._file.value) if str(self._file.value) not in ("", ".") else None
+            key = (path, os.path.getmtime(path)) if path and os.path.isfile(path) else None
+            cached = self._cache.get("file")
+            model = cached[1] if cached and cached[0] == key and key else None
+            return ModelSpec("file", path=path, model=model)
+        cached = self._cache.get("default")
+        return ModelSpec(kind, model=cached[1] if cached else None)
+
+    def job(self) -> SegmentJob | None:
+        """Read the widget into a plain job (GUI thread)."""
+        name = self._image.value
+        layer = L.find_layer(self.viewer, name, "image") if name else None
+        if layer is None:
+            return None
+        tile = int(self._tile.value) or None
+        return SegmentJob(
+            image=L.layer_array(layer),
+            name=layer.name,
+            rgb=bool(layer.rgb),
+            tile_size=tile,
+            threshold=float(self._threshold.value),
+            min_size=int(self._min_size.value),
+        )
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_segment(self, image: str | None = None):
+        """Segment the chosen (or named) image; returns the worker (``None`` if not started)."""
+        from napari.utils.notifications import show_warning
+
+        if self.running:
+            return None
+        if image is not None:
+            self._image.value = image
+        job = self.job()
+        if job is None:
+            show_warning("Segment: open an image first (File ▸ Open, or the napari-unet sample)")
+            return None
+        spec = self.model_spec()
+        self._busy = True
+        self.run_button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"segmenting {job.name}…")
+        self.worker = start_worker(
+            segment_worker,
+            spec,
+            job,
+            yielded=self._on_yielded,
+            returned=self._on_returned,
+            errored=self._on_errored,
+            finished=self._on_finished,
+        )
+        return self.worker
+
+    def _on_yielded(self, batch: list) -> None:
+        for item in batch:
+            if isinstance(item, TileProgress):
+                self.progress.setRange(0, max(1, item.total))
+                self.progress.setValue(item.done)
+            elif isinstance(item, Status):
+                self.status.setText(item.text)
+
+    def _on_returned(self, result: SegmentResult) -> None:
+        spec, state = result.spec, self.state
+        if spec.kind == "current":
+            if state.model is None and state.path and state.path == spec.path:
+                state.model = result.model  # loaded lazily: keep it
+        else:
+            if spec.kind == "file" and spec.path:
+                self._cache["file"] = ((spec.path, os.path.getmtime(spec.path)), result.model)
+            elif spec.kind == "default":
+                self._cache["default"] = (None, result.model)
+            # the model just used becomes the one to correct and fine-tune (Train),
+            # unless that would drop a model trained here and not saved yet
+            if not state.unsaved and state.model is not result.model:
+                from napari_unet.core import DEFAULT_MODEL_PATH
+
+                path = spec.path if spec.kind == "file" else str(DEFAULT_MODEL_PATH)
+                name = "bundled nuclei model" if spec.kind == "default" else None
+                state.set_model(result.model, name or os.path.basename(path), path)
+        L.show_prediction(self.viewer, result.name, result.prediction, result.channel_axis)
+        n = int(result.prediction.labels.max(initial=0))
+        self.status.setText(f"{result.name}: {n} objects in {result.seconds:.1f} s")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+
+    def _on_errored(self, error: BaseException) -> None:
+        notify_error(error, "Segment")
+        self.status.setText(f"failed: {error}")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+
+    def _on_finished(self) -> None:
+        self._busy = False
+        self.run_button.setEnabled(True)

@@ -1,0 +1,472 @@
+"""Train: fine-tune the default or current model, or a new network, on every
+image/annotation pair, in the background, with a live curve, a live preview and Stop."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
+from qtpy.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QVBoxLayout, QWidget
+from superqt import QCollapsible
+
+from . import _layers as L
+from ._plot import LossPlot
+from ._state import state_for
+from ._ui import button, notify_error, progress_bar, start_worker, status_label
+from ._workers import ModelSpec, Status, TrainJob, TrainOutcome, train_worker
+
+INIT_CHOICES = [
+    ("current model", "current"),
+    ("bundled nuclei model", "default"),
+    ("new network (from scratch)", "new"),
+]
+PROGRESS_STEPS = 1000
+STOP_REASONS = {
+    "epochs": "all epochs done",
+    "early_stopping": "stopped early: validation stopped improving",
+    "time_limit": "time limit reached",
+    "stop_event": "stopped by you",
+}
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def default_model_installed() -> bool:
+    from napari_unet.core.unet import DEFAULT_MODEL_PATH
+
+    return DEFAULT_MODEL_PATH.exists()
+
+
+def current_plane(viewer: Any, layer: Any) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """The image plane shown now: the whole image when it is 2D (or 2D RGB), else the
+    plane at the viewer's current position and its index over the leading axes."""
+    data = L.layer_array(layer)
+    n_spatial = len(L.spatial_shape(layer))
+    if n_spatial <= 2:
+        return data, None
+    coords = np.asarray(layer.world_to_data(viewer.dims.point), float)
+    lead = data.shape[: n_spatial - 2]
+    index = tuple(int(np.clip(np.round(c), 0, s - 1)) for c, s in zip(coords[: len(lead)], lead))
+    return np.asarray(data[index]), index
+
+
+class TrainWidget(QWidget):
+    """Train a U-Net on all annotated images in a background thread.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose image/annotation pairs form the training set.
+    """
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.state = state_for(napari_viewer)
+        self.worker = None
+        self._busy = False
+        self.job: TrainJob | None = None
+        self.outcome: TrainOutcome | None = None
+        self.last_epoch = None  # the last epoch record (core TrainProgress)
+        self._preview_target: tuple[str, tuple[int, ...] | None] | None = None
+        self._last_status = 0.0
+
+        if self.state.available:
+            init = "current"
+        elif default_model_installed():
+            init = "default"
+        else:
+            init = "new"
+        self._init = ComboBox(label="start from", choices=INIT_CHOICES, value=init)
+        self._depth = SpinBox(
+            label="depth", value=3, min=1, max=6, tooltip="pooling steps of the new U-Net"
+        )
+        self._filters = ComboBox(
+            label="base filters",
+            choices=[8, 16, 32, 64],
+            value=16,
+            tooltip="width of the new U-Net",
+        )
+        self._init.changed.connect(self._on_init_changed)
+        self._time = SpinBox(
+            label="time limit (s)",
+            value=120,
+            min=0,
+            max=7 * 24 * 3600,
+            step=30,
+            tooltip="stop after this long (0 = no limit); the best weights are kept",
+        )
+        self._epochs = SpinBox(label="epochs", value=100, min=1, max=100_000)
+        self._patch = SpinBox(label="patch size", value=128, min=32, max=1024, step=16)
+        self._batch = SpinBox(label="batch size", value=8, min=1, max=256)
+        self._lr = FloatSpinBox(
+            label="learning rate", value=0.001, min=0.00001, max=0.1, step=0.0001
+        )
+        self._preview = ComboBox(
+            label="live preview",
+            choices=self._preview_choices,
+            nullable=True,
+            tooltip="image whose prediction layers refresh while training runs",
+        )
+        self._auto_preview, self._setting_preview = True, False
+        self._preview.changed.connect(self._on_preview_changed)
+        self._steps = SpinBox(label="steps per epoch", value=20, min=1, max=100_000)
+        self._val = FloatSpinBox(
+            label="validation fraction", value=0.1, min=0.0, max=0.5, step=0.05
+        )
+        self._interval = SpinBox(label="preview every (s)", value=5, min=1, max=3600)
+        self._patience = SpinBox(label="early-stop patience", value=15, min=1, max=10_000)
+
+        main = Container(
+            widgets=[
+                self._init,
+                self._depth,
+                self._filters,
+                self._time,
+                self._epochs,
+                self._preview,
+            ]
+        )
+        more_form = Container(
+            widgets=[
+                self._patch,
+                self._batch,
+                self._lr,
+                self._steps,
+                self._val,
+                self._interval,
+                self._patience,
+            ]
+        )
+        more = QCollapsible("Advanced")
+        more.addWidget(more_form.native)
+        self._forms = (main, more_form)
+
+        self.model_label = status_label()
+        self.train_button = button("Train", self._on_train, "train on every annotated image")
+        self.stop_button = button(
+            "Stop", self._on_stop, "stop after the current batch, keeping the best weights"
+        )
+        self.stop_button.setEnabled(False)
+        self.save_button = button("Save model…", self._on_save, "save the current model (.keras)")
+        self.load_button = button(
+            "Load model…", self._on_load, "make a model file the current model"
+        )
+        self.progress = progress_bar()
+        self.status = status_label("annotate an image (Annotate), then Train")
+        self.plot = LossPlot()
+
+        run = QHBoxLayout()
+        run.addWidget(self.train_button)
+        run.addWidget(self.stop_button)
+        files = QHBoxLayout()
+        files.addWidget(self.save_button)
+        files.addWidget(self.load_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(main.native)
+        layout.addWidget(more)
+        layout.addLayout(run)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.model_label)
+        layout.addLayout(files)
+        layout.addStretch(1)
+
+        self._on_init_changed(self._init.value)
+        self.reset_choices()
+        self.state.subscribe(self._on_state)
+        self._on_state()
+        app = QApplication.instance()
+        if app is not None:  # napari closing: let a run end within one batch
+            app.aboutToQuit.connect(self._on_stop)
+
+    # ------------------------------------------------------------------ plumbing
+    def _preview_choices(self, widget=None) -> list[str]:
+        names = [p.name for p in L.training_pairs(self.viewer)]
+        others = [layer.name for layer in L.image_layers(self.viewer) if layer.name not in names]
+        return names + others
+
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh the layer lists (napari calls this when layers change)."""
+        self._preview.reset_choices()
+        if self._preview.value is None and self._auto_preview:
+            choices = [c for c in self._preview.choices if c is not None]
+            if choices:
+                self._setting_preview = True
+                self._preview.value = choices[0]
+                self._setting_preview = False
+
+    def _on_preview_changed(self, *_: Any) -> None:
+        if not self._setting_preview:  # the person chose: stop choosing for them
+            self._auto_preview = False
+
+    def _on_init_changed(self, value: str) -> None:
+        self._depth.visible = self._filters.visible = value == "new"
+
+    def _on_state(self) -> None:
+        self.model_label.setText(f"current model: {self.state.describe()}")
+        self.save_button.setEnabled(self.state.available)
+        if self.state.available and not self.running:
+            self._init.value = "current"
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.state.unsubscribe(self._on_state)
+        super().closeEvent(event)
+
+    @property
+    def running(self) -> bool:
+        """Whether a job of this widget is under way."""
+        return self._busy
+
+    def train_config(self):
+        """The training settings as a core :class:`TrainConfig` (raises UserInputError)."""
+        from napari_unet.core import TrainConfig
+
+        limit = int(self._time.value)
+        return TrainConfig(
+            epochs=int(self._epochs.value),
+            steps_per_epoch=int(self._steps.value),
+            time_limit=float(limit) if limit > 0 else None,
+            patch_size=int(self._patch.value),
+            batch_size=int(self._batch.value),
+            learning_rate=float(self._lr.value),
+            val_fraction=float(self._val.value),
+            early_stopping_patience=int(self._patience.value),
+        )
+
+    def init_spec(self, pairs: list[L.Pair]) -> ModelSpec:
+        from napari_unet.core import UNetConfig, UserInputError
+
+        kind = self._init.value
+        if kind == "current":
+            if not self.state.available:
+                raise UserInputError(
+                    "there is no current model yet: start from the bundled model or a new network"
+                )
+            return ModelSpec(
+                "current", path=self.state.path, model=self.state.model, name=self.state.name
+            )
+        if kind == "new":
+            rgb = all(p.image.rgb and p.image.data.shape[-1] == 3 for p in pairs)
+            arch = UNetConfig(
+                depth=int(self._depth.value),
+                base_filters=int(self._filters.value),
+                input_channels=3 if rgb else 1,
+            )
+            return ModelSpec("new", architecture=arch)
+        return ModelSpec("default")
+
+    def make_job(self) -> TrainJob:
+        """Read the widget and the layers into a plain job (GUI thread; copies the
+        annotations, so painting can go on while training runs)."""
+        from napari_unet.core import TrainingPair, UserInputError
+
+        pairs, annotations = [], []
+        for pair in L.training_pairs(self.viewer):
+            ann = np.array(pair.annotation.data)  # a copy: painting may go on
+            if ann.any():  # an annotation layer not painted yet teaches nothing
+                pairs.append(pair)
+                annotations.append(ann)
+        if not pairs:
+            raise UserInputError(
+                "no training data: create an annotation layer (Annotate), paint objects (2) "
+                "and background (1), then Train"
+            )
+        data = [
+            TrainingPair(image=L.layer_array(p.image), annotation=a, name=p.name)
+            for p, a in zip(pairs, annotations, strict=True)
+        ]
+        job = TrainJob(pairs=data, init=self.init_spec(pairs), config=self.train_config())
+        preview = self._preview.value
+        layer = L.find_layer(self.viewer, preview, "image") if preview else None
+        self._preview_target = None
+        if layer is not None:
+            image, index = current_plane(self.viewer, layer)
+            job.preview_image = image
+            job.preview_rgb = bool(layer.rgb)
+            job.preview_interval = float(self._interval.value)
+            self._preview_target = (layer.name, index)
+        return job
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_train(self):
+        """Start training; returns the worker (``None`` when nothing started)."""
+        if self.running:
+            return None
+        try:
+            job = self.make_job()
+        except Exception as e:  # noqa: BLE001 - a bad setting or missing data
+            notify_error(e, "Train")
+            return None
+        self.job = job
+        self.outcome = None
+        self._busy = True
+        self.state.training = True
+        self.train_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.load_button.setEnabled(False)
+        total = job.config.epochs * job.config.steps_per_epoch
+        self.progress.setRange(0, 0)
+        self.plot.clear(0 if job.config.time_limit else total)
+        self.status.setText("starting…")
+        self.worker = start_worker(
+            train_worker,
+            job,
+            yielded=self._on_yielded,
+            returned=self._on_returned,
+            errored=self._on_errored,
+            finished=self._on_finished,
+        )
+        return self.worker
+
+    def _on_stop(self) -> None:
+        """Ask the run to stop after the current batch (best weights are kept)."""
+        if self.job is not None and self.running:
+            self.job.stop_event.set()
+            self.stop_button.setEnabled(False)
+            self.status.setText("stopping after this batch…")
+
+    def _on_yielded(self, batch: list) -> None:
+        for rec in batch:
+            if isinstance(rec, Status):
+                self.status.setText(rec.text)
+                continue
+            kind = getattr(rec, "kind", None)
+            if kind == "batch":
+                done, expected = self._fraction_done(rec)
+                if self.progress.maximum() != PROGRESS_STEPS:
+                    self.progress.setRange(0, PROGRESS_STEPS)
+                self.progress.setValue(int(round(PROGRESS_STEPS * done)))
+                self.plot.total_steps = expected
+                self.plot.add("batch loss", rec.step, rec.loss)
+                now = time.perf_counter()
+                if now - self._last_status > 0.5 and not self.job.stop_event.is_set():
+                    self._last_status = now
+                    self.status.setText(
+                        f"epoch {rec.epoch} · step {rec.step} · "
+                        f"loss {_fmt(rec.loss)} · {rec.elapsed:.0f} s"
+                    )
+            elif kind == "epoch":
+                self.plot.add("loss", rec.step, rec.loss)
+                self.plot.add("val loss", rec.step, rec.val_loss)
+                self.plot.add("val dice", rec.step, rec.val_dice)
+                self.last_epoch = rec
+                parts = [f"epoch {rec.epoch} done", f"loss {_fmt(rec.loss)}"]
+                if rec.val_loss is not None:
+                    parts.append(f"val loss {rec.val_loss:.3f}")
+                if rec.val_dice is not None:
+                    parts.append(f"val Dice {rec.val_dice:.3f}")
+                if not self.job.stop_event.is_set():
+                    self.status.setText(" · ".join(parts))
+                    self._last_status = time.perf_counter()
+            elif kind == "preview" and rec.preview is not None and self._preview_target:
+                name, index = self._preview_target
+                if L.find_layer(self.viewer, name, "image") is not None:
+                    L.show_prediction(self.viewer, name, rec.preview, index=index)
+
+    def _fraction_done(self, rec) -> tuple[float, int]:
+        """How far the run is (epochs or time limit, whichever ends it first) and how
+        many steps it will probably make."""
+        total = max(1, rec.total_steps)
+        done = rec.step / total
+        expected = total
+        limit = self.job.config.time_limit if self.job is not None else None
+        if limit:
+            done = max(done, min(1.0, rec.elapsed / limit))
+            if rec.elapsed > 1.0 and rec.step > 0:
+                expected = min(total, int(rec.step / rec.elapsed * limit) + 1)
+        return min(done, 1.0), max(expected, rec.step)
+
+    def _on_returned(self, outcome: TrainOutcome) -> None:
+        from napari.utils.notifications import show_info
+
+        self.outcome = outcome
+        r = outcome.result
+        base = outcome.name
+        name = (
+            base
+            if base.endswith(", fine-tuned") or base.startswith("new U-Net")
+            else (f"{base}, fine-tuned")
+        )
+        self.state.set_model(outcome.model, name=name, path=None)
+        best = ""
+        if r.best_epoch is not None and r.best_monitor is not None:
+            best = f"; best epoch {r.best_epoch} ({r.monitor} {r.best_monitor:.3f}) kept"
+        text = (
+            f"{STOP_REASONS.get(r.stopped_by, r.stopped_by)}: {r.epochs_run} epochs, "
+            f"{r.steps_run} steps in {r.seconds:.0f} s{best}"
+        )
+        self.status.setText(text)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        show_info(f"Training finished — {text}. Segment again to apply the model.")
+
+    def _on_errored(self, error: BaseException) -> None:
+        notify_error(error, "Train")
+        self.status.setText(f"training failed: {error}")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+
+    def _on_finished(self) -> None:
+        self._busy = False
+        self.state.training = False
+        self.train_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        self.load_button.setEnabled(True)
+
+    def _on_save(self, path: str | None = None):
+        """Save the current model to a ``.keras`` file; returns the path written."""
+        from napari.utils.notifications import show_info, show_warning
+
+        if not self.state.available:
+            show_warning("no model to save yet: train one first")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save model", "model.keras", "napari-unet model (*.keras)"
+            )
+            if not path:
+                return None
+        target = Path(path)
+        if target.suffix != ".keras":
+            target = target.with_name(target.name + ".keras")
+        try:
+            if self.state.model is not None:
+                self.state.model.save(target)
+            elif Path(self.state.path).resolve() != target.resolve():
+                shutil.copyfile(self.state.path, target)
+        except Exception as e:  # noqa: BLE001 - shown to the person
+            notify_error(e, "Save model")
+            return None
+        self.state.path = str(target)
+        self.state.notify()
+        show_info(f"model saved to {target}")
+        return target
+
+    def _on_load(self, path: str | None = None):
+        """Make a model file the current model (checked now, loaded when first used)."""
+        from napari.utils.notifications import show_info
+
+        from napari_unet.core.modelfile import read_metadata
+
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Load model", "", "napari-unet model (*.keras)"
+            )
+            if not path:
+                return None
+        try:
+            read_metadata(path)
+        except Exception as e:  # noqa: BLE001 - shown to the person
+            notify_error(e, "Load model")
+            return None
+        self.state.set_pending(path)
+        show_info(f"current model: {Path(path).name}")
+        return path

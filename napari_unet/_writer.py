@@ -1,0 +1,84 @@
+"""napari writer: save images, their annotation layers and the current model as a
+training-set folder (see :mod:`napari_unet._trainingset`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ._trainingset import ANNOTATION_KEYS, IMAGE_KEYS, Entry, props_from_meta, write_training_set
+from ._widgets._layers import ANNOTATION
+
+
+def _level0(data: Any) -> np.ndarray:
+    if isinstance(data, list | tuple):  # multiscale
+        data = data[0]
+    return np.asarray(data)
+
+
+def entries_from_layer_data(layer_data: list[tuple]) -> list[Entry]:
+    """Pair every image with the labels layer called ``<image> annotation``."""
+    images = {meta["name"]: (data, meta) for data, meta, kind in layer_data if kind == "image"}
+    entries = []
+    for data, meta, kind in layer_data:
+        name = meta.get("name", "")
+        if kind != "labels" or not name.endswith(ANNOTATION):
+            continue
+        base = name[: -len(ANNOTATION)]
+        if base not in images:
+            continue
+        img, img_meta = images[base]
+        entries.append(
+            Entry(
+                base,
+                _level0(img),
+                np.asarray(data),
+                props_from_meta(img_meta, IMAGE_KEYS),
+                props_from_meta(meta, ANNOTATION_KEYS),
+            )
+        )
+    return entries
+
+
+def _model_of(state: Any) -> tuple[Any, str | None, str]:
+    if state is None:
+        return None, None, ""
+    return state.model, (state.path if state.model is None else None), state.name
+
+
+def write_training_set_layers(path: str, layer_data: list[tuple]) -> list[str]:
+    """npe2 writer: ``viewer.layers.save("my_set.unet", plugin="napari-unet")``.
+
+    Writes every image that has an ``<image> annotation`` layer among the saved layers,
+    plus the current model of the current viewer (if any).
+    """
+    from napari.utils.notifications import show_warning
+
+    from ._widgets._state import any_state
+
+    entries = entries_from_layer_data(layer_data)
+    if not entries:
+        show_warning("napari-unet: select each image together with its '<image> annotation' layer")
+        return []
+    model, model_file, name = _model_of(any_state())
+    return write_training_set(path, entries, model=model, model_file=model_file, model_name=name)
+
+
+def write_training_set_from_viewer(viewer: Any, path: str | os.PathLike, state: Any) -> list[str]:
+    """Write every image/annotation pair of ``viewer`` and ``state``'s model."""
+    from ._widgets._layers import training_pairs
+
+    layer_data = []
+    for pair in training_pairs(viewer):
+        layer_data.append(pair.image.as_layer_data_tuple())
+        layer_data.append(pair.annotation.as_layer_data_tuple())
+    model, model_file, name = _model_of(state)
+    return write_training_set(
+        path,
+        entries_from_layer_data(layer_data),
+        model=model,
+        model_file=model_file,
+        model_name=name,
+    )

@@ -1,0 +1,222 @@
+"""Walk through the napari-unet loop on the sample image and save screenshots.
+
+segment → use the prediction as annotation → paint corrections → train → segment again
+→ evaluate, in a real napari window (under Xvfb when there is no display), saving PNGs
+to docs/images/ for docs/walkthrough.md.
+
+    python scripts/screenshots.py                 # uses the bundled model if installed
+    python scripts/screenshots.py --seconds 90    # training time of the walkthrough
+
+Without the bundled default model, a stand-in starts the loop: a small network trained
+for ``--starter-seconds`` on the ground truth of the top-left quarter only (the
+screenshots then say "current model" where a user would see "bundled nuclei model").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("QT_API", "pyqt5")
+SCREEN = "1600x1000x24"
+
+
+def ensure_display() -> None:
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        if os.environ.get("_SCREENSHOTS_UNDER_XVFB"):
+            sys.exit("no X display and xvfb-run did not provide one")
+        os.environ["_SCREENSHOTS_UNDER_XVFB"] = "1"
+        os.execvp(
+            "xvfb-run",
+            ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN}", sys.executable, *sys.argv],
+        )
+
+
+def wait(app, until=lambda: True, seconds: float = 0.5, timeout: float = 900) -> None:
+    """Run the event loop until ``until()`` holds (at least ``seconds``)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        app.processEvents()
+        if time.perf_counter() - t0 >= seconds and until():
+            return
+        time.sleep(0.01)
+    raise TimeoutError("the step did not finish in time")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "docs" / "images"))
+    ap.add_argument("--seconds", type=int, default=90, help="training time in the walkthrough")
+    ap.add_argument("--starter-seconds", type=int, default=120)
+    args = ap.parse_args()
+    ensure_display()
+
+    import warnings
+
+    warnings.filterwarnings("ignore", message="napari support for the PyQt5 backend")
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_unet.core import DEFAULT_MODEL_PATH, evaluate
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(title="napari-unet")
+    app = QApplication.instance()
+    viewer.window.resize(1560, 940)
+    viewer.open_sample("napari-unet", "nuclei")
+    viewer.layers.selection.active = viewer.layers["nuclei"]
+    _, ui = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net")
+    truth = viewer.layers["nuclei ground truth"].data
+    wait(app, seconds=1.0)
+
+    def shot(name: str, note: str) -> None:
+        wait(app, seconds=0.6)
+        for w in QApplication.allWidgets():  # notification toasts would cover the canvas
+            if type(w).__name__ == "NapariQtNotification" and w.isVisible():
+                w.close()
+        wait(app, seconds=0.4)
+        path = out / f"{name}.png"
+        viewer.screenshot(str(path), canvas_only=False, flash=False)
+        print(f"{path.relative_to(ROOT)}: {note}", flush=True)
+
+    # 1. the sample, the dock
+    ui.tabs.setCurrentWidget(ui.segment)
+    shot("01_open", "the sample image and the U-Net dock (Plugins ▸ napari-unet ▸ U-Net)")
+
+    # 2. one click: segment
+    seg, train = ui.segment, ui.train
+    if DEFAULT_MODEL_PATH.exists():
+        seg._model.value = "default"
+        starter = "bundled nuclei model"
+    else:
+        print("no bundled model: training a stand-in on the top-left quarter", flush=True)
+        quarter = np.zeros(truth.shape, bool)
+        quarter[:256, :256] = True
+        from napari_unet.core import mask_to_annotation
+
+        ui.annotate._image.value = "nuclei"
+        ann = ui.annotate._on_create()
+        ann.data = np.where(quarter, mask_to_annotation(truth), 0).astype(np.uint8)
+        train._init.value = "new"
+        train._time.value = args.starter_seconds
+        train._preview.value = None
+        train._on_train()
+        wait(app, lambda: not train.running, 2.0)
+        ann.data = np.zeros_like(ann.data)
+        train.plot.clear()
+        train.status.setText("")
+        seg._model.value = "current"
+        starter = "stand-in starter model"
+    viewer.layers.selection.active = viewer.layers["nuclei"]
+    seg._on_segment("nuclei")
+    wait(app, lambda: not seg.running, 1.0)
+    first = viewer.layers["nuclei labels"].data.copy()
+    before = evaluate(first, truth)
+    shot("02_segment", f"one click on Segment ({starter}): probability and labels layers")
+
+    # 3. the prediction becomes the annotation
+    ui.tabs.setCurrentWidget(ui.annotate)
+    ui.annotate._image.value = "nuclei"
+    ann = ui.annotate._on_use_prediction("replace")
+    viewer.layers["nuclei labels"].visible = False
+    viewer.layers["nuclei probability"].visible = False
+    shot("03_annotation", "Use prediction as annotation: background 1 (blue), object 2 (yellow)")
+
+    # 4. paint corrections where the prediction is wrong, with napari's brush API:
+    #    background strokes between nuclei it merged, object strokes on nuclei it
+    #    missed, background over false detections
+    from scipy import ndimage as ndi
+
+    from napari_unet.core.targets import instance_boundaries
+
+    ann.brush_size = 3
+    strokes = []  # (label, pixels) of each correction
+    # where two true nuclei touch (their boundary away from the background)
+    touching = instance_boundaries(truth) & ~ndi.binary_dilation(truth == 0)
+    for j, sl in enumerate(ndi.find_objects(first), start=1):
+        if sl is None:
+            continue
+        inside = truth[sl][first[sl] == j]
+        ids, counts = np.unique(inside[inside > 0], return_counts=True)
+        if len(ids[counts > 20]) >= 2:  # one detection over two nuclei: split it
+            cut = (first == j) & (touching | (truth == 0))
+            strokes.append((1, np.argwhere(cut)))
+        elif (inside > 0).mean() < 0.5:  # a detection where there is no nucleus
+            strokes.append((1, np.argwhere(first == j)[::4]))
+    for i, sl in enumerate(ndi.find_objects(truth), start=1):
+        if sl is not None and (first[sl][truth[sl] == i] > 0).mean() < 0.5:  # missed
+            strokes.append((2, np.argwhere(ndi.binary_erosion(truth == i, iterations=2))[::4]))
+    for label, pixels in strokes:
+        for y, x in pixels:
+            ann.paint((int(y), int(x)), label, refresh=False)
+    ann.refresh()
+    ui.annotate.refresh()
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    if strokes:
+        y, x = np.median(strokes[0][1], axis=0)
+        h, w = truth.shape
+        camera.center = (float(np.clip(y, 90, h - 90)), float(np.clip(x, 140, w - 140)))
+        camera.zoom = 4.0
+    viewer.layers["nuclei"].visible = True
+    ann.mode = "paint"
+    ann.selected_label = 1
+    n_bg = sum(1 for lab, _ in strokes if lab == 1)
+    shot(
+        "04_correction",
+        f"painted corrections: {n_bg} background strokes (merges, false detections), "
+        f"{len(strokes) - n_bg} missed nuclei painted as object",
+    )
+    viewer.reset_view()
+
+    # 5. train in the background: loss curve, live preview, Stop
+    ui.tabs.setCurrentWidget(train)
+    train._init.value = "current"  # what Segment just used: the bundled model
+    train._time.value = args.seconds
+    train._preview.value = "nuclei"
+    train._interval.value = 5
+    viewer.layers["nuclei labels"].visible = True
+    viewer.layers["nuclei probability"].visible = True
+    ann.visible = False
+    train._on_train()
+    wait(app, lambda: not train.running or len(train.plot.series["loss"]) >= 2, 2.0)
+    if not train.running and train.outcome is None:
+        sys.exit(f"training failed: {train.status.text()}")
+    wait(app, seconds=min(20.0, args.seconds / 3))
+    shot("05_training", "training in the background: progress, loss curve, live preview, Stop")
+    wait(app, lambda: not train.running, 1.0)
+    shot("06_trained", "training done: the best weights are the current model")
+
+    # 6. segment again, evaluate
+    ui.tabs.setCurrentWidget(seg)
+    seg._model.value = "current"
+    seg._on_segment("nuclei")
+    wait(app, lambda: not seg.running, 1.0)
+    after = evaluate(viewer.layers["nuclei labels"].data, truth)
+    shot("07_segment_again", "Segment again with the fine-tuned model")
+    ui.tabs.setCurrentWidget(ui.evaluate)
+    ui.evaluate._on_evaluate("nuclei labels", "nuclei ground truth")
+    wait(app, lambda: ui.evaluate.scores is not None, 0.5)
+    viewer.layers["nuclei ground truth"].visible = True
+    viewer.layers["nuclei ground truth"].contour = 2
+    viewer.layers["nuclei probability"].visible = False
+    shot("08_evaluate", "Evaluate against the ground truth")
+    print(
+        "before:",
+        {k: round(before[k], 3) for k in ("pixel_dice", "f1", "mean_ap")},
+        "after:",
+        {k: round(after[k], 3) for k in ("pixel_dice", "f1", "mean_ap")},
+        flush=True,
+    )
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

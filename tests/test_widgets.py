@@ -1,0 +1,478 @@
+"""The napari plugin with a real viewer (Xvfb), real TensorFlow and real files.
+
+Every widget is added through the manifest, the sample comes through
+``viewer.open_sample``; training runs for real in the worker on a tiny network.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from napari_unet.core import mask_to_annotation
+
+pytestmark = pytest.mark.gui
+
+PLUGIN = "napari-unet"
+WIDGETS = ["U-Net", "Segment", "Annotate", "Train", "Evaluate"]
+TINY = {"depth": 2, "filters": 8}
+WAIT_TRAIN_MS = 120_000
+
+
+# ---------------------------------------------------------------------- helpers
+@pytest.fixture
+def viewer(make_napari_viewer):
+    v = make_napari_viewer()
+    v.open_sample(PLUGIN, "nuclei")
+    return v
+
+
+@pytest.fixture
+def notes():
+    """Notifications shown during the test."""
+    from napari.utils.notifications import notification_manager
+
+    start = len(notification_manager.records)
+    yield lambda: [str(n.message) for n in notification_manager.records[start:]]
+
+
+def dock(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    return widget
+
+
+def layer_names(viewer):
+    return [layer.name for layer in viewer.layers]
+
+
+def set_tiny_training(train, epochs=2, steps=3, time_limit=0):
+    """A run of a few seconds: tiny network, small patches, no early stop."""
+    train._init.value = "new"
+    train._depth.value = TINY["depth"]
+    train._filters.value = TINY["filters"]
+    train._epochs.value = epochs
+    train._steps.value = steps
+    train._time.value = time_limit
+    train._patch.value = 64
+    train._batch.value = 2
+    train._interval.value = 1
+
+
+def annotate_from_truth(viewer, annotate, crop=None):
+    """Fill ``nuclei annotation`` from the ground truth (as a person would paint)."""
+    annotate._image.value = "nuclei"
+    layer = annotate._on_create()
+    ann = mask_to_annotation(viewer.layers["nuclei ground truth"].data)
+    if crop is not None:
+        keep = np.zeros(ann.shape, bool)
+        keep[crop] = True
+        ann = np.where(keep, ann, 0).astype(np.uint8)
+    layer.data = ann
+    return layer
+
+
+def wait_idle(qtbot, widget, timeout=WAIT_TRAIN_MS):
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+
+
+# ---------------------------------------------------------------------- no TF on import
+def test_opening_widgets_does_not_import_tensorflow():
+    """A fresh interpreter: import the plugin, open every widget and the sample."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import napari_unet
+        assert "tensorflow" not in sys.modules, "import napari_unet imported TensorFlow"
+        import napari
+        v = napari.Viewer(show=False)
+        v.open_sample("napari-unet", "nuclei")
+        for name in {WIDGETS!r}:
+            v.window.add_plugin_dock_widget("napari-unet", name)
+        w = v.window.add_plugin_dock_widget("napari-unet", "Annotate")[1]
+        w._on_create()
+        heavy = [m for m in ("tensorflow", "keras") if m in sys.modules]
+        v.close()
+        print("HEAVY", heavy)
+        assert not heavy, heavy
+        """
+    )
+    env = dict(os.environ, QT_API="pyqt5")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "HEAVY []" in out.stdout
+
+
+# ---------------------------------------------------------------------- manifest
+def test_manifest_widgets_and_sample(viewer):
+    assert layer_names(viewer) == ["nuclei", "nuclei ground truth"]
+    assert viewer.layers["nuclei"].data.shape == (512, 512)
+    assert len(np.unique(viewer.layers["nuclei ground truth"].data)) - 1 == 125
+    widgets = {name: dock(viewer, name) for name in WIDGETS}
+    assert type(widgets["U-Net"]).__name__ == "UNetWidget"
+    assert widgets["U-Net"].tabs.count() == 4
+    # the layer choices follow the viewer
+    assert widgets["Segment"]._image.value == "nuclei"
+    viewer.add_image(np.zeros((32, 32)), name="other")
+    assert "other" in widgets["Segment"]._image.choices
+
+
+# ---------------------------------------------------------------------- annotate
+def test_annotate_layer_brush_counts_and_prediction_copy(viewer, qtbot, notes):
+    annotate = dock(viewer, "Annotate")
+    annotate._image.value = "nuclei"
+    layer = annotate._on_create()
+    assert layer.name == "nuclei annotation"
+    assert layer.data.dtype == np.uint8 and layer.data.shape == (512, 512)
+    assert viewer.layers.selection.active is not None
+    assert viewer.layers.selection.active.name == "nuclei annotation"
+    assert layer.mode == "paint" and layer.selected_label == 2 and layer.brush_size >= 5
+    assert list(layer.features["meaning"][:3]) == [
+        "not annotated (ignored)",
+        "background",
+        "object",
+    ]
+    assert not np.allclose(layer.colormap.map(1), layer.colormap.map(2))
+    # creating again selects the same layer: no duplicate
+    assert annotate._on_create() is not None
+    assert layer_names(viewer).count("nuclei annotation") == 1
+
+    # paint with napari's own brush API; the list refreshes (throttled)
+    layer.paint((100, 100), 2, refresh=True)
+    layer.selected_label = 1
+    layer.paint((300, 300), 1, refresh=True)
+    qtbot.waitUntil(lambda: set(annotate.last_counts.get("nuclei", {})) == {1, 2}, timeout=3000)
+    counts = annotate.last_counts["nuclei"]
+    assert counts[1] == int((layer.data == 1).sum()) > 0
+    assert counts[2] == int((layer.data == 2).sum()) > 0
+    assert annotate.table.rowCount() == 1
+
+    # no prediction yet: a warning, nothing changes
+    painted = layer.data.copy()
+    assert annotate._on_use_prediction("replace") is None
+    assert "Segment" in notes()[-1]
+    # a prediction layer (here: the ground truth standing in for it)
+    viewer.add_labels(viewer.layers["nuclei ground truth"].data.copy(), name="nuclei labels")
+    annotate._image.value = "nuclei"
+    # painted work is kept by "fill", replaced by "replace", and "undo" restores it
+    annotate._on_use_prediction("fill")
+    filled = layer.data
+    assert np.array_equal(filled[painted > 0], painted[painted > 0])
+    assert (filled == 1).sum() > 1000 and (filled == 2).sum() > 1000
+    annotate._on_use_prediction("replace")
+    expected = mask_to_annotation(viewer.layers["nuclei labels"].data)
+    assert np.array_equal(layer.data, expected)
+    assert annotate.undo_button.isEnabled()
+    annotate._on_undo()
+    assert np.array_equal(layer.data, filled)
+    assert layer_names(viewer).count("nuclei annotation") == 1
+
+
+# ---------------------------------------------------------------------- the loop
+def test_train_segment_evaluate_loop(viewer, qtbot, tmp_path, notes):
+    """Train a tiny network in the worker, segment with it (twice), evaluate, save."""
+    widgets = {name: dock(viewer, name) for name in ("Annotate", "Train", "Segment", "Evaluate")}
+    train, segment = widgets["Train"], widgets["Segment"]
+    annotate_from_truth(viewer, widgets["Annotate"])
+    set_tiny_training(train, epochs=2, steps=3)
+    assert train._preview.value == "nuclei"
+
+    worker = train._on_train()
+    assert worker is not None
+    assert not train.train_button.isEnabled() and train.stop_button.isEnabled()
+    wait_idle(qtbot, train)
+    assert train.outcome is not None, notes()
+    result = train.outcome.result
+    assert result.steps_run == 6 and result.epochs_run == 2
+    assert train.train_button.isEnabled() and not train.stop_button.isEnabled()
+    assert train.plot.series["batch loss"] and train.plot.series["loss"]
+    assert train.progress.value() == train.progress.maximum()
+    # the live preview (and the final one) went into the prediction layers
+    assert "nuclei probability" in viewer.layers and "nuclei labels" in viewer.layers
+    prob = viewer.layers["nuclei probability"].data
+    assert prob.shape == (512, 512) and 0.0 <= prob.min() and prob.max() <= 1.0
+    assert train.state.model is not None
+    assert "trained here, not saved yet" in train.model_label.text()
+
+    # segment with the model just trained, twice: the layers are updated in place
+    assert segment._model.value == "current"
+    segment._tile.value = 256  # tiled prediction
+    labels_layer = viewer.layers["nuclei labels"]
+    n_layers = len(viewer.layers)
+    for threshold in (0.5, 0.3):
+        segment._threshold.value = threshold
+        assert segment._on_segment("nuclei") is not None
+        assert not segment.run_button.isEnabled()
+        wait_idle(qtbot, segment, 60_000)
+        assert segment.run_button.isEnabled()
+    assert len(viewer.layers) == n_layers
+    assert viewer.layers["nuclei labels"] is labels_layer
+    for name in ("nuclei probability", "nuclei labels"):
+        assert layer_names(viewer).count(name) == 1
+    assert viewer.layers["nuclei labels"].data.dtype == np.int32
+    assert "objects" in segment.status.text()
+
+    # evaluate the prediction against the ground truth
+    evaluate = widgets["Evaluate"]
+    assert evaluate._pred.value == "nuclei labels"
+    assert evaluate._truth.value == "nuclei ground truth"
+    evaluate._on_evaluate()
+    qtbot.waitUntil(lambda: evaluate.scores is not None, timeout=30_000)
+    for key in ("pixel_dice", "pixel_iou", "precision", "recall", "f1", "mean_ap"):
+        assert 0.0 <= evaluate.scores[key] <= 1.0
+        assert evaluate.values[key].text() != "–"
+
+    # save the model, load it back as the current model, segment from the file
+    path = train._on_save(str(tmp_path / "tiny"))
+    assert path == tmp_path / "tiny.keras" and path.is_file()
+    assert train._on_load(str(path)) == str(path)
+    assert train.state.model is None and train.state.path == str(path)
+    segment._on_segment("nuclei")
+    wait_idle(qtbot, segment, 60_000)
+    assert train.state.model is not None  # loaded lazily by the worker, then kept
+    # or straight from a file chosen in the Segment widget
+    segment._model.value = "file"
+    segment._file.value = str(path)
+    segment._on_segment("nuclei")
+    wait_idle(qtbot, segment, 60_000)
+    assert "objects" in segment.status.text()
+    assert layer_names(viewer).count("nuclei labels") == 1
+    # a file that is not a model: a notification, nothing changes
+    bad = tmp_path / "bad.keras"
+    bad.write_text("not a model")
+    assert train._on_load(str(bad)) is None
+    assert "not a napari-unet model" in notes()[-1]
+    assert train.state.path == str(path)
+
+
+def test_stop_in_the_middle_restores_ui_and_keeps_a_working_model(viewer, qtbot):
+    widgets = {name: dock(viewer, name) for name in ("Annotate", "Train")}
+    train = widgets["Train"]
+    annotate_from_truth(viewer, widgets["Annotate"], crop=np.s_[:256, :256])
+    set_tiny_training(train, epochs=1000, steps=4)
+    train._preview.value = None
+    train._on_train()
+    qtbot.waitUntil(lambda: len(train.plot.series["batch loss"]) >= 3, timeout=WAIT_TRAIN_MS)
+    assert train.running
+    train._on_stop()
+    assert not train.stop_button.isEnabled()
+    wait_idle(qtbot, train, 60_000)
+    r = train.outcome.result
+    assert r.stopped_by == "stop_event"
+    assert r.steps_run < 1000 * 4
+    assert train.train_button.isEnabled() and not train.stop_button.isEnabled()
+    assert train.load_button.isEnabled()
+    assert "stopped by you" in train.status.text()
+    assert sys.getswitchinterval() == pytest.approx(0.005)  # restored after the job
+    # the stopped model still predicts
+    image = viewer.layers["nuclei"].data[:128, :128]
+    pred = train.state.model.predict(image)
+    assert pred.probability.shape == (128, 128) and np.isfinite(pred.probability).all()
+
+
+def test_worker_error_becomes_a_notification_and_the_widget_stays_usable(viewer, qtbot, notes):
+    widgets = {name: dock(viewer, name) for name in ("Annotate", "Train")}
+    train = widgets["Train"]
+    annotate = widgets["Annotate"]
+    annotate._image.value = "nuclei"
+    layer = annotate._on_create()
+    data = np.zeros((512, 512), np.uint8)
+    data[100:140, 100:140] = 2  # objects only: no background
+    layer.data = data
+    set_tiny_training(train)
+    train._on_train()
+    wait_idle(qtbot, train, 60_000)
+    assert train.outcome is None
+    assert any("no background" in m for m in notes()), notes()
+    assert train.train_button.isEnabled() and not train.stop_button.isEnabled()
+    assert "failed" in train.status.text()
+    # fix the annotation: the same widget trains
+    data[300:340, 300:340] = 1
+    layer.data = data
+    train._on_train()
+    wait_idle(qtbot, train)
+    assert train.outcome is not None
+
+
+def test_train_without_annotation_warns(viewer, notes):
+    train = dock(viewer, "Train")
+    assert train._on_train() is None
+    assert "no training data" in notes()[-1]
+    assert train.train_button.isEnabled()
+
+
+def test_segment_without_model_explains(viewer, qtbot, notes):
+    """No current model and (maybe) no bundled default: a clear notification."""
+    from napari_unet.core import DEFAULT_MODEL_PATH
+
+    segment = dock(viewer, "Segment")
+    segment._model.value = "current"
+    segment._on_segment("nuclei")
+    wait_idle(qtbot, segment, 60_000)
+    assert "no current model" in notes()[-1]
+    assert segment.run_button.isEnabled()
+    if not DEFAULT_MODEL_PATH.exists():
+        segment._model.value = "default"
+        segment._on_segment("nuclei")
+        wait_idle(qtbot, segment, 60_000)
+        assert "bundled default nuclei model is not installed" in notes()[-1]
+
+
+# ---------------------------------------------------------------------- training set
+def test_training_set_folder_round_trip(make_napari_viewer, qtbot, tmp_path):
+    from napari_unet.core import UNet, UNetConfig
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "nuclei")
+    annotate = dock(viewer, "Annotate")
+    ann = annotate_from_truth(viewer, annotate, crop=np.s_[:200, :300]).data.copy()
+    rgb = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    viewer.add_image(rgb, name="colour", rgb=True, scale=(2.0, 2.0))
+    rgb_ann = np.zeros((48, 64), np.uint8)
+    rgb_ann[:10] = 1
+    rgb_ann[20:30, 20:30] = 2
+    viewer.add_labels(rgb_ann, name="colour annotation")
+    viewer.layers["nuclei"].contrast_limits = (10, 200)
+    net = UNet.new(UNetConfig(depth=2, base_filters=4))
+    annotate.state.set_model(net, "tiny")
+    probe = viewer.layers["nuclei"].data[:64, :64]
+    expected = net.predict(probe).probability
+
+    # through the napari writer (File ▸ Save Layers… picks it for "*.unet")
+    folder = tmp_path / "work.unet"
+    written = viewer.layers.save(str(folder), plugin=PLUGIN)
+    assert (folder / "napari-unet-training-set.json").is_file()
+    assert (folder / "model.keras").is_file() and len(written) == 6
+    # File ▸ Save All Layers… to "*.unet" finds the writer by its extension
+    assert viewer.layers.save(str(tmp_path / "plain.unet"))
+    assert (tmp_path / "plain.unet" / "napari-unet-training-set.json").is_file()
+    # and through the widget button, to any folder name
+    other = tmp_path / "again"
+    assert annotate._on_save_training_set(str(other))
+    # the reader claims training sets only
+    from napari_unet._reader import get_reader
+
+    assert get_reader(str(folder)) is not None
+    assert get_reader(str(tmp_path)) is None
+    assert get_reader(str(folder / "images" / os.listdir(folder / "images")[0])) is None
+
+    viewer2 = make_napari_viewer()
+    segment2 = dock(viewer2, "Segment")
+    assert not segment2.state.available
+    viewer2.open(str(folder), plugin=PLUGIN)
+    assert sorted(layer_names(viewer2)) == sorted(
+        ["nuclei", "nuclei annotation", "colour", "colour annotation"]
+    )
+    assert np.array_equal(viewer2.layers["nuclei"].data, viewer.layers["nuclei"].data)
+    assert np.array_equal(viewer2.layers["nuclei annotation"].data, ann)
+    assert np.array_equal(viewer2.layers["colour annotation"].data, rgb_ann)
+    assert viewer2.layers["colour"].rgb and tuple(viewer2.layers["colour"].scale) == (2.0, 2.0)
+    assert tuple(viewer2.layers["nuclei"].contrast_limits) == (10, 200)
+    assert viewer2.layers["nuclei annotation"].features["meaning"][1] == "background"
+    # the model came back as the current model (loaded lazily) and predicts the same
+    state = segment2.state
+    assert state.path == str((folder / "model.keras").resolve()) and state.model is None
+    assert "tiny" in segment2.model_label.text()
+    again = UNet.load(state.path).predict(probe).probability
+    np.testing.assert_allclose(again, expected, atol=1e-5)
+    # saving over a folder that is not a training set is refused
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.txt").write_text("x")
+    assert annotate._on_save_training_set(str(tmp_path / "precious")) is None
+    assert (tmp_path / "precious" / "thesis.txt").read_text() == "x"
+
+
+# ---------------------------------------------------------------------- stacks and RGB
+def test_segment_stack_and_rgb_in_place(make_napari_viewer, qtbot):
+    from napari_unet.core import UNet, UNetConfig
+
+    viewer = make_napari_viewer()
+    segment = dock(viewer, "Segment")
+    segment.state.set_model(UNet.new(UNetConfig(depth=2, base_filters=4)), "tiny")
+    rng = np.random.default_rng(1)
+    viewer.add_image(rng.random((3, 40, 48)).astype(np.float32), name="stack", scale=(5, 1, 1))
+    viewer.add_image((rng.random((40, 48, 3)) * 255).astype(np.uint8), name="photo", rgb=True)
+    for name, shape in (("stack", (3, 40, 48)), ("photo", (40, 48))):
+        for _ in range(2):
+            segment._on_segment(name)
+            wait_idle(qtbot, segment, 60_000)
+        assert viewer.layers[f"{name} labels"].data.shape == shape
+        assert viewer.layers[f"{name} probability"].data.shape == shape
+        assert layer_names(viewer).count(f"{name} labels") == 1
+    assert tuple(viewer.layers["stack labels"].scale) == (5, 1, 1)
+
+
+def test_the_model_used_becomes_current_but_never_replaces_unsaved_work(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from napari_unet._widgets._workers import ModelSpec, SegmentResult
+    from napari_unet.core import UNet, UNetConfig
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((32, 32), np.float32), name="img")
+    segment = dock(viewer, "Segment")
+    state = segment.state
+    trained = UNet.new(UNetConfig(depth=1, base_filters=2))
+    other = UNet.new(UNetConfig(depth=1, base_filters=2))
+    path = str(tmp_path / "other.keras")
+    other.save(path)
+    pred = other.predict(np.zeros((32, 32), np.float32))
+
+    def returned_from_file():
+        spec = ModelSpec("file", path=path)
+        segment._on_returned(SegmentResult("img", pred, other, spec, None, 0.1))
+
+    state.set_model(trained, "mine")  # trained here, not saved
+    returned_from_file()
+    assert state.model is trained and state.unsaved
+    state.path = str(tmp_path / "mine.keras")  # now saved
+    returned_from_file()
+    assert state.model is other and state.path == path
+    assert segment._model.value == "current"
+
+
+def test_live_preview_of_a_stack_fills_the_plane_shown(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    from conftest import make_blobs
+
+    planes = [make_blobs(64, n=5, seed=s) for s in range(3)]
+    stack = np.stack([p[0] for p in planes])
+    viewer.add_image(stack, name="stack")
+    ann = np.zeros(stack.shape, np.uint8)
+    ann[1] = mask_to_annotation(planes[1][1])
+    viewer.add_labels(ann, name="stack annotation")
+    viewer.dims.set_point(0, 1)
+    train = dock(viewer, "Train")
+    set_tiny_training(train, epochs=1, steps=2)
+    train._preview.value = "stack"
+    train._on_train()
+    wait_idle(qtbot, train)
+    assert train.outcome is not None
+    prob = viewer.layers["stack probability"].data
+    assert prob.shape == (3, 64, 64)
+    assert prob[1].max() > 0 and prob[0].max() == 0 and prob[2].max() == 0
+    assert viewer.layers["stack labels"].data.shape == (3, 64, 64)
+
+
+# ---------------------------------------------------------------------- screenshot
+def test_screenshot_with_widgets_docked_is_not_blank(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample(PLUGIN, "nuclei")
+    dock(viewer, "U-Net")
+    viewer.layers["nuclei ground truth"].visible = True
+    qtbot.wait(200)
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    assert shot.ndim == 3 and shot.shape[0] > 300 and shot.shape[1] > 500
+    rgb = shot[..., :3].reshape(-1, 3)
+    assert rgb.std() > 20
+    colours = np.unique(rgb[:: max(1, len(rgb) // 20000)], axis=0)
+    assert len(colours) > 50
+    # the dock is in the picture: its right part is not the canvas' black
+    right = shot[:, -shot.shape[1] // 5 :, :3]
+    assert right.mean() > 20
