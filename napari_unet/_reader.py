@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._trainingset import is_training_set, read_training_set
+from ._trainingset import IMAGE_KEYS, is_training_set, read_training_set
 
 
 def get_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tuple]] | None:
@@ -34,22 +34,7 @@ def read_training_set_layers(path: str | os.PathLike | list) -> list[tuple]:
     model = str(ts.model_path.resolve()) if ts.model_path is not None else None
     layers: list[tuple] = []
     for e in ts.entries:
-        meta = {
-            k: v
-            for k, v in e.image_props.items()
-            if k
-            in (
-                "rgb",
-                "scale",
-                "translate",
-                "colormap",
-                "contrast_limits",
-                "gamma",
-                "blending",
-                "opacity",
-                "visible",
-            )
-        }
+        meta = {k: v for k, v in e.image_props.items() if k in IMAGE_KEYS}
         meta["name"] = e.name
         meta["metadata"] = {"napari_unet_training_set": str(ts.folder)}
         if model:

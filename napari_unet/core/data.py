@@ -326,9 +326,12 @@ class PatchSampler:
 
         p = self.p
         coarse = self.rng.normal(0.0, self.sigma, size=(2, 3, 3))
-        dy = ndi.zoom(coarse[0], p / 3.0, order=3)[:p, :p]
-        dx = ndi.zoom(coarse[1], p / 3.0, order=3)[:p, :p]
-        gy, gx = np.mgrid[0:p, 0:p].astype(np.float32)
+        # bicubic up-sampling of the 3×3 grid, as ndi.zoom(order=3) does it, but as two
+        # small matrix products with precomputed weights (the spline is separable)
+        w = self._zoom_weights()
+        dy = w @ coarse[0] @ w.T
+        dx = w @ coarse[1] @ w.T
+        gy, gx = self._grid()
         cy = np.clip(gy + margin + dy, 0, img.shape[0] - 1)
         cx = np.clip(gx + margin + dx, 0, img.shape[1] - 1)
         out = np.empty((p, p, img.shape[-1]), np.float32)
@@ -337,6 +340,22 @@ class PatchSampler:
         ry = np.rint(cy).astype(np.intp)
         rx = np.rint(cx).astype(np.intp)
         return out, tgt[ry, rx]
+
+    def _zoom_weights(self) -> np.ndarray:
+        """(P, 3) weights: column k is the cubic-spline zoom of the k-th unit impulse."""
+        if getattr(self, "_w", None) is None:
+            from scipy import ndimage as ndi
+
+            p = self.p
+            self._w = np.stack(
+                [ndi.zoom(np.eye(3)[k], p / 3.0, order=3)[:p] for k in range(3)], axis=1
+            )
+        return self._w
+
+    def _grid(self):
+        if getattr(self, "_g", None) is None:
+            self._g = np.mgrid[0 : self.p, 0 : self.p].astype(np.float32)
+        return self._g
 
     def _geometric(self, img, tgt):
         k = int(self.rng.integers(4))
