@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
+from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
 
 log = logging.getLogger("napari_unet")
 
@@ -124,3 +124,32 @@ def status_label(text: str = "") -> QLabel:
     lab = QLabel(text)
     lab.setWordWrap(True)
     return lab
+
+
+class JobWidget(QWidget):
+    """Base of the widgets that run a background job and follow the shared model state.
+
+    Subclasses define ``_on_state`` (called when the current model changes) and set
+    ``_busy`` while their job runs.
+    """
+
+    def __init__(self, napari_viewer) -> None:
+        from ._state import state_for
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self.state = state_for(napari_viewer)
+        self.worker = None
+        self._busy = False
+
+    def _on_state(self, *args) -> None:  # pragma: no cover - overridden
+        pass
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.state.unsubscribe(self._on_state)
+        super().closeEvent(event)
+
+    @property
+    def running(self) -> bool:
+        """Whether a job of this widget is under way."""
+        return self._busy

@@ -7,12 +7,11 @@ import os
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout
 from superqt import QCollapsible
 
 from . import _layers as L
-from ._state import state_for
-from ._ui import button, combo, notify_error, progress_bar, start_worker, status_label
+from ._ui import JobWidget, button, combo, notify_error, progress_bar, start_worker, status_label
 from ._workers import ModelSpec, SegmentJob, SegmentResult, Status, TileProgress, segment_worker
 
 MODEL_CHOICES = [
@@ -22,7 +21,7 @@ MODEL_CHOICES = [
 ]
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(JobWidget):
     """Pick an image and a model; one click segments it in a background thread.
 
     Parameters
@@ -32,11 +31,7 @@ class SegmentWidget(QWidget):
     """
 
     def __init__(self, napari_viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.state = state_for(napari_viewer)
-        self.worker = None
-        self._busy = False
+        super().__init__(napari_viewer)
         self._cache: dict[str, tuple[Any, Any]] = {}  # kind -> (key, UNet)
 
         self._image = combo("image", napari_viewer, "image", tip="the image layer to segment")
@@ -100,15 +95,6 @@ class SegmentWidget(QWidget):
         self.model_label.setText(f"current model: {self.state.describe()}")
         if switch and self.state.available and not self._busy:
             self._model.value = "current"  # after training, "segment again" uses it
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        self.state.unsubscribe(self._on_state)
-        super().closeEvent(event)
-
-    @property
-    def running(self) -> bool:
-        """Whether a job of this widget is under way."""
-        return self._busy
 
     def model_spec(self) -> ModelSpec:
         """The chosen model as plain data (cached networks travel along)."""

@@ -10,13 +10,12 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
-from qtpy.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
 from . import _layers as L
 from ._plot import LossPlot
-from ._state import state_for
-from ._ui import button, notify_error, progress_bar, start_worker, status_label
+from ._ui import JobWidget, button, notify_error, progress_bar, start_worker, status_label
 from ._workers import ModelSpec, Status, TrainJob, TrainOutcome, train_worker
 
 INIT_CHOICES = [
@@ -56,7 +55,7 @@ def current_plane(viewer: Any, layer: Any) -> tuple[np.ndarray, tuple[int, ...] 
     return np.asarray(data[index]), index
 
 
-class TrainWidget(QWidget):
+class TrainWidget(JobWidget):
     """Train a U-Net on all annotated images in a background thread.
 
     Parameters
@@ -66,11 +65,7 @@ class TrainWidget(QWidget):
     """
 
     def __init__(self, napari_viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.state = state_for(napari_viewer)
-        self.worker = None
-        self._busy = False
+        super().__init__(napari_viewer)
         self.job: TrainJob | None = None
         self.outcome: TrainOutcome | None = None
         self.last_epoch = None  # the last epoch record (core TrainProgress)
@@ -215,15 +210,6 @@ class TrainWidget(QWidget):
         self.save_button.setEnabled(self.state.available)
         if self.state.available and not self.running:
             self._init.value = "current"
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        self.state.unsubscribe(self._on_state)
-        super().closeEvent(event)
-
-    @property
-    def running(self) -> bool:
-        """Whether a job of this widget is under way."""
-        return self._busy
 
     def train_config(self):
         """The training settings as a core :class:`TrainConfig` (raises UserInputError)."""
