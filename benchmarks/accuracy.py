@@ -57,17 +57,20 @@ class CpuBudget:
             self.event.set()
 
 
-def train_ours(net: UNet, train, seconds: float, seed: int = 0) -> UNet:
+def train_ours(net: UNet, pairs, seconds: float, seed: int = 0, **settings) -> UNet:
+    """Train ``net`` on TrainingPairs for a CPU budget (``settings`` override TrainConfig)."""
     budget = CpuBudget(seconds)
-    pairs = [TrainingPair(im, mask=m, name=name) for im, m, name in train]
     cfg = TrainConfig(
-        epochs=10_000,
-        steps_per_epoch=25,
-        patch_size=128,
-        batch_size=8,
-        val_fraction=0.1,
-        early_stopping_patience=1000,
-        seed=seed,
+        **{
+            "epochs": 10_000,
+            "steps_per_epoch": 25,
+            "patch_size": 128,
+            "batch_size": 8,
+            "val_fraction": 0.1,
+            "early_stopping_patience": 1000,
+            "seed": seed,
+            **settings,
+        }
     )
     net.train(pairs, cfg, progress=budget, stop_event=budget.event)
     return net
@@ -105,13 +108,14 @@ def main() -> None:
         print(f"== fold: test on {test_name}", flush=True)
         for method in methods:
             t0 = time.perf_counter()
+            pairs = [TrainingPair(im, mask=m, name=name) for im, m, name in train]
             if method == "unet_scratch":
-                net = train_ours(UNet.new(UNetConfig(), seed=0), train, args.seconds)
+                net = train_ours(UNet.new(UNetConfig(), seed=0), pairs, args.seconds)
                 labels = net.predict(test_img).labels
             elif method == "unet_finetuned":
                 if not have_default:
                     continue
-                net = train_ours(UNet.default(), train, args.seconds)
+                net = train_ours(UNet.default(), pairs, args.seconds)
                 labels = net.predict(test_img).labels
             elif method == "default_zero_shot":
                 if not have_default:

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 from common import ROOT, load_sample
-from training_throughput import conv_flops
+from training_throughput import conv_flops, time_ours
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     import tensorflow as tf
 
-    from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig
+    from napari_unet.core import UNet, UNetConfig
     from napari_unet.core.hardware import compute_dtype_policy, has_gpu
     from napari_unet.core.model import build_unet
 
@@ -66,23 +66,7 @@ def main() -> None:
 
     image, mask = load_sample()
     net = UNet.new(UNetConfig(), seed=0)
-    stamps = []
-
-    def progress(p):
-        if p.kind == "batch":
-            stamps.append(time.perf_counter())
-
-    cfg = TrainConfig(
-        epochs=2,
-        steps_per_epoch=args.steps,
-        patch_size=args.size,
-        batch_size=args.batch,
-        val_fraction=0.0,
-        augment=True,
-    )
-    net.train([TrainingPair(image, mask=mask)], cfg, progress=progress)
-    second = stamps[args.steps :]
-    t_step = (second[-1] - second[0]) / (len(second) - 1)
+    t_step = time_ours(net, image, mask, args.steps, args.size, args.batch)
     fwd = conv_flops(build_unet(UNetConfig(), dtype_policy="float32"), args.size, 4)
     train_ips = args.batch / t_step
 

@@ -20,11 +20,10 @@ import json
 import time
 
 import numpy as np
-from accuracy import CpuBudget
+from accuracy import CORES, train_ours
 from common import HELD_OUT, QUADRANTS, ROOT, correction, load_sample, markdown_table, scribbles
 
 from napari_unet.core import (
-    TrainConfig,
     TrainingPair,
     UNet,
     UNetConfig,
@@ -46,21 +45,19 @@ def disagreements(pred, truth):
 
 
 def fine_tune(net, image, ann, seconds, seed):
-    budget = CpuBudget(seconds)
-    cfg = TrainConfig(
-        epochs=10_000,
+    """Fine-tune on the annotation for a CPU budget; returns the CPU seconds per core used."""
+    t0 = time.process_time()
+    train_ours(
+        net,
+        [TrainingPair(image, annotation=ann)],
+        seconds,
+        seed=seed,
         steps_per_epoch=10,
-        patch_size=128,
-        batch_size=8,
         val_fraction=0.0,
         learning_rate=3e-4,
-        early_stopping_patience=1000,
         reduce_lr_patience=1000,
-        seed=seed,
     )
-    t0 = time.process_time()
-    net.train([TrainingPair(image, annotation=ann)], cfg, progress=budget, stop_event=budget.event)
-    return (time.process_time() - t0) / budget.limit * seconds
+    return (time.process_time() - t0) / CORES
 
 
 def human_in_the_loop(image, truth, rounds, per_round, seconds):
@@ -113,18 +110,7 @@ def sparse_vs_dense(image, mask, seconds):
                 a = scribbles(m, seed=i)
                 pairs.append(TrainingPair(im, annotation=a, name=n))
                 covered.append(float((a > 0).mean()))
-        net = UNet.new(UNetConfig(), seed=0)
-        budget = CpuBudget(seconds)
-        cfg = TrainConfig(
-            epochs=10_000,
-            steps_per_epoch=25,
-            patch_size=128,
-            batch_size=8,
-            val_fraction=0.1,
-            early_stopping_patience=1000,
-            seed=0,
-        )
-        net.train(pairs, cfg, progress=budget, stop_event=budget.event)
+        net = train_ours(UNet.new(UNetConfig(), seed=0), pairs, seconds)
         s = evaluate(net.predict(test_img).labels, test_mask)
         s["annotated_fraction"] = round(float(np.mean(covered)), 4)
         out[kind] = s

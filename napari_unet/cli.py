@@ -343,8 +343,6 @@ def cmd_predict(args) -> int:
                 continue
             image = read_image(path)
             axis = _channel_axis(image.shape, channels, path.name)
-            if channels == 1 and axis == -1 and image.shape[-1] == 4:
-                image = image[..., :3]  # RGBA: intensity from the colours, not the alpha
             pred = net.predict(
                 image, tile_size=args.tile_size, threshold=args.threshold, channel_axis=axis
             )

@@ -153,3 +153,15 @@ class JobWidget(QWidget):
     def running(self) -> bool:
         """Whether a job of this widget is under way."""
         return self._busy
+
+    def _start(self, func: Callable[..., Any], *args: Any):
+        """Run ``func(*args)`` in a worker wired to this widget's ``_on_*`` callbacks."""
+        self.worker = start_worker(
+            func,
+            *args,
+            yielded=self._on_yielded,
+            returned=self._on_returned,
+            errored=self._on_errored,
+            finished=self._on_finished,
+        )
+        return self.worker

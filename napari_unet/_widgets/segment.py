@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QVBoxLayout
 from superqt import QCollapsible
 
 from . import _layers as L
-from ._ui import JobWidget, button, combo, notify_error, progress_bar, start_worker, status_label
+from ._ui import JobWidget, button, combo, notify_error, progress_bar, status_label
 from ._workers import ModelSpec, SegmentJob, SegmentResult, Status, TileProgress, segment_worker
 
 MODEL_CHOICES = [
@@ -144,16 +144,7 @@ class SegmentWidget(JobWidget):
         self.run_button.setEnabled(False)
         self.progress.setRange(0, 0)
         self.status.setText(f"segmenting {job.name}…")
-        self.worker = start_worker(
-            segment_worker,
-            spec,
-            job,
-            yielded=self._on_yielded,
-            returned=self._on_returned,
-            errored=self._on_errored,
-            finished=self._on_finished,
-        )
-        return self.worker
+        return self._start(segment_worker, spec, job)
 
     def _on_yielded(self, batch: list) -> None:
         for item in batch:

@@ -15,7 +15,7 @@ from superqt import QCollapsible
 
 from . import _layers as L
 from ._plot import LossPlot
-from ._ui import JobWidget, button, notify_error, progress_bar, start_worker, status_label
+from ._ui import JobWidget, button, notify_error, progress_bar, status_label
 from ._workers import ModelSpec, Status, TrainJob, TrainOutcome, train_worker
 
 INIT_CHOICES = [
@@ -302,15 +302,7 @@ class TrainWidget(JobWidget):
         self.progress.setRange(0, 0)
         self.plot.clear(0 if job.config.time_limit else total)
         self.status.setText("starting…")
-        self.worker = start_worker(
-            train_worker,
-            job,
-            yielded=self._on_yielded,
-            returned=self._on_returned,
-            errored=self._on_errored,
-            finished=self._on_finished,
-        )
-        return self.worker
+        return self._start(train_worker, job)
 
     def _on_stop(self) -> None:
         """Ask the run to stop after the current batch (best weights are kept)."""

@@ -73,7 +73,7 @@ def _channels_last(image: np.ndarray, channels: int, name: str) -> np.ndarray:
         return a[..., :3].mean(axis=-1, keepdims=True)
     raise UserInputError(
         f"{name}: image of shape {a.shape} does not fit a model with {channels} input "
-        f"channel(s); expected (Y, X){'' if channels == 1 else ''} or (Y, X, {channels})"
+        f"channel(s); expected (Y, X) or (Y, X, {channels})"
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UserInputError
 from .postprocess import foreground_probability, instances_from_probabilities
 from .predict import plan_tiles, predict_probabilities
 
@@ -123,8 +124,6 @@ def predict_large(
     from .normalize import normalize, percentiles
 
     if getattr(image, "ndim", 0) not in (2, 3):
-        from .errors import UserInputError
-
         raise UserInputError(
             f"a large image must be 2D (optionally with channels), got {image.shape}"
         )
@@ -135,8 +134,6 @@ def predict_large(
     h, w = int(image.shape[0]), int(image.shape[1])
     src = image if image.ndim == 3 else _ChannelView(image)
     if src.shape[-1] != cfg.input_channels:
-        from .errors import UserInputError
-
         raise UserInputError(
             f"the model expects {cfg.input_channels} channel(s), the image has {src.shape[-1]}"
         )
