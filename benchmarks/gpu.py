@@ -17,29 +17,9 @@ import time
 
 import numpy as np
 from common import ROOT, load_sample
-from training_throughput import conv_flops, time_ours
+from training_throughput import conv_flops, matmul_ceiling, time_ours
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def matmul_ceiling(dtype, n: int, reps: int = 20) -> float:
-    import tensorflow as tf
-
-    a = tf.cast(tf.random.normal((n, n)), dtype)
-    b = tf.cast(tf.random.normal((n, n)), dtype)
-
-    @tf.function(jit_compile=False)
-    def mm(a, b):
-        return tf.matmul(a, b)
-
-    for _ in range(3):
-        mm(a, b).numpy()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        mm(a, b).numpy()
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
 
 
 def main() -> None:
@@ -62,7 +42,7 @@ def main() -> None:
             tf.config.list_physical_devices("GPU")[0]
         )
         device = details.get("device_name", device)
-    ceiling = matmul_ceiling(tf.float16 if gpu else tf.float32, 8192 if gpu else 2048)
+    ceiling = matmul_ceiling(8192 if gpu else 2048, reps=20, dtype="float16" if gpu else "float32")
 
     image, mask = load_sample()
     net = UNet.new(UNetConfig(), seed=0)
