@@ -48,9 +48,26 @@ def test_masked_loss_equals_plain_loss_on_labelled_subset(name):
 def test_crossentropy_matches_the_textbook_formula():
     from napari_unet.core.losses import masked_crossentropy
 
+    from napari_unet.core.targets import WEIGHT_UNIT
+
     probs, onehot, _, _ = _random_case(1)
     expected = -np.mean(np.log((onehot * probs).sum(-1)))
-    assert float(masked_crossentropy(onehot, probs)) == pytest.approx(expected, rel=1e-5)
+    got = float(masked_crossentropy(onehot * WEIGHT_UNIT, probs))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_target_values_weight_pixels_painted_more_pseudo_labels_less():
+    from napari_unet.core.losses import masked_crossentropy
+    from napari_unet.core.targets import WEIGHT_UNIT
+
+    probs, onehot, _, _ = _random_case(2)
+    ce = -np.log((onehot * probs).sum(-1))  # per pixel
+    weights = np.ones(ce.shape, np.float32)
+    weights[:, :4] = 4.0  # painted
+    weights[:, -4:] = 0.25  # pseudo-labels
+    target = onehot * (weights * WEIGHT_UNIT)[..., None]
+    expected = (weights * ce).sum() / ce.size
+    assert float(masked_crossentropy(target, probs)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_dice_is_one_for_a_perfect_prediction_and_low_for_the_inverse():

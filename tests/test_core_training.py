@@ -67,7 +67,9 @@ def test_stop_event_ends_training_within_one_batch_and_keeps_best_weights():
     )
     assert result.stopped_by == "stop_event"
     assert result.steps_run == 3  # no batch after the one that saw the event
-    assert result.epochs_run == 1 and result.best_epoch == 1
+    # the stop skips the rest of the epoch: no validation, no preview, no epoch record
+    assert result.epochs_run == 0 and result.best_epoch is None
+    assert [p.kind for p in seen].count("epoch") == 0
     assert seen[-1].kind == "done" and seen[-1].message == "stop_event"
     assert net.predict(img).probability.shape == img.shape  # still predicts
 

@@ -95,7 +95,8 @@ class TrainConfig:
     val_fraction
         Share of the annotated pixels held out (by image blocks) for validation.
     learning_rate
-        Initial Adam learning rate; reduced on plateau.
+        Initial Adam learning rate; reduced on plateau. ``None``: 3e-4 when
+        fine-tuning a trained model (gentle on what it knows), 1e-3 for a new one.
     augment, elastic
         Flips / 90° rotations / intensity jitter, and the paper's elastic deformation.
     annotated_fraction
@@ -104,6 +105,19 @@ class TrainConfig:
         Epochs without improvement before stopping / halving the learning rate.
     seed
         Seed for patch sampling, augmentation and the validation split.
+    painted_weight
+        Loss weight of pixels a person painted, relative to pixels copied from a
+        prediction (``TrainingPair.painted`` says which).
+    pseudo_label_weight
+        When fine-tuning on annotations, pixels nobody annotated learn the trained
+        model's own confident prediction at this weight, so that a few strokes correct
+        it without making it forget the rest (0 turns it off).
+    rescale
+        Bring each image to the model's object size (``UNet.object_diameter``) before
+        training on it, as prediction does.
+    tune_postprocessing
+        After training, choose the post-processing that gives the best instance F1 on
+        the training annotation and keep it in the model.
     """
 
     epochs: int = 50
@@ -112,13 +126,17 @@ class TrainConfig:
     patch_size: int = 128
     batch_size: int = 8
     val_fraction: float = 0.1
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
     augment: bool = True
     elastic: bool = True
     annotated_fraction: float = 0.8
     early_stopping_patience: int = 15
     reduce_lr_patience: int = 5
     seed: int = 0
+    painted_weight: float = 4.0
+    pseudo_label_weight: float = 0.25
+    rescale: bool = True
+    tune_postprocessing: bool = True
     normalization: dict[str, Any] = field(
         default_factory=lambda: {"method": "percentile", "low": 1.0, "high": 99.8}
     )
@@ -136,8 +154,14 @@ class TrainConfig:
             raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
         if not 0.0 <= float(self.val_fraction) < 1.0:
             raise UserInputError(f"val fraction must be in [0, 1), got {self.val_fraction}")
-        if float(self.learning_rate) <= 0:
-            raise UserInputError("learning rate must be positive")
+        if self.learning_rate is not None and not 0 < float(self.learning_rate) < 10:
+            raise UserInputError(f"learning rate must be positive, got {self.learning_rate}")
+        if not 1.0 <= float(self.painted_weight) <= 60.0:
+            raise UserInputError(f"painted weight must be in [1, 60], got {self.painted_weight}")
+        if not 0.0 <= float(self.pseudo_label_weight) < 1.0:
+            raise UserInputError(
+                f"pseudo-label weight must be in [0, 1), got {self.pseudo_label_weight}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

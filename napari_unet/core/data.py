@@ -3,6 +3,7 @@ augmentation (numpy + scipy only; the TensorFlow pipeline lives in training.py).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from .errors import UserInputError
 from .normalize import normalize_image
 from .targets import (
+    WEIGHT_UNIT,
     annotated_pixel_counts,
     annotation_targets,
     check_mask,
@@ -30,12 +32,25 @@ class TrainingPair:
     mask: np.ndarray | None = None
     name: str = "image"
     weight: float = 1.0  # relative share of training patches, per labelled pixel
+    #: pixels a person painted (bool, the labels' shape): they weigh more in the loss
+    #: than pixels copied from a prediction, and patches are centred on them more often
+    painted: np.ndarray | None = None
+    #: typical object width (px) in this image, when known; else measured
+    diameter: float | None = None
+    #: class probabilities ``(Y, X, K)`` of the model before training: confident ones
+    #: teach unannotated pixels at a low weight (set by ``UNet.train``)
+    pseudo: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if (self.annotation is None) == (self.mask is None):
             raise UserInputError(f"{self.name}: give exactly one of an annotation or a mask")
         if not self.weight > 0:
             raise UserInputError(f"{self.name}: weight must be positive")
+        if self.painted is not None and np.shape(self.painted) != np.shape(self.labels):
+            raise UserInputError(
+                f"{self.name}: the painted-pixel map {np.shape(self.painted)} and the "
+                f"{self.kind} {np.shape(self.labels)} differ in shape"
+            )
 
     @property
     def labels(self) -> np.ndarray:
@@ -58,8 +73,36 @@ class PreparedImage:
 
     @property
     def labelled(self) -> np.ndarray:
-        """Pixels that carry a label (any allowed class)."""
-        return self.target.max(axis=-1)
+        """Pixels that carry a label of their own (pseudo-labels excluded)."""
+        return self.target.max(axis=-1) >= WEIGHT_UNIT
+
+    @property
+    def sparse(self) -> bool:
+        """True when fewer than half of the pixels carry a label (scribbles)."""
+        return float(self.labelled.mean()) < 0.5
+
+
+def weighted_target(
+    target: np.ndarray,
+    painted: np.ndarray | None,
+    painted_weight: float,
+    pseudo: np.ndarray | None,
+    pseudo_weight: float,
+    confidence: float = 0.9,
+) -> np.ndarray:
+    """A 0/1 multi-hot target scaled to loss weights (see :data:`WEIGHT_UNIT`)."""
+    out = target.astype(np.uint8) * np.uint8(WEIGHT_UNIT)
+    if painted is not None and painted_weight != 1.0:
+        value = np.uint8(min(255, round(WEIGHT_UNIT * painted_weight)))
+        sel = np.asarray(painted, bool) & (target.max(axis=-1) > 0)
+        out[sel] = target[sel] * value
+    if pseudo is not None and pseudo_weight > 0:
+        value = np.uint8(max(1, round(WEIGHT_UNIT * pseudo_weight)))
+        best = np.argmax(pseudo, axis=-1)
+        sure = (np.max(pseudo, axis=-1) >= confidence) & (target.max(axis=-1) == 0)
+        ys, xs = np.nonzero(sure)
+        out[ys, xs, best[ys, xs]] = value
+    return out
 
 
 def _channels_last(image: np.ndarray, channels: int, name: str) -> np.ndarray:
@@ -94,14 +137,39 @@ def split_planes(pair: TrainingPair, channels: int) -> list[TrainingPair]:
         raise UserInputError(f"{pair.name}: {lab.ndim}D labels are not supported")
     flat_img = img.reshape((-1,) + img.shape[lab.ndim - 2 :])
     flat_lab = lab.reshape((-1,) + lab.shape[-2:])
+    flat_painted = (
+        [None] * len(flat_lab)
+        if pair.painted is None
+        else np.asarray(pair.painted).reshape((-1,) + lab.shape[-2:])
+    )
     out = []
-    for i, (im, lb) in enumerate(zip(flat_img, flat_lab)):
+    for i, (im, lb, pt) in enumerate(zip(flat_img, flat_lab, flat_painted)):
         if pair.kind == "annotation" and not lb.any():
             continue
         kw = {pair.kind: lb}
-        out.append(TrainingPair(im, name=f"{pair.name}[{i}]", weight=pair.weight, **kw))
+        out.append(
+            TrainingPair(
+                im,
+                name=f"{pair.name}[{i}]",
+                weight=pair.weight,
+                painted=pt,
+                diameter=pair.diameter,
+                **kw,
+            )
+        )
     if not out:
         raise UserInputError(f"{pair.name}: no plane of the stack is annotated")
+    return out
+
+
+def planes_of(pairs: list[TrainingPair], channels: int) -> list[TrainingPair]:
+    """Every pair as 2D planes with channels-last images ``(Y, X, C)``."""
+    if not pairs:
+        raise UserInputError("no training data: add at least one image with labels")
+    out = []
+    for pair in pairs:
+        for p in split_planes(pair, channels):
+            out.append(dataclasses.replace(p, image=_channels_last(p.image, channels, p.name)))
     return out
 
 
@@ -110,8 +178,16 @@ def prepare_pairs(
     channels: int,
     n_object_classes: int,
     normalization: dict,
+    painted_weight: float = 1.0,
+    pseudo_weight: float = 0.0,
+    pseudo_confidence: float = 0.9,
+    split: bool = True,
 ) -> list[PreparedImage]:
-    """Check, normalise and turn pairs into multi-hot targets.
+    """Check, normalise and turn pairs into weighted multi-hot targets.
+
+    Targets hold ``WEIGHT_UNIT`` for an annotated class, ``painted_weight`` times that
+    where a person painted, and ``pseudo_weight`` times that for the confident classes
+    of ``pair.pseudo`` on pixels nobody annotated.
 
     Raises
     ------
@@ -120,9 +196,8 @@ def prepare_pairs(
     """
     if not pairs:
         raise UserInputError("no training data: add at least one image with labels")
-    planes: list[TrainingPair] = []
-    for pair in pairs:
-        planes.extend(split_planes(pair, channels))
+    # ``split=False``: the pairs are planes_of() already (2D, channels last)
+    planes = planes_of(pairs, channels) if split else list(pairs)
     prepared = []
     n_fg = n_bg = 0
     for p in planes:
@@ -144,6 +219,9 @@ def prepare_pairs(
             check_mask(labels, f"{p.name} mask")
             target = mask_targets(labels, n_object_classes)
             counts = {1: int((labels == 0).sum()), 2: int((labels > 0).sum())}
+        target = weighted_target(
+            target, p.painted, painted_weight, p.pseudo, pseudo_weight, pseudo_confidence
+        )
         n_bg += counts.get(1, 0)
         n_fg += sum(v for k, v in counts.items() if k >= 2)
         norm = normalize_image(image, normalization)
@@ -280,13 +358,35 @@ class PatchSampler:
         self.elastic = elastic and augment
         self.sigma = elastic_sigma
         self.rng = np.random.default_rng(seed)
-        self.labelled = [np.flatnonzero(t.max(axis=-1)).astype(np.int64) for t in targets]
-        counts = np.array([len(ix) for ix in self.labelled], np.float64)
+        # patch centres: each class of labelled pixel gets an equal share (a few objects
+        # in a large, fully labelled frame are not drowned by its background), and
+        # pixels a person painted get a share of their own
+        self.centres: list[list[np.ndarray]] = []
+        counts = []
+        for t in targets:
+            top = t.max(axis=-1)
+            real = top >= WEIGHT_UNIT
+            groups = [
+                np.flatnonzero(real & (t[..., 0] > 0)),
+                np.flatnonzero(real & (t[..., 0] == 0)),
+                np.flatnonzero(top > WEIGHT_UNIT),
+            ]
+            self.centres.append([g.astype(np.int64) for g in groups])
+            counts.append(float(real.sum()))
+        counts = np.array(counts, np.float64)
         if weights is not None:
             counts = counts * np.asarray(weights, np.float64)
         if counts.sum() == 0:
             raise UserInputError("no labelled pixel left for training")
         self.image_weights = counts / counts.sum()
+
+    def _centre(self, i: int) -> int | None:
+        """A labelled pixel of image ``i`` (flat index), class-balanced."""
+        groups = [g for g in self.centres[i] if len(g)]
+        if not groups:
+            return None
+        g = groups[int(self.rng.integers(len(groups)))]
+        return int(g[self.rng.integers(len(g))])
 
     def _window(self, i: int, cy: int, cx: int, margin: int):
         half = self.p // 2
@@ -301,9 +401,9 @@ class PatchSampler:
         rng = self.rng
         i = int(rng.choice(len(self.images), p=self.image_weights))
         h, w = self.images[i].shape[:2]
-        if rng.random() < self.annotated_fraction:
-            flat = self.labelled[i][rng.integers(len(self.labelled[i]))]
-            cy, cx = divmod(int(flat), w)
+        flat = self._centre(i) if rng.random() < self.annotated_fraction else None
+        if flat is not None:
+            cy, cx = divmod(flat, w)
         else:
             cy, cx = int(rng.integers(h)), int(rng.integers(w))
         if self.elastic and rng.random() < 0.7:

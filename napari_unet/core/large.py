@@ -100,8 +100,8 @@ def predict_large(
     halo: int = 64,
     tile_size: int | None = None,
     context: int | None = None,
-    threshold: float = 0.5,
-    min_size: int = 10,
+    threshold: float | None = None,
+    min_size: int | None = None,
     batch_size: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> LargeResult:
@@ -148,6 +148,11 @@ def predict_large(
     tile = int(tile_size or DEFAULT_TILE_SIZE)
     ctx = DEFAULT_CONTEXT if context is None else int(context)
     infer = net._inference_fn()
+    params = net.postprocessing.to_dict()
+    if threshold is not None:
+        params["threshold"] = float(threshold)
+    if min_size is not None:
+        params["min_size"] = int(min_size)
     blocks = [(y, x) for y in range(0, h, block_size) for x in range(0, w, block_size)]
     next_id = 1
     for done, (by, bx) in enumerate(blocks, start=1):
@@ -159,7 +164,7 @@ def predict_large(
         probability_out[by:by1, bx:bx1] = foreground_probability(
             scores[by - ry0 : by1 - ry0, bx - rx0 : bx1 - rx0]
         )
-        lab = instances_from_probabilities(scores, threshold=threshold, min_size=min_size)
+        lab = instances_from_probabilities(scores, **params)
         del scores
         next_id = _write_owned(lab, labels_out, (ry0, rx0), (by, by1, bx, bx1), next_id)
         if progress is not None:

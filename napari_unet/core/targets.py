@@ -18,6 +18,10 @@ from .errors import UserInputError
 
 BACKGROUND = 1  # annotation value for background
 FIRST_OBJECT = 2  # annotation value of the first object class
+#: Training targets carry loss weights: an allowed class holds ``WEIGHT_UNIT`` × the
+#: pixel's weight (1 for annotated pixels, more where a person painted, less for
+#: pseudo-labels), so one ``uint8`` array says both what is allowed and how much it counts.
+WEIGHT_UNIT = 4
 
 
 def _neighbour_differs(labels: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Training: a tf.data pipeline of augmented patches, Keras ``fit`` with learning-rate
-reduction, early stopping, keep-the-best weights, a time limit and a stop event.
+"""Training: augmented patches made in a producer thread, a compiled training step that
+is reused across runs, learning-rate reduction, early stopping, keep-the-best weights,
+a time limit and a stop event that ends a run within one batch.
 
 Progress leaves through a plain callable that receives :class:`TrainProgress`
 records; nothing here knows about Qt.
@@ -7,8 +8,8 @@ records; nothing here knows about Qt.
 
 from __future__ import annotations
 
-import gc
 import math
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -58,166 +59,147 @@ class TrainResult:
     best_epoch: int | None
     best_monitor: float | None
     monitor: str
-    stopped_by: str  # "epochs", "early_stopping", "time_limit", "stop_event"
+    stopped_by: str  # "epochs", "early_stopping", "time_limit", "stop_event", "non_finite"
     seconds: float
     data: list[dict] = field(default_factory=list)
 
 
-def _val_dice(model, val_data, batch_size: int) -> float:
-    """Hard foreground Dice of ``model`` on the validation patches (labelled pixels)."""
-    from .losses import dice_coefficient
+class _BatchProducer:
+    """Makes augmented batches in a plain thread, a few ahead of the network.
 
-    x, y = val_data
-    preds = [
-        np.asarray(model(x[i : i + batch_size], training=False))
-        for i in range(0, len(x), batch_size)
-    ]
-    return float(dice_coefficient(y.astype(np.float32), np.concatenate(preds)))
+    Replaces a ``tf.data`` generator pipeline: nothing outlives the run (its thread
+    ends within one batch when closed), and a new run needs no new graph.
+    """
 
+    def __init__(self, sampler: PatchSampler, batch_size: int, depth: int = 4) -> None:
+        self._sampler = sampler
+        self._n = batch_size
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="napari-unet-batches", daemon=True)
+        self._thread.start()
 
-def _make_callbacks(
-    model,
-    cfg: TrainConfig,
-    monitor: str,
-    total_steps: int,
-    progress: Callable[[TrainProgress], None] | None,
-    stop_event: threading.Event | None,
-    preview: Callable[[], Any] | None,
-    preview_interval: float,
-    state: dict,
-    val_data=None,
-):
-    import keras
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self._sampler.batch(self._n)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # noqa: BLE001 - re-raised in the training thread
+            self._error = e
 
-    t0 = state["t0"]
-
-    class Progress(keras.callbacks.Callback):
-        """Reports progress, honours the stop event and the time limit after each batch."""
-
-        def on_train_batch_end(self, batch, logs=None):
-            state["step"] += 1
-            loss = float(logs["loss"]) if logs and "loss" in logs else None
-            if progress is not None:
-                progress(
-                    TrainProgress(
-                        "batch",
-                        state["step"],
-                        total_steps,
-                        state["epoch"],
-                        loss=loss,
-                        elapsed=time.perf_counter() - t0,
-                    )
-                )
-            if stop_event is not None and stop_event.is_set():
-                state["stopped_by"] = "stop_event"
-                self.model.stop_training = True
-            elif cfg.time_limit is not None and time.perf_counter() - t0 >= cfg.time_limit:
-                state["stopped_by"] = "time_limit"
-                self.model.stop_training = True
-
-        def on_epoch_begin(self, epoch, logs=None):
-            state["epoch"] = epoch + 1
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {} if logs is None else logs
-            if val_data is not None and "val_loss" in logs:
-                # validation Dice once per epoch here, rather than a Keras metric that
-                # would cost ~20 % of every training step
-                logs["val_dice_coefficient"] = _val_dice(self.model, val_data, cfg.batch_size)
-            state["epochs_run"] = epoch + 1
-            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            for key, value in logs.items():
-                state["history"].setdefault(key, []).append(float(value))
-            state["history"].setdefault("learning_rate", []).append(lr)
-            if progress is not None:
-                progress(
-                    TrainProgress(
-                        "epoch",
-                        state["step"],
-                        total_steps,
-                        epoch + 1,
-                        loss=_get(logs, "loss"),
-                        val_loss=_get(logs, "val_loss"),
-                        val_dice=_get(logs, "val_dice_coefficient"),
-                        learning_rate=lr,
-                        elapsed=time.perf_counter() - t0,
-                    )
-                )
-            now = time.perf_counter()
-            if (
-                preview is not None
-                and progress is not None
-                and not self.model.stop_training
-                and now - state["last_preview"] >= preview_interval
-            ):
-                state["last_preview"] = now
-                progress(
-                    TrainProgress(
-                        "preview",
-                        state["step"],
-                        total_steps,
-                        epoch + 1,
-                        preview=preview(),
-                        elapsed=time.perf_counter() - t0,
-                    )
-                )
-
-    class KeepBest(keras.callbacks.Callback):
-        """Remembers the weights of the best epoch and restores them at the end."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            value = _get(logs or {}, monitor)
-            if value is None or not math.isfinite(value):
-                return
-            if state["best"] is None or value < state["best"]:
-                state["best"] = value
-                state["best_epoch"] = epoch + 1
-                state["best_weights"] = [np.array(w) for w in self.model.get_weights()]
-
-        def on_train_end(self, logs=None):
-            if state["best_weights"] is not None:
-                self.model.set_weights(state["best_weights"])
-
-    class EarlyStop(keras.callbacks.EarlyStopping):
-        def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch, logs)
-            if self.model.stop_training and state["stopped_by"] == "epochs":
-                state["stopped_by"] = "early_stopping"
-
-    return [
-        Progress(),
-        KeepBest(),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=0.5, patience=cfg.reduce_lr_patience, min_lr=1e-6, verbose=0
-        ),
-        EarlyStop(monitor=monitor, patience=cfg.early_stopping_patience, verbose=0),
-    ]
-
-
-def _get(logs: dict, key: str) -> float | None:
-    v = logs.get(key)
-    return None if v is None else float(v)
-
-
-def make_dataset(sampler: PatchSampler, batch_size: int, n_in: int, n_out: int, prefetch: int = 4):
-    """An endless tf.data stream of augmented batches, produced ahead of the model."""
-    import tensorflow as tf
-
-    p = sampler.p
-
-    def gen():
+    def get(self):
         while True:
-            yield sampler.batch(batch_size)
+            try:
+                return self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._error is not None:
+                    raise self._error from None
+                if not self._thread.is_alive():
+                    raise RuntimeError("the batch producer stopped") from None
 
-    ds = tf.data.Dataset.from_generator(
-        gen,
-        output_signature=(
-            tf.TensorSpec((batch_size, p, p, n_in), tf.float32),
-            tf.TensorSpec((batch_size, p, p, n_out), tf.uint8),
-        ),
-    )
-    ds = ds.map(lambda x, y: (x, tf.cast(y, tf.float32)))
-    return ds.prefetch(prefetch)
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+class _Trainer:
+    """A compiled training step for one architecture and batch shape, kept for reuse.
+
+    Building and tracing a U-Net training step takes seconds; a second run (or a run
+    on a copy of the same model) copies its weights into this network, trains, and
+    copies them back, so it starts at once.
+    """
+
+    def __init__(self, config, policy: str) -> None:
+        import keras
+        import tensorflow as tf
+
+        from .losses import dice_crossentropy_loss
+        from .model import build_unet
+
+        self.lock = threading.Lock()
+        self.model = build_unet(config, dtype_policy=policy)
+        self.optimizer = keras.optimizers.Adam(1e-3)
+        self.optimizer.build(self.model.trainable_variables)
+        model, optimizer, loss_fn = self.model, self.optimizer, dice_crossentropy_loss
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                pred = model(x, training=True)
+                loss = loss_fn(y, pred)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def evaluate(x, y):
+            from .losses import dice_coefficient
+
+            pred = model(x, training=False)
+            return loss_fn(y, pred), dice_coefficient(y, pred)
+
+        self.step = step
+        self.evaluate = evaluate
+
+    def reset(self, weights: list[np.ndarray], learning_rate: float) -> None:
+        """Start a run: the given weights, a fresh Adam state, the learning rate."""
+        self.model.set_weights(weights)
+        for v in self.optimizer.variables:
+            if v.name != "learning_rate":
+                v.assign(np.zeros(v.shape, v.dtype))
+        self.optimizer.learning_rate = float(learning_rate)
+
+    @property
+    def learning_rate(self) -> float:
+        return float(np.asarray(self.optimizer.learning_rate))
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.optimizer.learning_rate = float(value)
+
+
+_TRAINERS: dict[tuple, _Trainer] = {}
+_TRAINERS_LOCK = threading.Lock()
+
+
+def _trainer_for(config) -> _Trainer:
+    """The cached trainer for an architecture (a fresh one if that one is busy)."""
+    import json
+
+    from .hardware import compute_dtype_policy
+
+    policy = compute_dtype_policy()
+    key = (json.dumps(config.to_dict(), sort_keys=True), policy)
+    with _TRAINERS_LOCK:
+        trainer = _TRAINERS.get(key)
+        if trainer is None or trainer.lock.locked():
+            trainer = _Trainer(config, policy)
+            _TRAINERS.setdefault(key, trainer)
+        trainer.lock.acquire()
+    return trainer
+
+
+def _validate(trainer: _Trainer, val, batch_size: int) -> tuple[float, float]:
+    """Mean loss and hard Dice over the validation patches."""
+    x, y = val
+    losses, dices, sizes = [], [], []
+    for i in range(0, len(x), batch_size):
+        loss, dice = trainer.evaluate(x[i : i + batch_size], y[i : i + batch_size])
+        losses.append(float(loss))
+        dices.append(float(dice))
+        sizes.append(len(x[i : i + batch_size]))
+    return float(np.average(losses, weights=sizes)), float(np.average(dices, weights=sizes))
+
+
+def _finite(weights: list[np.ndarray]) -> bool:
+    return all(np.isfinite(w).all() for w in weights)
 
 
 def fit(
@@ -228,25 +210,32 @@ def fit(
     stop_event: threading.Event | None = None,
     preview: Callable[[], Any] | None = None,
     preview_interval: float = 5.0,
+    learning_rate: float | None = None,
+    *,
+    config,
 ) -> TrainResult:
-    """Train ``model`` (a compiled-or-not Keras U-Net) in place on prepared images.
+    """Train ``model`` (a Keras U-Net built from ``config``, a
+    :class:`~napari_unet.core.config.UNetConfig`) in place on prepared images.
 
-    The best weights (lowest validation loss, or training loss without validation) are
-    restored at the end, whatever stopped the run.
+    Each epoch is ``cfg.steps_per_epoch`` batches, then validation on held-out image
+    blocks, learning-rate halving on a plateau and early stopping. With dense labels the
+    best epoch's weights are kept; with sparse ones (scribbles) the held-out strokes are
+    too easy to rank epochs, so the last weights are kept. A stop (event or time limit)
+    takes effect after the current batch and skips the rest of the epoch. A non-finite
+    loss ends the run and keeps the last finite weights, never the broken ones.
     """
-    import keras
-
-    from .losses import dice_crossentropy_loss
-
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     block = max(32, cfg.patch_size // 2)
     train_masks, val_masks = split_validation(prepared, cfg.val_fraction, block, rng)
-    train_targets = [p.target * m[..., None] for p, m in zip(prepared, train_masks)]
+    # training sees everything outside the held-out blocks (pseudo-labels included)
+    train_targets = [p.target * ~m[..., None] for p, m in zip(prepared, val_masks)]
     val_targets = [p.target * m[..., None] for p, m in zip(prepared, val_masks)]
     images = [p.image for p in prepared]
-    n_in = images[0].shape[-1]
-    n_out = prepared[0].target.shape[-1]
+    sparse = sum(int(p.labelled.sum()) for p in prepared) < 0.5 * sum(
+        p.labelled.size for p in prepared
+    )
+    keep_best = not sparse
 
     sampler = PatchSampler(
         images,
@@ -258,84 +247,144 @@ def fit(
         seed=cfg.seed,
         weights=[p.sampling_weight for p in prepared],
     )
-    train_ds = make_dataset(sampler, cfg.batch_size, n_in, n_out)
     val = None
     if any(m.any() for m in val_masks):
         val = validation_patches(images, val_targets, cfg.patch_size, 4 * cfg.batch_size, rng)
+        if val is not None:
+            val = (val[0], val[1].astype(np.float32))
     monitor = "val_loss" if val is not None else "loss"
+    lr = float(learning_rate or cfg.learning_rate or 1e-3)
+
+    import keras
 
     keras.utils.set_random_seed(cfg.seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
-        loss=dice_crossentropy_loss,
-    )
-    state: dict[str, Any] = {
-        "t0": t0,
-        "step": 0,
-        "epoch": 0,
-        "epochs_run": 0,
-        "history": {},
-        "best": None,
-        "best_epoch": None,
-        "best_weights": None,
-        "stopped_by": "epochs",
-        "last_preview": t0,
-    }
+    trainer = _trainer_for(config)
+    start_weights = model.get_weights()
+    trainer.reset(start_weights, lr)
+    producer = _BatchProducer(sampler, cfg.batch_size) if not _set(stop_event) else None
+
+    history: dict[str, list[float]] = {}
     total_steps = cfg.epochs * cfg.steps_per_epoch
-    callbacks = _make_callbacks(
-        model,
-        cfg,
-        monitor,
-        total_steps,
-        progress,
-        stop_event,
-        preview,
-        preview_interval,
-        state,
-        val_data=val,
-    )
-    if stop_event is not None and stop_event.is_set():
-        state["stopped_by"] = "stop_event"
-    else:
-        model.fit(
-            train_ds,
-            epochs=cfg.epochs,
-            steps_per_epoch=cfg.steps_per_epoch,
-            validation_data=None if val is None else (val[0], val[1].astype(np.float32)),
-            validation_batch_size=cfg.batch_size,
-            callbacks=callbacks,
-            shuffle=False,  # the patch stream is random already
-            verbose=0,
-        )
-    # release the generator-backed pipeline now, not at interpreter shutdown
-    del train_ds, sampler
-    gc.collect(1)  # young generations only: a full pass holds the GIL for seconds
+    step = epochs_run = 0
+    best = best_epoch = None
+    best_weights = None
+    last_finite = start_weights
+    stopped_by = "epochs"
+    since_best = since_lr = 0
+    plateau_best = None
+    last_preview = t0
+
+    def report(kind: str, epoch: int, **kw) -> None:
+        if progress is not None:
+            progress(
+                TrainProgress(
+                    kind, step, total_steps, epoch, elapsed=time.perf_counter() - t0, **kw
+                )
+            )
+
+    try:
+        if producer is None:
+            stopped_by = "stop_event"
+        for epoch in range(1, cfg.epochs + 1) if producer is not None else ():
+            losses = []
+            for _ in range(cfg.steps_per_epoch):
+                if _set(stop_event):
+                    stopped_by = "stop_event"
+                    break
+                x, y = producer.get()
+                loss = float(trainer.step(x, y))
+                step += 1
+                losses.append(loss)
+                report("batch", epoch, loss=loss)
+                if not math.isfinite(loss):
+                    stopped_by = "non_finite"
+                    break
+                if cfg.time_limit is not None and time.perf_counter() - t0 >= cfg.time_limit:
+                    stopped_by = "time_limit"
+                    break
+            if stopped_by in ("stop_event", "non_finite") or not losses:
+                break  # no validation, no preview: answer at once
+            epochs_run = epoch
+            logs = {"loss": float(np.mean(losses))}
+            if val is not None:
+                logs["val_loss"], logs["val_dice_coefficient"] = _validate(
+                    trainer, val, cfg.batch_size
+                )
+            lr_now = trainer.learning_rate
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            history.setdefault("learning_rate", []).append(lr_now)
+            value = logs.get(monitor, logs["loss"])
+            weights = trainer.model.get_weights()
+            if math.isfinite(value) and _finite(weights):
+                last_finite = weights
+                if best is None or value < best:
+                    best, best_epoch, best_weights = value, epoch, weights
+            report(
+                "epoch",
+                epoch,
+                loss=logs["loss"],
+                val_loss=logs.get("val_loss"),
+                val_dice=logs.get("val_dice_coefficient"),
+                learning_rate=lr_now,
+            )
+            if stopped_by == "time_limit":
+                break
+            # learning-rate reduction on a plateau, early stopping
+            if plateau_best is None or value < plateau_best - 1e-4:
+                plateau_best, since_best, since_lr = value, 0, 0
+            else:
+                since_best += 1
+                since_lr += 1
+                if since_lr >= cfg.reduce_lr_patience:
+                    trainer.learning_rate = max(1e-6, lr_now * 0.5)
+                    since_lr = 0
+                if since_best >= cfg.early_stopping_patience:
+                    stopped_by = "early_stopping"
+                    break
+            now = time.perf_counter()
+            if (
+                preview is not None
+                and progress is not None
+                and now - last_preview >= preview_interval
+            ):
+                model.set_weights(trainer.model.get_weights())
+                last_preview = now
+                report("preview", epoch, preview=preview())
+        final = trainer.model.get_weights()
+        if keep_best and best_weights is not None:
+            final = best_weights
+        elif not _finite(final):
+            final = last_finite
+        model.set_weights(final)
+    finally:
+        if producer is not None:
+            producer.close()
+        trainer.lock.release()
     result = TrainResult(
-        history=state["history"],
-        epochs_run=state["epochs_run"],
-        steps_run=state["step"],
-        best_epoch=state["best_epoch"],
-        best_monitor=state["best"],
-        monitor=monitor,
-        stopped_by=state["stopped_by"],
+        history=history,
+        epochs_run=epochs_run,
+        steps_run=step,
+        best_epoch=best_epoch if keep_best else None,
+        best_monitor=best,
+        monitor=monitor if keep_best else "last",
+        stopped_by=stopped_by,
         seconds=time.perf_counter() - t0,
         data=[p.summary for p in prepared],
     )
-    if progress is not None:
-        progress(
-            TrainProgress(
-                "done",
-                state["step"],
-                total_steps,
-                state["epochs_run"],
-                loss=_last(state["history"], "loss"),
-                val_loss=_last(state["history"], "val_loss"),
-                val_dice=_last(state["history"], "val_dice_coefficient"),
-                elapsed=result.seconds,
-                message=result.stopped_by,
-            )
-        )
+    report(
+        "done",
+        epochs_run,
+        loss=_last(history, "loss"),
+        val_loss=_last(history, "val_loss"),
+        val_dice=_last(history, "val_dice_coefficient"),
+        message=stopped_by,
+    )
     return result
+
+
+def _set(event: threading.Event | None) -> bool:
+    return event is not None and event.is_set()
 
 
 def _last(history: dict, key: str) -> float | None:

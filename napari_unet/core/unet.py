@@ -14,7 +14,7 @@ import datetime as _dt
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,18 @@ class Prediction:
         Instance ids (0 = background), unique across planes of a stack.
     scores
         Full class probabilities ``(..., Y, X, K)`` when asked for, else ``None``.
+    scale
+        Factor the image was resized by before the network saw it (median over planes).
+    diameter
+        Object width (px, in the image) that set the scale, measured or given; ``None``
+        when the image was used as it is.
     """
 
     probability: np.ndarray
     labels: np.ndarray
     scores: np.ndarray | None = None
+    scale: float = 1.0
+    diameter: float | None = None
 
 
 def _package_version() -> str:
@@ -190,7 +197,7 @@ class UNet:
         -------
         TrainResult
         """
-        from .data import prepare_pairs
+        from .data import planes_of, prepare_pairs
         from .training import fit
 
         cfg = config or TrainConfig()
@@ -201,10 +208,26 @@ class UNet:
                 f"patch size {cfg.patch_size} must be a multiple of {self.config.size_multiple} "
                 f"for a depth-{self.config.depth} network"
             )
-        normalization = dict(self.normalization)
+        pretrained = self.pretrained
+        planes = planes_of(list(pairs), self.input_channels)
+        planes, diameters = self._to_model_scale(planes, cfg)
+        if pretrained and cfg.pseudo_label_weight > 0:
+            planes = [
+                replace(p, pseudo=self._plane_scores(p.image, 1.0)) if p.kind == "annotation" else p
+                for p in planes
+            ]
         prepared = prepare_pairs(
-            list(pairs), self.input_channels, self.config.n_object_classes, normalization
+            planes,
+            self.input_channels,
+            self.config.n_object_classes,
+            dict(self.normalization),
+            painted_weight=cfg.painted_weight,
+            pseudo_weight=cfg.pseudo_label_weight if pretrained else 0.0,
+            split=False,
         )
+        for p in planes:
+            p.pseudo = None  # free the teacher's maps
+        lr = cfg.learning_rate or (3e-4 if pretrained else 1e-3)
         preview = None
         if preview_image is not None:
 
@@ -221,8 +244,19 @@ class UNet:
                 stop_event=stop_event,
                 preview=preview,
                 preview_interval=preview_interval,
+                learning_rate=lr,
+                config=self.config,
             )
             self._infer = None
+        if not self.object_diameter:
+            measured = [d for d in diameters if d] or [
+                d for d in (self._measure_diameter(p.image) for p in planes) if d
+            ]
+            if measured:
+                self.metadata["object_diameter"] = round(float(np.median(measured)), 2)
+        search = None
+        if cfg.tune_postprocessing and result.steps_run and result.stopped_by != "stop_event":
+            search = self._tune_postprocessing(planes)
         hist = self.metadata["history"]
         for key, values in result.history.items():
             hist.setdefault(key, []).extend(values)
@@ -231,6 +265,7 @@ class UNet:
             {
                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "config": cfg.to_dict(),
+                "learning_rate": lr,
                 "data": result.data,
                 "epochs": result.epochs_run,
                 "steps": result.steps_run,
@@ -239,11 +274,105 @@ class UNet:
                 "best_epoch": result.best_epoch,
                 "monitor": result.monitor,
                 "best_monitor": result.best_monitor,
+                "postprocessing_search": search,
             }
         )
         return result
 
+    @property
+    def pretrained(self) -> bool:
+        """True when the network has learned something (trained here or loaded)."""
+        return bool(self.metadata.get("training_runs") or self.metadata.get("source_path"))
+
+    def _to_model_scale(self, planes: list, cfg: TrainConfig) -> tuple[list, list]:
+        """Planes resized so their objects match :attr:`object_diameter`, and the
+        object widths measured in each (``None`` where unknown)."""
+        from .size import clip_scale, mask_diameter, rescale_image, resize_to, scaled_shape
+
+        model_d = self.object_diameter
+        out, diameters = [], []
+        for p in planes:
+            d = p.diameter
+            if d is None and p.kind == "mask":
+                d = mask_diameter(p.mask)
+            factor = 1.0
+            if model_d and cfg.rescale:
+                if d is None and p.kind == "annotation":
+                    factor = self._estimate_scale(p.image)
+                elif d:
+                    factor = clip_scale(model_d / d)
+            diameters.append(d)
+            if factor != 1.0:
+                shape = scaled_shape(p.image.shape, factor)
+                labels = resize_to(np.asarray(p.labels), shape, labels=True)
+                painted = (
+                    None
+                    if p.painted is None
+                    else resize_to(np.asarray(p.painted, np.uint8), shape, labels=True) > 0
+                )
+                p = replace(
+                    p,
+                    image=rescale_image(p.image, factor),
+                    painted=painted,
+                    diameter=None,
+                    **{p.kind: labels},
+                )
+            out.append(p)
+        return out, diameters
+
+    def _tune_postprocessing(self, planes: list) -> dict | None:
+        """Choose and keep the post-processing that suits the training annotation."""
+        from .postprocess import search_postprocessing
+
+        scores = [self._plane_scores(p.image, 1.0) for p in planes]
+        found = search_postprocessing(
+            scores,
+            [np.asarray(p.labels) for p in planes],
+            [p.kind for p in planes],
+            self.postprocessing,
+        )
+        if found.n_objects < 3:
+            return None  # too few objects to judge by
+        self.metadata["postprocessing"] = found.params.to_dict()
+        return found.to_dict()
+
     # ------------------------------------------------------------------ prediction
+    def _plane_scores(self, plane, factor: float, tile_size=None, context=None, report=None):
+        """Class probabilities of one channels-last plane resized by ``factor``."""
+        from .predict import predict_probabilities
+        from .size import rescale_image
+
+        norm = self.normalization
+        lo, hi = percentiles(plane, norm.get("low", 1.0), norm.get("high", 99.8))
+        region = rescale_image(plane, factor)
+        plan = self._plan(region.shape[0], region.shape[1], tile_size, context)
+        return predict_probabilities(
+            self._inference_fn(),
+            region,
+            self.config.n_outputs,
+            plan,
+            lambda t: normalize(t, lo, hi),
+            2,
+            report,
+        )
+
+    def _estimate_scale(self, plane) -> float:
+        from .size import estimate_scale
+
+        def scores_at(factor, crop):
+            return self._plane_scores(np.asarray(plane[crop]), factor)
+
+        factor, _ = estimate_scale(
+            scores_at, plane.shape[:2], self.object_diameter, self.postprocessing.threshold
+        )
+        return factor
+
+    def _measure_diameter(self, plane) -> float | None:
+        from .size import object_diameter
+
+        s = self._plane_scores(plane, 1.0)
+        return object_diameter((1.0 - s[..., 0]) > self.postprocessing.threshold)
+
     def _inference_fn(self):
         with self._lock:
             if self._infer is None:
@@ -309,12 +438,13 @@ class UNet:
         image,
         tile_size: int | None = None,
         context: int | None = None,
-        threshold: float = 0.5,
-        min_size: int = 10,
+        threshold: float | None = None,
+        min_size: int | None = None,
         channel_axis: int | None = None,
         batch_size: int = 2,
         return_scores: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        diameter: float | str | None = "auto",
     ) -> Prediction:
         """Segment a 2D image, a 2D multichannel image or a stack (plane by plane).
 
@@ -328,60 +458,141 @@ class UNet:
             done in one pass.
         context
             Pixels of context per tile side (rounded up to the network's size multiple).
-        threshold
-            Foreground probability above which a pixel belongs to an object.
-        min_size
-            Instances smaller than this (pixels) are dropped.
+        threshold, min_size
+            Foreground probability above which a pixel belongs to an object, and the
+            smallest instance kept (pixels); ``None``: the model's own setting
+            (:attr:`postprocessing`, tuned on its training annotation).
+        diameter
+            Typical object width in the image, in pixels: ``"auto"`` measures it per
+            plane; a number says it; ``None`` or 0 uses the image as it is. The image
+            is rescaled so its objects match :attr:`object_diameter` (the model's
+            training scale) and the results are brought back to the image's pixels.
         progress
             Called as ``progress(done, total)`` in tiles over all planes.
         """
-        from .postprocess import foreground_probability, instances_from_probabilities
-        from .predict import predict_probabilities
+        from .postprocess import _Instances, foreground_probability, relabel_and_filter
+        from .size import estimate_scale, resize_to
 
         if image is None:
             raise UserInputError("no image given")
-        if not 0.0 < float(threshold) < 1.0:
-            raise UserInputError(f"threshold must be between 0 and 1, got {threshold}")
+        params = self.postprocessing
+        if threshold is not None:
+            if not 0.0 < float(threshold) < 1.0:
+                raise UserInputError(f"threshold must be between 0 and 1, got {threshold}")
+            params = replace(params, threshold=float(threshold))
+        if min_size is not None:
+            params = replace(params, min_size=int(min_size))
+        fixed_scale = self._fixed_scale(diameter)
         a, lead = self._as_planes(image, channel_axis)
         h, w = a.shape[-3], a.shape[-2]
         plan = self._plan(h, w, tile_size, context)
-        infer = self._inference_fn()
-        norm = self.normalization
+        n_out = self.config.n_outputs
         n_planes = int(np.prod(lead)) if lead else 1
         flat = a.reshape((n_planes,) + tuple(a.shape[-3:])) if lead else a[None]
         prob = np.empty((n_planes, h, w), np.float32)
         labels = np.empty((n_planes, h, w), np.int32)
-        scores = (
-            np.empty((n_planes, h, w, self.config.n_outputs), np.float32) if return_scores else None
-        )
+        scores = np.empty((n_planes, h, w, n_out), np.float32) if return_scores else None
         tiles_per_plane = len(plan.origins)
+        factors, diameters = [], []
         offset = 0
         for i in range(n_planes):
             plane = flat[i]
-            lo, hi = percentiles(plane, norm.get("low", 1.0), norm.get("high", 99.8))
+            cache: dict = {}
 
-            def normalizer(t, lo=lo, hi=hi):
-                return normalize(t, lo, hi)
+            def scores_at(factor, crop=None, report=None, plane=plane, cache=cache):
+                whole = crop is None or (
+                    crop[0].stop - crop[0].start >= h and crop[1].stop - crop[1].start >= w
+                )
+                if whole and cache.get("factor") == factor:
+                    return cache["scores"]
+                region = plane if whole else plane[crop]
+                s = self._plane_scores(region, factor, tile_size, context, report)
+                if whole:
+                    cache.update(factor=factor, scores=s)
+                return s
+
+            if fixed_scale is None:
+                factor, measured = estimate_scale(
+                    scores_at, (h, w), self.object_diameter, params.threshold
+                )
+            else:
+                factor, measured = fixed_scale, None
+            factors.append(factor)
+            if measured is not None:
+                diameters.append(measured)
 
             def plane_progress(done, total, i=i):
                 if progress is not None:
-                    progress(i * tiles_per_plane + done, n_planes * tiles_per_plane)
+                    frac = done / max(total, 1)
+                    progress(
+                        i * tiles_per_plane + round(frac * tiles_per_plane),
+                        n_planes * tiles_per_plane,
+                    )
 
-            s = predict_probabilities(
-                infer, plane, self.config.n_outputs, plan, normalizer, batch_size, plane_progress
-            )
+            s = scores_at(factor, None, plane_progress)
+            lab = _Instances(s).labels(params)
+            if factor != 1.0:
+                s = resize_to(s, (h, w))
+                lab = relabel_and_filter(resize_to(lab, (h, w), labels=True))
             prob[i] = foreground_probability(s)
-            lab = instances_from_probabilities(s, threshold=threshold, min_size=min_size)
             labels[i] = np.where(lab > 0, lab + offset, 0)
             offset += int(lab.max(initial=0))
             if scores is not None:
                 scores[i] = s
+            if progress is not None:
+                progress((i + 1) * tiles_per_plane, n_planes * tiles_per_plane)
         shape = lead + (h, w)
+        if fixed_scale is not None and fixed_scale != 1.0 and diameter not in (None, 0):
+            diameters = [float(diameter)]
         return Prediction(
             prob.reshape(shape),
             labels.reshape(shape),
-            None if scores is None else scores.reshape(shape + (self.config.n_outputs,)),
+            None if scores is None else scores.reshape(shape + (n_out,)),
+            scale=float(np.median(factors)),
+            diameter=float(np.median(diameters)) if diameters else None,
         )
+
+    def _fixed_scale(self, diameter) -> float | None:
+        """The scale factor a ``diameter`` argument fixes, or ``None`` to estimate it."""
+        model_d = self.object_diameter
+        if diameter is None or (isinstance(diameter, (int, float)) and diameter == 0):
+            return 1.0
+        if isinstance(diameter, str):
+            if diameter != "auto":
+                raise UserInputError(f"diameter must be a number or 'auto', got {diameter!r}")
+            return None if model_d else 1.0
+        d = float(diameter)
+        if not np.isfinite(d) or d < 0:
+            raise UserInputError(f"diameter must be a positive number of pixels, got {diameter}")
+        if not model_d:
+            raise UserInputError(
+                "this model does not record the object size it was trained at, so it cannot "
+                "rescale to a diameter; leave the diameter empty (or 0)"
+            )
+        from .size import clip_scale
+
+        return clip_scale(model_d / d)
+
+    @property
+    def object_diameter(self) -> float | None:
+        """Typical object width (px) in the data the model was trained at, if known."""
+        d = self.metadata.get("object_diameter")
+        try:
+            d = float(d) if d is not None else None
+        except (TypeError, ValueError):
+            return None
+        return d if d and np.isfinite(d) and d > 0 else None
+
+    @property
+    def postprocessing(self):
+        """The :class:`~napari_unet.core.postprocess.PostprocessParams` of this model
+        (tuned on its training annotation after each run; defaults otherwise)."""
+        from .postprocess import PostprocessParams
+
+        try:
+            return PostprocessParams.from_dict(self.metadata.get("postprocessing"))
+        except (TypeError, ValueError, UserInputError):
+            return PostprocessParams()
 
     # ------------------------------------------------------------------ saving
     def describe(self) -> dict[str, Any]:
