@@ -15,6 +15,7 @@ fast.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import signal
@@ -168,9 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
+        default=None,
         metavar="P",
-        help="foreground probability threshold (default 0.5)",
+        help="foreground probability threshold (default: the model's own, tuned when it "
+        "was trained; 0.5 for the bundled model)",
+    )
+    p.add_argument(
+        "--diameter",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="typical object width in pixels; the image is rescaled so its objects match "
+        "the model's (default: measured in each image; 0: use the image as it is)",
     )
     p.set_defaults(func=cmd_predict)
 
@@ -210,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of labelled pixels held out for validation (0.1)",
     )
     t.add_argument(
-        "--learning-rate", type=float, default=1e-3, metavar="LR", help="Adam learning rate"
+        "--learning-rate",
+        type=float,
+        default=None,
+        metavar="LR",
+        help="Adam learning rate (default 3e-4 when fine-tuning, 1e-3 for a new network)",
     )
     t.add_argument(
         "--depth", type=int, metavar="N", help="new networks: pooling levels (4, with --init none)"
@@ -277,8 +291,12 @@ def cmd_predict(args) -> int:
         raise UserInputError(f"output folder does not exist: {out}; create it first")
     if not out.is_dir():
         raise UserInputError(f"--out must be a folder, got the file {out}")
-    if not 0.0 < args.threshold < 1.0:
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise UserInputError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    if args.diameter is not None and not (args.diameter >= 0 and math.isfinite(args.diameter)):
+        raise UserInputError(
+            f"--diameter must be a number of pixels (0 to use the image as it is), got {args.diameter}"
+        )
 
     # check every input before loading a model or writing anything
     inputs = [Path(p) for p in args.images]
@@ -344,7 +362,11 @@ def cmd_predict(args) -> int:
             image = read_image(path)
             axis = _channel_axis(image.shape, channels, path.name)
             pred = net.predict(
-                image, tile_size=args.tile_size, threshold=args.threshold, channel_axis=axis
+                image,
+                tile_size=args.tile_size,
+                threshold=args.threshold,
+                channel_axis=axis,
+                diameter="auto" if args.diameter is None else args.diameter,
             )
             labels = pred.labels.astype(labels_dtype(pred.labels))
             check_output_folder(labels_path)
@@ -360,9 +382,12 @@ def cmd_predict(args) -> int:
                 f"{path.name}: not enough memory; try a smaller --tile-size"
             ) from None
         n_obj = int(labels.max(initial=0))  # ids are 1..N
+        size = ""
+        if pred.scale != 1.0 and pred.diameter:
+            size = f"objects ~{pred.diameter:.0f} px wide, rescaled x{pred.scale:.2f}; "
         print(
             f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "
-            f"({time.perf_counter() - t0:.1f} s)",
+            f"({size}{time.perf_counter() - t0:.1f} s)",
             flush=True,
         )
     return 0
@@ -448,8 +473,10 @@ def _check_train_args(args) -> None:
         raise UserInputError(
             f"--val-fraction must be at least 0 and below 1, got {args.val_fraction}"
         )
-    if not args.learning_rate > 0:
-        raise UserInputError(f"--learning-rate must be positive, got {args.learning_rate}")
+    if args.learning_rate is not None and not 0 < args.learning_rate < 10:
+        raise UserInputError(
+            f"--learning-rate must be a small positive number, got {args.learning_rate}"
+        )
     if args.init not in ("default", "none"):
         if not Path(args.init).exists():
             raise UserInputError(

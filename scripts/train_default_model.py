@@ -48,6 +48,12 @@ def main() -> None:
     ap.add_argument("--patch-size", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--metadata-only",
+        action="store_true",
+        help="record the object size of the training data in an existing model file "
+        "(training records it by itself) and save it again; no training",
+    )
     args = ap.parse_args()
 
     image = tifffile.imread(ROOT / "sample_data/img2d.tif")
@@ -63,6 +69,16 @@ def main() -> None:
         TrainingPair(image[q], mask=mask[q], name=f"img2d.tif {name}", weight=w_real)
         for name, q in real
     ]
+
+    if args.metadata_only:
+        from napari_unet.core.size import mask_diameter
+
+        net = UNet.load(args.out)
+        widths = [mask_diameter(p.mask) for p in pairs]
+        net.metadata["object_diameter"] = round(float(np.median([w for w in widths if w])), 2)
+        net.save(args.out)
+        print(f"object_diameter {net.metadata['object_diameter']} px recorded in {args.out}")
+        return
 
     net = UNet.new(UNetConfig(depth=4, base_filters=16), seed=args.seed)
     cfg = TrainConfig(

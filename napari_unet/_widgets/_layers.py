@@ -29,6 +29,19 @@ ANNOTATION_CLASSES: dict[int, tuple[str, tuple[float, float, float, float]]] = {
 BRUSH_SIZE = 10
 
 
+#: Layer-metadata key of the annotation as "use prediction as annotation" copied it.
+COPIED_KEY = "napari_unet_copied"
+
+
+def painted_pixels(layer: Any, annotation: np.ndarray) -> np.ndarray | None:
+    """Pixels of ``annotation`` a person painted: those that differ from what was copied
+    from the prediction (``None`` when nothing was copied: every pixel was painted)."""
+    copied = layer.metadata.get(COPIED_KEY)
+    if copied is None or np.shape(copied) != np.shape(annotation):
+        return None
+    return np.asarray(annotation) != np.asarray(copied)
+
+
 def annotation_name(image_name: str) -> str:
     return image_name + ANNOTATION
 

@@ -73,9 +73,10 @@ class SegmentJob:
     name: str
     rgb: bool = False
     tile_size: int | None = None
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model's own
     min_size: int = 10
     channel_axis: int | None = None
+    diameter: float | str | None = "auto"  # object width in px, "auto" or None
 
 
 @dataclass
@@ -287,6 +288,7 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]) -> S
         threshold=job.threshold,
         min_size=job.min_size,
         channel_axis=axis,
+        diameter=job.diameter,
         progress=lambda done, total: emit(TileProgress(done, total)),
     )
     dropped = None if job.rgb or axis is None else axis

@@ -240,6 +240,8 @@ class AnnotateWidget(QWidget):
             if mode == "fill":
                 new = np.where(old > 0, old, new).astype(new.dtype)
         layer.data = new.astype(np.uint8, copy=False)
+        # what was copied, so that Train can tell painted corrections from copied pixels
+        layer.metadata[L.COPIED_KEY] = layer.data.copy()
         if layer.metadata.get("napari_unet_kind") != "annotation":
             L.style_annotation_layer(layer)
         self._ready_brush(layer, 2)
@@ -273,6 +275,7 @@ class AnnotateWidget(QWidget):
             layer = L.find_layer(self.viewer, name, "labels")
             if layer is not None and layer.data.shape == data.shape:
                 layer.data = data
+                layer.metadata.pop(L.COPIED_KEY, None)
         self._backup.clear()
         self.undo_button.setEnabled(False)
         self.refresh()

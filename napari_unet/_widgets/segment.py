@@ -54,17 +54,26 @@ class SegmentWidget(JobWidget):
         )
         self._threshold = FloatSpinBox(
             label="threshold",
-            value=0.5,
-            min=0.05,
+            value=0.0,
+            min=0.0,
             max=0.95,
             step=0.05,
-            tooltip="foreground probability above which a pixel belongs to an object",
+            tooltip="foreground probability above which a pixel belongs to an object; "
+            "0 = the model's own (tuned on its training annotation; 0.5 for the bundled model)",
+        )
+        self._diameter = SpinBox(
+            label="object diameter (px)",
+            value=0,
+            min=0,
+            max=10_000,
+            tooltip="typical width of the objects in this image, in pixels; the image is "
+            "rescaled so they match what the model learned. 0 = measured automatically",
         )
         self._min_size = SpinBox(
             label="min size (px)", value=10, min=0, max=1_000_000, tooltip="drop smaller objects"
         )
         form = Container(widgets=[self._image, self._model, self._file])
-        advanced = Container(widgets=[self._tile, self._threshold, self._min_size])
+        advanced = Container(widgets=[self._diameter, self._tile, self._threshold, self._min_size])
         more = QCollapsible("Advanced")
         more.addWidget(advanced.native)
         self._forms = (form, advanced)
@@ -122,8 +131,9 @@ class SegmentWidget(JobWidget):
             name=layer.name,
             rgb=bool(layer.rgb),
             tile_size=tile,
-            threshold=float(self._threshold.value),
+            threshold=float(self._threshold.value) or None,
             min_size=int(self._min_size.value),
+            diameter=float(self._diameter.value) or "auto",
         )
 
     # ------------------------------------------------------------------ callbacks
@@ -174,7 +184,11 @@ class SegmentWidget(JobWidget):
                 state.set_model(result.model, name or os.path.basename(path), path)
         L.show_prediction(self.viewer, result.name, result.prediction, result.channel_axis)
         n = int(result.prediction.labels.max(initial=0))
-        self.status.setText(f"{result.name}: {n} objects in {result.seconds:.1f} s")
+        size = ""
+        pred = result.prediction
+        if pred.scale != 1.0 and pred.diameter:
+            size = f" (objects ~{pred.diameter:.0f} px wide, seen at x{pred.scale:.2f})"
+        self.status.setText(f"{result.name}: {n} objects in {result.seconds:.1f} s{size}")
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
 

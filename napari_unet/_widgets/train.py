@@ -101,7 +101,12 @@ class TrainWidget(JobWidget):
         self._patch = SpinBox(label="patch size", value=128, min=32, max=1024, step=16)
         self._batch = SpinBox(label="batch size", value=8, min=1, max=256)
         self._lr = FloatSpinBox(
-            label="learning rate", value=0.001, min=0.00001, max=0.1, step=0.0001
+            label="learning rate",
+            value=0.0,
+            min=0.0,
+            max=0.1,
+            step=0.0001,
+            tooltip="0 = automatic: 0.0003 to fine-tune a trained model, 0.001 for a new one",
         )
         self._preview = ComboBox(
             label="live preview",
@@ -222,7 +227,7 @@ class TrainWidget(JobWidget):
             time_limit=float(limit) if limit > 0 else None,
             patch_size=int(self._patch.value),
             batch_size=int(self._batch.value),
-            learning_rate=float(self._lr.value),
+            learning_rate=float(self._lr.value) or None,
             val_fraction=float(self._val.value),
             early_stopping_patience=int(self._patience.value),
         )
@@ -266,7 +271,12 @@ class TrainWidget(JobWidget):
                 "and background (1), then Train"
             )
         data = [
-            TrainingPair(image=L.layer_array(p.image), annotation=a, name=p.name)
+            TrainingPair(
+                image=L.layer_array(p.image),
+                annotation=a,
+                name=p.name,
+                painted=L.painted_pixels(p.annotation, a),
+            )
             for p, a in zip(pairs, annotations, strict=True)
         ]
         job = TrainJob(pairs=data, init=self.init_spec(pairs), config=self.train_config())

@@ -23,9 +23,19 @@ def has_gpu() -> bool:
 
 
 def compute_dtype_policy() -> str:
-    """The Keras dtype policy for new layers: ``mixed_float16`` on a GPU, else float32."""
-    if os.environ.get("NAPARI_UNET_PRECISION", "").lower() == "float32":
+    """The Keras dtype policy for new layers: ``mixed_float16`` on a GPU, else float32.
+
+    ``NAPARI_UNET_PRECISION`` forces one: ``float32``, ``bfloat16`` (mixed, float32
+    weights; for CPUs with bfloat16 matrix units, see benchmarks/adaptation.py for why
+    it is not the default yet) or ``float16`` (mixed).
+    """
+    forced = os.environ.get("NAPARI_UNET_PRECISION", "").lower()
+    if forced in ("float32", "fp32"):
         return "float32"
+    if forced in ("bfloat16", "bf16", "mixed_bfloat16"):
+        return "mixed_bfloat16"
+    if forced in ("float16", "fp16", "mixed_float16"):
+        return "mixed_float16"
     return "mixed_float16" if has_gpu() else "float32"
 
 

@@ -98,6 +98,27 @@ def resize_to(array: np.ndarray, shape: tuple[int, int], labels: bool = False) -
     return resize(array, full, order=1, preserve_range=True, anti_aliasing=False).astype(np.float32)
 
 
+def resize_annotation(annotation: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A sparse annotation resized so that thin strokes survive shrinking: each label is
+    resized as a coverage map (anti-aliased) and a pixel takes the label covering most
+    of it, if any covers at least a quarter."""
+    a = np.asarray(annotation)
+    if tuple(a.shape[:2]) == tuple(shape[:2]):
+        return a
+    from skimage.transform import resize
+
+    shrink = shape[0] < a.shape[0]
+    values = [int(v) for v in np.unique(a) if v != 0]
+    out = np.zeros(tuple(shape[:2]), a.dtype)
+    best = np.full(tuple(shape[:2]), 0.25, np.float32)
+    for v in values:
+        cover = resize((a == v).astype(np.float32), shape[:2], order=1, anti_aliasing=shrink)
+        win = cover > best
+        out[win] = v
+        best[win] = cover[win]
+    return out
+
+
 def estimate_scale(
     scores_at: Callable[[float, tuple[slice, slice]], np.ndarray],
     shape: tuple[int, int],

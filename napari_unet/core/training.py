@@ -126,6 +126,9 @@ class _Trainer:
         self.lock = threading.Lock()
         self.model = build_unet(config, dtype_policy=policy)
         self.optimizer = keras.optimizers.Adam(1e-3)
+        if policy == "mixed_float16":
+            # float16 gradients underflow without dynamic loss scaling
+            self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
         self.optimizer.build(self.model.trainable_variables)
         model, optimizer, loss_fn = self.model, self.optimizer, dice_crossentropy_loss
 
@@ -134,7 +137,8 @@ class _Trainer:
             with tf.GradientTape() as tape:
                 pred = model(x, training=True)
                 loss = loss_fn(y, pred)
-            grads = tape.gradient(loss, model.trainable_variables)
+                scaled = optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return loss
 
@@ -152,7 +156,7 @@ class _Trainer:
         """Start a run: the given weights, a fresh Adam state, the learning rate."""
         self.model.set_weights(weights)
         for v in self.optimizer.variables:
-            if v.name != "learning_rate":
+            if v.name != "learning_rate" and "scale" not in v.name:
                 v.assign(np.zeros(v.shape, v.dtype))
         self.optimizer.learning_rate = float(learning_rate)
 

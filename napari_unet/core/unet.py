@@ -287,7 +287,14 @@ class UNet:
     def _to_model_scale(self, planes: list, cfg: TrainConfig) -> tuple[list, list]:
         """Planes resized so their objects match :attr:`object_diameter`, and the
         object widths measured in each (``None`` where unknown)."""
-        from .size import clip_scale, mask_diameter, rescale_image, resize_to, scaled_shape
+        from .size import (
+            clip_scale,
+            mask_diameter,
+            rescale_image,
+            resize_annotation,
+            resize_to,
+            scaled_shape,
+        )
 
         model_d = self.object_diameter
         out, diameters = [], []
@@ -304,11 +311,14 @@ class UNet:
             diameters.append(d)
             if factor != 1.0:
                 shape = scaled_shape(p.image.shape, factor)
-                labels = resize_to(np.asarray(p.labels), shape, labels=True)
+                if p.kind == "mask":
+                    labels = resize_to(np.asarray(p.labels), shape, labels=True)
+                else:
+                    labels = resize_annotation(p.labels, shape)
                 painted = (
                     None
                     if p.painted is None
-                    else resize_to(np.asarray(p.painted, np.uint8), shape, labels=True) > 0
+                    else resize_annotation(np.asarray(p.painted, np.uint8), shape) > 0
                 )
                 p = replace(
                     p,
