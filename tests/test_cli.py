@@ -509,3 +509,14 @@ def test_ctrl_c_stops_training_without_a_model_file(bad_files, out_dir):
     assert "Traceback" not in rest
     assert "interrupted" in rest
     assert list(out_dir.iterdir()) == []
+
+
+def test_predict_diameter_rescales_and_refuses_nonsense(quadrants, tmp_path):
+    src = quadrants / "img_tl.tif"
+    out = tmp_path
+    proc = cli("predict", src, "--out", out, "--diameter", "42")  # objects twice as wide
+    assert proc.returncode == 0, proc.stderr
+    assert "rescaled x0.5" in proc.stdout, proc.stdout
+    assert (out / "img_tl_labels.tif").exists()
+    assert_user_error(cli("predict", src, "--out", out, "--diameter", "-3"), "--diameter")
+    assert_user_error(cli("predict", src, "--out", out, "--diameter", "nan"), "--diameter")

@@ -49,7 +49,21 @@ def test_large_tiff_and_zarr_match_the_in_memory_path(blob_model, big_image, tmp
     z[:] = big_image
     small_out = tmp_path / "in_memory"
     small_out.mkdir()
-    assert cli.main(["predict", str(src), "--model", str(blob_model), "--out", str(small_out)]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(src),
+                "--model",
+                str(blob_model),
+                "--out",
+                str(small_out),
+                "--diameter",
+                "0",
+            ]
+        )
+        == 0
+    )
     ref_labels = tifffile.imread(small_out / "big_labels.tif")
     ref_prob = tifffile.imread(small_out / "big_probability.tif")
 

@@ -39,7 +39,7 @@ def _mosaic(seed=0, tiles=3):
 
 def test_blockwise_labels_match_a_whole_image_pass(blob_net):
     img, truth = _mosaic()
-    whole = blob_net.predict(img, context=32)
+    whole = blob_net.predict(img, context=32, diameter=None)  # block-wise: own scale
     labels = np.zeros(img.shape, np.uint32)
     prob = np.zeros(img.shape, np.float32)
     res = predict_large(blob_net, img, labels, prob, block_size=96, halo=32, context=32)
@@ -76,6 +76,6 @@ def test_row_mapped_files_as_input_and_output(blob_net, tmp_path):
     prob = RowMappedArray(prob_path, prob_off, img.shape, np.float32)
     predict_large(blob_net, lazy, labels, prob, block_size=64, halo=32, context=32)
     on_disk = tifffile.imread(lab_path)
-    whole = blob_net.predict(img, context=32)
+    whole = blob_net.predict(img, context=32, diameter=None)  # block-wise: own scale
     assert evaluate(on_disk, whole.labels)["f1"] > 0.98
     np.testing.assert_allclose(tifffile.imread(prob_path), whole.probability, atol=1e-5)
