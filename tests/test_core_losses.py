@@ -47,7 +47,6 @@ def test_masked_loss_equals_plain_loss_on_labelled_subset(name):
 
 def test_crossentropy_matches_the_textbook_formula():
     from napari_unet.core.losses import masked_crossentropy
-
     from napari_unet.core.targets import WEIGHT_UNIT
 
     probs, onehot, _, _ = _random_case(1)
