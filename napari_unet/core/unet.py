@@ -213,8 +213,7 @@ class UNet:
         planes, diameters = self._to_model_scale(planes, cfg)
         if pretrained and cfg.pseudo_label_weight > 0:
             planes = [
-                replace(p, pseudo=self._plane_scores(p.image, 1.0)) if p.kind == "annotation" else p
-                for p in planes
+                replace(p, pseudo=self._teacher(p)) if p.kind == "annotation" else p for p in planes
             ]
         prepared = prepare_pairs(
             planes,
@@ -278,6 +277,20 @@ class UNet:
             }
         )
         return result
+
+    def _teacher(self, plane) -> np.ndarray | None:
+        """This model's probabilities for a plane, as pseudo-labels for its unannotated
+        pixels — only where it already agrees with the person on the painted pixels
+        (balanced accuracy ≥ 0.8): a model that cannot see these objects at all would
+        otherwise teach "background" everywhere against the corrections."""
+        scores = self._plane_scores(plane.image, 1.0)
+        ann = np.asarray(plane.annotation)
+        fg_pred = scores[..., 0] < 0.5
+        hits = []
+        for sel, want in ((ann == 1, False), (ann >= 2, True)):
+            if sel.any():
+                hits.append(float((fg_pred[sel] == want).mean()))
+        return scores if hits and min(hits) >= 0.8 else None
 
     @property
     def pretrained(self) -> bool:
