@@ -19,7 +19,7 @@ def blob_model(tmp_path_factory):
     net = UNet.new(UNetConfig(depth=2, base_filters=8), seed=0)
     net.train(
         [TrainingPair(img, mask=mask)],
-        TrainConfig(epochs=100, steps_per_epoch=10, patch_size=64, batch_size=8, time_limit=6),
+        TrainConfig(epochs=20, steps_per_epoch=10, patch_size=64, batch_size=8, seed=0),
     )
     path = tmp_path_factory.mktemp("m") / "blobs.keras"
     net.save(path)

@@ -16,7 +16,7 @@ def blob_net():
     net = UNet.new(UNetConfig(depth=2, base_filters=8), seed=0)
     net.train(
         [TrainingPair(img, mask=mask)],
-        TrainConfig(epochs=100, steps_per_epoch=10, patch_size=64, batch_size=8, time_limit=8),
+        TrainConfig(epochs=20, steps_per_epoch=10, patch_size=64, batch_size=8, seed=0),
     )
     return net
 
