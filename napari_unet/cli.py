@@ -352,6 +352,11 @@ def cmd_predict(args) -> int:
         t0 = time.perf_counter()
         try:
             if _is_large(shape, channels):
+                if args.diameter:
+                    _note(
+                        f"{path.name}: large images are segmented block by block at their own "
+                        "scale; --diameter is not applied to them yet"
+                    )
                 n_obj = _predict_large(net, path, labels_path, prob_path, args)
                 print(
                     f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "

@@ -76,11 +76,6 @@ class PreparedImage:
         """Pixels that carry a label of their own (pseudo-labels excluded)."""
         return self.target.max(axis=-1) >= WEIGHT_UNIT
 
-    @property
-    def sparse(self) -> bool:
-        """True when fewer than half of the pixels carry a label (scribbles)."""
-        return float(self.labelled.mean()) < 0.5
-
 
 def weighted_target(
     target: np.ndarray,

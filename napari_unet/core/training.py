@@ -120,7 +120,7 @@ class _Trainer:
         import keras
         import tensorflow as tf
 
-        from .losses import dice_crossentropy_loss
+        from .losses import dice_coefficient, dice_crossentropy_loss
         from .model import build_unet
 
         self.lock = threading.Lock()
@@ -144,8 +144,6 @@ class _Trainer:
 
         @tf.function(reduce_retracing=True, autograph=False)
         def evaluate(x, y):
-            from .losses import dice_coefficient
-
             pred = model(x, training=False)
             return loss_fn(y, pred), dice_coefficient(y, pred)
 

@@ -247,15 +247,20 @@ class UNet:
                 config=self.config,
             )
             self._infer = None
+        tune = cfg.tune_postprocessing and result.steps_run and result.stopped_by != "stop_event"
+        measured = [d for d in diameters if d]
+        after = None  # the trained network's view of its training planes, computed once
+        if tune or (not self.object_diameter and not measured):
+            after = [self._plane_scores(p.image, 1.0) for p in planes]
         if not self.object_diameter:
-            measured = [d for d in diameters if d] or [
-                d for d in (self._measure_diameter(p.image) for p in planes) if d
-            ]
+            if not measured:
+                from .size import object_diameter
+
+                th = self.postprocessing.threshold
+                measured = [d for d in (object_diameter(s[..., 0] < 1 - th) for s in after) if d]
             if measured:
                 self.metadata["object_diameter"] = round(float(np.median(measured)), 2)
-        search = None
-        if cfg.tune_postprocessing and result.steps_run and result.stopped_by != "stop_event":
-            search = self._tune_postprocessing(planes)
+        search = self._tune_postprocessing(planes, after) if tune else None
         hist = self.metadata["history"]
         for key, values in result.history.items():
             hist.setdefault(key, []).extend(values)
@@ -318,7 +323,9 @@ class UNet:
             factor = 1.0
             if model_d and cfg.rescale:
                 if d is None and p.kind == "annotation":
-                    factor = self._estimate_scale(p.image)
+                    factor, _ = self._estimate_scale(
+                        self._scorer(p.image), p.image.shape, self.postprocessing.threshold
+                    )
                 elif d:
                     factor = clip_scale(model_d / d)
             diameters.append(d)
@@ -343,11 +350,10 @@ class UNet:
             out.append(p)
         return out, diameters
 
-    def _tune_postprocessing(self, planes: list) -> dict | None:
+    def _tune_postprocessing(self, planes: list, scores: list[np.ndarray]) -> dict | None:
         """Choose and keep the post-processing that suits the training annotation."""
         from .postprocess import search_postprocessing
 
-        scores = [self._plane_scores(p.image, 1.0) for p in planes]
         found = search_postprocessing(
             scores,
             [np.asarray(p.labels) for p in planes],
@@ -379,22 +385,33 @@ class UNet:
             report,
         )
 
-    def _estimate_scale(self, plane) -> float:
+    def _scorer(self, plane, tile_size=None, context=None):
+        """``scores(factor, crop=None, report=None)`` for one plane: class probabilities
+        of the plane (or a crop of it) resized by ``factor``. The last whole-plane pass
+        is kept, so the prediction at the scale an estimate chose reuses its last look."""
+        h, w = plane.shape[:2]
+        last: dict = {}
+
+        def scores(factor, crop=None, report=None):
+            whole = crop is None or (
+                crop[0].stop - crop[0].start >= h and crop[1].stop - crop[1].start >= w
+            )
+            if whole and last.get("factor") == factor:
+                return last["scores"]
+            region = plane if whole else plane[crop]
+            s = self._plane_scores(region, factor, tile_size, context, report)
+            if whole:
+                last.update(factor=factor, scores=s)
+            return s
+
+        return scores
+
+    def _estimate_scale(self, scores, shape, threshold: float) -> tuple[float, float | None]:
+        """Scale factor and measured object width (see
+        :func:`~napari_unet.core.size.estimate_scale`)."""
         from .size import estimate_scale
 
-        def scores_at(factor, crop):
-            return self._plane_scores(np.asarray(plane[crop]), factor)
-
-        factor, _ = estimate_scale(
-            scores_at, plane.shape[:2], self.object_diameter, self.postprocessing.threshold
-        )
-        return factor
-
-    def _measure_diameter(self, plane) -> float | None:
-        from .size import object_diameter
-
-        s = self._plane_scores(plane, 1.0)
-        return object_diameter((1.0 - s[..., 0]) > self.postprocessing.threshold)
+        return estimate_scale(scores, shape[:2], self.object_diameter, threshold)
 
     def _inference_fn(self):
         with self._lock:
@@ -494,7 +511,7 @@ class UNet:
             Called as ``progress(done, total)`` in tiles over all planes.
         """
         from .postprocess import _Instances, foreground_probability, relabel_and_filter
-        from .size import estimate_scale, resize_to
+        from .size import resize_to
 
         if image is None:
             raise UserInputError("no image given")
@@ -520,24 +537,9 @@ class UNet:
         offset = 0
         for i in range(n_planes):
             plane = flat[i]
-            cache: dict = {}
-
-            def scores_at(factor, crop=None, report=None, plane=plane, cache=cache):
-                whole = crop is None or (
-                    crop[0].stop - crop[0].start >= h and crop[1].stop - crop[1].start >= w
-                )
-                if whole and cache.get("factor") == factor:
-                    return cache["scores"]
-                region = plane if whole else plane[crop]
-                s = self._plane_scores(region, factor, tile_size, context, report)
-                if whole:
-                    cache.update(factor=factor, scores=s)
-                return s
-
+            scores_at = self._scorer(plane, tile_size, context)
             if fixed_scale is None:
-                factor, measured = estimate_scale(
-                    scores_at, (h, w), self.object_diameter, params.threshold
-                )
+                factor, measured = self._estimate_scale(scores_at, (h, w), params.threshold)
             else:
                 factor, measured = fixed_scale, None
             factors.append(factor)
