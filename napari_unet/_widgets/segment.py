@@ -62,7 +62,7 @@ class SegmentWidget(JobWidget):
             "0 = the model's own (tuned on its training annotation; 0.5 for the bundled model)",
         )
         self._diameter = SpinBox(
-            label="object diameter (px)",
+            label="object diameter (px, 0 = auto)",
             value=0,
             min=0,
             max=10_000,
@@ -77,6 +77,8 @@ class SegmentWidget(JobWidget):
         more = QCollapsible("Advanced")
         more.addWidget(advanced.native)
         self._forms = (form, advanced)
+        # 0 means "let napari-unet decide": say so in the field
+        self._threshold.native.setSpecialValueText("model's own")
 
         self.model_label = status_label()
         self.run_button = button("Segment", self._on_segment, "segment the chosen image")

@@ -108,6 +108,7 @@ class TrainWidget(JobWidget):
             step=0.0001,
             tooltip="0 = automatic: 0.0003 to fine-tune a trained model, 0.001 for a new one",
         )
+        self._lr.native.setSpecialValueText("auto")
         self._preview = ComboBox(
             label="live preview",
             choices=self._preview_choices,
