@@ -316,6 +316,10 @@ def split_validation(
     return train_masks, val_masks
 
 
+#: Patches are zoomed by up to this factor (log scale: e^0.2 ≈ ±22 %).
+ZOOM_JITTER = 0.2
+
+
 class PatchSampler:
     """Draws augmented training patches, weighted toward labelled pixels.
 
@@ -401,10 +405,15 @@ class PatchSampler:
             cy, cx = divmod(flat, w)
         else:
             cy, cx = int(rng.integers(h)), int(rng.integers(w))
-        if self.elastic and rng.random() < 0.7:
-            margin = int(np.ceil(3 * self.sigma))
+        elastic = self.elastic and rng.random() < 0.7
+        # a little zoom, so the network tolerates objects somewhat off its scale (the
+        # size estimate is never exact)
+        zoom = float(np.exp(rng.uniform(-ZOOM_JITTER, ZOOM_JITTER))) if self.augment else 1.0
+        if elastic or zoom != 1.0:
+            margin = int(np.ceil(3 * self.sigma)) * elastic
+            margin += int(np.ceil(max(0.0, self.p / zoom - self.p) / 2)) + 1
             img, tgt = self._window(i, cy, cx, margin)
-            img, tgt = self._elastic(img, tgt, margin)
+            img, tgt = self._warp(img, tgt, margin, zoom, elastic)
         else:
             img, tgt = self._window(i, cy, cx, 0)
         if self.augment:
@@ -416,19 +425,24 @@ class PatchSampler:
         xs, ys = zip(*(self.sample() for _ in range(n)))
         return np.stack(xs), np.stack(ys)
 
-    def _elastic(self, img, tgt, margin: int):
+    def _warp(self, img, tgt, margin: int, zoom: float = 1.0, elastic: bool = True):
+        """Zoom about the patch centre and (optionally) deform elastically."""
         from scipy import ndimage as ndi
 
         p = self.p
-        coarse = self.rng.normal(0.0, self.sigma, size=(2, 3, 3))
-        # bicubic up-sampling of the 3×3 grid, as ndi.zoom(order=3) does it, but as two
-        # small matrix products with precomputed weights (the spline is separable)
-        w = self._zoom_weights()
-        dy = w @ coarse[0] @ w.T
-        dx = w @ coarse[1] @ w.T
         gy, gx = self._grid()
-        cy = np.clip(gy + margin + dy, 0, img.shape[0] - 1)
-        cx = np.clip(gx + margin + dx, 0, img.shape[1] - 1)
+        c = (p - 1) / 2.0
+        cy = (gy - c) / zoom + c + margin
+        cx = (gx - c) / zoom + c + margin
+        if elastic:
+            coarse = self.rng.normal(0.0, self.sigma, size=(2, 3, 3))
+            # bicubic up-sampling of the 3×3 grid, as ndi.zoom(order=3) does it, but as
+            # two small matrix products with precomputed weights (the spline is separable)
+            w = self._zoom_weights()
+            cy = cy + w @ coarse[0] @ w.T
+            cx = cx + w @ coarse[1] @ w.T
+        cy = np.clip(cy, 0, img.shape[0] - 1)
+        cx = np.clip(cx, 0, img.shape[1] - 1)
         out = np.empty((p, p, img.shape[-1]), np.float32)
         for c in range(img.shape[-1]):
             out[..., c] = ndi.map_coordinates(img[..., c], [cy, cx], order=1, mode="mirror")

@@ -119,19 +119,28 @@ def resize_annotation(annotation: np.ndarray, shape: tuple[int, int]) -> np.ndar
     return out
 
 
+#: Scales the network first looks at an image at, when its object size is unknown.
+PROBE_SCALES = (0.25, 0.5, 1.0, 2.0)
+#: A look is self-consistent when it sees objects within this ratio of the model's size.
+CONSISTENT = 1.5
+
+
 def estimate_scale(
     scores_at: Callable[[float, tuple[slice, slice]], np.ndarray],
     shape: tuple[int, int],
     model_diameter: float,
     threshold: float = 0.5,
-    rounds: int = 3,
 ) -> tuple[float, float | None]:
     """The factor that brings an image's objects to ``model_diameter``.
 
     ``scores_at(factor, crop)`` returns the network's class probabilities for the
-    ``crop`` of the image (in original pixels) resized by ``factor``. Starting at the
-    image's own scale, the objects are measured, the image rescaled to match the model,
-    and measured again until two rounds agree.
+    ``crop`` of the image (in original pixels) resized by ``factor``. The network looks
+    at the image at a few scales (:data:`PROBE_SCALES`) and the object width is measured
+    in each look. A look is trusted when it sees objects of about the model's own size
+    (half to 1.5×): the model sees well there. Of the trusted looks the coarsest wins, since a model
+    shown objects larger than it knows tends to cut them into pieces of the size it
+    knows, which would look "right" at every larger scale. One more look at the scale
+    that look suggests refines the answer.
 
     Returns
     -------
@@ -140,21 +149,31 @@ def estimate_scale(
         the image's own pixels (``None`` when no object was found).
     """
     h, w = shape[:2]
-    factor, diameter = 1.0, None
-    for _ in range(rounds):
+
+    def look(factor: float) -> float | None:
         # a centre crop that is at most ESTIMATE_CROP px wide once rescaled
         side = int(ESTIMATE_CROP / factor)
         ch, cw = min(h, side), min(w, side)
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         crop = (slice(y0, y0 + ch), slice(x0, x0 + cw))
-        scores = scores_at(factor, crop)
-        d = object_diameter((1.0 - scores[..., 0]) > threshold)
-        if d is None:
-            break
-        diameter = d / factor
-        new = clip_scale(model_diameter / diameter)
-        done = abs(math.log(new / factor)) < math.log1p(SCALE_TOLERANCE)
-        factor = new
-        if done:
-            break
-    return factor, diameter
+        if min(ch, cw) * factor < 16:
+            return None
+        d = object_diameter((1.0 - scores_at(factor, crop)[..., 0]) > threshold)
+        return None if d is None else d / factor  # in the image's own pixels
+
+    def error(factor: float, d: float) -> float:
+        return abs(math.log(d * factor / model_diameter))
+
+    looks = [(f, d) for f in PROBE_SCALES if (d := look(f)) is not None]
+    if not looks:
+        return 1.0, None
+    # objects seen at between half and 1.5× the model's size: a size it handles
+    trusted = [(f, d) for f, d in looks if 0.5 <= d * f / model_diameter <= CONSISTENT]
+    f, d = min(trusted) if trusted else min(looks, key=lambda fd: error(*fd))
+    factor = clip_scale(model_diameter / d)
+    if factor not in PROBE_SCALES:
+        d2 = look(factor)
+        if d2 is not None and error(factor, d2) <= error(f, d):
+            d = d2
+            factor = clip_scale(model_diameter / d2)
+    return factor, d

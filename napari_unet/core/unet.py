@@ -247,20 +247,13 @@ class UNet:
                 config=self.config,
             )
             self._infer = None
-        tune = cfg.tune_postprocessing and result.steps_run and result.stopped_by != "stop_event"
-        measured = [d for d in diameters if d]
-        after = None  # the trained network's view of its training planes, computed once
-        if tune or (not self.object_diameter and not measured):
+        search = None
+        if result.steps_run:
+            # the trained network's view of its training planes, computed once
             after = [self._plane_scores(p.image, 1.0) for p in planes]
-        if not self.object_diameter:
-            if not measured:
-                from .size import object_diameter
-
-                th = self.postprocessing.threshold
-                measured = [d for d in (object_diameter(s[..., 0] < 1 - th) for s in after) if d]
-            if measured:
-                self.metadata["object_diameter"] = round(float(np.median(measured)), 2)
-        search = self._tune_postprocessing(planes, after) if tune else None
+            if cfg.tune_postprocessing and result.stopped_by != "stop_event":
+                search = self._tune_postprocessing(planes, after)
+            self._calibrate_diameter(after, [d for d in diameters if d])
         hist = self.metadata["history"]
         for key, values in result.history.items():
             hist.setdefault(key, []).extend(values)
@@ -349,6 +342,25 @@ class UNet:
                 )
             out.append(p)
         return out, diameters
+
+    def _calibrate_diameter(self, scores: list[np.ndarray], known: list[float]) -> None:
+        """Record the object width this network measures on its own training planes.
+
+        Prediction brings an image to the scale where the network *measures* objects of
+        :attr:`object_diameter`, so that width must be in the network's own measure: a
+        network that draws objects a little thin measures them thin on new images too.
+        The training planes are at the model's scale (or, for a new network, at the
+        scale it learned), so what it measures there is the width to aim for. Without a
+        measurement, a new network falls back on the widths of its masks.
+        """
+        from .size import object_diameter
+
+        th = self.postprocessing.threshold
+        seen = [d for d in (object_diameter(s[..., 0] < 1 - th) for s in scores) if d]
+        if seen:
+            self.metadata["object_diameter"] = round(float(np.median(seen)), 2)
+        elif known and not self.object_diameter:
+            self.metadata["object_diameter"] = round(float(np.median(known)), 2)
 
     def _tune_postprocessing(self, planes: list, scores: list[np.ndarray]) -> dict | None:
         """Choose and keep the post-processing that suits the training annotation."""
