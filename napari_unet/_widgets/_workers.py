@@ -320,8 +320,9 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
         preview_image=preview,
         preview_interval=job.preview_interval,
     )
-    if preview is not None:
-        # the best weights were restored at the end: show what they predict
+    if preview is not None and result.stopped_by != "stop_event":
+        # the best weights were restored at the end: show what they predict (not after
+        # Stop: the person wants the widget back at once, and Segment is one click away)
         emit(_final_preview(net, preview, result))
     return TrainOutcome(net, result, name)
 

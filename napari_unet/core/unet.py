@@ -248,10 +248,10 @@ class UNet:
             )
             self._infer = None
         search = None
-        if result.steps_run:
+        if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
             # the trained network's view of its training planes, computed once
             after = [self._plane_scores(p.image, 1.0) for p in planes]
-            if cfg.tune_postprocessing and result.stopped_by != "stop_event":
+            if cfg.tune_postprocessing:
                 search = self._tune_postprocessing(planes, after)
             self._calibrate_diameter(after, [d for d in diameters if d])
         hist = self.metadata["history"]
