@@ -32,6 +32,8 @@ INDEX_NAME = "napari-unet-training-set.json"
 FORMAT = "napari-unet-training-set"
 FORMAT_VERSION = 1
 MODEL_NAME = "model.keras"
+#: An index larger than this is refused unread.
+MAX_INDEX_BYTES = 16_000_000
 
 #: Image layer properties kept in the index (plain JSON values only).
 IMAGE_KEYS = (
@@ -120,6 +122,9 @@ def write_training_set(
 ) -> list[str]:
     """Write ``entries`` and the model into the folder ``path``.
 
+    Saving into an existing training set replaces only what this tool wrote there;
+    other files in the folder are kept.
+
     Parameters
     ----------
     entries
@@ -138,8 +143,6 @@ def write_training_set(
     UserInputError
         No pairs, or ``path`` is an existing file or a folder that is not a training set.
     """
-    import tifffile
-
     target = Path(path)
     if not entries:
         raise UserInputError("nothing to save: no image has an annotation layer")
@@ -152,64 +155,117 @@ def write_training_set(
     parent = target.parent
     if not parent.is_dir():
         raise UserInputError(f"folder does not exist: {parent}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=parent))
+    existing = target.is_dir()
+    if existing:
+        for sub in ("images", "annotations"):
+            member = target / sub
+            if member.is_symlink() or (member.exists() and not member.is_dir()):
+                raise UserInputError(
+                    f"{member} is not a plain folder inside the training set; "
+                    "choose a new name for the training set"
+                )
+    # build everything in a hidden temporary folder on the same file system
+    where = target if existing else parent
     try:
-        (tmp / "images").mkdir()
-        (tmp / "annotations").mkdir()
-        index: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "package_version": _package_version(),
-            "pairs": [],
-            "model": None,
-        }
-        used: set[str] = set()
-        for i, e in enumerate(entries):
-            stem = f"{i:02d}_{_slug(e.name)}"
-            while stem in used:
-                stem += "_"
-            used.add(stem)
-            ann = np.asarray(e.annotation)
-            if ann.dtype.kind not in "ui":
-                raise UserInputError(f"{e.name}: the annotation must hold integer labels")
-            ann = ann.astype(np.uint8 if ann.max(initial=0) < 256 else np.uint16, copy=False)
-            tifffile.imwrite(tmp / "images" / f"{stem}.tif", np.asarray(e.image))
-            tifffile.imwrite(tmp / "annotations" / f"{stem}.tif", ann)
-            index["pairs"].append(
-                {
-                    "name": e.name,
-                    "image": f"images/{stem}.tif",
-                    "annotation": f"annotations/{stem}.tif",
-                    "image_layer": e.image_props,
-                    "annotation_layer": e.annotation_props,
-                }
-            )
-        if model is not None:
-            model.save(tmp / MODEL_NAME)
-        elif model_file is not None:
-            shutil.copyfile(model_file, tmp / MODEL_NAME)
-        if model is not None or model_file is not None:
-            index["model"] = MODEL_NAME
-            index["model_name"] = model_name
-        (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2), encoding="utf-8")
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
-            old.rmdir()
-            target.rename(old)
-        tmp.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=where))
+    except OSError as e:  # name the folder, not the hidden temporary one
+        raise OSError(e.errno, e.strerror, str(where)) from None
+    try:
+        index = _build(tmp, entries, model, model_file, model_name)
+        if existing:
+            _place_into(target, tmp, index)
+        else:
+            tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     written = [str(target / INDEX_NAME)]
     for pair in index["pairs"]:
         written += [str(target / pair["image"]), str(target / pair["annotation"])]
     if index["model"]:
         written.append(str(target / MODEL_NAME))
     return written
+
+
+def _build(
+    tmp: Path, entries: list[Entry], model: Any, model_file: Any, model_name: str
+) -> dict[str, Any]:
+    """Write the set's files into the empty folder ``tmp``; returns the index."""
+    import tifffile
+
+    (tmp / "images").mkdir()
+    (tmp / "annotations").mkdir()
+    index: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "package_version": _package_version(),
+        "pairs": [],
+        "model": None,
+    }
+    used: set[str] = set()
+    for i, e in enumerate(entries):
+        stem = f"{i:02d}_{_slug(e.name)}"
+        while stem in used:
+            stem += "_"
+        used.add(stem)
+        ann = np.asarray(e.annotation)
+        if ann.dtype.kind not in "ui":
+            raise UserInputError(f"{e.name}: the annotation must hold integer labels")
+        ann = ann.astype(np.uint8 if ann.max(initial=0) < 256 else np.uint16, copy=False)
+        tifffile.imwrite(tmp / "images" / f"{stem}.tif", np.asarray(e.image))
+        tifffile.imwrite(tmp / "annotations" / f"{stem}.tif", ann)
+        index["pairs"].append(
+            {
+                "name": e.name,
+                "image": f"images/{stem}.tif",
+                "annotation": f"annotations/{stem}.tif",
+                "image_layer": e.image_props,
+                "annotation_layer": e.annotation_props,
+            }
+        )
+    if model is not None:
+        model.save(tmp / MODEL_NAME)
+    elif model_file is not None:
+        shutil.copyfile(model_file, tmp / MODEL_NAME)
+    if model is not None or model_file is not None:
+        index["model"] = MODEL_NAME
+        index["model_name"] = model_name
+    (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2), encoding="utf-8")
+    return index
+
+
+def _listed_files(folder: Path) -> set[str]:
+    """Relative paths of the files an existing set's index names (ours to replace)."""
+    try:
+        index = _read_index(folder)
+    except UserInputError:
+        return set()
+    names = set()
+    for pair in index.get("pairs") or []:
+        if isinstance(pair, dict):
+            names.update(v for k, v in pair.items() if k in ("image", "annotation"))
+    if index.get("model") == MODEL_NAME:
+        names.add(MODEL_NAME)
+    return {n for n in names if isinstance(n, str) and _is_plain_relative(n)}
+
+
+def _place_into(target: Path, tmp: Path, index: dict[str, Any]) -> None:
+    """Move the files built in ``tmp`` into the existing set ``target``: the index last,
+    stale files of the old index removed, nothing else touched."""
+    old = _listed_files(target)
+    new = [p["image"] for p in index["pairs"]] + [p["annotation"] for p in index["pairs"]]
+    if index["model"]:
+        new.append(MODEL_NAME)
+    for sub in ("images", "annotations"):
+        (target / sub).mkdir(exist_ok=True)
+    for rel in new:
+        os.replace(tmp / rel, target / rel)
+    os.replace(tmp / INDEX_NAME, target / INDEX_NAME)
+    for rel in sorted(old - set(new)):
+        stale = target / rel
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink()
 
 
 @dataclass
@@ -222,13 +278,70 @@ class TrainingSet:
     model_name: str = ""
 
 
+def _is_plain_relative(rel: str) -> bool:
+    """A relative path that stays where it is (no ``..``, no drive, no root)."""
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    if not rel or "\\" in rel or "\x00" in rel:
+        return False
+    pp = PurePosixPath(rel)
+    return not pp.is_absolute() and not PureWindowsPath(rel).drive and ".." not in pp.parts
+
+
+def _member(folder: Path, rel: Any, what: str) -> Path:
+    """The file ``rel`` names inside ``folder``, refusing anything that leads outside."""
+    if not isinstance(rel, str) or not _is_plain_relative(rel):
+        raise UserInputError(
+            f"{folder.name}: the index names {what} {str(rel)[:80]!r} outside the training "
+            "set; a training set may only use files inside its own folder"
+        )
+    path = folder / rel
+    try:
+        inside = path.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
+    except (OSError, RuntimeError):  # missing, or a symbolic-link loop
+        raise UserInputError(f"{folder.name}: {what} {rel} is missing") from None
+    if not inside:
+        raise UserInputError(
+            f"{folder.name}: {what} {rel} is a link that leads outside the training set; "
+            "a training set may only use files inside its own folder"
+        )
+    if not path.is_file():
+        raise UserInputError(f"{folder.name}: {what} {rel} is not a file")
+    return path
+
+
+def _read_index(folder: Path) -> dict[str, Any]:
+    index_path = folder / INDEX_NAME
+    try:
+        if index_path.stat().st_size > MAX_INDEX_BYTES:
+            raise UserInputError(f"{folder.name}: the training-set index is implausibly large")
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        if isinstance(e, UserInputError):
+            raise
+        raise UserInputError(
+            f"{folder.name}: the training-set index {INDEX_NAME} cannot be read ({type(e).__name__})"
+        ) from None
+    if not isinstance(index, dict):
+        raise UserInputError(f"{folder.name}: the training-set index is damaged (not an object)")
+    return index
+
+
+def _damaged(folder: Path, what: str) -> UserInputError:
+    return UserInputError(
+        f"{folder.name}: the training-set index {INDEX_NAME} is damaged ({what}); save the "
+        "training set again from napari, or fix the file"
+    )
+
+
 def read_training_set(path: str | os.PathLike) -> TrainingSet:
-    """Read a training-set folder (or its index file).
+    """Read a training-set folder (or its index file), only ever inside the folder.
 
     Raises
     ------
     UserInputError
-        Not a training set, a newer format, or a missing/unreadable member file.
+        Not a training set, a newer format, a damaged index, a path that leads outside
+        the folder, or a missing/unreadable member file.
     """
     import tifffile
 
@@ -236,27 +349,48 @@ def read_training_set(path: str | os.PathLike) -> TrainingSet:
     folder = p.parent if p.name == INDEX_NAME else p
     if not is_training_set(folder):
         raise UserInputError(f"{folder} is not a napari-unet training set")
-    index = json.loads((folder / INDEX_NAME).read_text(encoding="utf-8"))
-    if int(index.get("format_version", 0)) > FORMAT_VERSION:
+    index = _read_index(folder)
+    version = index.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _damaged(folder, f"format_version {str(version)[:20]!r}")
+    if version > FORMAT_VERSION:
         raise UserInputError(
             f"{folder.name} was written by a newer napari-unet; update napari-unet to open it"
         )
+    pairs = index.get("pairs", [])
+    if not isinstance(pairs, list):
+        raise _damaged(folder, "'pairs' is not a list")
     entries = []
-    for pair in index.get("pairs", []):
-        try:
-            image = tifffile.imread(folder / pair["image"])
-            ann = tifffile.imread(folder / pair["annotation"])
-        except (OSError, KeyError, ValueError) as e:
-            raise UserInputError(f"{folder.name}: cannot read {pair.get('name')!r} ({e})") from None
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, dict) or not all(k in pair for k in ("image", "annotation")):
+            raise _damaged(folder, f"pair {i + 1} lacks its image or annotation")
+        name = pair.get("name")
+        name = name if isinstance(name, str) and name else f"image {i + 1}"
+        files = [_member(folder, pair[k], k) for k in ("image", "annotation")]
+        arrays = []
+        for f in files:
+            try:
+                arrays.append(tifffile.imread(f))
+            except MemoryError:
+                raise
+            except Exception as e:  # noqa: BLE001 - never echo the file's bytes
+                raise UserInputError(
+                    f"{folder.name}: cannot read {f.relative_to(folder)} of {name!r} as a "
+                    f"TIFF image ({type(e).__name__})"
+                ) from None
+        props = [pair.get(k) for k in ("image_layer", "annotation_layer")]
         entries.append(
             Entry(
-                pair["name"],
-                image,
-                ann,
-                dict(pair.get("image_layer") or {}),
-                dict(pair.get("annotation_layer") or {}),
+                name, arrays[0], arrays[1], *[dict(v) if isinstance(v, dict) else {} for v in props]
             )
         )
     model = index.get("model")
-    model_path = folder / model if model and (folder / model).is_file() else None
-    return TrainingSet(folder, entries, model_path, index.get("model_name") or "")
+    model_path = None
+    missing = isinstance(model, str) and _is_plain_relative(model)
+    missing = missing and not os.path.lexists(folder / model)
+    if model and not missing:  # a model file deleted by hand: the set opens without it
+        model_path = _member(folder, model, "model")
+    model_name = index.get("model_name")
+    return TrainingSet(
+        folder, entries, model_path, model_name if isinstance(model_name, str) else ""
+    )

@@ -32,6 +32,7 @@ from .core.errors import ModelFileError, UserInputError
 PROG = "napari-unet"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 # TensorFlow's C++ logging before absl is initialised ignores TF_CPP_MIN_LOG_LEVEL;
 # these are the harmless start-up lines filtered out while TensorFlow is imported.
@@ -158,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", metavar="PATH", help="model file (.keras); default: the bundled nuclei model"
     )
     p.add_argument(
-        "--out", metavar="DIR", default=".", help="output folder (default: current folder)"
+        "--out",
+        metavar="DIR",
+        default=".",
+        help="output folder, created when missing (default: current folder)",
     )
     p.add_argument(
         "--tile-size",
@@ -181,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PX",
         help="typical object width in pixels; the image is rescaled so its objects match "
         "the model's (default: measured in each image; 0: use the image as it is)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files that napari-unet did not write (its own "
+        "earlier outputs are always replaced)",
     )
     p.set_defaults(func=cmd_predict)
 
@@ -236,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="new networks: filters of the first level (16, with --init none)",
     )
     t.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    t.add_argument(
+        "--overwrite", action="store_true", help="replace the --out model file if it exists"
+    )
     t.set_defaults(func=cmd_train, inputs=[])
 
     e = sub.add_parser(
@@ -259,11 +272,13 @@ def _channel_axis(shape: tuple[int, ...], channels: int, name: str) -> int | Non
             return None
         if nd == 3:
             return -1 if shape[-1] in (3, 4) and shape[0] > 4 else None
-        if nd == 4 and shape[-1] in (3, 4):
+        if nd in (4, 5) and shape[-1] in (3, 4):
             return -1
+        if nd == 4:
+            return None  # (T, Z, Y, X)
         raise UserInputError(
             f"{name}: a {nd}D image of shape {shape} is not supported; give a 2D image, "
-            f"an RGB image or a (Z, Y, X) stack"
+            f"an RGB image, a (Z, Y, X) or a (T, Z, Y, X) stack"
         )
     if nd in (3, 4):
         if shape[-1] == channels:
@@ -277,19 +292,21 @@ def _channel_axis(shape: tuple[int, ...], channels: int, name: str) -> int | Non
 
 
 def cmd_predict(args) -> int:
+    from .core.normalize import nonfinite_pixels
     from .io import (
+        check_free_space,
         check_output_folder,
+        ensure_output_folder,
         image_info,
         image_stem,
         labels_dtype,
         read_image,
+        refuse_to_replace,
         write_tiffs_atomic,
     )
 
     out = Path(args.out)
-    if not out.exists():
-        raise UserInputError(f"output folder does not exist: {out}; create it first")
-    if not out.is_dir():
+    if out.exists() and not out.is_dir():
         raise UserInputError(f"--out must be a folder, got the file {out}")
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise UserInputError(f"--threshold must be between 0 and 1, got {args.threshold}")
@@ -319,6 +336,8 @@ def cmd_predict(args) -> int:
                 raise UserInputError(f"output {target} would overwrite an input image")
             seen[key] = path
         plans.append((path, labels_path, prob_path))
+    if not args.overwrite:
+        refuse_to_replace([t for _, lab, prob in plans for t in (lab, prob)])
 
     # refuse a foreign model file and images it cannot take before importing TensorFlow
     from .core.modelfile import read_metadata
@@ -340,6 +359,13 @@ def cmd_predict(args) -> int:
     channels = int(arch.get("input_channels", meta.get("input_channels", 1)) or 1)
     for path, (shape, _) in zip(inputs, infos, strict=True):
         _channel_axis(shape, channels, path.name)
+    ensure_output_folder(out)
+    # labels (up to 4 bytes) and probabilities (4 bytes) per pixel of every plane
+    pixels = sum(
+        math.prod(shape[:-1] if _channel_axis(shape, channels, "") is not None else shape)
+        for shape, _ in infos
+    )
+    check_free_space(out, 8 * pixels, "the output of these images")
 
     _import_tensorflow()
     from .core import UNet
@@ -366,6 +392,12 @@ def cmd_predict(args) -> int:
                 continue
             image = read_image(path)
             axis = _channel_axis(image.shape, channels, path.name)
+            bad = nonfinite_pixels(image)
+            if bad:
+                _note(
+                    f"{path.name}: {bad} pixel{'s are' if bad > 1 else ' is'} NaN or infinite; "
+                    "read as background"
+                )
             pred = net.predict(
                 image,
                 tile_size=args.tile_size,
@@ -458,9 +490,14 @@ def _pair_inputs(items: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
 def _check_train_args(args) -> None:
     if not args.out.endswith(".keras"):
         raise UserInputError(f"--out must be a model file ending in .keras, got {args.out}")
-    from .io import check_output_folder
+    from .io import check_output_folder, check_writable
 
-    check_output_folder(args.out)
+    out = check_output_folder(args.out)
+    if os.path.lexists(out) and not args.overwrite:
+        raise UserInputError(
+            f"{out} already exists; choose another --out name, or add --overwrite to replace it"
+        )
+    check_writable(out.parent)
     for flag, value in (
         ("--epochs", args.epochs),
         ("--steps-per-epoch", args.steps_per_epoch),
@@ -468,9 +505,13 @@ def _check_train_args(args) -> None:
     ):
         if value < 1:
             raise UserInputError(f"{flag} must be at least 1, got {value}")
-    if args.patch_size is not None and args.patch_size < 16:
-        raise UserInputError(f"--patch-size must be at least 16, got {args.patch_size}")
-    if args.time_limit is not None and not args.time_limit > 0:
+    from .core.config import MAX_PATCH_SIZE
+
+    if args.patch_size is not None and not 16 <= args.patch_size <= MAX_PATCH_SIZE:
+        raise UserInputError(
+            f"--patch-size must be from 16 to {MAX_PATCH_SIZE} pixels, got {args.patch_size}"
+        )
+    if args.time_limit is not None and not 0 < args.time_limit < math.inf:
         raise UserInputError(
             f"--time-limit must be a positive number of seconds, got {args.time_limit}"
         )
@@ -493,6 +534,7 @@ def _read_pairs(triples):
     import numpy as np
 
     from .core import TrainingPair
+    from .core.normalize import nonfinite_pixels
     from .io import read_image, read_labels
 
     pairs = []
@@ -502,6 +544,9 @@ def _read_pairs(triples):
         image = read_image(img_path)
         labels = read_labels(lab_path)
         iname, lname = Path(img_path).name, Path(lab_path).name
+        bad = nonfinite_pixels(image)
+        if bad:
+            _note(f"{iname}: {bad} NaN or infinite pixels; read as background")
         if labels.ndim not in (2, 3):
             raise UserInputError(
                 f"{lname}: {labels.ndim}D labels of shape {labels.shape} are not supported; "
@@ -593,6 +638,26 @@ def _plan_network(args):
     return source, config, meta, None
 
 
+def _save_or_rescue(net, out: Path) -> Path:
+    """Save the trained model to ``out``; when that fails (disk full, folder gone or
+    read-only), save it in the temporary folder instead so minutes of training are not
+    lost, and say where."""
+    import tempfile
+
+    try:
+        return net.save(out)
+    except OSError as e:
+        rescue = Path(tempfile.gettempdir()) / f"napari-unet-rescued-{int(time.time())}.keras"
+        try:
+            net.save(rescue)
+        except OSError:
+            raise e from None
+        raise UserInputError(
+            f"could not save the model to {out} ({_os_error_message(e)}); it was saved to "
+            f"{rescue} instead: move it where you want it"
+        ) from None
+
+
 def _fmt(value, spec=".4f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -671,7 +736,12 @@ def cmd_train(args) -> int:
     if stop.is_set():
         raise KeyboardInterrupt
 
-    path = net.save(args.out)
+    path = _save_or_rescue(net, Path(args.out))
+    if result.stopped_by == "non_finite":
+        _note(
+            f"the loss became NaN after epoch {result.epochs_run}; the weights of the last "
+            "good epoch were saved (a lower --learning-rate may train further)"
+        )
     best = (
         f"best {result.monitor} {_fmt(result.best_monitor)} at epoch {result.best_epoch}"
         if result.best_epoch
@@ -714,6 +784,8 @@ def _os_error_message(e: OSError) -> str:
     import errno
 
     where = f": {e.filename}" if getattr(e, "filename", None) else ""
+    if e.errno is None and re.search(r"requested and \d+ written", str(e)):
+        return "no space left on device; free some disk space or write elsewhere"
     hint = {
         errno.EACCES: "; check the permissions or choose another folder",
         errno.EPERM: "; check the permissions or choose another folder",
@@ -723,27 +795,60 @@ def _os_error_message(e: OSError) -> str:
     return f"{e.strerror or e}{where}{hint}"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cluster job's time limit, ``kill``): unwind like Ctrl+C, so every
+    temporary file is removed on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
+def _quiet_unraisable(unraisable) -> None:
+    """Ctrl+C landing in a finaliser (TensorFlow tracing, a closing file) is not
+    worth a traceback; anything else is reported as Python would."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``napari-unet`` console script; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Keras warns that fit's default shuffle=True is ignored for a tf.data stream
     warnings.filterwarnings("ignore", message=".*shuffle=True.*", category=UserWarning)
     args = build_parser().parse_args(argv)
+    old_term = old_hook = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        old_hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
+    try:
+        return _run(args)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+            sys.unraisablehook = old_hook
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
-    except ModelFileError as e:
-        return _error(str(e))
     except UserInputError as e:
         return _error(str(e))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         sys.stdout.flush()
-        _note("interrupted; nothing was saved" if args.command == "train" else "interrupted")
-        return EXIT_INTERRUPTED
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        _note(f"{what}; nothing was saved" if args.command == "train" else what)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     except MemoryError:
         return _error("not enough memory; use smaller images, --tile-size or --batch-size")
     except OSError as e:
         return _error(_os_error_message(e))
-    except Exception as e:  # noqa: BLE001 - a bug: show the traceback, then one line
+    except Exception as e:  # noqa: BLE001
+        # numpy/tifffile report a short write on a full disk as "N requested and M written"
+        if re.search(r"requested and \d+ written", str(e)):
+            return _error("no space left on device; free some disk space or write elsewhere")
+        # anything else is a bug: show the traceback, then one line
         traceback.print_exc()
         _error(
             f"unexpected {type(e).__name__}: {e} (this is a bug in napari-unet; please "

@@ -9,6 +9,7 @@ interrupted run never leaves a half-written file.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Sequence
@@ -79,12 +80,19 @@ def image_info(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
 
             props = iio.improps(p)
             shape, dtype = tuple(int(s) for s in props.shape), np.dtype(props.dtype)
+            if _grey_alpha(shape):
+                shape = shape[:-1]
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - readers raise many kinds for bad files
         raise _not_an_image(p, e) from None
     _check_array(p, shape, dtype)
     return shape, dtype
+
+
+def _grey_alpha(shape: tuple[int, ...]) -> bool:
+    """A PNG/JPEG of shape ``(Y, X, 2)`` is grey plus alpha, not two planes."""
+    return len(shape) == 3 and shape[-1] == 2
 
 
 def _check_array(p: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -116,6 +124,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             import imageio.v3 as iio
 
             data = iio.imread(p)
+            if _grey_alpha(data.shape):  # grey + alpha: the alpha is no image data
+                data = data[..., 0]
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - readers raise many kinds for bad files
@@ -171,6 +181,78 @@ def check_output_folder(path: str | os.PathLike) -> Path:
     return p
 
 
+def ensure_output_folder(path: str | os.PathLike) -> Path:
+    """The output folder ``path``, created (with its parents) when missing."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserInputError(f"the output folder {p} is a file; give a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserInputError(
+            f"cannot create the output folder {p} ({e.strerror}); choose another folder"
+        ) from None
+    check_writable(p)
+    return p
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Refuse a folder this process cannot create files in (checked by trying)."""
+    folder = Path(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".napari-unet-write-test.", dir=folder)
+    except OSError as e:
+        raise UserInputError(
+            f"cannot write into {folder} ({e.strerror}); choose a folder you can write to"
+        ) from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_free_space(folder: str | os.PathLike, nbytes: int, what: str = "the output") -> None:
+    """Refuse to start work whose output cannot fit on the disk of ``folder``."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    need = int(nbytes * 1.02) + (1 << 20)
+    if free < need:
+        raise UserInputError(
+            f"not enough disk space in {folder}: {what} needs about {need / 1e6:,.0f} MB, "
+            f"{free / 1e6:,.0f} MB are free; free some space or write elsewhere"
+        )
+
+
+#: The TIFF ``Software`` tag of files this tool writes: such outputs may be replaced by
+#: a later run; any other existing file is replaced only when the person asks.
+SOFTWARE_TAG = "napari-unet"
+
+
+def written_by_us(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` is a TIFF this tool wrote (its Software tag)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            software = tif.pages[0].software or ""
+    except Exception:  # noqa: BLE001 - not a TIFF, unreadable: not ours
+        return False
+    return software.startswith(SOFTWARE_TAG)
+
+
+def refuse_to_replace(paths: Sequence[str | os.PathLike], flag: str = "--overwrite") -> None:
+    """Refuse outputs that exist and were not written by this tool."""
+    for path in paths:
+        p = Path(path)
+        if os.path.lexists(p) and (p.is_symlink() or not p.is_file() or not written_by_us(p)):
+            raise UserInputError(
+                f"{p} already exists and was not written by napari-unet; choose another "
+                f"output folder, move the file, or add {flag} to replace it"
+            )
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -207,7 +289,7 @@ def write_tiffs_atomic(items: Sequence[tuple[str | os.PathLike, np.ndarray]]) ->
         for target, (_, array) in zip(targets, items, strict=True):
             tmp = _tmp_beside(target)
             temps.append(tmp)
-            tifffile.imwrite(tmp, np.asarray(array))
+            tifffile.imwrite(tmp, np.asarray(array), software=SOFTWARE_TAG)
         for target, tmp in zip(targets, temps, strict=False):
             os.replace(tmp, target)
     except BaseException:
@@ -251,23 +333,65 @@ def open_lazy(path: str | os.PathLike):
 
             try:
                 mm = tifffile.memmap(p, mode="r")
-                from .core.large import RowMappedArray
-
-                # map rows only while they are read, so pages do not pile up in memory
-                lazy = RowMappedArray(p, mm.offset, mm.shape, mm.dtype, mode="r")
-                del mm
-                return lazy
             except ValueError:  # compressed or tiled: read through zarr
                 import zarr
 
                 store = tifffile.imread(p, aszarr=True)
                 z = zarr.open(store, mode="r")
-                return z if hasattr(z, "shape") else list(z.arrays())[0][1]
-    except MemoryError:
+                z = z if hasattr(z, "shape") else list(z.arrays())[0][1]
+                return _DamageChecked(z, p.name)
+            from .core.large import RowMappedArray
+
+            offset, shape, dtype = mm.offset, mm.shape, mm.dtype
+            del mm
+            if offset + int(np.prod(shape)) * dtype.itemsize > p.stat().st_size:
+                raise UserInputError(
+                    f"{p.name} is truncated or damaged: it claims {' x '.join(map(str, shape))} "
+                    f"pixels but the file is only {p.stat().st_size:,} bytes"
+                )
+            # map rows only while they are read, so pages do not pile up in memory
+            return RowMappedArray(p, offset, shape, dtype, mode="r")
+    except (MemoryError, UserInputError):
         raise
     except Exception as e:  # noqa: BLE001
         raise _not_an_image(p, e) from None
     return read_image(p)
+
+
+def _reserve(path: str, nbytes: int) -> None:
+    """Allocate the disk blocks of a memory-mapped output now: on a full disk this
+    fails here, with "no space left on device", instead of killing the process with
+    SIGBUS when a mapped page is first written."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return  # the file system cannot reserve: write as before
+        raise OSError(e.errno, e.strerror, path) from None
+    finally:
+        os.close(fd)
+
+
+class _DamageChecked:
+    """An array-like whose reads turn a damaged file's errors into a plain message."""
+
+    def __init__(self, array, name: str) -> None:
+        self._array, self._name = array, name
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, len(array.shape)
+
+    def __getitem__(self, key):
+        try:
+            return self._array[key]
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - codecs and stores raise many kinds
+            raise UserInputError(
+                f"{self._name} is damaged or truncated: part of it cannot be read "
+                f"({type(e).__name__})"
+            ) from None
 
 
 class BlockwiseTiffs:
@@ -290,9 +414,12 @@ class BlockwiseTiffs:
             for target, (_, shape, dtype) in zip(self.targets, items, strict=True):
                 tmp = _tmp_beside(target)
                 self.temps.append(tmp)
-                mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=dtype, bigtiff=True)
+                mm = tifffile.memmap(
+                    tmp, shape=tuple(shape), dtype=dtype, bigtiff=True, software=SOFTWARE_TAG
+                )
                 offset = mm.offset
                 del mm
+                _reserve(tmp, offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
                 self.arrays.append(RowMappedArray(tmp, offset, shape, dtype))
         except BaseException:
             self.discard()

@@ -439,11 +439,14 @@ def test_predict_bad_input(case, bad_files, tiny_model, out_dir):
     assert list(out_dir.iterdir()) == []
 
 
-def test_predict_output_folder_missing(bad_files, tiny_model, tmp_path):
-    missing = tmp_path / "missing"
+def test_predict_creates_a_missing_output_folder(bad_files, tiny_model, tmp_path):
+    missing = tmp_path / "results" / "run1"
     proc = cli("predict", bad_files["image"], "--model", tiny_model, "--out", missing)
-    assert_user_error(proc, "does not exist")
-    assert not missing.exists()
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in missing.iterdir()) == [
+        "image_labels.tif",
+        "image_probability.tif",
+    ]
 
 
 def test_predict_without_bundled_model(bad_files, out_dir, tmp_path):

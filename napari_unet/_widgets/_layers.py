@@ -113,6 +113,20 @@ class Pair:
         return self.image.name
 
 
+def misfit_annotations(viewer: Any) -> list[tuple[Any, Any]]:
+    """``(image, annotation)`` layers whose shapes differ: left out of training."""
+    out = []
+    for image in image_layers(viewer):
+        ann = find_layer(viewer, annotation_name(image.name), "labels")
+        if ann is not None and tuple(ann.data.shape) != spatial_shape(image):
+            out.append((image, ann))
+    return out
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return " × ".join(str(int(s)) for s in shape)
+
+
 def training_pairs(viewer: Any) -> list[Pair]:
     """Every image with a ``<image> annotation`` Labels layer of the same shape."""
     pairs = []

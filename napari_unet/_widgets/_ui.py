@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
 
 log = logging.getLogger("napari_unet")
@@ -126,7 +127,48 @@ def status_label(text: str = "") -> QLabel:
     return lab
 
 
-class JobWidget(QWidget):
+class DockLifetime:
+    """Mixin for a dock widget that lets go of the viewer when its dock is closed.
+
+    napari never calls ``closeEvent`` on a plugin dock: closing it takes the widget out
+    of the dock (``setParent(None)``) and deletes the dock. A widget left listening to
+    the viewer's events and the shared model state would go on reacting (and a training
+    run would go on training) for the rest of the session. So: once the widget has been
+    docked, losing its parent or being closed calls :meth:`dispose` (once), which calls
+    the subclass's ``_dispose``.
+    """
+
+    _docked = False
+    _disposed = False
+
+    def event(self, e) -> bool:  # noqa: D401 - Qt API
+        if e.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif self._docked:
+                self.dispose()
+        return super().event(e)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.dispose()
+        super().closeEvent(event)
+
+    @property
+    def disposed(self) -> bool:
+        return self._disposed
+
+    def dispose(self) -> None:
+        """Stop what this widget runs and disconnect it from the viewer (idempotent)."""
+        if self._disposed:
+            return
+        self._disposed = True
+        self._dispose()
+
+    def _dispose(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class JobWidget(DockLifetime, QWidget):
     """Base of the widgets that run a background job and follow the shared model state.
 
     Subclasses define ``_on_state`` (called when the current model changes) and set
@@ -145,9 +187,8 @@ class JobWidget(QWidget):
     def _on_state(self, *args) -> None:  # pragma: no cover - overridden
         pass
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def _dispose(self) -> None:
         self.state.unsubscribe(self._on_state)
-        super().closeEvent(event)
 
     @property
     def running(self) -> bool:

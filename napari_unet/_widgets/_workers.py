@@ -26,9 +26,6 @@ import numpy as np
 #: Niceness added to the threads that run TensorFlow, so that on a small machine the
 #: GUI thread wins the CPU when it needs it (TensorFlow's own pools inherit it).
 WORKER_NICENESS = 10
-#: Hide long-lived objects from the garbage collector when jobs start (see
-#: :func:`freeze_long_lived`).
-FREEZE_GC = True
 
 _END = object()
 
@@ -244,13 +241,14 @@ def _channel_axis(job: SegmentJob, channels: int) -> tuple[np.ndarray, int | Non
 
 
 def prepare_tensorflow() -> None:
-    """Import TensorFlow the safe way (see :mod:`napari_unet.core._tfload`) and keep
-    the garbage collector off the long-lived objects (see :func:`freeze_long_lived`)."""
+    """Import TensorFlow the safe way (see :mod:`napari_unet.core._tfload`), with the
+    garbage collector paused during the import, and let TensorFlow take GPU memory as
+    it needs it rather than all of it (napari and other plugins share the GPU)."""
     from napari_unet.core._tfload import import_tensorflow
 
     if "tensorflow" not in sys.modules:
-        # the import allocates a million objects: without the collector it also
-        # triggers no full collection (each would hold the GIL for ~200 ms)
+        # the import allocates a million objects: each full collection it would
+        # trigger holds the GIL for ~200 ms and freezes the viewer
         enabled = gc.isenabled()
         gc.disable()
         try:
@@ -258,21 +256,9 @@ def prepare_tensorflow() -> None:
         finally:
             if enabled:
                 gc.enable()
-    freeze_long_lived()
+        from napari_unet.core.hardware import allow_gpu_memory_growth
 
-
-def freeze_long_lived() -> None:
-    """Hide everything alive now from the garbage collector (``gc.freeze``).
-
-    A full collection in a process holding napari, Qt and TensorFlow walks millions of
-    long-lived objects and holds the GIL for 200–500 ms, freezing the GUI thread for as
-    long whenever the worker's allocations trigger one. Frozen objects are skipped, so
-    collections during a run only walk what the run created. Called when a job starts,
-    after the previous job's garbage was collected (core training ends with a
-    collection), so hardly any garbage is frozen with them.
-    """
-    if FREEZE_GC:
-        gc.freeze()
+        allow_gpu_memory_growth()
 
 
 def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]) -> SegmentResult:
@@ -309,7 +295,6 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
     if job.init.kind == "current" and job.init.model is not None:
         # train a copy: the current model stays usable (Segment) until this run ends
         net = net.copy()
-    freeze_long_lived()  # the network and TensorFlow's state live on: out of the GC's way
     preview = _preview_input(job.preview_image, job.preview_rgb, net.input_channels)
     emit(Status("training…"))
     result = net.train(

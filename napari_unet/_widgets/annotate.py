@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 
 from . import _layers as L
 from ._state import state_for
-from ._ui import button, combo, notify_error, status_label
+from ._ui import DockLifetime, button, combo, notify_error, status_label
 
 #: Recount the annotated pixels at most this often while painting (ms).
 REFRESH_MS = 300
@@ -50,7 +50,7 @@ def count_classes(annotation: Any) -> dict[int, int]:
     return {int(v): int(c) for v, c in enumerate(counts) if v and c}
 
 
-class AnnotateWidget(QWidget):
+class AnnotateWidget(DockLifetime, QWidget):
     """Create and fill annotation layers; list the training set.
 
     Parameters
@@ -140,6 +140,18 @@ class AnnotateWidget(QWidget):
         self._on_layers_changed()
         self.refresh()
 
+    def _dispose(self) -> None:
+        """The dock was closed: stop following the viewer's layers."""
+        self._timer.stop()
+        events = self.viewer.layers.events
+        for ev in (events.inserted, events.removed, events.reordered):
+            ev.disconnect(self._on_layers_changed)
+        for layer in self._watched:
+            for ev in ("paint", "data", "name"):
+                if hasattr(layer.events, ev):
+                    getattr(layer.events, ev).disconnect(self.schedule_refresh)
+        self._watched = []
+
     # ------------------------------------------------------------------ helpers
     def reset_choices(self, *_: Any) -> None:
         self._image.reset_choices()
@@ -161,6 +173,17 @@ class AnnotateWidget(QWidget):
         if layer is not None and not L.is_labels(layer):
             show_warning(f"a layer named {ann_name!r} exists but is not a Labels layer: rename it")
             return None
+        if layer is not None and tuple(layer.data.shape) != L.spatial_shape(image):
+            wrong, right = L.shape_text(layer.data.shape), L.shape_text(L.spatial_shape(image))
+            if not create:
+                return None
+            # keep the person's mis-sized layer (renamed) and start one that fits
+            layer.name = f"{ann_name} (old, {wrong})"
+            show_warning(
+                f"{ann_name!r} was {wrong} but {image.name!r} is {right}; it was renamed "
+                f"{layer.name!r} (nothing deleted) and a new annotation layer was created"
+            )
+            layer = None
         if layer is None and create:
             layer = self.viewer.add_labels(
                 np.zeros(L.spatial_shape(image), np.uint8),
@@ -349,7 +372,15 @@ class AnnotateWidget(QWidget):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         bg = sum(c.get(1, 0) for c in counts)
         obj = sum(c.get(v, 0) for c in counts for v in c if v >= 2)
-        if not pairs:
+        misfits = L.misfit_annotations(self.viewer)
+        if misfits:
+            image, ann = misfits[0]
+            self.summary.setText(
+                f"{ann.name!r} is {L.shape_text(ann.data.shape)} but {image.name!r} is "
+                f"{L.shape_text(L.spatial_shape(image))}: it is left out of training; "
+                "click 'Create annotation layer' to start one that fits"
+            )
+        elif not pairs:
             self.summary.setText("no annotation layer yet: click 'Create annotation layer'")
         elif bg == 0 or obj == 0:
             missing = "background (1)" if bg == 0 else "object (2)"

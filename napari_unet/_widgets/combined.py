@@ -6,13 +6,14 @@ from typing import Any
 
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
+from ._ui import DockLifetime
 from .annotate import AnnotateWidget
 from .evaluate import EvaluateWidget
 from .segment import SegmentWidget
 from .train import TrainWidget
 
 
-class UNetWidget(QWidget):
+class UNetWidget(DockLifetime, QWidget):
     """The whole loop in one dock widget; each tab is the widget of the same name.
 
     Parameters
@@ -42,3 +43,9 @@ class UNetWidget(QWidget):
     def reset_choices(self, *_: Any) -> None:
         for w in (self.segment, self.annotate, self.train, self.evaluate):
             w.reset_choices()
+
+    def _dispose(self) -> None:
+        """The dock was closed: every tab stops its work and lets go of the viewer."""
+        for w in (self.segment, self.annotate, self.train, self.evaluate):
+            if isinstance(w, DockLifetime):
+                w.dispose()

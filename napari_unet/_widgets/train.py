@@ -29,6 +29,7 @@ STOP_REASONS = {
     "early_stopping": "stopped early: validation stopped improving",
     "time_limit": "time limit reached",
     "stop_event": "stopped by you",
+    "non_finite": "stopped: the loss became NaN; the last good epoch was kept",
 }
 
 
@@ -188,6 +189,17 @@ class TrainWidget(JobWidget):
         if app is not None:  # napari closing: let a run end within one batch
             app.aboutToQuit.connect(self._on_stop)
 
+    def _dispose(self) -> None:
+        """The dock was closed: stop the run (within one batch) and let go."""
+        super()._dispose()
+        self._on_stop()
+        app = QApplication.instance()
+        if app is not None:
+            try:
+                app.aboutToQuit.disconnect(self._on_stop)
+            except (TypeError, RuntimeError):  # already gone
+                pass
+
     # ------------------------------------------------------------------ plumbing
     def _preview_choices(self, widget=None) -> list[str]:
         names = [p.name for p in L.training_pairs(self.viewer)]
@@ -267,6 +279,14 @@ class TrainWidget(JobWidget):
                 pairs.append(pair)
                 annotations.append(ann)
         if not pairs:
+            misfits = L.misfit_annotations(self.viewer)
+            if misfits:
+                image, ann = misfits[0]
+                raise UserInputError(
+                    f"{ann.name!r} is {L.shape_text(ann.data.shape)} but {image.name!r} is "
+                    f"{L.shape_text(L.spatial_shape(image))}, so it cannot train; click "
+                    "'Create annotation layer' (Annotate) to start one that fits"
+                )
             raise UserInputError(
                 "no training data: create an annotation layer (Annotate), paint objects (2) "
                 "and background (1), then Train"

@@ -8,7 +8,7 @@ magicgui.
 from . import _tfload  # noqa: F401 - first: guards the TensorFlow import (see _tfload)
 from .config import TrainConfig, UNetConfig
 from .data import TrainingPair
-from .errors import ModelFileError, UserInputError
+from .errors import ModelFileError, TrainingFailed, UserInputError
 from .metrics import evaluate
 from .targets import mask_to_annotation
 from .unet import DEFAULT_MODEL_PATH, Prediction, UNet, default_model_path
@@ -16,6 +16,7 @@ from .unet import DEFAULT_MODEL_PATH, Prediction, UNet, default_model_path
 __all__ = [
     "DEFAULT_MODEL_PATH",
     "ModelFileError",
+    "TrainingFailed",
     "Prediction",
     "TrainConfig",
     "TrainingPair",

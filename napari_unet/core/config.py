@@ -13,6 +13,20 @@ from typing import Any
 from .errors import UserInputError
 
 PADDINGS = ("same", "valid")
+#: Filters of the first level at most: 512 makes a ~2 GB depth-4 network already.
+MAX_BASE_FILTERS = 512
+#: Largest training patch edge: a batch of 8 such patches already needs several GB.
+MAX_PATCH_SIZE = 1024
+
+
+def _whole(name: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` as an int in ``[lo, hi]`` (a float is accepted when it is whole)."""
+    ok = not isinstance(value, bool) and (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    )
+    if not ok or not lo <= int(value) <= hi:
+        raise UserInputError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -47,16 +61,18 @@ class UNetConfig:
     padding: str = "same"
 
     def __post_init__(self) -> None:
-        if not 1 <= int(self.depth) <= 6:
-            raise UserInputError(f"depth must be between 1 and 6, got {self.depth}")
-        if int(self.base_filters) < 1:
-            raise UserInputError(f"base_filters must be positive, got {self.base_filters}")
-        if int(self.input_channels) < 1:
-            raise UserInputError(f"input_channels must be positive, got {self.input_channels}")
-        if int(self.n_object_classes) < 1:
-            raise UserInputError("n_object_classes must be at least 1")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise UserInputError(f"dropout must be in [0, 1), got {self.dropout}")
+        self.depth = _whole("depth", self.depth, 1, 6)
+        self.base_filters = _whole("base_filters", self.base_filters, 1, MAX_BASE_FILTERS)
+        self.input_channels = _whole("input_channels", self.input_channels, 1, 64)
+        self.n_object_classes = _whole("n_object_classes", self.n_object_classes, 1, 32)
+        if not isinstance(self.batch_norm, bool):
+            raise UserInputError(f"batch_norm must be true or false, got {self.batch_norm!r}")
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, int | float)
+            or not 0.0 <= float(self.dropout) < 1.0
+        ):
+            raise UserInputError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.padding not in PADDINGS:
             raise UserInputError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
 
@@ -75,6 +91,8 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
+        if not isinstance(d, dict):
+            raise UserInputError(f"an architecture is a JSON object, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -146,10 +164,14 @@ class TrainConfig:
             raise UserInputError(f"epochs must be at least 1, got {self.epochs}")
         if int(self.steps_per_epoch) < 1:
             raise UserInputError("steps_per_epoch must be at least 1")
-        if self.time_limit is not None and float(self.time_limit) <= 0:
-            raise UserInputError(f"time limit must be positive, got {self.time_limit}")
-        if int(self.patch_size) < 16:
-            raise UserInputError(f"patch size must be at least 16, got {self.patch_size}")
+        if self.time_limit is not None and not 0 < float(self.time_limit) < float("inf"):
+            raise UserInputError(
+                f"time limit must be a positive number of seconds, got {self.time_limit}"
+            )
+        if not 16 <= int(self.patch_size) <= MAX_PATCH_SIZE:
+            raise UserInputError(
+                f"patch size must be from 16 to {MAX_PATCH_SIZE} pixels, got {self.patch_size}"
+            )
         if int(self.batch_size) < 1:
             raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
         if not 0.0 <= float(self.val_fraction) < 1.0:

@@ -11,3 +11,8 @@ class UserInputError(ValueError):
 
 class ModelFileError(UserInputError):
     """A file that is not a usable napari-unet model."""
+
+
+class TrainingFailed(UserInputError):
+    """Training produced nothing usable (the loss was not a finite number before the
+    first epoch ended); the model is left as it was."""

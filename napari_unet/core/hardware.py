@@ -42,3 +42,16 @@ def compute_dtype_policy() -> str:
 def inference_jit() -> bool:
     """Whether to XLA-compile the prediction function."""
     return has_gpu() and os.environ.get("NAPARI_UNET_XLA", "1") != "0"
+
+
+def allow_gpu_memory_growth() -> None:
+    """Let TensorFlow allocate GPU memory as it needs it instead of all of it at its
+    first use, so the napari process (its canvas, other plugins) keeps the rest. Must
+    run before TensorFlow touches a GPU; later it is a no-op."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError):  # already initialised: leave it
+            pass

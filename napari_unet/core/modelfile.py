@@ -25,6 +25,9 @@ from .errors import ModelFileError
 METADATA_NAME = "napari_unet.json"
 FORMAT = "napari-unet-model"
 FORMAT_VERSION = 1
+#: Metadata and Keras config larger than this are refused unread (a compressed "JSON
+#: bomb" would otherwise inflate to gigabytes in memory).
+MAX_JSON_BYTES = 16_000_000
 
 
 def save_keras_with_metadata(
@@ -36,10 +39,20 @@ def save_keras_with_metadata(
         raise ModelFileError(f"model files end in .keras: {path.name}")
     if not path.parent.exists():
         raise ModelFileError(f"folder does not exist: {path.parent}")
+    import numpy as np
+
+    if not all(np.isfinite(w).all() for w in keras_model.get_weights()):
+        raise ModelFileError(
+            f"not saving {path.name}: the model's weights are not finite numbers (training "
+            "diverged); train again with a lower learning rate"
+        )
     meta = dict(metadata)
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+    except OSError as e:  # name the folder, not the hidden temporary file
+        raise OSError(e.errno, e.strerror, str(path.parent)) from None
     try:  # mkstemp makes owner-only files; a model is meant to be shared
         umask = os.umask(0)
         os.umask(umask)
@@ -52,9 +65,11 @@ def save_keras_with_metadata(
         with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as z:
             z.writestr(METADATA_NAME, json.dumps(meta, indent=1, default=_json_default))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
     return path
 
@@ -125,6 +140,12 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                     f"{path.name} is a Keras file but not a napari-unet model "
                     f"(no {METADATA_NAME} inside); train or export it with napari-unet"
                 )
+            for member in (METADATA_NAME, "config.json"):
+                if member in names and z.getinfo(member).file_size > MAX_JSON_BYTES:
+                    raise ModelFileError(
+                        f"{path.name}: {member} is implausibly large "
+                        f"({z.getinfo(member).file_size / 1e6:.0f} MB); refusing to read it"
+                    )
             meta = json.loads(z.read(METADATA_NAME))
             config = json.loads(z.read("config.json")) if "config.json" in names else None
             if "model.weights.h5" not in names:
@@ -135,7 +156,12 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelFileError(f"{path.name} has unreadable metadata") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path.name} is not a napari-unet model (unknown format)")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelFileError(
+            f"{path.name}: damaged metadata (format_version {version!r} is not a whole number)"
+        )
+    if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{path.name} was written by a newer napari-unet (format "
             f"{meta.get('format_version')}); update napari-unet to load it"
@@ -150,4 +176,35 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("architecture", "normalization"):
         if key not in meta:
             raise ModelFileError(f"{path.name}: metadata lacks '{key}'")
+    _check_metadata(meta, path.name)
     return meta
+
+
+def _check_metadata(meta: dict[str, Any], name: str) -> None:
+    """Refuse metadata that was edited into something the loader cannot use."""
+    from .config import UNetConfig
+    from .errors import UserInputError
+
+    try:
+        UNetConfig.from_dict(meta["architecture"])
+    except (TypeError, UserInputError) as e:
+        raise ModelFileError(f"{name}: damaged metadata, bad architecture ({e})") from None
+    norm = meta["normalization"]
+    ok = isinstance(norm, dict) and all(
+        isinstance(norm.get(k, 0.0), int | float)
+        and not isinstance(norm.get(k, 0.0), bool)
+        and 0.0 <= float(norm.get(k, 0.0)) <= 100.0
+        for k in ("low", "high")
+    )
+    if not ok:
+        raise ModelFileError(
+            f"{name}: damaged metadata, normalization must be an object with "
+            f"percentiles 'low' and 'high' from 0 to 100, got {str(norm)[:60]!r}"
+        )
+    for key in ("object_diameter", "patch_size"):
+        v = meta.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
+            raise ModelFileError(f"{name}: damaged metadata, bad {key} {str(v)[:40]!r}")
+    pp = meta.get("postprocessing")
+    if pp is not None and not isinstance(pp, dict):
+        raise ModelFileError(f"{name}: damaged metadata, bad postprocessing {str(pp)[:40]!r}")

@@ -1,4 +1,10 @@
-"""Per-image percentile normalisation, recorded in the model so prediction repeats it."""
+"""Per-image percentile normalisation, recorded in the model so prediction repeats it.
+
+Pixels that are not finite (NaN, ±inf: a dead detector row, a failed stitch, a division
+by zero upstream) are left out of the percentiles and set to 0 after normalisation (the
+image's low percentile, i.e. background), so one bad pixel never turns the whole
+probability map into NaN. :func:`nonfinite_pixels` counts them, so callers can say so.
+"""
 
 from __future__ import annotations
 
@@ -26,15 +32,42 @@ def percentiles(image, low: float = 1.0, high: float = 99.8) -> tuple[np.ndarray
     """
     s = _subsample(image).astype(np.float32, copy=False)
     flat = s.reshape(-1, s.shape[-1])
-    lo, hi = np.percentile(flat, [low, high], axis=0)
+    if np.isfinite(flat).all():
+        lo, hi = np.percentile(flat, [low, high], axis=0)
+    else:
+        lo, hi = _finite_percentiles(flat, low, high)
     return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def _finite_percentiles(flat: np.ndarray, low: float, high: float):
+    """Percentiles per channel over the finite values only (0 and 1 for a channel
+    with none)."""
+    lo = np.zeros(flat.shape[-1], np.float32)
+    hi = np.ones(flat.shape[-1], np.float32)
+    for c in range(flat.shape[-1]):
+        v = flat[:, c]
+        v = v[np.isfinite(v)]
+        if v.size:
+            lo[c], hi[c] = np.percentile(v, [low, high])
+    return lo, hi
+
+
+def nonfinite_pixels(image) -> int:
+    """How many values of ``image`` are NaN or infinite (0 for integer images)."""
+    a = np.asarray(image)
+    if a.dtype.kind not in "fc":
+        return 0
+    return int(a.size - np.count_nonzero(np.isfinite(a)))
 
 
 def normalize(image, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Map ``lo`` → 0 and ``hi`` → 1 per channel (float32, not clipped)."""
     x = np.asarray(image, dtype=np.float32)
     scale = np.where(hi - lo > 1e-12, hi - lo, 1.0).astype(np.float32)
-    return (x - lo) / scale
+    out = (x - lo) / scale
+    if not np.isfinite(out).all():  # also catches overflow of huge finite values
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
 
 
 def normalize_image(image, method: dict[str, Any] | None = None) -> np.ndarray:

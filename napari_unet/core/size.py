@@ -77,6 +77,10 @@ def rescale_image(image: np.ndarray, factor: float) -> np.ndarray:
     from skimage.transform import resize
 
     a = np.asarray(image, np.float32)
+    bad = ~np.isfinite(a)
+    if bad.any():  # NaN/inf would bleed into their neighbours: read them as the darkest value
+        finite = a[~bad]
+        a = np.where(bad, finite.min() if finite.size else 0.0, a)
     shape = scaled_shape(a.shape, factor) + tuple(a.shape[2:])
     return resize(a, shape, order=1, preserve_range=True, anti_aliasing=factor < 1).astype(
         np.float32

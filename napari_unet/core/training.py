@@ -363,6 +363,14 @@ def fit(
         if producer is not None:
             producer.close()
         trainer.lock.release()
+    if stopped_by == "non_finite" and epochs_run == 0:
+        from .errors import TrainingFailed
+
+        raise TrainingFailed(
+            f"training failed: the loss became {losses[-1]} (not a number) at step {step}, "
+            "so nothing was kept and the model is unchanged; check the images for NaN or "
+            "infinite pixels, or use a lower learning rate"
+        )
     result = TrainResult(
         history=history,
         epochs_run=epochs_run,

@@ -133,6 +133,11 @@ class UNet:
             raise ModelFileError(
                 f"{Path(path).name}: weights do not fit its architecture ({type(e).__name__})"
             ) from None
+        if not all(np.isfinite(w).all() for w in model.get_weights()):
+            raise ModelFileError(
+                f"{Path(path).name}: its weights are not finite numbers (a diverged "
+                "training); it cannot segment anything — use another model"
+            )
         meta["source_path"] = str(Path(path).resolve())
         return cls(model, config, meta)
 
