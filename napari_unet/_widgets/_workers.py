@@ -84,6 +84,7 @@ class SegmentResult:
     spec: ModelSpec
     channel_axis: int | None  # image axis that held channels (dropped in the result)
     seconds: float
+    nonfinite: int = 0  # NaN/inf pixels of the image (read as background)
 
 
 @dataclass
@@ -277,8 +278,18 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]) -> S
         diameter=job.diameter,
         progress=lambda done, total: emit(TileProgress(done, total)),
     )
+    from napari_unet.core.normalize import nonfinite_pixels
+
     dropped = None if job.rgb or axis is None else axis
-    return SegmentResult(job.name, prediction, net, spec, dropped, time.perf_counter() - t0)
+    return SegmentResult(
+        job.name,
+        prediction,
+        net,
+        spec,
+        dropped,
+        time.perf_counter() - t0,
+        nonfinite_pixels(image),
+    )
 
 
 def segment_worker(spec: ModelSpec, job: SegmentJob) -> Generator[list, None, SegmentResult]:

@@ -191,6 +191,13 @@ class SegmentWidget(JobWidget):
         if pred.scale != 1.0 and pred.diameter:
             size = f" (objects ~{pred.diameter:.0f} px wide, seen at x{pred.scale:.2f})"
         self.status.setText(f"{result.name}: {n} objects in {result.seconds:.1f} s{size}")
+        if result.nonfinite:
+            from napari.utils.notifications import show_warning
+
+            show_warning(
+                f"{result.name}: {result.nonfinite:,} pixels are NaN or infinite; they were "
+                "read as background"
+            )
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
 
