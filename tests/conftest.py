@@ -54,3 +54,21 @@ def make_blobs(size: int = 128, n: int = 12, seed: int = 0, radius=(5, 10)):
 @pytest.fixture
 def blobs():
     return make_blobs()
+
+
+# ---------------------------------------------------------------------- napari (GUI tests)
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A real viewer with the plugin's sample image (and its hidden ground truth)."""
+    v = make_napari_viewer()
+    v.open_sample("napari-unet", "nuclei")
+    return v
+
+
+@pytest.fixture
+def notes():
+    """Notifications shown during the test."""
+    from napari.utils.notifications import notification_manager
+
+    start = len(notification_manager.records)
+    yield lambda: [str(n.message) for n in notification_manager.records[start:]]

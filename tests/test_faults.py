@@ -291,9 +291,7 @@ def test_a_training_that_diverges_at_once_fails_and_changes_nothing(tmp_path, bl
     with pytest.raises(TrainingFailed, match="not a number"):
         net.train([TrainingPair(image, mask=mask)], cfg)
     after = net.keras_model.get_weights()
-    assert all(
-        np.array_equal(a, b, equal_nan=True) for a, b in zip(weights, after, strict=True)
-    )
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(weights, after, strict=True))
 
 
 def test_the_save_error_names_the_folder_not_a_hidden_file(tmp_path):

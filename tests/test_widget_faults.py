@@ -7,14 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from test_widgets import (  # noqa: F401 - fixtures
-    annotate_from_truth,
-    dock,
-    notes,
-    set_tiny_training,
-    viewer,
-    wait_idle,
-)
+from test_widgets import annotate_from_truth, dock, set_tiny_training, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -111,3 +104,50 @@ def test_segment_says_when_pixels_are_not_finite(make_napari_viewer, qtbot, note
     wait_idle(qtbot, segment, 120_000)
     assert np.isfinite(v.layers["holey probability"].data).all()
     assert any("NaN or infinite" in n for n in notes()), notes()
+
+
+def test_napari_quits_cleanly_after_segment_failed_on_garbage_weights(tmp_path):
+    """Once segfaulted at exit (HDF5 clean-up after interpreter shutdown, with the
+    collector frozen): a real viewer, a failed Segment, then quit with exit code 0."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    import zipfile
+
+    from napari_unet.core import UNet, UNetConfig
+
+    good = tmp_path / "good.keras"
+    UNet.new(UNetConfig(depth=2, base_filters=4)).save(good)
+    bad = tmp_path / "garbage.keras"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "model.weights.h5":
+                data = b"\x89HDF\r\n\x1a\n" + os.urandom(len(data) - 8)
+            zout.writestr(item.filename, data)
+    code = textwrap.dedent(
+        f"""
+        import numpy as np, napari
+        from qtpy.QtWidgets import QApplication
+        v = napari.Viewer(show=False)
+        v.add_image(np.random.default_rng(0).random((64, 64)), name="img")
+        _, seg = v.window.add_plugin_dock_widget("napari-unet", "Segment")
+        seg._model.value = "file"
+        seg._file.value = {str(bad)!r}
+        seg._on_segment("img")
+        app = QApplication.instance()
+        import time
+        t0 = time.time()
+        while seg.running and time.time() - t0 < 120:
+            app.processEvents(); time.sleep(0.02)
+        print("STATUS", seg.status.text())
+        v.close()
+        """
+    )
+    env = dict(os.environ, QT_API="pyqt5", PYTEST_QT_API="pyqt5", TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240
+    )
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "STATUS failed" in out.stdout, out.stdout

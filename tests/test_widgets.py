@@ -25,22 +25,6 @@ WAIT_TRAIN_MS = 120_000
 
 
 # ---------------------------------------------------------------------- helpers
-@pytest.fixture
-def viewer(make_napari_viewer):
-    v = make_napari_viewer()
-    v.open_sample(PLUGIN, "nuclei")
-    return v
-
-
-@pytest.fixture
-def notes():
-    """Notifications shown during the test."""
-    from napari.utils.notifications import notification_manager
-
-    start = len(notification_manager.records)
-    yield lambda: [str(n.message) for n in notification_manager.records[start:]]
-
-
 def dock(viewer, name):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
     return widget
