@@ -68,17 +68,17 @@ def _import_tensorflow() -> None:
     import tempfile
 
     sys.stderr.flush()
+    from .core import import_tensorflow
+
     try:
         saved = os.dup(2)
     except OSError:  # no usable stderr file descriptor: import as is
-        import tensorflow as tf  # noqa: F401
-
+        import_tensorflow()
         return
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow as tf
-
+            tf = import_tensorflow()
             tf.config.list_physical_devices()  # device discovery logs here too
         finally:
             sys.stderr.flush()

@@ -4,6 +4,10 @@ widget, nothing the person made lost; a closed dock lets go of the viewer."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -109,10 +113,6 @@ def test_segment_says_when_pixels_are_not_finite(make_napari_viewer, qtbot, note
 def test_napari_quits_cleanly_after_segment_failed_on_garbage_weights(tmp_path):
     """Once segfaulted at exit (HDF5 clean-up after interpreter shutdown, with the
     collector frozen): a real viewer, a failed Segment, then quit with exit code 0."""
-    import os
-    import subprocess
-    import sys
-    import textwrap
     import zipfile
 
     from napari_unet.core import UNet, UNetConfig
@@ -151,3 +151,42 @@ def test_napari_quits_cleanly_after_segment_failed_on_garbage_weights(tmp_path):
     )
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     assert "STATUS failed" in out.stdout, out.stdout
+
+
+def _canvas_then_tensorflow(env_extra: dict) -> subprocess.CompletedProcess:
+    code = textwrap.dedent(
+        """
+        import numpy as np, napari
+        v = napari.Viewer(show=True)
+        v.add_image(np.random.default_rng(0).random((64, 64)))
+        v.screenshot(canvas_only=True)  # the OpenGL driver (and its LLVM) is loaded now
+        from napari_unet.core import UNet, UNetConfig, import_tensorflow
+        tf = import_tensorflow()
+        net = UNet.new(UNetConfig(depth=2, base_filters=4))
+        print("OBJECTS", net.predict(np.zeros((32, 32), np.float32)).labels.max())
+        v.screenshot(canvas_only=True)
+        v.close()
+        """
+    )
+    env = dict(os.environ, QT_API="pyqt5", TF_CPP_MIN_LOG_LEVEL="2", **env_extra)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240
+    )
+
+
+def test_tensorflow_after_a_canvas_exists_does_not_crash():
+    """The Mesa/LLVM clash: an explicit import_tensorflow() after napari drew, exit 0."""
+    out = _canvas_then_tensorflow({})
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "OBJECTS" in out.stdout  # it ran a network after napari drew
+
+
+def test_importing_the_core_installs_no_import_hook():
+    code = (
+        "import sys; before = list(sys.meta_path); flags = sys.getdlopenflags();"
+        "import napari_unet.core;"
+        "print(sys.meta_path == before and sys.getdlopenflags() == flags,"
+        " 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "False"], out.stdout + out.stderr

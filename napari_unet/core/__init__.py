@@ -5,7 +5,7 @@ trained, run or loaded. Nothing under ``napari_unet.core`` imports napari, qtpy 
 magicgui.
 """
 
-from . import _tfload  # noqa: F401 - first: guards the TensorFlow import (see _tfload)
+from ._tfload import import_tensorflow
 from .config import TrainConfig, UNetConfig
 from .data import TrainingPair
 from .errors import ModelFileError, TrainingFailed, UserInputError
@@ -25,5 +25,6 @@ __all__ = [
     "UserInputError",
     "default_model_path",
     "evaluate",
+    "import_tensorflow",
     "mask_to_annotation",
 ]

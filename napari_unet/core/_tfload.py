@@ -10,15 +10,13 @@ LLVM's static initialisers, and importing it before makes the process abort at e
 
 Loading TensorFlow's libraries with ``RTLD_DEEPBIND`` (their own symbols first) and
 without ``RTLD_GLOBAL`` (their symbols stay private) keeps the two LLVMs apart in both
-orders. :func:`install` (run when this module is imported) arranges that for the first ``import tensorflow`` of the
-process, whoever triggers it (``import keras`` included); it imports nothing itself.
-Set ``NAPARI_UNET_PLAIN_TF_IMPORT=1`` to turn it off.
+orders. :func:`import_tensorflow` does that, explicitly, when napari-unet first needs
+TensorFlow; importing this module changes nothing. Set ``NAPARI_UNET_PLAIN_TF_IMPORT=1``
+to turn it off.
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import os
 import sys
 import types
@@ -56,60 +54,47 @@ def isolated_dlopen():
             del sys.modules[_GLOBAL_FLAGS_MODULE]
 
 
-class _Loader(importlib.abc.Loader):
-    """Runs TensorFlow's package ``__init__`` (which loads its libraries) isolated."""
-
-    def __init__(self, inner) -> None:
-        self._inner = inner
-
-    def create_module(self, spec):
-        return self._inner.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        module.__loader__ = self._inner
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._inner
-        with isolated_dlopen():
-            self._inner.exec_module(module)
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-
-class _Finder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != "tensorflow":
-            return None
-        uninstall()  # once is enough: later imports find the module loaded
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader)
-        return spec
-
-
-_finder = _Finder()
-
-
-def install() -> None:
-    """Route the process's first ``import tensorflow`` through :func:`isolated_dlopen`."""
-    if applicable() and "tensorflow" not in sys.modules and _finder not in sys.meta_path:
-        sys.meta_path.insert(0, _finder)
-
-
-def uninstall() -> None:
-    if _finder in sys.meta_path:
-        sys.meta_path.remove(_finder)
+_warned = {"done": False}
 
 
 def import_tensorflow():
-    """``import tensorflow``, isolated when it is the first import in the process."""
-    if "tensorflow" not in sys.modules and applicable():
-        with isolated_dlopen():
-            import tensorflow
+    """Import TensorFlow the way napari-unet needs it inside a napari process.
+
+    The first import of the process loads TensorFlow's libraries isolated (see the
+    module docstring); later calls return the module at once. napari-unet calls this
+    before it touches TensorFlow or Keras (the widgets' workers, the command line, and
+    :func:`~napari_unet.core.model.build_unet` for scripts and notebooks), and nothing
+    is changed for anybody else: no import hook, no interpreter-wide flags left behind.
+
+    When TensorFlow was imported before (by another plugin, a notebook cell, a plain
+    ``import keras``), its libraries are already loaded the usual way; this warns once,
+    because such a process may crash once napari draws (Mesa's LLVM) — import napari-unet's
+    models first, or set ``NAPARI_UNET_PLAIN_TF_IMPORT=1`` to silence it.
+    """
+    if "tensorflow" not in sys.modules:
+        if applicable():
+            with isolated_dlopen():
+                import tensorflow
+            tensorflow._napari_unet_isolated = True
+            return tensorflow
+        import tensorflow
+
+        tensorflow._napari_unet_isolated = True  # nothing to isolate here: no warning
         return tensorflow
-    import tensorflow
+    if (
+        applicable()
+        and not _warned["done"]
+        and not getattr(sys.modules["tensorflow"], "_napari_unet_isolated", False)
+    ):
+        _warned["done"] = True
+        import warnings
 
-    return tensorflow
-
-
-install()  # importing this module (napari_unet.core does) is enough
+        warnings.warn(
+            "TensorFlow was imported before napari-unet could load it isolated from "
+            "OpenGL's LLVM; if napari crashes while drawing, start napari-unet's "
+            "widgets (or call napari_unet.core.import_tensorflow()) before importing "
+            "TensorFlow elsewhere",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return sys.modules["tensorflow"]

@@ -17,7 +17,9 @@ import os
 @functools.lru_cache(maxsize=1)
 def has_gpu() -> bool:
     """True when TensorFlow sees at least one GPU."""
-    import tensorflow as tf
+    from ._tfload import import_tensorflow
+
+    tf = import_tensorflow()
 
     return bool(tf.config.list_physical_devices("GPU"))
 

@@ -110,6 +110,9 @@ def build_unet(config: UNetConfig, name: str = "unet", dtype_policy: str | None 
         Softmax output with ``config.n_outputs`` channels, float32 even under a
         mixed-precision policy.
     """
+    from ._tfload import import_tensorflow
+
+    import_tensorflow()  # first: isolated from OpenGL's LLVM inside napari
     import keras
     from keras import layers
 

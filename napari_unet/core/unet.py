@@ -100,6 +100,9 @@ class UNet:
     @classmethod
     def new(cls, config: UNetConfig | None = None, seed: int | None = 0) -> UNet:
         """A freshly initialised network."""
+        from ._tfload import import_tensorflow
+
+        import_tensorflow()
         import keras
 
         from .model import build_unet
