@@ -50,7 +50,7 @@ def main() -> None:
     fwd = conv_flops(build_unet(UNetConfig(), dtype_policy="float32"), args.size, 4)
     train_ips = args.batch / t_step
 
-    infer = net._inference_fn()
+    infer = net.inference_function()
     x = np.random.default_rng(0).random((args.batch, args.size, args.size, 1)).astype(np.float32)
     for _ in range(3):
         infer(x)

@@ -1,6 +1,6 @@
 """Layer conventions of napari-unet: stable names, the annotation look, pairs.
 
-Names follow DESIGN.md: ``<image> annotation`` (Labels), ``<image> probability``
+Names follow the project's conventions (README, *Labels*): ``<image> annotation`` (Labels), ``<image> probability``
 (Image, float 0–1) and ``<image> labels`` (Labels, instances). Results are written into
 those layers in place; a re-run never adds a duplicate.
 """
@@ -17,7 +17,7 @@ PROBABILITY = " probability"
 LABELS = " labels"
 _DERIVED = (ANNOTATION, PROBABILITY, LABELS)
 
-#: What each annotation value means (DESIGN.md) and how it is drawn.
+#: What each annotation value means (README, *Labels*) and how it is drawn.
 ANNOTATION_CLASSES: dict[int, tuple[str, tuple[float, float, float, float]]] = {
     0: ("not annotated (ignored)", (0.0, 0.0, 0.0, 0.0)),
     1: ("background", (0.15, 0.55, 1.0, 1.0)),

@@ -21,6 +21,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_unet.core.targets import annotated_pixel_counts
+
 from . import _layers as L
 from ._state import state_for
 from ._ui import DockLifetime, button, combo, notify_error, status_label
@@ -36,18 +38,6 @@ def _swatch(value: int) -> str:
         f'<span style="background-color: rgb({r},{g},{b}); color: rgb({r},{g},{b})">'
         f"&nbsp;■&nbsp;</span>&nbsp;{value} = {name}"
     )
-
-
-def count_classes(annotation: Any) -> dict[int, int]:
-    """Pixels per annotation value (0 excluded)."""
-    a = np.asarray(annotation)
-    if a.dtype.kind not in "ui" or a.size == 0:
-        return {}
-    top = int(a.max(initial=0))
-    if a.dtype.kind == "i" and a.min(initial=0) < 0:
-        return {}
-    counts = np.bincount(a.ravel(), minlength=top + 1)
-    return {int(v): int(c) for v, c in enumerate(counts) if v and c}
 
 
 class AnnotateWidget(DockLifetime, QWidget):
@@ -359,7 +349,7 @@ class AnnotateWidget(DockLifetime, QWidget):
     def refresh(self) -> None:
         """Recount the annotated pixels of every pair and show them."""
         pairs = L.training_pairs(self.viewer)
-        counts = [count_classes(p.annotation.data) for p in pairs]
+        counts = [annotated_pixel_counts(p.annotation.data) for p in pairs]
         self.last_counts = {p.name: c for p, c in zip(pairs, counts)}
         extra = sorted({v for c in counts for v in c if v > 2})
         headers = ["image", "background px", "object px"] + [f"class {v} px" for v in extra]

@@ -147,7 +147,7 @@ def predict_large(
 
     tile = int(tile_size or DEFAULT_TILE_SIZE)
     ctx = DEFAULT_CONTEXT if context is None else int(context)
-    infer = net._inference_fn()
+    infer = net.inference_function()
     params = net.postprocessing.to_dict()
     if threshold is not None:
         params["threshold"] = float(threshold)

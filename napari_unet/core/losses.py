@@ -9,9 +9,10 @@ probabilities over the same classes, channel 0 being background.
 
 from __future__ import annotations
 
-import tensorflow as tf
-
+from ._tfload import import_tensorflow
 from .targets import WEIGHT_UNIT
+
+tf = import_tensorflow()  # importing this module needs TensorFlow: load it isolated
 
 _EPS = 1e-7
 
@@ -65,19 +66,3 @@ def dice_coefficient(y_true, y_pred):
     inter = tf.reduce_sum(hard * t)
     denom = tf.reduce_sum(hard) + tf.reduce_sum(t)
     return tf.where(denom > 0, 2.0 * inter / tf.maximum(denom, 1.0), 1.0)
-
-
-def foreground_iou(y_true, y_pred):
-    """Hard foreground IoU on labelled pixels; 1 if both empty."""
-    w, t, p = _foreground(y_true, y_pred)
-    hard = tf.cast(w > 0, tf.float32) * tf.cast(p > 0.5, tf.float32)
-    inter = tf.reduce_sum(hard * t)
-    union = tf.reduce_sum(hard) + tf.reduce_sum(t) - inter
-    return tf.where(union > 0, inter / tf.maximum(union, 1.0), 1.0)
-
-
-LOSSES = {
-    "dice_crossentropy": dice_crossentropy_loss,
-    "crossentropy": masked_crossentropy,
-    "dice": soft_dice_loss,
-}

@@ -150,7 +150,11 @@ def mask_targets(mask: np.ndarray, n_object_classes: int = 1) -> np.ndarray:
     return t
 
 
-def annotated_pixel_counts(annotation: np.ndarray) -> dict[int, int]:
-    """How many pixels carry each annotation label (0 excluded)."""
-    vals, counts = np.unique(np.asarray(annotation), return_counts=True)
-    return {int(v): int(c) for v, c in zip(vals, counts) if v != 0}
+def annotated_pixel_counts(annotation) -> dict[int, int]:
+    """How many pixels carry each annotation label (0 excluded); ``{}`` for anything
+    that is not a non-negative integer array."""
+    a = np.asarray(annotation)
+    if a.dtype.kind not in "ui" or a.size == 0 or (a.dtype.kind == "i" and a.min() < 0):
+        return {}
+    counts = np.bincount(a.ravel(), minlength=int(a.max()) + 1)
+    return {int(v): int(c) for v, c in enumerate(counts) if v and c}

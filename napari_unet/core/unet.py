@@ -396,7 +396,7 @@ class UNet:
         region = rescale_image(plane, factor)
         plan = self._plan(region.shape[0], region.shape[1], tile_size, context)
         return predict_probabilities(
-            self._inference_fn(),
+            self.inference_function(),
             region,
             self.config.n_outputs,
             plan,
@@ -433,7 +433,10 @@ class UNet:
 
         return estimate_scale(scores, shape[:2], self.object_diameter, threshold)
 
-    def _inference_fn(self):
+    def inference_function(self):
+        """``infer(batch) -> probabilities``: the network on a ``(N, Y, X, C)`` float32
+        batch of normalised tiles, compiled once per set of weights (the block-wise
+        large-image path and benchmarks call it directly)."""
         with self._lock:
             if self._infer is None:
                 import tensorflow as tf
