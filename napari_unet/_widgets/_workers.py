@@ -244,9 +244,9 @@ def _channel_axis(job: SegmentJob, channels: int) -> tuple[np.ndarray, int | Non
 
 
 def prepare_tensorflow() -> None:
-    """Import TensorFlow the safe way (see :mod:`napari_unet.core._tfload`) and keep
+    """Import TensorFlow the safe way and quietly (see :mod:`napari_unet.core._tfload`), keep
     the garbage collector off the long-lived objects (see :func:`freeze_long_lived`)."""
-    from napari_unet.core._tfload import import_tensorflow
+    from napari_unet.core._tfload import quiet_import_tensorflow
 
     if "tensorflow" not in sys.modules:
         # the import allocates a million objects: without the collector it also
@@ -254,7 +254,7 @@ def prepare_tensorflow() -> None:
         enabled = gc.isenabled()
         gc.disable()
         try:
-            import_tensorflow()
+            quiet_import_tensorflow()
         finally:
             if enabled:
                 gc.enable()
