@@ -5,6 +5,7 @@
     napari-unet predict IMAGE... [--model PATH] [--out DIR] [--tile-size N]
     napari-unet train --image IMG (--mask M | --annotation A) [...] --out MODEL.keras
     napari-unet evaluate --pred LABELS --truth LABELS
+    napari-unet export [--model PATH] --format bioimageio --out PACKAGE.zip
 
 Bad input ends the program with exit code 2 and one line on stderr
 (``napari-unet: error: ...``); nothing half-written is left behind. TensorFlow is
@@ -247,6 +248,29 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pred", required=True, metavar="LABELS", help="predicted instance labels")
     e.add_argument("--truth", required=True, metavar="LABELS", help="ground-truth instance labels")
     e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser(
+        "export",
+        help="write a model as a bioimage.io package",
+        description="Write a bioimage.io model package (spec 0.5): the .keras weights, ONNX "
+        "and TensorFlow SavedModel weights derived from them, test tensors, a cover and "
+        "documentation (ONNX needs: pip install 'napari-unet[bioimageio]').",
+    )
+    x.add_argument(
+        "--model", metavar="PATH", help="model file (.keras); default: the bundled nuclei model"
+    )
+    x.add_argument("--format", required=True, choices=["bioimageio"], help="package format")
+    x.add_argument("--out", required=True, metavar="PACKAGE.zip", help="package to write")
+    x.add_argument(
+        "--author",
+        action="append",
+        metavar="NAME",
+        help="who trained the model (repeatable; default: your login name, or the "
+        "napari-unet developers for the bundled model)",
+    )
+    x.add_argument("--license", default="CC-BY-4.0", help="SPDX licence id (CC-BY-4.0)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    x.set_defaults(func=cmd_export)
     return parser
 
 
@@ -706,6 +730,35 @@ def cmd_evaluate(args) -> int:
             f"differ in shape; compare label images of the same size"
         )
     print(json.dumps(evaluate(pred, truth)), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+def cmd_export(args) -> int:
+    from .core import default_model_path
+    from .core.modelfile import read_metadata
+
+    model = Path(args.model) if args.model else default_model_path()
+    read_metadata(model)  # a clear message before TensorFlow starts
+    out = Path(args.out)
+    if out.suffix.lower() != ".zip":
+        raise UserInputError(f"--out must name a .zip file: {out.name}")
+    if out.exists() and not args.overwrite:
+        raise UserInputError(f"{out} exists; choose another name or pass --overwrite")
+    _import_tensorflow()
+    from .core.bioimageio import export_bioimageio
+
+    # SIGTERM ends the export like Ctrl+C: the half-written package is removed
+    old = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        result = export_bioimageio(
+            model, out, authors=args.author, license=args.license, overwrite=args.overwrite
+        )
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    _note(f"wrote {out} (weights: {', '.join(result.weight_formats)})")
+    for fmt, why in result.skipped.items():
+        _note(f"no {fmt} weights: {why}")
     return 0
 
 

@@ -575,7 +575,15 @@ def run_bioimageio_test(
     """
     from bioimageio.core import test_model
 
-    summary = test_model(str(path), weight_format=weight_format)
+    path = Path(path).resolve()
+    cwd = os.getcwd()
+    # bioimageio.core unpacks SavedModel weights into the working directory
+    with tempfile.TemporaryDirectory(prefix="napari-unet-bioimageio-test-") as tmp:
+        os.chdir(tmp)
+        try:
+            summary = test_model(str(path), weight_format=weight_format)
+        finally:
+            os.chdir(cwd)
     details = []
     for d in summary.details:
         details.append(
