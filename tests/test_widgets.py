@@ -488,7 +488,7 @@ def test_live_preview_of_a_stack_fills_the_plane_shown(make_napari_viewer, qtbot
     assert train.outcome is not None
     # people's words in the status line: "1 epoch", no Keras key such as val_loss
     status = train.status.text()
-    assert "1 epoch," in status and "epochs" not in status, status
+    assert "1 epoch," in status and "1 epochs" not in status, status
     assert "_" not in status, status
     prob = viewer.layers["stack probability"].data
     assert prob.shape == (3, 64, 64)
@@ -507,8 +507,7 @@ def test_open_sample_then_dock_fits_the_image_and_selects_it(make_napari_viewer,
     qtbot.waitUntil(widget.isVisible, timeout=5000)
 
     def fits() -> bool:
-        # viewer._canvas_size: the canvas in screen pixels (napari keeps it up to date)
-        height, width = viewer._canvas_size
+        height, width = viewer.canvas.size  # the canvas in screen pixels
         return viewer.camera.zoom * 512 <= min(height, width) + 1
 
     qtbot.waitUntil(fits, timeout=5000)

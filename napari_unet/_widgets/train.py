@@ -25,7 +25,7 @@ INIT_CHOICES = [
 ]
 PROGRESS_STEPS = 1000
 STOP_REASONS = {
-    "epochs": "all epochs done",
+    "epochs": "finished",
     "early_stopping": "stopped early: validation stopped improving",
     "time_limit": "time limit reached",
     "stop_event": "stopped by you",
