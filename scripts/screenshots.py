@@ -203,9 +203,10 @@ def main() -> None:
     ui.tabs.setCurrentWidget(ui.evaluate)
     ui.evaluate._on_evaluate("nuclei labels", "nuclei ground truth")
     wait(app, lambda: ui.evaluate.scores is not None, 0.5)
+    # the prediction's outlines over the filled ground truth
     viewer.layers["nuclei ground truth"].visible = True
-    viewer.layers["nuclei ground truth"].contour = 2
     viewer.layers["nuclei probability"].visible = False
+    ann.visible = False
     shot("08_evaluate", "Evaluate against the ground truth")
     print(
         "before:",

@@ -30,6 +30,8 @@ def test_widget_workers_import_tensorflow_without_its_cpp_start_up_lines():
         "from napari_unet._widgets._workers import prepare_tensorflow\n"
         "prepare_tensorflow()\n"
         "assert 'tensorflow' in sys.modules\n"
+        "import logging, tensorflow as tf\n"
+        "assert tf.get_logger().level >= logging.ERROR  # no retracing notices either\n"
         "print('a line of our own', file=sys.stderr)\n"
     )
     assert [ln for ln in quiet.splitlines() if TF_NOISE.match(ln)] == []

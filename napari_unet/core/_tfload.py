@@ -143,6 +143,9 @@ def quiet_import_tensorflow():
         try:
             tf = import_tensorflow()
             tf.config.list_physical_devices()  # device discovery logs here too
+            # TensorFlow's Python-side notices (tf.function retracing for a new tile
+            # shape, …) are for developers, not for a napari session's terminal
+            tf.get_logger().setLevel("ERROR")
         finally:
             try:
                 sys.stderr.flush()
