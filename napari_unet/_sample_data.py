@@ -33,7 +33,34 @@ def make_sample_data() -> list[tuple]:
     folder = sample_dir()
     image = tifffile.imread(folder / "img2d.tif")
     mask = tifffile.imread(folder / "mask2d.tif")
+    _select_when_added(image)
     return [
         (image, {"name": IMAGE_NAME, "colormap": "gray"}, "image"),
         (mask, {"name": TRUTH_NAME, "visible": False, "opacity": 0.5}, "labels"),
     ]
+
+
+def _select_when_added(image) -> None:
+    """Once napari has added the layers, make the image (not the hidden ground truth,
+    which napari selects as the last layer added) the selected layer.
+
+    Runs only inside a napari session; the layer is recognised by its data.
+    """
+    import sys
+
+    if "napari" not in sys.modules:
+        return
+    import napari
+    from qtpy.QtCore import QTimer
+
+    viewer = napari.current_viewer()
+    if viewer is None:
+        return
+
+    def select() -> None:
+        for layer in viewer.layers:
+            if layer.data is image:
+                viewer.layers.selection.active = layer
+                return
+
+    QTimer.singleShot(0, select)

@@ -5,6 +5,7 @@
     napari-unet predict IMAGE... [--model PATH] [--out DIR] [--tile-size N]
     napari-unet train --image IMG (--mask M | --annotation A) [...] --out MODEL.keras
     napari-unet evaluate --pred LABELS --truth LABELS
+    napari-unet export [--model PATH] --format bioimageio --out PACKAGE.zip
 
 Bad input ends the program with exit code 2 and one line on stderr
 (``napari-unet: error: ...``); nothing half-written is left behind. TensorFlow is
@@ -34,16 +35,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
-# TensorFlow's C++ logging before absl is initialised ignores TF_CPP_MIN_LOG_LEVEL;
-# these are the harmless start-up lines filtered out while TensorFlow is imported.
-_TF_NOISE = re.compile(
-    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
-    r"|[IW]\d{4} "
-    r"|E\d{4} .*(cuInit|cuda_platform|cuda_dnn|cuda_fft|cuda_blas|Unable to register)"
-    r"|To enable the following instructions:"
-    r"|.*This TensorFlow binary is optimized to use available CPU instructions)"
-)
-
 
 # --------------------------------------------------------------------------- output
 def _one_line(message: str) -> str:
@@ -62,33 +53,9 @@ def _note(message: str) -> None:
 
 def _import_tensorflow() -> None:
     """Import TensorFlow with its start-up chatter filtered out of stderr."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules:
-        return
-    import tempfile
+    from .core._tfload import quiet_import_tensorflow
 
-    sys.stderr.flush()
-    from .core import import_tensorflow
-
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr file descriptor: import as is
-        import_tensorflow()
-        return
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            tf = import_tensorflow()
-            tf.config.list_physical_devices()  # device discovery logs here too
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode("utf-8", errors="replace")
-            kept = [ln for ln in text.splitlines() if ln.strip() and not _TF_NOISE.match(ln)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr, flush=True)
+    quiet_import_tensorflow()
 
 
 # --------------------------------------------------------------------------- parsing
@@ -260,6 +227,29 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pred", required=True, metavar="LABELS", help="predicted instance labels")
     e.add_argument("--truth", required=True, metavar="LABELS", help="ground-truth instance labels")
     e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser(
+        "export",
+        help="write a model as a bioimage.io package",
+        description="Write a bioimage.io model package (spec 0.5): the .keras weights, ONNX "
+        "and TensorFlow SavedModel weights derived from them, test tensors, a cover and "
+        "documentation (ONNX needs: pip install 'napari-unet[bioimageio]').",
+    )
+    x.add_argument(
+        "--model", metavar="PATH", help="model file (.keras); default: the bundled nuclei model"
+    )
+    x.add_argument("--format", required=True, choices=["bioimageio"], help="package format")
+    x.add_argument("--out", required=True, metavar="PACKAGE.zip", help="package to write")
+    x.add_argument(
+        "--author",
+        action="append",
+        metavar="NAME",
+        help="who trained the model (repeatable; default: your login name, or the "
+        "napari-unet developers for the bundled model)",
+    )
+    x.add_argument("--license", default="CC-BY-4.0", help="SPDX licence id (CC-BY-4.0)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    x.set_defaults(func=cmd_export)
     return parser
 
 
@@ -776,6 +766,35 @@ def cmd_evaluate(args) -> int:
             f"differ in shape; compare label images of the same size"
         )
     print(json.dumps(evaluate(pred, truth)), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+def cmd_export(args) -> int:
+    from .core import default_model_path
+    from .core.modelfile import read_metadata
+
+    model = Path(args.model) if args.model else default_model_path()
+    read_metadata(model)  # a clear message before TensorFlow starts
+    out = Path(args.out)
+    if out.suffix.lower() != ".zip":
+        raise UserInputError(f"--out must name a .zip file: {out.name}")
+    if out.exists() and not args.overwrite:
+        raise UserInputError(f"{out} exists; choose another name or pass --overwrite")
+    _import_tensorflow()
+    from .core.bioimageio import export_bioimageio
+
+    # SIGTERM ends the export like Ctrl+C: the half-written package is removed
+    old = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        result = export_bioimageio(
+            model, out, authors=args.author, license=args.license, overwrite=args.overwrite
+        )
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    _note(f"wrote {out} (weights: {', '.join(result.weight_formats)})")
+    for fmt, why in result.skipped.items():
+        _note(f"no {fmt} weights: {why}")
     return 0
 
 

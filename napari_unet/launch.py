@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-sample", action="store_true", help="start with an empty viewer")
     args = parser.parse_args(argv)
 
+    import warnings
+
+    # napari warns on the terminal at every start under PyQt5, the binding napari-unet
+    # installs by design (the README says how to run under PyQt6)
+    warnings.filterwarnings("ignore", message="System theme detection requires a Qt6")
     import napari
 
     make_viewer(args.paths, sample=not args.no_sample)

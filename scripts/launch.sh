@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Set up everything and open napari with the napari-unet widgets and the sample nuclei image.
+# Open napari with the napari-unet widgets docked and the sample nuclei image.
+# The first run sets up ./.venv; later runs start at once (pip runs again only when
+# pyproject.toml changed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh

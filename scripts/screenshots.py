@@ -71,9 +71,8 @@ def main() -> None:
     viewer = napari.Viewer(title="napari-unet")
     app = QApplication.instance()
     viewer.window.resize(1560, 940)
-    viewer.open_sample("napari-unet", "nuclei")
-    viewer.layers.selection.active = viewer.layers["nuclei"]
-    _, ui = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net")
+    viewer.open_sample("napari-unet", "nuclei")  # selects the image, not the hidden truth
+    _, ui = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net")  # then fits the view
     truth = viewer.layers["nuclei ground truth"].data
     wait(app, seconds=1.0)
 
@@ -184,7 +183,7 @@ def main() -> None:
     train._interval.value = 5
     viewer.layers["nuclei labels"].visible = True
     viewer.layers["nuclei probability"].visible = True
-    ann.visible = False
+    # the annotation stays visible: the live preview's outlines are drawn over it
     train._on_train()
     wait(app, lambda: not train.running or len(train.plot.series["loss"]) >= 2, 2.0)
     if not train.running and train.outcome is None:
@@ -204,9 +203,10 @@ def main() -> None:
     ui.tabs.setCurrentWidget(ui.evaluate)
     ui.evaluate._on_evaluate("nuclei labels", "nuclei ground truth")
     wait(app, lambda: ui.evaluate.scores is not None, 0.5)
+    # the prediction's outlines over the filled ground truth
     viewer.layers["nuclei ground truth"].visible = True
-    viewer.layers["nuclei ground truth"].contour = 2
     viewer.layers["nuclei probability"].visible = False
+    ann.visible = False
     shot("08_evaluate", "Evaluate against the ground truth")
     print(
         "before:",

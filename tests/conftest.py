@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# pytest-qt takes the first binding it finds (PyQt6 before PyQt5) unless told: follow
+# QT_API, so that with both installed (CI) the PyQt5 pass really runs PyQt5.
+os.environ.setdefault("PYTEST_QT_API", os.environ.get("QT_API", "pyqt5").lower())
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_IMAGE = ROOT / "sample_data" / "img2d.tif"

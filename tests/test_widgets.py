@@ -85,12 +85,19 @@ def test_opening_widgets_does_not_import_tensorflow():
         assert not heavy, heavy
         """
     )
-    env = dict(os.environ, QT_API="pyqt5")
+    env = dict(os.environ)
+    env.setdefault("QT_API", "pyqt5")  # CI runs this file once more with QT_API=pyqt6
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "HEAVY []" in out.stdout
+
+
+def test_the_suite_runs_under_the_binding_asked_for(viewer):
+    import qtpy
+
+    assert qtpy.API_NAME.lower() == os.environ.get("QT_API", "pyqt5").lower()
 
 
 # ---------------------------------------------------------------------- manifest
@@ -167,6 +174,7 @@ def test_train_segment_evaluate_loop(viewer, qtbot, tmp_path, notes):
     set_tiny_training(train, epochs=2, steps=3)
     assert train._preview.value == "nuclei"
 
+    assert not train.progress.isTextVisible()  # no "0%" before anything ran
     worker = train._on_train()
     assert worker is not None
     assert not train.train_button.isEnabled() and train.stop_button.isEnabled()
@@ -177,8 +185,14 @@ def test_train_segment_evaluate_loop(viewer, qtbot, tmp_path, notes):
     assert train.train_button.isEnabled() and not train.stop_button.isEnabled()
     assert train.plot.series["batch loss"] and train.plot.series["loss"]
     assert train.progress.value() == train.progress.maximum()
-    # the live preview (and the final one) went into the prediction layers
+    # the live preview (and the final one) went into the prediction layers, drawn as
+    # outlines over the annotation so that each new prediction shows
     assert "nuclei probability" in viewer.layers and "nuclei labels" in viewer.layers
+    names = layer_names(viewer)
+    assert names.index("nuclei labels") > names.index("nuclei annotation")
+    assert names.index("nuclei annotation") > names.index("nuclei probability")
+    assert viewer.layers["nuclei labels"].contour > 0
+    assert viewer.layers.selection.active.name == "nuclei annotation"  # painting goes on
     prob = viewer.layers["nuclei probability"].data
     assert prob.shape == (512, 512) and 0.0 <= prob.min() and prob.max() <= 1.0
     assert train.state.model is not None
@@ -200,7 +214,8 @@ def test_train_segment_evaluate_loop(viewer, qtbot, tmp_path, notes):
     for name in ("nuclei probability", "nuclei labels"):
         assert layer_names(viewer).count(name) == 1
     assert viewer.layers["nuclei labels"].data.dtype == np.int32
-    assert "objects" in segment.status.text()
+    assert "objects (was " in segment.status.text()  # what segmenting again changed
+    assert layer_names(viewer)[-1] == "nuclei labels"
 
     # evaluate the prediction against the ground truth
     evaluate = widgets["Evaluate"]
@@ -233,6 +248,21 @@ def test_train_segment_evaluate_loop(viewer, qtbot, tmp_path, notes):
     assert train._on_load(str(bad)) is None
     assert "not a napari-unet model" in notes()[-1]
     assert train.state.path == str(path)
+    # napari's toasts show one line: ours fit in it (the error above may run longer)
+    for message in notes()[:-1]:
+        assert not toast_is_cut_off(qtbot, message), message
+
+
+def toast_is_cut_off(qtbot, message: str) -> bool:
+    """Whether napari's notification toast elides ``message``."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    toast = NapariQtNotification(message, "info")
+    qtbot.addWidget(toast)
+    toast.show()
+    qtbot.wait(10)
+    shown = toast.message.fontMetrics().horizontalAdvance(message)
+    return shown > toast.message.width()
 
 
 def test_stop_in_the_middle_restores_ui_and_keeps_a_working_model(viewer, qtbot):
@@ -253,6 +283,8 @@ def test_stop_in_the_middle_restores_ui_and_keeps_a_working_model(viewer, qtbot)
     assert train.train_button.isEnabled() and not train.stop_button.isEnabled()
     assert train.load_button.isEnabled()
     assert "stopped by you" in train.status.text()
+    # the curve's step axis ends where the run stopped, not at the 4000 steps planned
+    assert train.plot.x_max() == r.steps_run
     assert sys.getswitchinterval() == pytest.approx(0.005)  # restored after the job
     # the stopped model still predicts
     image = viewer.layers["nuclei"].data[:128, :128]
@@ -287,7 +319,7 @@ def test_worker_error_becomes_a_notification_and_the_widget_stays_usable(viewer,
 def test_train_without_annotation_warns(viewer, notes):
     train = dock(viewer, "Train")
     assert train._on_train() is None
-    assert "no training data" in notes()[-1]
+    assert "nothing painted yet" in notes()[-1]
     assert train.train_button.isEnabled()
 
 
@@ -438,10 +470,33 @@ def test_live_preview_of_a_stack_fills_the_plane_shown(make_napari_viewer, qtbot
     train._on_train()
     wait_idle(qtbot, train)
     assert train.outcome is not None
+    # people's words in the status line: "1 epoch", no Keras key such as val_loss
+    status = train.status.text()
+    assert "1 epoch," in status and "1 epochs" not in status, status
+    assert "_" not in status, status
     prob = viewer.layers["stack probability"].data
     assert prob.shape == (3, 64, 64)
     assert prob[1].max() > 0 and prob[0].max() == 0 and prob[2].max() == 0
     assert viewer.layers["stack labels"].data.shape == (3, 64, 64)
+
+
+# ---------------------------------------------------------------------- calm start
+def test_open_sample_then_dock_fits_the_image_and_selects_it(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1200, 800)
+    viewer.open_sample(PLUGIN, "nuclei")
+    # napari selects the last layer added (the hidden ground truth): the image is chosen
+    qtbot.waitUntil(lambda: viewer.layers.selection.active.name == "nuclei", timeout=5000)
+    widget = dock(viewer, "U-Net")
+    qtbot.waitUntil(widget.isVisible, timeout=5000)
+
+    def fits() -> bool:
+        height, width = viewer.canvas.size  # the canvas in screen pixels
+        return viewer.camera.zoom * 512 <= min(height, width) + 1
+
+    qtbot.waitUntil(fits, timeout=5000)
+    assert not widget.train.progress.isTextVisible()
+    assert not widget.segment.progress.isTextVisible()
 
 
 # ---------------------------------------------------------------------- screenshot

@@ -258,15 +258,39 @@ def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=Non
         if layer is None:
             from napari.utils.notifications import show_warning
 
-            show_warning(f"a layer named {name!r} is not of the right type: rename it")
+            show_warning(f"{name!r} is not of the right type: rename it")
         else:
             added.append(layer)
-    # painting goes on where it was: keep the annotation on top and selected
     ann = find_layer(viewer, annotation_name(image_name), "labels")
     if ann is not None:
-        i = viewer.layers.index(ann)
-        if i != len(viewer.layers) - 1:
-            viewer.layers.move(i, len(viewer.layers))
+        outline_over_annotation(viewer, ann, lab)
+    # painting goes on where it was: the layer selected stays selected
     if active is not None and active in viewer.layers:
         viewer.layers.selection.active = active
     return added
+
+
+#: Layer-metadata key: the labels layer was turned into outlines to sit over the annotation.
+OUTLINED_KEY = "napari_unet_outlined"
+
+
+def outline_over_annotation(viewer: Any, annotation: Any, labels: Any | None) -> None:
+    """Order the layers so that a new prediction shows while an annotation exists.
+
+    The annotation (mostly a copy of an earlier prediction) sits above the probability
+    map, and the prediction's instances are drawn as outlines on top of both: a live
+    preview or a "segment again" changes what is seen, and the painted classes stay
+    visible through the outlines. The first time only, the labels layer gets outlines
+    (a person's later display choices are kept).
+    """
+    layers = viewer.layers
+    if layers.index(annotation) != len(layers) - 1:
+        layers.move(layers.index(annotation), len(layers))
+    if labels is None or labels not in layers:
+        return
+    layers.move(layers.index(labels), len(layers))
+    if not labels.metadata.get(OUTLINED_KEY):
+        labels.metadata[OUTLINED_KEY] = True
+        labels.contour = 2
+        labels.opacity = 0.9
+        labels.visible = True

@@ -45,6 +45,12 @@ class LossPlot(QWidget):
         self.update()  # Qt merges the repaints of one event-loop pass
 
     # ------------------------------------------------------------------ painting
+    def x_max(self) -> float:
+        """Right end of the step axis: the planned steps while a run goes (``total_steps``),
+        else the last step drawn."""
+        last = max((s for pts in self.series.values() for s, _ in pts), default=1)
+        return float(max(self.total_steps, last, 1))
+
     def _y_max(self) -> float:
         """Top of the loss axis (the first noisy batch spikes do not count)."""
         values = [v for name in ("loss", "val loss") for _, v in self.series[name]]
@@ -71,13 +77,7 @@ class LossPlot(QWidget):
         area = QRectF(left, top, self.width() - left - right, self.height() - top - bottom)
         if area.width() < 20 or area.height() < 20:
             return
-        x_max = float(
-            max(
-                self.total_steps,
-                max((s for pts in self.series.values() for s, _ in pts), default=1),
-                1,
-            )
-        )
+        x_max = self.x_max()
         y_max = self._y_max()
 
         def to_px(step: float, value: float, top: float = y_max) -> QPointF:

@@ -120,10 +120,7 @@ def adopt_model_of(state: ModelState, layer: Any) -> bool:
         try:
             from napari.utils.notifications import show_info
 
-            show_info(
-                "the opened training set has a model, but the current model is unsaved and "
-                "stays current; use Load model… to switch"
-            )
+            show_info("unsaved current model kept; Load model… to switch")
         except Exception:  # noqa: BLE001 - no napari: nothing to show
             pass
         return False

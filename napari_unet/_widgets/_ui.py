@@ -113,12 +113,36 @@ def button(text: str, slot: Callable[[], Any], tip: str = "") -> QPushButton:
     return b
 
 
+class JobProgressBar(QProgressBar):
+    """A progress bar that shows a percentage only while it counts real steps.
+
+    Idle (range 0–1) it is a plain empty or full bar, not a "0%" before anything ran;
+    busy (range 0–0) it is Qt's moving indicator.
+    """
+
+    def setRange(self, minimum: int, maximum: int) -> None:  # noqa: N802 - Qt API
+        super().setRange(minimum, maximum)
+        self.setTextVisible(maximum - minimum > 1)
+
+
 def progress_bar() -> QProgressBar:
-    bar = QProgressBar()
+    bar = JobProgressBar()
     bar.setRange(0, 1)
     bar.setValue(0)
-    bar.setTextVisible(True)
     return bar
+
+
+def plural(n: int, word: str) -> str:
+    """``"1 epoch"``, ``"2 epochs"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+#: How training metrics read in status lines (Keras' own keys are not for people).
+METRIC_NAMES = {"loss": "loss", "val_loss": "validation loss", "val_dice": "validation Dice"}
+
+
+def metric_name(key: str) -> str:
+    return METRIC_NAMES.get(key, key.replace("_", " "))
 
 
 def status_label(text: str = "") -> QLabel:
@@ -168,7 +192,39 @@ class DockLifetime:
         pass
 
 
-class JobWidget(DockLifetime, QWidget):
+class FitOnDock:
+    """Fit the image to the canvas once the dock shows (mixin of our dock widgets).
+
+    Docking narrows the canvas after napari fitted the first image, which then runs off
+    both sides until Home is pressed. The view is fitted again, once, after the dock
+    took its place, and only if nobody moved the camera since the widget was made.
+    """
+
+    def _init_fit(self, viewer) -> None:
+        self._fit_viewer = viewer
+        self._fit_camera = _camera_state(viewer)
+        self._fit_pending = True
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if getattr(self, "_fit_pending", False):
+            self._fit_pending = False
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self._fit_once)
+
+    def _fit_once(self) -> None:
+        viewer = self._fit_viewer
+        if len(viewer.layers) and _camera_state(viewer) == self._fit_camera:
+            viewer.reset_view()
+
+
+def _camera_state(viewer) -> tuple:
+    camera = viewer.camera
+    return (round(float(camera.zoom), 6), tuple(round(float(c), 3) for c in camera.center))
+
+
+class JobWidget(DockLifetime, FitOnDock, QWidget):
     """Base of the widgets that run a background job and follow the shared model state.
 
     Subclasses define ``_on_state`` (called when the current model changes) and set
@@ -183,6 +239,7 @@ class JobWidget(DockLifetime, QWidget):
         self.state = state_for(napari_viewer)
         self.worker = None
         self._busy = False
+        self._init_fit(napari_viewer)
 
     def _on_state(self, *args) -> None:  # pragma: no cover - overridden
         pass

@@ -242,10 +242,10 @@ def _channel_axis(job: SegmentJob, channels: int) -> tuple[np.ndarray, int | Non
 
 
 def prepare_tensorflow() -> None:
-    """Import TensorFlow the safe way (see :mod:`napari_unet.core._tfload`), with the
-    garbage collector paused during the import, and let TensorFlow take GPU memory as
-    it needs it rather than all of it (napari and other plugins share the GPU)."""
-    from napari_unet.core._tfload import import_tensorflow
+    """Import TensorFlow the safe way and quietly (see :mod:`napari_unet.core._tfload`),
+    with the garbage collector paused during the import, and let TensorFlow take GPU
+    memory as it needs it rather than all of it (napari and other plugins share the GPU)."""
+    from napari_unet.core._tfload import quiet_import_tensorflow
 
     if "tensorflow" not in sys.modules:
         # the import allocates a million objects: each full collection it would
@@ -253,7 +253,7 @@ def prepare_tensorflow() -> None:
         enabled = gc.isenabled()
         gc.disable()
         try:
-            import_tensorflow()
+            quiet_import_tensorflow()
         finally:
             if enabled:
                 gc.enable()

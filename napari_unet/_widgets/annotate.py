@@ -3,6 +3,7 @@ and the list of every image/annotation pair (the training set) with its pixel co
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -161,7 +162,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         ann_name = L.annotation_name(image.name)
         layer = L.find_layer(self.viewer, ann_name)
         if layer is not None and not L.is_labels(layer):
-            show_warning(f"a layer named {ann_name!r} exists but is not a Labels layer: rename it")
+            show_warning(f"{ann_name!r} is not a Labels layer: rename it")
             return None
         if layer is not None and tuple(layer.data.shape) != L.spatial_shape(image):
             wrong, right = L.shape_text(layer.data.shape), L.shape_text(L.spatial_shape(image))
@@ -259,10 +260,7 @@ class AnnotateWidget(DockLifetime, QWidget):
             L.style_annotation_layer(layer)
         self._ready_brush(layer, 2)
         self.refresh()
-        show_info(
-            f"{layer.name}: prediction copied in; paint corrections "
-            "(object = 2, background = 1), then Train"
-        )
+        show_info("prediction copied: paint corrections, then Train")
         return layer
 
     def _ask_overwrite(self, layer_name: str) -> str | None:
@@ -313,7 +311,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         except Exception as e:  # noqa: BLE001 - shown to the person
             notify_error(e, "Save training set")
             return None
-        show_info(f"training set saved to {path}")
+        show_info(f"training set saved: {Path(path).name}")
         return written
 
     def _on_open_training_set(self, path: str | None = None):

@@ -6,14 +6,14 @@ from typing import Any
 
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
-from ._ui import DockLifetime
+from ._ui import DockLifetime, FitOnDock
 from .annotate import AnnotateWidget
 from .evaluate import EvaluateWidget
 from .segment import SegmentWidget
 from .train import TrainWidget
 
 
-class UNetWidget(DockLifetime, QWidget):
+class UNetWidget(DockLifetime, FitOnDock, QWidget):
     """The whole loop in one dock widget; each tab is the widget of the same name.
 
     Parameters
@@ -24,6 +24,7 @@ class UNetWidget(DockLifetime, QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        self._init_fit(napari_viewer)
         self.segment = SegmentWidget(napari_viewer)
         self.annotate = AnnotateWidget(napari_viewer)
         self.train = TrainWidget(napari_viewer)

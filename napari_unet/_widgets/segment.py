@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QVBoxLayout
 from superqt import QCollapsible
@@ -149,7 +150,7 @@ class SegmentWidget(JobWidget):
             self._image.value = image
         job = self.job()
         if job is None:
-            show_warning("Segment: open an image first (File ▸ Open, or the napari-unet sample)")
+            show_warning("Segment: open an image first (File ▸ Open)")
             return None
         spec = self.model_spec()
         self._busy = True
@@ -184,13 +185,18 @@ class SegmentWidget(JobWidget):
                 path = spec.path if spec.kind == "file" else str(DEFAULT_MODEL_PATH)
                 name = "bundled nuclei model" if spec.kind == "default" else None
                 state.set_model(result.model, name or os.path.basename(path), path)
+        before = L.find_layer(self.viewer, L.labels_name(result.name), "labels")
+        was = None
+        if before is not None and before.data.shape == result.prediction.labels.shape:
+            was = int(np.max(before.data, initial=0))
         L.show_prediction(self.viewer, result.name, result.prediction, result.channel_axis)
         n = int(result.prediction.labels.max(initial=0))
+        change = "" if was is None else f" (was {was})"
         size = ""
         pred = result.prediction
         if pred.scale != 1.0 and pred.diameter:
             size = f" (objects ~{pred.diameter:.0f} px wide, seen at x{pred.scale:.2f})"
-        self.status.setText(f"{result.name}: {n} objects in {result.seconds:.1f} s{size}")
+        self.status.setText(f"{result.name}: {n} objects{change} in {result.seconds:.1f} s{size}")
         if result.nonfinite:
             from napari.utils.notifications import show_warning
 

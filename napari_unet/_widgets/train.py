@@ -15,7 +15,7 @@ from superqt import QCollapsible
 
 from . import _layers as L
 from ._plot import LossPlot
-from ._ui import JobWidget, button, notify_error, progress_bar, status_label
+from ._ui import JobWidget, button, metric_name, notify_error, plural, progress_bar, status_label
 from ._workers import ModelSpec, Status, TrainJob, TrainOutcome, train_worker
 
 INIT_CHOICES = [
@@ -25,7 +25,7 @@ INIT_CHOICES = [
 ]
 PROGRESS_STEPS = 1000
 STOP_REASONS = {
-    "epochs": "all epochs done",
+    "epochs": "finished",
     "early_stopping": "stopped early: validation stopped improving",
     "time_limit": "time limit reached",
     "stop_event": "stopped by you",
@@ -287,10 +287,7 @@ class TrainWidget(JobWidget):
                     f"{L.shape_text(L.spatial_shape(image))}, so it cannot train; click "
                     "'Create annotation layer' (Annotate) to start one that fits"
                 )
-            raise UserInputError(
-                "no training data: create an annotation layer (Annotate), paint objects (2) "
-                "and background (1), then Train"
-            )
+            raise UserInputError("nothing painted yet: annotate objects and background first")
         data = [
             TrainingPair(
                 image=L.layer_array(p.image),
@@ -369,9 +366,9 @@ class TrainWidget(JobWidget):
                 self.last_epoch = rec
                 parts = [f"epoch {rec.epoch} done", f"loss {_fmt(rec.loss)}"]
                 if rec.val_loss is not None:
-                    parts.append(f"val loss {rec.val_loss:.3f}")
+                    parts.append(f"{metric_name('val_loss')} {rec.val_loss:.3f}")
                 if rec.val_dice is not None:
-                    parts.append(f"val Dice {rec.val_dice:.3f}")
+                    parts.append(f"{metric_name('val_dice')} {rec.val_dice:.3f}")
                 if not self.job.stop_event.is_set():
                     self.status.setText(" · ".join(parts))
                     self._last_status = time.perf_counter()
@@ -407,21 +404,33 @@ class TrainWidget(JobWidget):
         self.state.set_model(outcome.model, name=name, path=None)
         best = ""
         if r.best_epoch is not None and r.best_monitor is not None:
-            best = f"; best epoch {r.best_epoch} ({r.monitor} {r.best_monitor:.3f}) kept"
+            best = (
+                f"; best epoch {r.best_epoch} ({metric_name(r.monitor)} {r.best_monitor:.3f}) kept"
+            )
+        reason = STOP_REASONS.get(r.stopped_by, str(r.stopped_by).replace("_", " "))
         text = (
-            f"{STOP_REASONS.get(r.stopped_by, r.stopped_by)}: {r.epochs_run} epochs, "
-            f"{r.steps_run} steps in {r.seconds:.0f} s{best}"
+            f"{reason}: {plural(r.epochs_run, 'epoch')}, "
+            f"{plural(r.steps_run, 'step')} in {r.seconds:.0f} s{best}. "
+            f"Segment again to apply the model."
         )
         self.status.setText(text)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
-        show_info(f"Training finished — {text}. Segment again to apply the model.")
+        self._fit_plot()
+        # a toast holds one short line; the details are in the status line above
+        show_info(f"Training finished: {plural(r.epochs_run, 'epoch')} in {r.seconds:.0f} s")
+
+    def _fit_plot(self) -> None:
+        """After a run the x axis ends at the last step made, not the step once planned."""
+        self.plot.total_steps = 0
+        self.plot.update()
 
     def _on_errored(self, error: BaseException) -> None:
         notify_error(error, "Train")
         self.status.setText(f"training failed: {error}")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self._fit_plot()
 
     def _on_finished(self) -> None:
         self._busy = False
@@ -456,7 +465,7 @@ class TrainWidget(JobWidget):
             return None
         self.state.path = str(target)
         self.state.notify()
-        show_info(f"model saved to {target}")
+        show_info(f"model saved: {target.name}")
         return target
 
     def _on_load(self, path: str | None = None):

@@ -18,6 +18,7 @@ to turn it off.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import types
 from contextlib import contextmanager
@@ -98,3 +99,51 @@ def import_tensorflow():
             stacklevel=2,
         )
     return sys.modules["tensorflow"]
+
+
+# TensorFlow's C++ logging before absl is initialised ignores TF_CPP_MIN_LOG_LEVEL;
+# these are the harmless start-up lines (a CUDA error on machines without a GPU among
+# them) that quiet_import_tensorflow keeps off the terminal.
+TF_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IW]\d{4} "
+    r"|E\d{4} .*(cuInit|cuda_platform|cuda_dnn|cuda_fft|cuda_blas|Unable to register)"
+    r"|To enable the following instructions:"
+    r"|.*This TensorFlow binary is optimized to use available CPU instructions)"
+)
+
+
+def quiet_import_tensorflow():
+    """:func:`import_tensorflow` and device discovery with TensorFlow's C++ start-up
+    lines filtered out of the process's stderr (other lines written meanwhile pass)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):  # no usable stderr descriptor
+        return import_tensorflow()
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            tf = import_tensorflow()
+            tf.config.list_physical_devices()  # device discovery logs here too
+            # TensorFlow's Python-side notices (tf.function retracing for a new tile
+            # shape, …) are for developers, not for a napari session's terminal
+            tf.get_logger().setLevel("ERROR")
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace")
+            kept = [ln for ln in text.splitlines() if ln.strip() and not TF_NOISE.match(ln)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+    return tf

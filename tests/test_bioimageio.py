@@ -1,0 +1,154 @@
+"""``napari-unet export --format bioimageio``: a bioimage.io model package (spec 0.5).
+
+The package is written and inspected without bioimage.io libraries; with the
+``bioimageio`` extra installed, ``bioimageio.core``'s own ``test_model`` runs on it
+offline (every weight format reproduces the test output).
+"""
+
+from __future__ import annotations
+
+import socket
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomllib
+
+from napari_unet import cli
+from napari_unet.core import UNet, UNetConfig
+from napari_unet.core.bioimageio import read_package_metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def extra_missing(name: str = "bioimageio") -> str | None:
+    """Why the optional dependencies ``name`` are not all installed (``None``: they are)."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for spec in project["optional-dependencies"][name]:
+        req = Requirement(spec)
+        try:
+            version = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            return f"{req.name} is not installed"
+        if not req.specifier.contains(version, prereleases=True):
+            return f"{req.name} {version} does not satisfy {req}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    """A tiny trained-shape model exported through the command line."""
+    tmp = tmp_path_factory.mktemp("bioimageio")
+    net = UNet.new(UNetConfig(depth=2, base_filters=8), seed=0)
+    model = net.save(tmp / "tiny.keras")
+    out = tmp / "tiny.zip"
+    argv = ["export", "--model", str(model), "--format", "bioimageio", "--out", str(out)]
+    assert cli.main([*argv, "--author", "A. Person"]) == 0
+    return out, model
+
+
+def test_package_holds_weights_tensors_cover_and_documentation(package):
+    out, model = package
+    names = set(zipfile.ZipFile(out).namelist())
+    for name in ("rdf.yaml", "weights.keras", "tf_saved_model.zip", "test_input.npy",
+                 "test_output.npy", "cover.png", "README.md"):  # fmt: skip
+        assert name in names, name
+    # the Keras weights are the napari-unet model file itself
+    assert zipfile.ZipFile(out).read("weights.keras") == model.read_bytes()
+    rdf = read_package_metadata(out)
+    assert rdf["format_version"].startswith("0.5.")
+    assert rdf["type"] == "model"
+    assert rdf["authors"] == [{"name": "A. Person"}]
+    assert rdf["license"] == "CC-BY-4.0"
+    assert "10.1007/978-3-319-24574-4_28" in [c.get("doi") for c in rdf["cite"]]
+    assert rdf["covers"] == ["cover.png"] and rdf["documentation"] == "README.md"
+    weights = rdf["weights"]
+    assert weights["keras_v3"]["backend"][0] == "tensorflow"
+    assert weights["tensorflow_saved_model_bundle"]["parent"] == "keras_v3"
+
+    (inp,) = rdf["inputs"]
+    (step,) = inp["preprocessing"]
+    # napari-unet's own percentile normalisation, per image and channel, not clipped
+    net = UNet.load(model)
+    assert step["id"] == "scale_range"
+    assert step["kwargs"] == {
+        "axes": ["y", "x"],
+        "min_percentile": net.normalization["low"],
+        "max_percentile": net.normalization["high"],
+    }
+    y_in = inp["axes"][1]
+    assert y_in["size"]["step"] == 4  # 2 ** depth
+    (outp,) = rdf["outputs"]
+    y_out = outp["axes"][1]
+    assert y_out["halo"] == 64 and y_out["size"] == {"tensor_id": "raw", "axis_id": "y",
+                                                    "offset": 0}  # fmt: skip
+    assert y_in["size"]["min"] > 2 * y_out["halo"]
+    assert outp["axes"][-1]["channel_names"] == ["background", "object", "boundary"]
+
+    with zipfile.ZipFile(out) as z:
+        x = np.load(z.open("test_input.npy"))
+        y = np.load(z.open("test_output.npy"))
+        readme = z.read("README.md").decode()
+    assert x.dtype == np.float32 and x.shape[0] == 1 and x.shape[-1] == 1
+    assert (x.shape[1] - y_in["size"]["min"]) % y_in["size"]["step"] == 0
+    assert y.shape == (*x.shape[:3], 3)
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, atol=1e-4)  # softmax
+    assert "watershed" in readme and "scale_range" in readme
+
+
+def test_onnx_weights_match_keras(package):
+    pytest.importorskip("tf2onnx", reason="ONNX export needs the bioimageio extra (tf2onnx)")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    out, model = package
+    rdf = read_package_metadata(out)
+    assert rdf["weights"]["onnx"]["parent"] == "keras_v3"
+    assert rdf["weights"]["onnx"]["opset_version"] >= 7
+    with zipfile.ZipFile(out) as z:
+        x = np.load(z.open("test_input.npy"))
+        y = np.load(z.open("test_output.npy"))
+        session = onnxruntime.InferenceSession(z.read("weights.onnx"))
+    # the test output is the Keras model's answer to the preprocessed test input
+    from napari_unet.core.bioimageio import _scale_range
+
+    (got,) = session.run(None, {session.get_inputs()[0].name: _scale_range(x, 1.0, 99.8)})
+    assert np.abs(got - y).max() < 1e-4
+
+
+def test_bioimageio_core_test_model_passes_offline(package, monkeypatch):
+    why = extra_missing()
+    if why:
+        pytest.skip(f"the bioimageio extra is not installed ({why})")
+    from napari_unet.core.bioimageio import run_bioimageio_test, validate_package
+
+    def offline(*args, **kwargs):
+        raise OSError("offline: the package must be tested without the network")
+
+    monkeypatch.setattr(socket.socket, "connect", offline)
+    out, _ = package
+    assert validate_package(out).startswith("0.5.")
+    result = run_bioimageio_test(out)
+    failed = [d for d in result["details"] if d["status"] != "passed"]
+    assert result["status"] == "passed", failed
+    reproduced = {d["name"] for d in result["details"] if d["name"].startswith("Reproduce")}
+    for fmt in ("keras_v3", "onnx", "tensorflow_saved_model_bundle"):
+        assert any(fmt in name for name in reproduced), (fmt, reproduced)
+
+
+def test_export_never_overwrites_and_explains_bad_input(package, tmp_path, capsys):
+    out, model = package
+    before = out.read_bytes()
+    argv = ["export", "--model", str(model), "--format", "bioimageio", "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert "exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    not_model = tmp_path / "notes.keras"
+    not_model.write_text("not a model")
+    argv = ["export", "--model", str(not_model), "--format", "bioimageio"]
+    assert cli.main([*argv, "--out", str(tmp_path / "p.zip")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a napari-unet model" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.keras"]
