@@ -155,6 +155,20 @@ def plane_errors(pred, truth, image):
     return objects, [p for _, p in sorted(false, reverse=True)]
 
 
+def solid_object(truth, i):
+    """A true object as a person paints it: solid (holes filled) and with a smooth
+    outline (closed by a disk a tenth of its width), never over another object. The CHO silver
+    labels follow the bright texture of dim nuclei, with holes and bites that a
+    biologist would not draw."""
+    from scipy import ndimage as ndi
+    from skimage.morphology import disk
+
+    obj = truth == i
+    radius = max(2, round(0.1 * np.sqrt(4 * obj.sum() / np.pi)))  # a tenth of its width
+    solid = ndi.binary_fill_holes(ndi.binary_closing(obj, disk(radius), border_value=0))
+    return (solid & ((truth == 0) | obj)) | obj
+
+
 def corrected_annotation(pred, truth, image, k, seed=0):
     """The annotation a person makes from a prediction, plane by plane, with the k worst
     errors corrected; and the pixels they painted.
@@ -162,7 +176,7 @@ def corrected_annotation(pred, truth, image, k, seed=0):
     The prediction is copied into the annotation (as the Annotate widget does) when it
     found anything; a plane where it found nothing is started from an empty annotation
     with a few background strokes. A wrong object is painted whole as the true object
-    with a thin background ring (``correction``), and background where the predicted
+    (``solid_object``) with a thin background ring (``correction``), and background where the predicted
     pieces spill outside it; a false detection is painted background. Corrections
     alternate between objects and false detections, worst first, round-robin over the
     planes.
@@ -193,10 +207,13 @@ def corrected_annotation(pred, truth, image, k, seed=0):
     for z, kind, i in todo:
         a, p, t = ann[z], pred3[z], truth3[z]
         if kind == "truth":
-            obj = t == i
-            pieces = np.isin(p, np.unique(p[obj & (p > 0)]))
-            a[pieces & (t == 0)] = 1  # what the prediction spilled outside the object
-            c = correction(t, i)
+            solid = solid_object(t, i)
+            ids, inside = np.unique(p[solid & (p > 0)], return_counts=True)
+            area = np.bincount(p.ravel())[ids] if len(ids) else ids
+            # the predicted pieces of this object (not a neighbour it grazes)
+            pieces = np.isin(p, ids[inside >= 0.25 * area])
+            a[pieces & (t == 0) & ~solid] = 1  # what the prediction spilled outside it
+            c = correction(np.where(solid, i, t), i)
             a[c > 0] = c[c > 0]
         else:
             a[(p == i) & (t == 0)] = 1
