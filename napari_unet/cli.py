@@ -350,12 +350,10 @@ def cmd_predict(args) -> int:
     for path, (shape, _) in zip(inputs, infos, strict=True):
         _channel_axis(shape, channels, path.name)
     ensure_output_folder(out)
-    # labels (up to 4 bytes) and probabilities (4 bytes) per pixel of every plane
-    pixels = sum(
-        math.prod(shape[:-1] if _channel_axis(shape, channels, "") is not None else shape)
-        for shape, _ in infos
-    )
-    check_free_space(out, 8 * pixels, "the output of these images")
+    # labels (up to 4 bytes) and probabilities (4 bytes) per input value: an upper bound
+    # (a channel axis is not in the output)
+    values = sum(math.prod(shape) for shape, _ in infos)
+    check_free_space(out, 8 * values, "the output of these images")
 
     _import_tensorflow()
     from .core import UNet

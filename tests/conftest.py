@@ -75,23 +75,3 @@ def notes():
 
     start = len(notification_manager.records)
     yield lambda: [str(n.message) for n in notification_manager.records[start:]]
-
-
-def pytest_configure(config):
-    """Tests that import Keras or TensorFlow themselves (to build foreign model files)
-    must find it loaded the way napari-unet loads it: a plain first import in this
-    process would clash with the OpenGL driver of a later napari canvas (see
-    ``napari_unet.core._tfload``). Loaded lazily, only when such a test runs."""
-    import importlib.abc
-    import sys
-
-    class _FirstTensorFlowThroughNapariUnet(importlib.abc.MetaPathFinder):
-        def find_spec(self, fullname, path=None, target=None):
-            if fullname in ("tensorflow", "keras") and "tensorflow" not in sys.modules:
-                sys.meta_path.remove(self)
-                from napari_unet.core import import_tensorflow
-
-                import_tensorflow()
-            return None
-
-    sys.meta_path.insert(0, _FirstTensorFlowThroughNapariUnet())

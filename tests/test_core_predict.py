@@ -78,6 +78,9 @@ def test_save_load_gives_identical_predictions(tiny_net, tmp_path):
 
 
 def test_foreign_files_are_refused(tmp_path):
+    from napari_unet.core import import_tensorflow
+
+    import_tensorflow()  # first, as napari-unet loads it (a napari canvas may follow)
     import keras
 
     missing = tmp_path / "nope.keras"
@@ -94,6 +97,9 @@ def test_foreign_files_are_refused(tmp_path):
 
 
 def test_a_model_with_a_lambda_layer_is_refused_and_never_executed(tmp_path):
+    from napari_unet.core import import_tensorflow
+
+    import_tensorflow()  # first, as napari-unet loads it (a napari canvas may follow)
     import keras
 
     sentinel = tmp_path / "executed.txt"
