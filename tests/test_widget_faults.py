@@ -31,7 +31,7 @@ def test_a_mis_sized_annotation_layer_is_explained_and_replaced(viewer, qtbot, n
     assert layer.data.shape == (512, 512) and layer.name == "nuclei annotation"
     kept = viewer.layers["nuclei annotation (old, 256 × 256)"]
     assert np.array_equal(kept.data, odd)  # nothing the person painted is lost
-    assert any("renamed" in n for n in notes())
+    assert any("kept (renamed)" in n for n in notes())
 
 
 def test_closing_the_train_dock_stops_its_run_and_lets_go(viewer, qtbot):

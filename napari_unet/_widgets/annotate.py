@@ -171,8 +171,7 @@ class AnnotateWidget(DockLifetime, QWidget):
             # keep the person's mis-sized layer (renamed) and start one that fits
             layer.name = f"{ann_name} (old, {wrong})"
             show_warning(
-                f"{ann_name!r} was {wrong} but {image.name!r} is {right}; it was renamed "
-                f"{layer.name!r} (nothing deleted) and a new annotation layer was created"
+                f"annotation {wrong} ≠ image {right}: old one kept (renamed), new one made"
             )
             layer = None
         if layer is None and create:
