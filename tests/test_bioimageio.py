@@ -7,6 +7,7 @@ offline (every weight format reproduces the test output).
 
 from __future__ import annotations
 
+import os
 import socket
 import zipfile
 from importlib import metadata
@@ -130,7 +131,11 @@ def test_bioimageio_core_test_model_passes_offline(package, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", offline)
     out, _ = package
     assert validate_package(out).startswith("0.5.")
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
     result = run_bioimageio_test(out)
+    # bioimageio.core writes its backend into os.environ; later subprocesses
+    # (the CLI tests) would inherit "torch" and fail to import Keras
+    assert "KERAS_BACKEND" not in os.environ
     failed = [d for d in result["details"] if d["status"] != "passed"]
     assert result["status"] == "passed", failed
     reproduced = {d["name"] for d in result["details"] if d["name"].startswith("Reproduce")}

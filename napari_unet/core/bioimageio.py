@@ -573,17 +573,30 @@ def run_bioimageio_test(
     Returns ``{"status": "passed"|"failed", "details": [...]}`` with one entry per
     sub-test (name, status, errors).
     """
-    from bioimageio.core import test_model
-
     path = Path(path).resolve()
     cwd = os.getcwd()
+    # bioimageio.core reads KERAS_BACKEND when first imported (default "torch")
+    # and then writes it into os.environ, where every later subprocess (a
+    # ``napari-unet`` run, a dask worker) would inherit it and fail to import
+    # Keras without torch. Our Keras runs on TensorFlow: say so while it runs,
+    # and leave the environment as it was found.
+    before = os.environ.get("KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = "tensorflow"
     # bioimageio.core unpacks SavedModel weights into the working directory
-    with tempfile.TemporaryDirectory(prefix="napari-unet-bioimageio-test-") as tmp:
-        os.chdir(tmp)
-        try:
-            summary = test_model(str(path), weight_format=weight_format)
-        finally:
-            os.chdir(cwd)
+    try:
+        from bioimageio.core import test_model
+
+        with tempfile.TemporaryDirectory(prefix="napari-unet-bioimageio-test-") as tmp:
+            os.chdir(tmp)
+            try:
+                summary = test_model(str(path), weight_format=weight_format)
+            finally:
+                os.chdir(cwd)
+    finally:
+        if before is None:
+            os.environ.pop("KERAS_BACKEND", None)
+        else:
+            os.environ["KERAS_BACKEND"] = before
     details = []
     for d in summary.details:
         details.append(
