@@ -18,7 +18,12 @@ from napari_unet.core.postprocess import (
     instances_from_probabilities,
     search_postprocessing,
 )
-from napari_unet.core.size import clip_scale, estimate_scale, object_diameter
+from napari_unet.core.size import (
+    annotated_diameter,
+    clip_scale,
+    estimate_scale,
+    object_diameter,
+)
 from napari_unet.core.targets import WEIGHT_UNIT, mask_targets
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -96,6 +101,56 @@ def test_object_diameter_measures_width_for_discs_and_rods():
     rod = (abs(yy - 100) <= 4) & (abs(xx - 100) <= 60)
     assert object_diameter(rod) == pytest.approx(9, abs=2)
     assert object_diameter(np.zeros((10, 10), bool)) is None
+
+
+def test_annotated_diameter_reads_objects_painted_whole_not_strokes():
+    from napari_unet.core.targets import mask_to_annotation
+
+    mask = touching_rods()  # rods 8 px wide, many touching
+    ann = mask_to_annotation(mask)  # copied or corrected: whole objects
+    assert annotated_diameter(ann) == pytest.approx(8, abs=2)
+    strokes = np.zeros(mask.shape, np.uint8)
+    for i in range(1, mask.max() + 1):  # a 2-px stroke through each rod, nothing around
+        ys, xs = np.nonzero(mask == i)
+        strokes[ys[len(ys) // 2], xs.min() : xs.max()] = 2
+    strokes[:3] = 1
+    assert annotated_diameter(strokes) is None  # a stroke's width says nothing
+    few = np.where(np.isin(mask, [1, 2]), 2, 1).astype(np.uint8)
+    assert annotated_diameter(few) is None  # two objects are too few to go by
+    assert annotated_diameter(np.stack([ann, strokes])) == pytest.approx(8, abs=2)
+
+
+def test_training_on_a_few_painted_rods_brings_them_to_the_model_width():
+    from scipy import ndimage as ndi
+
+    from napari_unet.core.data import planes_of
+
+    mask = touching_rods()
+    img = (mask > 0).astype(np.float32)
+    ann = np.zeros(mask.shape, np.uint8)
+    for i in range(1, 6):  # five rods corrected, each with a background ring
+        grown = ndi.binary_dilation(mask == i, iterations=2) & (mask == 0)
+        ann[grown] = 1
+        ann[mask == i] = 2
+    net = UNet.new(TINY, seed=0)
+    net.metadata["object_diameter"] = 16.0
+    planes = planes_of([TrainingPair(img, annotation=ann)], 1)
+    scaled, diameters = net._to_model_scale(planes, TrainConfig())
+    assert diameters[0] == pytest.approx(8, abs=2)
+    assert scaled[0].image.shape[0] == pytest.approx(2 * img.shape[0], rel=0.3)
+    # after training, the width is measured on what the network calls the painted
+    # objects, not on specks it scatters over the unpainted rest of the image
+    painted = scaled[0]
+    a = np.asarray(painted.annotation)
+    fg = a >= 2
+    specks = np.zeros(fg.shape, bool)
+    specks[4::9, 4::9] = True
+    specks = ndi.binary_dilation(specks, iterations=2) & (a == 0)
+    p_fg = (fg | specks).astype(np.float32)
+    assert object_diameter(p_fg > 0) < 8  # the whole plane would say "5 px"
+    scores = np.stack([1 - p_fg, p_fg, 0 * p_fg], -1)
+    net._calibrate_diameter([scores], [painted], [8.0])
+    assert net.object_diameter == pytest.approx(16, rel=0.3)
 
 
 def test_estimate_scale_converges_to_the_model_scale():

@@ -261,7 +261,7 @@ class UNet:
             after = [self._plane_scores(p.image, 1.0) for p in planes]
             if cfg.tune_postprocessing:
                 search = self._tune_postprocessing(planes, after)
-            self._calibrate_diameter(after, [d for d in diameters if d])
+            self._calibrate_diameter(after, planes, [d for d in diameters if d])
         hist = self.metadata["history"]
         for key, values in result.history.items():
             hist.setdefault(key, []).extend(values)
@@ -307,6 +307,7 @@ class UNet:
         """Planes resized so their objects match :attr:`object_diameter`, and the
         object widths measured in each (``None`` where unknown)."""
         from .size import (
+            annotated_diameter,
             clip_scale,
             mask_diameter,
             rescale_image,
@@ -319,8 +320,8 @@ class UNet:
         out, diameters = [], []
         for p in planes:
             d = p.diameter
-            if d is None and p.kind == "mask":
-                d = mask_diameter(p.mask)
+            if d is None:
+                d = mask_diameter(p.mask) if p.kind == "mask" else annotated_diameter(p.annotation)
             factor = 1.0
             if model_d and cfg.rescale:
                 if d is None and p.kind == "annotation":
@@ -351,7 +352,9 @@ class UNet:
             out.append(p)
         return out, diameters
 
-    def _calibrate_diameter(self, scores: list[np.ndarray], known: list[float]) -> None:
+    def _calibrate_diameter(
+        self, scores: list[np.ndarray], planes: list, known: list[float]
+    ) -> None:
         """Record the object width this network measures on its own training planes.
 
         Prediction brings an image to the scale where the network *measures* objects of
@@ -360,11 +363,27 @@ class UNet:
         The training planes are at the model's scale (or, for a new network, at the
         scale it learned), so what it measures there is the width to aim for. Without a
         measurement, a new network falls back on the widths of its masks.
+
+        On an annotation only the predicted regions that hold annotated object pixels
+        are measured: after a few corrections the network may still scatter small
+        false detections over the unpainted rest of the image, which say nothing about
+        the width of the objects it was taught.
         """
+        from scipy import ndimage as ndi
+
         from .size import object_diameter
 
         th = self.postprocessing.threshold
-        seen = [d for d in (object_diameter(s[..., 0] < 1 - th) for s in scores) if d]
+        seen = []
+        for s, p in zip(scores, planes):
+            fg = s[..., 0] < 1 - th
+            if p.kind == "annotation":
+                regions, _ = ndi.label(fg)
+                taught = np.unique(regions[(np.asarray(p.annotation) >= 2) & fg])
+                fg = np.isin(regions, taught[taught > 0])
+            d = object_diameter(fg)
+            if d:
+                seen.append(d)
         if seen:
             self.metadata["object_diameter"] = round(float(np.median(seen)), 2)
         elif known and not self.object_diameter:
