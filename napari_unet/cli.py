@@ -394,6 +394,7 @@ def cmd_predict(args) -> int:
                 diameter="auto" if args.diameter is None else args.diameter,
             )
             labels = pred.labels.astype(labels_dtype(pred.labels))
+            _raise_lost_interrupt()  # nothing written for an interrupted image
             check_output_folder(labels_path)
             write_tiffs_atomic([(labels_path, labels), (prob_path, pred.probability)])
         except UserInputError as e:
@@ -442,6 +443,7 @@ def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args) ->
     try:
 
         def progress(done, n):
+            _raise_lost_interrupt()
             _note(f"{path.name}: block {done}/{n}")
 
         result = predict_large(
@@ -695,6 +697,7 @@ def cmd_train(args) -> int:
     )
 
     def progress(p) -> None:
+        _raise_lost_interrupt()
         while start_lines:
             _note(start_lines.pop(0))
         if p.kind == "epoch":
@@ -821,12 +824,27 @@ def _on_sigterm(signum, frame):
     raise Terminated
 
 
+#: Ctrl+C or SIGTERM that landed in a finaliser, where Python can only report it.
+_lost_interrupts: list[KeyboardInterrupt] = []
+
+
 def _quiet_unraisable(unraisable) -> None:
-    """Ctrl+C landing in a finaliser (TensorFlow tracing, a closing file) is not
-    worth a traceback; anything else is reported as Python would."""
+    """Ctrl+C landing in a finaliser (TensorFlow tracing, a closing file, a released
+    memory map) is not worth a traceback, but must not be lost either: it is kept and
+    raised again at the next check (:func:`_raise_lost_interrupt`). Anything else is
+    reported as Python would."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        _lost_interrupts.append(unraisable.exc_value)
         return
     sys.__unraisablehook__(unraisable)
+
+
+def _raise_lost_interrupt() -> None:
+    """Raise a Ctrl+C or SIGTERM that a finaliser swallowed, if there was one."""
+    if _lost_interrupts:
+        e = _lost_interrupts[0]
+        _lost_interrupts.clear()
+        raise e
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -848,8 +866,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    _lost_interrupts.clear()
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        _raise_lost_interrupt()
+        return code
     except UserInputError as e:
         return _error(str(e))
     except KeyboardInterrupt as e:

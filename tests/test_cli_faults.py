@@ -19,6 +19,8 @@ import pytest
 import tifffile
 from test_cli import assert_user_error, cli
 
+from napari_unet import cli as cli_module
+
 TRAIN_TINY = [
     "--init", "none", "--depth", "2", "--base-filters", "4", "--epochs", "1",
     "--steps-per-epoch", "2", "--patch-size", "32", "--batch-size", "2",
@@ -155,6 +157,40 @@ def test_predict_out_is_a_file(files, tmp_path):
 
 
 # ---------------------------------------------------------------------- signals
+class _Finaliser:
+    """An object whose finaliser is hit by Ctrl+C or SIGTERM (as a released memory map
+    or TensorFlow's tracing can be): Python can only report it as "unraisable"."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __del__(self):
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc, code", [(cli_module.Terminated(), 143), (KeyboardInterrupt(), 130)])
+def test_an_interrupt_caught_by_a_finaliser_still_stops_predict(
+    files, tmp_path, monkeypatch, capsys, exc, code
+):
+    from napari_unet.core import UNet
+
+    predict = UNet.predict
+
+    def predict_then_interrupted(self, *args, **kwargs):
+        result = predict(self, *args, **kwargs)
+        _Finaliser(exc)  # dropped at once: the interrupt lands in __del__
+        return result
+
+    monkeypatch.setattr(UNet, "predict", predict_then_interrupted)
+    out = tmp_path / "out"
+    argv = ["predict", str(files["image"]), "--model", str(files["model"]), "--out", str(out)]
+    assert cli_module.main(argv) == code
+    err = capsys.readouterr().err
+    assert "interrupted" in err or "terminated" in err
+    assert "Traceback" not in err
+    assert not out.exists() or list(out.iterdir()) == []  # the image was not written
+
+
 @pytest.fixture(scope="module")
 def large_image(tmp_path_factory) -> Path:
     """An image over the block-wise threshold (16 Mpx), so a predict runs a while."""
