@@ -275,3 +275,20 @@ def test_a_repeated_run_on_a_copy_reuses_the_compiled_step_and_stop_returns_at_o
     before = [w.copy() for w in base.keras_model.get_weights()]
     assert base.train([TrainingPair(img, mask=mask)], cfg, stop_event=stop2).steps_run == 0
     assert all(np.array_equal(a, b) for a, b in zip(before, base.keras_model.get_weights()))
+
+
+def test_prediction_is_traced_once_for_any_size_and_stays_fresh_after_training():
+    img, mask = make_blobs(96, 6, seed=5)
+    net = UNet.new(TINY, seed=0)
+    before = net.predict(img, diameter=0).probability
+    infer = net.inference_function()
+    for shape in ((64, 80), (40, 40), (96, 96)):  # other tile sizes, other batch sizes
+        net.predict(img[: shape[0], : shape[1]], diameter=0)
+    assert net._traced.experimental_get_tracing_count() == 1
+    net.train(
+        [TrainingPair(img, mask=mask)], TrainConfig(epochs=1, steps_per_epoch=3, patch_size=32)
+    )
+    assert net.inference_function() is infer  # no new trace after training...
+    after = net.predict(img, diameter=0).probability
+    assert np.abs(after - before).max() > 1e-3  # ...and it answers with the new weights
+    assert net._traced.experimental_get_tracing_count() == 1

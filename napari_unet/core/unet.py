@@ -94,6 +94,7 @@ class UNet:
             + ["boundary"],
         )
         self._infer = None
+        self._traced = None  # the tf.function behind _infer
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ creation
@@ -242,7 +243,8 @@ class UNet:
                 return self.predict(preview_image)
 
         with self._lock:
-            self._infer = None  # weights change: rebuild the inference function
+            # the inference function reads the weights as they are when it runs, so a
+            # trace made before (the first Segment, a preview) serves after training too
             result = fit(
                 self.keras_model,
                 prepared,
@@ -254,7 +256,6 @@ class UNet:
                 learning_rate=lr,
                 config=self.config,
             )
-            self._infer = None
         search = None
         if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
             # the trained network's view of its training planes, computed once
@@ -454,8 +455,12 @@ class UNet:
 
     def inference_function(self):
         """``infer(batch) -> probabilities``: the network on a ``(N, Y, X, C)`` float32
-        batch of normalised tiles, compiled once per set of weights (the block-wise
-        large-image path and benchmarks call it directly)."""
+        batch of normalised tiles (the block-wise large-image path and benchmarks call
+        it directly).
+
+        It is traced once for any batch and tile size (the signature leaves them open,
+        so a new image size or the last, smaller batch costs no new trace) and reads
+        the weights when it runs, so training does not make it stale."""
         with self._lock:
             if self._infer is None:
                 import tensorflow as tf
@@ -463,12 +468,16 @@ class UNet:
                 from .hardware import inference_jit
 
                 model = self.keras_model
+                spec = tf.TensorSpec([None, None, None, self.input_channels], tf.float32)
 
-                @tf.function(reduce_retracing=True, jit_compile=inference_jit(), autograph=False)
+                @tf.function(input_signature=[spec], jit_compile=inference_jit(), autograph=False)
                 def infer(x):
                     return model(x, training=False)
 
-                self._infer = lambda x: infer(tf.convert_to_tensor(x)).numpy()
+                self._traced = infer
+                self._infer = lambda x: infer(
+                    tf.convert_to_tensor(np.asarray(x, np.float32))
+                ).numpy()
             return self._infer
 
     def _plan(self, height: int, width: int, tile_size: int | None, context: int | None):
