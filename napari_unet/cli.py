@@ -895,5 +895,27 @@ def _run(args) -> int:
         return 1
 
 
+def run() -> None:
+    """The ``napari-unet`` console script: :func:`main`, then exit.
+
+    Once TensorFlow is loaded, Python's own shutdown spends 1–2 s taking its thread
+    pools and kernels apart after the work is done (measured: 1.7 s after a training
+    run on 2 cores). By the time :func:`main` returns every output file is written
+    and closed, so the exit handlers run (logging, temporary files) and the process
+    leaves at once.
+    """
+    code = main()
+    if "tensorflow" in sys.modules:
+        import atexit
+
+        run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+        if run_exit_handlers is not None:
+            run_exit_handlers()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

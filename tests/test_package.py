@@ -77,7 +77,7 @@ def test_wheel_metadata_declares_version_licence_and_every_import(wheel):
     for needed in ("napari", "qtpy", "superqt", "magicgui", "tensorflow", "keras", "tifffile"):
         assert needed in requires, f"{needed} is imported but not declared"
     assert "napari-unet = napari_unet:napari.yaml" in entry_points
-    assert "napari-unet = napari_unet.cli:main" in entry_points
+    assert "napari-unet = napari_unet.cli:run" in entry_points
 
 
 def test_sample_opens_from_the_unpacked_wheel(wheel, tmp_path):
