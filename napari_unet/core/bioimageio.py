@@ -348,18 +348,11 @@ def _write_cover(path: Path, raw: np.ndarray, probs: np.ndarray) -> None:
 
 
 def _zip_atomically(folder: Path, out: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".zip", dir=out.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for p in sorted(folder.iterdir()):
-                z.write(p, p.name)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .io import AtomicWrite
+
+    with AtomicWrite(out) as (tmp,), zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(folder.iterdir()):
+            z.write(p, p.name)
 
 
 # ---------------------------------------------------------------------- description
