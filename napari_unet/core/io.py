@@ -287,12 +287,8 @@ class AtomicWrite:
         try:
             for target in self.targets:
                 self.temps.append(_temporary_beside(target, folder))
-        except OSError as e:
-            named = self._named(e)
-            self.discard()
-            raise named from None
-        except BaseException:
-            self.discard()
+        except BaseException as e:
+            self._fail(e)
             raise
 
     def __enter__(self) -> list[Path]:
@@ -301,11 +297,8 @@ class AtomicWrite:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
             self.commit()
-            return False
-        named = self._named(exc) if isinstance(exc, OSError) else exc
-        self.discard()
-        if named is not exc:
-            raise named from None
+        else:
+            self._fail(exc)
         return False
 
     def commit(self) -> list[Path]:
@@ -313,15 +306,19 @@ class AtomicWrite:
         try:
             for target, tmp in zip(self.targets, self.temps, strict=True):
                 os.replace(tmp, target)
-        except OSError as e:
-            named = self._named(e)
-            self.discard()
-            raise named from None
-        except BaseException:
-            self.discard()
+        except BaseException as e:
+            self._fail(e)
             raise
         self.temps = []
         return self.targets
+
+    def _fail(self, e: BaseException) -> None:
+        """Remove the temporaries after ``e``; an OSError about one of them is raised
+        again naming its target."""
+        named = self._named(e) if isinstance(e, OSError) else e
+        self.discard()
+        if named is not e:
+            raise named from None
 
     def discard(self) -> None:
         """Remove the temporaries that are still there."""
@@ -508,7 +505,7 @@ class BlockwiseTiffs:
                 _reserve(str(tmp), offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
                 self.arrays.append(RowMappedArray(tmp, offset, shape, dtype))
         except BaseException as e:
-            self._files.__exit__(type(e), e, e.__traceback__)
+            self._files._fail(e)
             raise
 
     def __enter__(self) -> BlockwiseTiffs:
