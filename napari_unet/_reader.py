@@ -1,6 +1,7 @@
 """napari reader: open a training-set folder as it was saved — images, their
 annotation layers (with the annotation look) and the model, which becomes the current
-model of the widgets (loaded lazily, when first used)."""
+model of the widgets (loaded lazily, when first used). Imports napari's Qt-free glue
+only, never the widgets."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._trainingset import IMAGE_KEYS, is_training_set, read_training_set
+from ._layers import ANNOTATION_KEYS, IMAGE_KEYS, annotation_layer_kwargs, annotation_name
+from ._state import MODEL_METADATA_KEY, MODEL_NAME_METADATA_KEY
+from .core.trainingset import is_training_set, read_training_set
 
 
 def get_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tuple]] | None:
@@ -25,9 +28,6 @@ def get_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tuple]] |
 
 def read_training_set_layers(path: str | os.PathLike | list) -> list[tuple]:
     """The layers of a training set: each image, then its ``<image> annotation``."""
-    from ._widgets._layers import annotation_layer_kwargs, annotation_name
-    from ._widgets._state import MODEL_METADATA_KEY
-
     if isinstance(path, list | tuple):
         path = path[0]
     ts = read_training_set(path)
@@ -39,16 +39,10 @@ def read_training_set_layers(path: str | os.PathLike | list) -> list[tuple]:
         meta["metadata"] = {"napari_unet_training_set": str(ts.folder)}
         if model:
             meta["metadata"][MODEL_METADATA_KEY] = model
-            meta["metadata"]["napari_unet_model_name"] = ts.model_name or Path(model).stem
+            meta["metadata"][MODEL_NAME_METADATA_KEY] = ts.model_name or Path(model).stem
         layers.append((e.image, meta, "image"))
         ann_meta = annotation_layer_kwargs()
-        ann_meta.update(
-            {
-                k: v
-                for k, v in e.annotation_props.items()
-                if k in ("scale", "translate", "opacity", "visible")
-            }
-        )
+        ann_meta.update({k: v for k, v in e.annotation_props.items() if k in ANNOTATION_KEYS})
         ann_meta["name"] = annotation_name(e.name)
         layers.append((e.annotation, ann_meta, "labels"))
     return layers

@@ -1,5 +1,10 @@
-"""napari writer: save images, their annotation layers and the current model as a
-training-set folder (see :mod:`napari_unet._trainingset`)."""
+"""napari writer: save images, their annotation layers and a model as a training-set
+folder (see :mod:`napari_unet.core.trainingset`).
+
+The model to save is handed in (:func:`write_layers`); only the npe2 entry point, whose
+signature napari fixes, looks it up: the current model of the current viewer.
+Imports napari's Qt-free glue only, never the widgets.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ._trainingset import ANNOTATION_KEYS, IMAGE_KEYS, Entry, props_from_meta, write_training_set
-from ._widgets._layers import ANNOTATION
+from ._layers import ANNOTATION, ANNOTATION_KEYS, IMAGE_KEYS, props_from_meta
+from .core.trainingset import Entry, write_training_set
 
 
 def _level0(data: Any) -> np.ndarray:
@@ -42,10 +47,20 @@ def entries_from_layer_data(layer_data: list[tuple]) -> list[Entry]:
     return entries
 
 
-def _model_of(state: Any) -> tuple[Any, str | None, str]:
-    if state is None:
-        return None, None, ""
-    return state.model, (state.path if state.model is None else None), state.name
+def write_layers(path: str | os.PathLike, layer_data: list[tuple], state: Any) -> list[str]:
+    """Write the image/annotation pairs among ``layer_data`` and the current model of
+    ``state`` (a :class:`~napari_unet._state.ModelState`, or ``None``: no model)."""
+    model, model_file, name = None, None, ""
+    if state is not None:
+        model, name = state.model, state.name
+        model_file = state.path if state.model is None else None
+    return write_training_set(
+        path,
+        entries_from_layer_data(layer_data),
+        model=model,
+        model_file=model_file,
+        model_name=name,
+    )
 
 
 def write_training_set_layers(path: str, layer_data: list[tuple]) -> list[str]:
@@ -56,29 +71,20 @@ def write_training_set_layers(path: str, layer_data: list[tuple]) -> list[str]:
     """
     from napari.utils.notifications import show_warning
 
-    from ._widgets._state import any_state
+    from ._state import current_state
 
-    entries = entries_from_layer_data(layer_data)
-    if not entries:
+    if not entries_from_layer_data(layer_data):
         show_warning("napari-unet: select each image together with its '<image> annotation' layer")
         return []
-    model, model_file, name = _model_of(any_state())
-    return write_training_set(path, entries, model=model, model_file=model_file, model_name=name)
+    return write_layers(path, layer_data, current_state())
 
 
 def write_training_set_from_viewer(viewer: Any, path: str | os.PathLike, state: Any) -> list[str]:
     """Write every image/annotation pair of ``viewer`` and ``state``'s model."""
-    from ._widgets._layers import training_pairs
+    from ._layers import training_pairs
 
     layer_data = []
     for pair in training_pairs(viewer):
         layer_data.append(pair.image.as_layer_data_tuple())
         layer_data.append(pair.annotation.as_layer_data_tuple())
-    model, model_file, name = _model_of(state)
-    return write_training_set(
-        path,
-        entries_from_layer_data(layer_data),
-        model=model,
-        model_file=model_file,
-        model_name=name,
-    )
+    return write_layers(path, layer_data, state)

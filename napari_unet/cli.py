@@ -282,8 +282,7 @@ def _channel_axis(shape: tuple[int, ...], channels: int, name: str) -> int | Non
 
 
 def cmd_predict(args) -> int:
-    from .core.normalize import nonfinite_pixels
-    from .io import (
+    from .core.io import (
         check_free_space,
         check_output_folder,
         ensure_output_folder,
@@ -294,6 +293,7 @@ def cmd_predict(args) -> int:
         refuse_to_replace,
         write_tiffs_atomic,
     )
+    from .core.normalize import nonfinite_pixels
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -432,8 +432,8 @@ def _is_large(shape: tuple[int, ...], channels: int) -> bool:
 def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args) -> int:
     import numpy as np
 
+    from .core.io import BlockwiseTiffs, open_lazy
     from .core.large import predict_large
-    from .io import BlockwiseTiffs, open_lazy
 
     image = open_lazy(path)
     h, w = int(image.shape[0]), int(image.shape[1])
@@ -480,7 +480,7 @@ def _pair_inputs(items: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
 def _check_train_args(args) -> None:
     if not args.out.endswith(".keras"):
         raise UserInputError(f"--out must be a model file ending in .keras, got {args.out}")
-    from .io import check_output_folder, check_writable
+    from .core.io import check_output_folder, check_writable
 
     out = check_output_folder(args.out)
     if os.path.lexists(out) and not args.overwrite:
@@ -524,8 +524,8 @@ def _read_pairs(triples):
     import numpy as np
 
     from .core import TrainingPair
+    from .core.io import read_image, read_labels
     from .core.normalize import nonfinite_pixels
-    from .io import read_image, read_labels
 
     pairs = []
     n_bg = n_fg = 0
@@ -756,8 +756,8 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
+    from .core.io import read_labels
     from .core.metrics import evaluate
-    from .io import read_labels
 
     pred = read_labels(args.pred)
     truth = read_labels(args.truth)

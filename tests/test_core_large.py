@@ -7,7 +7,8 @@ import pytest
 from conftest import make_blobs
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, evaluate
-from napari_unet.core.large import RowMappedArray, predict_large
+from napari_unet.core.io import RowMappedArray
+from napari_unet.core.large import predict_large
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet._trainingset import (
+from napari_unet.core import ModelFileError, TrainingFailed, UserInputError
+from napari_unet.core.normalize import nonfinite_pixels, normalize_image, percentiles
+from napari_unet.core.trainingset import (
     INDEX_NAME,
     Entry,
     read_training_set,
     write_training_set,
 )
-from napari_unet.core import ModelFileError, TrainingFailed, UserInputError
-from napari_unet.core.normalize import nonfinite_pixels, normalize_image, percentiles
 
 SECRET = "TOP-SECRET-CONTENT"
 
@@ -61,7 +61,7 @@ def test_saving_into_an_existing_set_keeps_the_users_other_files(tmp_path):
         "my_own_image.tif",
     ]
     assert all(Path(p).is_file() for p in written)
-    assert not [p for p in ts.iterdir() if p.name.startswith(".")]  # no temporary left
+    assert not list(ts.rglob(".*"))  # no temporary left, in the subfolders neither
 
 
 def test_saving_refuses_a_set_whose_subfolder_leads_outside(tmp_path):
@@ -315,7 +315,7 @@ def test_the_save_error_names_the_folder_not_a_hidden_file(tmp_path):
 def test_png_grey_plus_alpha_is_one_plane(tmp_path):
     import imageio.v3 as iio
 
-    from napari_unet.io import image_info, read_image
+    from napari_unet.core.io import image_info, read_image
 
     la = np.zeros((40, 50, 2), np.uint8)
     la[..., 0] = 100
@@ -327,7 +327,7 @@ def test_png_grey_plus_alpha_is_one_plane(tmp_path):
 
 
 def test_truncated_and_lying_tiffs_get_a_plain_message(tmp_path):
-    from napari_unet.io import open_lazy
+    from napari_unet.core.io import open_lazy
 
     full = tmp_path / "full.tif"
     tifffile.imwrite(full, np.ones((500, 400), np.uint16))
@@ -355,7 +355,7 @@ def test_truncated_and_lying_tiffs_get_a_plain_message(tmp_path):
 
 
 def test_outputs_we_wrote_may_be_replaced_others_not(tmp_path):
-    from napari_unet.io import refuse_to_replace, write_tiff_atomic, written_by_us
+    from napari_unet.core.io import refuse_to_replace, write_tiff_atomic, written_by_us
 
     ours = tmp_path / "a_labels.tif"
     write_tiff_atomic(ours, np.zeros((8, 8), np.uint16))
@@ -366,6 +366,43 @@ def test_outputs_we_wrote_may_be_replaced_others_not(tmp_path):
     assert not written_by_us(theirs)
     with pytest.raises(UserInputError, match="--overwrite"):
         refuse_to_replace([theirs])
+
+
+def test_atomic_write_renames_all_or_nothing_and_names_the_target(tmp_path):
+    """The one "temporary beside the target, then rename" every output goes through."""
+    from napari_unet.core.io import AtomicWrite
+
+    kept = tmp_path / "kept.txt"
+    kept.write_text("the user's")
+    new = tmp_path / "new.txt"
+    with pytest.raises(RuntimeError), AtomicWrite(new, kept) as (tmp_new, tmp_kept):
+        assert tmp_new.parent == tmp_path and tmp_new.name.startswith(".new.txt.")
+        assert tmp_new.name.endswith(".txt")  # writers that go by the extension accept it
+        tmp_new.write_text("a")
+        tmp_kept.write_text("b")
+        raise RuntimeError("interrupted")
+    assert kept.read_text() == "the user's" and not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+
+    # an error about a hidden temporary names the file the person asked for
+    with pytest.raises(OSError) as err, AtomicWrite(new) as (tmp,):
+        raise OSError(28, "No space left on device", str(tmp))
+    assert err.value.filename == str(new) and err.value.errno == 28
+
+    with AtomicWrite(new, kept) as (tmp_new, tmp_kept):
+        tmp_new.write_text("a")
+        tmp_kept.write_text("b")
+    assert (new.read_text(), kept.read_text()) == ("a", "b")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert new.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only
+
+    folder = tmp_path / "set"
+    with AtomicWrite(folder, folder=True) as (tmp,):
+        (tmp / "inside.txt").write_text("c")
+    assert (folder / "inside.txt").read_text() == "c"
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt", "new.txt", "set"]
 
 
 @pytest.fixture
@@ -385,7 +422,7 @@ def tiny_disk(tmp_path):
 
 
 def test_a_full_disk_fails_up_front_not_with_sigbus(tiny_disk):
-    from napari_unet.io import BlockwiseTiffs, check_free_space
+    from napari_unet.core.io import BlockwiseTiffs, check_free_space
 
     with pytest.raises(UserInputError, match="not enough disk space"):
         check_free_space(tiny_disk, 10_000_000)

@@ -89,7 +89,7 @@ def start_worker(
 
 def layer_choices(kind: str, viewer: Any, filter_: Callable[[Any], bool] | None = None):
     """A magicgui ``choices`` callable listing the viewer's layers of ``kind`` by name."""
-    from ._layers import image_layers, labels_layers
+    from .._layers import image_layers, labels_layers
 
     def choices(widget=None) -> list[str]:
         layers = image_layers(viewer) if kind == "image" else labels_layers(viewer)
@@ -232,7 +232,7 @@ class JobWidget(DockLifetime, FitOnDock, QWidget):
     """
 
     def __init__(self, napari_viewer) -> None:
-        from ._state import state_for
+        from .._state import state_for
 
         super().__init__()
         self.viewer = napari_viewer

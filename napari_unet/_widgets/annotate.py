@@ -24,8 +24,8 @@ from qtpy.QtWidgets import (
 
 from napari_unet.core.targets import annotated_pixel_counts
 
-from . import _layers as L
-from ._state import state_for
+from .. import _layers as L
+from .._state import state_for
 from ._ui import DockLifetime, button, combo, notify_error, status_label
 
 #: Recount the annotated pixels at most this often while painting (ms).

@@ -8,7 +8,7 @@ import numpy as np
 from magicgui.widgets import Container
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
-from . import _layers as L
+from .. import _layers as L
 from ._ui import button, combo, notify_error, start_worker, status_label
 from ._workers import evaluate_worker
 

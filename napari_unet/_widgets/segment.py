@@ -11,7 +11,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBo
 from qtpy.QtWidgets import QVBoxLayout
 from superqt import QCollapsible
 
-from . import _layers as L
+from .. import _layers as L
 from ._ui import JobWidget, button, combo, notify_error, progress_bar, status_label
 from ._workers import ModelSpec, SegmentJob, SegmentResult, Status, TileProgress, segment_worker
 

@@ -13,7 +13,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
-from . import _layers as L
+from .. import _layers as L
 from ._plot import LossPlot
 from ._ui import JobWidget, button, metric_name, notify_error, plural, progress_bar, status_label
 from ._workers import ModelSpec, Status, TrainJob, TrainOutcome, train_worker

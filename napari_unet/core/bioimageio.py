@@ -117,10 +117,8 @@ def export_bioimageio(
     if not authors or not all(a.strip() for a in authors):
         raise UserInputError("every author needs a name")
     classes = list(meta.get("classes") or _class_names(cfg.n_object_classes))
-    channel_names = [f"channel{i}" for i in range(cfg.input_channels)]
 
     sizes = _input_sizes(cfg)
-    halo = sizes["halo"]
     side = _round_to_size(max(TEST_SIZE, sizes["min"]), sizes["min"], sizes["step"])
     raw = _test_input(test_image, cfg.input_channels, side)  # (1, Y, X, C) float32
     norm = net.normalization
@@ -172,25 +170,20 @@ def export_bioimageio(
         except Exception as e:  # noqa: BLE001 - reported, the package stays usable
             result.skipped["onnx"] = f"{type(e).__name__}: {e}"
 
-        title = name or _title(model_path, bundled)
-        (tmp / "README.md").write_text(
-            _documentation(title, meta, net, classes, low, high, halo, sizes, result),
-            encoding="utf-8",
-        )
-        rdf = _rdf(
-            title,
+        about = _About(
+            name or _title(model_path, bundled),
             meta,
             net,
             classes,
-            channel_names,
             sizes,
             low,
             high,
-            weights,
             authors,
             license,
             bundled,
         )
+        (tmp / "README.md").write_text(_documentation(about, result), encoding="utf-8")
+        rdf = _rdf(about, weights)
         import yaml
 
         (tmp / "rdf.yaml").write_text(
@@ -348,38 +341,37 @@ def _write_cover(path: Path, raw: np.ndarray, probs: np.ndarray) -> None:
 
 
 def _zip_atomically(folder: Path, out: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".zip", dir=out.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for p in sorted(folder.iterdir()):
-                z.write(p, p.name)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .io import AtomicWrite
+
+    with AtomicWrite(out) as (tmp,), zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(folder.iterdir()):
+            z.write(p, p.name)
 
 
 # ---------------------------------------------------------------------- description
-def _rdf(
-    title,
-    meta,
-    net,
-    classes,
-    channel_names,
-    sizes,
-    low,
-    high,
-    weights,
-    authors,
-    license,
-    bundled,
-) -> dict[str, Any]:
+@dataclass
+class _About:
+    """What a package says about its model: the rdf and its README both tell it."""
+
+    title: str
+    meta: dict[str, Any]
+    net: Any
+    classes: list[str]
+    sizes: dict[str, int]  # see _input_sizes
+    low: float  # normalisation percentiles
+    high: float
+    authors: list[str]
+    license: str
+    bundled: bool
+
+
+def _rdf(about: _About, weights: dict[str, Any]) -> dict[str, Any]:
     from napari_unet import __version__
 
+    title, meta, net, classes = about.title, about.meta, about.net, about.classes
+    sizes, low, high, bundled = about.sizes, about.low, about.high, about.bundled
     cfg = net.config
+    channel_names = [f"channel{i}" for i in range(cfg.input_channels)]
     space_in = {"min": sizes["min"], "step": sizes["step"]}
     out_axis = {
         "type": "space",
@@ -405,9 +397,9 @@ def _rdf(
         "type": "model",
         "name": title,
         "description": description[:1024],
-        "authors": [{"name": a} for a in authors],
+        "authors": [{"name": a} for a in about.authors],
         "cite": cite,
-        "license": license,
+        "license": about.license,
         "documentation": "README.md",
         "covers": ["cover.png"],
         "tags": [
@@ -484,7 +476,9 @@ def _postprocessing(net) -> dict[str, Any]:
     return asdict(net.postprocessing)
 
 
-def _documentation(title, meta, net, classes, low, high, halo, sizes, result) -> str:
+def _documentation(about: _About, result: ExportResult) -> str:
+    title, meta, net, classes = about.title, about.meta, about.net, about.classes
+    sizes, low, high, halo = about.sizes, about.low, about.high, about.sizes["halo"]
     pp = _postprocessing(net)
     diameter = meta.get("object_diameter")
     runs = meta.get("training_runs") or []

@@ -7,7 +7,7 @@ probabilities equal a single pass). Instances are found on block + halo; a block
 the instances whose centre lies inside it and writes all of their pixels, halo included,
 so a nucleus on a block border is written once, whole, by one block, with a fresh id.
 
-Outputs are array-likes too; :class:`RowMappedArray` maps only the rows a block needs
+Outputs are array-likes too; :class:`.io.RowMappedArray` maps only the rows a block needs
 from a file, so resident memory stays at a few blocks whatever the image size.
 """
 
@@ -21,64 +21,6 @@ import numpy as np
 from .errors import UserInputError
 from .postprocess import foreground_probability, instances_from_probabilities
 from .predict import plan_tiles, predict_probabilities
-
-
-class RowMappedArray:
-    """An array stored contiguously (C order) in a file at ``offset``, mapped
-    rows-at-a-time.
-
-    Slicing ``a[y0:y1, ...]`` maps rows ``y0..y1`` only for the duration of the access,
-    so pages read or written do not accumulate in the process's resident memory. The
-    first axis may be sliced with a step (every step-th row is touched).
-    """
-
-    def __init__(self, path, offset: int, shape: tuple[int, ...], dtype, mode: str = "r+") -> None:
-        self.path = str(path)
-        self.offset = int(offset)
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
-        self.ndim = len(self.shape)
-        self.mode = mode
-
-    def _rows(self, y0: int, y1: int, mode: str) -> np.memmap:
-        row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
-        return np.memmap(
-            self.path,
-            dtype=self.dtype,
-            mode=mode,
-            offset=self.offset + y0 * row_bytes,
-            shape=(max(0, y1 - y0),) + self.shape[1:],
-        )
-
-    def _split(self, key):
-        if not isinstance(key, tuple):
-            key = (key,)
-        ys = key[0]
-        if not isinstance(ys, slice):
-            raise IndexError("RowMappedArray is indexed with slices")
-        start, stop, step = ys.indices(self.shape[0])
-        if step < 1:
-            raise IndexError("RowMappedArray supports increasing row slices only")
-        stop = max(start, stop)
-        return start, stop, step, key[1:]
-
-    def __getitem__(self, key) -> np.ndarray:
-        y0, y1, step, rest = self._split(key)
-        if y1 <= y0:
-            return np.zeros((0,) + self.shape[1:], self.dtype)[(slice(None), *rest)]
-        m = self._rows(y0, y1, "r")
-        out = np.array(m[(slice(None, None, step), *rest)])
-        del m
-        return out
-
-    def __setitem__(self, key, value) -> None:
-        y0, y1, step, rest = self._split(key)
-        if self.mode == "r":
-            raise ValueError("read-only")
-        m = self._rows(y0, y1, "r+")
-        m[(slice(None, None, step), *rest)] = value
-        m.flush()
-        del m
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Saving writes the Keras archive to a temporary file beside the target, adds
 ``napari_unet.json`` (architecture, channels, classes, normalisation, patch size,
-training history and data, package version) and renames it into place, so a crash never
-leaves a half-written model.
+training history and data, package version) and renames it into place
+(:class:`~napari_unet.core.io.AtomicWrite`), so a crash never leaves a half-written model.
 
 Loading never deserialises anything executable: the file's own ``config.json`` is only
 *inspected* (a layer outside the U-Net's vocabulary, a ``Lambda`` above all, makes the
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -49,28 +48,12 @@ def save_keras_with_metadata(
     meta = dict(metadata)
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    except OSError as e:  # name the folder, not the hidden temporary file
-        raise OSError(e.errno, e.strerror, str(path.parent)) from None
-    try:  # mkstemp makes owner-only files; a model is meant to be shared
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-    except (AttributeError, OSError):
-        pass
-    os.close(fd)
-    try:
-        keras_model.save(tmp)
+    from .io import AtomicWrite
+
+    with AtomicWrite(path) as (tmp,):
+        keras_model.save(str(tmp))
         with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as z:
             z.writestr(METADATA_NAME, json.dumps(meta, indent=1, default=_json_default))
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno is not None:
-            raise OSError(e.errno, e.strerror, str(path)) from None
-        raise
     return path
 
 

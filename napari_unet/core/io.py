@@ -1,10 +1,17 @@
-"""Reading and writing images and label images (Qt-free, TensorFlow-free).
+"""Every file napari-unet reads or writes goes through here (Qt-free, TensorFlow-free).
 
-TIFF goes through tifffile, PNG/JPEG through imageio. Every problem a user can cause
-(missing file, unsupported format, a file that is not an image, float labels) raises
-:class:`~napari_unet.core.errors.UserInputError` with a message that says what to do.
-Writing is atomic: a temporary file in the target folder is renamed into place, so an
-interrupted run never leaves a half-written file.
+- reading: :func:`read_image`, :func:`read_labels`, :func:`image_info`; TIFF through
+  tifffile, PNG/JPEG through imageio, zarr/OME-Zarr lazily (:func:`open_lazy`);
+- writing: :class:`AtomicWrite`, the one "temporary file beside the target, then rename"
+  that every output uses (TIFF outputs, model files, training-set folders, bioimage.io
+  packages), and on it :func:`write_tiffs_atomic` and :class:`BlockwiseTiffs` (large
+  outputs through :class:`RowMappedArray`);
+- the output rules: a free-space check before work starts, the TIFF ``Software`` tag
+  that marks what this tool wrote (:func:`refuse_to_replace` keeps everything else).
+
+Every problem a user can cause (missing file, unsupported format, a file that is not an
+image, float labels) raises :class:`~napari_unet.core.errors.UserInputError` with a
+message that says what to do.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.errors import UserInputError
+from .errors import UserInputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 OTHER_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -253,50 +260,130 @@ def refuse_to_replace(paths: Sequence[str | os.PathLike], flag: str = "--overwri
             )
 
 
+class AtomicWrite:
+    """Files (or one folder) written under hidden temporary names beside their targets,
+    renamed into place together: an interrupted or failed write leaves nothing behind.
+
+    Use it as a context manager: the body writes the temporary paths it is given; a
+    normal exit renames every temporary onto its target, in the order given (so the
+    last target is the one to appear last), and an exception removes them all::
+
+        with AtomicWrite(labels_path, probability_path) as (labels_tmp, probability_tmp):
+            tifffile.imwrite(labels_tmp, labels)
+            ...
+
+    Or call :meth:`commit` / :meth:`discard` when the writing outlives one block.
+
+    A temporary keeps its target's extension (``.x.keras.1a2b.part.keras``: writers that
+    go by the extension accept it) and gets the permissions a plain ``open(path, "w")``
+    (or ``mkdir``) would give (``mkstemp`` makes owner-only files; outputs are shared).
+    An :class:`OSError` about a temporary is raised naming its target (or, when the
+    temporary cannot be created, the target's folder), never the hidden file.
+    """
+
+    def __init__(self, *targets: str | os.PathLike, folder: bool = False) -> None:
+        self.targets = [Path(t) for t in targets]
+        self.temps: list[Path] = []
+        try:
+            for target in self.targets:
+                self.temps.append(_temporary_beside(target, folder))
+        except BaseException as e:
+            self._fail(e)
+            raise
+
+    def __enter__(self) -> list[Path]:
+        return list(self.temps)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.commit()
+        else:
+            self._fail(exc)
+        return False
+
+    def commit(self) -> list[Path]:
+        """Rename every temporary onto its target; returns the targets."""
+        try:
+            for target, tmp in zip(self.targets, self.temps, strict=True):
+                os.replace(tmp, target)
+        except BaseException as e:
+            self._fail(e)
+            raise
+        self.temps = []
+        return self.targets
+
+    def _fail(self, e: BaseException) -> None:
+        """Remove the temporaries after ``e``; an OSError about one of them is raised
+        again naming its target."""
+        named = self._named(e) if isinstance(e, OSError) else e
+        self.discard()
+        if named is not e:
+            raise named from None
+
+    def discard(self) -> None:
+        """Remove the temporaries that are still there."""
+        import shutil
+
+        for tmp in self.temps:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif os.path.lexists(tmp):
+                tmp.unlink()
+        self.temps = []
+
+    def _named(self, e: OSError) -> OSError:
+        """``e`` naming the target instead of a hidden temporary (or no file at all)."""
+        if e.errno is None:
+            return e
+        where = None
+        name = str(e.filename) if e.filename is not None else None
+        for target, tmp in zip(self.targets, self.temps, strict=False):
+            if name is not None and (name == str(tmp) or name.startswith(f"{tmp}{os.sep}")):
+                where = target
+        if where is None and name is None and len(self.targets) == 1:
+            where = self.targets[0]
+        if where is None and len(self.temps) < len(self.targets):  # creating a temporary
+            where = self.targets[len(self.temps)].parent
+        if where is None:
+            return e
+        return OSError(e.errno, e.strerror, str(where))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def _tmp_beside(path: Path) -> str:
-    """A hidden temporary file next to ``path`` with ordinary permissions.
-
-    ``mkstemp`` creates files readable by their owner only; the final file should get
-    the permissions a plain ``open(path, "w")`` would give it.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+def _temporary_beside(path: Path, folder: bool) -> Path:
+    """A hidden temporary file (or folder) next to ``path`` with ordinary permissions."""
+    where = path.parent if str(path.parent) else Path(".")
+    prefix, suffix = f".{path.name}.", ".part" + path.suffix
+    if folder:
+        tmp = tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=where)
+        mode, fd = 0o777, None
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=where)
+        mode = 0o666
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    except (AttributeError, OSError):  # Windows, or a file system without modes
+        os.chmod(tmp, mode & ~_umask())
+    except (AttributeError, OSError):  # a file system without modes
         pass
     finally:
-        os.close(fd)
-    return tmp
+        if fd is not None:
+            os.close(fd)
+    return Path(tmp)
 
 
 def write_tiffs_atomic(items: Sequence[tuple[str | os.PathLike, np.ndarray]]) -> list[Path]:
-    """Write several TIFFs so that either all of them appear or none does.
-
-    Each array is written to a temporary file beside its target; only when all are
-    complete are they renamed into place.
-    """
+    """Write several TIFFs (with this tool's Software tag) so that either all of them
+    appear or none does."""
     import tifffile
 
     targets = [check_output_folder(p) for p, _ in items]
-    temps: list[str] = []
-    try:
-        for target, (_, array) in zip(targets, items, strict=True):
-            tmp = _tmp_beside(target)
-            temps.append(tmp)
+    with AtomicWrite(*targets) as temps:
+        for tmp, (_, array) in zip(temps, items, strict=True):
             tifffile.imwrite(tmp, np.asarray(array), software=SOFTWARE_TAG)
-        for target, tmp in zip(targets, temps, strict=False):
-            os.replace(tmp, target)
-    except BaseException:
-        for tmp in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        raise
     return targets
 
 
@@ -340,8 +427,6 @@ def open_lazy(path: str | os.PathLike):
                 z = zarr.open(store, mode="r")
                 z = z if hasattr(z, "shape") else list(z.arrays())[0][1]
                 return _DamageChecked(z, p.name)
-            from .core.large import RowMappedArray
-
             offset, shape, dtype = mm.offset, mm.shape, mm.dtype
             del mm
             if offset + int(np.prod(shape)) * dtype.itemsize > p.stat().st_size:
@@ -396,43 +481,99 @@ class _DamageChecked:
 
 class BlockwiseTiffs:
     """Output TIFFs written block by block into temporary files, renamed into place
-    together by :meth:`commit` (or removed by :meth:`discard`).
+    together by :meth:`commit` (or removed by :meth:`discard`); as a context manager,
+    committed when the block ends normally.
 
-    ``arrays`` are :class:`~napari_unet.core.large.RowMappedArray` objects that map only
-    the rows being written, so memory stays bounded whatever the image size.
+    ``arrays`` are :class:`RowMappedArray` objects that map only the rows being
+    written, so memory stays bounded whatever the image size. The disk blocks are
+    reserved up front: a full disk fails here, not with SIGBUS halfway through.
     """
 
     def __init__(self, items: Sequence[tuple[str | os.PathLike, tuple[int, int], np.dtype]]):
         import tifffile
 
-        from .core.large import RowMappedArray
-
         self.targets = [check_output_folder(p) for p, _, _ in items]
-        self.temps: list[str] = []
+        self._files = AtomicWrite(*self.targets)
         self.arrays = []
         try:
-            for target, (_, shape, dtype) in zip(self.targets, items, strict=True):
-                tmp = _tmp_beside(target)
-                self.temps.append(tmp)
+            for tmp, (_, shape, dtype) in zip(self._files.temps, items, strict=True):
                 mm = tifffile.memmap(
                     tmp, shape=tuple(shape), dtype=dtype, bigtiff=True, software=SOFTWARE_TAG
                 )
                 offset = mm.offset
                 del mm
-                _reserve(tmp, offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
+                _reserve(str(tmp), offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
                 self.arrays.append(RowMappedArray(tmp, offset, shape, dtype))
-        except BaseException:
-            self.discard()
+        except BaseException as e:
+            self._files._fail(e)
             raise
 
+    def __enter__(self) -> BlockwiseTiffs:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        return self._files.__exit__(exc_type, exc, tb)
+
     def commit(self) -> list[Path]:
-        for target, tmp in zip(self.targets, self.temps, strict=True):
-            os.replace(tmp, target)
-        self.temps = []
-        return self.targets
+        return self._files.commit()
 
     def discard(self) -> None:
-        for tmp in self.temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        self.temps = []
+        self._files.discard()
+
+
+class RowMappedArray:
+    """An array stored contiguously (C order) in a file at ``offset``, mapped
+    rows-at-a-time.
+
+    Slicing ``a[y0:y1, ...]`` maps rows ``y0..y1`` only for the duration of the access,
+    so pages read or written do not accumulate in the process's resident memory. The
+    first axis may be sliced with a step (every step-th row is touched).
+    """
+
+    def __init__(self, path, offset: int, shape: tuple[int, ...], dtype, mode: str = "r+") -> None:
+        self.path = str(path)
+        self.offset = int(offset)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self.mode = mode
+
+    def _rows(self, y0: int, y1: int, mode: str) -> np.memmap:
+        row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        return np.memmap(
+            self.path,
+            dtype=self.dtype,
+            mode=mode,
+            offset=self.offset + y0 * row_bytes,
+            shape=(max(0, y1 - y0),) + self.shape[1:],
+        )
+
+    def _split(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        ys = key[0]
+        if not isinstance(ys, slice):
+            raise IndexError("RowMappedArray is indexed with slices")
+        start, stop, step = ys.indices(self.shape[0])
+        if step < 1:
+            raise IndexError("RowMappedArray supports increasing row slices only")
+        stop = max(start, stop)
+        return start, stop, step, key[1:]
+
+    def __getitem__(self, key) -> np.ndarray:
+        y0, y1, step, rest = self._split(key)
+        if y1 <= y0:
+            return np.zeros((0,) + self.shape[1:], self.dtype)[(slice(None), *rest)]
+        m = self._rows(y0, y1, "r")
+        out = np.array(m[(slice(None, None, step), *rest)])
+        del m
+        return out
+
+    def __setitem__(self, key, value) -> None:
+        y0, y1, step, rest = self._split(key)
+        if self.mode == "r":
+            raise ValueError("read-only")
+        m = self._rows(y0, y1, "r+")
+        m[(slice(None, None, step), *rest)] = value
+        m.flush()
+        del m

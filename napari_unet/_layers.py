@@ -1,8 +1,13 @@
-"""Layer conventions of napari-unet: stable names, the annotation look, pairs.
+"""Layer conventions of napari-unet: stable names, the annotation look, pairs, and
+which layer properties a training set keeps.
 
-Names follow the project's conventions (README, *Labels*): ``<image> annotation`` (Labels), ``<image> probability``
-(Image, float 0–1) and ``<image> labels`` (Labels, instances). Results are written into
-those layers in place; a re-run never adds a duplicate.
+Names follow the project's conventions (README, *Labels*): ``<image> annotation``
+(Labels), ``<image> probability`` (Image, float 0–1) and ``<image> labels`` (Labels,
+instances). Results are written into those layers in place; a re-run never adds a
+duplicate.
+
+napari glue without Qt: the reader, the writer and the widgets all use it; it imports
+napari (lazily) but never qtpy, magicgui or the widgets.
 """
 
 from __future__ import annotations
@@ -27,6 +32,48 @@ ANNOTATION_CLASSES: dict[int, tuple[str, tuple[float, float, float, float]]] = {
     5: ("object class 4", (0.0, 0.9, 0.9, 1.0)),
 }
 BRUSH_SIZE = 10
+
+#: Image layer properties a training set keeps (plain JSON values only).
+IMAGE_KEYS = (
+    "rgb",
+    "scale",
+    "translate",
+    "colormap",
+    "contrast_limits",
+    "gamma",
+    "blending",
+    "opacity",
+    "visible",
+)
+#: Annotation layer properties a training set keeps (the look itself is ours).
+ANNOTATION_KEYS = ("scale", "translate", "opacity", "visible")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly version of a layer property (or ``None`` to skip it)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    name = getattr(value, "name", None)
+    if isinstance(name, str):  # colormaps, enums
+        return name
+    if hasattr(value, "value") and isinstance(value.value, str):
+        return value.value
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return arr.tolist()
+
+
+def props_from_meta(meta: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The properties ``keys`` of a layer-data tuple's ``meta``, as plain JSON values."""
+    out = {}
+    for key in keys:
+        if key in meta:
+            v = _plain(meta[key])
+            if v is not None:
+                out[key] = v
+    return out
 
 
 #: Layer-metadata key of the annotation as "use prediction as annotation" copied it.

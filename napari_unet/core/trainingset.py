@@ -9,7 +9,11 @@
       model.keras                     # the current model (optional)
 
 Qt-free and TensorFlow-free (a model in memory is saved through its own ``save``).
-Writing is atomic: everything goes into a temporary folder that is renamed into place.
+Writing is atomic (:class:`~napari_unet.core.io.AtomicWrite`): a new set is built in a
+temporary folder renamed into place; saving into an existing set writes each file of the
+set beside its target and renames them all at the end, the index last. The layer looks
+(``image_layer``, ``annotation_layer``) are plain JSON objects here; what they hold is
+napari's business (:mod:`napari_unet._layers`).
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .core.errors import UserInputError
+from .errors import UserInputError
+from .io import AtomicWrite
 
 INDEX_NAME = "napari-unet-training-set.json"
 FORMAT = "napari-unet-training-set"
@@ -34,20 +38,6 @@ FORMAT_VERSION = 1
 MODEL_NAME = "model.keras"
 #: An index larger than this is refused unread.
 MAX_INDEX_BYTES = 16_000_000
-
-#: Image layer properties kept in the index (plain JSON values only).
-IMAGE_KEYS = (
-    "rgb",
-    "scale",
-    "translate",
-    "colormap",
-    "contrast_limits",
-    "gamma",
-    "blending",
-    "opacity",
-    "visible",
-)
-ANNOTATION_KEYS = ("scale", "translate", "opacity", "visible")
 
 
 @dataclass
@@ -71,32 +61,6 @@ def is_training_set(path: str | os.PathLike) -> bool:
         return json.loads(index.read_text(encoding="utf-8")).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly version of a layer property (or ``None`` to skip it)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    name = getattr(value, "name", None)
-    if isinstance(name, str):  # colormaps, enums
-        return name
-    if hasattr(value, "value") and isinstance(value.value, str):
-        return value.value
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        return None
-    return arr.tolist()
-
-
-def props_from_meta(meta: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for key in keys:
-        if key in meta:
-            v = _plain(meta[key])
-            if v is not None:
-                out[key] = v
-    return out
 
 
 def _slug(name: str) -> str:
@@ -164,57 +128,49 @@ def write_training_set(
                     f"{member} is not a plain folder inside the training set; "
                     "choose a new name for the training set"
                 )
-    # build everything in a hidden temporary folder on the same file system
-    where = target if existing else parent
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=where))
-    except OSError as e:  # name the folder, not the hidden temporary one
-        raise OSError(e.errno, e.strerror, str(where)) from None
-    try:
-        index = _build(tmp, entries, model, model_file, model_name)
-        if existing:
-            _place_into(target, tmp, index)
-        else:
-            tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    written = [str(target / INDEX_NAME)]
-    for pair in index["pairs"]:
-        written += [str(target / pair["image"]), str(target / pair["annotation"])]
-    if index["model"]:
-        written.append(str(target / MODEL_NAME))
-    return written
+    index = _plan(entries, model is not None or model_file is not None, model_name)
+    members = _members(index)
+    if existing:
+        old = _listed_files(target)
+        for sub in ("images", "annotations"):
+            (target / sub).mkdir(exist_ok=True)
+        # the index last: a set is replaced only once all its files are in place
+        with AtomicWrite(*(target / rel for rel in members), target / INDEX_NAME) as temps:
+            paths = dict(zip(members, temps[:-1], strict=True))
+            _write(paths, temps[-1], index, entries, model, model_file)
+        for rel in sorted(old - set(members)):
+            stale = target / rel
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
+    else:
+        with AtomicWrite(target, folder=True) as (tmp,):
+            (tmp / "images").mkdir()
+            (tmp / "annotations").mkdir()
+            paths = {rel: tmp / rel for rel in members}
+            _write(paths, tmp / INDEX_NAME, index, entries, model, model_file)
+    return [str(target / rel) for rel in [INDEX_NAME, *members]]
 
 
-def _build(
-    tmp: Path, entries: list[Entry], model: Any, model_file: Any, model_name: str
-) -> dict[str, Any]:
-    """Write the set's files into the empty folder ``tmp``; returns the index."""
-    import tifffile
-
-    (tmp / "images").mkdir()
-    (tmp / "annotations").mkdir()
+def _plan(entries: list[Entry], with_model: bool, model_name: str) -> dict[str, Any]:
+    """The index of a set holding ``entries``: its file names and the layer looks."""
     index: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "package_version": _package_version(),
         "pairs": [],
-        "model": None,
+        "model": MODEL_NAME if with_model else None,
     }
+    if with_model:
+        index["model_name"] = model_name
     used: set[str] = set()
     for i, e in enumerate(entries):
+        if np.asarray(e.annotation).dtype.kind not in "ui":
+            raise UserInputError(f"{e.name}: the annotation must hold integer labels")
         stem = f"{i:02d}_{_slug(e.name)}"
         while stem in used:
             stem += "_"
         used.add(stem)
-        ann = np.asarray(e.annotation)
-        if ann.dtype.kind not in "ui":
-            raise UserInputError(f"{e.name}: the annotation must hold integer labels")
-        ann = ann.astype(np.uint8 if ann.max(initial=0) < 256 else np.uint16, copy=False)
-        tifffile.imwrite(tmp / "images" / f"{stem}.tif", np.asarray(e.image))
-        tifffile.imwrite(tmp / "annotations" / f"{stem}.tif", ann)
         index["pairs"].append(
             {
                 "name": e.name,
@@ -224,15 +180,36 @@ def _build(
                 "annotation_layer": e.annotation_props,
             }
         )
-    if model is not None:
-        model.save(tmp / MODEL_NAME)
-    elif model_file is not None:
-        shutil.copyfile(model_file, tmp / MODEL_NAME)
-    if model is not None or model_file is not None:
-        index["model"] = MODEL_NAME
-        index["model_name"] = model_name
-    (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2), encoding="utf-8")
     return index
+
+
+def _members(index: dict[str, Any]) -> list[str]:
+    """The files of a set besides its index, relative to its folder."""
+    rels = [pair[k] for pair in index["pairs"] for k in ("image", "annotation")]
+    return rels + ([MODEL_NAME] if index["model"] else [])
+
+
+def _write(
+    paths: dict[str, Path],
+    index_path: Path,
+    index: dict[str, Any],
+    entries: list[Entry],
+    model: Any,
+    model_file: Any,
+) -> None:
+    """Write the files of the set planned in ``index``, each to ``paths[its name]``."""
+    import tifffile
+
+    for e, pair in zip(entries, index["pairs"], strict=True):
+        ann = np.asarray(e.annotation)
+        ann = ann.astype(np.uint8 if ann.max(initial=0) < 256 else np.uint16, copy=False)
+        tifffile.imwrite(paths[pair["image"]], np.asarray(e.image))
+        tifffile.imwrite(paths[pair["annotation"]], ann)
+    if model is not None:
+        model.save(paths[MODEL_NAME])
+    elif model_file is not None:
+        shutil.copyfile(model_file, paths[MODEL_NAME])
+    index_path.write_text(json.dumps(index, indent=2), encoding="utf-8")
 
 
 def _listed_files(folder: Path) -> set[str]:
@@ -248,24 +225,6 @@ def _listed_files(folder: Path) -> set[str]:
     if index.get("model") == MODEL_NAME:
         names.add(MODEL_NAME)
     return {n for n in names if isinstance(n, str) and _is_plain_relative(n)}
-
-
-def _place_into(target: Path, tmp: Path, index: dict[str, Any]) -> None:
-    """Move the files built in ``tmp`` into the existing set ``target``: the index last,
-    stale files of the old index removed, nothing else touched."""
-    old = _listed_files(target)
-    new = [p["image"] for p in index["pairs"]] + [p["annotation"] for p in index["pairs"]]
-    if index["model"]:
-        new.append(MODEL_NAME)
-    for sub in ("images", "annotations"):
-        (target / sub).mkdir(exist_ok=True)
-    for rel in new:
-        os.replace(tmp / rel, target / rel)
-    os.replace(tmp / INDEX_NAME, target / INDEX_NAME)
-    for rel in sorted(old - set(new)):
-        stale = target / rel
-        if stale.is_file() and not stale.is_symlink():
-            stale.unlink()
 
 
 @dataclass

@@ -4,7 +4,8 @@ The current model is the one the Train widget produces and the Segment widget us
 default. It is either a :class:`~napari_unet.core.UNet` in memory or, to keep
 TensorFlow unimported until it is needed, only the path of a model file (e.g. the
 ``model.keras`` of a training-set folder that was opened). No Qt here: listeners are
-plain callables, called on the GUI thread by whoever changes the state.
+plain callables, called on the GUI thread by whoever changes the state. The reader and
+the writer use it without importing the widgets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 #: Key under which a layer's metadata names the model file of its training set.
 MODEL_METADATA_KEY = "napari_unet_model"
+#: Key under which a layer's metadata names that model.
+MODEL_NAME_METADATA_KEY = "napari_unet_model_name"
 
 
 @dataclass
@@ -124,7 +127,7 @@ def adopt_model_of(state: ModelState, layer: Any) -> bool:
         except Exception:  # noqa: BLE001 - no napari: nothing to show
             pass
         return False
-    state.set_pending(path, meta.get("napari_unet_model_name"))
+    state.set_pending(path, meta.get(MODEL_NAME_METADATA_KEY))
     return True
 
 
@@ -137,14 +140,12 @@ def _watch_layers(viewer: Any, state: ModelState) -> None:
     layers.events.inserted.connect(lambda event: adopt_model_of(state, event.value))
 
 
-def any_state() -> ModelState | None:
-    """The state of the current napari viewer, else of any viewer (for the writer)."""
+def current_state() -> ModelState | None:
+    """The state of the current napari viewer (``None`` without one)."""
     try:
         import napari
 
         viewer = napari.current_viewer()
     except Exception:  # noqa: BLE001 - no viewer, no Qt
         viewer = None
-    if viewer is not None:
-        return state_for(viewer)
-    return next(iter(_STATES.values()), None)
+    return state_for(viewer) if viewer is not None else None
