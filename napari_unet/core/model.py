@@ -170,6 +170,35 @@ def build_unet(config: UNetConfig, name: str = "unet", dtype_policy: str | None 
     return keras.Model(inputs, outputs, name=name)
 
 
+def initialise_weights(model, seed: int) -> None:
+    """Draw every kernel again from its layer's own initializer, seeded from ``seed``.
+
+    Reproducible without seeding the process-wide generators (Python's, NumPy's,
+    TensorFlow's) that napari, other plugins and the user's notebook share: each layer
+    gets its own integer seed from a local NumPy generator. Biases and batch
+    normalisation keep their constant starting values.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        init = getattr(layer, "kernel_initializer", None)
+        kernel = getattr(layer, "kernel", None)
+        if init is None or kernel is None:
+            continue
+        config = {**init.get_config(), "seed": int(rng.integers(2**31 - 1))}
+        kernel.assign(init.__class__.from_config(config)(tuple(kernel.shape), kernel.dtype))
+
+
+def reseed_random_layers(model, seed: int) -> None:
+    """Restart the random layers' own generators (dropout) from ``seed``, so a training
+    run is reproducible without touching any process-wide random state."""
+    for i, layer in enumerate(model.layers):
+        gen = getattr(layer, "seed_generator", None)
+        if gen is not None:
+            gen.state.assign([int(seed) + i, 0])
+
+
 #: Layer classes a napari-unet model may contain; anything else (Lambda above all)
 #: makes a model file foreign.
 ALLOWED_LAYER_CLASSES = frozenset(

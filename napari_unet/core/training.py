@@ -257,10 +257,10 @@ def fit(
     monitor = "val_loss" if val is not None else "loss"
     lr = float(learning_rate or cfg.learning_rate or 1e-3)
 
-    import keras
+    from .model import reseed_random_layers
 
-    keras.utils.set_random_seed(cfg.seed)
     trainer = _trainer_for(config)
+    reseed_random_layers(trainer.model, cfg.seed)  # the cached twin is what trains
     start_weights = model.get_weights()
     trainer.reset(start_weights, lr)
     producer = _BatchProducer(sampler, cfg.batch_size) if not _set(stop_event) else None

@@ -104,14 +104,13 @@ class UNet:
         from ._tfload import import_tensorflow
 
         import_tensorflow()
-        import keras
-
-        from .model import build_unet
+        from .model import build_unet, initialise_weights
 
         config = config or UNetConfig()
+        model = build_unet(config)
         if seed is not None:
-            keras.utils.set_random_seed(seed)
-        return cls(build_unet(config), config)
+            initialise_weights(model, seed)
+        return cls(model, config)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> UNet:
