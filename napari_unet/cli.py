@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the model's (default: measured in each image; 0: use the image as it is)",
     )
     p.add_argument(
+        "--axes",
+        metavar="AXES",
+        help="what the image axes are, e.g. YX, YXC, CYX, ZYX, ZCYX, TZYXC (C: channels); "
+        "default: decided from the shape (channels last or first, RGB(A) colours, stacks)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace existing output files that napari-unet did not write (its own "
@@ -254,31 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- predict
-def _channel_axis(shape: tuple[int, ...], channels: int, name: str) -> int | None:
-    """Where the channels are in an image of ``shape`` for a ``channels``-input model."""
-    nd = len(shape)
-    if channels == 1:
-        if nd == 2:
-            return None
-        if nd == 3:
-            return -1 if shape[-1] in (3, 4) and shape[0] > 4 else None
-        if nd in (4, 5) and shape[-1] in (3, 4):
-            return -1
-        if nd == 4:
-            return None  # (T, Z, Y, X)
-        raise UserInputError(
-            f"{name}: a {nd}D image of shape {shape} is not supported; give a 2D image, "
-            f"an RGB image, a (Z, Y, X) or a (T, Z, Y, X) stack"
-        )
-    if nd in (3, 4):
-        if shape[-1] == channels:
-            return -1
-        if shape[nd - 3] == channels:
-            return nd - 3
-    raise UserInputError(
-        f"{name}: shape {shape} does not fit a model with {channels} input channels; "
-        f"give (Y, X, {channels}) or ({channels}, Y, X) images"
-    )
+def _layout(shape: tuple[int, ...], channels: int, name: str, axes: str | None = None):
+    """Where the channels are in an image of ``shape`` for a ``channels``-input model:
+    the one rule of :func:`napari_unet.core.axes.channel_layout`."""
+    from .core.axes import channel_layout
+
+    return channel_layout(shape, channels, axes=axes, name=name)
 
 
 def cmd_predict(args) -> int:
@@ -348,7 +335,7 @@ def cmd_predict(args) -> int:
     arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}
     channels = int(arch.get("input_channels", meta.get("input_channels", 1)) or 1)
     for path, (shape, _) in zip(inputs, infos, strict=True):
-        _channel_axis(shape, channels, path.name)
+        _layout(shape, channels, path.name, args.axes)
     ensure_output_folder(out)
     # labels (up to 4 bytes) and probabilities (4 bytes) per input value: an upper bound
     # (a channel axis is not in the output)
@@ -365,13 +352,14 @@ def cmd_predict(args) -> int:
     for i, ((path, labels_path, prob_path), (shape, _)) in enumerate(zip(plans, infos), 1):
         t0 = time.perf_counter()
         try:
-            if _is_large(shape, channels):
+            layout = _layout(shape, channels, path.name, args.axes)
+            if _is_large(layout):
                 if args.diameter:
                     _note(
                         f"{path.name}: large images are segmented block by block at their own "
                         "scale; --diameter is not applied to them yet"
                     )
-                n_obj = _predict_large(net, path, labels_path, prob_path, args)
+                n_obj = _predict_large(net, path, labels_path, prob_path, args, layout)
                 print(
                     f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "
                     f"({time.perf_counter() - t0:.1f} s, block by block)",
@@ -379,7 +367,7 @@ def cmd_predict(args) -> int:
                 )
                 continue
             image = read_image(path)
-            axis = _channel_axis(image.shape, channels, path.name)
+            axes = _layout(image.shape, channels, path.name, args.axes).axes
             bad = nonfinite_pixels(image)
             if bad:
                 _note(
@@ -390,7 +378,7 @@ def cmd_predict(args) -> int:
                 image,
                 tile_size=args.tile_size,
                 threshold=args.threshold,
-                channel_axis=axis,
+                axes=axes,
                 diameter="auto" if args.diameter is None else args.diameter,
             )
             labels = pred.labels.astype(labels_dtype(pred.labels))
@@ -423,19 +411,19 @@ def cmd_predict(args) -> int:
 LARGE_PIXELS = 16_000_000
 
 
-def _is_large(shape: tuple[int, ...], channels: int) -> bool:
-    spatial = shape[:2] if (len(shape) == 3 and shape[-1] == channels and channels > 1) else shape
+def _is_large(layout) -> bool:
+    spatial = layout.spatial_shape
     return len(spatial) == 2 and spatial[0] * spatial[1] > LARGE_PIXELS
 
 
-def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args) -> int:
+def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args, layout) -> int:
     import numpy as np
 
     from .core.large import predict_large
     from .io import BlockwiseTiffs, open_lazy
 
     image = open_lazy(path)
-    h, w = int(image.shape[0]), int(image.shape[1])
+    h, w = layout.spatial_shape
     outputs = BlockwiseTiffs(
         [(labels_path, (h, w), np.dtype(np.uint32)), (prob_path, (h, w), np.dtype(np.float32))]
     )
@@ -452,6 +440,7 @@ def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args) ->
             tile_size=args.tile_size,
             threshold=args.threshold,
             progress=progress,
+            axes=layout.axes,
         )
         outputs.commit()
     except BaseException:
@@ -518,7 +507,7 @@ def _check_train_args(args) -> None:
             )
 
 
-def _read_pairs(triples):
+def _read_pairs(triples, channels: int):
     import numpy as np
 
     from .core import TrainingPair
@@ -545,11 +534,12 @@ def _read_pairs(triples):
                 f"{iname}: a {image.ndim}D image of shape {image.shape} is not supported with "
                 f"{labels.ndim}D labels"
             )
-        spatial = image.shape[: labels.ndim]
-        if image.shape != labels.shape and spatial != labels.shape:
+        layout = _layout(image.shape, channels, iname)
+        if layout.spatial_shape != labels.shape:
+            seen = "" if layout.axis is None else f" (read as {layout.axes})"
             raise UserInputError(
-                f"{iname} {image.shape} and its {kind} {lname} {labels.shape} differ in shape; "
-                f"the {kind} must cover the image pixel for pixel"
+                f"{iname} {image.shape}{seen} and its {kind} {lname} {labels.shape} differ in "
+                f"shape; the {kind} must cover the image pixel for pixel"
             )
         if kind == "mask":
             if not (labels > 0).any():
@@ -673,7 +663,7 @@ def cmd_train(args) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
     )
-    pairs = _read_pairs(triples)
+    pairs = _read_pairs(triples, config.input_channels)
 
     _import_tensorflow()
     from .core import UNet

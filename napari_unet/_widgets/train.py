@@ -258,7 +258,8 @@ class TrainWidget(JobWidget):
                 "current", path=self.state.path, model=self.state.model, name=self.state.name
             )
         if kind == "new":
-            rgb = all(p.image.rgb and p.image.data.shape[-1] == 3 for p in pairs)
+            # colour pictures train a colour network (an RGBA's alpha is dropped)
+            rgb = all(p.image.rgb for p in pairs)
             arch = UNetConfig(
                 depth=int(self._depth.value),
                 base_filters=int(self._filters.value),
