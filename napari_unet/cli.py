@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_predict)
 
+    # the defaults are core's, read here once (no TensorFlow: plain dataclasses)
+    from .core.config import TrainConfig, UNetConfig
+
+    tc, uc = TrainConfig(), UNetConfig()
     t = sub.add_parser(
         "train",
         help="train or fine-tune a model",
@@ -186,21 +190,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH|default|none",
         help="start from a model file, the bundled model (default) or a new network (none)",
     )
-    t.add_argument("--epochs", type=int, default=50, metavar="N", help="maximum epochs (50)")
     t.add_argument(
-        "--steps-per-epoch", type=int, default=50, metavar="N", help="batches per epoch (50)"
+        "--epochs", type=int, default=tc.epochs, metavar="N", help=f"maximum epochs ({tc.epochs})"
+    )
+    t.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=tc.steps_per_epoch,
+        metavar="N",
+        help=f"batches per epoch ({tc.steps_per_epoch})",
     )
     t.add_argument(
         "--time-limit", type=float, metavar="SECONDS", help="stop training after this long"
     )
-    t.add_argument("--patch-size", type=int, metavar="N", help="training patch edge (128)")
-    t.add_argument("--batch-size", type=int, default=8, metavar="N", help="patches per batch (8)")
+    t.add_argument(
+        "--patch-size",
+        type=int,
+        metavar="N",
+        help=f"training patch edge (the --init model's, else {tc.patch_size})",
+    )
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        default=tc.batch_size,
+        metavar="N",
+        help=f"patches per batch ({tc.batch_size})",
+    )
     t.add_argument(
         "--val-fraction",
         type=float,
-        default=0.1,
+        default=tc.val_fraction,
         metavar="F",
-        help="share of labelled pixels held out for validation (0.1)",
+        help=f"share of labelled pixels held out for validation ({tc.val_fraction:g})",
     )
     t.add_argument(
         "--learning-rate",
@@ -210,15 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Adam learning rate (default 3e-4 when fine-tuning, 1e-3 for a new network)",
     )
     t.add_argument(
-        "--depth", type=int, metavar="N", help="new networks: pooling levels (4, with --init none)"
+        "--depth",
+        type=int,
+        metavar="N",
+        help=f"new networks: pooling levels ({uc.depth}, with --init none)",
     )
     t.add_argument(
         "--base-filters",
         type=int,
         metavar="N",
-        help="new networks: filters of the first level (16, with --init none)",
+        help=f"new networks: filters of the first level ({uc.base_filters}, with --init none)",
     )
-    t.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    t.add_argument("--seed", type=int, default=tc.seed, help=f"random seed ({tc.seed})")
     t.add_argument(
         "--overwrite", action="store_true", help="replace the --out model file if it exists"
     )
@@ -644,15 +668,15 @@ def cmd_train(args) -> int:
     _check_train_args(args)
     triples = _pair_inputs(args.inputs)
     source, config, meta, notice = _plan_network(args)
-    patch = args.patch_size or int(meta.get("patch_size") or 128)
+    from .core import TrainConfig
+
+    patch = args.patch_size or int(meta.get("patch_size") or TrainConfig().patch_size)
     if patch % config.size_multiple:
         m = config.size_multiple
         raise UserInputError(
             f"--patch-size {patch} must be a multiple of {m} for a depth-{config.depth} "
             f"network (try {max(1, round(patch / m)) * m})"
         )
-    from .core import TrainConfig
-
     cfg = TrainConfig(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_unet.core.config import PREVIEW_INTERVAL
+
 #: Niceness added to the threads that run TensorFlow, so that on a small machine the
 #: GUI thread wins the CPU when it needs it (TensorFlow's own pools inherit it).
 WORKER_NICENESS = 10
@@ -71,7 +73,7 @@ class SegmentJob:
     rgb: bool = False
     tile_size: int | None = None
     threshold: float | None = None  # None: the model's own
-    min_size: int = 10
+    min_size: int | None = None  # None: the model's own
     channel_axis: int | None = None
     diameter: float | str | None = "auto"  # object width in px, "auto" or None
 
@@ -97,7 +99,7 @@ class TrainJob:
     stop_event: threading.Event = field(default_factory=threading.Event)
     preview_image: np.ndarray | None = None
     preview_rgb: bool = False
-    preview_interval: float = 5.0
+    preview_interval: float = PREVIEW_INTERVAL
 
 
 @dataclass

@@ -125,7 +125,7 @@ def predict_large(
         largest nucleus radius).
     """
     from .axes import channel_layout
-    from .normalize import normalize, percentiles
+    from .normalize import normalize, percentile_range, percentiles
 
     cfg = net.config
     layout = channel_layout(np.shape(image), cfg.input_channels, axes=axes)
@@ -138,8 +138,7 @@ def predict_large(
     halo = -(-int(halo) // m) * m
     h, w = layout.spatial_shape
     src = _LayoutView(image, layout)
-    norm = net.normalization
-    lo, hi = percentiles(src, norm.get("low", 1.0), norm.get("high", 99.8))
+    lo, hi = percentiles(src, *percentile_range(net.normalization))
 
     def normalizer(t):
         return normalize(t, lo, hi)

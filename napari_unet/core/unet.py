@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrainConfig, UNetConfig
+from .config import PREVIEW_INTERVAL, TrainConfig, UNetConfig
 from .errors import ModelFileError, UserInputError
-from .normalize import DEFAULT_NORMALIZATION, normalize, percentiles
+from .normalize import DEFAULT_NORMALIZATION, normalize, percentile_range, percentiles
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default_nuclei.keras"
 
@@ -182,7 +182,7 @@ class UNet:
         progress: Callable | None = None,
         stop_event: threading.Event | None = None,
         preview_image: np.ndarray | None = None,
-        preview_interval: float = 5.0,
+        preview_interval: float = PREVIEW_INTERVAL,
     ):
         """Fine-tune this network in place on image/label pairs.
 
@@ -410,8 +410,7 @@ class UNet:
         from .predict import predict_probabilities
         from .size import rescale_image
 
-        norm = self.normalization
-        lo, hi = percentiles(plane, norm.get("low", 1.0), norm.get("high", 99.8))
+        lo, hi = percentiles(plane, *percentile_range(self.normalization))
         region = rescale_image(plane, factor)
         plan = self._plan(region.shape[0], region.shape[1], tile_size, context)
         return predict_probabilities(
