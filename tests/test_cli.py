@@ -576,3 +576,17 @@ def test_cli_training_widget_and_predict_agree_on_an_rgba_image(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert trained.is_file()
+
+
+def test_train_defaults_are_core_defaults():
+    from dataclasses import fields
+
+    from napari_unet.cli import build_parser
+    from napari_unet.core import TrainConfig
+
+    args = build_parser().parse_args(["train", "--image", "a", "--mask", "b", "--out", "m.keras"])
+    core = TrainConfig()
+    for name in ("epochs", "steps_per_epoch", "batch_size", "val_fraction", "seed"):
+        assert getattr(args, name) == getattr(core, name), name
+    # normalisation travels with the model, not with the training settings
+    assert "normalization" not in {f.name for f in fields(TrainConfig)}
