@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the model's (default: measured in each image; 0: use the image as it is)",
     )
     p.add_argument(
+        "--axes",
+        metavar="AXES",
+        help="what the image axes are, e.g. YX, YXC, CYX, ZYX, ZCYX, TZYXC (C: channels); "
+        "default: decided from the shape (channels last or first, RGB(A) colours, stacks)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace existing output files that napari-unet did not write (its own "
@@ -161,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_predict)
 
+    # the defaults are core's, read here once (no TensorFlow: plain dataclasses)
+    from .core.config import TrainConfig, UNetConfig
+
+    tc, uc = TrainConfig(), UNetConfig()
     t = sub.add_parser(
         "train",
         help="train or fine-tune a model",
@@ -180,21 +190,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH|default|none",
         help="start from a model file, the bundled model (default) or a new network (none)",
     )
-    t.add_argument("--epochs", type=int, default=50, metavar="N", help="maximum epochs (50)")
     t.add_argument(
-        "--steps-per-epoch", type=int, default=50, metavar="N", help="batches per epoch (50)"
+        "--epochs", type=int, default=tc.epochs, metavar="N", help=f"maximum epochs ({tc.epochs})"
+    )
+    t.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=tc.steps_per_epoch,
+        metavar="N",
+        help=f"batches per epoch ({tc.steps_per_epoch})",
     )
     t.add_argument(
         "--time-limit", type=float, metavar="SECONDS", help="stop training after this long"
     )
-    t.add_argument("--patch-size", type=int, metavar="N", help="training patch edge (128)")
-    t.add_argument("--batch-size", type=int, default=8, metavar="N", help="patches per batch (8)")
+    t.add_argument(
+        "--patch-size",
+        type=int,
+        metavar="N",
+        help=f"training patch edge (the --init model's, else {tc.patch_size})",
+    )
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        default=tc.batch_size,
+        metavar="N",
+        help=f"patches per batch ({tc.batch_size})",
+    )
     t.add_argument(
         "--val-fraction",
         type=float,
-        default=0.1,
+        default=tc.val_fraction,
         metavar="F",
-        help="share of labelled pixels held out for validation (0.1)",
+        help=f"share of labelled pixels held out for validation ({tc.val_fraction:g})",
     )
     t.add_argument(
         "--learning-rate",
@@ -204,15 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Adam learning rate (default 3e-4 when fine-tuning, 1e-3 for a new network)",
     )
     t.add_argument(
-        "--depth", type=int, metavar="N", help="new networks: pooling levels (4, with --init none)"
+        "--depth",
+        type=int,
+        metavar="N",
+        help=f"new networks: pooling levels ({uc.depth}, with --init none)",
     )
     t.add_argument(
         "--base-filters",
         type=int,
         metavar="N",
-        help="new networks: filters of the first level (16, with --init none)",
+        help=f"new networks: filters of the first level ({uc.base_filters}, with --init none)",
     )
-    t.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    t.add_argument("--seed", type=int, default=tc.seed, help=f"random seed ({tc.seed})")
     t.add_argument(
         "--overwrite", action="store_true", help="replace the --out model file if it exists"
     )
@@ -254,31 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- predict
-def _channel_axis(shape: tuple[int, ...], channels: int, name: str) -> int | None:
-    """Where the channels are in an image of ``shape`` for a ``channels``-input model."""
-    nd = len(shape)
-    if channels == 1:
-        if nd == 2:
-            return None
-        if nd == 3:
-            return -1 if shape[-1] in (3, 4) and shape[0] > 4 else None
-        if nd in (4, 5) and shape[-1] in (3, 4):
-            return -1
-        if nd == 4:
-            return None  # (T, Z, Y, X)
-        raise UserInputError(
-            f"{name}: a {nd}D image of shape {shape} is not supported; give a 2D image, "
-            f"an RGB image, a (Z, Y, X) or a (T, Z, Y, X) stack"
-        )
-    if nd in (3, 4):
-        if shape[-1] == channels:
-            return -1
-        if shape[nd - 3] == channels:
-            return nd - 3
-    raise UserInputError(
-        f"{name}: shape {shape} does not fit a model with {channels} input channels; "
-        f"give (Y, X, {channels}) or ({channels}, Y, X) images"
-    )
+def _layout(shape: tuple[int, ...], channels: int, name: str, axes: str | None = None):
+    """Where the channels are in an image of ``shape`` for a ``channels``-input model:
+    the one rule of :func:`napari_unet.core.axes.channel_layout`."""
+    from .core.axes import channel_layout
+
+    return channel_layout(shape, channels, axes=axes, name=name)
 
 
 def cmd_predict(args) -> int:
@@ -348,7 +359,7 @@ def cmd_predict(args) -> int:
     arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}
     channels = int(arch.get("input_channels", meta.get("input_channels", 1)) or 1)
     for path, (shape, _) in zip(inputs, infos, strict=True):
-        _channel_axis(shape, channels, path.name)
+        _layout(shape, channels, path.name, args.axes)
     ensure_output_folder(out)
     # labels (up to 4 bytes) and probabilities (4 bytes) per input value: an upper bound
     # (a channel axis is not in the output)
@@ -365,13 +376,14 @@ def cmd_predict(args) -> int:
     for i, ((path, labels_path, prob_path), (shape, _)) in enumerate(zip(plans, infos), 1):
         t0 = time.perf_counter()
         try:
-            if _is_large(shape, channels):
+            layout = _layout(shape, channels, path.name, args.axes)
+            if _is_large(layout):
                 if args.diameter:
                     _note(
                         f"{path.name}: large images are segmented block by block at their own "
                         "scale; --diameter is not applied to them yet"
                     )
-                n_obj = _predict_large(net, path, labels_path, prob_path, args)
+                n_obj = _predict_large(net, path, labels_path, prob_path, args, layout)
                 print(
                     f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "
                     f"({time.perf_counter() - t0:.1f} s, block by block)",
@@ -379,7 +391,7 @@ def cmd_predict(args) -> int:
                 )
                 continue
             image = read_image(path)
-            axis = _channel_axis(image.shape, channels, path.name)
+            axes = _layout(image.shape, channels, path.name, args.axes).axes
             bad = nonfinite_pixels(image)
             if bad:
                 _note(
@@ -390,7 +402,7 @@ def cmd_predict(args) -> int:
                 image,
                 tile_size=args.tile_size,
                 threshold=args.threshold,
-                channel_axis=axis,
+                axes=axes,
                 diameter="auto" if args.diameter is None else args.diameter,
             )
             labels = pred.labels.astype(labels_dtype(pred.labels))
@@ -424,19 +436,19 @@ def cmd_predict(args) -> int:
 LARGE_PIXELS = 16_000_000
 
 
-def _is_large(shape: tuple[int, ...], channels: int) -> bool:
-    spatial = shape[:2] if (len(shape) == 3 and shape[-1] == channels and channels > 1) else shape
+def _is_large(layout) -> bool:
+    spatial = layout.spatial_shape
     return len(spatial) == 2 and spatial[0] * spatial[1] > LARGE_PIXELS
 
 
-def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args) -> int:
+def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args, layout) -> int:
     import numpy as np
 
     from .core.io import BlockwiseTiffs, open_lazy
     from .core.large import predict_large
 
     image = open_lazy(path)
-    h, w = int(image.shape[0]), int(image.shape[1])
+    h, w = layout.spatial_shape
     outputs = BlockwiseTiffs(
         [(labels_path, (h, w), np.dtype(np.uint32)), (prob_path, (h, w), np.dtype(np.float32))]
     )
@@ -454,6 +466,7 @@ def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args) ->
             tile_size=args.tile_size,
             threshold=args.threshold,
             progress=progress,
+            axes=layout.axes,
         )
         outputs.commit()
     except BaseException:
@@ -520,7 +533,7 @@ def _check_train_args(args) -> None:
             )
 
 
-def _read_pairs(triples):
+def _read_pairs(triples, channels: int):
     import numpy as np
 
     from .core import TrainingPair
@@ -547,11 +560,12 @@ def _read_pairs(triples):
                 f"{iname}: a {image.ndim}D image of shape {image.shape} is not supported with "
                 f"{labels.ndim}D labels"
             )
-        spatial = image.shape[: labels.ndim]
-        if image.shape != labels.shape and spatial != labels.shape:
+        layout = _layout(image.shape, channels, iname)
+        if layout.spatial_shape != labels.shape:
+            seen = "" if layout.axis is None else f" (read as {layout.axes})"
             raise UserInputError(
-                f"{iname} {image.shape} and its {kind} {lname} {labels.shape} differ in shape; "
-                f"the {kind} must cover the image pixel for pixel"
+                f"{iname} {image.shape}{seen} and its {kind} {lname} {labels.shape} differ in "
+                f"shape; the {kind} must cover the image pixel for pixel"
             )
         if kind == "mask":
             if not (labels > 0).any():
@@ -656,15 +670,15 @@ def cmd_train(args) -> int:
     _check_train_args(args)
     triples = _pair_inputs(args.inputs)
     source, config, meta, notice = _plan_network(args)
-    patch = args.patch_size or int(meta.get("patch_size") or 128)
+    from .core import TrainConfig
+
+    patch = args.patch_size or int(meta.get("patch_size") or TrainConfig().patch_size)
     if patch % config.size_multiple:
         m = config.size_multiple
         raise UserInputError(
             f"--patch-size {patch} must be a multiple of {m} for a depth-{config.depth} "
             f"network (try {max(1, round(patch / m)) * m})"
         )
-    from .core import TrainConfig
-
     cfg = TrainConfig(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -675,7 +689,7 @@ def cmd_train(args) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
     )
-    pairs = _read_pairs(triples)
+    pairs = _read_pairs(triples, config.input_channels)
 
     _import_tensorflow()
     from .core import UNet

@@ -523,3 +523,70 @@ def test_predict_diameter_rescales_and_refuses_nonsense(quadrants, tmp_path):
     assert (out / "img_tl_labels.tif").exists()
     assert_user_error(cli("predict", src, "--out", out, "--diameter", "-3"), "--diameter")
     assert_user_error(cli("predict", src, "--out", out, "--diameter", "nan"), "--diameter")
+
+
+def test_cli_training_widget_and_predict_agree_on_an_rgba_image(tmp_path):
+    """One rule for channels: an RGBA picture and a 3-channel model are read the same way
+    (colours, alpha dropped) by `predict`, `train`, the widgets and ``UNet.predict``."""
+    import imageio.v3 as iio
+    from conftest import make_blobs
+
+    from napari_unet._widgets._workers import SegmentJob, _layout
+    from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig
+    from napari_unet.core.axes import channel_layout
+
+    grey, mask = make_blobs(96, 8, seed=4)
+    colour = (grey / grey.max() * 255).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    rgba = np.stack(
+        [colour, colour // 2, 255 - colour, rng.integers(0, 256, colour.shape, np.uint8)], -1
+    )
+    png, mask_path = tmp_path / "cells.png", tmp_path / "cells_mask.tif"
+    iio.imwrite(png, rgba)
+    tifffile.imwrite(mask_path, mask)
+    model = tmp_path / "rgb.keras"
+    UNet.new(UNetConfig(depth=2, base_filters=4, input_channels=3), seed=0).save(model)
+    net = UNet.load(model)
+
+    # one decision, whoever asks: the widget (napari says rgb=True) and the shape rule
+    decided = channel_layout(rgba.shape, 3)
+    assert decided.axis == 2 and decided.drop_alpha
+    assert _layout(SegmentJob(rgba, "cells", rgb=True), 3) == decided
+
+    # predict: the alpha channel (random here) changes nothing
+    direct = net.predict(rgba, diameter=0)
+    np.testing.assert_array_equal(direct.labels, net.predict(rgba[..., :3], diameter=0).labels)
+
+    # the command line writes what UNet.predict gives
+    out = tmp_path / "out"
+    proc = cli("predict", png, "--model", model, "--out", out, "--diameter", "0")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(
+        tifffile.imread(out / "cells_probability.tif"), direct.probability, atol=1e-5
+    )
+
+    # training takes it, in core and on the command line
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, patch_size=32, batch_size=1)
+    cfg.tune_postprocessing = False
+    net.train([TrainingPair(rgba, mask=mask, name="cells.png")], cfg)
+    trained = tmp_path / "trained.keras"
+    proc = cli(
+        "train", "--image", png, "--mask", mask_path, "--init", model, "--out", trained,
+        "--epochs", "1", "--steps-per-epoch", "1", "--patch-size", "32", "--batch-size", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert trained.is_file()
+
+
+def test_train_defaults_are_core_defaults():
+    from dataclasses import fields
+
+    from napari_unet.cli import build_parser
+    from napari_unet.core import TrainConfig
+
+    args = build_parser().parse_args(["train", "--image", "a", "--mask", "b", "--out", "m.keras"])
+    core = TrainConfig()
+    for name in ("epochs", "steps_per_epoch", "batch_size", "val_fraction", "seed"):
+        assert getattr(args, name) == getattr(core, name), name
+    # normalisation travels with the model, not with the training settings
+    assert "normalization" not in {f.name for f in fields(TrainConfig)}

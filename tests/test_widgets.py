@@ -515,3 +515,17 @@ def test_screenshot_with_widgets_docked_is_not_blank(make_napari_viewer, qtbot):
     # the dock is in the picture: its right part is not the canvas' black
     right = shot[:, -shot.shape[1] // 5 :, :3]
     assert right.mean() > 20
+
+
+def test_widget_defaults_come_from_core(make_napari_viewer, qtbot):
+    """Train and Segment start from core's presets and dataclasses, not their own numbers."""
+    from napari_unet.core import TrainConfig, UNetConfig
+    from napari_unet.core.postprocess import PostprocessParams
+
+    viewer = make_napari_viewer()
+    train = dock(viewer, "Train")
+    assert train.train_config() == TrainConfig.interactive()
+    arch = UNetConfig.interactive()
+    assert (train._depth.value, train._filters.value) == (arch.depth, arch.base_filters)
+    segment = dock(viewer, "Segment")
+    assert segment._min_size.value == PostprocessParams().min_size

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_unet.core.config import PREVIEW_INTERVAL
+
 #: Niceness added to the threads that run TensorFlow, so that on a small machine the
 #: GUI thread wins the CPU when it needs it (TensorFlow's own pools inherit it).
 WORKER_NICENESS = 10
@@ -71,7 +73,7 @@ class SegmentJob:
     rgb: bool = False
     tile_size: int | None = None
     threshold: float | None = None  # None: the model's own
-    min_size: int = 10
+    min_size: int | None = None  # None: the model's own
     channel_axis: int | None = None
     diameter: float | str | None = "auto"  # object width in px, "auto" or None
 
@@ -97,7 +99,7 @@ class TrainJob:
     stop_event: threading.Event = field(default_factory=threading.Event)
     preview_image: np.ndarray | None = None
     preview_rgb: bool = False
-    preview_interval: float = 5.0
+    preview_interval: float = PREVIEW_INTERVAL
 
 
 @dataclass
@@ -217,28 +219,18 @@ def model_name(spec: ModelSpec, net: Any) -> str:
 
 
 # ---------------------------------------------------------------------- segment
-def _channel_axis(job: SegmentJob, channels: int) -> tuple[np.ndarray, int | None]:
-    """Where the image keeps its channels, for a model with ``channels`` inputs."""
-    from napari_unet.core import UserInputError
+def _layout(job: SegmentJob, channels: int):
+    """Where the image keeps its channels, for a model with ``channels`` inputs: the one
+    rule of :func:`napari_unet.core.axes.channel_layout`, told napari's RGB flag."""
+    from napari_unet.core.axes import channel_layout
 
-    image = job.image
-    if job.rgb:
-        if image.shape[-1] == 4 and channels != 4:
-            image = image[..., :3]  # drop alpha
-        return image, image.ndim - 1
-    if channels == 1:
-        return image, job.channel_axis
-    if job.channel_axis is not None:
-        return image, job.channel_axis % image.ndim
-    candidates = [ax for ax in range(image.ndim - 2) if image.shape[ax] == channels]
-    if image.shape[-1] == channels and image.ndim >= 3:
-        candidates.append(image.ndim - 1)
-    if not candidates:
-        raise UserInputError(
-            f"the model expects {channels} channels but no axis of {job.name} "
-            f"{tuple(image.shape)} has that size"
-        )
-    return image, candidates[0]
+    return channel_layout(
+        np.shape(job.image),
+        channels,
+        rgb=job.rgb,
+        channel_axis=job.channel_axis,
+        name=job.name,
+    )
 
 
 def prepare_tensorflow() -> None:
@@ -267,20 +259,23 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]) -> S
     emit(Status("loading the model…"))
     prepare_tensorflow()
     net = resolve_model(spec)
-    image, axis = _channel_axis(job, net.input_channels)
+    layout = _layout(job, net.input_channels)
+    image = layout.channels_last(job.image)  # (..., Y, X, C): as the network takes it
     emit(Status(f"segmenting {job.name}…"))
     prediction = net.predict(
         image,
         tile_size=job.tile_size,
         threshold=job.threshold,
         min_size=job.min_size,
-        channel_axis=axis,
+        channel_axis=-1,
         diameter=job.diameter,
         progress=lambda done, total: emit(TileProgress(done, total)),
     )
     from napari_unet.core.normalize import nonfinite_pixels
 
-    dropped = None if job.rgb or axis is None else axis
+    # napari leaves an RGB layer's colour axis out of its geometry; any other channel
+    # axis is a layer axis that the prediction layers do not have
+    dropped = None if job.rgb else layout.axis
     return SegmentResult(
         job.name,
         prediction,
@@ -324,17 +319,21 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
 
 
 def _preview_input(image: np.ndarray | None, rgb: bool, channels: int) -> np.ndarray | None:
-    """The preview image as the network takes it (``None`` when it does not fit)."""
+    """The preview plane as the network takes it, ``(Y, X, C)`` (``None`` when it is
+    not one plane that fits the model: training goes on without a preview)."""
+    from napari_unet.core import UserInputError
+    from napari_unet.core.axes import channel_layout
+
     if image is None:
         return None
     a = np.asarray(image)
-    if rgb:
-        if channels == 1:
-            return a[..., :3].astype(np.float32).mean(axis=-1)
-        return a[..., :channels] if a.shape[-1] >= channels else None
-    if channels == 1:
-        return a if a.ndim == 2 else None
-    return a if a.ndim == 3 and a.shape[-1] == channels else None
+    try:
+        layout = channel_layout(a.shape, channels, rgb=rgb)
+    except UserInputError:
+        return None
+    if layout.stack_shape:
+        return None
+    return np.ascontiguousarray(layout.channels_last(a))
 
 
 def _final_preview(net: Any, image: np.ndarray, result: Any):

@@ -11,6 +11,8 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBo
 from qtpy.QtWidgets import QVBoxLayout
 from superqt import QCollapsible
 
+from napari_unet.core.postprocess import PostprocessParams
+
 from .. import _layers as L
 from ._ui import JobWidget, button, combo, notify_error, progress_bar, status_label
 from ._workers import ModelSpec, SegmentJob, SegmentResult, Status, TileProgress, segment_worker
@@ -71,7 +73,11 @@ class SegmentWidget(JobWidget):
             "rescaled so they match what the model learned. 0 = measured automatically",
         )
         self._min_size = SpinBox(
-            label="min size (px)", value=10, min=0, max=1_000_000, tooltip="drop smaller objects"
+            label="min size (px)",
+            value=PostprocessParams().min_size,
+            min=0,
+            max=1_000_000,
+            tooltip="drop smaller objects",
         )
         form = Container(widgets=[self._image, self._model, self._file])
         advanced = Container(widgets=[self._diameter, self._tile, self._threshold, self._min_size])

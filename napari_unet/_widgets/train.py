@@ -13,6 +13,8 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
+from napari_unet.core.config import MAX_PATCH_SIZE, PREVIEW_INTERVAL, TrainConfig, UNetConfig
+
 from .. import _layers as L
 from ._plot import LossPlot
 from ._ui import JobWidget, button, metric_name, notify_error, plural, progress_bar, status_label
@@ -79,31 +81,35 @@ class TrainWidget(JobWidget):
             init = "default"
         else:
             init = "new"
+        # defaults come from core: the presets for training in the viewer
+        arch, cfg = UNetConfig.interactive(), TrainConfig.interactive()
         self._init = ComboBox(label="start from", choices=INIT_CHOICES, value=init)
         self._depth = SpinBox(
-            label="depth", value=3, min=1, max=6, tooltip="pooling steps of the new U-Net"
+            label="depth", value=arch.depth, min=1, max=6, tooltip="pooling steps of the new U-Net"
         )
         self._filters = ComboBox(
             label="base filters",
-            choices=[8, 16, 32, 64],
-            value=16,
+            choices=sorted({8, 16, 32, 64, arch.base_filters}),
+            value=arch.base_filters,
             tooltip="width of the new U-Net",
         )
         self._init.changed.connect(self._on_init_changed)
         self._time = SpinBox(
             label="time limit (s)",
-            value=120,
+            value=int(cfg.time_limit or 0),
             min=0,
             max=7 * 24 * 3600,
             step=30,
             tooltip="stop after this long (0 = no limit); the best weights are kept",
         )
-        self._epochs = SpinBox(label="epochs", value=100, min=1, max=100_000)
-        self._patch = SpinBox(label="patch size", value=128, min=32, max=1024, step=16)
-        self._batch = SpinBox(label="batch size", value=8, min=1, max=256)
+        self._epochs = SpinBox(label="epochs", value=cfg.epochs, min=1, max=100_000)
+        self._patch = SpinBox(
+            label="patch size", value=cfg.patch_size, min=32, max=MAX_PATCH_SIZE, step=16
+        )
+        self._batch = SpinBox(label="batch size", value=cfg.batch_size, min=1, max=256)
         self._lr = FloatSpinBox(
             label="learning rate",
-            value=0.0,
+            value=cfg.learning_rate or 0.0,
             min=0.0,
             max=0.1,
             step=0.0001,
@@ -118,12 +124,18 @@ class TrainWidget(JobWidget):
         )
         self._auto_preview, self._setting_preview = True, False
         self._preview.changed.connect(self._on_preview_changed)
-        self._steps = SpinBox(label="steps per epoch", value=20, min=1, max=100_000)
-        self._val = FloatSpinBox(
-            label="validation fraction", value=0.1, min=0.0, max=0.5, step=0.05
+        self._steps = SpinBox(
+            label="steps per epoch", value=cfg.steps_per_epoch, min=1, max=100_000
         )
-        self._interval = SpinBox(label="preview every (s)", value=5, min=1, max=3600)
-        self._patience = SpinBox(label="early-stop patience", value=15, min=1, max=10_000)
+        self._val = FloatSpinBox(
+            label="validation fraction", value=cfg.val_fraction, min=0.0, max=0.5, step=0.05
+        )
+        self._interval = SpinBox(
+            label="preview every (s)", value=int(PREVIEW_INTERVAL), min=1, max=3600
+        )
+        self._patience = SpinBox(
+            label="early-stop patience", value=cfg.early_stopping_patience, min=1, max=10_000
+        )
 
         main = Container(
             widgets=[
@@ -231,10 +243,8 @@ class TrainWidget(JobWidget):
 
     def train_config(self):
         """The training settings as a core :class:`TrainConfig` (raises UserInputError)."""
-        from napari_unet.core import TrainConfig
-
         limit = int(self._time.value)
-        return TrainConfig(
+        return TrainConfig.interactive(
             epochs=int(self._epochs.value),
             steps_per_epoch=int(self._steps.value),
             time_limit=float(limit) if limit > 0 else None,
@@ -246,7 +256,7 @@ class TrainWidget(JobWidget):
         )
 
     def init_spec(self, pairs: list[L.Pair]) -> ModelSpec:
-        from napari_unet.core import UNetConfig, UserInputError
+        from napari_unet.core import UserInputError
 
         kind = self._init.value
         if kind == "current":
@@ -258,8 +268,9 @@ class TrainWidget(JobWidget):
                 "current", path=self.state.path, model=self.state.model, name=self.state.name
             )
         if kind == "new":
-            rgb = all(p.image.rgb and p.image.data.shape[-1] == 3 for p in pairs)
-            arch = UNetConfig(
+            # colour pictures train a colour network (an RGBA's alpha is dropped)
+            rgb = all(p.image.rgb for p in pairs)
+            arch = UNetConfig.interactive(
                 depth=int(self._depth.value),
                 base_filters=int(self._filters.value),
                 input_channels=3 if rgb else 1,

@@ -7,7 +7,7 @@ without paying the TensorFlow import.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import UserInputError
@@ -17,6 +17,8 @@ PADDINGS = ("same", "valid")
 MAX_BASE_FILTERS = 512
 #: Largest training patch edge: a batch of 8 such patches already needs several GB.
 MAX_PATCH_SIZE = 1024
+#: Seconds between live previews of a prediction while training runs.
+PREVIEW_INTERVAL = 5.0
 
 
 def _whole(name: str, value: Any, lo: int, hi: int) -> int:
@@ -85,6 +87,19 @@ class UNetConfig:
     def size_multiple(self) -> int:
         """Input sizes (``same`` padding) must be multiples of this."""
         return 2**self.depth
+
+    @classmethod
+    def interactive(cls, **changes: Any) -> UNetConfig:
+        """A new network for training in the viewer: depth 3 instead of 4.
+
+        A person waits for it and watches the live preview on what is often a laptop
+        CPU: one pooling level less has about a quarter of the weights (the deepest
+        level holds most of them) and costs less per patch, and its receptive field
+        (radius up to 58 px, :func:`~napari_unet.core.model.receptive_field_radius`)
+        still spans nuclei-sized objects. The command line, meant for longer unattended
+        runs, uses the class defaults.
+        """
+        return cls(**{**asdict(cls()), "depth": 3, **changes})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,9 +170,6 @@ class TrainConfig:
     pseudo_label_weight: float = 0.25
     rescale: bool = True
     tune_postprocessing: bool = True
-    normalization: dict[str, Any] = field(
-        default_factory=lambda: {"method": "percentile", "low": 1.0, "high": 99.8}
-    )
 
     def __post_init__(self) -> None:
         if int(self.epochs) < 1:
@@ -184,6 +196,18 @@ class TrainConfig:
             raise UserInputError(
                 f"pseudo-label weight must be in [0, 1), got {self.pseudo_label_weight}"
             )
+
+    @classmethod
+    def interactive(cls, **changes: Any) -> TrainConfig:
+        """Training from the viewer's Train button: short epochs, a time limit.
+
+        ``steps_per_epoch=20`` so that epochs end (validation, the loss curve, the
+        preview, early stopping) every few seconds while a person watches, ``epochs=100``
+        to make up for the shorter epochs, and ``time_limit=120`` s so that a click never
+        ties up the machine for long; Stop or the limit keep the best weights. The
+        command line, meant for unattended runs, uses the class defaults.
+        """
+        return cls(**{"epochs": 100, "steps_per_epoch": 20, "time_limit": 120.0, **changes})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -100,54 +100,58 @@ def weighted_target(
     return out
 
 
+def _layout(pair: TrainingPair, channels: int):
+    """Where ``pair.image`` keeps its channels (the one rule of :mod:`.axes`), checked
+    against the labels, which must cover the image's planes pixel for pixel."""
+    from .axes import channel_layout
+
+    img_shape, lab_shape = tuple(np.shape(pair.image)), tuple(np.shape(pair.labels))
+    layout = channel_layout(img_shape, channels, name=pair.name)
+    if layout.spatial_shape != lab_shape:
+        seen = "" if layout.axis is None else f" (read as {layout.axes})"
+        raise UserInputError(
+            f"{pair.name}: image shape {img_shape}{seen} and {pair.kind} shape {lab_shape} differ"
+        )
+    return layout
+
+
 def _channels_last(image: np.ndarray, channels: int, name: str) -> np.ndarray:
+    """A 2D plane ``(Y, X)`` or ``(Y, X, C)`` as ``(Y, X, channels)``."""
+    from .axes import channel_layout
+
     a = np.asarray(image)
-    if a.ndim == 2 and channels == 1:
-        return a[..., None]
-    if a.ndim == 3 and a.shape[-1] == channels:
-        return a
-    if a.ndim == 3 and channels == 1 and a.shape[-1] in (3, 4):
-        # an RGB(A) picture for a single-channel model: use its mean intensity
-        return a[..., :3].mean(axis=-1, keepdims=True)
-    raise UserInputError(
-        f"{name}: image of shape {a.shape} does not fit a model with {channels} input "
-        f"channel(s); expected (Y, X) or (Y, X, {channels})"
-    )
+    layout = channel_layout(a.shape, channels, name=name)
+    if layout.stack_shape:
+        raise UserInputError(
+            f"{name}: image of shape {a.shape} does not fit a model with {channels} input "
+            f"channel(s); expected (Y, X) or (Y, X, {channels})"
+        )
+    return layout.channels_last(a)
 
 
 def split_planes(pair: TrainingPair, channels: int) -> list[TrainingPair]:
-    """Split a stack pair into 2D pairs, keeping planes that carry labels."""
-    img = np.asarray(pair.image)
+    """Split a pair into 2D pairs with channels-last images ``(Y, X, channels)``,
+    keeping the planes of a stack that carry labels."""
+    layout = _layout(pair, channels)
     lab = np.asarray(pair.labels)
-    spatial_img = img.shape[:-1] if (img.ndim == lab.ndim + 1 and channels > 1) else img.shape
-    if img.ndim == 3 and channels == 1 and img.shape[-1] in (3, 4) and lab.ndim == 2:
-        spatial_img = img.shape[:2]
-    if tuple(spatial_img) != tuple(lab.shape):
-        raise UserInputError(
-            f"{pair.name}: image shape {img.shape} and {pair.kind} shape {lab.shape} differ"
-        )
     if lab.ndim == 2:
-        return [pair]
+        return [dataclasses.replace(pair, image=layout.read(pair.image))]
     if lab.ndim > 4:
         raise UserInputError(f"{pair.name}: {lab.ndim}D labels are not supported")
-    flat_img = img.reshape((-1,) + img.shape[lab.ndim - 2 :])
-    flat_lab = lab.reshape((-1,) + lab.shape[-2:])
-    flat_painted = (
-        [None] * len(flat_lab)
-        if pair.painted is None
-        else np.asarray(pair.painted).reshape((-1,) + lab.shape[-2:])
-    )
+    lead = lab.shape[:-2]
+    painted = None if pair.painted is None else np.asarray(pair.painted)
     out = []
-    for i, (im, lb, pt) in enumerate(zip(flat_img, flat_lab, flat_painted)):
+    for i, index in enumerate(np.ndindex(*lead)):
+        lb = lab[index]
         if pair.kind == "annotation" and not lb.any():
             continue
         kw = {pair.kind: lb}
         out.append(
             TrainingPair(
-                im,
+                layout.read(pair.image, index),
                 name=f"{pair.name}[{i}]",
                 weight=pair.weight,
-                painted=pt,
+                painted=None if painted is None else painted[index],
                 diameter=pair.diameter,
                 **kw,
             )
@@ -161,11 +165,7 @@ def planes_of(pairs: list[TrainingPair], channels: int) -> list[TrainingPair]:
     """Every pair as 2D planes with channels-last images ``(Y, X, C)``."""
     if not pairs:
         raise UserInputError("no training data: add at least one image with labels")
-    out = []
-    for pair in pairs:
-        for p in split_planes(pair, channels):
-            out.append(dataclasses.replace(p, image=_channels_last(p.image, channels, p.name)))
-    return out
+    return [p for pair in pairs for p in split_planes(pair, channels)]
 
 
 def prepare_pairs(

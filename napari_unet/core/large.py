@@ -46,6 +46,7 @@ def predict_large(
     min_size: int | None = None,
     batch_size: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    axes: str | None = None,
 ) -> LargeResult:
     """Predict a large 2D single-image ``image`` block by block into the two outputs.
 
@@ -54,7 +55,9 @@ def predict_large(
     net
         A :class:`~napari_unet.core.unet.UNet`.
     image
-        ``(Y, X)`` or ``(Y, X, C)`` array-like read lazily by slicing.
+        A 2D image (``(Y, X)``, ``(Y, X, C)``, ``(C, Y, X)``, RGB(A)) as an array-like
+        read lazily by slicing; where its channels are is decided by
+        :func:`~napari_unet.core.axes.channel_layout` (or said with ``axes``).
     labels_out, probability_out
         Writable ``(Y, X)`` array-likes, zero-filled (labels) beforehand; instance ids
         need a dtype wide enough (``uint32``).
@@ -63,24 +66,21 @@ def predict_large(
         them so that nuclei across a block border are seen whole (must exceed the
         largest nucleus radius).
     """
-    from .normalize import normalize, percentiles
+    from .axes import channel_layout
+    from .normalize import normalize, percentile_range, percentiles
 
-    if getattr(image, "ndim", 0) not in (2, 3):
-        raise UserInputError(
-            f"a large image must be 2D (optionally with channels), got {image.shape}"
-        )
     cfg = net.config
+    layout = channel_layout(np.shape(image), cfg.input_channels, axes=axes)
+    if len(layout.spatial_shape) != 2:
+        raise UserInputError(
+            f"a large image must be 2D (optionally with channels), got {tuple(np.shape(image))}"
+        )
     m = cfg.size_multiple
     block_size = max(m, (int(block_size) // m) * m)
     halo = -(-int(halo) // m) * m
-    h, w = int(image.shape[0]), int(image.shape[1])
-    src = image if image.ndim == 3 else _ChannelView(image)
-    if src.shape[-1] != cfg.input_channels:
-        raise UserInputError(
-            f"the model expects {cfg.input_channels} channel(s), the image has {src.shape[-1]}"
-        )
-    norm = net.normalization
-    lo, hi = percentiles(src, norm.get("low", 1.0), norm.get("high", 99.8))
+    h, w = layout.spatial_shape
+    src = _LayoutView(image, layout)
+    lo, hi = percentiles(src, *percentile_range(net.normalization))
 
     def normalizer(t):
         return normalize(t, lo, hi)
@@ -147,15 +147,19 @@ def _write_owned(lab, labels_out, origin, core, next_id: int) -> int:
     return next_id + int(owned.sum())
 
 
-class _ChannelView:
-    """Present a lazy ``(Y, X)`` array as ``(Y, X, 1)`` without reading it."""
+class _LayoutView:
+    """Present a lazy 2D image as ``(Y, X, C)`` with the model's channels, reading only
+    the window asked for (channels moved last, alpha dropped, colours to grey as the
+    :class:`~napari_unet.core.axes.ChannelLayout` says)."""
 
-    def __init__(self, a) -> None:
+    def __init__(self, a, layout) -> None:
         self.a = a
-        self.shape = (int(a.shape[0]), int(a.shape[1]), 1)
+        self.layout = layout
+        h, w = layout.spatial_shape
+        self.shape = (int(h), int(w), int(layout.channels))
         self.ndim = 3
-        self.dtype = a.dtype
+        self.dtype = np.dtype(np.float32) if layout.to_grey else a.dtype
 
     def __getitem__(self, key):
         ys, xs = key[0], key[1]
-        return np.asarray(self.a[ys, xs])[..., None]
+        return self.layout.read(self.a, (), ys, xs)

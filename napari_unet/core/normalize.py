@@ -12,7 +12,21 @@ from typing import Any
 
 import numpy as np
 
+#: How images are normalised unless a model file says otherwise: the low and high
+#: percentiles (per image and channel) are mapped to 0 and 1. The one place these numbers
+#: are written; everything else reads them from here or from the model's metadata.
 DEFAULT_NORMALIZATION: dict[str, Any] = {"method": "percentile", "low": 1.0, "high": 99.8}
+
+
+def percentile_range(method: dict[str, Any] | None = None) -> tuple[float, float]:
+    """``(low, high)`` percentiles of a normalisation record (a model's
+    ``normalization`` metadata), with :data:`DEFAULT_NORMALIZATION`'s for what it lacks."""
+    method = method or {}
+    return (
+        float(method.get("low", DEFAULT_NORMALIZATION["low"])),
+        float(method.get("high", DEFAULT_NORMALIZATION["high"])),
+    )
+
 
 #: Above this many pixels, percentiles are taken on a regular subsample (lazy inputs).
 _MAX_SAMPLE = 4_000_000
@@ -25,7 +39,11 @@ def _subsample(a, max_pixels: int = _MAX_SAMPLE) -> np.ndarray:
     return np.asarray(a[::step, ::step])
 
 
-def percentiles(image, low: float = 1.0, high: float = 99.8) -> tuple[np.ndarray, np.ndarray]:
+def percentiles(
+    image,
+    low: float = DEFAULT_NORMALIZATION["low"],
+    high: float = DEFAULT_NORMALIZATION["high"],
+) -> tuple[np.ndarray, np.ndarray]:
     """Low and high percentiles per channel of a channels-last image ``(Y, X, C)``.
 
     Works on a subsample for very large (possibly lazy) arrays.
@@ -72,6 +90,5 @@ def normalize(image, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def normalize_image(image, method: dict[str, Any] | None = None) -> np.ndarray:
     """Percentile-normalise a whole channels-last image in memory."""
-    method = method or DEFAULT_NORMALIZATION
-    lo, hi = percentiles(image, method.get("low", 1.0), method.get("high", 99.8))
+    lo, hi = percentiles(image, *percentile_range(method))
     return normalize(image, lo, hi)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrainConfig
+from .config import PREVIEW_INTERVAL, TrainConfig
 from .data import (
     PatchSampler,
     PreparedImage,
@@ -211,7 +211,7 @@ def fit(
     progress: Callable[[TrainProgress], None] | None = None,
     stop_event: threading.Event | None = None,
     preview: Callable[[], Any] | None = None,
-    preview_interval: float = 5.0,
+    preview_interval: float = PREVIEW_INTERVAL,
     learning_rate: float | None = None,
     *,
     config,

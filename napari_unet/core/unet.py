@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrainConfig, UNetConfig
+from .config import PREVIEW_INTERVAL, TrainConfig, UNetConfig
 from .errors import ModelFileError, UserInputError
-from .normalize import DEFAULT_NORMALIZATION, normalize, percentiles
+from .normalize import DEFAULT_NORMALIZATION, normalize, percentile_range, percentiles
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default_nuclei.keras"
 
@@ -182,7 +182,7 @@ class UNet:
         progress: Callable | None = None,
         stop_event: threading.Event | None = None,
         preview_image: np.ndarray | None = None,
-        preview_interval: float = 5.0,
+        preview_interval: float = PREVIEW_INTERVAL,
     ):
         """Fine-tune this network in place on image/label pairs.
 
@@ -410,8 +410,7 @@ class UNet:
         from .predict import predict_probabilities
         from .size import rescale_image
 
-        norm = self.normalization
-        lo, hi = percentiles(plane, norm.get("low", 1.0), norm.get("high", 99.8))
+        lo, hi = percentiles(plane, *percentile_range(self.normalization))
         region = rescale_image(plane, factor)
         plan = self._plan(region.shape[0], region.shape[1], tile_size, context)
         return predict_probabilities(
@@ -494,34 +493,20 @@ class UNet:
         ctx = DEFAULT_CONTEXT if context is None else int(context)
         return plan_tiles(height, width, tile, ctx, self.config.size_multiple)
 
-    def _as_planes(self, image: np.ndarray, channel_axis: int | None):
-        """Reshape to ``(planes, Y, X, C)``; returns the planes and the leading shape."""
-        a = image
-        ch = self.input_channels
-        if channel_axis is not None:
-            a = np.moveaxis(np.asarray(a), channel_axis, -1)
-            if ch == 1 and a.shape[-1] != 1:
-                # colours → intensity; an alpha channel (RGBA) carries no intensity
-                colours = a[..., :3] if a.shape[-1] == 4 else a
-                a = np.asarray(colours, np.float32).mean(axis=-1, keepdims=True)
-            elif a.shape[-1] != ch:
-                raise UserInputError(
-                    f"the model expects {ch} channels, the image has {a.shape[-1]}"
-                )
-        elif ch == 1:
-            a = a[..., None] if hasattr(a, "__getitem__") else np.asarray(a)[..., None]
-        elif a.shape[-1] != ch:
-            raise UserInputError(
-                f"the model expects {ch} channels last, the image has shape {a.shape}"
-            )
-        if a.ndim < 3:
-            raise UserInputError(f"image must be at least 2D, got shape {image.shape}")
-        if a.ndim > 6:
-            raise UserInputError(f"image has too many dimensions: {image.shape}")
-        lead = tuple(a.shape[:-3])
-        if min(a.shape[-3:-1]) < 2:
-            raise UserInputError(f"image {tuple(image.shape)} is too small to segment")
-        return a, lead
+    def _as_planes(self, image, channel_axis=None, rgb=None, axes=None):
+        """Reshape to ``(planes, Y, X, C)``; returns the planes and the leading shape.
+
+        Where the channels are is decided by :func:`~napari_unet.core.axes.channel_layout`.
+        """
+        from .axes import channel_layout
+
+        layout = channel_layout(
+            np.shape(image), self.input_channels, rgb=rgb, axes=axes, channel_axis=channel_axis
+        )
+        a = layout.channels_last(image)
+        if min(layout.spatial_shape[-2:]) < 2:
+            raise UserInputError(f"image {tuple(np.shape(image))} is too small to segment")
+        return a, layout.stack_shape
 
     def predict(
         self,
@@ -535,14 +520,21 @@ class UNet:
         return_scores: bool = False,
         progress: Callable[[int, int], None] | None = None,
         diameter: float | str | None = "auto",
+        rgb: bool | None = None,
+        axes: str | None = None,
     ) -> Prediction:
         """Segment a 2D image, a 2D multichannel image or a stack (plane by plane).
 
         Parameters
         ----------
         image
-            ``(Y, X)``, ``(Y, X, C)`` (channels last, or say where with
-            ``channel_axis``) or ``(..., Y, X[, C])`` stacks.
+            ``(Y, X)``, ``(Y, X, C)``, ``(C, Y, X)``, an RGB(A) picture, or a stack of
+            them ``(Z, Y, X[, C])``, ``(T, Z, Y, X)``, …; where the channels are is decided
+            by :func:`~napari_unet.core.axes.channel_layout` (the same rule as the command
+            line, the widgets and training).
+        channel_axis, axes, rgb
+            Say where the channels are instead: an axis number, an axes string such as
+            ``"YXC"`` or ``"ZCYX"``, or napari's RGB flag of the layer.
         tile_size
             Edge of the tiles the network sees (context included); images that fit are
             done in one pass.
@@ -573,7 +565,7 @@ class UNet:
         if min_size is not None:
             params = replace(params, min_size=int(min_size))
         fixed_scale = self._fixed_scale(diameter)
-        a, lead = self._as_planes(image, channel_axis)
+        a, lead = self._as_planes(image, channel_axis, rgb, axes)
         h, w = a.shape[-3], a.shape[-2]
         plan = self._plan(h, w, tile_size, context)
         n_out = self.config.n_outputs
