@@ -867,15 +867,20 @@ def main(argv: list[str] | None = None) -> int:
     # Keras warns that fit's default shuffle=True is ignored for a tf.data stream
     warnings.filterwarnings("ignore", message=".*shuffle=True.*", category=UserWarning)
     args = build_parser().parse_args(argv)
-    old_term = old_hook = None
+    old_term = old_int = old_hook = None
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        # Python leaves Ctrl+C ignored when it started ignored (a job started in the
+        # background by a non-interactive shell, some CI runners); `train` always took
+        # it over to stop after the batch, and every command now answers it alike
+        old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         old_hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
     try:
         return _run(args)
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGINT, old_int)
             sys.unraisablehook = old_hook
 
 
