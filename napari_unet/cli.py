@@ -171,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .core.config import TrainConfig, UNetConfig
 
     tc, uc = TrainConfig(), UNetConfig()
+
+    def defaulted(parser, flag: str, default: int | float, what: str) -> None:
+        """An option whose default (and the help saying it) is core's."""
+        kind = type(default)
+        metavar = "N" if kind is int else "F"
+        parser.add_argument(
+            flag, type=kind, default=default, metavar=metavar, help=f"{what} ({default:g})"
+        )
+
     t = sub.add_parser(
         "train",
         help="train or fine-tune a model",
@@ -190,16 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH|default|none",
         help="start from a model file, the bundled model (default) or a new network (none)",
     )
-    t.add_argument(
-        "--epochs", type=int, default=tc.epochs, metavar="N", help=f"maximum epochs ({tc.epochs})"
-    )
-    t.add_argument(
-        "--steps-per-epoch",
-        type=int,
-        default=tc.steps_per_epoch,
-        metavar="N",
-        help=f"batches per epoch ({tc.steps_per_epoch})",
-    )
+    defaulted(t, "--epochs", tc.epochs, "maximum epochs")
+    defaulted(t, "--steps-per-epoch", tc.steps_per_epoch, "batches per epoch")
     t.add_argument(
         "--time-limit", type=float, metavar="SECONDS", help="stop training after this long"
     )
@@ -209,19 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"training patch edge (the --init model's, else {tc.patch_size})",
     )
-    t.add_argument(
-        "--batch-size",
-        type=int,
-        default=tc.batch_size,
-        metavar="N",
-        help=f"patches per batch ({tc.batch_size})",
-    )
-    t.add_argument(
-        "--val-fraction",
-        type=float,
-        default=tc.val_fraction,
-        metavar="F",
-        help=f"share of labelled pixels held out for validation ({tc.val_fraction:g})",
+    defaulted(t, "--batch-size", tc.batch_size, "patches per batch")
+    defaulted(
+        t, "--val-fraction", tc.val_fraction, "share of labelled pixels held out for validation"
     )
     t.add_argument(
         "--learning-rate",

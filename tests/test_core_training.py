@@ -22,7 +22,7 @@ def test_tiny_model_learns_blobs_to_dice_above_090():
         [TrainingPair(train_img, mask=train_mask)],
         TrainConfig(epochs=30, steps_per_epoch=10, patch_size=64, batch_size=8, seed=0),
     )
-    assert result.stopped_by in ("time_limit", "early_stopping", "epochs")
+    assert result.stopped_by in ("early_stopping", "epochs")  # no time limit: steps decide
     scores = evaluate(net.predict(test_img).labels, test_mask)
     assert scores["pixel_dice"] > 0.9, scores
     assert scores["f1"] > 0.8, scores
