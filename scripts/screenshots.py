@@ -84,7 +84,8 @@ def main() -> None:
         wait(app, seconds=0.4)
         path = out / f"{name}.png"
         viewer.screenshot(str(path), canvas_only=False, flash=False)
-        print(f"{path.relative_to(ROOT)}: {note}", flush=True)
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"{shown}: {note}", flush=True)
 
     # 1. the sample, the dock
     ui.tabs.setCurrentWidget(ui.segment)
