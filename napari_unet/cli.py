@@ -16,6 +16,7 @@ fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -28,7 +29,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .core.errors import ModelFileError, UserInputError
+from .core.errors import DefaultModelMissing, ModelFileError, UserInputError
 
 PROG = "napari-unet"
 EXIT_USAGE = 2
@@ -481,176 +482,15 @@ def _pair_inputs(items: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
     return [(img, kind, lab) for img, (kind, lab) in zip(images, labels, strict=True)]
 
 
-def _check_train_args(args) -> None:
-    if not args.out.endswith(".keras"):
-        raise UserInputError(f"--out must be a model file ending in .keras, got {args.out}")
-    from .core.io import check_output_folder, check_writable
-
-    out = check_output_folder(args.out)
-    if os.path.lexists(out) and not args.overwrite:
-        raise UserInputError(
-            f"{out} already exists; choose another --out name, or add --overwrite to replace it"
-        )
-    check_writable(out.parent)
-    for flag, value in (
-        ("--epochs", args.epochs),
-        ("--steps-per-epoch", args.steps_per_epoch),
-        ("--batch-size", args.batch_size),
-    ):
-        if value < 1:
-            raise UserInputError(f"{flag} must be at least 1, got {value}")
-    from .core.config import MAX_PATCH_SIZE
-
-    if args.patch_size is not None and not 16 <= args.patch_size <= MAX_PATCH_SIZE:
-        raise UserInputError(
-            f"--patch-size must be from 16 to {MAX_PATCH_SIZE} pixels, got {args.patch_size}"
-        )
-    if args.time_limit is not None and not 0 < args.time_limit < math.inf:
-        raise UserInputError(
-            f"--time-limit must be a positive number of seconds, got {args.time_limit}"
-        )
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise UserInputError(
-            f"--val-fraction must be at least 0 and below 1, got {args.val_fraction}"
-        )
-    if args.learning_rate is not None and not 0 < args.learning_rate < 10:
-        raise UserInputError(
-            f"--learning-rate must be a small positive number, got {args.learning_rate}"
-        )
-    if args.init not in ("default", "none"):
-        if not Path(args.init).exists():
-            raise UserInputError(
-                f"--init model file not found: {args.init} (use a .keras file, 'default' or 'none')"
-            )
-
-
-def _read_pairs(triples, channels: int):
-    import numpy as np
-
-    from .core import TrainingPair
-    from .core.io import read_image, read_labels
-    from .core.normalize import nonfinite_pixels
-
-    pairs = []
-    n_bg = n_fg = 0
-    n_annotations = 0
-    for img_path, kind, lab_path in triples:
-        image = read_image(img_path)
-        labels = read_labels(lab_path)
-        iname, lname = Path(img_path).name, Path(lab_path).name
-        bad = nonfinite_pixels(image)
-        if bad:
-            _note(f"{iname}: {bad} NaN or infinite pixels; read as background")
-        if labels.ndim not in (2, 3):
-            raise UserInputError(
-                f"{lname}: {labels.ndim}D labels of shape {labels.shape} are not supported; "
-                f"give a 2D (Y, X) label image or a (Z, Y, X) stack"
-            )
-        if image.ndim > labels.ndim + 1:
-            raise UserInputError(
-                f"{iname}: a {image.ndim}D image of shape {image.shape} is not supported with "
-                f"{labels.ndim}D labels"
-            )
-        layout = _layout(image.shape, channels, iname)
-        if layout.spatial_shape != labels.shape:
-            seen = "" if layout.axis is None else f" (read as {layout.axes})"
-            raise UserInputError(
-                f"{iname} {image.shape}{seen} and its {kind} {lname} {labels.shape} differ in "
-                f"shape; the {kind} must cover the image pixel for pixel"
-            )
-        if kind == "mask":
-            if not (labels > 0).any():
-                raise UserInputError(
-                    f"mask {lname} has no object (every pixel is 0); give a mask with objects"
-                )
-            if (labels > 0).all():
-                raise UserInputError(
-                    f"mask {lname} has no background pixel (no 0 anywhere); masks use 0 "
-                    f"for background"
-                )
-        else:
-            n_annotations += 1
-            if not labels.any():
-                raise UserInputError(
-                    f"annotation {lname} is empty (every pixel is 0, not annotated); paint "
-                    f"1 = background and 2 = object"
-                )
-            n_bg += int((labels == 1).sum())
-            n_fg += int((labels >= 2).sum())
-        name = Path(img_path).name
-        if kind == "mask":
-            pairs.append(TrainingPair(image, mask=labels, name=name))
-        else:
-            pairs.append(TrainingPair(image, annotation=np.asarray(labels), name=name))
-    if n_annotations == len(pairs):
-        if n_fg == 0:
-            raise UserInputError(
-                "the annotation has no object pixel (label 2): paint some objects before training"
-            )
-        if n_bg == 0:
-            raise UserInputError(
-                "the annotation has no background pixel (label 1): paint some background "
-                "before training"
-            )
-    return pairs
-
-
-def _plan_network(args):
-    """Decide where training starts, checking everything without TensorFlow.
-
-    Returns ``(source, config, metadata, notice)``: ``source`` is ``"new"``, ``"default"``
-    or a model path; ``config`` the network's :class:`UNetConfig`.
-    """
-    from .core import UNetConfig, default_model_path
-
-    DEFAULT_MODEL_PATH = default_model_path()
-    from .core.modelfile import read_metadata
-
-    shape_args = {}
-    if args.depth is not None:
-        shape_args["depth"] = args.depth
-    if args.base_filters is not None:
-        shape_args["base_filters"] = args.base_filters
-    if args.init == "none":
-        return "new", UNetConfig(**shape_args), {}, None
-    if args.init == "default":
-        if not DEFAULT_MODEL_PATH.exists():
-            notice = "no bundled default model; training from scratch"
-            return "new", UNetConfig(**shape_args), {}, notice
-        source, path = "default", DEFAULT_MODEL_PATH
-    else:
-        source, path = args.init, Path(args.init)
-    if shape_args:
-        raise UserInputError(
-            "--depth and --base-filters only apply to a new network, not when fine-tuning "
-            f"{'the bundled model' if source == 'default' else path.name}; add --init none"
-        )
-    meta = read_metadata(path)  # a foreign file is refused here
-    try:
-        config = UNetConfig.from_dict(meta["architecture"])
-    except (TypeError, AttributeError, UserInputError) as e:
-        raise ModelFileError(f"{path.name}: bad architecture in metadata ({e})") from None
-    return source, config, meta, None
-
-
-def _save_or_rescue(net, out: Path) -> Path:
-    """Save the trained model to ``out``; when that fails (disk full, folder gone or
-    read-only), save it in the temporary folder instead so minutes of training are not
-    lost, and say where."""
-    import tempfile
+@contextlib.contextmanager
+def _options():
+    """Core's settings errors told in the command line's words (``--batch-size``)."""
+    from .core.errors import ConfigError
 
     try:
-        return net.save(out)
-    except OSError as e:
-        rescue = Path(tempfile.gettempdir()) / f"napari-unet-rescued-{int(time.time())}.keras"
-        try:
-            net.save(rescue)
-        except OSError:
-            raise e from None
-        raise UserInputError(
-            f"could not save the model to {out} ({_os_error_message(e)}); it was saved to "
-            f"{rescue} instead: move it where you want it"
-        ) from None
+        yield
+    except ConfigError as e:
+        raise UserInputError(f"--{e.field.replace('_', '-')} {e.problem}") from None
 
 
 def _fmt(value, spec=".4f") -> str:
@@ -658,46 +498,30 @@ def _fmt(value, spec=".4f") -> str:
 
 
 def cmd_train(args) -> int:
-    _check_train_args(args)
-    triples = _pair_inputs(args.inputs)
-    source, config, meta, notice = _plan_network(args)
-    from .core import TrainConfig
+    from .core import plan
 
-    patch = args.patch_size or int(meta.get("patch_size") or TrainConfig().patch_size)
-    if patch % config.size_multiple:
-        m = config.size_multiple
-        raise UserInputError(
-            f"--patch-size {patch} must be a multiple of {m} for a depth-{config.depth} "
-            f"network (try {max(1, round(patch / m)) * m})"
+    if not args.out.endswith(".keras"):
+        raise UserInputError(f"--out must be a model file ending in .keras, got {args.out}")
+    out = plan.check_model_target(args.out, args.overwrite)
+    files = _pair_inputs(args.inputs)
+    with _options():
+        spec = plan.ModelSpec.parse(args.init, args.depth, args.base_filters, args.seed)
+        network = plan.plan_network(spec)
+        cfg = network.train_config(
+            patch_size=args.patch_size,
+            **{k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "seed")},
+            **{k: getattr(args, k) for k in ("time_limit", "val_fraction", "learning_rate")},
         )
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        time_limit=args.time_limit,
-        patch_size=patch,
-        batch_size=args.batch_size,
-        val_fraction=args.val_fraction,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-    )
-    pairs = _read_pairs(triples, config.input_channels)
-
+    pairs = plan.load_training_pairs(files, network.config.input_channels, warn=_note)
     _import_tensorflow()
-    from .core import UNet
-
-    if source == "new":
-        net, origin = UNet.new(config, seed=args.seed), "a new network"
-    elif source == "default":
-        net, origin = UNet.default(), "the bundled default model"
-    else:
-        net, origin = UNet.load(source), Path(source).name
-    n = len(pairs)
+    net = plan.resolve_model(network.spec)
+    n, c = len(pairs), net.config
     # printed once training really starts, so that bad input still gets one line only
-    start_lines = [notice] if notice else []
+    start_lines = [network.notice] if network.notice else []
     start_lines.append(
-        f"training from {origin} (depth {net.config.depth}, {net.config.base_filters} filters) "
+        f"training from {_origin(network.spec)} (depth {c.depth}, {c.base_filters} filters) "
         f"on {n} image{'s' if n != 1 else ''}: up to {cfg.epochs} epochs of "
-        f"{cfg.steps_per_epoch} batches of {cfg.batch_size} x {patch}px patches"
+        f"{cfg.steps_per_epoch} batches of {cfg.batch_size} x {cfg.patch_size}px patches"
         + (f", time limit {cfg.time_limit:g} s" if cfg.time_limit else "")
     )
 
@@ -705,18 +529,39 @@ def cmd_train(args) -> int:
         _raise_lost_interrupt()
         while start_lines:
             _note(start_lines.pop(0))
-        if p.kind == "epoch":
+        if p.kind is ProgressKind.EPOCH:
             _note(
                 f"epoch {p.epoch}/{cfg.epochs}  loss {_fmt(p.loss)}  val_loss {_fmt(p.val_loss)}"
                 f"  val_dice {_fmt(p.val_dice, '.3f')}  {p.elapsed:.1f} s"
             )
 
+    from .core.training import ProgressKind
+
+    result = _train_until_interrupted(net, pairs, cfg, progress)
+    path = plan.save_model_safely(net, out)
+    if result.stopped_by == "non_finite":
+        _note(
+            f"the loss became NaN after epoch {result.epochs_run}; the weights of the last "
+            "good epoch were saved (a lower --learning-rate may train further)"
+        )
+    print(f"saved model to {path}")
+    print(f"{result.summary()}", flush=True)
+    return 0
+
+
+def _origin(spec) -> str:
+    return {"new": "a new network", "default": "the bundled default model"}.get(
+        spec.kind, spec.describe()
+    )
+
+
+def _train_until_interrupted(net, pairs, cfg, progress):
+    """Train; the first Ctrl+C stops after the batch (then exits as interrupted), a
+    second one at once."""
     stop = threading.Event()
-    interrupted = {"n": 0}
 
     def on_sigint(signum, frame):
-        interrupted["n"] += 1
-        if interrupted["n"] > 1:
+        if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
         _note("interrupted: stopping after this batch (Ctrl-C again to quit at once)")
@@ -731,30 +576,7 @@ def cmd_train(args) -> int:
             signal.signal(signal.SIGINT, old_handler)
     if stop.is_set():
         raise KeyboardInterrupt
-
-    path = _save_or_rescue(net, Path(args.out))
-    if result.stopped_by == "non_finite":
-        _note(
-            f"the loss became NaN after epoch {result.epochs_run}; the weights of the last "
-            "good epoch were saved (a lower --learning-rate may train further)"
-        )
-    best = (
-        f"best {result.monitor} {_fmt(result.best_monitor)} at epoch {result.best_epoch}"
-        if result.best_epoch
-        else "no finite loss recorded"
-    )
-    val_dice = net.metadata["history"].get("val_dice_coefficient")
-    dice = ""
-    if val_dice and result.best_epoch and result.monitor == "val_loss":
-        start = len(val_dice) - result.epochs_run
-        dice = f", val_dice {val_dice[start + result.best_epoch - 1]:.3f}"
-    print(f"saved model to {path}")
-    print(
-        f"trained {result.epochs_run} epochs ({result.steps_run} steps) in "
-        f"{result.seconds:.1f} s, stopped by {result.stopped_by.replace('_', ' ')}; {best}{dice}",
-        flush=True,
-    )
-    return 0
+    return result
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -777,11 +599,9 @@ def cmd_evaluate(args) -> int:
 
 # --------------------------------------------------------------------------- export
 def cmd_export(args) -> int:
-    from .core import default_model_path
-    from .core.modelfile import read_metadata
+    from .core.plan import model_file
 
-    model = Path(args.model) if args.model else default_model_path()
-    read_metadata(model)  # a clear message before TensorFlow starts
+    model, _ = model_file(args.model)  # a clear message before TensorFlow starts
     out = Path(args.out)
     if out.suffix.lower() != ".zip":
         raise UserInputError(f"--out must name a .zip file: {out.name}")
@@ -805,21 +625,6 @@ def cmd_export(args) -> int:
 
 
 # --------------------------------------------------------------------------- main
-def _os_error_message(e: OSError) -> str:
-    import errno
-
-    where = f": {e.filename}" if getattr(e, "filename", None) else ""
-    if e.errno is None and re.search(r"requested and \d+ written", str(e)):
-        return "no space left on device; free some disk space or write elsewhere"
-    hint = {
-        errno.EACCES: "; check the permissions or choose another folder",
-        errno.EPERM: "; check the permissions or choose another folder",
-        errno.ENOSPC: "; free some disk space or write elsewhere",
-        errno.EROFS: "; choose a writable folder",
-    }.get(e.errno, "")
-    return f"{e.strerror or e}{where}{hint}"
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a cluster job's time limit, ``kill``): unwind like Ctrl+C, so every
     temporary file is removed on the way out."""
@@ -881,6 +686,10 @@ def _run(args) -> int:
         code = int(args.func(args) or 0)
         _raise_lost_interrupt()
         return code
+    except DefaultModelMissing as e:
+        return _error(
+            f"{e}; name a model file with --model MODEL.keras (train one with '{PROG} train')"
+        )
     except UserInputError as e:
         return _error(str(e))
     except KeyboardInterrupt as e:
@@ -891,7 +700,9 @@ def _run(args) -> int:
     except MemoryError:
         return _error("not enough memory; use smaller images, --tile-size or --batch-size")
     except OSError as e:
-        return _error(_os_error_message(e))
+        from .core.io import os_error_message
+
+        return _error(os_error_message(e))
     except Exception as e:  # noqa: BLE001
         # numpy/tifffile report a short write on a full disk as "N requested and M written"
         if re.search(r"requested and \d+ written", str(e)):

@@ -64,6 +64,17 @@ def wait_idle(qtbot, widget, timeout=WAIT_TRAIN_MS):
     qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
 
 
+def saved(qtbot, widget, worker, timeout=60_000):
+    """What a Save … button's background worker wrote (``None`` when it failed), once
+    it is done; the button is disabled meanwhile."""
+    assert worker is not None
+    button = getattr(widget, "save_button", None) or widget.save_set_button
+    assert widget.saving and not button.isEnabled()
+    qtbot.waitUntil(lambda: not widget.saving, timeout=timeout)
+    assert button.isEnabled()
+    return widget.saved
+
+
 # ---------------------------------------------------------------------- no TF on import
 def test_opening_widgets_does_not_import_tensorflow():
     """A fresh interpreter: import the plugin, open every widget and the sample."""
@@ -228,7 +239,7 @@ def test_train_segment_evaluate_loop(viewer, qtbot, tmp_path, notes):
         assert evaluate.values[key].text() != "–"
 
     # save the model, load it back as the current model, segment from the file
-    path = train._on_save(str(tmp_path / "tiny"))
+    path = saved(qtbot, train, train._on_save(str(tmp_path / "tiny")))
     assert path == tmp_path / "tiny.keras" and path.is_file()
     assert train._on_load(str(path)) == str(path)
     assert train.state.model is None and train.state.path == str(path)
@@ -370,7 +381,7 @@ def test_training_set_folder_round_trip(make_napari_viewer, qtbot, tmp_path):
     assert (tmp_path / "plain.unet" / "napari-unet-training-set.json").is_file()
     # and through the widget button, to any folder name
     other = tmp_path / "again"
-    assert annotate._on_save_training_set(str(other))
+    assert saved(qtbot, annotate, annotate._on_save_training_set(str(other)))
     # the reader claims training sets only
     from napari_unet._reader import get_reader
 
@@ -400,7 +411,8 @@ def test_training_set_folder_round_trip(make_napari_viewer, qtbot, tmp_path):
     # saving over a folder that is not a training set is refused
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.txt").write_text("x")
-    assert annotate._on_save_training_set(str(tmp_path / "precious")) is None
+    refused = annotate._on_save_training_set(str(tmp_path / "precious"))
+    assert saved(qtbot, annotate, refused) is None
     assert (tmp_path / "precious" / "thesis.txt").read_text() == "x"
 
 

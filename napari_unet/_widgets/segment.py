@@ -11,11 +11,12 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBo
 from qtpy.QtWidgets import QVBoxLayout
 from superqt import QCollapsible
 
+from napari_unet.core.plan import ModelSpec
 from napari_unet.core.postprocess import PostprocessParams
 
 from .. import _layers as L
 from ._ui import JobWidget, button, combo, notify_error, progress_bar, status_label
-from ._workers import ModelSpec, SegmentJob, SegmentResult, Status, TileProgress, segment_worker
+from ._workers import SegmentJob, SegmentResult, Status, TileProgress, segment_worker
 
 MODEL_CHOICES = [
     ("current model (trained / loaded here)", "current"),
@@ -186,9 +187,9 @@ class SegmentWidget(JobWidget):
             # the model just used becomes the one to correct and fine-tune (Train),
             # unless that would drop a model trained here and not saved yet
             if not state.unsaved and state.model is not result.model:
-                from napari_unet.core import DEFAULT_MODEL_PATH
+                from napari_unet.core.plan import default_model_path
 
-                path = spec.path if spec.kind == "file" else str(DEFAULT_MODEL_PATH)
+                path = spec.path if spec.kind == "file" else str(default_model_path())
                 name = "bundled nuclei model" if spec.kind == "default" else None
                 state.set_model(result.model, name or os.path.basename(path), path)
         before = L.find_layer(self.viewer, L.labels_name(result.name), "labels")

@@ -175,6 +175,23 @@ def labels_dtype(labels: np.ndarray) -> np.dtype:
     raise UserInputError(f"too many labels to store ({top})")
 
 
+def os_error_message(e: OSError) -> str:
+    """What an operating-system error means for the person, in one line, with what to
+    do (permissions, a full or read-only disk)."""
+    import re
+
+    where = f": {e.filename}" if getattr(e, "filename", None) else ""
+    if e.errno is None and re.search(r"requested and \d+ written", str(e)):
+        return "no space left on device; free some disk space or write elsewhere"
+    hint = {
+        errno.EACCES: "; check the permissions or choose another folder",
+        errno.EPERM: "; check the permissions or choose another folder",
+        errno.ENOSPC: "; free some disk space or write elsewhere",
+        errno.EROFS: "; choose a writable folder",
+    }.get(e.errno, "")
+    return f"{e.strerror or e}{where}{hint}"
+
+
 def check_output_folder(path: str | os.PathLike) -> Path:
     """Refuse an output file whose folder does not exist (or is not a folder)."""
     p = Path(path)
