@@ -19,44 +19,27 @@ import argparse
 import contextlib
 import math
 import os
-import re
-import signal
-import sys
-import threading
 import time
-import traceback
 import warnings
 from pathlib import Path
 
 from . import __version__
-from .core.errors import DefaultModelMissing, ModelFileError, UserInputError
+from ._console import (  # the process: messages, signals, exit codes
+    EXIT_USAGE,
+    PROG,
+    Terminated,  # noqa: F401 - part of the command line's interface
+    exit_now,
+    import_tensorflow,
+    note,
+    one_line,
+    raise_lost_interrupt,
+    run_command,
+    train_until_interrupted,
+)
+from .core.errors import ModelFileError, UserInputError
 
-PROG = "napari-unet"
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
-
-
-# --------------------------------------------------------------------------- output
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
-
-
-def _error(message: str) -> int:
-    sys.stdout.flush()
-    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
-    return EXIT_USAGE
-
-
-def _note(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
-
-
-def _import_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter filtered out of stderr."""
-    from .core._tfload import quiet_import_tensorflow
-
-    quiet_import_tensorflow()
+# the names the predict command uses
+_note, _raise_lost_interrupt, _import_tensorflow = note, raise_lost_interrupt, import_tensorflow
 
 
 # --------------------------------------------------------------------------- parsing
@@ -65,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         hint = f"see '{self.prog} --help'"
-        self.exit(EXIT_USAGE, f"{PROG}: error: {_one_line(message)} ({hint})\n")
+        self.exit(EXIT_USAGE, f"{PROG}: error: {one_line(message)} ({hint})\n")
 
 
 class _Ordered(argparse.Action):
@@ -87,34 +70,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
-    return value
+def _options_of(parser, options) -> None:
+    """Add ``(flags, keywords)`` pairs to ``parser``."""
+    for flags, kw in options:
+        parser.add_argument(*flags.split(), **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # the defaults are core's, read here once (no TensorFlow: plain dataclasses)
+    from .core.config import DEFAULT_TILE_SIZE, TrainConfig, UNetConfig
+
+    tc, uc = TrainConfig(), UNetConfig()
+    bundled = "model file (.keras); default: the bundled nuclei model"
     parser = _Parser(
         prog=PROG,
         description="U-Net segmentation of microscopy images (the napari-unet plugin, headless).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
         "predict",
@@ -122,64 +95,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Segment images. Writes OUT/<name>_labels.tif (instance ids, uint16 or "
         "uint32) and OUT/<name>_probability.tif (float32, 0-1) per image.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="TIFF, PNG or JPEG images")
-    p.add_argument(
-        "--model", metavar="PATH", help="model file (.keras); default: the bundled nuclei model"
-    )
-    p.add_argument(
-        "--out",
-        metavar="DIR",
-        default=".",
-        help="output folder, created when missing (default: current folder)",
-    )
-    p.add_argument(
-        "--tile-size",
-        type=_positive_int,
-        metavar="N",
-        help="tile edge in pixels for large images (default 1024); lower it to save memory",
-    )
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        metavar="P",
-        help="foreground probability threshold (default: the model's own, tuned when it "
-        "was trained; 0.5 for the bundled model)",
-    )
-    p.add_argument(
-        "--diameter",
-        type=float,
-        default=None,
-        metavar="PX",
-        help="typical object width in pixels; the image is rescaled so its objects match "
-        "the model's (default: measured in each image; 0: use the image as it is)",
-    )
-    p.add_argument(
-        "--axes",
-        metavar="AXES",
-        help="what the image axes are, e.g. YX, YXC, CYX, ZYX, ZCYX, TZYXC (C: channels); "
-        "default: decided from the shape (channels last or first, RGB(A) colours, stacks)",
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace existing output files that napari-unet did not write (its own "
-        "earlier outputs are always replaced)",
-    )
+    _options_of(p, [
+        ("images", dict(nargs="+", metavar="IMAGE", help="TIFF, PNG or JPEG images")),
+        ("--model", dict(metavar="PATH", help=bundled)),
+        ("--out", dict(metavar="DIR", default=".",
+                       help="output folder, created when missing (default: current folder)")),
+        ("--tile-size", dict(type=_positive_int, metavar="N",
+                             help=f"tile edge in pixels for large images (default "
+                             f"{DEFAULT_TILE_SIZE}); lower it to save memory")),
+        ("--threshold", dict(type=float, metavar="P",
+                             help="foreground probability threshold (default: the model's "
+                             "own, tuned when it was trained; 0.5 for the bundled model)")),
+        ("--diameter", dict(type=float, metavar="PX",
+                            help="typical object width in pixels; the image is rescaled so "
+                            "its objects match the model's (default: measured in each image; "
+                            "0: use the image as it is)")),
+        ("--axes", dict(metavar="AXES",
+                        help="what the image axes are, e.g. YX, YXC, CYX, ZYX, ZCYX, TZYXC "
+                        "(C: channels); default: decided from the shape (channels last or "
+                        "first, RGB(A) colours, stacks)")),
+        ("--overwrite", dict(action="store_true",
+                             help="replace existing output files that napari-unet did not "
+                             "write (its own earlier outputs are always replaced)")),
+    ])  # fmt: skip
     p.set_defaults(func=cmd_predict)
 
-    # the defaults are core's, read here once (no TensorFlow: plain dataclasses)
-    from .core.config import TrainConfig, UNetConfig
-
-    tc, uc = TrainConfig(), UNetConfig()
-
-    def defaulted(parser, flag: str, default: int | float, what: str) -> None:
+    def core(default, what: str) -> dict:
         """An option whose default (and the help saying it) is core's."""
         kind = type(default)
-        metavar = "N" if kind is int else "F"
-        parser.add_argument(
-            flag, type=kind, default=default, metavar=metavar, help=f"{what} ({default:g})"
-        )
+        return dict(type=kind, default=default, metavar="N" if kind is int else "F",
+                    help=f"{what} ({default:g})")  # fmt: skip
 
     t = sub.add_parser(
         "train",
@@ -188,56 +133,31 @@ def build_parser() -> argparse.ArgumentParser:
         "object) or sparse annotations (0 = unlabelled, 1 = background, 2 = object). "
         "Each --image pairs with the --mask/--annotation given in the same order.",
     )
-    t.add_argument("--image", action=_Ordered, metavar="IMG", help="training image")
-    t.add_argument("--mask", action=_Ordered, metavar="M", help="instance mask of that image")
-    t.add_argument(
-        "--annotation", action=_Ordered, metavar="A", help="sparse annotation of that image"
-    )
-    t.add_argument("--out", required=True, metavar="MODEL.keras", help="where to save the model")
-    t.add_argument(
-        "--init",
-        default="default",
-        metavar="PATH|default|none",
-        help="start from a model file, the bundled model (default) or a new network (none)",
-    )
-    defaulted(t, "--epochs", tc.epochs, "maximum epochs")
-    defaulted(t, "--steps-per-epoch", tc.steps_per_epoch, "batches per epoch")
-    t.add_argument(
-        "--time-limit", type=float, metavar="SECONDS", help="stop training after this long"
-    )
-    t.add_argument(
-        "--patch-size",
-        type=int,
-        metavar="N",
-        help=f"training patch edge (the --init model's, else {tc.patch_size})",
-    )
-    defaulted(t, "--batch-size", tc.batch_size, "patches per batch")
-    defaulted(
-        t, "--val-fraction", tc.val_fraction, "share of labelled pixels held out for validation"
-    )
-    t.add_argument(
-        "--learning-rate",
-        type=float,
-        default=None,
-        metavar="LR",
-        help="Adam learning rate (default 3e-4 when fine-tuning, 1e-3 for a new network)",
-    )
-    t.add_argument(
-        "--depth",
-        type=int,
-        metavar="N",
-        help=f"new networks: pooling levels ({uc.depth}, with --init none)",
-    )
-    t.add_argument(
-        "--base-filters",
-        type=int,
-        metavar="N",
-        help=f"new networks: filters of the first level ({uc.base_filters}, with --init none)",
-    )
-    t.add_argument("--seed", type=int, default=tc.seed, help=f"random seed ({tc.seed})")
-    t.add_argument(
-        "--overwrite", action="store_true", help="replace the --out model file if it exists"
-    )
+    _options_of(t, [
+        ("--image", dict(action=_Ordered, metavar="IMG", help="training image")),
+        ("--mask", dict(action=_Ordered, metavar="M", help="instance mask of that image")),
+        ("--annotation", dict(action=_Ordered, metavar="A", help="sparse annotation of it")),
+        ("--out", dict(required=True, metavar="MODEL.keras", help="where to save the model")),
+        ("--init", dict(default="default", metavar="PATH|default|none",
+                        help="start from a model file, the bundled model (default) or a "
+                        "new network (none)")),
+        ("--epochs", core(tc.epochs, "maximum epochs")),
+        ("--steps-per-epoch", core(tc.steps_per_epoch, "batches per epoch")),
+        ("--time-limit", dict(type=float, metavar="SECONDS", help="stop after this long")),
+        ("--patch-size", dict(type=int, metavar="N", help=f"training patch edge (the "
+                              f"--init model's, else {tc.patch_size})")),
+        ("--batch-size", core(tc.batch_size, "patches per batch")),
+        ("--val-fraction", core(tc.val_fraction, "share of labelled pixels held out for "
+                                "validation")),
+        ("--learning-rate", dict(type=float, metavar="LR", help="Adam learning rate "
+                                 "(default 3e-4 when fine-tuning, 1e-3 for a new network)")),
+        ("--depth", dict(type=int, metavar="N", help=f"new networks: pooling levels "
+                         f"({uc.depth}, with --init none)")),
+        ("--base-filters", dict(type=int, metavar="N", help=f"new networks: filters of the "
+                                f"first level ({uc.base_filters}, with --init none)")),
+        ("--seed", dict(type=int, default=tc.seed, help=f"random seed ({tc.seed})")),
+        ("--overwrite", dict(action="store_true", help="replace the --out model file")),
+    ])  # fmt: skip
     t.set_defaults(func=cmd_train, inputs=[])
 
     e = sub.add_parser(
@@ -257,20 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
         "and TensorFlow SavedModel weights derived from them, test tensors, a cover and "
         "documentation (ONNX needs: pip install 'napari-unet[bioimageio]').",
     )
-    x.add_argument(
-        "--model", metavar="PATH", help="model file (.keras); default: the bundled nuclei model"
-    )
-    x.add_argument("--format", required=True, choices=["bioimageio"], help="package format")
-    x.add_argument("--out", required=True, metavar="PACKAGE.zip", help="package to write")
-    x.add_argument(
-        "--author",
-        action="append",
-        metavar="NAME",
-        help="who trained the model (repeatable; default: your login name, or the "
-        "napari-unet developers for the bundled model)",
-    )
-    x.add_argument("--license", default="CC-BY-4.0", help="SPDX licence id (CC-BY-4.0)")
-    x.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    _options_of(x, [
+        ("--model", dict(metavar="PATH", help=bundled)),
+        ("--format", dict(required=True, choices=["bioimageio"], help="package format")),
+        ("--out", dict(required=True, metavar="PACKAGE.zip", help="package to write")),
+        ("--author", dict(action="append", metavar="NAME", help="who trained the model "
+                          "(repeatable; default: your login name, or the napari-unet "
+                          "developers for the bundled model)")),
+        ("--license", dict(default="CC-BY-4.0", help="SPDX licence id (CC-BY-4.0)")),
+        ("--overwrite", dict(action="store_true", help="replace an existing package")),
+    ])  # fmt: skip
     x.set_defaults(func=cmd_export)
     return parser
 
@@ -500,8 +416,6 @@ def _fmt(value, spec=".4f") -> str:
 def cmd_train(args) -> int:
     from .core import plan
 
-    if not args.out.endswith(".keras"):
-        raise UserInputError(f"--out must be a model file ending in .keras, got {args.out}")
     out = plan.check_model_target(args.out, args.overwrite)
     files = _pair_inputs(args.inputs)
     with _options():
@@ -512,71 +426,35 @@ def cmd_train(args) -> int:
             **{k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "seed")},
             **{k: getattr(args, k) for k in ("time_limit", "val_fraction", "learning_rate")},
         )
-    pairs = plan.load_training_pairs(files, network.config.input_channels, warn=_note)
-    _import_tensorflow()
+    pairs = plan.load_training_pairs(files, network.config.input_channels, warn=note)
+    import_tensorflow()
     net = plan.resolve_model(network.spec)
-    n, c = len(pairs), net.config
     # printed once training really starts, so that bad input still gets one line only
     start_lines = [network.notice] if network.notice else []
-    start_lines.append(
-        f"training from {_origin(network.spec)} (depth {c.depth}, {c.base_filters} filters) "
-        f"on {n} image{'s' if n != 1 else ''}: up to {cfg.epochs} epochs of "
-        f"{cfg.steps_per_epoch} batches of {cfg.batch_size} x {cfg.patch_size}px patches"
-        + (f", time limit {cfg.time_limit:g} s" if cfg.time_limit else "")
-    )
+    start_lines.append(network.summary(cfg, len(pairs)))
 
     def progress(p) -> None:
-        _raise_lost_interrupt()
+        raise_lost_interrupt()
         while start_lines:
-            _note(start_lines.pop(0))
+            note(start_lines.pop(0))
         if p.kind is ProgressKind.EPOCH:
-            _note(
+            note(
                 f"epoch {p.epoch}/{cfg.epochs}  loss {_fmt(p.loss)}  val_loss {_fmt(p.val_loss)}"
                 f"  val_dice {_fmt(p.val_dice, '.3f')}  {p.elapsed:.1f} s"
             )
 
     from .core.training import ProgressKind
 
-    result = _train_until_interrupted(net, pairs, cfg, progress)
+    result = train_until_interrupted(net, pairs, cfg, progress)
     path = plan.save_model_safely(net, out)
     if result.stopped_by == "non_finite":
-        _note(
+        note(
             f"the loss became NaN after epoch {result.epochs_run}; the weights of the last "
             "good epoch were saved (a lower --learning-rate may train further)"
         )
     print(f"saved model to {path}")
     print(f"{result.summary()}", flush=True)
     return 0
-
-
-def _origin(spec) -> str:
-    return {"new": "a new network", "default": "the bundled default model"}.get(
-        spec.kind, spec.describe()
-    )
-
-
-def _train_until_interrupted(net, pairs, cfg, progress):
-    """Train; the first Ctrl+C stops after the batch (then exits as interrupted), a
-    second one at once."""
-    stop = threading.Event()
-
-    def on_sigint(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        _note("interrupted: stopping after this batch (Ctrl-C again to quit at once)")
-
-    old_handler = None
-    if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        result = net.train(pairs, cfg, progress=progress, stop_event=stop)
-    finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-    if stop.is_set():
-        raise KeyboardInterrupt
-    return result
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -607,135 +485,31 @@ def cmd_export(args) -> int:
         raise UserInputError(f"--out must name a .zip file: {out.name}")
     if out.exists() and not args.overwrite:
         raise UserInputError(f"{out} exists; choose another name or pass --overwrite")
-    _import_tensorflow()
+    import_tensorflow()
     from .core.bioimageio import export_bioimageio
 
-    # SIGTERM ends the export like Ctrl+C: the half-written package is removed
-    old = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        result = export_bioimageio(
-            model, out, authors=args.author, license=args.license, overwrite=args.overwrite
-        )
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    _note(f"wrote {out} (weights: {', '.join(result.weight_formats)})")
+    # SIGTERM unwinds like Ctrl+C (run_command): the half-written package is removed
+    result = export_bioimageio(
+        model, out, authors=args.author, license=args.license, overwrite=args.overwrite
+    )
+    note(f"wrote {out} (weights: {', '.join(result.weight_formats)})")
     for fmt, why in result.skipped.items():
-        _note(f"no {fmt} weights: {why}")
+        note(f"no {fmt} weights: {why}")
     return 0
 
 
 # --------------------------------------------------------------------------- main
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a cluster job's time limit, ``kill``): unwind like Ctrl+C, so every
-    temporary file is removed on the way out."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated
-
-
-#: Ctrl+C or SIGTERM that landed in a finaliser, where Python can only report it.
-_lost_interrupts: list[KeyboardInterrupt] = []
-
-
-def _quiet_unraisable(unraisable) -> None:
-    """Ctrl+C landing in a finaliser (TensorFlow tracing, a closing file, a released
-    memory map) is not worth a traceback, but must not be lost either: it is kept and
-    raised again at the next check (:func:`_raise_lost_interrupt`). Anything else is
-    reported as Python would."""
-    if isinstance(unraisable.exc_value, KeyboardInterrupt):
-        _lost_interrupts.append(unraisable.exc_value)
-        return
-    sys.__unraisablehook__(unraisable)
-
-
-def _raise_lost_interrupt() -> None:
-    """Raise a Ctrl+C or SIGTERM that a finaliser swallowed, if there was one."""
-    if _lost_interrupts:
-        e = _lost_interrupts[0]
-        _lost_interrupts.clear()
-        raise e
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``napari-unet`` console script; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Keras warns that fit's default shuffle=True is ignored for a tf.data stream
     warnings.filterwarnings("ignore", message=".*shuffle=True.*", category=UserWarning)
-    args = build_parser().parse_args(argv)
-    old_term = old_int = old_hook = None
-    if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
-        # Python leaves Ctrl+C ignored when it started ignored (a job started in the
-        # background by a non-interactive shell, some CI runners); `train` always took
-        # it over to stop after the batch, and every command now answers it alike
-        old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-        old_hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
-    try:
-        return _run(args)
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-            signal.signal(signal.SIGINT, old_int)
-            sys.unraisablehook = old_hook
-
-
-def _run(args) -> int:
-    _lost_interrupts.clear()
-    try:
-        code = int(args.func(args) or 0)
-        _raise_lost_interrupt()
-        return code
-    except DefaultModelMissing as e:
-        return _error(
-            f"{e}; name a model file with --model MODEL.keras (train one with '{PROG} train')"
-        )
-    except UserInputError as e:
-        return _error(str(e))
-    except KeyboardInterrupt as e:
-        sys.stdout.flush()
-        what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        _note(f"{what}; nothing was saved" if args.command == "train" else what)
-        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
-    except MemoryError:
-        return _error("not enough memory; use smaller images, --tile-size or --batch-size")
-    except OSError as e:
-        from .core.io import os_error_message
-
-        return _error(os_error_message(e))
-    except Exception as e:  # noqa: BLE001
-        # numpy/tifffile report a short write on a full disk as "N requested and M written"
-        if re.search(r"requested and \d+ written", str(e)):
-            return _error("no space left on device; free some disk space or write elsewhere")
-        # anything else is a bug: show the traceback, then one line
-        traceback.print_exc()
-        _error(
-            f"unexpected {type(e).__name__}: {e} (this is a bug in napari-unet; please "
-            f"report it with the traceback above)"
-        )
-        return 1
+    return run_command(build_parser().parse_args(argv))
 
 
 def run() -> None:
-    """The ``napari-unet`` console script: :func:`main`, then exit.
-
-    Once TensorFlow is loaded, Python's own shutdown spends 1–2 s taking its thread
-    pools and kernels apart after the work is done (measured: 1.7 s after a training
-    run on 2 cores). By the time :func:`main` returns every output file is written
-    and closed, so the exit handlers run (logging, temporary files) and the process
-    leaves at once.
-    """
-    code = main()
-    if "tensorflow" in sys.modules:
-        import atexit
-
-        run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-        if run_exit_handlers is not None:
-            run_exit_handlers()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    """The ``napari-unet`` console script: :func:`main`, then exit at once."""
+    exit_now(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,11 @@ PADDINGS = ("same", "valid")
 MAX_BASE_FILTERS = 512
 #: Largest training patch edge: a batch of 8 such patches already needs several GB.
 MAX_PATCH_SIZE = 1024
+#: Tile edge (px) prediction uses by default: large images are cut into such tiles.
+DEFAULT_TILE_SIZE = 1024
+#: Context per tile side used by default; 64 px keeps the labels identical to a
+#: whole-image pass for the default depth-4 network (see benchmarks/).
+DEFAULT_CONTEXT = 64
 #: Seconds between live previews of a prediction while training runs.
 PREVIEW_INTERVAL = 5.0
 

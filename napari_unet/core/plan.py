@@ -149,6 +149,19 @@ class NetworkPlan:
     metadata: dict = field(default_factory=dict)
     notice: str | None = None  # something the person should know (said once)
 
+    def summary(self, cfg: TrainConfig, n_images: int) -> str:
+        """One line: what trains on how much, for how long."""
+        c, origin = self.config, self.spec.describe(self.config)
+        origin = {"new": "a new network", "default": "the bundled default model"}.get(
+            self.spec.kind, origin
+        )
+        return (
+            f"training from {origin} (depth {c.depth}, {c.base_filters} filters) on "
+            f"{n_images} image{'s' if n_images != 1 else ''}: up to {cfg.epochs} epochs of "
+            f"{cfg.steps_per_epoch} batches of {cfg.batch_size} x {cfg.patch_size}px patches"
+            + (f", time limit {cfg.time_limit:g} s" if cfg.time_limit else "")
+        )
+
     def train_config(self, patch_size: int | None = None, **settings: Any) -> TrainConfig:
         """Training settings for this network: the patch edge defaults to the one the
         model was trained with, and must fit its depth."""
@@ -243,7 +256,7 @@ def check_model_target(path: str | os.PathLike, overwrite: bool = False) -> Path
 
     p = Path(path)
     if p.suffix != ".keras":
-        raise UserInputError(f"a model file name ends in .keras, got {p}")
+        raise UserInputError(f"a model file name must end in .keras, got {p}")
     check_output_folder(p)
     if os.path.lexists(p) and not overwrite:
         raise UserInputError(f"{p} already exists; choose another name, or add --overwrite")

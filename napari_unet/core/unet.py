@@ -20,15 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from .config import PREVIEW_INTERVAL, TrainConfig, UNetConfig
+from .config import (  # noqa: F401 - the tile defaults are re-exported
+    DEFAULT_CONTEXT,
+    DEFAULT_TILE_SIZE,
+    PREVIEW_INTERVAL,
+    TrainConfig,
+    UNetConfig,
+)
 from .errors import ModelFileError, UserInputError
 from .normalize import DEFAULT_NORMALIZATION, normalize, percentile_range, percentiles
 from .plan import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
-
-#: Context per tile side used by default; 64 px keeps the labels identical to a
-#: whole-image pass for the default depth-4 network (see benchmarks/).
-DEFAULT_CONTEXT = 64
-DEFAULT_TILE_SIZE = 1024
 
 
 @dataclass
