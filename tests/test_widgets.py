@@ -540,4 +540,11 @@ def test_widget_defaults_come_from_core(make_napari_viewer, qtbot):
     arch = UNetConfig.interactive()
     assert (train._depth.value, train._filters.value) == (arch.depth, arch.base_filters)
     segment = dock(viewer, "Segment")
-    assert segment._min_size.value == PostprocessParams().min_size
+    # threshold and min size: the model's own (as on the command line) unless set
+    assert segment._min_size.value == 0
+    assert str(PostprocessParams().min_size) in segment._min_size.tooltip
+    viewer.add_image(np.zeros((32, 32), np.float32), name="blank")
+    segment.reset_choices()
+    segment._image.value = "blank"
+    job = segment.job()
+    assert job.min_size is None and job.threshold is None

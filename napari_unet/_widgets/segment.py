@@ -75,10 +75,12 @@ class SegmentWidget(JobWidget):
         )
         self._min_size = SpinBox(
             label="min size (px)",
-            value=PostprocessParams().min_size,
+            value=0,
             min=0,
             max=1_000_000,
-            tooltip="drop smaller objects",
+            tooltip="drop objects smaller than this many pixels; 0 = the model's own "
+            f"(tuned on its training annotation; {PostprocessParams().min_size} for a new "
+            "model), 1 = keep every object",
         )
         form = Container(widgets=[self._image, self._model, self._file])
         advanced = Container(widgets=[self._diameter, self._tile, self._threshold, self._min_size])
@@ -87,6 +89,7 @@ class SegmentWidget(JobWidget):
         self._forms = (form, advanced)
         # 0 means "let napari-unet decide": say so in the field
         self._threshold.native.setSpecialValueText("model's own")
+        self._min_size.native.setSpecialValueText("model's own")
 
         self.model_label = status_label()
         self.run_button = button("Segment", self._on_segment, "segment the chosen image")
@@ -142,7 +145,7 @@ class SegmentWidget(JobWidget):
             rgb=bool(layer.rgb),
             tile_size=tile,
             threshold=float(self._threshold.value) or None,
-            min_size=int(self._min_size.value),
+            min_size=int(self._min_size.value) or None,
             diameter=float(self._diameter.value) or "auto",
         )
 
