@@ -90,6 +90,15 @@ def start_worker(
     return worker
 
 
+def save_path(parent: QWidget, path: str | None, title: str, name: str, kinds: str) -> str | None:
+    """``path``, else the one the person picks in a save dialog (``None``: cancelled)."""
+    if path is None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(parent, title, name, kinds)
+    return path or None
+
+
 def save_in_background(
     button: QPushButton,
     what: str,

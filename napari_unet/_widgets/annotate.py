@@ -26,7 +26,15 @@ from napari_unet.core.targets import annotated_pixel_counts
 
 from .. import _layers as L
 from .._state import state_for
-from ._ui import DockLifetime, button, combo, notify_error, save_in_background, status_label
+from ._ui import (
+    DockLifetime,
+    button,
+    combo,
+    notify_error,
+    save_in_background,
+    save_path,
+    status_label,
+)
 
 #: Recount the annotated pixels at most this often while painting (ms).
 REFRESH_MS = 300
@@ -305,14 +313,15 @@ class AnnotateWidget(DockLifetime, QWidget):
         if not L.training_pairs(self.viewer):
             show_warning("no training set yet: create an annotation layer and paint first")
             return None
-        if self.saving:
-            return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save training set (a folder)", "training_set.unet", "Folders (*)"
+        path = (
+            None
+            if self.saving
+            else save_path(
+                self, path, "Save training set (a folder)", "training_set.unet", "Folders (*)"
             )
-            if not path:
-                return None
+        )
+        if path is None:
+            return None
         entries, model = training_set_of_viewer(self.viewer, self.state)
         self.saved, self.saving = None, True
 

@@ -26,6 +26,7 @@ from ._ui import (
     plural,
     progress_bar,
     save_in_background,
+    save_path,
     status_label,
 )
 from ._workers import Status, TrainJob, TrainOutcome, train_worker
@@ -479,14 +480,13 @@ class TrainWidget(JobWidget):
         if not self.state.available:
             show_warning("no model to save yet: train one first")
             return None
-        if self.saving:
-            return None
+        path = (
+            None
+            if self.saving
+            else save_path(self, path, "Save model", "model.keras", "napari-unet model (*.keras)")
+        )
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save model", "model.keras", "napari-unet model (*.keras)"
-            )
-            if not path:
-                return None
+            return None
         target = Path(path)
         if target.suffix != ".keras":
             target = target.with_name(target.name + ".keras")

@@ -28,33 +28,16 @@ from typing import Any
 import numpy as np
 
 from .config import TrainConfig, UNetConfig
-from .errors import ConfigError, DefaultModelMissing, UserInputError
+from .errors import ConfigError, UserInputError
+from .modelfile import (  # noqa: F401 - where the default model is: part of the plan
+    DEFAULT_MODEL_PATH,
+    default_model_installed,
+    default_model_missing,
+    default_model_path,
+)
 
 #: What a model spec's ``kind`` may be.
 MODEL_KINDS = ("current", "default", "file", "new")
-
-
-#: The bundled pretrained nuclei model.
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default_nuclei.keras"
-
-
-def default_model_path() -> Path:
-    """The default model: the bundled one, or the file ``NAPARI_UNET_DEFAULT_MODEL`` names
-    (a facility can point every user at a shared, fine-tuned model)."""
-    return Path(os.environ.get("NAPARI_UNET_DEFAULT_MODEL") or DEFAULT_MODEL_PATH)
-
-
-def default_model_installed() -> bool:
-    """Whether the default model file is there."""
-    return default_model_path().exists()
-
-
-def default_model_missing() -> DefaultModelMissing:
-    """The one message for a default model that is not there (front ends add how to
-    name another model)."""
-    return DefaultModelMissing(
-        f"the bundled default nuclei model is not installed ({default_model_path()} is missing)"
-    )
 
 
 # --------------------------------------------------------------------------- models

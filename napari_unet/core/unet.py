@@ -28,8 +28,8 @@ from .config import (  # noqa: F401 - the tile defaults are re-exported
     UNetConfig,
 )
 from .errors import ModelFileError, UserInputError
+from .modelfile import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
 from .normalize import DEFAULT_NORMALIZATION, normalize, percentile_range, percentiles
-from .plan import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -140,7 +140,7 @@ class UNet:
     @classmethod
     def default(cls) -> UNet:
         """The bundled pretrained nuclei model."""
-        from .plan import default_model_missing
+        from .modelfile import default_model_missing
 
         path = default_model_path()
         if not path.exists():
