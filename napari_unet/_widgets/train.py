@@ -333,7 +333,11 @@ class TrainWidget(JobWidget):
         preview = self._preview.value
         layer = L.find_layer(self.viewer, preview, "image") if preview else None
         self._preview_target = None
-        plane = preview_plane(self.viewer, layer, network.config.input_channels) if layer else None
+        plane = (
+            preview_plane(self.viewer, layer, network.config.input_channels)
+            if layer is not None
+            else None
+        )
         if plane is not None:
             job.preview_image = plane[0]
             job.preview_interval = float(self._interval.value)
