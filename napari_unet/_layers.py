@@ -272,7 +272,7 @@ def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=Non
     geometry = geometry_of(image, drop_axis) if image is not None else {}
     prob, labels = prediction.probability, prediction.labels
     if index is not None and image is not None:
-        full = spatial_shape(image)
+        full = tuple(n for i, n in enumerate(spatial_shape(image)) if i != drop_axis)
         for name, plane, dtype in (
             (probability_name(image_name), prob, np.float32),
             (labels_name(image_name), labels, np.int32),

@@ -6,21 +6,10 @@ CC0), as bundled in the stardist 0.9.2 wheel; see ``sample_data/LICENSE.md``.
 
 from __future__ import annotations
 
-from pathlib import Path
+from .core.io import sample_dir  # noqa: F401 - where the files are: core's to know
 
 IMAGE_NAME = "nuclei"
 TRUTH_NAME = "nuclei ground truth"
-
-
-def sample_dir() -> Path:
-    """The folder holding ``img2d.tif`` and ``mask2d.tif``."""
-    here = Path(__file__).resolve().parent
-    for folder in (here / "sample_data", here.parent / "sample_data"):
-        if (folder / "img2d.tif").is_file():
-            return folder
-    raise FileNotFoundError(
-        "the napari-unet sample images (sample_data/img2d.tif) are not installed"
-    )
 
 
 def make_sample_data() -> list[tuple]:

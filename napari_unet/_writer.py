@@ -47,20 +47,20 @@ def entries_from_layer_data(layer_data: list[tuple]) -> list[Entry]:
     return entries
 
 
+def model_of(state: Any) -> dict[str, Any]:
+    """The current model of ``state`` (a :class:`~napari_unet._state.ModelState`, or
+    ``None``: no model) as :func:`~napari_unet.core.trainingset.write_training_set`'s
+    arguments: the network in memory, else its file."""
+    if state is None:
+        return {}
+    model_file = state.path if state.model is None else None
+    return {"model": state.model, "model_file": model_file, "model_name": state.name}
+
+
 def write_layers(path: str | os.PathLike, layer_data: list[tuple], state: Any) -> list[str]:
     """Write the image/annotation pairs among ``layer_data`` and the current model of
-    ``state`` (a :class:`~napari_unet._state.ModelState`, or ``None``: no model)."""
-    model, model_file, name = None, None, ""
-    if state is not None:
-        model, name = state.model, state.name
-        model_file = state.path if state.model is None else None
-    return write_training_set(
-        path,
-        entries_from_layer_data(layer_data),
-        model=model,
-        model_file=model_file,
-        model_name=name,
-    )
+    ``state``."""
+    return write_training_set(path, entries_from_layer_data(layer_data), **model_of(state))
 
 
 def write_training_set_layers(path: str, layer_data: list[tuple]) -> list[str]:
@@ -79,12 +79,15 @@ def write_training_set_layers(path: str, layer_data: list[tuple]) -> list[str]:
     return write_layers(path, layer_data, current_state())
 
 
-def write_training_set_from_viewer(viewer: Any, path: str | os.PathLike, state: Any) -> list[str]:
-    """Write every image/annotation pair of ``viewer`` and ``state``'s model."""
+def training_set_of_viewer(viewer: Any, state: Any) -> tuple[list[Entry], dict[str, Any]]:
+    """Every image/annotation pair of ``viewer`` (the annotations copied: painting may
+    go on while they are written) and ``state``'s model: the arguments of
+    :func:`~napari_unet.core.trainingset.write_training_set`, read on the GUI thread."""
     from ._layers import training_pairs
 
     layer_data = []
     for pair in training_pairs(viewer):
         layer_data.append(pair.image.as_layer_data_tuple())
-        layer_data.append(pair.annotation.as_layer_data_tuple())
-    return write_layers(path, layer_data, state)
+        data, meta, kind = pair.annotation.as_layer_data_tuple()
+        layer_data.append((np.array(data), meta, kind))
+    return entries_from_layer_data(layer_data), model_of(state)

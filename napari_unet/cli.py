@@ -16,46 +16,30 @@ fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
-import re
-import signal
-import sys
-import threading
 import time
-import traceback
 import warnings
 from pathlib import Path
 
 from . import __version__
+from ._console import (  # the process: messages, signals, exit codes
+    EXIT_USAGE,
+    PROG,
+    Terminated,  # noqa: F401 - part of the command line's interface
+    exit_now,
+    import_tensorflow,
+    note,
+    one_line,
+    raise_lost_interrupt,
+    run_command,
+    train_until_interrupted,
+)
 from .core.errors import ModelFileError, UserInputError
 
-PROG = "napari-unet"
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
-
-
-# --------------------------------------------------------------------------- output
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
-
-
-def _error(message: str) -> int:
-    sys.stdout.flush()
-    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
-    return EXIT_USAGE
-
-
-def _note(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
-
-
-def _import_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter filtered out of stderr."""
-    from .core._tfload import quiet_import_tensorflow
-
-    quiet_import_tensorflow()
+# the names the predict command uses
+_note, _raise_lost_interrupt, _import_tensorflow = note, raise_lost_interrupt, import_tensorflow
 
 
 # --------------------------------------------------------------------------- parsing
@@ -64,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         hint = f"see '{self.prog} --help'"
-        self.exit(EXIT_USAGE, f"{PROG}: error: {_one_line(message)} ({hint})\n")
+        self.exit(EXIT_USAGE, f"{PROG}: error: {one_line(message)} ({hint})\n")
 
 
 class _Ordered(argparse.Action):
@@ -86,34 +70,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
-    return value
+def _options_of(parser, options) -> None:
+    """Add ``(flags, keywords)`` pairs to ``parser``."""
+    for flags, kw in options:
+        parser.add_argument(*flags.split(), **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # the defaults are core's, read here once (no TensorFlow: plain dataclasses)
+    from .core.config import DEFAULT_TILE_SIZE, TrainConfig, UNetConfig
+
+    tc, uc = TrainConfig(), UNetConfig()
+    bundled = "model file (.keras); default: the bundled nuclei model"
     parser = _Parser(
         prog=PROG,
         description="U-Net segmentation of microscopy images (the napari-unet plugin, headless).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
         "predict",
@@ -121,64 +95,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Segment images. Writes OUT/<name>_labels.tif (instance ids, uint16 or "
         "uint32) and OUT/<name>_probability.tif (float32, 0-1) per image.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="TIFF, PNG or JPEG images")
-    p.add_argument(
-        "--model", metavar="PATH", help="model file (.keras); default: the bundled nuclei model"
-    )
-    p.add_argument(
-        "--out",
-        metavar="DIR",
-        default=".",
-        help="output folder, created when missing (default: current folder)",
-    )
-    p.add_argument(
-        "--tile-size",
-        type=_positive_int,
-        metavar="N",
-        help="tile edge in pixels for large images (default 1024); lower it to save memory",
-    )
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        metavar="P",
-        help="foreground probability threshold (default: the model's own, tuned when it "
-        "was trained; 0.5 for the bundled model)",
-    )
-    p.add_argument(
-        "--diameter",
-        type=float,
-        default=None,
-        metavar="PX",
-        help="typical object width in pixels; the image is rescaled so its objects match "
-        "the model's (default: measured in each image; 0: use the image as it is)",
-    )
-    p.add_argument(
-        "--axes",
-        metavar="AXES",
-        help="what the image axes are, e.g. YX, YXC, CYX, ZYX, ZCYX, TZYXC (C: channels); "
-        "default: decided from the shape (channels last or first, RGB(A) colours, stacks)",
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace existing output files that napari-unet did not write (its own "
-        "earlier outputs are always replaced)",
-    )
+    _options_of(p, [
+        ("images", dict(nargs="+", metavar="IMAGE", help="TIFF, PNG or JPEG images")),
+        ("--model", dict(metavar="PATH", help=bundled)),
+        ("--out", dict(metavar="DIR", default=".",
+                       help="output folder, created when missing (default: current folder)")),
+        ("--tile-size", dict(type=_positive_int, metavar="N",
+                             help=f"tile edge in pixels for large images (default "
+                             f"{DEFAULT_TILE_SIZE}); lower it to save memory")),
+        ("--threshold", dict(type=float, metavar="P",
+                             help="foreground probability threshold (default: the model's "
+                             "own, tuned when it was trained; 0.5 for the bundled model)")),
+        ("--diameter", dict(type=float, metavar="PX",
+                            help="typical object width in pixels; the image is rescaled so "
+                            "its objects match the model's (default: measured in each image; "
+                            "0: use the image as it is)")),
+        ("--axes", dict(metavar="AXES",
+                        help="what the image axes are, e.g. YX, YXC, CYX, ZYX, ZCYX, TZYXC "
+                        "(C: channels); default: decided from the shape (channels last or "
+                        "first, RGB(A) colours, stacks)")),
+        ("--overwrite", dict(action="store_true",
+                             help="replace existing output files that napari-unet did not "
+                             "write (its own earlier outputs are always replaced)")),
+    ])  # fmt: skip
     p.set_defaults(func=cmd_predict)
 
-    # the defaults are core's, read here once (no TensorFlow: plain dataclasses)
-    from .core.config import TrainConfig, UNetConfig
-
-    tc, uc = TrainConfig(), UNetConfig()
-
-    def defaulted(parser, flag: str, default: int | float, what: str) -> None:
+    def core(default, what: str) -> dict:
         """An option whose default (and the help saying it) is core's."""
         kind = type(default)
-        metavar = "N" if kind is int else "F"
-        parser.add_argument(
-            flag, type=kind, default=default, metavar=metavar, help=f"{what} ({default:g})"
-        )
+        return dict(type=kind, default=default, metavar="N" if kind is int else "F",
+                    help=f"{what} ({default:g})")  # fmt: skip
 
     t = sub.add_parser(
         "train",
@@ -187,56 +133,31 @@ def build_parser() -> argparse.ArgumentParser:
         "object) or sparse annotations (0 = unlabelled, 1 = background, 2 = object). "
         "Each --image pairs with the --mask/--annotation given in the same order.",
     )
-    t.add_argument("--image", action=_Ordered, metavar="IMG", help="training image")
-    t.add_argument("--mask", action=_Ordered, metavar="M", help="instance mask of that image")
-    t.add_argument(
-        "--annotation", action=_Ordered, metavar="A", help="sparse annotation of that image"
-    )
-    t.add_argument("--out", required=True, metavar="MODEL.keras", help="where to save the model")
-    t.add_argument(
-        "--init",
-        default="default",
-        metavar="PATH|default|none",
-        help="start from a model file, the bundled model (default) or a new network (none)",
-    )
-    defaulted(t, "--epochs", tc.epochs, "maximum epochs")
-    defaulted(t, "--steps-per-epoch", tc.steps_per_epoch, "batches per epoch")
-    t.add_argument(
-        "--time-limit", type=float, metavar="SECONDS", help="stop training after this long"
-    )
-    t.add_argument(
-        "--patch-size",
-        type=int,
-        metavar="N",
-        help=f"training patch edge (the --init model's, else {tc.patch_size})",
-    )
-    defaulted(t, "--batch-size", tc.batch_size, "patches per batch")
-    defaulted(
-        t, "--val-fraction", tc.val_fraction, "share of labelled pixels held out for validation"
-    )
-    t.add_argument(
-        "--learning-rate",
-        type=float,
-        default=None,
-        metavar="LR",
-        help="Adam learning rate (default 3e-4 when fine-tuning, 1e-3 for a new network)",
-    )
-    t.add_argument(
-        "--depth",
-        type=int,
-        metavar="N",
-        help=f"new networks: pooling levels ({uc.depth}, with --init none)",
-    )
-    t.add_argument(
-        "--base-filters",
-        type=int,
-        metavar="N",
-        help=f"new networks: filters of the first level ({uc.base_filters}, with --init none)",
-    )
-    t.add_argument("--seed", type=int, default=tc.seed, help=f"random seed ({tc.seed})")
-    t.add_argument(
-        "--overwrite", action="store_true", help="replace the --out model file if it exists"
-    )
+    _options_of(t, [
+        ("--image", dict(action=_Ordered, metavar="IMG", help="training image")),
+        ("--mask", dict(action=_Ordered, metavar="M", help="instance mask of that image")),
+        ("--annotation", dict(action=_Ordered, metavar="A", help="sparse annotation of it")),
+        ("--out", dict(required=True, metavar="MODEL.keras", help="where to save the model")),
+        ("--init", dict(default="default", metavar="PATH|default|none",
+                        help="start from a model file, the bundled model (default) or a "
+                        "new network (none)")),
+        ("--epochs", core(tc.epochs, "maximum epochs")),
+        ("--steps-per-epoch", core(tc.steps_per_epoch, "batches per epoch")),
+        ("--time-limit", dict(type=float, metavar="SECONDS", help="stop after this long")),
+        ("--patch-size", dict(type=int, metavar="N", help=f"training patch edge (the "
+                              f"--init model's, else {tc.patch_size})")),
+        ("--batch-size", core(tc.batch_size, "patches per batch")),
+        ("--val-fraction", core(tc.val_fraction, "share of labelled pixels held out for "
+                                "validation")),
+        ("--learning-rate", dict(type=float, metavar="LR", help="Adam learning rate "
+                                 "(default 3e-4 when fine-tuning, 1e-3 for a new network)")),
+        ("--depth", dict(type=int, metavar="N", help=f"new networks: pooling levels "
+                         f"({uc.depth}, with --init none)")),
+        ("--base-filters", dict(type=int, metavar="N", help=f"new networks: filters of the "
+                                f"first level ({uc.base_filters}, with --init none)")),
+        ("--seed", dict(type=int, default=tc.seed, help=f"random seed ({tc.seed})")),
+        ("--overwrite", dict(action="store_true", help="replace the --out model file")),
+    ])  # fmt: skip
     t.set_defaults(func=cmd_train, inputs=[])
 
     e = sub.add_parser(
@@ -256,20 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
         "and TensorFlow SavedModel weights derived from them, test tensors, a cover and "
         "documentation (ONNX needs: pip install 'napari-unet[bioimageio]').",
     )
-    x.add_argument(
-        "--model", metavar="PATH", help="model file (.keras); default: the bundled nuclei model"
-    )
-    x.add_argument("--format", required=True, choices=["bioimageio"], help="package format")
-    x.add_argument("--out", required=True, metavar="PACKAGE.zip", help="package to write")
-    x.add_argument(
-        "--author",
-        action="append",
-        metavar="NAME",
-        help="who trained the model (repeatable; default: your login name, or the "
-        "napari-unet developers for the bundled model)",
-    )
-    x.add_argument("--license", default="CC-BY-4.0", help="SPDX licence id (CC-BY-4.0)")
-    x.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    _options_of(x, [
+        ("--model", dict(metavar="PATH", help=bundled)),
+        ("--format", dict(required=True, choices=["bioimageio"], help="package format")),
+        ("--out", dict(required=True, metavar="PACKAGE.zip", help="package to write")),
+        ("--author", dict(action="append", metavar="NAME", help="who trained the model "
+                          "(repeatable; default: your login name, or the napari-unet "
+                          "developers for the bundled model)")),
+        ("--license", dict(default="CC-BY-4.0", help="SPDX licence id (CC-BY-4.0)")),
+        ("--overwrite", dict(action="store_true", help="replace an existing package")),
+    ])  # fmt: skip
     x.set_defaults(func=cmd_export)
     return parser
 
@@ -481,176 +398,15 @@ def _pair_inputs(items: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
     return [(img, kind, lab) for img, (kind, lab) in zip(images, labels, strict=True)]
 
 
-def _check_train_args(args) -> None:
-    if not args.out.endswith(".keras"):
-        raise UserInputError(f"--out must be a model file ending in .keras, got {args.out}")
-    from .core.io import check_output_folder, check_writable
-
-    out = check_output_folder(args.out)
-    if os.path.lexists(out) and not args.overwrite:
-        raise UserInputError(
-            f"{out} already exists; choose another --out name, or add --overwrite to replace it"
-        )
-    check_writable(out.parent)
-    for flag, value in (
-        ("--epochs", args.epochs),
-        ("--steps-per-epoch", args.steps_per_epoch),
-        ("--batch-size", args.batch_size),
-    ):
-        if value < 1:
-            raise UserInputError(f"{flag} must be at least 1, got {value}")
-    from .core.config import MAX_PATCH_SIZE
-
-    if args.patch_size is not None and not 16 <= args.patch_size <= MAX_PATCH_SIZE:
-        raise UserInputError(
-            f"--patch-size must be from 16 to {MAX_PATCH_SIZE} pixels, got {args.patch_size}"
-        )
-    if args.time_limit is not None and not 0 < args.time_limit < math.inf:
-        raise UserInputError(
-            f"--time-limit must be a positive number of seconds, got {args.time_limit}"
-        )
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise UserInputError(
-            f"--val-fraction must be at least 0 and below 1, got {args.val_fraction}"
-        )
-    if args.learning_rate is not None and not 0 < args.learning_rate < 10:
-        raise UserInputError(
-            f"--learning-rate must be a small positive number, got {args.learning_rate}"
-        )
-    if args.init not in ("default", "none"):
-        if not Path(args.init).exists():
-            raise UserInputError(
-                f"--init model file not found: {args.init} (use a .keras file, 'default' or 'none')"
-            )
-
-
-def _read_pairs(triples, channels: int):
-    import numpy as np
-
-    from .core import TrainingPair
-    from .core.io import read_image, read_labels
-    from .core.normalize import nonfinite_pixels
-
-    pairs = []
-    n_bg = n_fg = 0
-    n_annotations = 0
-    for img_path, kind, lab_path in triples:
-        image = read_image(img_path)
-        labels = read_labels(lab_path)
-        iname, lname = Path(img_path).name, Path(lab_path).name
-        bad = nonfinite_pixels(image)
-        if bad:
-            _note(f"{iname}: {bad} NaN or infinite pixels; read as background")
-        if labels.ndim not in (2, 3):
-            raise UserInputError(
-                f"{lname}: {labels.ndim}D labels of shape {labels.shape} are not supported; "
-                f"give a 2D (Y, X) label image or a (Z, Y, X) stack"
-            )
-        if image.ndim > labels.ndim + 1:
-            raise UserInputError(
-                f"{iname}: a {image.ndim}D image of shape {image.shape} is not supported with "
-                f"{labels.ndim}D labels"
-            )
-        layout = _layout(image.shape, channels, iname)
-        if layout.spatial_shape != labels.shape:
-            seen = "" if layout.axis is None else f" (read as {layout.axes})"
-            raise UserInputError(
-                f"{iname} {image.shape}{seen} and its {kind} {lname} {labels.shape} differ in "
-                f"shape; the {kind} must cover the image pixel for pixel"
-            )
-        if kind == "mask":
-            if not (labels > 0).any():
-                raise UserInputError(
-                    f"mask {lname} has no object (every pixel is 0); give a mask with objects"
-                )
-            if (labels > 0).all():
-                raise UserInputError(
-                    f"mask {lname} has no background pixel (no 0 anywhere); masks use 0 "
-                    f"for background"
-                )
-        else:
-            n_annotations += 1
-            if not labels.any():
-                raise UserInputError(
-                    f"annotation {lname} is empty (every pixel is 0, not annotated); paint "
-                    f"1 = background and 2 = object"
-                )
-            n_bg += int((labels == 1).sum())
-            n_fg += int((labels >= 2).sum())
-        name = Path(img_path).name
-        if kind == "mask":
-            pairs.append(TrainingPair(image, mask=labels, name=name))
-        else:
-            pairs.append(TrainingPair(image, annotation=np.asarray(labels), name=name))
-    if n_annotations == len(pairs):
-        if n_fg == 0:
-            raise UserInputError(
-                "the annotation has no object pixel (label 2): paint some objects before training"
-            )
-        if n_bg == 0:
-            raise UserInputError(
-                "the annotation has no background pixel (label 1): paint some background "
-                "before training"
-            )
-    return pairs
-
-
-def _plan_network(args):
-    """Decide where training starts, checking everything without TensorFlow.
-
-    Returns ``(source, config, metadata, notice)``: ``source`` is ``"new"``, ``"default"``
-    or a model path; ``config`` the network's :class:`UNetConfig`.
-    """
-    from .core import UNetConfig, default_model_path
-
-    DEFAULT_MODEL_PATH = default_model_path()
-    from .core.modelfile import read_metadata
-
-    shape_args = {}
-    if args.depth is not None:
-        shape_args["depth"] = args.depth
-    if args.base_filters is not None:
-        shape_args["base_filters"] = args.base_filters
-    if args.init == "none":
-        return "new", UNetConfig(**shape_args), {}, None
-    if args.init == "default":
-        if not DEFAULT_MODEL_PATH.exists():
-            notice = "no bundled default model; training from scratch"
-            return "new", UNetConfig(**shape_args), {}, notice
-        source, path = "default", DEFAULT_MODEL_PATH
-    else:
-        source, path = args.init, Path(args.init)
-    if shape_args:
-        raise UserInputError(
-            "--depth and --base-filters only apply to a new network, not when fine-tuning "
-            f"{'the bundled model' if source == 'default' else path.name}; add --init none"
-        )
-    meta = read_metadata(path)  # a foreign file is refused here
-    try:
-        config = UNetConfig.from_dict(meta["architecture"])
-    except (TypeError, AttributeError, UserInputError) as e:
-        raise ModelFileError(f"{path.name}: bad architecture in metadata ({e})") from None
-    return source, config, meta, None
-
-
-def _save_or_rescue(net, out: Path) -> Path:
-    """Save the trained model to ``out``; when that fails (disk full, folder gone or
-    read-only), save it in the temporary folder instead so minutes of training are not
-    lost, and say where."""
-    import tempfile
+@contextlib.contextmanager
+def _options():
+    """Core's settings errors told in the command line's words (``--batch-size``)."""
+    from .core.errors import ConfigError
 
     try:
-        return net.save(out)
-    except OSError as e:
-        rescue = Path(tempfile.gettempdir()) / f"napari-unet-rescued-{int(time.time())}.keras"
-        try:
-            net.save(rescue)
-        except OSError:
-            raise e from None
-        raise UserInputError(
-            f"could not save the model to {out} ({_os_error_message(e)}); it was saved to "
-            f"{rescue} instead: move it where you want it"
-        ) from None
+        yield
+    except ConfigError as e:
+        raise UserInputError(f"--{e.field.replace('_', '-')} {e.problem}") from None
 
 
 def _fmt(value, spec=".4f") -> str:
@@ -658,102 +414,46 @@ def _fmt(value, spec=".4f") -> str:
 
 
 def cmd_train(args) -> int:
-    _check_train_args(args)
-    triples = _pair_inputs(args.inputs)
-    source, config, meta, notice = _plan_network(args)
-    from .core import TrainConfig
+    from .core import plan
 
-    patch = args.patch_size or int(meta.get("patch_size") or TrainConfig().patch_size)
-    if patch % config.size_multiple:
-        m = config.size_multiple
-        raise UserInputError(
-            f"--patch-size {patch} must be a multiple of {m} for a depth-{config.depth} "
-            f"network (try {max(1, round(patch / m)) * m})"
+    out = plan.check_model_target(args.out, args.overwrite)
+    files = _pair_inputs(args.inputs)
+    with _options():
+        spec = plan.ModelSpec.parse(args.init, args.depth, args.base_filters, args.seed)
+        network = plan.plan_network(spec)
+        cfg = network.train_config(
+            patch_size=args.patch_size,
+            **{k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "seed")},
+            **{k: getattr(args, k) for k in ("time_limit", "val_fraction", "learning_rate")},
         )
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        time_limit=args.time_limit,
-        patch_size=patch,
-        batch_size=args.batch_size,
-        val_fraction=args.val_fraction,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-    )
-    pairs = _read_pairs(triples, config.input_channels)
-
-    _import_tensorflow()
-    from .core import UNet
-
-    if source == "new":
-        net, origin = UNet.new(config, seed=args.seed), "a new network"
-    elif source == "default":
-        net, origin = UNet.default(), "the bundled default model"
-    else:
-        net, origin = UNet.load(source), Path(source).name
-    n = len(pairs)
+    pairs = plan.load_training_pairs(files, network.config.input_channels, warn=note)
+    import_tensorflow()
+    net = plan.resolve_model(network.spec)
     # printed once training really starts, so that bad input still gets one line only
-    start_lines = [notice] if notice else []
-    start_lines.append(
-        f"training from {origin} (depth {net.config.depth}, {net.config.base_filters} filters) "
-        f"on {n} image{'s' if n != 1 else ''}: up to {cfg.epochs} epochs of "
-        f"{cfg.steps_per_epoch} batches of {cfg.batch_size} x {patch}px patches"
-        + (f", time limit {cfg.time_limit:g} s" if cfg.time_limit else "")
-    )
+    start_lines = [network.notice] if network.notice else []
+    start_lines.append(network.summary(cfg, len(pairs)))
 
     def progress(p) -> None:
-        _raise_lost_interrupt()
+        raise_lost_interrupt()
         while start_lines:
-            _note(start_lines.pop(0))
-        if p.kind == "epoch":
-            _note(
+            note(start_lines.pop(0))
+        if p.kind is ProgressKind.EPOCH:
+            note(
                 f"epoch {p.epoch}/{cfg.epochs}  loss {_fmt(p.loss)}  val_loss {_fmt(p.val_loss)}"
                 f"  val_dice {_fmt(p.val_dice, '.3f')}  {p.elapsed:.1f} s"
             )
 
-    stop = threading.Event()
-    interrupted = {"n": 0}
+    from .core.training import ProgressKind
 
-    def on_sigint(signum, frame):
-        interrupted["n"] += 1
-        if interrupted["n"] > 1:
-            raise KeyboardInterrupt
-        stop.set()
-        _note("interrupted: stopping after this batch (Ctrl-C again to quit at once)")
-
-    old_handler = None
-    if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        result = net.train(pairs, cfg, progress=progress, stop_event=stop)
-    finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-    if stop.is_set():
-        raise KeyboardInterrupt
-
-    path = _save_or_rescue(net, Path(args.out))
+    result = train_until_interrupted(net, pairs, cfg, progress)
+    path = plan.save_model_safely(net, out)
     if result.stopped_by == "non_finite":
-        _note(
+        note(
             f"the loss became NaN after epoch {result.epochs_run}; the weights of the last "
             "good epoch were saved (a lower --learning-rate may train further)"
         )
-    best = (
-        f"best {result.monitor} {_fmt(result.best_monitor)} at epoch {result.best_epoch}"
-        if result.best_epoch
-        else "no finite loss recorded"
-    )
-    val_dice = net.metadata["history"].get("val_dice_coefficient")
-    dice = ""
-    if val_dice and result.best_epoch and result.monitor == "val_loss":
-        start = len(val_dice) - result.epochs_run
-        dice = f", val_dice {val_dice[start + result.best_epoch - 1]:.3f}"
     print(f"saved model to {path}")
-    print(
-        f"trained {result.epochs_run} epochs ({result.steps_run} steps) in "
-        f"{result.seconds:.1f} s, stopped by {result.stopped_by.replace('_', ' ')}; {best}{dice}",
-        flush=True,
-    )
+    print(f"{result.summary()}", flush=True)
     return 0
 
 
@@ -777,154 +477,39 @@ def cmd_evaluate(args) -> int:
 
 # --------------------------------------------------------------------------- export
 def cmd_export(args) -> int:
-    from .core import default_model_path
-    from .core.modelfile import read_metadata
+    from .core.plan import model_file
 
-    model = Path(args.model) if args.model else default_model_path()
-    read_metadata(model)  # a clear message before TensorFlow starts
+    model, _ = model_file(args.model)  # a clear message before TensorFlow starts
     out = Path(args.out)
     if out.suffix.lower() != ".zip":
         raise UserInputError(f"--out must name a .zip file: {out.name}")
     if out.exists() and not args.overwrite:
         raise UserInputError(f"{out} exists; choose another name or pass --overwrite")
-    _import_tensorflow()
+    import_tensorflow()
     from .core.bioimageio import export_bioimageio
 
-    # SIGTERM ends the export like Ctrl+C: the half-written package is removed
-    old = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        result = export_bioimageio(
-            model, out, authors=args.author, license=args.license, overwrite=args.overwrite
-        )
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    _note(f"wrote {out} (weights: {', '.join(result.weight_formats)})")
+    # SIGTERM unwinds like Ctrl+C (run_command): the half-written package is removed
+    result = export_bioimageio(
+        model, out, authors=args.author, license=args.license, overwrite=args.overwrite
+    )
+    note(f"wrote {out} (weights: {', '.join(result.weight_formats)})")
     for fmt, why in result.skipped.items():
-        _note(f"no {fmt} weights: {why}")
+        note(f"no {fmt} weights: {why}")
     return 0
 
 
 # --------------------------------------------------------------------------- main
-def _os_error_message(e: OSError) -> str:
-    import errno
-
-    where = f": {e.filename}" if getattr(e, "filename", None) else ""
-    if e.errno is None and re.search(r"requested and \d+ written", str(e)):
-        return "no space left on device; free some disk space or write elsewhere"
-    hint = {
-        errno.EACCES: "; check the permissions or choose another folder",
-        errno.EPERM: "; check the permissions or choose another folder",
-        errno.ENOSPC: "; free some disk space or write elsewhere",
-        errno.EROFS: "; choose a writable folder",
-    }.get(e.errno, "")
-    return f"{e.strerror or e}{where}{hint}"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a cluster job's time limit, ``kill``): unwind like Ctrl+C, so every
-    temporary file is removed on the way out."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated
-
-
-#: Ctrl+C or SIGTERM that landed in a finaliser, where Python can only report it.
-_lost_interrupts: list[KeyboardInterrupt] = []
-
-
-def _quiet_unraisable(unraisable) -> None:
-    """Ctrl+C landing in a finaliser (TensorFlow tracing, a closing file, a released
-    memory map) is not worth a traceback, but must not be lost either: it is kept and
-    raised again at the next check (:func:`_raise_lost_interrupt`). Anything else is
-    reported as Python would."""
-    if isinstance(unraisable.exc_value, KeyboardInterrupt):
-        _lost_interrupts.append(unraisable.exc_value)
-        return
-    sys.__unraisablehook__(unraisable)
-
-
-def _raise_lost_interrupt() -> None:
-    """Raise a Ctrl+C or SIGTERM that a finaliser swallowed, if there was one."""
-    if _lost_interrupts:
-        e = _lost_interrupts[0]
-        _lost_interrupts.clear()
-        raise e
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``napari-unet`` console script; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Keras warns that fit's default shuffle=True is ignored for a tf.data stream
     warnings.filterwarnings("ignore", message=".*shuffle=True.*", category=UserWarning)
-    args = build_parser().parse_args(argv)
-    old_term = old_int = old_hook = None
-    if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
-        # Python leaves Ctrl+C ignored when it started ignored (a job started in the
-        # background by a non-interactive shell, some CI runners); `train` always took
-        # it over to stop after the batch, and every command now answers it alike
-        old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-        old_hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
-    try:
-        return _run(args)
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-            signal.signal(signal.SIGINT, old_int)
-            sys.unraisablehook = old_hook
-
-
-def _run(args) -> int:
-    _lost_interrupts.clear()
-    try:
-        code = int(args.func(args) or 0)
-        _raise_lost_interrupt()
-        return code
-    except UserInputError as e:
-        return _error(str(e))
-    except KeyboardInterrupt as e:
-        sys.stdout.flush()
-        what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        _note(f"{what}; nothing was saved" if args.command == "train" else what)
-        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
-    except MemoryError:
-        return _error("not enough memory; use smaller images, --tile-size or --batch-size")
-    except OSError as e:
-        return _error(_os_error_message(e))
-    except Exception as e:  # noqa: BLE001
-        # numpy/tifffile report a short write on a full disk as "N requested and M written"
-        if re.search(r"requested and \d+ written", str(e)):
-            return _error("no space left on device; free some disk space or write elsewhere")
-        # anything else is a bug: show the traceback, then one line
-        traceback.print_exc()
-        _error(
-            f"unexpected {type(e).__name__}: {e} (this is a bug in napari-unet; please "
-            f"report it with the traceback above)"
-        )
-        return 1
+    return run_command(build_parser().parse_args(argv))
 
 
 def run() -> None:
-    """The ``napari-unet`` console script: :func:`main`, then exit.
-
-    Once TensorFlow is loaded, Python's own shutdown spends 1–2 s taking its thread
-    pools and kernels apart after the work is done (measured: 1.7 s after a training
-    run on 2 cores). By the time :func:`main` returns every output file is written
-    and closed, so the exit handlers run (logging, temporary files) and the process
-    leaves at once.
-    """
-    code = main()
-    if "tensorflow" in sys.modules:
-        import atexit
-
-        run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-        if run_exit_handlers is not None:
-            run_exit_handlers()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    """The ``napari-unet`` console script: :func:`main`, then exit at once."""
+    exit_now(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from test_widgets import annotate_from_truth, dock, set_tiny_training, wait_idle
+from test_widgets import annotate_from_truth, dock, saved, set_tiny_training, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -68,9 +68,9 @@ def test_saving_a_training_set_into_its_folder_keeps_other_files(viewer, tmp_pat
     annotate = dock(viewer, "Annotate")
     annotate_from_truth(viewer, annotate)
     folder = tmp_path / "my_set"
-    assert annotate._on_save_training_set(str(folder))
+    assert saved(qtbot, annotate, annotate._on_save_training_set(str(folder)))
     (folder / "notes.txt").write_text("my notes")
-    assert annotate._on_save_training_set(str(folder))
+    assert saved(qtbot, annotate, annotate._on_save_training_set(str(folder)))
     assert (folder / "notes.txt").read_text() == "my notes"
     index = json.loads((folder / "napari-unet-training-set.json").read_text())
     assert len(index["pairs"]) == 1

@@ -64,6 +64,17 @@ def wait_idle(qtbot, widget, timeout=WAIT_TRAIN_MS):
     qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
 
 
+def saved(qtbot, widget, worker, timeout=60_000):
+    """What a Save … button's background worker wrote (``None`` when it failed), once
+    it is done; the button is disabled meanwhile."""
+    assert worker is not None
+    button = getattr(widget, "save_button", None) or widget.save_set_button
+    assert widget.saving and not button.isEnabled()
+    qtbot.waitUntil(lambda: not widget.saving, timeout=timeout)
+    assert button.isEnabled()
+    return widget.saved
+
+
 # ---------------------------------------------------------------------- no TF on import
 def test_opening_widgets_does_not_import_tensorflow():
     """A fresh interpreter: import the plugin, open every widget and the sample."""
@@ -228,7 +239,7 @@ def test_train_segment_evaluate_loop(viewer, qtbot, tmp_path, notes):
         assert evaluate.values[key].text() != "–"
 
     # save the model, load it back as the current model, segment from the file
-    path = train._on_save(str(tmp_path / "tiny"))
+    path = saved(qtbot, train, train._on_save(str(tmp_path / "tiny")))
     assert path == tmp_path / "tiny.keras" and path.is_file()
     assert train._on_load(str(path)) == str(path)
     assert train.state.model is None and train.state.path == str(path)
@@ -370,7 +381,7 @@ def test_training_set_folder_round_trip(make_napari_viewer, qtbot, tmp_path):
     assert (tmp_path / "plain.unet" / "napari-unet-training-set.json").is_file()
     # and through the widget button, to any folder name
     other = tmp_path / "again"
-    assert annotate._on_save_training_set(str(other))
+    assert saved(qtbot, annotate, annotate._on_save_training_set(str(other)))
     # the reader claims training sets only
     from napari_unet._reader import get_reader
 
@@ -400,7 +411,8 @@ def test_training_set_folder_round_trip(make_napari_viewer, qtbot, tmp_path):
     # saving over a folder that is not a training set is refused
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.txt").write_text("x")
-    assert annotate._on_save_training_set(str(tmp_path / "precious")) is None
+    refused = annotate._on_save_training_set(str(tmp_path / "precious"))
+    assert saved(qtbot, annotate, refused) is None
     assert (tmp_path / "precious" / "thesis.txt").read_text() == "x"
 
 
@@ -528,4 +540,27 @@ def test_widget_defaults_come_from_core(make_napari_viewer, qtbot):
     arch = UNetConfig.interactive()
     assert (train._depth.value, train._filters.value) == (arch.depth, arch.base_filters)
     segment = dock(viewer, "Segment")
-    assert segment._min_size.value == PostprocessParams().min_size
+    # threshold and min size: the model's own (as on the command line) unless set
+    assert segment._min_size.value == 0
+    assert str(PostprocessParams().min_size) in segment._min_size.tooltip
+    viewer.add_image(np.zeros((32, 32), np.float32), name="blank")
+    segment.reset_choices()
+    segment._image.value = "blank"
+    job = segment.job()
+    assert job.min_size is None and job.threshold is None
+
+
+def test_the_live_preview_reads_channels_first_images(make_napari_viewer):
+    """A (C, Y, X) image is one plane for a C-channel model, not C planes of one channel."""
+    from napari_unet._widgets.train import preview_plane
+
+    viewer = make_napari_viewer()
+    cyx = viewer.add_image(np.random.default_rng(0).random((2, 48, 64), np.float32), name="cyx")
+    plane, index, axis = preview_plane(viewer, cyx, 2)
+    assert plane.shape == (48, 64, 2) and index is None and axis == 0
+    np.testing.assert_array_equal(plane[..., 1], cyx.data[1])
+    # the same image for a one-channel model is a stack: the plane shown now
+    viewer.dims.set_point(0, 1)
+    plane, index, axis = preview_plane(viewer, cyx, 1)
+    assert plane.shape == (48, 64, 1) and index == (1,) and axis is None
+    assert preview_plane(viewer, cyx, 3) is None  # does not fit: no preview

@@ -21,9 +21,12 @@ def notify_error(error: BaseException, what: str = "") -> None:
     from napari.utils.notifications import show_error
 
     from napari_unet.core import UserInputError
+    from napari_unet.core.errors import DefaultModelMissing
 
     prefix = f"{what}: " if what else ""
-    if isinstance(error, UserInputError):
+    if isinstance(error, DefaultModelMissing):
+        show_error(f"{prefix}{error}; choose a model file, or train a model in the Train widget")
+    elif isinstance(error, UserInputError):
         show_error(f"{prefix}{error}")
     else:
         log.error("napari-unet %s failed", what or "task", exc_info=error)
@@ -85,6 +88,38 @@ def start_worker(
     _job_started()
     worker.start()
     return worker
+
+
+def save_path(parent: QWidget, path: str | None, title: str, name: str, kinds: str) -> str | None:
+    """``path``, else the one the person picks in a save dialog (``None``: cancelled)."""
+    if path is None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(parent, title, name, kinds)
+    return path or None
+
+
+def save_in_background(
+    button: QPushButton,
+    what: str,
+    func: Callable[..., Any],
+    *args: Any,
+    done: Callable[[Any], None],
+    finished: Callable[[], None] | None = None,
+):
+    """Write files off the GUI thread: ``func(*args)`` in a worker, ``button`` disabled
+    meanwhile, ``done(result)`` on success; a failure becomes a notification (nothing
+    in the viewer is touched, so nothing is lost). Returns the worker."""
+
+    def ended() -> None:
+        button.setEnabled(True)
+        if finished is not None:
+            finished()
+
+    button.setEnabled(False)
+    return start_worker(
+        func, *args, returned=done, errored=lambda e: notify_error(e, what), finished=ended
+    )
 
 
 def layer_choices(kind: str, viewer: Any, filter_: Callable[[Any], bool] | None = None):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from napari_unet.core.config import PREVIEW_INTERVAL
+from napari_unet.core.plan import ModelSpec, resolve_model
 
 #: Niceness added to the threads that run TensorFlow, so that on a small machine the
 #: GUI thread wins the CPU when it needs it (TensorFlow's own pools inherit it).
@@ -46,22 +47,6 @@ class TileProgress:
 
     done: int
     total: int
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which model a job uses, as plain data.
-
-    ``kind`` is ``"current"`` (``model`` in memory, else the file ``path``),
-    ``"default"`` (the bundled nuclei model), ``"file"`` (``path``) or ``"new"``
-    (a fresh network from ``architecture``, a :class:`~napari_unet.core.UNetConfig`).
-    """
-
-    kind: str
-    path: str | None = None
-    model: Any = None
-    architecture: Any = None
-    name: str = ""
 
 
 @dataclass
@@ -97,8 +82,7 @@ class TrainJob:
     init: ModelSpec
     config: Any  # core TrainConfig
     stop_event: threading.Event = field(default_factory=threading.Event)
-    preview_image: np.ndarray | None = None
-    preview_rgb: bool = False
+    preview_image: np.ndarray | None = None  # one plane as the network takes it (Y, X, C)
     preview_interval: float = PREVIEW_INTERVAL
 
 
@@ -162,60 +146,6 @@ def run_in_thread(
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
-
-
-def resolve_model(spec: ModelSpec):
-    """The :class:`~napari_unet.core.UNet` a spec names (loads files; imports TF).
-
-    Raises
-    ------
-    UserInputError
-        With a message for the person (no model, unreadable file, …).
-    """
-    from napari_unet.core import ModelFileError, UNet, UserInputError
-
-    if spec.model is not None and spec.kind != "new":
-        return spec.model
-    if spec.kind == "current":
-        if spec.path:
-            return UNet.load(spec.path)
-        raise UserInputError(
-            "there is no current model yet: train one (Train widget), load a model file, "
-            "or choose the bundled default"
-        )
-    if spec.kind == "default":
-        try:
-            return UNet.default()
-        except ModelFileError:
-            from napari_unet.core import DEFAULT_MODEL_PATH
-
-            if DEFAULT_MODEL_PATH.exists():
-                raise
-            raise UserInputError(
-                "the bundled default nuclei model is not installed: choose a model file, "
-                "or train a model in the Train widget"
-            ) from None
-    if spec.kind == "file":
-        if not spec.path:
-            raise UserInputError("choose a model file (.keras) first")
-        return UNet.load(spec.path)
-    if spec.kind == "new":
-        return UNet.new(spec.architecture)
-    raise UserInputError(f"unknown model choice {spec.kind!r}")
-
-
-def model_name(spec: ModelSpec, net: Any) -> str:
-    """What to call the model a job used."""
-    if spec.name:
-        return spec.name
-    if spec.kind == "default":
-        return "bundled nuclei model"
-    if spec.kind == "new":
-        cfg = net.config
-        return f"new U-Net (depth {cfg.depth}, {cfg.base_filters} filters)"
-    if spec.path:
-        return os.path.basename(spec.path)
-    return "current model"
 
 
 # ---------------------------------------------------------------------- segment
@@ -297,11 +227,11 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
     emit(Status("preparing the network…"))
     prepare_tensorflow()
     net = resolve_model(job.init)
-    name = model_name(job.init, net)
+    name = job.init.describe(net.config)
     if job.init.kind == "current" and job.init.model is not None:
         # train a copy: the current model stays usable (Segment) until this run ends
         net = net.copy()
-    preview = _preview_input(job.preview_image, job.preview_rgb, net.input_channels)
+    preview = job.preview_image
     emit(Status("training…"))
     result = net.train(
         job.pairs,
@@ -318,29 +248,11 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
     return TrainOutcome(net, result, name)
 
 
-def _preview_input(image: np.ndarray | None, rgb: bool, channels: int) -> np.ndarray | None:
-    """The preview plane as the network takes it, ``(Y, X, C)`` (``None`` when it is
-    not one plane that fits the model: training goes on without a preview)."""
-    from napari_unet.core import UserInputError
-    from napari_unet.core.axes import channel_layout
-
-    if image is None:
-        return None
-    a = np.asarray(image)
-    try:
-        layout = channel_layout(a.shape, channels, rgb=rgb)
-    except UserInputError:
-        return None
-    if layout.stack_shape:
-        return None
-    return np.ascontiguousarray(layout.channels_last(a))
-
-
 def _final_preview(net: Any, image: np.ndarray, result: Any):
-    from napari_unet.core.training import TrainProgress
+    from napari_unet.core.training import ProgressKind, TrainProgress
 
     return TrainProgress(
-        "preview",
+        ProgressKind.PREVIEW,
         result.steps_run,
         result.steps_run,
         result.epochs_run,

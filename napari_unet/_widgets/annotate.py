@@ -26,7 +26,15 @@ from napari_unet.core.targets import annotated_pixel_counts
 
 from .. import _layers as L
 from .._state import state_for
-from ._ui import DockLifetime, button, combo, notify_error, status_label
+from ._ui import (
+    DockLifetime,
+    button,
+    combo,
+    notify_error,
+    save_in_background,
+    save_path,
+    status_label,
+)
 
 #: Recount the annotated pixels at most this often while painting (ms).
 REFRESH_MS = 300
@@ -58,6 +66,8 @@ class AnnotateWidget(DockLifetime, QWidget):
         self._watched: list[Any] = []
         #: annotated pixels per class of every pair, as last shown
         self.last_counts: dict[str, dict[int, int]] = {}
+        self.saving = False  # a Save training set… under way
+        self.saved: list[str] | None = None  # the files the last one wrote
 
         self._image = combo("image", napari_viewer, "image", tip="the image to annotate")
         form = Container(widgets=[self._image])
@@ -291,27 +301,44 @@ class AnnotateWidget(DockLifetime, QWidget):
         self.refresh()
 
     def _on_save_training_set(self, path: str | None = None):
-        """Write the training set (and the current model) into a folder."""
+        """Write the training set (and the current model) into a folder, in the
+        background; returns the worker (``None`` when nothing started). ``saved`` holds
+        the files written."""
         from napari.utils.notifications import show_info, show_warning
 
-        from .._writer import write_training_set_from_viewer
+        from napari_unet.core.trainingset import write_training_set
+
+        from .._writer import training_set_of_viewer
 
         if not L.training_pairs(self.viewer):
             show_warning("no training set yet: create an annotation layer and paint first")
             return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save training set (a folder)", "training_set.unet", "Folders (*)"
+        path = (
+            None
+            if self.saving
+            else save_path(
+                self, path, "Save training set (a folder)", "training_set.unet", "Folders (*)"
             )
-            if not path:
-                return None
-        try:
-            written = write_training_set_from_viewer(self.viewer, path, self.state)
-        except Exception as e:  # noqa: BLE001 - shown to the person
-            notify_error(e, "Save training set")
+        )
+        if path is None:
             return None
-        show_info(f"training set saved: {Path(path).name}")
-        return written
+        entries, model = training_set_of_viewer(self.viewer, self.state)
+        self.saved, self.saving = None, True
+
+        def done(written: list[str]) -> None:
+            self.saved = written
+            show_info(f"training set saved: {Path(path).name}")
+
+        def finished() -> None:
+            self.saving = False
+
+        return save_in_background(
+            self.save_set_button,
+            "Save training set",
+            lambda: write_training_set(path, entries, **model),
+            done=done,
+            finished=finished,
+        )
 
     def _on_open_training_set(self, path: str | None = None):
         """Open a training-set folder (images, annotations, model)."""

@@ -11,11 +11,12 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBo
 from qtpy.QtWidgets import QVBoxLayout
 from superqt import QCollapsible
 
+from napari_unet.core.plan import ModelSpec
 from napari_unet.core.postprocess import PostprocessParams
 
 from .. import _layers as L
 from ._ui import JobWidget, button, combo, notify_error, progress_bar, status_label
-from ._workers import ModelSpec, SegmentJob, SegmentResult, Status, TileProgress, segment_worker
+from ._workers import SegmentJob, SegmentResult, Status, TileProgress, segment_worker
 
 MODEL_CHOICES = [
     ("current model (trained / loaded here)", "current"),
@@ -74,10 +75,12 @@ class SegmentWidget(JobWidget):
         )
         self._min_size = SpinBox(
             label="min size (px)",
-            value=PostprocessParams().min_size,
+            value=0,
             min=0,
             max=1_000_000,
-            tooltip="drop smaller objects",
+            tooltip="drop objects smaller than this many pixels; 0 = the model's own "
+            f"(tuned on its training annotation; {PostprocessParams().min_size} for a new "
+            "model), 1 = keep every object",
         )
         form = Container(widgets=[self._image, self._model, self._file])
         advanced = Container(widgets=[self._diameter, self._tile, self._threshold, self._min_size])
@@ -86,6 +89,7 @@ class SegmentWidget(JobWidget):
         self._forms = (form, advanced)
         # 0 means "let napari-unet decide": say so in the field
         self._threshold.native.setSpecialValueText("model's own")
+        self._min_size.native.setSpecialValueText("model's own")
 
         self.model_label = status_label()
         self.run_button = button("Segment", self._on_segment, "segment the chosen image")
@@ -141,7 +145,7 @@ class SegmentWidget(JobWidget):
             rgb=bool(layer.rgb),
             tile_size=tile,
             threshold=float(self._threshold.value) or None,
-            min_size=int(self._min_size.value),
+            min_size=int(self._min_size.value) or None,
             diameter=float(self._diameter.value) or "auto",
         )
 
@@ -186,9 +190,9 @@ class SegmentWidget(JobWidget):
             # the model just used becomes the one to correct and fine-tune (Train),
             # unless that would drop a model trained here and not saved yet
             if not state.unsaved and state.model is not result.model:
-                from napari_unet.core import DEFAULT_MODEL_PATH
+                from napari_unet.core.plan import default_model_path
 
-                path = spec.path if spec.kind == "file" else str(DEFAULT_MODEL_PATH)
+                path = spec.path if spec.kind == "file" else str(default_model_path())
                 name = "bundled nuclei model" if spec.kind == "default" else None
                 state.set_model(result.model, name or os.path.basename(path), path)
         before = L.find_layer(self.viewer, L.labels_name(result.name), "labels")

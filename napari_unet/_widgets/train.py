@@ -3,7 +3,6 @@ image/annotation pair, in the background, with a live curve, a live preview and 
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,23 @@ from qtpy.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
 from napari_unet.core.config import MAX_PATCH_SIZE, PREVIEW_INTERVAL, TrainConfig, UNetConfig
+from napari_unet.core.plan import ModelSpec, default_model_installed, plan_network
+from napari_unet.core.training import ProgressKind
 
 from .. import _layers as L
 from ._plot import LossPlot
-from ._ui import JobWidget, button, metric_name, notify_error, plural, progress_bar, status_label
-from ._workers import ModelSpec, Status, TrainJob, TrainOutcome, train_worker
+from ._ui import (
+    JobWidget,
+    button,
+    metric_name,
+    notify_error,
+    plural,
+    progress_bar,
+    save_in_background,
+    save_path,
+    status_label,
+)
+from ._workers import Status, TrainJob, TrainOutcome, train_worker
 
 INIT_CHOICES = [
     ("current model", "current"),
@@ -39,23 +50,24 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def default_model_installed() -> bool:
-    from napari_unet.core.unet import DEFAULT_MODEL_PATH
+def preview_plane(viewer: Any, layer: Any, channels: int):
+    """The plane of ``layer`` shown now as a ``channels``-input network takes it,
+    ``(Y, X, C)``, with where it goes: its index over the stack axes (``None`` for one
+    plane) and the image axis that held the channels (``None`` for colours, which
+    napari keeps out of a layer's geometry). ``None`` when the image does not fit."""
+    from napari_unet.core import UserInputError
+    from napari_unet.core.axes import channel_layout
 
-    return DEFAULT_MODEL_PATH.exists()
-
-
-def current_plane(viewer: Any, layer: Any) -> tuple[np.ndarray, tuple[int, ...] | None]:
-    """The image plane shown now: the whole image when it is 2D (or 2D RGB), else the
-    plane at the viewer's current position and its index over the leading axes."""
     data = L.layer_array(layer)
-    n_spatial = len(L.spatial_shape(layer))
-    if n_spatial <= 2:
-        return data, None
+    try:
+        layout = channel_layout(np.shape(data), channels, rgb=bool(layer.rgb))
+    except UserInputError:
+        return None
     coords = np.asarray(layer.world_to_data(viewer.dims.point), float)
-    lead = data.shape[: n_spatial - 2]
-    index = tuple(int(np.clip(np.round(c), 0, s - 1)) for c, s in zip(coords[: len(lead)], lead))
-    return np.asarray(data[index]), index
+    stack = [i for i in range(len(layout.shape)) if i != layout.axis][:-2]
+    index = tuple(int(np.clip(np.round(coords[i]), 0, layout.shape[i] - 1)) for i in stack)
+    plane = np.ascontiguousarray(layout.read(data, index))
+    return plane, index or None, None if layer.rgb else layout.axis
 
 
 class TrainWidget(JobWidget):
@@ -72,8 +84,10 @@ class TrainWidget(JobWidget):
         self.job: TrainJob | None = None
         self.outcome: TrainOutcome | None = None
         self.last_epoch = None  # the last epoch record (core TrainProgress)
-        self._preview_target: tuple[str, tuple[int, ...] | None] | None = None
+        self._preview_target: tuple | None = None  # (layer name, plane index, channel axis)
         self._last_status = 0.0
+        self.saving = False  # a Save model… under way
+        self.saved: Path | None = None  # the file the last Save model… wrote
 
         if self.state.available:
             init = "current"
@@ -237,7 +251,7 @@ class TrainWidget(JobWidget):
 
     def _on_state(self) -> None:
         self.model_label.setText(f"current model: {self.state.describe()}")
-        self.save_button.setEnabled(self.state.available)
+        self.save_button.setEnabled(self.state.available and not self.saving)
         if self.state.available and not self.running:
             self._init.value = "current"
 
@@ -267,16 +281,15 @@ class TrainWidget(JobWidget):
             return ModelSpec(
                 "current", path=self.state.path, model=self.state.model, name=self.state.name
             )
-        if kind == "new":
-            # colour pictures train a colour network (an RGBA's alpha is dropped)
-            rgb = all(p.image.rgb for p in pairs)
-            arch = UNetConfig.interactive(
-                depth=int(self._depth.value),
-                base_filters=int(self._filters.value),
-                input_channels=3 if rgb else 1,
-            )
-            return ModelSpec("new", architecture=arch)
-        return ModelSpec("default")
+        # colour pictures train a colour network (an RGBA's alpha is dropped); a new
+        # network is also what "bundled" starts from when the bundled model is missing
+        rgb = all(p.image.rgb for p in pairs)
+        arch = UNetConfig.interactive(
+            depth=int(self._depth.value),
+            base_filters=int(self._filters.value),
+            input_channels=3 if rgb else 1,
+        )
+        return ModelSpec("new" if kind == "new" else "default", architecture=arch)
 
     def make_job(self) -> TrainJob:
         """Read the widget and the layers into a plain job (GUI thread; copies the
@@ -308,16 +321,27 @@ class TrainWidget(JobWidget):
             )
             for p, a in zip(pairs, annotations, strict=True)
         ]
-        job = TrainJob(pairs=data, init=self.init_spec(pairs), config=self.train_config())
+        # the model to start from and the settings, checked before anything starts
+        network = plan_network(self.init_spec(pairs))
+        config = self.train_config()
+        network.check_patch(config.patch_size)
+        if network.notice:
+            from napari.utils.notifications import show_info
+
+            show_info(network.notice)
+        job = TrainJob(pairs=data, init=network.spec, config=config)
         preview = self._preview.value
         layer = L.find_layer(self.viewer, preview, "image") if preview else None
         self._preview_target = None
-        if layer is not None:
-            image, index = current_plane(self.viewer, layer)
-            job.preview_image = image
-            job.preview_rgb = bool(layer.rgb)
+        plane = (
+            preview_plane(self.viewer, layer, network.config.input_channels)
+            if layer is not None
+            else None
+        )
+        if plane is not None:
+            job.preview_image = plane[0]
             job.preview_interval = float(self._interval.value)
-            self._preview_target = (layer.name, index)
+            self._preview_target = (layer.name, *plane[1:])
         return job
 
     # ------------------------------------------------------------------ callbacks
@@ -356,7 +380,7 @@ class TrainWidget(JobWidget):
                 self.status.setText(rec.text)
                 continue
             kind = getattr(rec, "kind", None)
-            if kind == "batch":
+            if kind is ProgressKind.BATCH:
                 done, expected = self._fraction_done(rec)
                 if self.progress.maximum() != PROGRESS_STEPS:
                     self.progress.setRange(0, PROGRESS_STEPS)
@@ -370,7 +394,7 @@ class TrainWidget(JobWidget):
                         f"epoch {rec.epoch} · step {rec.step} · "
                         f"loss {_fmt(rec.loss)} · {rec.elapsed:.0f} s"
                     )
-            elif kind == "epoch":
+            elif kind is ProgressKind.EPOCH:
                 self.plot.add("loss", rec.step, rec.loss)
                 self.plot.add("val loss", rec.step, rec.val_loss)
                 self.plot.add("val dice", rec.step, rec.val_dice)
@@ -383,10 +407,10 @@ class TrainWidget(JobWidget):
                 if not self.job.stop_event.is_set():
                     self.status.setText(" · ".join(parts))
                     self._last_status = time.perf_counter()
-            elif kind == "preview" and rec.preview is not None and self._preview_target:
-                name, index = self._preview_target
+            elif kind is ProgressKind.PREVIEW and rec.preview is not None and self._preview_target:
+                name, index, drop_axis = self._preview_target
                 if L.find_layer(self.viewer, name, "image") is not None:
-                    L.show_prediction(self.viewer, name, rec.preview, index=index)
+                    L.show_prediction(self.viewer, name, rec.preview, drop_axis, index=index)
 
     def _fraction_done(self, rec) -> tuple[float, int]:
         """How far the run is (epochs or time limit, whichever ends it first) and how
@@ -451,33 +475,44 @@ class TrainWidget(JobWidget):
         self.load_button.setEnabled(True)
 
     def _on_save(self, path: str | None = None):
-        """Save the current model to a ``.keras`` file; returns the path written."""
+        """Save the current model to a ``.keras`` file in the background; returns the
+        worker (``None`` when nothing started). ``saved`` holds the path written."""
         from napari.utils.notifications import show_info, show_warning
+
+        from napari_unet.core.plan import save_model_as
 
         if not self.state.available:
             show_warning("no model to save yet: train one first")
             return None
+        path = (
+            None
+            if self.saving
+            else save_path(self, path, "Save model", "model.keras", "napari-unet model (*.keras)")
+        )
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save model", "model.keras", "napari-unet model (*.keras)"
-            )
-            if not path:
-                return None
+            return None
         target = Path(path)
         if target.suffix != ".keras":
             target = target.with_name(target.name + ".keras")
-        try:
-            if self.state.model is not None:
-                self.state.model.save(target)
-            elif Path(self.state.path).resolve() != target.resolve():
-                shutil.copyfile(self.state.path, target)
-        except Exception as e:  # noqa: BLE001 - shown to the person
-            notify_error(e, "Save model")
-            return None
-        self.state.path = str(target)
-        self.state.notify()
-        show_info(f"model saved: {target.name}")
-        return target
+        model, source = self.state.model, self.state.path
+        self.saved, self.saving = None, True
+
+        def done(written: Path) -> None:
+            self.saved = written
+            # training may have made another model current meanwhile: that one is not saved
+            if self.state.model is model and self.state.path == source:
+                self.state.path = str(written)
+                self.state.notify()
+            show_info(f"model saved: {written.name}")
+
+        def finished() -> None:
+            self.saving = False
+            self._on_state()
+
+        return save_in_background(
+            self.save_button, "Save model", save_model_as, model, source, target,
+            done=done, finished=finished,
+        )  # fmt: skip
 
     def _on_load(self, path: str | None = None):
         """Make a model file the current model (checked now, loaded when first used)."""

@@ -140,6 +140,14 @@ class ChannelLayout:
         return self._fit(np.moveaxis(sub, kept.index(self.axis), -1))
 
 
+def grey_alpha(shape) -> bool:
+    """Whether a picture file (PNG, JPEG) of ``shape`` is grey plus alpha, ``(Y, X, 2)``:
+    its files are read as the grey plane alone (the alpha is transparency, no image
+    data). An RGBA picture stays whole: :func:`channel_layout` drops its alpha once the
+    model is known."""
+    return len(tuple(shape)) == 3 and tuple(shape)[-1] == 2
+
+
 def _fit_flags(size: int, channels: int, last: bool, where: str, name: str) -> tuple[bool, bool]:
     """``(drop_alpha, to_grey)`` for a channel axis of ``size`` entries, or an error."""
     if size == channels:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserInputError
+from .normalize import percentile_range
 
 FORMAT_VERSION = "0.5.4"
 UNET_CITATION = {
@@ -122,7 +123,7 @@ def export_bioimageio(
     side = _round_to_size(max(TEST_SIZE, sizes["min"]), sizes["min"], sizes["step"])
     raw = _test_input(test_image, cfg.input_channels, side)  # (1, Y, X, C) float32
     norm = net.normalization
-    low, high = float(norm.get("low", 1.0)), float(norm.get("high", 99.8))
+    low, high = percentile_range(norm)
     model = net.keras_model
     normalized = _scale_range(raw, low, high)
     expected = np.asarray(model(normalized, training=False), np.float32)
@@ -132,7 +133,7 @@ def export_bioimageio(
         shutil.copyfile(model_path, tmp / "weights.keras")
         np.save(tmp / "test_input.npy", raw)
         np.save(tmp / "test_output.npy", expected)
-        _write_cover(tmp / "cover.png", raw, expected)
+        _write_cover(tmp / "cover.png", raw, expected, low, high)
         weights: dict[str, Any] = {
             "keras_v3": {
                 "source": "weights.keras",
@@ -248,7 +249,7 @@ def _test_input(image: np.ndarray | None, channels: int, side: int) -> np.ndarra
     if image is None:
         import tifffile
 
-        from napari_unet._sample_data import sample_dir
+        from .io import sample_dir
 
         image = tifffile.imread(sample_dir() / "img2d.tif")
     a = np.asarray(image, dtype=np.float32)
@@ -326,12 +327,13 @@ def _write_onnx(model, target: Path, x: np.ndarray, expected: np.ndarray) -> tup
     return opset, diff
 
 
-def _write_cover(path: Path, raw: np.ndarray, probs: np.ndarray) -> None:
-    """Input (grey) beside the object probability (magenta on the input): 2:1, PNG."""
+def _write_cover(path: Path, raw: np.ndarray, probs: np.ndarray, low: float, high: float) -> None:
+    """Input (grey, shown as the model normalises it) beside the object probability
+    (magenta on the input): 2:1, PNG."""
     import imageio.v3 as iio
 
     image = raw[0].mean(axis=-1)
-    lo, hi = np.percentile(image, (1, 99.8))
+    lo, hi = np.percentile(image, (low, high))
     grey = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1)
     obj = np.clip(1.0 - probs[0, ..., 0] - probs[0, ..., -1], 0, 1)  # objects, no boundary
     left = np.stack([grey] * 3, axis=-1)

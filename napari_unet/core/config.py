@@ -10,13 +10,18 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .errors import UserInputError
+from .errors import ConfigError, UserInputError
 
 PADDINGS = ("same", "valid")
 #: Filters of the first level at most: 512 makes a ~2 GB depth-4 network already.
 MAX_BASE_FILTERS = 512
 #: Largest training patch edge: a batch of 8 such patches already needs several GB.
 MAX_PATCH_SIZE = 1024
+#: Tile edge (px) prediction uses by default: large images are cut into such tiles.
+DEFAULT_TILE_SIZE = 1024
+#: Context per tile side used by default; 64 px keeps the labels identical to a
+#: whole-image pass for the default depth-4 network (see benchmarks/).
+DEFAULT_CONTEXT = 64
 #: Seconds between live previews of a prediction while training runs.
 PREVIEW_INTERVAL = 5.0
 
@@ -27,7 +32,7 @@ def _whole(name: str, value: Any, lo: int, hi: int) -> int:
         isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     )
     if not ok or not lo <= int(value) <= hi:
-        raise UserInputError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+        raise ConfigError(name, f"must be a whole number from {lo} to {hi}, got {value!r}")
     return int(value)
 
 
@@ -172,30 +177,47 @@ class TrainConfig:
     tune_postprocessing: bool = True
 
     def __post_init__(self) -> None:
-        if int(self.epochs) < 1:
-            raise UserInputError(f"epochs must be at least 1, got {self.epochs}")
-        if int(self.steps_per_epoch) < 1:
-            raise UserInputError("steps_per_epoch must be at least 1")
-        if self.time_limit is not None and not 0 < float(self.time_limit) < float("inf"):
-            raise UserInputError(
-                f"time limit must be a positive number of seconds, got {self.time_limit}"
-            )
-        if not 16 <= int(self.patch_size) <= MAX_PATCH_SIZE:
-            raise UserInputError(
-                f"patch size must be from 16 to {MAX_PATCH_SIZE} pixels, got {self.patch_size}"
-            )
-        if int(self.batch_size) < 1:
-            raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
-        if not 0.0 <= float(self.val_fraction) < 1.0:
-            raise UserInputError(f"val fraction must be in [0, 1), got {self.val_fraction}")
-        if self.learning_rate is not None and not 0 < float(self.learning_rate) < 10:
-            raise UserInputError(f"learning rate must be positive, got {self.learning_rate}")
-        if not 1.0 <= float(self.painted_weight) <= 60.0:
-            raise UserInputError(f"painted weight must be in [1, 60], got {self.painted_weight}")
-        if not 0.0 <= float(self.pseudo_label_weight) < 1.0:
-            raise UserInputError(
-                f"pseudo-label weight must be in [0, 1), got {self.pseudo_label_weight}"
-            )
+        def check(name: str, ok: bool, problem: str) -> None:
+            if not ok:
+                raise ConfigError(name, problem, say=name.replace("_", " "))
+
+        check("epochs", int(self.epochs) >= 1, f"must be at least 1, got {self.epochs}")
+        check(
+            "steps_per_epoch",
+            int(self.steps_per_epoch) >= 1,
+            f"must be at least 1, got {self.steps_per_epoch}",
+        )
+        check(
+            "time_limit",
+            self.time_limit is None or 0 < float(self.time_limit) < float("inf"),
+            f"must be a positive number of seconds, got {self.time_limit}",
+        )
+        check(
+            "patch_size",
+            16 <= int(self.patch_size) <= MAX_PATCH_SIZE,
+            f"must be from 16 to {MAX_PATCH_SIZE} pixels, got {self.patch_size}",
+        )
+        check("batch_size", int(self.batch_size) >= 1, f"must be at least 1, got {self.batch_size}")
+        check(
+            "val_fraction",
+            0.0 <= float(self.val_fraction) < 1.0,
+            f"must be at least 0 and below 1, got {self.val_fraction}",
+        )
+        check(
+            "learning_rate",
+            self.learning_rate is None or 0 < float(self.learning_rate) < 10,
+            f"must be a small positive number, got {self.learning_rate}",
+        )
+        check(
+            "painted_weight",
+            1.0 <= float(self.painted_weight) <= 60.0,
+            f"must be in [1, 60], got {self.painted_weight}",
+        )
+        check(
+            "pseudo_label_weight",
+            0.0 <= float(self.pseudo_label_weight) < 1.0,
+            f"must be in [0, 1), got {self.pseudo_label_weight}",
+        )
 
     @classmethod
     def interactive(cls, **changes: Any) -> TrainConfig:

@@ -100,17 +100,20 @@ def weighted_target(
     return out
 
 
-def _layout(pair: TrainingPair, channels: int):
+def pair_layout(pair: TrainingPair, channels: int):
     """Where ``pair.image`` keeps its channels (the one rule of :mod:`.axes`), checked
     against the labels, which must cover the image's planes pixel for pixel."""
     from .axes import channel_layout
 
     img_shape, lab_shape = tuple(np.shape(pair.image)), tuple(np.shape(pair.labels))
     layout = channel_layout(img_shape, channels, name=pair.name)
-    if layout.spatial_shape != lab_shape:
+    spatial = layout.spatial_shape
+    if spatial != lab_shape:
         seen = "" if layout.axis is None else f" (read as {layout.axes})"
+        dims = f" ({len(spatial)}D and {len(lab_shape)}D)" if len(spatial) != len(lab_shape) else ""
         raise UserInputError(
-            f"{pair.name}: image shape {img_shape}{seen} and {pair.kind} shape {lab_shape} differ"
+            f"{pair.name}: image shape {img_shape}{seen} and {pair.kind} shape {lab_shape} "
+            f"differ{dims}; the {pair.kind} must cover the image pixel for pixel"
         )
     return layout
 
@@ -132,7 +135,7 @@ def _channels_last(image: np.ndarray, channels: int, name: str) -> np.ndarray:
 def split_planes(pair: TrainingPair, channels: int) -> list[TrainingPair]:
     """Split a pair into 2D pairs with channels-last images ``(Y, X, channels)``,
     keeping the planes of a stack that carry labels."""
-    layout = _layout(pair, channels)
+    layout = pair_layout(pair, channels)
     lab = np.asarray(pair.labels)
     if lab.ndim == 2:
         return [dataclasses.replace(pair, image=layout.read(pair.image))]

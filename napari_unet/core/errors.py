@@ -16,3 +16,17 @@ class ModelFileError(UserInputError):
 class TrainingFailed(UserInputError):
     """Training produced nothing usable (the loss was not a finite number before the
     first epoch ended); the model is left as it was."""
+
+
+class DefaultModelMissing(ModelFileError):
+    """The default model was asked for and is not installed."""
+
+
+class ConfigError(UserInputError):
+    """A setting out of range: ``field`` names it as the dataclass does, ``problem``
+    says what is wrong (``"must be at least 1, got 0"``), so that a front end can name
+    the setting its own way (the command line's ``--batch-size``)."""
+
+    def __init__(self, field: str, problem: str, say: str | None = None) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(f"{say or field} {problem}")

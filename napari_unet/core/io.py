@@ -32,6 +32,18 @@ ZARR_SUFFIXES = (".zarr",)
 IMAGE_SUFFIXES = TIFF_SUFFIXES + OTHER_SUFFIXES + ZARR_SUFFIXES
 
 
+def sample_dir() -> Path:
+    """The folder holding the sample nuclei image ``img2d.tif`` and its ground truth
+    ``mask2d.tif`` (installed with the package, or beside it in a source tree)."""
+    package = Path(__file__).resolve().parent.parent
+    for folder in (package / "sample_data", package.parent / "sample_data"):
+        if (folder / "img2d.tif").is_file():
+            return folder
+    raise FileNotFoundError(
+        "the napari-unet sample images (sample_data/img2d.tif) are not installed"
+    )
+
+
 def image_stem(path: str | os.PathLike) -> str:
     """File name without its image extension (``a.ome.tif`` → ``a``)."""
     name = Path(path).name
@@ -87,7 +99,9 @@ def image_info(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
 
             props = iio.improps(p)
             shape, dtype = tuple(int(s) for s in props.shape), np.dtype(props.dtype)
-            if _grey_alpha(shape):
+            from .axes import grey_alpha
+
+            if grey_alpha(shape):
                 shape = shape[:-1]
     except MemoryError:
         raise
@@ -95,11 +109,6 @@ def image_info(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
         raise _not_an_image(p, e) from None
     _check_array(p, shape, dtype)
     return shape, dtype
-
-
-def _grey_alpha(shape: tuple[int, ...]) -> bool:
-    """A PNG/JPEG of shape ``(Y, X, 2)`` is grey plus alpha, not two planes."""
-    return len(shape) == 3 and shape[-1] == 2
 
 
 def _check_array(p: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -130,8 +139,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         else:
             import imageio.v3 as iio
 
+            from .axes import grey_alpha
+
             data = iio.imread(p)
-            if _grey_alpha(data.shape):  # grey + alpha: the alpha is no image data
+            if grey_alpha(data.shape):  # grey + alpha: the alpha is no image data
                 data = data[..., 0]
     except MemoryError:
         raise
@@ -173,6 +184,23 @@ def labels_dtype(labels: np.ndarray) -> np.dtype:
     if top <= np.iinfo(np.uint32).max:
         return np.dtype(np.uint32)
     raise UserInputError(f"too many labels to store ({top})")
+
+
+def os_error_message(e: OSError) -> str:
+    """What an operating-system error means for the person, in one line, with what to
+    do (permissions, a full or read-only disk)."""
+    import re
+
+    where = f": {e.filename}" if getattr(e, "filename", None) else ""
+    if e.errno is None and re.search(r"requested and \d+ written", str(e)):
+        return "no space left on device; free some disk space or write elsewhere"
+    hint = {
+        errno.EACCES: "; check the permissions or choose another folder",
+        errno.EPERM: "; check the permissions or choose another folder",
+        errno.ENOSPC: "; free some disk space or write elsewhere",
+        errno.EROFS: "; choose a writable folder",
+    }.get(e.errno, "")
+    return f"{e.strerror or e}{where}{hint}"
 
 
 def check_output_folder(path: str | os.PathLike) -> Path:

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelFileError
+from .errors import DefaultModelMissing, ModelFileError
 
 METADATA_NAME = "napari_unet.json"
 FORMAT = "napari-unet-model"
@@ -27,6 +27,29 @@ FORMAT_VERSION = 1
 #: Metadata and Keras config larger than this are refused unread (a compressed "JSON
 #: bomb" would otherwise inflate to gigabytes in memory).
 MAX_JSON_BYTES = 16_000_000
+
+
+#: The bundled pretrained nuclei model.
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default_nuclei.keras"
+
+
+def default_model_path() -> Path:
+    """The default model: the bundled one, or the file ``NAPARI_UNET_DEFAULT_MODEL`` names
+    (a facility can point every user at a shared, fine-tuned model)."""
+    return Path(os.environ.get("NAPARI_UNET_DEFAULT_MODEL") or DEFAULT_MODEL_PATH)
+
+
+def default_model_installed() -> bool:
+    """Whether the default model file is there."""
+    return default_model_path().exists()
+
+
+def default_model_missing() -> DefaultModelMissing:
+    """The one message for a default model that is not there (front ends add how to
+    name another model)."""
+    return DefaultModelMissing(
+        f"the bundled default nuclei model is not installed ({default_model_path()} is missing)"
+    )
 
 
 def save_keras_with_metadata(

@@ -66,22 +66,28 @@ def mask_to_annotation(mask: np.ndarray) -> np.ndarray:
     return ann
 
 
-def check_annotation(annotation: np.ndarray, name: str = "annotation") -> None:
-    """Refuse an annotation that cannot train anything, with a plain message."""
-    a = np.asarray(annotation)
-    if not np.issubdtype(a.dtype, np.integer):
-        raise UserInputError(f"{name} must hold integer labels, got {a.dtype}")
-    if a.min(initial=0) < 0:
+def check_annotation(annotations) -> None:
+    """Refuse annotations (one array or several) that cannot train anything together:
+    labels that are not non-negative integers, no background or no object painted."""
+    arrays = [annotations] if isinstance(annotations, np.ndarray) else list(annotations)
+    n_bg = n_obj = 0
+    for a in map(np.asarray, arrays):
+        if not np.issubdtype(a.dtype, np.integer):
+            raise UserInputError(f"the annotation must hold integer labels, got {a.dtype}")
+        if a.min(initial=0) < 0:
+            raise UserInputError(
+                "the annotation has negative labels; use 0, 1 (background), 2, 3, … (objects)"
+            )
+        n_bg += int(np.count_nonzero(a == BACKGROUND))
+        n_obj += int(np.count_nonzero(a >= FIRST_OBJECT))
+    if not n_obj:
         raise UserInputError(
-            f"{name} has negative labels; use 0, 1 (background), 2, 3, … (objects)"
+            "the annotation has no object pixel (label 2): paint some objects before training"
         )
-    if not (a == BACKGROUND).any():
+    if not n_bg:
         raise UserInputError(
-            f"{name} has no background pixel (label 1): paint some background before training"
-        )
-    if not (a >= FIRST_OBJECT).any():
-        raise UserInputError(
-            f"{name} has no object pixel (label 2): paint some objects before training"
+            "the annotation has no background pixel (label 1): paint some background "
+            "before training"
         )
 
 

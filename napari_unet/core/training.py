@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -27,16 +28,20 @@ from .data import (
 )
 
 
+class ProgressKind(str, Enum):
+    """What a :class:`TrainProgress` record reports (a ``str`` too: ``"epoch"``, …)."""
+
+    BATCH = "batch"  #: after every batch (``loss``)
+    EPOCH = "epoch"  #: after every epoch, with the validation figures
+    PREVIEW = "preview"  #: a live preview was computed (``preview``)
+    DONE = "done"  #: once at the end (``message``: what stopped the run)
+
+
 @dataclass
 class TrainProgress:
-    """One progress record.
+    """One progress record (``kind``: a :class:`ProgressKind`)."""
 
-    ``kind`` is ``"batch"`` after every batch, ``"epoch"`` after every epoch (with the
-    validation figures), ``"preview"`` when a live preview was computed and ``"done"`` once
-    at the end.
-    """
-
-    kind: str
+    kind: ProgressKind
     step: int
     total_steps: int
     epoch: int
@@ -62,6 +67,19 @@ class TrainResult:
     stopped_by: str  # "epochs", "early_stopping", "time_limit", "stop_event", "non_finite"
     seconds: float
     data: list[dict] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: epochs, steps and time, what stopped the run, the best epoch."""
+        best = "no finite loss recorded"
+        if self.best_epoch:
+            best = f"best {self.monitor} {self.best_monitor:.4f} at epoch {self.best_epoch}"
+            dice = self.history.get("val_dice_coefficient")
+            if dice and self.monitor == "val_loss":
+                best += f", val_dice {dice[self.best_epoch - 1]:.3f}"
+        return (
+            f"trained {self.epochs_run} epochs ({self.steps_run} steps) in "
+            f"{self.seconds:.1f} s, stopped by {self.stopped_by.replace('_', ' ')}; {best}"
+        )
 
 
 class _BatchProducer:
@@ -276,7 +294,7 @@ def fit(
     plateau_best = None
     last_preview = t0
 
-    def report(kind: str, epoch: int, **kw) -> None:
+    def report(kind: ProgressKind, epoch: int, **kw) -> None:
         if progress is not None:
             progress(
                 TrainProgress(
@@ -297,7 +315,7 @@ def fit(
                 loss = float(trainer.step(x, y))
                 step += 1
                 losses.append(loss)
-                report("batch", epoch, loss=loss)
+                report(ProgressKind.BATCH, epoch, loss=loss)
                 if not math.isfinite(loss):
                     stopped_by = "non_finite"
                     break
@@ -323,7 +341,7 @@ def fit(
                 if best is None or value < best:
                     best, best_epoch, best_weights = value, epoch, weights
             report(
-                "epoch",
+                ProgressKind.EPOCH,
                 epoch,
                 loss=logs["loss"],
                 val_loss=logs.get("val_loss"),
@@ -352,7 +370,7 @@ def fit(
             ):
                 model.set_weights(trainer.model.get_weights())
                 last_preview = now
-                report("preview", epoch, preview=preview())
+                report(ProgressKind.PREVIEW, epoch, preview=preview())
         final = trainer.model.get_weights()
         if keep_best and best_weights is not None:
             final = best_weights
@@ -383,7 +401,7 @@ def fit(
         data=[p.summary for p in prepared],
     )
     report(
-        "done",
+        ProgressKind.DONE,
         epochs_run,
         loss=_last(history, "loss"),
         val_loss=_last(history, "val_loss"),

@@ -20,23 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from .config import PREVIEW_INTERVAL, TrainConfig, UNetConfig
+from .config import (  # noqa: F401 - the tile defaults are re-exported
+    DEFAULT_CONTEXT,
+    DEFAULT_TILE_SIZE,
+    PREVIEW_INTERVAL,
+    TrainConfig,
+    UNetConfig,
+)
 from .errors import ModelFileError, UserInputError
+from .modelfile import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
 from .normalize import DEFAULT_NORMALIZATION, normalize, percentile_range, percentiles
-
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default_nuclei.keras"
-
-
-def default_model_path() -> Path:
-    """The default model: the bundled one, or the file ``NAPARI_UNET_DEFAULT_MODEL`` names
-    (a facility can point every user at a shared, fine-tuned model)."""
-    return Path(os.environ.get("NAPARI_UNET_DEFAULT_MODEL") or DEFAULT_MODEL_PATH)
-
-
-#: Context per tile side used by default; 64 px keeps the labels identical to a
-#: whole-image pass for the default depth-4 network (see benchmarks/).
-DEFAULT_CONTEXT = 64
-DEFAULT_TILE_SIZE = 1024
 
 
 @dataclass
@@ -147,12 +140,11 @@ class UNet:
     @classmethod
     def default(cls) -> UNet:
         """The bundled pretrained nuclei model."""
+        from .modelfile import default_model_missing
+
         path = default_model_path()
         if not path.exists():
-            raise ModelFileError(
-                f"the default nuclei model is not installed ({path} is missing); "
-                "name a model file or train one first"
-            )
+            raise default_model_missing()
         return cls.load(path)
 
     def copy(self) -> UNet:

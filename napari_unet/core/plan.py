@@ -1,0 +1,341 @@
+"""A job planned before it runs: which model, which training data, where the model goes.
+
+The command line and the widgets make these decisions the same way, here, and only
+translate (options and messages, combo boxes and notifications):
+
+- :class:`ModelSpec` names a model as plain data (the bundled default, a file, one in
+  memory, a new network); :func:`plan_network` reads what it is without TensorFlow
+  (a training run from a missing default model starts a new network, said in
+  :attr:`NetworkPlan.notice`), :func:`resolve_model` loads or builds it;
+- :func:`check_training_pairs` refuses, before any work, image/label pairs that cannot
+  train a network; :func:`load_training_pairs` reads them from files and checks them;
+- :func:`check_model_target` refuses a model file name before training starts, and
+  :func:`save_model_safely` keeps the trained weights in the temporary folder when the
+  model cannot be written where asked.
+
+Nothing here imports TensorFlow except :func:`resolve_model` (through :class:`UNet`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import TrainConfig, UNetConfig
+from .errors import ConfigError, UserInputError
+from .modelfile import (  # noqa: F401 - where the default model is: part of the plan
+    DEFAULT_MODEL_PATH,
+    default_model_installed,
+    default_model_missing,
+    default_model_path,
+)
+
+#: What a model spec's ``kind`` may be.
+MODEL_KINDS = ("current", "default", "file", "new")
+
+
+# --------------------------------------------------------------------------- models
+def model_file(path: str | os.PathLike | None) -> tuple[Path, dict]:
+    """The model file ``path`` names, or the default model's when ``path`` is ``None``,
+    with its metadata: checked without TensorFlow.
+
+    Raises
+    ------
+    DefaultModelMissing
+        No ``path`` and no default model installed.
+    ModelFileError
+        The file is missing, foreign or damaged.
+    """
+    from .modelfile import read_metadata
+
+    if path is None:
+        path = default_model_path()
+        if not path.exists():
+            raise default_model_missing()
+    return Path(path), read_metadata(path)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model a job uses, as plain data.
+
+    ``kind`` is ``"current"`` (``model`` in memory, else the file ``path``),
+    ``"default"`` (the bundled nuclei model), ``"file"`` (``path``) or ``"new"``
+    (a fresh network from ``architecture``, a :class:`UNetConfig`, drawn with ``seed``).
+    For ``"default"``, ``architecture`` is the new network a training run starts from
+    when the default model is missing.
+    """
+
+    kind: str
+    path: str | None = None
+    model: Any = None
+    architecture: UNetConfig | None = None
+    name: str = ""
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise UserInputError(f"unknown model choice {self.kind!r}")
+
+    @classmethod
+    def parse(
+        cls, text: str | None, depth: int | None = None, base_filters: int | None = None, seed=0
+    ) -> ModelSpec:
+        """The command line's words: a model file, ``"default"`` (also ``None``) or
+        ``"none"`` (a new network of ``depth`` and ``base_filters``, which may also
+        shape the new network that replaces a missing default model)."""
+        shape = {
+            k: v for k, v in (("depth", depth), ("base_filters", base_filters)) if v is not None
+        }
+        arch = UNetConfig(**shape)
+        if text in (None, "default", "none"):
+            kind = "new" if text == "none" else "default"
+            if shape and kind == "default" and default_model_installed():
+                raise UserInputError(
+                    "depth and base filters only apply to a new network, not when "
+                    "fine-tuning the bundled model"
+                )
+            return cls(kind, architecture=arch, seed=seed)
+        if shape:
+            raise UserInputError(
+                "depth and base filters only apply to a new network, not when fine-tuning "
+                f"{Path(text).name}"
+            )
+        return cls("file", path=str(text), seed=seed)
+
+    def describe(self, config: UNetConfig | None = None) -> str:
+        """What to call the model this spec names."""
+        if self.name:
+            return self.name
+        if self.kind == "default":
+            return "bundled nuclei model"
+        if self.kind == "new":
+            cfg = config or self.architecture or UNetConfig()
+            return f"new U-Net (depth {cfg.depth}, {cfg.base_filters} filters)"
+        if self.path:
+            return os.path.basename(self.path)
+        return "current model"
+
+
+@dataclass
+class NetworkPlan:
+    """Where a training run starts, known without TensorFlow (:func:`plan_network`)."""
+
+    spec: ModelSpec  # what :func:`resolve_model` loads or builds
+    config: UNetConfig
+    metadata: dict = field(default_factory=dict)
+    notice: str | None = None  # something the person should know (said once)
+
+    def summary(self, cfg: TrainConfig, n_images: int) -> str:
+        """One line: what trains on how much, for how long."""
+        c, origin = self.config, self.spec.describe(self.config)
+        origin = {"new": "a new network", "default": "the bundled default model"}.get(
+            self.spec.kind, origin
+        )
+        return (
+            f"training from {origin} (depth {c.depth}, {c.base_filters} filters) on "
+            f"{n_images} image{'s' if n_images != 1 else ''}: up to {cfg.epochs} epochs of "
+            f"{cfg.steps_per_epoch} batches of {cfg.batch_size} x {cfg.patch_size}px patches"
+            + (f", time limit {cfg.time_limit:g} s" if cfg.time_limit else "")
+        )
+
+    def train_config(self, patch_size: int | None = None, **settings: Any) -> TrainConfig:
+        """Training settings for this network: the patch edge defaults to the one the
+        model was trained with, and must fit its depth."""
+        patch = patch_size or int(self.metadata.get("patch_size") or TrainConfig().patch_size)
+        cfg = TrainConfig(patch_size=patch, **settings)
+        self.check_patch(cfg.patch_size)
+        return cfg
+
+    def check_patch(self, patch_size: int) -> None:
+        """Refuse a patch edge the network cannot take (not a multiple of ``2**depth``)."""
+        m = self.config.size_multiple
+        if patch_size % m:
+            raise ConfigError(
+                "patch_size",
+                f"{patch_size} must be a multiple of {m} for a depth-{self.config.depth} "
+                f"network (try {max(1, round(patch_size / m)) * m})",
+                say="patch size",
+            )
+
+
+def plan_network(spec: ModelSpec) -> NetworkPlan:
+    """Read what a training run would start from, without TensorFlow.
+
+    A model file is checked here (a foreign or damaged file is refused); a missing
+    default model means a new network from ``spec.architecture``, with a notice.
+
+    Raises
+    ------
+    ModelFileError
+        The model file is missing, foreign or damaged.
+    UserInputError
+        There is no current model.
+    """
+    from .modelfile import read_metadata
+
+    if spec.model is not None and spec.kind != "new":
+        return NetworkPlan(spec, spec.model.config, dict(spec.model.metadata))
+    if spec.kind == "new":
+        return NetworkPlan(spec, spec.architecture or UNetConfig())
+    if spec.kind == "current" and not spec.path:
+        raise _no_current_model()
+    path = spec.path
+    if spec.kind == "default":
+        path = default_model_path()
+        if not path.exists():
+            new = replace(spec, kind="new")
+            notice = "no bundled default model; training from scratch"
+            return NetworkPlan(new, spec.architecture or UNetConfig(), notice=notice)
+    if not path:
+        raise UserInputError("choose a model file (.keras) first")
+    meta = read_metadata(path)  # a foreign or damaged file is refused here
+    return NetworkPlan(spec, UNetConfig.from_dict(meta["architecture"]), meta)
+
+
+def _no_current_model() -> UserInputError:
+    return UserInputError(
+        "there is no current model yet: train one (Train widget), load a model file, "
+        "or choose the bundled default"
+    )
+
+
+def resolve_model(spec: ModelSpec):
+    """The :class:`~napari_unet.core.UNet` a spec names: loads files, builds new networks
+    (imports TensorFlow).
+
+    Raises
+    ------
+    DefaultModelMissing
+        The default model is asked for and not installed.
+    ModelFileError, UserInputError
+        With a message for the person (no current model, unreadable file, …).
+    """
+    from .unet import UNet
+
+    if spec.model is not None and spec.kind != "new":
+        return spec.model
+    if spec.kind == "new":
+        return UNet.new(spec.architecture, seed=spec.seed)
+    if spec.kind == "default":
+        return UNet.default()
+    if not spec.path:
+        if spec.kind == "current":
+            raise _no_current_model()
+        raise UserInputError("choose a model file (.keras) first")
+    return UNet.load(spec.path)
+
+
+def check_model_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse a model file name before training: not ``.keras``, its folder missing or
+    not writable, or an existing file without ``overwrite``."""
+    from .io import check_output_folder, check_writable
+
+    p = Path(path)
+    if p.suffix != ".keras":
+        raise UserInputError(f"a model file name must end in .keras, got {p}")
+    check_output_folder(p)
+    if os.path.lexists(p) and not overwrite:
+        raise UserInputError(f"{p} already exists; choose another name, or add --overwrite")
+    check_writable(p.parent if str(p.parent) else Path("."))
+    return p
+
+
+def save_model_as(model, source: str | os.PathLike | None, path: str | os.PathLike) -> Path:
+    """Write the current model to ``path``: the network ``model`` when it is in memory,
+    else a copy of its file ``source`` (a model still to be loaded)."""
+    import shutil
+
+    path = Path(path)
+    if model is not None:
+        return model.save(path)
+    if source is None:
+        raise UserInputError("no model to save yet: train one first")
+    if Path(source).resolve() != path.resolve():
+        from .io import AtomicWrite
+
+        with AtomicWrite(path) as (tmp,):
+            shutil.copyfile(source, tmp)
+    return path
+
+
+def save_model_safely(net, path: str | os.PathLike) -> Path:
+    """Save ``net`` to ``path``; when the disk refuses (full, folder gone, read-only),
+    save it in the temporary folder instead so that the training is not lost, and say
+    where in the :class:`UserInputError` raised."""
+    import tempfile
+
+    from .io import os_error_message
+
+    try:
+        return net.save(path)
+    except OSError as e:
+        rescue = Path(tempfile.gettempdir()) / f"napari-unet-rescued-{int(time.time())}.keras"
+        try:
+            net.save(rescue)
+        except OSError:
+            raise e from None
+        raise UserInputError(
+            f"could not save the model to {path} ({os_error_message(e)}); it was saved to "
+            f"{rescue} instead: move it where you want it"
+        ) from None
+
+
+# --------------------------------------------------------------------------- data
+def check_training_pairs(pairs: Sequence, channels: int) -> None:
+    """Refuse, before TensorFlow starts, pairs that cannot train a ``channels``-input
+    network: shapes that differ, labels that are not integers, an empty annotation, a
+    mask without objects or background, no background or no object painted at all."""
+    from .data import pair_layout
+    from .targets import check_annotation, check_mask
+
+    if not pairs:
+        raise UserInputError("no training data: add at least one image with labels")
+    annotations = []
+    for p in pairs:
+        pair_layout(p, channels)
+        labels = np.asarray(p.labels)
+        if p.kind == "mask":
+            check_mask(labels, f"{p.name}: the mask")
+        else:
+            if not np.issubdtype(labels.dtype, np.integer):
+                raise UserInputError(f"{p.name}: the annotation must hold integer labels")
+            if not labels.any():
+                raise UserInputError(
+                    f"{p.name}: the annotation is empty (every pixel is 0, not annotated); "
+                    "paint 1 = background and 2 = object"
+                )
+            annotations.append(labels)
+    if len(annotations) == len(pairs):  # a mask has both kinds of pixel
+        check_annotation(annotations)
+
+
+def load_training_pairs(
+    files: Sequence[tuple[str, str, str]],
+    channels: int,
+    warn: Callable[[str], None] | None = None,
+) -> list:
+    """Read ``(image, kind, labels)`` files (``kind``: ``"mask"`` or ``"annotation"``)
+    into checked :class:`~napari_unet.core.data.TrainingPair` objects named after the
+    images; ``warn`` hears about NaN or infinite pixels (read as background)."""
+    from .data import TrainingPair
+    from .io import read_image, read_labels
+    from .normalize import nonfinite_pixels
+
+    pairs = []
+    for image_path, kind, labels_path in files:
+        image = read_image(image_path)
+        labels = read_labels(labels_path)
+        name = Path(image_path).name
+        bad = nonfinite_pixels(image)
+        if bad and warn is not None:
+            warn(f"{name}: {bad} NaN or infinite pixels; read as background")
+        pairs.append(TrainingPair(image, name=name, **{kind: labels}))
+    check_training_pairs(pairs, channels)
+    return pairs
