@@ -20,7 +20,8 @@ import numpy as np
 ANNOTATION = " annotation"
 PROBABILITY = " probability"
 LABELS = " labels"
-_DERIVED = (ANNOTATION, PROBABILITY, LABELS)
+CLASSES = " classes"
+_DERIVED = (ANNOTATION, PROBABILITY, LABELS, CLASSES)
 
 #: What each annotation value means (README, *Labels*) and how it is drawn.
 ANNOTATION_CLASSES: dict[int, tuple[str, tuple[float, float, float, float]]] = {
@@ -30,7 +31,13 @@ ANNOTATION_CLASSES: dict[int, tuple[str, tuple[float, float, float, float]]] = {
     3: ("object class 2", (0.2, 0.9, 0.3, 1.0)),
     4: ("object class 3", (1.0, 0.2, 0.8, 1.0)),
     5: ("object class 4", (0.0, 0.9, 0.9, 1.0)),
+    6: ("object class 5", (1.0, 0.45, 0.1, 1.0)),
+    7: ("object class 6", (0.6, 0.4, 1.0, 1.0)),
+    8: ("object class 7", (0.6, 1.0, 0.2, 1.0)),
+    9: ("object class 8", (1.0, 0.5, 0.5, 1.0)),
 }
+#: Label-layer metadata ``napari_unet_kind`` of a class map written by Segment.
+CLASS_MAP_KIND = "classes"
 BRUSH_SIZE = 10
 
 #: Image layer properties a training set keeps (plain JSON values only).
@@ -99,6 +106,28 @@ def probability_name(image_name: str) -> str:
 
 def labels_name(image_name: str) -> str:
     return image_name + LABELS
+
+
+def classes_name(image_name: str) -> str:
+    return image_name + CLASSES
+
+
+def class_colormap(n_object_classes: int):
+    """A direct colormap for a class map: class *k* in the colour of annotation label
+    *k* + 1 (class 1 yellow like "object", class 2 green, …), 0 transparent."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors: dict[int | None, Any] = {0: np.zeros(4)}
+    for k in range(1, n_object_classes + 1):
+        rgba = ANNOTATION_CLASSES.get(k + 1, (None, (0.8, 0.8, 0.8, 1.0)))[1]
+        colors[k] = np.array(rgba)
+    colors[None] = np.array([0.8, 0.8, 0.8, 1.0])
+    return DirectLabelColormap(color_dict=colors)
+
+
+def class_features(names: list[str]) -> dict[str, list]:
+    """Per-class features of a class map, shown in the status bar under the cursor."""
+    return {"index": list(range(len(names) + 1)), "class": ["background", *names]}
 
 
 def is_image(layer: Any) -> bool:
@@ -263,7 +292,8 @@ def layer_array(layer: Any):
 
 
 def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=None, index=None):
-    """Write a prediction into ``<image> probability`` and ``<image> labels``.
+    """Write a prediction into ``<image> probability`` and ``<image> labels`` (and
+    ``<image> classes`` for a model with several object classes).
 
     ``index`` (a tuple over the leading axes) writes one plane of a stack into layers
     that cover the whole stack, creating them empty where they are missing.
@@ -301,7 +331,21 @@ def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=Non
         **geometry,
     )
     lab = put_layer(viewer, labels_name(image_name), labels, "labels", opacity=0.5, **geometry)
-    for name, layer in ((probability_name(image_name), p), (labels_name(image_name), lab)):
+    shown = [(probability_name(image_name), p), (labels_name(image_name), lab)]
+    if getattr(prediction, "classes", None) is not None:
+        shown.append(
+            (
+                classes_name(image_name),
+                _show_classes(viewer, image, image_name, prediction, index, geometry),
+            )
+        )
+    else:
+        # a one-class model made this prediction: a class map of an earlier model
+        # would no longer match the labels
+        old = find_layer(viewer, classes_name(image_name), "labels")
+        if old is not None and old.metadata.get("napari_unet_kind") == CLASS_MAP_KIND:
+            viewer.layers.remove(old)
+    for name, layer in shown:
         if layer is None:
             from napari.utils.notifications import show_warning
 
@@ -315,6 +359,45 @@ def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=Non
     if active is not None and active in viewer.layers:
         viewer.layers.selection.active = active
     return added
+
+
+def _show_classes(viewer, image, image_name: str, prediction, index, geometry):
+    """Write the prediction's class map into ``<image> classes`` (one plane of it when
+    ``index`` is given)."""
+    name = classes_name(image_name)
+    classes = prediction.classes
+    if index is not None and image is not None:
+        full = spatial_shape(image)
+        layer = find_layer(viewer, name)
+        data = (
+            layer.data
+            if layer is not None and tuple(layer.data.shape) == full
+            else np.zeros(full, classes.dtype)
+        )
+        data[index] = classes
+        classes = data
+    names = list(prediction.class_names or [])
+    layer = put_layer(
+        viewer,
+        name,
+        classes,
+        "labels",
+        opacity=0.5,
+        colormap=class_colormap(len(names)),
+        features=class_features(names),
+        metadata={"napari_unet_kind": CLASS_MAP_KIND, "napari_unet_class_names": names},
+        **geometry,
+    )
+    if (
+        layer is not None
+        and layer.metadata.get("napari_unet_kind") == CLASS_MAP_KIND
+        and layer.metadata.get("napari_unet_class_names") != names
+    ):
+        # another model, other classes: their names and colours follow
+        layer.metadata["napari_unet_class_names"] = names
+        layer.features = class_features(names)
+        layer.colormap = class_colormap(len(names))
+    return layer
 
 
 #: Layer-metadata key: the labels layer was turned into outlines to sit over the annotation.

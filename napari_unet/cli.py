@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="segment images with a model",
         description="Segment images. Writes OUT/<name>_labels.tif (instance ids, uint16 or "
-        "uint32) and OUT/<name>_probability.tif (float32, 0-1) per image.",
+        "uint32) and OUT/<name>_probability.tif (float32, 0-1) per image, and "
+        "OUT/<name>_classes.tif (class id per pixel) for a model with several object classes.",
     )
     _options_of(p, [
         ("images", dict(nargs="+", metavar="IMAGE", help="TIFF, PNG or JPEG images")),
@@ -130,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train or fine-tune a model",
         description="Train a U-Net on images with dense masks (0 = background, one id per "
-        "object) or sparse annotations (0 = unlabelled, 1 = background, 2 = object). "
+        "object) or sparse annotations (0 = unlabelled, 1 = background, 2 = object; 3, 4, "
+        "... = further object classes, one network output each). "
         "Each --image pairs with the --mask/--annotation given in the same order.",
     )
     _options_of(t, [
@@ -168,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--pred", required=True, metavar="LABELS", help="predicted instance labels")
     e.add_argument("--truth", required=True, metavar="LABELS", help="ground-truth instance labels")
+    e.add_argument(
+        "--pred-classes",
+        metavar="C",
+        help="class map of the prediction (<stem>_classes.tif); with --truth-classes adds "
+        "per-class precision, recall and F1 under 'per_class'",
+    )
+    e.add_argument(
+        "--truth-classes", metavar="C", help="class map of the ground truth (0 = background)"
+    )
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser(
@@ -208,9 +219,10 @@ def cmd_predict(args) -> int:
         image_info,
         image_stem,
         labels_dtype,
+        prediction_paths,
         read_image,
         refuse_to_replace,
-        write_tiffs_atomic,
+        write_prediction,
     )
     from .core.normalize import nonfinite_pixels
 
@@ -268,6 +280,18 @@ def cmd_predict(args) -> int:
     channels = int(arch.get("input_channels", meta.get("input_channels", 1)) or 1)
     for path, (shape, _) in zip(inputs, infos, strict=True):
         _layout(shape, channels, path.name, args.axes)
+    # a model with several object classes also writes <stem>_classes.tif
+    n_classes = int(arch.get("n_object_classes", 1) or 1)
+    class_paths = {}
+    if n_classes > 1:
+        for path in inputs:
+            target = prediction_paths(out, image_stem(path), n_classes)["classes"]
+            if target.resolve() in seen or target.resolve() in input_set:
+                raise UserInputError(f"{path.name}: {target.name} would overwrite another file")
+            seen[target.resolve()] = path
+            class_paths[path] = target
+        if not args.overwrite:
+            refuse_to_replace(list(class_paths.values()))
     ensure_output_folder(out)
     # labels (up to 4 bytes) and probabilities (4 bytes) per input value: an upper bound
     # (a channel axis is not in the output)
@@ -291,6 +315,8 @@ def cmd_predict(args) -> int:
                         f"{path.name}: large images are segmented block by block at their own "
                         "scale; --diameter is not applied to them yet"
                     )
+                if path in class_paths:
+                    _note(f"{path.name}: no class map for an image segmented block by block yet")
                 n_obj = _predict_large(net, path, labels_path, prob_path, args, layout)
                 print(
                     f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "
@@ -316,7 +342,10 @@ def cmd_predict(args) -> int:
             labels = pred.labels.astype(labels_dtype(pred.labels))
             _raise_lost_interrupt()  # nothing written for an interrupted image
             check_output_folder(labels_path)
-            write_tiffs_atomic([(labels_path, labels), (prob_path, pred.probability)])
+            files = {"labels": labels_path, "probability": prob_path}
+            if path in class_paths:
+                files["classes"] = class_paths[path]
+            write_prediction(pred, files)
         except UserInputError as e:
             done = f" ({i - 1} of {n} images done)" if n > 1 else ""
             msg = str(e)
@@ -331,9 +360,9 @@ def cmd_predict(args) -> int:
         size = ""
         if pred.scale != 1.0 and pred.diameter:
             size = f"objects ~{pred.diameter:.0f} px wide, rescaled x{pred.scale:.2f}; "
+        written = ", ".join(str(f) for f in files.values())
         print(
-            f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "
-            f"({size}{time.perf_counter() - t0:.1f} s)",
+            f"{path.name}: {n_obj} objects -> {written} ({size}{time.perf_counter() - t0:.1f} s)",
             flush=True,
         )
     return 0
@@ -452,7 +481,8 @@ def cmd_train(args) -> int:
             f"the loss became NaN after epoch {result.epochs_run}; the weights of the last "
             "good epoch were saved (a lower --learning-rate may train further)"
         )
-    print(f"saved model to {path}")
+    n_classes = net.config.n_object_classes
+    print(f"saved model to {path}" + (f" ({n_classes} object classes)" if n_classes > 1 else ""))
     print(f"{result.summary()}", flush=True)
     return 0
 
@@ -471,7 +501,21 @@ def cmd_evaluate(args) -> int:
             f"{Path(args.pred).name} {pred.shape} and {Path(args.truth).name} {truth.shape} "
             f"differ in shape; compare label images of the same size"
         )
-    print(json.dumps(evaluate(pred, truth)), flush=True)
+    classes = [args.pred_classes, args.truth_classes]
+    if (classes[0] is None) != (classes[1] is None):
+        raise UserInputError(
+            "per-class scores need both --pred-classes and --truth-classes (or neither)"
+        )
+    maps = [None, None]
+    if classes[0] is not None:
+        maps = [read_labels(c) for c in classes]
+        for c, m in zip(classes, maps):
+            if m.shape != pred.shape:
+                raise UserInputError(
+                    f"{Path(c).name} {m.shape} and {Path(args.pred).name} {pred.shape} "
+                    "differ in shape; a class map covers its labels pixel for pixel"
+                )
+    print(json.dumps(evaluate(pred, truth, *maps)), flush=True)
     return 0
 
 

@@ -75,3 +75,14 @@ def notes():
 
     start = len(notification_manager.records)
     yield lambda: [str(n.message) for n in notification_manager.records[start:]]
+
+
+def make_two_classes(size: int = 128, n: int = 14, seed: int = 0, **kwargs):
+    """Bright round blobs (class 1) and dim rods (class 2): see
+    ``scripts/synthetic_classes.py``. Returns image, instance mask, class map."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from synthetic_classes import two_class_image
+
+    return two_class_image(size, n, seed, **kwargs)

@@ -157,3 +157,33 @@ def test_export_never_overwrites_and_explains_bad_input(package, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a napari-unet model" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.keras"]
+
+
+def test_a_two_class_model_exports_with_its_class_names(tmp_path, monkeypatch):
+    """A model of two object classes: four named output channels, documented."""
+    from napari_unet.core.bioimageio import export_bioimageio
+
+    net = UNet.new(UNetConfig(depth=2, base_filters=4, n_object_classes=2), seed=0)
+    net.metadata["classes"] = ["background", "round cell", "rod", "boundary"]
+    model = net.save(tmp_path / "two.keras")
+    out = tmp_path / "two.zip"
+    result = export_bioimageio(model, out, authors=["A. Person"])
+    assert "keras_v3" in result.weight_formats
+    rdf = read_package_metadata(out)
+    (outp,) = rdf["outputs"]
+    assert outp["axes"][-1]["channel_names"] == ["background", "round_cell", "rod", "boundary"]
+    with zipfile.ZipFile(out) as z:
+        y = np.load(z.open("test_output.npy"))
+        readme = z.read("README.md").decode()
+    assert y.shape[-1] == 4
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, atol=1e-4)
+    assert "2 object classes apart (round cell, rod)" in readme
+    if extra_missing() is None:
+        from napari_unet.core.bioimageio import validate_package
+
+        monkeypatch.setattr(socket.socket, "connect", _offline)
+        assert validate_package(out).startswith("0.5.")
+
+
+def _offline(*args, **kwargs):
+    raise OSError("offline: the package must be checked without the network")

@@ -133,11 +133,17 @@ def layer_choices(kind: str, viewer: Any, filter_: Callable[[Any], bool] | None 
     return choices
 
 
-def combo(kind: str, viewer: Any, label: str, filter_=None, tip: str = ""):
-    """A magicgui ComboBox of layer names of ``kind`` (``"image"`` or ``"labels"``)."""
+def combo(kind: str, viewer: Any, label: str, filter_=None, tip: str = "", nullable: bool = False):
+    """A magicgui ComboBox of layer names of ``kind`` (``"image"`` or ``"labels"``);
+    ``nullable``: "none" is a choice too."""
     from magicgui.widgets import ComboBox
 
-    return ComboBox(label=label, choices=layer_choices(kind, viewer, filter_), tooltip=tip or None)
+    return ComboBox(
+        label=label,
+        choices=layer_choices(kind, viewer, filter_),
+        tooltip=tip or None,
+        nullable=nullable,
+    )
 
 
 def button(text: str, slot: Callable[[], Any], tip: str = "") -> QPushButton:

@@ -268,8 +268,14 @@ def train_worker(job: TrainJob) -> Generator[list, None, TrainOutcome]:
 
 
 # ---------------------------------------------------------------------- evaluate
-def evaluate_worker(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Scores of a prediction against ground truth (numpy/scipy, no TensorFlow)."""
+def evaluate_worker(
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    prediction_classes: np.ndarray | None = None,
+    truth_classes: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Scores of a prediction against ground truth (numpy/scipy, no TensorFlow); with
+    both class maps, per-class scores too."""
     from napari_unet.core import evaluate
 
-    return evaluate(prediction, truth)
+    return evaluate(prediction, truth, prediction_classes, truth_classes)

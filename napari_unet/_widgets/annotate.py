@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import Container
+from magicgui.widgets import Container, SpinBox
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_unet.core.config import MAX_OBJECT_CLASSES
 from napari_unet.core.targets import annotated_pixel_counts
 
 from .. import _layers as L
@@ -71,7 +72,6 @@ class AnnotateWidget(DockLifetime, QWidget):
 
         self._image = combo("image", napari_viewer, "image", tip="the image to annotate")
         form = Container(widgets=[self._image])
-        self._forms = (form,)
 
         self.create_button = button(
             "Create annotation layer",
@@ -81,20 +81,36 @@ class AnnotateWidget(DockLifetime, QWidget):
         self.use_prediction_button = button(
             "Use prediction as annotation",
             self._on_use_prediction,
-            "copy '<image> labels' in: 1 = background, 2 = object; then paint corrections",
+            "copy '<image> labels' in: 1 = background, 2 = object (with several classes: "
+            "2, 3, … = class 1, 2, … from '<image> classes'); then paint corrections",
         )
         self.undo_button = button(
             "Undo copy", self._on_undo, "restore the annotation as it was before the copy"
         )
         self.undo_button.setEnabled(False)
         brush = QHBoxLayout()
-        self.object_button = button("Paint object (2)", lambda: self._on_brush(2))
+        self._object_class = SpinBox(
+            label="object class",
+            value=1,
+            min=1,
+            max=MAX_OBJECT_CLASSES,
+            tooltip="which object class 'Paint object' paints: class 1 is label 2, class 2 "
+            "is label 3, …; a model learns one output per class painted",
+        )
+        self._object_class.changed.connect(self._on_object_class)
+        self.object_button = button("Paint object (2)", lambda: self._on_brush(self.object_label))
         self.background_button = button("Paint background (1)", lambda: self._on_brush(1))
         self.erase_button = button("Erase (0)", lambda: self._on_brush(0))
         for b in (self.object_button, self.background_button, self.erase_button):
             brush.addWidget(b)
+        form.append(self._object_class)
+        self._forms = (form,)
         legend = QLabel("<br>".join(_swatch(v) for v in (2, 1, 0)))
-        legend.setToolTip("further object classes: labels 3, 4, …")
+        legend.setToolTip(
+            "further object classes: labels 3, 4, … (pick the label in the layer "
+            "controls); training then learns one output per class, and Segment adds "
+            "'<image> classes'"
+        )
 
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["image", "background px", "object px"])
@@ -214,9 +230,22 @@ class AnnotateWidget(DockLifetime, QWidget):
         if layer.metadata.get("napari_unet_kind") != "annotation":
             L.style_annotation_layer(layer)
         layer.brush_size = L.BRUSH_SIZE
-        self._ready_brush(layer, 2)
+        self._ready_brush(layer, self.object_label)
         self.refresh()
         return layer
+
+    @property
+    def object_label(self) -> int:
+        """The annotation label of the object class chosen (class 1 → 2, …)."""
+        return 1 + int(self._object_class.value)
+
+    def _on_object_class(self, *_: Any) -> None:
+        value = self.object_label
+        text = "Paint object (2)" if value == 2 else f"Paint class {value - 1} ({value})"
+        self.object_button.setText(text)
+        layer = self.annotation_layer(create=False) if self._image_name() else None
+        if layer is not None and layer.mode == "paint" and layer.selected_label >= 2:
+            layer.selected_label = value
 
     def _on_brush(self, value: int) -> None:
         layer = self.annotation_layer(create=True)
@@ -252,7 +281,14 @@ class AnnotateWidget(DockLifetime, QWidget):
         if layer is None:
             return None
         old = np.asarray(layer.data)
-        new = mask_to_annotation(np.asarray(pred.data))
+        # a model with several object classes: each object is copied as its class's
+        # label (class 1 → 2, class 2 → 3, …)
+        classes = L.find_layer(self.viewer, L.classes_name(name), "labels")
+        if classes is not None and tuple(classes.data.shape) != tuple(pred.data.shape):
+            classes = None
+        new = mask_to_annotation(
+            np.asarray(pred.data), None if classes is None else np.asarray(classes.data)
+        )
         if old.any():
             if mode is None:
                 mode = self._ask_overwrite(layer.name)
@@ -262,12 +298,14 @@ class AnnotateWidget(DockLifetime, QWidget):
             self.undo_button.setEnabled(True)
             if mode == "fill":
                 new = np.where(old > 0, old, new).astype(new.dtype)
-        layer.data = new.astype(np.uint8, copy=False)
+        if new.dtype != np.uint8 and int(new.max(initial=0)) <= np.iinfo(np.uint8).max:
+            new = new.astype(np.uint8)
+        layer.data = new
         # what was copied, so that Train can tell painted corrections from copied pixels
         layer.metadata[L.COPIED_KEY] = layer.data.copy()
         if layer.metadata.get("napari_unet_kind") != "annotation":
             L.style_annotation_layer(layer)
-        self._ready_brush(layer, 2)
+        self._ready_brush(layer, self.object_label)
         self.refresh()
         show_info("prediction copied: paint corrections, then Train")
         return layer
@@ -376,7 +414,9 @@ class AnnotateWidget(DockLifetime, QWidget):
         counts = [annotated_pixel_counts(p.annotation.data) for p in pairs]
         self.last_counts = {p.name: c for p, c in zip(pairs, counts)}
         extra = sorted({v for c in counts for v in c if v > 2})
-        headers = ["image", "background px", "object px"] + [f"class {v} px" for v in extra]
+        headers = ["image", "background px", "object px"] + [
+            f"class {v - 1} ({v}) px" for v in extra
+        ]
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
         self.table.setRowCount(len(pairs))

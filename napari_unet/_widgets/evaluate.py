@@ -40,7 +40,22 @@ class EvaluateWidget(QWidget):
         self.scores: dict[str, float] | None = None
         self._pred = combo("labels", napari_viewer, "prediction", tip="predicted instance labels")
         self._truth = combo("labels", napari_viewer, "ground truth", tip="true instance labels")
-        form = Container(widgets=[self._pred, self._truth])
+        self._pred_classes = combo(
+            "labels",
+            napari_viewer,
+            "prediction classes",
+            tip="class map of the prediction ('<image> classes'); with the truth's class "
+            "map, precision / recall / F1 are also given per class",
+            nullable=True,
+        )
+        self._truth_classes = combo(
+            "labels",
+            napari_viewer,
+            "truth classes",
+            tip="class map of the ground truth (0 = background, 1, 2, … = object class)",
+            nullable=True,
+        )
+        form = Container(widgets=[self._pred, self._truth, self._pred_classes, self._truth_classes])
         self._forms = (form,)
         self.run_button = button("Evaluate", self._on_evaluate, "compare the two label layers")
         self.values: dict[str, QLabel] = {}
@@ -49,28 +64,42 @@ class EvaluateWidget(QWidget):
             self.values[key] = QLabel("–")
             table.addRow(text, self.values[key])
         self.counts = status_label()
+        self.per_class = status_label()  # per-class figures, when class maps were given
         layout = QVBoxLayout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.run_button)
         layout.addLayout(table)
         layout.addWidget(self.counts)
+        layout.addWidget(self.per_class)
         layout.addStretch(1)
         self.reset_choices()
 
     def reset_choices(self, *_: Any) -> None:
         """Refresh the lists; guess which layer is the prediction and which the truth."""
         touched = getattr(self, "_touched", False)
-        self._pred.reset_choices()
-        self._truth.reset_choices()
+        for c in (self._pred, self._truth, self._pred_classes, self._truth_classes):
+            c.reset_choices()
         if touched:
             return
         names = list(self._pred.choices)
         preds = [n for n in names if n.endswith(L.LABELS)]
-        truths = [n for n in names if any(h in n.lower() for h in _TRUTH_HINTS)]
+        truths = [
+            n
+            for n in names
+            if any(h in n.lower() for h in _TRUTH_HINTS) and not n.endswith(L.CLASSES)
+        ]
         if preds:
             self._pred.value = preds[-1]
         if truths:
             self._truth.value = truths[-1]
+        # class maps beside them: '<image> classes' and '<truth> classes'
+        pred_classes = self._pred.value and self._pred.value[: -len(L.LABELS)] + L.CLASSES
+        truth_classes = self._truth.value and self._truth.value + L.CLASSES
+        for widget, name in (
+            (self._pred_classes, pred_classes),
+            (self._truth_classes, truth_classes),
+        ):
+            widget.value = name if name in names else None
 
     def _on_evaluate(self, prediction: str | None = None, truth: str | None = None):
         """Score ``prediction`` against ``truth`` (layer names; default: the chosen ones)."""
@@ -91,13 +120,25 @@ class EvaluateWidget(QWidget):
         if pred.name == true.name:
             show_warning("Evaluate: the prediction and the ground truth are the same layer")
             return None
+        maps = [
+            L.find_layer(self.viewer, w.value, "labels") if w.value else None
+            for w in (self._pred_classes, self._truth_classes)
+        ]
+        if (maps[0] is None) != (maps[1] is None):
+            show_warning(
+                "Evaluate: per-class scores need both class maps (prediction and truth); "
+                "scoring without classes"
+            )
+            maps = [None, None]
         self._busy = True
         self.run_button.setEnabled(False)
         self.counts.setText("evaluating…")
+        self.per_class.setText("")
         self.worker = start_worker(
             evaluate_worker,
             np.asarray(pred.data),
             np.asarray(true.data),
+            *[None if m is None else np.asarray(m.data) for m in maps],
             returned=self._on_returned,
             errored=self._on_errored,
             finished=self._on_finished,
@@ -111,6 +152,15 @@ class EvaluateWidget(QWidget):
         self.counts.setText(
             f"{scores.get('n_true', 0)} true objects, {scores.get('n_pred', 0)} predicted, "
             f"{scores.get('tp', 0)} matched at IoU ≥ 0.5"
+        )
+        per_class = scores.get("per_class") or {}
+        self.per_class.setText(
+            "<br>".join(
+                f"<b>class {c}</b>: precision {v['precision']:.3f} · recall "
+                f"{v['recall']:.3f} · F1 {v['f1']:.3f} ({v['n_true']} true, "
+                f"{v['n_pred']} predicted)"
+                for c, v in sorted(per_class.items(), key=lambda kv: int(kv[0]))
+            )
         )
 
     def _on_finished(self) -> None:

@@ -206,7 +206,21 @@ class SegmentWidget(JobWidget):
         pred = result.prediction
         if pred.scale != 1.0 and pred.diameter:
             size = f" (objects ~{pred.diameter:.0f} px wide, seen at x{pred.scale:.2f})"
-        self.status.setText(f"{result.name}: {n} objects{change} in {result.seconds:.1f} s{size}")
+        per_class = ""
+        if pred.instance_classes is not None:
+            counts = np.bincount(pred.instance_classes, minlength=pred.n_object_classes + 1)
+            names = pred.class_names or []
+            per_class = (
+                " ("
+                + ", ".join(
+                    f"{int(c)} {names[k] if k < len(names) else f'class {k + 1}'}"
+                    for k, c in enumerate(counts[1:])
+                )
+                + ")"
+            )
+        self.status.setText(
+            f"{result.name}: {n} objects{per_class}{change} in {result.seconds:.1f} s{size}"
+        )
         if result.nonfinite:
             from napari.utils.notifications import show_warning
 

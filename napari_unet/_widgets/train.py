@@ -443,9 +443,11 @@ class TrainWidget(JobWidget):
                 f"; best epoch {r.best_epoch} ({metric_name(r.monitor)} {r.best_monitor:.3f}) kept"
             )
         reason = STOP_REASONS.get(r.stopped_by, str(r.stopped_by).replace("_", " "))
+        n_classes = outcome.model.config.n_object_classes
+        classes = f" It tells {n_classes} object classes apart." if n_classes > 1 else ""
         text = (
             f"{reason}: {plural(r.epochs_run, 'epoch')}, "
-            f"{plural(r.steps_run, 'step')} in {r.seconds:.0f} s{best}. "
+            f"{plural(r.steps_run, 'step')} in {r.seconds:.0f} s{best}.{classes} "
             f"Segment again to apply the model."
         )
         self.status.setText(text)

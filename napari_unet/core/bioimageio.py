@@ -202,12 +202,9 @@ def _login_name() -> str:
 
 
 def _class_names(n_object_classes: int) -> list[str]:
-    objects = (
-        ["object"]
-        if n_object_classes == 1
-        else [f"object class {i + 1}" for i in range(n_object_classes)]
-    )
-    return ["background", *objects, "boundary"]
+    from .config import class_names
+
+    return class_names(n_object_classes)
 
 
 def _version(dist: str) -> str:
@@ -490,6 +487,15 @@ def _documentation(about: _About, result: ExportResult) -> str:
             data_lines.append(f"- {d.get('name', 'image')}")
     weights = ", ".join(result.weight_formats)
     skipped = "".join(f"\n- {fmt}: not included ({why})" for fmt, why in result.skipped.items())
+    n_classes = net.config.n_object_classes
+    class_note = (
+        f"\nThe network tells {n_classes} object classes apart ({', '.join(classes[1:-1])}): "
+        "an object pixel is one whose total object probability (the sum over the object "
+        "classes) passes the threshold, and each instance takes the object class whose "
+        "probability, summed over its pixels, is largest.\n"
+        if n_classes > 1
+        else ""
+    )
     size_note = (
         f"The network was trained on objects about {diameter:.0f} px wide; napari-unet "
         f"rescales each image so that its objects have that size before predicting. Other "
@@ -529,7 +535,7 @@ napari-unet turns the probabilities into labelled instances with a seeded waters
 - seeds ({pp.get("seed_mode")} mode): {"the maxima of the smoothed distance transform of the cores, which must stand h = max(0.5, " + str(pp.get("split")) + " · r − 2) px above their surroundings (r: typical core radius)" if pp.get("seed_mode") == "distance" else "the connected cores themselves"};
 - the seeds grow by a watershed over the foreground{" (over the boundary probability)" if pp.get("seed_mode") == "boundary" else " (over the negative distance transform)"};
 - instances smaller than {pp.get("min_size")} px are dropped.
-
+{class_note}
 {size_note}
 
 ## Weights

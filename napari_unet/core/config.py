@@ -36,6 +36,19 @@ def _whole(name: str, value: Any, lo: int, hi: int) -> int:
     return int(value)
 
 
+#: Most object classes a network may have (annotation labels 2 .. MAX_OBJECT_CLASSES + 1).
+MAX_OBJECT_CLASSES = 32
+
+
+def class_names(n_object_classes: int) -> list[str]:
+    """Default names of a network's output channels: background, the object class(es)
+    and the boundary (``"object"`` alone for a one-class network, else ``"object class
+    1"``, ``"object class 2"``, …, class *k* being annotation label *k* + 1)."""
+    n = int(n_object_classes)
+    objects = ["object"] if n == 1 else [f"object class {k}" for k in range(1, n + 1)]
+    return ["background", *objects, "boundary"]
+
+
 @dataclass
 class UNetConfig:
     """Architecture of a U-Net (Ronneberger et al. 2015).
@@ -71,7 +84,9 @@ class UNetConfig:
         self.depth = _whole("depth", self.depth, 1, 6)
         self.base_filters = _whole("base_filters", self.base_filters, 1, MAX_BASE_FILTERS)
         self.input_channels = _whole("input_channels", self.input_channels, 1, 64)
-        self.n_object_classes = _whole("n_object_classes", self.n_object_classes, 1, 32)
+        self.n_object_classes = _whole(
+            "n_object_classes", self.n_object_classes, 1, MAX_OBJECT_CLASSES
+        )
         if not isinstance(self.batch_norm, bool):
             raise UserInputError(f"batch_norm must be true or false, got {self.batch_norm!r}")
         if (
@@ -87,6 +102,11 @@ class UNetConfig:
     def n_outputs(self) -> int:
         """Output channels: background, object classes, boundary."""
         return self.n_object_classes + 2
+
+    @property
+    def class_names(self) -> list[str]:
+        """Names of the output channels (see :func:`class_names`)."""
+        return class_names(self.n_object_classes)
 
     @property
     def size_multiple(self) -> int:

@@ -93,10 +93,27 @@ def weighted_target(
         out[sel] = target[sel] * value
     if pseudo is not None and pseudo_weight > 0:
         value = np.uint8(max(1, round(WEIGHT_UNIT * pseudo_weight)))
-        best = np.argmax(pseudo, axis=-1)
-        sure = (np.max(pseudo, axis=-1) >= confidence) & (target.max(axis=-1) == 0)
-        ys, xs = np.nonzero(sure)
-        out[ys, xs, best[ys, xs]] = value
+        n_out = target.shape[-1]
+        if pseudo.shape[-1] == n_out:
+            best = np.argmax(pseudo, axis=-1)
+            sure = (np.max(pseudo, axis=-1) >= confidence) & (target.max(axis=-1) == 0)
+            ys, xs = np.nonzero(sure)
+            out[ys, xs, best[ys, xs]] = value
+        else:
+            # a teacher with fewer object classes (the model before its output was
+            # widened) knows object from background and boundary, not the new classes:
+            # its confident "object" allows every object class
+            three = np.stack(
+                [pseudo[..., 0], pseudo[..., 1:-1].sum(axis=-1), pseudo[..., -1]], axis=-1
+            )
+            best = np.argmax(three, axis=-1)
+            sure = (np.max(three, axis=-1) >= confidence) & (target.max(axis=-1) == 0)
+            ys, xs = np.nonzero(sure & (best == 0))
+            out[ys, xs, 0] = value
+            ys, xs = np.nonzero(sure & (best == 2))
+            out[ys, xs, n_out - 1] = value
+            ys, xs = np.nonzero(sure & (best == 1))
+            out[ys, xs, 1 : n_out - 1] = value
     return out
 
 
@@ -368,11 +385,18 @@ class PatchSampler:
         for t in targets:
             top = t.max(axis=-1)
             real = top >= WEIGHT_UNIT
-            groups = [
-                np.flatnonzero(real & (t[..., 0] > 0)),
-                np.flatnonzero(real & (t[..., 0] == 0)),
-                np.flatnonzero(top > WEIGHT_UNIT),
-            ]
+            groups = [np.flatnonzero(real & (t[..., 0] > 0))]
+            fg = real & (t[..., 0] == 0)
+            n_classes = t.shape[-1] - 2
+            if n_classes > 1:
+                # several object classes: each gets a share of its own, so a rare
+                # class is not drowned by a common one
+                obj = t[..., 1:-1] > 0
+                only = obj.sum(axis=-1) == 1
+                for k in range(n_classes):
+                    groups.append(np.flatnonzero(fg & only & obj[..., k]))
+                fg = fg & ~only  # boundaries and objects of unknown class
+            groups += [np.flatnonzero(fg), np.flatnonzero(top > WEIGHT_UNIT)]
             self.centres.append([g.astype(np.int64) for g in groups])
             counts.append(float(real.sum()))
         counts = np.array(counts, np.float64)

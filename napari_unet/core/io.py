@@ -420,6 +420,59 @@ def write_tiff_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
     return write_tiffs_atomic([(path, array)])[0]
 
 
+# --------------------------------------------------------------------------- predictions
+#: What a prediction of ``<stem>`` writes, in this order (``classes`` only for a model
+#: with several object classes).
+PREDICTION_SUFFIXES = {
+    "labels": "_labels.tif",
+    "probability": "_probability.tif",
+    "classes": "_classes.tif",
+}
+
+
+def prediction_paths(
+    out: str | os.PathLike, stem: str, n_object_classes: int = 1
+) -> dict[str, Path]:
+    """The files a prediction of the image ``stem`` writes into the folder ``out``:
+    ``labels`` (instance ids), ``probability`` (total object probability) and, for a
+    model with more than one object class, ``classes`` (class id per pixel)."""
+    kinds = ["labels", "probability"] + (["classes"] if int(n_object_classes) > 1 else [])
+    return {k: Path(out) / f"{stem}{PREDICTION_SUFFIXES[k]}" for k in kinds}
+
+
+def class_map_dtype(n_object_classes: int) -> np.dtype:
+    """``uint8`` for up to 255 classes, else ``uint16``."""
+    return np.dtype(np.uint8 if int(n_object_classes) <= np.iinfo(np.uint8).max else np.uint16)
+
+
+def prediction_arrays(prediction, paths: dict[str, Path]) -> list[tuple[Path, np.ndarray]]:
+    """``(path, array)`` for each file of :func:`prediction_paths`, in the dtypes the
+    files take: instance ids ``uint16``/``uint32``, probability ``float32``, classes
+    ``uint8``/``uint16``.
+
+    Raises
+    ------
+    UserInputError
+        When ``paths`` asks for a class map that the prediction does not have.
+    """
+    arrays = {
+        "labels": np.asarray(prediction.labels).astype(labels_dtype(prediction.labels)),
+        "probability": np.asarray(prediction.probability, np.float32),
+    }
+    if "classes" in paths:
+        if prediction.classes is None:
+            raise UserInputError("this prediction has no class map (a one-class model)")
+        n = max(1, prediction.n_object_classes)
+        arrays["classes"] = np.asarray(prediction.classes).astype(class_map_dtype(n))
+    return [(paths[k], arrays[k]) for k in paths]
+
+
+def write_prediction(prediction, paths: dict[str, Path]) -> list[Path]:
+    """Write a :class:`~napari_unet.core.unet.Prediction` to the files of
+    :func:`prediction_paths`, atomically: all of them appear or none does."""
+    return write_tiffs_atomic(prediction_arrays(prediction, paths))
+
+
 # --------------------------------------------------------------------------- large images
 def _open_zarr(p: Path):
     import zarr

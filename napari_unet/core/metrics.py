@@ -8,6 +8,8 @@ thresholds 0.5:0.05:0.95 with the 2018 Data Science Bowl definition
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .errors import UserInputError
@@ -69,14 +71,94 @@ def match_counts(iou: np.ndarray, threshold: float) -> tuple[int, int, int]:
     return tp, n_pred - tp, n_true - tp
 
 
-def evaluate(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    precision = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), float(recall), float(f1)
+
+
+def instance_class_map(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``labels`` with every instance replaced by its class: the class most of its
+    pixels carry in ``classes`` (0 when none of them carries one)."""
+    labels = np.asarray(labels).ravel().astype(np.int64)
+    cls = np.asarray(classes).ravel().astype(np.int64)
+    n_ids, n_cls = int(labels.max(initial=0)) + 1, int(cls.max(initial=0)) + 1
+    on = (labels > 0) & (cls > 0)
+    votes = np.bincount(labels[on] * n_cls + cls[on], minlength=n_ids * n_cls)
+    votes = votes.reshape(n_ids, n_cls)
+    best = np.argmax(votes, axis=1)
+    best[votes.max(axis=1) == 0] = 0
+    return best[labels].reshape(np.shape(classes))
+
+
+def per_class_scores(
+    pred: np.ndarray, truth: np.ndarray, pred_classes: np.ndarray, truth_classes: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Precision, recall and F1 (IoU ≥ 0.5) and pixel Dice of each object class.
+
+    Each instance takes the class most of its pixels carry in its class map; the
+    instances of one class are matched against the true instances of that class, so
+    an object found with the wrong class is a false positive of the class it was given
+    and a false negative of its own.
+
+    Returns
+    -------
+    dict
+        ``{"1": {...}, "2": {...}, …}`` keyed by class id, each with ``precision,
+        recall, f1, pixel_dice, n_true, n_pred, tp``.
+    """
+    pred_cls = instance_class_map(pred, pred_classes)
+    truth_cls = instance_class_map(truth, truth_classes)
+    out = {}
+    present = np.union1d(np.unique(pred_cls), np.unique(truth_cls))
+    for c in (int(v) for v in present if v > 0):
+        p = np.where(pred_cls == c, pred, 0)
+        t = np.where(truth_cls == c, truth, 0)
+        iou, t_ids, p_ids = iou_matrix(p, t)
+        tp, fp, fn = match_counts(iou, 0.5)
+        precision, recall, f1 = _prf(tp, fp, fn)
+        dice, _ = pixel_scores(p, t)
+        out[str(c)] = {
+            "precision": round(precision, 6),
+            "recall": round(recall, 6),
+            "f1": round(f1, 6),
+            "pixel_dice": round(dice, 6),
+            "n_true": int(len(t_ids)),
+            "n_pred": int(len(p_ids)),
+            "tp": int(tp),
+        }
+    return out
+
+
+def _check_labels(name: str, a: np.ndarray) -> None:
+    if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
+        raise UserInputError(f"{name} must be a label image of integers, got {a.dtype}")
+
+
+def evaluate(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    pred_classes: np.ndarray | None = None,
+    truth_classes: np.ndarray | None = None,
+) -> dict[str, Any]:
     """All evaluation figures of a predicted instance label image against truth.
+
+    Parameters
+    ----------
+    pred, truth
+        Instance labels (0 = background).
+    pred_classes, truth_classes
+        Class maps of the same shape (0 = background, 1..n = object class), both or
+        neither: with them the result holds ``per_class`` figures
+        (:func:`per_class_scores`).
 
     Returns
     -------
     dict
         ``pixel_dice, pixel_iou, precision, recall, f1`` (instances at IoU ≥ 0.5),
-        ``mean_ap`` (IoU 0.5:0.95) and the instance counts.
+        ``mean_ap`` (IoU 0.5:0.95), the instance counts and, with class maps,
+        ``per_class``.
     """
     pred = np.asarray(pred)
     truth = np.asarray(truth)
@@ -84,20 +166,30 @@ def evaluate(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         raise UserInputError(
             f"prediction {pred.shape} and ground truth {truth.shape} differ in shape"
         )
-    for name, a in (("prediction", pred), ("ground truth", truth)):
-        if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
-            raise UserInputError(f"{name} must be a label image of integers, got {a.dtype}")
+    _check_labels("prediction", pred)
+    _check_labels("ground truth", truth)
+    if (pred_classes is None) != (truth_classes is None):
+        raise UserInputError(
+            "per-class scores need two class maps: give the prediction's and the ground "
+            "truth's, or neither"
+        )
+    if pred_classes is not None:
+        for name, a in (("prediction classes", pred_classes), ("truth classes", truth_classes)):
+            a = np.asarray(a)
+            _check_labels(name, a)
+            if a.shape != pred.shape:
+                raise UserInputError(
+                    f"the {name} {a.shape} and the labels {pred.shape} differ in shape"
+                )
     dice, iou_px = pixel_scores(pred, truth)
     iou, t_ids, p_ids = iou_matrix(pred, truth)
     tp, fp, fn = match_counts(iou, 0.5)
-    precision = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = _prf(tp, fp, fn)
     aps = []
     for thr in AP_THRESHOLDS:
         a, b, c = match_counts(iou, float(thr))
         aps.append(a / (a + b + c) if a + b + c else 1.0)
-    return {
+    result: dict[str, Any] = {
         "pixel_dice": round(dice, 6),
         "pixel_iou": round(iou_px, 6),
         "precision": round(float(precision), 6),
@@ -108,3 +200,6 @@ def evaluate(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "n_pred": int(len(p_ids)),
         "tp": int(tp),
     }
+    if pred_classes is not None:
+        result["per_class"] = per_class_scores(pred, truth, pred_classes, truth_classes)
+    return result

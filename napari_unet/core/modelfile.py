@@ -192,9 +192,20 @@ def _check_metadata(meta: dict[str, Any], name: str) -> None:
     from .errors import UserInputError
 
     try:
-        UNetConfig.from_dict(meta["architecture"])
+        config = UNetConfig.from_dict(meta["architecture"])
     except (TypeError, UserInputError) as e:
         raise ModelFileError(f"{name}: damaged metadata, bad architecture ({e})") from None
+    classes = meta.get("classes")
+    if classes is not None and not (
+        isinstance(classes, list)
+        and len(classes) == config.n_outputs
+        and all(isinstance(c, str) and 0 < len(c) <= 200 for c in classes)
+    ):
+        raise ModelFileError(
+            f"{name}: damaged metadata, 'classes' must name the {config.n_outputs} outputs "
+            f"(background, {config.n_object_classes} object class(es), boundary), got "
+            f"{str(classes)[:60]!r}"
+        )
     norm = meta["normalization"]
     ok = isinstance(norm, dict) and all(
         isinstance(norm.get(k, 0.0), int | float)

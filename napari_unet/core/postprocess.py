@@ -155,6 +155,44 @@ class _Instances:
         return relabel_and_filter(labels, p.min_size)
 
 
+def instance_classes(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The object class of every instance, by a vote of its pixels.
+
+    Each instance takes the object class whose probability, summed over the
+    instance's pixels, is largest (a soft majority vote: confident interior pixels
+    count most, boundary pixels little).
+
+    Parameters
+    ----------
+    prob
+        Class probabilities ``(Y, X, C)`` over ``[background, classes 1..n, boundary]``.
+    labels
+        Instance ids ``(Y, X)``, 0 = background.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` class (1..n) indexed by instance id; entry 0 (background) is 0, as is
+        any id that labels no pixel.
+    """
+    labels = np.asarray(labels)
+    n_ids = int(labels.max(initial=0)) + 1
+    flat = labels.ravel()
+    n_classes = prob.shape[-1] - 2
+    sums = np.stack(
+        [
+            np.bincount(flat, weights=prob[..., 1 + k].ravel(), minlength=n_ids)
+            for k in range(n_classes)
+        ],
+        axis=-1,
+    )
+    present = np.bincount(flat, minlength=n_ids) > 0
+    votes = (np.argmax(sums, axis=-1) + 1).astype(np.uint8)
+    votes[~present] = 0
+    votes[0] = 0
+    return votes
+
+
 def _typical_radius(core: np.ndarray, edt: np.ndarray) -> float:
     """Median over core regions of their largest inscribed radius (pixels)."""
     from scipy import ndimage as ndi
@@ -194,8 +232,17 @@ def annotated_objects(labels: np.ndarray, kind: str) -> tuple[np.ndarray, np.nda
     a = np.asarray(labels)
     if kind == "mask":
         return a.astype(np.int32, copy=False), np.ones(a.shape, bool)
-    objects, _ = ndi.label(a >= 2)
-    return objects.astype(np.int32), a > 0
+    if int(a.max(initial=0)) <= 2:
+        objects, _ = ndi.label(a >= 2)
+        return objects.astype(np.int32), a > 0
+    # several object classes: objects of different classes that touch are two objects
+    objects = np.zeros(a.shape, np.int32)
+    top = 0
+    for value in np.unique(a[a >= 2]):
+        regions, n = ndi.label(a == value)
+        objects[regions > 0] = regions[regions > 0] + top
+        top += n
+    return objects, a > 0
 
 
 def annotated_f1(pred: np.ndarray, objects: np.ndarray, known: np.ndarray) -> tuple[int, int, int]:

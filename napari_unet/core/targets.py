@@ -44,19 +44,38 @@ def instance_boundaries(mask: np.ndarray) -> np.ndarray:
     return (mask > 0) & _neighbour_differs(mask)
 
 
-def mask_to_annotation(mask: np.ndarray) -> np.ndarray:
+def mask_to_annotation(mask: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
     """Turn a dense instance mask (or a prediction) into an annotation to correct.
 
     1 where the mask is 0, 2 where it is positive, except the line where two different
     instances touch, which is left 0 (not annotated) so that training neither merges
     nor splits them until a person paints there.
+
+    ``classes`` (a class map of the mask's shape, 1..n on objects, as
+    :attr:`Prediction.classes <napari_unet.core.unet.Prediction>` holds) writes each
+    object pixel as its class's annotation label, ``1 + class`` (class 1 → 2, class 2 →
+    3, …), instead of 2 everywhere.
     """
     mask = np.asarray(mask)
     if mask.ndim < 2:
         raise UserInputError("a mask must be at least 2D")
+    if classes is not None:
+        classes = np.asarray(classes)
+        if classes.shape != mask.shape:
+            raise UserInputError(
+                f"the class map {classes.shape} and the mask {mask.shape} differ in shape"
+            )
     if mask.ndim > 2:
-        return np.stack([mask_to_annotation(m) for m in mask])
+        if classes is None:
+            return np.stack([mask_to_annotation(m) for m in mask])
+        return np.stack([mask_to_annotation(m, c) for m, c in zip(mask, classes)])
     ann = np.where(mask > 0, FIRST_OBJECT, BACKGROUND).astype(np.uint8)
+    if classes is not None:
+        top = int(classes.max(initial=0))
+        dtype = np.uint8 if top + 1 <= np.iinfo(np.uint8).max else np.uint16
+        ann = np.where(mask > 0, np.maximum(classes.astype(np.int64), 1) + 1, BACKGROUND).astype(
+            dtype
+        )
     p = np.pad(mask, 1, mode="edge")
     c = p[1:-1, 1:-1]
     touching = np.zeros(mask.shape, bool)
@@ -143,7 +162,12 @@ def annotation_targets(annotation: np.ndarray, n_object_classes: int = 1) -> np.
 
 
 def mask_targets(mask: np.ndarray, n_object_classes: int = 1) -> np.ndarray:
-    """One-hot targets from a dense instance mask (2D): background, object, boundary."""
+    """Targets from a dense instance mask (2D): background, object, boundary.
+
+    A mask names instances, not classes: for a network with several object classes an
+    interior pixel may be any of them (a partial label), so a mask teaches where the
+    objects are and leaves their classes to the annotations.
+    """
     m = np.asarray(mask)
     if m.ndim != 2:
         raise UserInputError(f"mask must be 2D here, got shape {m.shape}")
@@ -151,9 +175,17 @@ def mask_targets(mask: np.ndarray, n_object_classes: int = 1) -> np.ndarray:
     t = np.zeros(m.shape + (n_out,), np.uint8)
     bnd = instance_boundaries(m)
     t[..., 0] = m == 0
-    t[..., 1] = (m > 0) & ~bnd
+    t[..., 1 : n_out - 1] = ((m > 0) & ~bnd)[..., None]
     t[..., n_out - 1] = bnd
     return t
+
+
+def annotation_object_classes(annotation: np.ndarray) -> int:
+    """Object classes an annotation uses: its highest label − 1 (at least 1)."""
+    a = np.asarray(annotation)
+    if a.size == 0 or a.dtype.kind not in "uib":
+        return 1
+    return max(1, int(a.max(initial=0)) - 1)
 
 
 def annotated_pixel_counts(annotation) -> dict[int, int]:

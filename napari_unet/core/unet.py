@@ -23,9 +23,11 @@ import numpy as np
 from .config import (  # noqa: F401 - the tile defaults are re-exported
     DEFAULT_CONTEXT,
     DEFAULT_TILE_SIZE,
+    MAX_OBJECT_CLASSES,
     PREVIEW_INTERVAL,
     TrainConfig,
     UNetConfig,
+    class_names,
 )
 from .errors import ModelFileError, UserInputError
 from .modelfile import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
@@ -49,6 +51,15 @@ class Prediction:
     diameter
         Object width (px, in the image) that set the scale, measured or given; ``None``
         when the image was used as it is.
+    classes
+        For a model with several object classes: the class map, ``uint8`` of the
+        labels' shape, 0 on background and the class (1..n) of each instance on its
+        pixels (one class per instance). ``None`` for a one-class model.
+    instance_classes
+        For a model with several object classes: the class of every instance, indexed
+        by its id (``instance_classes[0]`` is 0). ``None`` for a one-class model.
+    class_names
+        Names of the object classes (class *k* is ``class_names[k - 1]``).
     """
 
     probability: np.ndarray
@@ -56,6 +67,14 @@ class Prediction:
     scores: np.ndarray | None = None
     scale: float = 1.0
     diameter: float | None = None
+    classes: np.ndarray | None = None
+    instance_classes: np.ndarray | None = None
+    class_names: list[str] | None = None
+
+    @property
+    def n_object_classes(self) -> int:
+        """Object classes of the model that made this prediction."""
+        return len(self.class_names) if self.class_names else 1
 
 
 def _package_version() -> str:
@@ -80,12 +99,7 @@ class UNet:
         self.metadata.setdefault("normalization", dict(DEFAULT_NORMALIZATION))
         self.metadata.setdefault("history", {})
         self.metadata.setdefault("training_runs", [])
-        self.metadata.setdefault(
-            "classes",
-            ["background"]
-            + [f"object{i + 1}" if i else "object" for i in range(config.n_object_classes)]
-            + ["boundary"],
-        )
+        self.metadata.setdefault("classes", config.class_names)
         self._infer = None
         self._traced = None  # the tf.function behind _infer
         self._lock = threading.RLock()
@@ -157,10 +171,79 @@ class UNet:
         model.set_weights(self.keras_model.get_weights())
         return UNet(model, self.config, copy.deepcopy(self.metadata))
 
+    def widen(self, n_object_classes: int, seed: int | None = 0) -> None:
+        """Give the network more object classes, in place, keeping what it learned.
+
+        Every layer keeps its weights except the final 1×1 convolution, which gets a
+        column per new class. In a trained network each new class starts as a copy of
+        object class 1 that shares its probability (the bias of class 1 and of each
+        copy is lowered by ``log(copies)``), so the widened network predicts exactly the
+        same background, object and boundary probabilities, hence the same instances,
+        until training on the new labels tells the classes apart. In an untrained
+        network the new columns are drawn from the layer's initializer (seeded by
+        ``seed``). A network with as many classes or more is left as it is.
+        """
+        from .model import build_unet, initialise_weights
+
+        old = self.config.n_object_classes
+        n = int(n_object_classes)
+        if n <= old:
+            return
+        config = replace(self.config, n_object_classes=n)  # validates the bound
+        with self._lock:
+            model = build_unet(config)
+            if seed is not None:
+                initialise_weights(model, seed)
+            source = {layer.name: layer for layer in self.keras_model.layers}
+            for layer in model.layers:
+                weights = source[layer.name].get_weights()
+                if layer.name != "scores":
+                    if weights:
+                        layer.set_weights(weights)
+                    continue
+                kernel, bias = weights
+                new_kernel, new_bias = (np.array(w) for w in layer.get_weights())
+                new_kernel[..., : old + 1] = kernel[..., : old + 1]
+                new_bias[: old + 1] = bias[: old + 1]
+                new_kernel[..., -1] = kernel[..., -1]
+                new_bias[-1] = bias[-1]
+                if self.pretrained:
+                    copies = n - old + 1  # class 1 and its new copies share its share
+                    for k in [1, *range(old + 1, n + 1)]:
+                        new_kernel[..., k] = kernel[..., 1]
+                        new_bias[k] = bias[1] - np.log(copies)
+                layer.set_weights([new_kernel, new_bias])
+            self.keras_model = model
+            self.config = config
+            self._infer = self._traced = None
+        names = self.metadata.get("classes")
+        if isinstance(names, list) and names == class_names(old):
+            self.metadata["classes"] = class_names(n)
+        elif isinstance(names, list) and len(names) == old + 2:
+            # names a person gave: keep them, name the new classes
+            self.metadata["classes"] = (
+                names[:-1] + [f"object class {k}" for k in range(old + 1, n + 1)] + names[-1:]
+            )
+        else:
+            self.metadata["classes"] = class_names(n)
+
     # ------------------------------------------------------------------ properties
     @property
     def normalization(self) -> dict[str, Any]:
         return self.metadata["normalization"]
+
+    @property
+    def n_object_classes(self) -> int:
+        return self.config.n_object_classes
+
+    @property
+    def object_class_names(self) -> list[str]:
+        """Names of the object classes (class *k* is item *k* − 1)."""
+        names = self.metadata.get("classes")
+        n = self.config.n_object_classes
+        if isinstance(names, list) and len(names) == n + 2:
+            return [str(c) for c in names[1:-1]]
+        return class_names(n)[1:-1]
 
     @property
     def input_channels(self) -> int:
@@ -198,6 +281,7 @@ class UNet:
         TrainResult
         """
         from .data import planes_of, prepare_pairs
+        from .targets import annotation_object_classes
         from .training import fit
 
         cfg = config or TrainConfig()
@@ -210,11 +294,28 @@ class UNet:
             )
         pretrained = self.pretrained
         planes = planes_of(list(pairs), self.input_channels)
+        # annotation labels 3, 4, … are further object classes: a network with fewer
+        # gets an output per class (a trained one keeps what it knows, see widen)
+        needed, where = 1, ""
+        for p in planes:
+            if p.kind == "annotation" and annotation_object_classes(p.annotation) > needed:
+                needed, where = annotation_object_classes(p.annotation), p.name
+        if needed > MAX_OBJECT_CLASSES:
+            raise UserInputError(
+                f"{where}: the annotation uses label {needed + 1}, but annotations hold "
+                f"0 (not annotated), 1 (background) and 2..{MAX_OBJECT_CLASSES + 1} (object "
+                "classes); a mask with one id per object is given as a mask, not an annotation"
+            )
         planes, diameters = self._to_model_scale(planes, cfg)
         if pretrained and cfg.pseudo_label_weight > 0:
             planes = [
                 replace(p, pseudo=self._teacher(p)) if p.kind == "annotation" else p for p in planes
             ]
+        widened_from = None
+        if needed > self.config.n_object_classes:
+            # after the teacher: its pseudo-labels say object, not which class
+            widened_from = self.config.n_object_classes
+            self.widen(needed, seed=cfg.seed)
         prepared = prepare_pairs(
             planes,
             self.input_channels,
@@ -272,6 +373,8 @@ class UNet:
                 "monitor": result.monitor,
                 "best_monitor": result.best_monitor,
                 "postprocessing_search": search,
+                "object_classes": self.config.n_object_classes,
+                **({"widened_from": widened_from} if widened_from else {}),
             }
         )
         return result
@@ -544,7 +647,12 @@ class UNet:
         progress
             Called as ``progress(done, total)`` in tiles over all planes.
         """
-        from .postprocess import _Instances, foreground_probability, relabel_and_filter
+        from .postprocess import (
+            _Instances,
+            foreground_probability,
+            instance_classes,
+            relabel_and_filter,
+        )
         from .size import resize_to
 
         if image is None:
@@ -566,6 +674,9 @@ class UNet:
         prob = np.empty((n_planes, h, w), np.float32)
         labels = np.empty((n_planes, h, w), np.int32)
         scores = np.empty((n_planes, h, w, n_out), np.float32) if return_scores else None
+        n_classes = self.config.n_object_classes
+        classes = np.empty((n_planes, h, w), np.uint8) if n_classes > 1 else None
+        votes = [np.zeros(1, np.uint8)]  # the class of every instance, id 0 first
         tiles_per_plane = len(plan.origins)
         factors, diameters = [], []
         offset = 0
@@ -595,6 +706,10 @@ class UNet:
                 lab = relabel_and_filter(resize_to(lab, (h, w), labels=True))
             prob[i] = foreground_probability(s)
             labels[i] = np.where(lab > 0, lab + offset, 0)
+            if classes is not None:
+                vote = instance_classes(s, lab)
+                classes[i] = vote[lab]
+                votes.append(vote[1:])
             offset += int(lab.max(initial=0))
             if scores is not None:
                 scores[i] = s
@@ -609,6 +724,9 @@ class UNet:
             None if scores is None else scores.reshape(shape + (n_out,)),
             scale=float(np.median(factors)),
             diameter=float(np.median(diameters)) if diameters else None,
+            classes=None if classes is None else classes.reshape(shape),
+            instance_classes=None if classes is None else np.concatenate(votes),
+            class_names=self.object_class_names if classes is not None else None,
         )
 
     def _fixed_scale(self, diameter) -> float | None:
