@@ -185,7 +185,7 @@ def agreement(a, b) -> dict:
 
 
 # ------------------------------------------------------------------ 6. parity
-def parity(chosen: str, seeds=(0, 1), epochs: int = 8) -> dict:
+def parity(chosen: str, seeds=(0, 1), epochs: int = 6) -> dict:
     """Train a new default network from scratch in both precisions on the same data
     and seeds; validation Dice (the training's own) and instance F1 on held-out
     images."""
@@ -221,7 +221,7 @@ def parity(chosen: str, seeds=(0, 1), epochs: int = 8) -> dict:
                 net = UNet.new(UNetConfig(), seed=seed)
                 cfg = TrainConfig(
                     epochs=epochs,
-                    steps_per_epoch=25,
+                    steps_per_epoch=20,
                     batch_size=8,
                     patch_size=128,
                     seed=seed,
@@ -255,6 +255,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--predict-size", type=int, default=2048)
     ap.add_argument("--parity", action="store_true", help="also the accuracy parity runs")
+    ap.add_argument("--only-parity", action="store_true", help="only the accuracy parity runs")
+    ap.add_argument("--epochs", type=int, default=6, help="epochs (of 20 steps) per parity run")
     ap.add_argument(
         "--precision",
         default=None,
@@ -299,8 +301,14 @@ def main() -> None:
     elif units == "avx512_bf16":
         print("this CPU has AVX512-BF16 but no AMX tiles: the default stays float32")
     chosen = args.precision or (POLICY_NAME[auto] if auto != "float32" else "bfloat16")
-    chosen_policy = {v: k for k, v in POLICY_NAME.items()}[chosen]
     precisions = ("float32", chosen)
+    if args.only_parity:
+        res = parity(chosen, epochs=args.epochs)
+        print(json.dumps(res, indent=1))
+        out = ROOT / "benchmarks" / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "precision_parity.json").write_text(json.dumps(res, indent=1))
+        return
 
     cfg = UNetConfig()
     plain = build_unet(cfg, dtype_policy="float32")
@@ -310,7 +318,10 @@ def main() -> None:
     # 1. ceilings at the training shapes
     shapes = conv_shapes(cfg, args.patch, args.batch)
     ceiling = {}
-    for p, dt in (("float32", tf.float32), (chosen, tf.bfloat16 if chosen == "bfloat16" else tf.float16)):
+    for p, dt in (
+        ("float32", tf.float32),
+        (chosen, tf.bfloat16 if chosen == "bfloat16" else tf.float16),
+    ):
         ceiling[p] = conv_ceiling(shapes, dt)
     print(
         "raw conv2d 3×3 at the layer shapes: "
@@ -351,11 +362,16 @@ def main() -> None:
             flush=True,
         )
     # ceilings again, after: the best of both measurements
-    for p, dt in (("float32", tf.float32), (chosen, tf.bfloat16 if chosen == "bfloat16" else tf.float16)):
+    for p, dt in (
+        ("float32", tf.float32),
+        (chosen, tf.bfloat16 if chosen == "bfloat16" else tf.float16),
+    ):
         ceiling[p] = max(ceiling[p], conv_ceiling(shapes, dt))
 
-    med = {k: {p: float(np.median(v[p])) for p in precisions} for k, v in
-           (("train", train), ("bare", bare), ("predict", pred), ("produce", produce))}
+    med = {
+        k: {p: float(np.median(v[p])) for p in precisions}
+        for k, v in (("train", train), ("bare", bare), ("predict", pred), ("produce", produce))
+    }
     rows = []
     for p in precisions:
         tg = med["train"][p] * flops_step / 1e9
@@ -420,10 +436,23 @@ def main() -> None:
     print()
     print(
         markdown_table(
-            ["image", "max |Δp|", "99.99th pct |Δp|", "identical labels", "identical fg", "instances"],
             [
-                [n, a["max_prob_diff"], a["p9999_prob_diff"], f"{100 * a['identical_labels']:.3f} %",
-                 f"{100 * a['identical_foreground']:.3f} %", "/".join(map(str, a["instances"]))]
+                "image",
+                "max |Δp|",
+                "99.99th pct |Δp|",
+                "identical labels",
+                "identical fg",
+                "instances",
+            ],
+            [
+                [
+                    n,
+                    a["max_prob_diff"],
+                    a["p9999_prob_diff"],
+                    f"{100 * a['identical_labels']:.3f} %",
+                    f"{100 * a['identical_foreground']:.3f} %",
+                    "/".join(map(str, a["instances"])),
+                ]
                 for n, a in agree.items()
             ],
         )
@@ -438,7 +467,7 @@ def main() -> None:
         "agreement": agree,
     }
     if args.parity:
-        result["parity"] = parity(chosen)
+        result["parity"] = parity(chosen, epochs=args.epochs)
     os.environ.pop("NAPARI_UNET_PRECISION", None)
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
