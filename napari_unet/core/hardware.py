@@ -9,10 +9,10 @@
   the convolutions on the AMX tiles; ``benchmarks/precision.py`` measures the gain and
   the agreement with float32 side by side.
 * Any other CPU: float32, no XLA (which does not pay off for convolutions on CPUs).
-  That includes CPUs with AVX512-BF16 but no AMX (Cooper Lake, AMD Zen 4): their
-  bfloat16 dot products only double the vector rate, which the casts around the
-  convolutions eat (``benchmarks/precision.py`` measures it by capping oneDNN at that
-  instruction set).
+  That includes CPUs with AVX512-BF16 but no AMX (Cooper Lake, AMD Zen 4 and 5):
+  with oneDNN capped at that instruction set (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``)
+  on an AMX machine, bfloat16 trained at 0.6–0.97× and predicted at 0.6–0.7× the
+  speed of float32 (benchmarks/RESULTS.md).
 
 ``NAPARI_UNET_PRECISION`` forces one: ``float32``, ``bfloat16`` or ``float16`` (both
 mixed, float32 weights). Model files are float32 whatever computed them.
