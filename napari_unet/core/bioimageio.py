@@ -124,7 +124,7 @@ def export_bioimageio(
     raw = _test_input(test_image, cfg.input_channels, side)  # (1, Y, X, C) float32
     norm = net.normalization
     low, high = percentile_range(norm)
-    model = net.keras_model
+    model = net.portable_model()  # float32, plain Keras layers: what a consumer runs
     normalized = _scale_range(raw, low, high)
     expected = np.asarray(model(normalized, training=False), np.float32)
 

@@ -97,12 +97,21 @@ def receptive_field_radius(config: UNetConfig) -> int:
     return per_level + 2 * 2**d
 
 
-def build_unet(config: UNetConfig, name: str = "unet", dtype_policy: str | None = None):
+def build_unet(
+    config: UNetConfig,
+    name: str = "unet",
+    dtype_policy: str | None = None,
+    fused: bool = False,
+):
     """Build the Keras U-Net for ``config`` (input shape ``(None, None, channels)``).
 
     ``dtype_policy`` defaults to :func:`~napari_unet.core.hardware.compute_dtype_policy`
-    (mixed precision on a GPU, float32 on a CPU); weights are float32 either way, so
-    model files do not depend on where they were made.
+    (mixed float16 on a GPU, mixed bfloat16 on a CPU with bfloat16 matrix units,
+    float32 elsewhere); weights are float32 either way, so model files do not depend on
+    where they were made. ``fused=True`` normalises through TensorFlow's fused kernel
+    (:class:`~napari_unet.core.fused.FusedBatchNormalization`, same weights and
+    results, several times faster on a CPU): that is the network that trains and
+    predicts. The default, plain Keras layers only, is what model files hold.
 
     Returns
     -------
@@ -121,21 +130,36 @@ def build_unet(config: UNetConfig, name: str = "unet", dtype_policy: str | None 
     policy = dtype_policy or compute_dtype_policy()
     pad = config.padding
     bn = config.batch_norm
+    BatchNorm, UpConv, Conv = layers.BatchNormalization, layers.Conv2DTranspose, layers.Conv2D
+    if fused:
+        from .fused import FoldingConv2D as Conv
+        from .fused import FusedBatchNormalization as BatchNorm
+        from .fused import UpConvolution as UpConv
+
+    # bfloat16 keeps 8 significant bits: the image would lose its fine grey levels, and
+    # rounding the first level's kernels moves the probabilities most (up to 0.06 on the
+    # bundled model), so the first level (about 5 % of the work) computes in float32
+    first = "float32" if policy == "mixed_bfloat16" else policy
 
     def conv_block(x, filters: int, prefix: str):
         for i in (1, 2):
-            x = layers.Conv2D(
+            dtype = first if prefix == "down0" else policy
+            conv = (Conv if bn else layers.Conv2D)(
                 filters,
                 3,
                 padding=pad,
                 use_bias=not bn,
                 kernel_initializer="he_normal",
                 name=f"{prefix}_conv{i}",
-                dtype=policy,
-            )(x)
+                dtype=dtype,
+            )
+            x = conv(x)
             if bn:
-                x = layers.BatchNormalization(name=f"{prefix}_bn{i}", dtype=policy)(x)
-            x = layers.Activation("relu", name=f"{prefix}_relu{i}", dtype=policy)(x)
+                norm = BatchNorm(name=f"{prefix}_bn{i}", dtype=dtype)
+                x = norm(x)
+                if fused:
+                    conv.fold(norm)
+            x = layers.Activation("relu", name=f"{prefix}_relu{i}", dtype=dtype)(x)
         return x
 
     inputs = keras.Input((None, None, config.input_channels), name="image")
@@ -151,7 +175,7 @@ def build_unet(config: UNetConfig, name: str = "unet", dtype_policy: str | None 
     crops = skip_crops(config)
     for level in reversed(range(config.depth)):
         filters = config.base_filters * 2**level
-        x = layers.Conv2DTranspose(
+        x = UpConv(
             filters,
             2,
             strides=2,

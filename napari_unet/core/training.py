@@ -142,7 +142,7 @@ class _Trainer:
         from .model import build_unet
 
         self.lock = threading.Lock()
-        self.model = build_unet(config, dtype_policy=policy)
+        self.model = build_unet(config, dtype_policy=policy, fused=True)
         self.optimizer = keras.optimizers.Adam(1e-3)
         if policy == "mixed_float16":
             # float16 gradients underflow without dynamic loss scaling

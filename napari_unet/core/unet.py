@@ -114,7 +114,7 @@ class UNet:
         from .model import build_unet, initialise_weights
 
         config = config or UNetConfig()
-        model = build_unet(config)
+        model = build_unet(config, fused=True)
         if seed is not None:
             initialise_weights(model, seed)
         return cls(model, config)
@@ -136,18 +136,23 @@ class UNet:
             config = UNetConfig.from_dict(meta["architecture"])
         except (TypeError, UserInputError) as e:
             raise ModelFileError(f"{Path(path).name}: bad architecture in metadata ({e})") from None
-        model = build_unet(config)
+        # the file holds plain Keras layers: read it into their float32 twin, then hand
+        # the weights to the network that computes (fused, the machine's precision)
+        stored = build_unet(config, dtype_policy="float32")
         try:
-            model.load_weights(str(path))
+            stored.load_weights(str(path))
         except Exception as e:  # noqa: BLE001 - h5/keras raise many kinds
             raise ModelFileError(
                 f"{Path(path).name}: weights do not fit its architecture ({type(e).__name__})"
             ) from None
-        if not all(np.isfinite(w).all() for w in model.get_weights()):
+        weights = stored.get_weights()
+        if not all(np.isfinite(w).all() for w in weights):
             raise ModelFileError(
                 f"{Path(path).name}: its weights are not finite numbers (a diverged "
                 "training); it cannot segment anything — use another model"
             )
+        model = build_unet(config, fused=True)
+        model.set_weights(weights)
         meta["source_path"] = str(Path(path).resolve())
         return cls(model, config, meta)
 
@@ -167,7 +172,7 @@ class UNet:
 
         from .model import build_unet
 
-        model = build_unet(self.config)
+        model = build_unet(self.config, fused=True)
         model.set_weights(self.keras_model.get_weights())
         return UNet(model, self.config, copy.deepcopy(self.metadata))
 
@@ -191,7 +196,7 @@ class UNet:
             return
         config = replace(self.config, n_object_classes=n)  # validates the bound
         with self._lock:
-            model = build_unet(config)
+            model = build_unet(config, fused=True)
             if seed is not None:
                 initialise_weights(model, seed)
             source = {layer.name: layer for layer in self.keras_model.layers}
@@ -226,6 +231,17 @@ class UNet:
             )
         else:
             self.metadata["classes"] = class_names(n)
+
+    def portable_model(self):
+        """This network's weights in plain Keras layers computing in float32: what model
+        files and exports hold, independent of the machine (:attr:`keras_model` is the
+        network that computes: fused batch normalisation, the machine's precision)."""
+        from .model import build_unet
+
+        with self._lock:
+            twin = build_unet(self.config, dtype_policy="float32")
+            twin.set_weights(self.keras_model.get_weights())
+        return twin
 
     # ------------------------------------------------------------------ properties
     @property
@@ -784,11 +800,9 @@ class UNet:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to one ``.keras`` file (atomically)."""
-        from .model import build_unet
         from .modelfile import save_keras_with_metadata
 
         with self._lock:
-            # save an uncompiled twin: the file then names no loss or optimizer code
-            twin = build_unet(self.config, dtype_policy="float32")
-            twin.set_weights(self.keras_model.get_weights())
-            return save_keras_with_metadata(twin, path, self.describe())
+            # an uncompiled float32 twin: the file names no loss or optimizer code and
+            # loads into any Keras
+            return save_keras_with_metadata(self.portable_model(), path, self.describe())

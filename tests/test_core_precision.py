@@ -1,0 +1,172 @@
+"""Precision chosen by the hardware, the fused compute network, and bfloat16 against
+float32 on CPUs with bfloat16 matrix units."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import make_blobs
+
+from napari_unet.core import hardware
+from napari_unet.core.config import UNetConfig
+
+AMX_FLAGS = {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"}
+BF16_FLAGS = {"avx512f", "avx512_bf16"}
+PLAIN_FLAGS = {"avx2", "avx512f"}
+
+
+def test_bfloat16_units_come_from_the_cpu_flags_capped_like_onednn(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert hardware.cpu_bfloat16_units(AMX_FLAGS) == "amx"
+    assert hardware.cpu_bfloat16_units(BF16_FLAGS) == "avx512_bf16"
+    assert hardware.cpu_bfloat16_units(PLAIN_FLAGS) is None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert hardware.cpu_bfloat16_units(AMX_FLAGS) == "avx512_bf16"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert hardware.cpu_bfloat16_units(AMX_FLAGS) is None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert hardware.cpu_bfloat16_units(AMX_FLAGS) == "amx"
+    cpuinfo = "processor : 0\nflags\t\t: fpu sse avx512_bf16 amx_bf16 amx_tile\n"
+    assert hardware._cpu_flags(cpuinfo) >= {"amx_bf16", "amx_tile"}
+
+
+def test_automatic_precision_per_hardware():
+    assert hardware.automatic_policy(gpu=True, bf16_units=None, onednn=True) == "mixed_float16"
+    assert hardware.automatic_policy(False, "amx", onednn=True) == "mixed_bfloat16"
+    # without oneDNN bfloat16 runs on slow generic kernels
+    assert hardware.automatic_policy(False, "amx", onednn=False) == "float32"
+    # AVX512-BF16 alone: not enough to win (benchmarks/precision.py)
+    assert hardware.automatic_policy(False, "avx512_bf16", onednn=True) == "float32"
+    assert hardware.automatic_policy(False, None, onednn=True) == "float32"
+
+
+@pytest.mark.parametrize(
+    "value,policy",
+    [
+        ("float32", "float32"),
+        ("FP32", "float32"),
+        ("bfloat16", "mixed_bfloat16"),
+        ("bf16", "mixed_bfloat16"),
+        ("float16", "mixed_float16"),
+    ],
+)
+def test_the_environment_forces_a_precision(monkeypatch, value, policy):
+    monkeypatch.setenv("NAPARI_UNET_PRECISION", value)
+    assert hardware.compute_dtype_policy() == policy
+
+
+def test_without_an_override_the_machine_decides(monkeypatch):
+    monkeypatch.delenv("NAPARI_UNET_PRECISION", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    expected = hardware.automatic_policy(
+        hardware.has_gpu(), hardware.cpu_bfloat16_units(), hardware.onednn_enabled()
+    )
+    assert hardware.compute_dtype_policy() == expected
+    if not hardware.has_gpu() and hardware.cpu_bfloat16_units() == "amx":
+        assert expected == "mixed_bfloat16"
+
+
+def _twins(config, policy="float32"):
+    from napari_unet.core.model import build_unet, initialise_weights
+
+    plain = build_unet(config, dtype_policy="float32")
+    initialise_weights(plain, 3)
+    fused = build_unet(config, dtype_policy=policy, fused=True)
+    fused.set_weights(plain.get_weights())
+    return plain, fused
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_the_fused_network_computes_what_the_plain_one_does(padding):
+    """Fused batch norm, the 1×1 + depth_to_space up-convolution and the norm folded into
+    the convolution when predicting: same weights, same results (float32)."""
+    cfg = UNetConfig(depth=2, base_filters=4, padding=padding)
+    size = 64 if padding == "same" else 92
+    plain, fused = _twins(cfg)
+    types = {type(layer).__name__ for layer in fused.layers}
+    assert {"FusedBatchNormalization", "UpConvolution", "FoldingConv2D"} <= types
+    rng = np.random.default_rng(0)
+    x = rng.random((2, size, size, 1), dtype=np.float32)
+    # make the moving statistics non-trivial, identically in both
+    for _ in range(2):
+        a = plain(x, training=True).numpy()
+        b = fused(x, training=True).numpy()
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    for u, v in zip(plain.get_weights(), fused.get_weights(), strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        plain(x, training=False).numpy(), fused(x, training=False).numpy(), atol=1e-5
+    )
+
+
+def test_model_files_hold_plain_float32_keras_layers(tmp_path, monkeypatch):
+    from napari_unet.core import UNet
+
+    monkeypatch.setenv("NAPARI_UNET_PRECISION", "bfloat16")
+    net = UNet.new(UNetConfig(depth=1, base_filters=4), seed=0)
+    assert net.keras_model.get_layer("down0_conv2").compute_dtype == "float32"  # reads the image
+    assert net.keras_model.get_layer("bottleneck_conv2").compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in net.keras_model.weights)
+    path = net.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+    text = json.dumps(config)
+    assert "Fused" not in text and "UpConvolution" not in text and "Folding" not in text
+    assert "bfloat16" not in text
+    monkeypatch.setenv("NAPARI_UNET_PRECISION", "float32")
+    back = UNet.load(path)
+    for u, v in zip(net.keras_model.get_weights(), back.keras_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_a_bfloat16_training_learns_and_keeps_float32_weights(monkeypatch):
+    from napari_unet.core import TrainConfig, TrainingPair, UNet
+
+    monkeypatch.setenv("NAPARI_UNET_PRECISION", "bfloat16")
+    image, mask = make_blobs(96, 8, seed=2)
+    net = UNet.new(UNetConfig(depth=2, base_filters=8), seed=0)
+    cfg = TrainConfig(
+        epochs=3, steps_per_epoch=8, patch_size=64, batch_size=4, seed=0, val_fraction=0.2
+    )
+    result = net.train([TrainingPair(image, mask=mask)], cfg)
+    loss = result.history["loss"]
+    assert loss[-1] < loss[0]
+    assert all(
+        np.isfinite(w).all() and w.dtype == np.float32 for w in net.keras_model.get_weights()
+    )
+
+
+def _bf16_hardware_reason() -> str | None:
+    if hardware.has_gpu():
+        return "a GPU computes in float16 here; this compares bfloat16 on a CPU"
+    if hardware.cpu_bfloat16_units() != "amx":
+        return "this CPU has no AMX-BF16 units: bfloat16 would run on emulated kernels"
+    if not hardware.onednn_enabled():
+        return "TensorFlow's oneDNN kernels are off (TF_ENABLE_ONEDNN_OPTS=0)"
+    return None
+
+
+def test_bfloat16_prediction_agrees_with_float32(monkeypatch, sample_image):
+    """The bundled model on the sample image: probabilities within 1e-2 on 99.9 % of the
+    values (the largest differences, a few pixels on object borders, stay below 3e-2)
+    and labels identical on at least 99.9 % of the pixels."""
+    from napari_unet.core import UNet
+
+    reason = _bf16_hardware_reason()  # here, not at collection: that would load TensorFlow
+    if reason is not None:
+        pytest.skip(reason)
+
+    out = {}
+    for precision in ("float32", "bfloat16"):
+        monkeypatch.setenv("NAPARI_UNET_PRECISION", precision)
+        net = UNet.default()
+        assert net.keras_model.get_layer("down1_conv1").compute_dtype == precision
+        out[precision] = net.predict(sample_image, diameter=None, return_scores=True)
+    a, b = out["float32"], out["bfloat16"]
+    diff = np.abs(a.scores - b.scores)
+    assert np.quantile(diff, 0.999) <= 1e-2
+    assert diff.max() <= 3e-2
+    assert (a.labels == b.labels).mean() >= 0.999
