@@ -572,7 +572,7 @@ def predict_to_zarr(
         for j in range(nx)
     ]
     tick = _Progress(progress, ny * nx)
-    results = _run(counts, stitched, offsets, client, tick)
+    results = _run(counts, stitched, offsets, client, tick, token)
     n = int(results[-1])
     return LargeResult(n, ny * nx, h, w)
 
@@ -583,7 +583,7 @@ def _compute(collection, client):
     return np.asarray(client.compute(collection).result())
 
 
-def _run(counts, stitched, offsets, client, tick: _Progress):
+def _run(counts, stitched, offsets, client, tick: _Progress, token: str):
     """Run the graph; returns the offsets (the last one is the number of instances)."""
     if client is None:
         import dask
@@ -600,20 +600,21 @@ def _run(counts, stitched, offsets, client, tick: _Progress):
         with Callback(posttask=posttask):
             _, offs = dask.compute(stitched, offsets, scheduler="sync")
         return offs
-    return _run_distributed(counts, stitched, offsets, client, tick)
+    return _run_distributed(counts, stitched, offsets, client, tick, token)
 
 
 class WorkerLost(UserInputError):
     """A dask worker died (out of memory, killed, its machine gone) during the run."""
 
 
-def _run_distributed(counts, stitched, offsets, client, tick: _Progress):
+def _run_distributed(counts, stitched, offsets, client, tick: _Progress, token: str):
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
     futures = client.compute(counts + stitched + [offsets])
     kinds = {f.key: "predict" for f in futures[: len(counts)]}
     kinds.update({f.key: "stitch" for f in futures[len(counts) : -1]})
+    finished = False
     try:
         for fut in as_completed(futures):
             if fut.status == "error":
@@ -621,7 +622,9 @@ def _run_distributed(counts, stitched, offsets, client, tick: _Progress):
             kind = kinds.get(fut.key)
             if kind:
                 tick(kind)
-        return futures[-1].result()
+        result = futures[-1].result()
+        finished = True
+        return result
     except KilledWorker as e:
         raise WorkerLost(
             f"a dask worker died while running {_task_name(e)} (out of memory, killed, or its "
@@ -630,6 +633,29 @@ def _run_distributed(counts, stitched, offsets, client, tick: _Progress):
         ) from None
     finally:
         client.cancel(futures, force=True)
+        if not finished:
+            _quiesce(client, token)
+
+
+def _busy(token: str, dask_worker=None) -> int:
+    """How many of this run's tasks a worker is still executing (run on the workers)."""
+    return sum(token in str(ts.key) for ts in dask_worker.state.executing)
+
+
+def _quiesce(client, token: str, timeout: float = 120.0) -> None:
+    """Wait until no worker executes a task of this run any more: a cancelled task
+    still runs to its end, and must not write into outputs the caller is removing."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            busy = client.run(_busy, token, on_error="ignore")
+        except Exception:  # noqa: BLE001 - the cluster is going away: nothing runs
+            return
+        if not any(v for v in busy.values() if isinstance(v, int)):
+            return
+        time.sleep(0.2)
 
 
 def _task_name(e) -> str:
