@@ -462,6 +462,8 @@ def _predict_each(net, model_path, plans, infos, args, lazy, cluster) -> None:
 LARGE_PIXELS = 16_000_000
 #: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
 LARGE_BLOCK = 2048
+#: Seconds to wait for a --scheduler to answer (connecting, then its first worker).
+SCHEDULER_TIMEOUT = 10
 
 
 def _is_large(layout) -> bool:
@@ -569,14 +571,14 @@ class _Cluster:
             where = f"{self.workers} worker process{'es' if self.workers > 1 else ''} here"
         else:
             try:
-                self.client = Client(self.address, timeout="10s")
+                self.client = Client(self.address, timeout=f"{SCHEDULER_TIMEOUT}s")
             except (OSError, TimeoutError, ValueError) as e:
                 raise UserInputError(
                     f"cannot reach the dask scheduler at {self.address} ({_first_line(e)}); "
                     "check the address, or start one with 'dask scheduler' and 'dask worker'"
                 ) from None
             try:
-                self.client.wait_for_workers(1, timeout=30)
+                self.client.wait_for_workers(1, timeout=3 * SCHEDULER_TIMEOUT)
             except TimeoutError:
                 raise UserInputError(
                     f"the dask scheduler at {self.address} has no workers; start some with "

@@ -108,3 +108,22 @@ def test_block_grid_reads_what_a_whole_pass_reads():
     assert grid.depth_y >= 64 + 64 and grid.depth_x >= 64 + 64
     tiny = plan_blocks(1000, 1000, 256, 64, 1024, 64, 16)
     assert all(b - a >= tiny.depth_y for a, b in zip(tiny.edges_y[:-1], tiny.edges_y[1:]))
+
+
+def test_predict_dask_returns_lazy_pyramids_and_can_be_stopped(blob_net, tmp_path):
+    import threading
+
+    import dask.array as da
+
+    from napari_unet.core.large import Stopped
+
+    img, _ = _mosaic(seed=70, tiles=2)
+    res = blob_net.predict_dask(da.from_array(img, chunks=64), tmp_path / "r", block_size=128)
+    assert isinstance(res.labels[0], da.Array) and res.labels[0].shape == img.shape
+    labels = np.asarray(res.labels[0])
+    assert len(np.unique(labels)) - 1 == res.n_instances == labels.max() > 10
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped):
+        blob_net.predict_dask(img, tmp_path / "s", block_size=128, stop_event=stop)
+    assert list((tmp_path / "s").iterdir()) == []  # nothing half-written

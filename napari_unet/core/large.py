@@ -78,14 +78,19 @@ def weights_digest(net) -> str:
     return h.hexdigest()[:16]
 
 
-def model_ref(net, model_path: str | os.PathLike | None, folder: str | os.PathLike) -> ModelRef:
+def model_ref(
+    net, model_path: str | os.PathLike | None, folder: str | os.PathLike, save: bool = True
+) -> ModelRef:
     """A reference to ``net`` for tasks: ``model_path`` when it is the file ``net`` was
-    loaded from unchanged, else a copy saved into ``folder`` (which workers can read).
+    loaded from unchanged, else a copy saved into ``folder`` (which workers can read;
+    not saved when ``save`` is false: every task runs in this process).
 
     ``net`` is also registered in this process, so tasks run here never load it again.
     """
     key = weights_digest(net)
-    if model_path is None:
+    if model_path is None and not save:
+        path = Path(folder) / f"model-{key}.keras"
+    elif model_path is None:
         path = Path(folder) / f"model-{key}.keras"
         if not path.exists():
             net.save(path)
@@ -426,17 +431,24 @@ def as_channels_last(image, layout, chunks: tuple[tuple[int, ...], tuple[int, ..
     return x.rechunk(chunks + ((x.shape[-1],),))
 
 
-class _Progress:
-    """Counts finished tasks by kind for ``progress(kind, done, total)``."""
+class Stopped(Exception):
+    """The run was stopped on request (its ``stop_event``); nothing is complete."""
 
-    def __init__(self, progress, total: int) -> None:
-        self.progress, self.total = progress, total
+
+class _Progress:
+    """Counts finished tasks by kind for ``progress(kind, done, total)``; raises
+    :class:`Stopped` once the stop event is set."""
+
+    def __init__(self, progress, total: int, stop_event=None) -> None:
+        self.progress, self.total, self.stop_event = progress, total, stop_event
         self.done = {"predict": 0, "stitch": 0}
 
     def __call__(self, kind: str) -> None:
         self.done[kind] += 1
         if self.progress is not None:
             self.progress(kind, self.done[kind], self.total)
+        if self.stop_event is not None and self.stop_event.is_set():
+            raise Stopped("stopped")
 
 
 def predict_to_zarr(
@@ -459,6 +471,7 @@ def predict_to_zarr(
     pyramid: bool = True,
     name: str = "image",
     progress: Callable[[str, int, int], None] | None = None,
+    stop_event: threading.Event | None = None,
 ) -> LargeResult:
     """Segment a large 2D image into two OME-Zarr images, block by block.
 
@@ -487,6 +500,8 @@ def predict_to_zarr(
         block border are seen whole (must exceed the largest nucleus radius).
     progress
         Called as ``progress(kind, done, total)``, ``kind`` ``"predict"`` or ``"stitch"``.
+    stop_event
+        When set, the run ends after the tasks running now with :class:`Stopped`.
     """
     import dask
     import zarr
@@ -535,7 +550,7 @@ def predict_to_zarr(
         zarr_format=2,
     )
     spec = _Spec(
-        model=model_ref(net, model_path, scratch),
+        model=model_ref(net, model_path, scratch, save=client is not None),
         grid=grid,
         height=h,
         width=w,
@@ -571,7 +586,7 @@ def predict_to_zarr(
         for i in range(ny)
         for j in range(nx)
     ]
-    tick = _Progress(progress, ny * nx)
+    tick = _Progress(progress, ny * nx, stop_event)
     results = _run(counts, stitched, offsets, client, tick, token)
     n = int(results[-1])
     return LargeResult(n, ny * nx, h, w)
@@ -687,3 +702,70 @@ def zarr_to_tiffs(items, rows: int = 2048) -> None:
         src = zarr.open_array(f"{path}/0", mode="r")
         for y in range(0, src.shape[0], rows):
             out[y : y + rows] = src[y : y + rows]
+
+
+@dataclass
+class LazyPrediction:
+    """The result of :func:`predict_dask`: pyramids of dask arrays read from the two
+    OME-Zarr images in ``folder`` (full resolution first), nothing in memory yet."""
+
+    labels: list
+    probability: list
+    n_instances: int
+    folder: Path
+
+
+def predict_dask(
+    net,
+    image,
+    out: str | os.PathLike | None = None,
+    client=None,
+    *,
+    model_path: str | os.PathLike | None = None,
+    **kwargs,
+) -> LazyPrediction:
+    """Segment a 2D image of any size (a dask array, a zarr array, a memory map) as a
+    dask graph, on ``client``'s cluster or, without one, in this process.
+
+    The results are written into ``out`` (default: a new temporary folder) as
+    ``labels.zarr`` and ``probability.zarr`` (OME-Zarr with a pyramid) and returned as
+    lazy dask arrays. With a client, its workers must be able to write ``out``; the
+    network reaches them as a ``.keras`` file saved there (``model_path`` names the file
+    it was loaded from instead). Other keyword arguments are :func:`predict_to_zarr`'s.
+    Existing outputs in ``out`` are replaced only when napari-unet wrote them.
+    """
+    import shutil
+    import tempfile
+
+    from .io import AtomicWrite, _ours
+
+    folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="napari-unet-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = [folder / "labels.zarr", folder / "probability.zarr"]
+    for t in targets:
+        if os.path.lexists(t) and not _ours(t):
+            raise UserInputError(
+                f"{t} exists and was not written by napari-unet; choose another out"
+            )
+    outputs = AtomicWrite(*targets, folder=True)
+    work = Path(tempfile.mkdtemp(prefix=".napari-unet-work.", dir=folder))
+    try:
+        res = predict_to_zarr(
+            net,
+            image,
+            outputs.temps[0],
+            outputs.temps[1],
+            work,
+            client=client,
+            model_path=model_path,
+            **kwargs,
+        )
+        outputs.commit()
+    except BaseException:
+        outputs.discard()
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return LazyPrediction(
+        pyramid_levels(targets[0]), pyramid_levels(targets[1]), res.n_instances, folder
+    )
