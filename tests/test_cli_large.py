@@ -144,6 +144,18 @@ def test_zarr_output_is_ome_zarr_napari_opens_lazily(blob_model, big_image, tmp_
     labels = np.asarray(data[0])
     np.testing.assert_array_equal(np.asarray(data[1]), labels[::2, ::2])
     assert labels.dtype == np.uint32 and len(np.unique(labels)[1:]) == labels.max()
+    # our reader (drag and drop): a Labels layer and the probability's look, lazily
+    from napari_unet._reader import get_zarr_reader
+
+    ((data, meta, kind),) = get_zarr_reader(str(out / "big_labels.zarr"))(
+        str(out / "big_labels.zarr")
+    )
+    assert kind == "labels" and meta["multiscale"] and meta["name"] == "big labels"
+    assert isinstance(data[0], da.Array)
+    ((_, meta, kind),) = get_zarr_reader(str(out / "big_probability.zarr"))(
+        str(out / "big_probability.zarr")
+    )
+    assert kind == "image" and meta["colormap"] == "magma"
     # the same objects as a TIFF run; a second run replaces its own outputs
     tif_out = tmp_path / "tif"
     assert cli.main(args[:-4] + ["--out", str(tif_out), "--diameter", "0"]) == 0
@@ -155,3 +167,4 @@ def test_zarr_output_is_ome_zarr_napari_opens_lazily(blob_model, big_image, tmp_
     (tmp_path / "mine.zarr").rename(out / "big_labels.zarr")
     assert cli.main(args) == 2
     assert (out / "big_labels.zarr" / ".zattrs").read_text() == "{}"
+    assert get_zarr_reader(str(out / "big_labels.zarr")) is None  # left to napari
