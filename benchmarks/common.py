@@ -259,3 +259,20 @@ def correction(mask, obj_id: int, ring: int = 2):
     touching = obj & ndi.binary_dilation((mask > 0) & ~obj)
     ann[touching] = 1
     return ann
+
+
+def mosaic(image, reps: int, seed: int = 0) -> np.ndarray:
+    """The sample image repeated with random flips (so no two neighbours are equal)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(reps):
+        row = []
+        for _ in range(reps):
+            t = image
+            if rng.random() < 0.5:
+                t = t[::-1]
+            if rng.random() < 0.5:
+                t = t[:, ::-1]
+            row.append(t)
+        rows.append(np.concatenate(row, 1))
+    return np.concatenate(rows, 0)
