@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,11 @@ def release_unused(viewer: Any) -> list[Path]:
     returns them. (One viewer per session is napari's way; folders of another viewer
     of this process are kept while it shows them, see :func:`watch`.)"""
     shown = shown_folders(viewer)
-    for other in _viewers:
-        if other is not viewer:
+    for ref in list(_viewers):
+        other = ref()
+        if other is None:
+            _viewers.remove(ref)
+        elif other is not viewer:
             try:
                 shown |= shown_folders(other)
             except RuntimeError:  # a closed viewer
@@ -110,15 +114,22 @@ def release_unused(viewer: Any) -> list[Path]:
     return unused
 
 
-_viewers: list[Any] = []
+_viewers: list[weakref.ref] = []  # viewers watched (weakly: a closed one may go)
 
 
 def watch(viewer: Any) -> None:
     """Release folders when layers of ``viewer`` are removed (idempotent)."""
-    if any(v is viewer for v in _viewers):
+    if any(ref() is viewer for ref in _viewers):
         return
-    _viewers.append(viewer)
-    viewer.layers.events.removed.connect(lambda event: release_unused(viewer))
+    _viewers.append(weakref.ref(viewer))
+    ref = weakref.ref(viewer)
+
+    def removed(event) -> None:
+        v = ref()
+        if v is not None:
+            release_unused(v)
+
+    viewer.layers.events.removed.connect(removed)
 
 
 def _pid_alive(pid: int) -> bool:
