@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ._workfolders import WORK_KEY
+
 ANNOTATION = " annotation"
 PROBABILITY = " probability"
 LABELS = " labels"
@@ -280,10 +282,40 @@ def put_layer(viewer: Any, name: str, data: np.ndarray, kind: str, **kwargs: Any
                 and not np.allclose(getattr(existing, key), value)
             ):
                 setattr(existing, key, value)
+        existing.metadata.pop(WORK_KEY, None)  # whatever it showed is replaced
+        if bool(getattr(existing, "multiscale", False)) != bool(kwargs.get("multiscale")):
+            # napari cannot turn a layer into a pyramid (or back): a new layer takes its
+            # place, with the person's display choices
+            return _replace(viewer, existing, data, kind, kwargs)
         existing.data = data
         return existing
     add = viewer.add_labels if kind == "labels" else viewer.add_image
     return add(data, name=name, **kwargs)
+
+
+#: Display choices carried over when a layer is replaced by one of another kind of data.
+_LOOK = ("opacity", "blending", "visible", "colormap", "contrast_limits", "gamma", "contour")
+
+
+def _replace(viewer: Any, old: Any, data: Any, kind: str, kwargs: dict[str, Any]) -> Any:
+    look = {k: getattr(old, k) for k in _LOOK if hasattr(old, k)}
+    if kind == "labels":
+        look.pop("colormap", None)  # a labels colormap belongs to its ids
+    look.pop("contrast_limits" if kind == "labels" else "contour", None)
+    index = viewer.layers.index(old)
+    selected = viewer.layers.selection.active is old
+    name, metadata = old.name, dict(old.metadata)
+    viewer.layers.remove(old)
+    add = viewer.add_labels if kind == "labels" else viewer.add_image
+    after = {k: look.pop(k) for k in ("contour",) if k in look}  # not a constructor argument
+    layer = add(data, name=name, **{**kwargs, **look})
+    for key, value in after.items():
+        setattr(layer, key, value)
+    layer.metadata.update(metadata)
+    viewer.layers.move(viewer.layers.index(layer), index)
+    if selected:
+        viewer.layers.selection.active = layer
+    return layer
 
 
 def layer_array(layer: Any):
@@ -345,6 +377,9 @@ def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=Non
         old = find_layer(viewer, classes_name(image_name), "labels")
         if old is not None and old.metadata.get("napari_unet_kind") == CLASS_MAP_KIND:
             viewer.layers.remove(old)
+    from ._workfolders import release_unused
+
+    release_unused(viewer)  # lazy results these layers showed before
     for name, layer in shown:
         if layer is None:
             from napari.utils.notifications import show_warning
@@ -359,6 +394,57 @@ def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=Non
     if active is not None and active in viewer.layers:
         viewer.layers.selection.active = active
     return added
+
+
+def show_lazy_prediction(
+    viewer: Any, image_name: str, prediction: Any, drop_axis=None, folder=None
+) -> list[Any]:
+    """Show a :class:`~napari_unet.core.large.LazyPrediction` in ``<image> probability``
+    and ``<image> labels`` as lazy (multiscale) layers read from its OME-Zarr images;
+    the layers remember the working ``folder`` they read (removed with them)."""
+    from ._workfolders import release_unused, unpin, watch
+
+    image = find_layer(viewer, image_name, "image")
+    geometry = geometry_of(image, drop_axis) if image is not None else {}
+    active = viewer.layers.selection.active
+    shown = []
+    for name, levels, kind, look in (
+        (
+            probability_name(image_name),
+            prediction.probability,
+            "image",
+            {"colormap": "magma", "blending": "additive", "contrast_limits": (0.0, 1.0)},
+        ),
+        (labels_name(image_name), prediction.labels, "labels", {}),
+    ):
+        multiscale = len(levels) > 1
+        data = levels if multiscale else levels[0]
+        opacity = 0.8 if kind == "image" else 0.5
+        layer = put_layer(
+            viewer, name, data, kind, multiscale=multiscale, opacity=opacity, **look, **geometry
+        )
+        if layer is None:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"{name!r} is not of the right type: rename it")
+            continue
+        if folder is not None:
+            layer.metadata[WORK_KEY] = str(folder)
+        shown.append(layer)
+    old = find_layer(viewer, classes_name(image_name), "labels")
+    if old is not None and old.metadata.get("napari_unet_kind") == CLASS_MAP_KIND:
+        viewer.layers.remove(old)  # an earlier model's class map no longer matches
+    ann = find_layer(viewer, annotation_name(image_name), "labels")
+    lab = find_layer(viewer, labels_name(image_name), "labels")
+    if ann is not None:
+        outline_over_annotation(viewer, ann, lab)
+    if active is not None and active in viewer.layers:
+        viewer.layers.selection.active = active
+    watch(viewer)
+    if folder is not None:
+        unpin(folder)
+    release_unused(viewer)  # the folder of a run these layers showed before
+    return shown
 
 
 def _show_classes(viewer, image, image_name: str, prediction, index, geometry):

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_unet.cli import LARGE_BLOCK, LARGE_PIXELS  # the command line's rule, shared
 from napari_unet.core.config import PREVIEW_INTERVAL
 from napari_unet.core.plan import ModelSpec, resolve_model
 
@@ -61,6 +62,8 @@ class SegmentJob:
     min_size: int | None = None  # None: the model's own
     channel_axis: int | None = None
     diameter: float | str | None = "auto"  # object width in px, "auto" or None
+    multiscale: bool = False  # ``image`` is the full-resolution level of a pyramid
+    stop_event: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -72,6 +75,28 @@ class SegmentResult:
     channel_axis: int | None  # image axis that held channels (dropped in the result)
     seconds: float
     nonfinite: int = 0  # NaN/inf pixels of the image (read as background)
+
+
+@dataclass
+class LazySegmentResult:
+    """A huge image segmented block by block: lazy pyramids in a working folder."""
+
+    name: str
+    prediction: Any  # core LazyPrediction (dask arrays read from OME-Zarr)
+    model: Any
+    spec: ModelSpec
+    channel_axis: int | None
+    seconds: float
+    blocks: int
+    diameter_ignored: bool = False  # a diameter was asked for, not applied block by block
+
+
+@dataclass
+class SegmentStopped:
+    """The run was stopped (Stop); nothing was shown and its files are gone."""
+
+    name: str
+    seconds: float
 
 
 @dataclass
@@ -184,12 +209,24 @@ def prepare_tensorflow() -> None:
         allow_gpu_memory_growth()
 
 
-def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]) -> SegmentResult:
+def is_large(layout, multiscale: bool = False) -> bool:
+    """The command line's rule (``napari-unet predict``): a 2D image over
+    :data:`LARGE_PIXELS` goes block by block; so does any multiscale layer (a pyramid is
+    how napari holds images too big for memory)."""
+    spatial = layout.spatial_shape
+    if len(spatial) != 2:
+        return False
+    return multiscale or spatial[0] * spatial[1] > LARGE_PIXELS
+
+
+def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
     t0 = time.perf_counter()
     emit(Status("loading the model…"))
     prepare_tensorflow()
     net = resolve_model(spec)
     layout = _layout(job, net.input_channels)
+    if is_large(layout, job.multiscale) or (job.multiscale and len(layout.spatial_shape) != 2):
+        return _segment_lazy(spec, job, net, layout, emit, t0)
     image = layout.channels_last(job.image)  # (..., Y, X, C): as the network takes it
     emit(Status(f"segmenting {job.name}…"))
     prediction = net.predict(
@@ -214,6 +251,64 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]) -> S
         dropped,
         time.perf_counter() - t0,
         nonfinite_pixels(image),
+    )
+
+
+def _segment_lazy(spec: ModelSpec, job: SegmentJob, net, layout, emit, t0: float):
+    """Block by block as a dask graph (:func:`napari_unet.core.large.predict_dask`) in
+    this thread, into a new working folder (removed again if the run fails or stops).
+    The layer's data is only ever read block by block, never converted as a whole."""
+    import math
+
+    from napari_unet._workfolders import new_work_folder, remove
+    from napari_unet.core.io import check_free_space
+    from napari_unet.core.large import Stopped
+
+    h, w = layout.spatial_shape[-2:]
+    steps = {"predict": ("predicted", 0), "stitch": ("stitched", 1)}
+    total = {"n": 1}
+
+    def progress(kind: str, done: int, n: int) -> None:
+        word, phase = steps[kind]
+        total["n"] = n
+        emit(TileProgress(phase * n + done, 2 * n))
+        emit(Status(f"{job.name}: {word} block {done}/{n}"))
+
+    folder = new_work_folder(job.name)
+    try:
+        # labels, probabilities, their pyramids and the scratch copy of the kept instances
+        check_free_space(folder, 16 * math.prod((h, w)), f"the segmentation of {job.name}")
+        emit(Status(f"segmenting {job.name} block by block…"))
+        lazy = net.predict_dask(
+            job.image,
+            folder,
+            None,  # this process, one block at a time (the network is here already)
+            tile_size=job.tile_size,
+            threshold=job.threshold,
+            min_size=job.min_size,
+            axes=layout.axes,
+            name=job.name,
+            progress=progress,
+            stop_event=job.stop_event,
+            block_size=LARGE_BLOCK,
+        )
+    except Stopped:
+        remove(folder)
+        return SegmentStopped(job.name, time.perf_counter() - t0)
+    except BaseException:
+        remove(folder)
+        raise
+    dropped = None if job.rgb else layout.axis
+    asked = job.diameter not in (None, "auto", 0, 0.0)
+    return LazySegmentResult(
+        job.name,
+        lazy,
+        net,
+        spec,
+        dropped,
+        time.perf_counter() - t0,
+        total["n"],
+        asked,
     )
 
 

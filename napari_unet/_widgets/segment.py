@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
-from qtpy.QtWidgets import QVBoxLayout
+from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
 from napari_unet.core.plan import ModelSpec
@@ -16,7 +16,15 @@ from napari_unet.core.postprocess import PostprocessParams
 
 from .. import _layers as L
 from ._ui import JobWidget, button, combo, notify_error, progress_bar, status_label
-from ._workers import SegmentJob, SegmentResult, Status, TileProgress, segment_worker
+from ._workers import (
+    LazySegmentResult,
+    SegmentJob,
+    SegmentResult,
+    SegmentStopped,
+    Status,
+    TileProgress,
+    segment_worker,
+)
 
 MODEL_CHOICES = [
     ("current model (trained / loaded here)", "current"),
@@ -93,6 +101,11 @@ class SegmentWidget(JobWidget):
 
         self.model_label = status_label()
         self.run_button = button("Segment", self._on_segment, "segment the chosen image")
+        self.stop_button = button(
+            "Stop", self._on_stop, "stop a block-by-block run after the block under way"
+        )
+        self.stop_button.setEnabled(False)
+        self._job: SegmentJob | None = None
         self.progress = progress_bar()
         self.status = status_label()
 
@@ -100,7 +113,10 @@ class SegmentWidget(JobWidget):
         layout.addWidget(form.native)
         layout.addWidget(self.model_label)
         layout.addWidget(more)
-        layout.addWidget(self.run_button)
+        run = QHBoxLayout()
+        run.addWidget(self.run_button)
+        run.addWidget(self.stop_button)
+        layout.addLayout(run)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch(1)
@@ -139,8 +155,11 @@ class SegmentWidget(JobWidget):
         if layer is None:
             return None
         tile = int(self._tile.value) or None
+        # the layer's own data (a dask or zarr array stays one: a huge image is read
+        # block by block in the worker, never converted here)
         return SegmentJob(
             image=L.layer_array(layer),
+            multiscale=bool(getattr(layer, "multiscale", False)),
             name=layer.name,
             rgb=bool(layer.rgb),
             tile_size=tile,
@@ -164,10 +183,24 @@ class SegmentWidget(JobWidget):
             return None
         spec = self.model_spec()
         self._busy = True
+        self._job = job
         self.run_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.status.setText(f"segmenting {job.name}…")
         return self._start(segment_worker, spec, job)
+
+    def _on_stop(self) -> None:
+        """Stop a block-by-block run after the blocks under way; nothing is shown and
+        its files are removed. (A whole-image run is short and ends by itself.)"""
+        if self._job is not None and self.running:
+            self._job.stop_event.set()
+            self.stop_button.setEnabled(False)
+            self.status.setText("stopping after this block…")
+
+    def _dispose(self) -> None:
+        super()._dispose()
+        self._on_stop()
 
     def _on_yielded(self, batch: list) -> None:
         for item in batch:
@@ -177,7 +210,38 @@ class SegmentWidget(JobWidget):
             elif isinstance(item, Status):
                 self.status.setText(item.text)
 
-    def _on_returned(self, result: SegmentResult) -> None:
+    def _on_returned(self, result) -> None:
+        if isinstance(result, SegmentStopped):
+            self.status.setText(f"{result.name}: stopped; nothing was changed")
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            return
+        self._adopt_model(result)
+        if isinstance(result, LazySegmentResult):
+            self._show_lazy(result)
+        else:
+            self._show(result)
+
+    def _show_lazy(self, result: LazySegmentResult) -> None:
+        pred = result.prediction
+        L.show_lazy_prediction(
+            self.viewer, result.name, pred, result.channel_axis, folder=pred.folder
+        )
+        self.status.setText(
+            f"{result.name}: {pred.n_instances} objects in {result.seconds:.1f} s "
+            f"(block by block, {result.blocks} blocks)"
+        )
+        if result.diameter_ignored:
+            from napari.utils.notifications import show_warning
+
+            show_warning(
+                f"{result.name}: large images are segmented block by block at their own "
+                "scale; the object diameter is not applied to them yet"
+            )
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+
+    def _adopt_model(self, result) -> None:
         spec, state = result.spec, self.state
         if spec.kind == "current":
             if state.model is None and state.path and state.path == spec.path:
@@ -195,9 +259,15 @@ class SegmentWidget(JobWidget):
                 path = spec.path if spec.kind == "file" else str(default_model_path())
                 name = "bundled nuclei model" if spec.kind == "default" else None
                 state.set_model(result.model, name or os.path.basename(path), path)
+
+    def _show(self, result: SegmentResult) -> None:
         before = L.find_layer(self.viewer, L.labels_name(result.name), "labels")
         was = None
-        if before is not None and before.data.shape == result.prediction.labels.shape:
+        if (
+            before is not None
+            and not before.metadata.get(L.WORK_KEY)  # a lazy result: never read it whole
+            and before.data.shape == result.prediction.labels.shape
+        ):
             was = int(np.max(before.data, initial=0))
         L.show_prediction(self.viewer, result.name, result.prediction, result.channel_axis)
         n = int(result.prediction.labels.max(initial=0))
@@ -239,4 +309,6 @@ class SegmentWidget(JobWidget):
 
     def _on_finished(self) -> None:
         self._busy = False
+        self._job = None
         self.run_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
