@@ -32,6 +32,23 @@ def folds(image, mask):
         yield test_name, train, (image[test_q], mask[test_q])
 
 
+def mosaic(image, reps: int, seed: int = 0) -> np.ndarray:
+    """The sample image repeated with random flips (so no two neighbours are equal)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(reps):
+        row = []
+        for _ in range(reps):
+            t = image
+            if rng.random() < 0.5:
+                t = t[::-1]
+            if rng.random() < 0.5:
+                t = t[:, ::-1]
+            row.append(t)
+        rows.append(np.concatenate(row, 1))
+    return np.concatenate(rows, 0)
+
+
 def fmt_row(cells, widths):
     return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, load_sample, markdown_table
+from common import ROOT, load_sample, markdown_table, mosaic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -151,22 +151,6 @@ def bare_step_rate(trainer, x, y, steps: int) -> float:
 
 
 # ------------------------------------------------------------------ 3. prediction
-def mosaic(image, reps: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(reps):
-        row = []
-        for _ in range(reps):
-            t = image
-            if rng.random() < 0.5:
-                t = t[::-1]
-            if rng.random() < 0.5:
-                t = t[:, ::-1]
-            row.append(t)
-        rows.append(np.concatenate(row, 1))
-    return np.concatenate(rows, 0)
-
-
 def predict_seconds(net, img) -> float:
     t0 = time.perf_counter()
     net.predict(img, diameter=net.object_diameter)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, load_sample, markdown_table
+from common import ROOT, load_sample, markdown_table, mosaic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,23 +36,6 @@ def get_net():
         return UNet.default(), "bundled default"
     except Exception:  # noqa: BLE001
         return UNet.new(UNetConfig(), seed=0), "untrained default architecture"
-
-
-def mosaic(image, reps: int, seed: int = 0) -> np.ndarray:
-    """The sample image repeated with random flips (so no two neighbours are equal)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(reps):
-        row = []
-        for _ in range(reps):
-            t = image
-            if rng.random() < 0.5:
-                t = t[::-1]
-            if rng.random() < 0.5:
-                t = t[:, ::-1]
-            row.append(t)
-        rows.append(np.concatenate(row, 1))
-    return np.concatenate(rows, 0)
 
 
 def tiled_vs_whole(net, size: int = 2048, rounds: int = 3) -> dict:
