@@ -49,6 +49,40 @@ def mosaic(image, reps: int, seed: int = 0) -> np.ndarray:
     return np.concatenate(rows, 0)
 
 
+def best_seconds(fn, reps: int) -> float:
+    """The shortest of ``reps`` timed calls of ``fn()``."""
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def second_epoch_stamps(net, image, mask, steps: int, patch: int, batch: int, **settings):
+    """``time.perf_counter()`` after each batch of the second of two epochs of
+    ``UNet.train`` (traced, pipeline warm); ``settings`` go to :class:`TrainConfig`."""
+    from napari_unet.core import TrainConfig, TrainingPair
+
+    stamps = []
+
+    def progress(p):
+        if p.kind == "batch":
+            stamps.append(time.perf_counter())
+
+    cfg = TrainConfig(
+        epochs=2,
+        steps_per_epoch=steps,
+        patch_size=patch,
+        batch_size=batch,
+        val_fraction=0.0,
+        early_stopping_patience=1000,
+        **settings,
+    )
+    net.train([TrainingPair(image, mask=mask)], cfg, progress=progress)
+    return stamps[steps:]
+
+
 def fmt_row(cells, widths):
     return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
 
