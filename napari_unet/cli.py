@@ -1,16 +1,10 @@
-"""The ``napari-unet`` command line: predict, train and evaluate without a GUI.
+"""The ``napari-unet`` command line: predict, train, evaluate and export without a GUI.
 
-::
-
-    napari-unet predict IMAGE... [--model PATH] [--out DIR] [--tile-size N]
-    napari-unet train --image IMG (--mask M | --annotation A) [...] --out MODEL.keras
-    napari-unet evaluate --pred LABELS --truth LABELS
-    napari-unet export [--model PATH] --format bioimageio --out PACKAGE.zip
-
-Bad input ends the program with exit code 2 and one line on stderr
-(``napari-unet: error: ...``); nothing half-written is left behind. TensorFlow is
-imported only by the commands that run a network, so ``--help`` and ``evaluate`` are
-fast.
+Each command is parse → call core → print: the decisions are core's (:mod:`.core.plan`,
+:mod:`.core.batch`, :mod:`.core.cluster`), the process (one-line errors, exit codes,
+signals) is :mod:`._console`'s. Bad input ends the program with exit code 2 and one
+line on stderr; nothing half-written is left behind. TensorFlow is imported only by the
+commands that run a network, so ``--help`` and ``evaluate`` are fast.
 """
 
 from __future__ import annotations
@@ -174,17 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print one JSON object: pixel_dice, pixel_iou, precision, recall, f1 "
         "(instances matched at IoU >= 0.5), mean_ap (IoU 0.5:0.95) and instance counts.",
     )
-    e.add_argument("--pred", required=True, metavar="LABELS", help="predicted instance labels")
-    e.add_argument("--truth", required=True, metavar="LABELS", help="ground-truth instance labels")
-    e.add_argument(
-        "--pred-classes",
-        metavar="C",
-        help="class map of the prediction (<stem>_classes.tif); with --truth-classes adds "
-        "per-class precision, recall and F1 under 'per_class'",
-    )
-    e.add_argument(
-        "--truth-classes", metavar="C", help="class map of the ground truth (0 = background)"
-    )
+    _options_of(e, [
+        ("--pred", dict(required=True, metavar="LABELS", help="predicted instance labels")),
+        ("--truth", dict(required=True, metavar="LABELS", help="ground-truth instance labels")),
+        ("--pred-classes", dict(metavar="C", help="class map of the prediction "
+                                "(<stem>_classes.tif); with --truth-classes adds per-class "
+                                "precision, recall and F1 under 'per_class'")),
+        ("--truth-classes", dict(metavar="C", help="class map of the ground truth "
+                                 "(0 = background)")),
+    ])  # fmt: skip
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser(
