@@ -208,7 +208,7 @@ def cmd_predict(args) -> int:
     with _options():  # every input and output checked before a model is loaded
         plan = plan_predictions(
             args.images, args.out, args.model, args.format, args.axes, args.overwrite,
-            args.threshold, args.diameter, distributed=bool(args.workers or args.scheduler),
+            args.threshold, args.diameter, args.tile_size, bool(args.workers or args.scheduler),
         )  # fmt: skip
     # an unreachable scheduler is said before TensorFlow starts
     with DaskCluster(args.workers, args.scheduler, note=note) as client:
@@ -216,11 +216,10 @@ def cmd_predict(args) -> int:
         from .core import UNet
 
         net = UNet.load(plan.model_path)
-        for r in run_predictions(
-            plan, net, client=client, tile_size=args.tile_size, threshold=args.threshold,
-            diameter=args.diameter, note=note, check=raise_lost_interrupt,
-        ):  # fmt: skip
-            print(r.summary(), flush=True)
+        for result in run_predictions(
+            plan, net, client=client, note=note, check=raise_lost_interrupt
+        ):
+            print(result.summary(), flush=True)
     return 0
 
 

@@ -65,6 +65,9 @@ class PredictionPlan:
     format: str
     axes: str | None
     jobs: list[ImageJob] = field(default_factory=list)
+    tile_size: int | None = None
+    threshold: float | None = None  # None: the model's own
+    diameter: float | None = None  # None: measured in each image; 0: as it is
 
 
 @dataclass
@@ -102,12 +105,14 @@ def plan_predictions(
     overwrite: bool = False,
     threshold: float | None = None,
     diameter: float | None = None,
+    tile_size: int | None = None,
     distributed: bool = False,
 ) -> PredictionPlan:
     """Check a batch of predictions before any work: ``images`` into the folder ``out``
     (created here when missing) with the model file ``model`` (the default model when
-    ``None``), as ``fmt`` files; ``distributed``: the work goes to a dask cluster (every
-    image then block by block).
+    ``None``), as ``fmt`` files, with these prediction settings (``diameter`` ``None``:
+    measured in each image, ``0``: the images as they are); ``distributed``: the work
+    goes to a dask cluster (every image then block by block).
 
     Raises
     ------
@@ -205,7 +210,7 @@ def plan_predictions(
     per_value = 16 if any(j.blockwise for j in jobs) else 8
     values = sum(math.prod(j.shape) for j in jobs)
     check_free_space(out, per_value * values, "the output of these images")
-    return PredictionPlan(model_path, meta, out, fmt, axes, jobs)
+    return PredictionPlan(model_path, meta, out, fmt, axes, jobs, tile_size, threshold, diameter)
 
 
 def run_predictions(
@@ -213,9 +218,6 @@ def run_predictions(
     net,
     *,
     client=None,
-    tile_size: int | None = None,
-    threshold: float | None = None,
-    diameter: float | None = None,
     note: Callable[[str], None] | None = None,
     check: Callable[[], None] | None = None,
 ) -> Iterator[ImageResult]:
@@ -223,9 +225,8 @@ def run_predictions(
     one after the other, yielding an :class:`ImageResult` once each one's files are
     written.
 
-    ``client`` (a :class:`distributed.Client`) runs the block-wise images on a cluster;
-    ``diameter`` ``None`` measures the object width in each image, ``0`` uses the
-    images as they are. ``note`` hears what the person should know (NaN pixels, block
+    ``client`` (a :class:`distributed.Client`) runs the block-wise images on a cluster.
+    ``note`` hears what the person should know (NaN pixels, block
     progress); ``check`` is called between blocks and before files are written: what it
     raises ends the run with nothing half-written.
 
@@ -241,18 +242,16 @@ def run_predictions(
         t0 = time.perf_counter()
         try:
             if job.blockwise:
-                if diameter:
+                if plan.diameter:
                     note(
                         f"{job.name}: large images are segmented block by block at their own "
                         "scale; the given diameter is not applied to them yet"
                     )
                 if "classes" in job.outputs:
                     note(f"{job.name}: no class map for an image segmented block by block yet")
-                result = _predict_blockwise(
-                    net, plan, job, client, tile_size, threshold, note, check
-                )
+                result = _predict_blockwise(net, plan, job, client, note, check)
             else:
-                result = _predict_whole(net, job, tile_size, threshold, diameter, note, check)
+                result = _predict_whole(net, plan, job, note, check)
         except UserInputError as e:
             done = f" ({i - 1} of {n} images done)" if n > 1 else ""
             msg = str(e) if job.name in str(e) else f"{job.name}: {e}"
@@ -265,7 +264,7 @@ def run_predictions(
         yield result
 
 
-def _predict_whole(net, job: ImageJob, tile_size, threshold, diameter, note, check) -> ImageResult:
+def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check) -> ImageResult:
     """One image read whole, predicted in memory, its files written together."""
     from .io import check_output_folder, read_image, write_prediction
     from .normalize import nonfinite_pixels
@@ -278,10 +277,10 @@ def _predict_whole(net, job: ImageJob, tile_size, threshold, diameter, note, che
         )
     pred = net.predict(
         image,
-        tile_size=tile_size,
-        threshold=threshold,
+        tile_size=plan.tile_size,
+        threshold=plan.threshold,
         axes=job.layout.axes,
-        diameter="auto" if diameter is None else diameter,
+        diameter="auto" if plan.diameter is None else plan.diameter,
     )
     check()  # nothing written for an interrupted image
     check_output_folder(job.outputs["labels"])
@@ -290,7 +289,7 @@ def _predict_whole(net, job: ImageJob, tile_size, threshold, diameter, note, che
     return ImageResult(job, n_objects, 0.0, list(job.outputs.values()), pred.scale, pred.diameter)
 
 
-def _predict_blockwise(net, plan, job: ImageJob, client, tile_size, threshold, note, check):
+def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, check):
     """One image as a dask graph (:mod:`napari_unet.core.large`): OME-Zarr outputs
     written block by block, or TIFFs copied from them; a hidden work folder beside the
     outputs, removed whatever happens."""
@@ -331,8 +330,8 @@ def _predict_blockwise(net, plan, job: ImageJob, client, tile_size, threshold, n
                 client=client,
                 model_path=plan.model_path,
                 block_size=LARGE_BLOCK,
-                tile_size=tile_size,
-                threshold=threshold,
+                tile_size=plan.tile_size,
+                threshold=plan.threshold,
                 axes=job.layout.axes,
                 pyramid=zarr_format,
                 name=stem,
