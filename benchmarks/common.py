@@ -32,6 +32,57 @@ def folds(image, mask):
         yield test_name, train, (image[test_q], mask[test_q])
 
 
+def mosaic(image, reps: int, seed: int = 0) -> np.ndarray:
+    """The sample image repeated with random flips (so no two neighbours are equal)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(reps):
+        row = []
+        for _ in range(reps):
+            t = image
+            if rng.random() < 0.5:
+                t = t[::-1]
+            if rng.random() < 0.5:
+                t = t[:, ::-1]
+            row.append(t)
+        rows.append(np.concatenate(row, 1))
+    return np.concatenate(rows, 0)
+
+
+def best_seconds(fn, reps: int) -> float:
+    """The shortest of ``reps`` timed calls of ``fn()``."""
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def second_epoch_stamps(net, image, mask, steps: int, patch: int, batch: int, **settings):
+    """``time.perf_counter()`` after each batch of the second of two epochs of
+    ``UNet.train`` (traced, pipeline warm); ``settings`` go to :class:`TrainConfig`."""
+    from napari_unet.core import TrainConfig, TrainingPair
+
+    stamps = []
+
+    def progress(p):
+        if p.kind == "batch":
+            stamps.append(time.perf_counter())
+
+    cfg = TrainConfig(
+        epochs=2,
+        steps_per_epoch=steps,
+        patch_size=patch,
+        batch_size=batch,
+        val_fraction=0.0,
+        early_stopping_patience=1000,
+        **settings,
+    )
+    net.train([TrainingPair(image, mask=mask)], cfg, progress=progress)
+    return stamps[steps:]
+
+
 def fmt_row(cells, widths):
     return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
 
@@ -259,20 +310,3 @@ def correction(mask, obj_id: int, ring: int = 2):
     touching = obj & ndi.binary_dilation((mask > 0) & ~obj)
     ann[touching] = 1
     return ann
-
-
-def mosaic(image, reps: int, seed: int = 0) -> np.ndarray:
-    """The sample image repeated with random flips (so no two neighbours are equal)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(reps):
-        row = []
-        for _ in range(reps):
-            t = image
-            if rng.random() < 0.5:
-                t = t[::-1]
-            if rng.random() < 0.5:
-                t = t[:, ::-1]
-            row.append(t)
-        rows.append(np.concatenate(row, 1))
-    return np.concatenate(rows, 0)

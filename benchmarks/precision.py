@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, load_sample, markdown_table, mosaic
+from common import ROOT, best_seconds, load_sample, markdown_table, mosaic, second_epoch_stamps
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -93,11 +93,7 @@ def conv_ceiling(shapes, dtype, reps: int = 3) -> float:
             return tf.nn.conv2d(x, k, 1, "SAME")
 
         conv(x, k).numpy()
-        best = float("inf")
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            conv(x, k).numpy()
-            best = min(best, time.perf_counter() - t0)
+        best = best_seconds(lambda: conv(x, k).numpy(), reps)  # noqa: B023 - called here
         total_flops += 2.0 * b * s * s * 9 * cin * cout
         best_total += best
     return total_flops / best_total
@@ -107,10 +103,8 @@ def conv_ceiling(shapes, dtype, reps: int = 3) -> float:
 def train_rate(net, image, mask, steps: int, patch: int, batch: int) -> tuple[float, float]:
     """Steps/s of ``UNet.train`` after its first (tracing) epoch, and the batch
     producer's seconds per batch measured alongside."""
-    from napari_unet.core import TrainConfig, TrainingPair
     from napari_unet.core import training as training_mod
 
-    stamps = []
     produce: list[float] = []
     original = training_mod.PatchSampler.batch
 
@@ -120,25 +114,13 @@ def train_rate(net, image, mask, steps: int, patch: int, batch: int) -> tuple[fl
         produce.append(time.thread_time() - t0)
         return out
 
-    def progress(p):
-        if p.kind == "batch":
-            stamps.append(time.perf_counter())
-
-    cfg = TrainConfig(
-        epochs=2,
-        steps_per_epoch=steps,
-        patch_size=patch,
-        batch_size=batch,
-        val_fraction=0.0,
-        early_stopping_patience=1000,
-        tune_postprocessing=False,
-    )
     training_mod.PatchSampler.batch = timed_batch
     try:
-        net.train([TrainingPair(image, mask=mask)], cfg, progress=progress)
+        second = second_epoch_stamps(
+            net, image, mask, steps, patch, batch, tune_postprocessing=False
+        )
     finally:
         training_mod.PatchSampler.batch = original
-    second = stamps[steps:]
     return (len(second) - 1) / (second[-1] - second[0]), float(np.median(produce))
 
 

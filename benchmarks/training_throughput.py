@@ -23,7 +23,7 @@ import re
 import time
 
 import numpy as np
-from common import ROOT, load_sample
+from common import ROOT, best_seconds, load_sample, second_epoch_stamps
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -61,34 +61,12 @@ def matmul_ceiling(n: int = 4096, reps: int = 10, dtype: str = "float32") -> flo
 
     for _ in range(3):
         mm(a, b).numpy()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        mm(a, b).numpy()
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
+    return 2.0 * n**3 / best_seconds(lambda: mm(a, b).numpy(), reps)
 
 
 def time_ours(net, image, mask, steps, patch, batch) -> float:
     """Seconds per step of UNet.train, after its first (tracing) epoch."""
-    from napari_unet.core import TrainConfig, TrainingPair
-
-    stamps = []
-
-    def progress(p):
-        if p.kind == "batch":
-            stamps.append(time.perf_counter())
-
-    cfg = TrainConfig(
-        epochs=2,
-        steps_per_epoch=steps,
-        patch_size=patch,
-        batch_size=batch,
-        val_fraction=0.0,
-        early_stopping_patience=1000,
-    )
-    net.train([TrainingPair(image, mask=mask)], cfg, progress=progress)
-    second = stamps[steps:]  # the second epoch: traced, pipeline warm
+    second = second_epoch_stamps(net, image, mask, steps, patch, batch)
     return (second[-1] - second[0]) / (len(second) - 1)
 
 

@@ -1,27 +1,18 @@
-"""The ``napari-unet`` command line: predict, train and evaluate without a GUI.
+"""The ``napari-unet`` command line: predict, train, evaluate and export without a GUI.
 
-::
-
-    napari-unet predict IMAGE... [--model PATH] [--out DIR] [--tile-size N]
-    napari-unet train --image IMG (--mask M | --annotation A) [...] --out MODEL.keras
-    napari-unet evaluate --pred LABELS --truth LABELS
-    napari-unet export [--model PATH] --format bioimageio --out PACKAGE.zip
-
-Bad input ends the program with exit code 2 and one line on stderr
-(``napari-unet: error: ...``); nothing half-written is left behind. TensorFlow is
-imported only by the commands that run a network, so ``--help`` and ``evaluate`` are
-fast.
+Each command is parse → call core → print: the decisions are core's (:mod:`.core.plan`,
+:mod:`.core.batch`, :mod:`.core.cluster`), the process (one-line errors, exit codes,
+signals) is :mod:`._console`'s. Bad input ends the program with exit code 2 and one
+line on stderr; nothing half-written is left behind. TensorFlow is imported only by the
+commands that run a network, so ``--help`` and ``evaluate`` are fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
-import time
 import warnings
-from pathlib import Path
 
 from . import __version__
 from ._console import (  # the process: messages, signals, exit codes
@@ -36,10 +27,7 @@ from ._console import (  # the process: messages, signals, exit codes
     run_command,
     train_until_interrupted,
 )
-from .core.errors import ModelFileError, UserInputError
-
-# the names the predict command uses
-_note, _raise_lost_interrupt, _import_tensorflow = note, raise_lost_interrupt, import_tensorflow
+from .core.errors import UserInputError
 
 
 # --------------------------------------------------------------------------- parsing
@@ -180,17 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print one JSON object: pixel_dice, pixel_iou, precision, recall, f1 "
         "(instances matched at IoU >= 0.5), mean_ap (IoU 0.5:0.95) and instance counts.",
     )
-    e.add_argument("--pred", required=True, metavar="LABELS", help="predicted instance labels")
-    e.add_argument("--truth", required=True, metavar="LABELS", help="ground-truth instance labels")
-    e.add_argument(
-        "--pred-classes",
-        metavar="C",
-        help="class map of the prediction (<stem>_classes.tif); with --truth-classes adds "
-        "per-class precision, recall and F1 under 'per_class'",
-    )
-    e.add_argument(
-        "--truth-classes", metavar="C", help="class map of the ground truth (0 = background)"
-    )
+    _options_of(e, [
+        ("--pred", dict(required=True, metavar="LABELS", help="predicted instance labels")),
+        ("--truth", dict(required=True, metavar="LABELS", help="ground-truth instance labels")),
+        ("--pred-classes", dict(metavar="C", help="class map of the prediction "
+                                "(<stem>_classes.tif); with --truth-classes adds per-class "
+                                "precision, recall and F1 under 'per_class'")),
+        ("--truth-classes", dict(metavar="C", help="class map of the ground truth "
+                                 "(0 = background)")),
+    ])  # fmt: skip
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser(
@@ -215,337 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- predict
-def _layout(shape: tuple[int, ...], channels: int, name: str, axes: str | None = None):
-    """Where the channels are in an image of ``shape`` for a ``channels``-input model:
-    the one rule of :func:`napari_unet.core.axes.channel_layout`."""
-    from .core.axes import channel_layout
-
-    return channel_layout(shape, channels, axes=axes, name=name)
-
-
 def cmd_predict(args) -> int:
-    from .core import default_model_path
-    from .core.io import (
-        check_free_space,
-        ensure_output_folder,
-        image_info,
-        image_stem,
-        prediction_paths,
-        refuse_to_replace,
-    )
+    from .core.batch import plan_predictions, run_predictions
+    from .core.cluster import DaskCluster
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out must be a folder, got the file {out}")
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        raise UserInputError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    if args.diameter is not None and not (args.diameter >= 0 and math.isfinite(args.diameter)):
-        raise UserInputError(
-            f"--diameter must be a number of pixels (0 to use the image as it is), got {args.diameter}"
-        )
-
-    # check every input before loading a model or writing anything
-    inputs = [Path(p) for p in args.images]
-    infos = [image_info(p) for p in inputs]
-    plans = []
-    seen: dict[Path, Path] = {}
-    input_set = {p.resolve() for p in inputs}
-    ext = ".zarr" if args.format == "zarr" else ".tif"
-    for path in inputs:
-        stem = image_stem(path)
-        labels_path = out / f"{stem}_labels{ext}"
-        prob_path = out / f"{stem}_probability{ext}"
-        for target in (labels_path, prob_path):
-            key = target.resolve()
-            if key in seen:
-                raise UserInputError(
-                    f"{path.name} and {seen[key].name} would both write {target.name}; "
-                    f"rename one or run them separately"
-                )
-            if key in input_set:
-                raise UserInputError(f"output {target} would overwrite an input image")
-            seen[key] = path
-        plans.append((path, labels_path, prob_path))
-    if not args.overwrite:
-        refuse_to_replace([t for _, lab, prob in plans for t in (lab, prob)])
-
-    # refuse a foreign model file and images it cannot take before importing TensorFlow
-    from .core.modelfile import read_metadata
-
-    if args.model:
-        meta = read_metadata(args.model)
-    else:
-        DEFAULT_MODEL_PATH = default_model_path()
-
-        if not DEFAULT_MODEL_PATH.exists():
-            raise ModelFileError(
-                "the bundled default nuclei model is not installed; name a model file with "
-                "--model MODEL.keras (train one with 'napari-unet train')"
-            )
-        meta = read_metadata(DEFAULT_MODEL_PATH)
-    arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}
-    channels = int(arch.get("input_channels", meta.get("input_channels", 1)) or 1)
-    for path, (shape, _) in zip(inputs, infos, strict=True):
-        _layout(shape, channels, path.name, args.axes)
-    # a model with several object classes also writes <stem>_classes.tif
-    n_classes = int(arch.get("n_object_classes", 1) or 1)
-    class_paths = {}
-    if n_classes > 1:
-        for path in inputs:
-            target = prediction_paths(out, image_stem(path), n_classes)["classes"]
-            if target.resolve() in seen or target.resolve() in input_set:
-                raise UserInputError(f"{path.name}: {target.name} would overwrite another file")
-            seen[target.resolve()] = path
-            class_paths[path] = target
-        if not args.overwrite:
-            refuse_to_replace(list(class_paths.values()))
-    ensure_output_folder(out)
-    # labels (up to 4 bytes) and probabilities (4 bytes) per input value: an upper bound
-    # (a channel axis is not in the output)
-    values = sum(math.prod(shape) for shape, _ in infos)
-    # block by block, the outputs pass through a compressed scratch copy: twice the room
-    lazy = args.format == "zarr" or args.workers or args.scheduler
-    per_value = 16 if lazy or any(_is_large(_layout(s, channels, "")) for s, _ in infos) else 8
-    check_free_space(out, per_value * values, "the output of these images")
-
-    cluster = _Cluster(args)
-    try:
-        if lazy:
-            cluster.start()  # an unreachable scheduler is said before any work
-        _import_tensorflow()
+    with _options():  # every input and output checked before a model is loaded
+        plan = plan_predictions(
+            args.images, args.out, args.model, args.format, args.axes, args.overwrite,
+            args.threshold, args.diameter, args.tile_size, bool(args.workers or args.scheduler),
+        )  # fmt: skip
+    # an unreachable scheduler is said before TensorFlow starts
+    with DaskCluster(args.workers, args.scheduler, note=note) as client:
+        import_tensorflow()
         from .core import UNet
 
-        net = UNet.load(args.model) if args.model else UNet.default()
-        model_path = Path(args.model) if args.model else default_model_path()
-        _predict_each(net, model_path, plans, infos, args, lazy, cluster, class_paths)
-    finally:
-        cluster.close()
+        net = UNet.load(plan.model_path)
+        for result in run_predictions(
+            plan, net, client=client, note=note, check=raise_lost_interrupt
+        ):
+            print(result.summary(), flush=True)
     return 0
-
-
-def _predict_each(net, model_path, plans, infos, args, lazy, cluster, class_paths) -> None:
-    from .core.io import check_output_folder, labels_dtype, read_image, write_prediction
-    from .core.normalize import nonfinite_pixels
-
-    channels = net.input_channels
-    n = len(plans)
-    for i, ((path, labels_path, prob_path), (shape, _)) in enumerate(zip(plans, infos), 1):
-        t0 = time.perf_counter()
-        try:
-            layout = _layout(shape, channels, path.name, args.axes)
-            if lazy or _is_large(layout):
-                if args.diameter:
-                    _note(
-                        f"{path.name}: large images are segmented block by block at their own "
-                        "scale; --diameter is not applied to them yet"
-                    )
-                if path in class_paths:
-                    _note(f"{path.name}: no class map for an image segmented block by block yet")
-                n_obj = _predict_large(
-                    net, model_path, path, labels_path, prob_path, args, layout, cluster.start()
-                )
-                print(
-                    f"{path.name}: {n_obj} objects -> {labels_path}, {prob_path} "
-                    f"({time.perf_counter() - t0:.1f} s, block by block)",
-                    flush=True,
-                )
-                continue
-            image = read_image(path)
-            axes = _layout(image.shape, channels, path.name, args.axes).axes
-            bad = nonfinite_pixels(image)
-            if bad:
-                _note(
-                    f"{path.name}: {bad} pixel{'s are' if bad > 1 else ' is'} NaN or infinite; "
-                    "read as background"
-                )
-            pred = net.predict(
-                image,
-                tile_size=args.tile_size,
-                threshold=args.threshold,
-                axes=axes,
-                diameter="auto" if args.diameter is None else args.diameter,
-            )
-            labels = pred.labels.astype(labels_dtype(pred.labels))
-            _raise_lost_interrupt()  # nothing written for an interrupted image
-            check_output_folder(labels_path)
-            files = {"labels": labels_path, "probability": prob_path}
-            if path in class_paths:
-                files["classes"] = class_paths[path]
-            write_prediction(pred, files)
-        except UserInputError as e:
-            done = f" ({i - 1} of {n} images done)" if n > 1 else ""
-            msg = str(e)
-            if path.name not in msg:
-                msg = f"{path.name}: {msg}"
-            raise UserInputError(msg + done) from None
-        except MemoryError:
-            raise UserInputError(
-                f"{path.name}: not enough memory; try a smaller --tile-size"
-            ) from None
-        n_obj = int(labels.max(initial=0))  # ids are 1..N
-        size = ""
-        if pred.scale != 1.0 and pred.diameter:
-            size = f"objects ~{pred.diameter:.0f} px wide, rescaled x{pred.scale:.2f}; "
-        written = ", ".join(str(f) for f in files.values())
-        print(
-            f"{path.name}: {n_obj} objects -> {written} ({size}{time.perf_counter() - t0:.1f} s)",
-            flush=True,
-        )
-
-
-#: Above this many pixels a single 2D image is predicted block by block from a lazily
-#: read input straight into the output files, in bounded memory.
-LARGE_PIXELS = 16_000_000
-#: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
-LARGE_BLOCK = 2048
-#: Seconds to wait for a --scheduler to answer (connecting, then its first worker).
-SCHEDULER_TIMEOUT = 10
-
-
-def _is_large(layout) -> bool:
-    spatial = layout.spatial_shape
-    return len(spatial) == 2 and spatial[0] * spatial[1] > LARGE_PIXELS
-
-
-def _predict_large(
-    net, model_path: Path, path: Path, labels_path: Path, prob_path: Path, args, layout, client
-) -> int:
-    """One image as a dask graph (:mod:`napari_unet.core.large`): OME-Zarr outputs
-    written block by block, or TIFFs copied from them; a hidden work folder beside the
-    outputs, removed whatever happens."""
-    import shutil
-    import tempfile
-
-    import numpy as np
-
-    from .core.io import AtomicWrite, BlockwiseTiffs, LazyImage, image_stem
-    from .core.large import predict_to_zarr, zarr_to_tiffs
-
-    image = LazyImage(path)
-    h, w = layout.spatial_shape
-    out = labels_path.parent
-    work = Path(
-        tempfile.mkdtemp(prefix=f".{image_stem(path)}.", suffix=".napari-unet-work", dir=out)
-    )
-    steps = {"predict": "predicted", "stitch": "stitched"}
-
-    def progress(kind, done, n):
-        _raise_lost_interrupt()
-        if done in (1, n) or done % max(1, n // 20) == 0:
-            _note(f"{path.name}: {steps[kind]} block {done}/{n}")
-
-    zarr_format = args.format == "zarr"
-    outputs = None
-    try:
-        if zarr_format:
-            outputs = AtomicWrite(labels_path, prob_path, folder=True)
-            zl, zp = outputs.temps
-        else:
-            zl, zp = work / "labels.zarr", work / "probability.zarr"
-        try:
-            result = predict_to_zarr(
-                net,
-                image,
-                zl,
-                zp,
-                work,
-                client=client,
-                model_path=model_path,
-                block_size=LARGE_BLOCK,
-                tile_size=args.tile_size,
-                threshold=args.threshold,
-                axes=layout.axes,
-                pyramid=zarr_format,
-                name=image_stem(path),
-                progress=progress,
-            )
-            if not zarr_format:
-                tiffs = BlockwiseTiffs(
-                    [
-                        (labels_path, (h, w), np.dtype(np.uint32)),
-                        (prob_path, (h, w), np.dtype(np.float32)),
-                    ]
-                )
-                outputs = tiffs._files
-                zarr_to_tiffs([(zl, tiffs.arrays[0]), (zp, tiffs.arrays[1])])
-            _raise_lost_interrupt()
-            outputs.commit()
-        except BaseException:
-            if outputs is not None:
-                outputs.discard()
-            raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return result.n_instances
-
-
-class _Cluster:
-    """The dask cluster of ``--workers N`` (started here, closed at the end) or
-    ``--scheduler ADDRESS`` (connected to); none without either flag."""
-
-    def __init__(self, args) -> None:
-        self.workers, self.address = args.workers, args.scheduler
-        self.client = self.cluster = None
-
-    def start(self):
-        """The :class:`distributed.Client`, started on first use (``None``: this process)."""
-        if self.client is not None or not (self.workers or self.address):
-            return self.client
-        import logging
-
-        from distributed import Client, LocalCluster
-
-        if self.workers:
-            self.cluster = LocalCluster(
-                n_workers=self.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
-            self.client = Client(self.cluster)
-            where = f"{self.workers} worker process{'es' if self.workers > 1 else ''} here"
-        else:
-            try:
-                self.client = Client(self.address, timeout=f"{SCHEDULER_TIMEOUT}s")
-            except (OSError, TimeoutError, ValueError) as e:
-                raise UserInputError(
-                    f"cannot reach the dask scheduler at {self.address} ({_first_line(e)}); "
-                    "check the address, or start one with 'dask scheduler' and 'dask worker'"
-                ) from None
-            try:
-                self.client.wait_for_workers(1, timeout=3 * SCHEDULER_TIMEOUT)
-            except TimeoutError:
-                raise UserInputError(
-                    f"the dask scheduler at {self.address} has no workers; start some with "
-                    f"'dask worker {self.address}'"
-                ) from None
-            n = len(self.client.scheduler_info().get("workers", {}))
-            where = f"{n} worker{'s' if n != 1 else ''} of {self.address}"
-        _note(f"predicting on dask: {where}")
-        import importlib.util
-
-        services = self.client.scheduler_info().get("services", {})
-        # the dashboard needs bokeh where the scheduler runs (here, for --workers)
-        if "dashboard" in services and (self.address or importlib.util.find_spec("bokeh")):
-            _note(f"dask dashboard: {self.client.dashboard_link}")
-        elif "dashboard" in services:
-            _note("dask dashboard: pip install bokeh to see the cluster at work in a browser")
-        return self.client
-
-    def close(self) -> None:
-        for thing in (self.client, self.cluster):
-            if thing is not None:
-                try:
-                    thing.close()
-                except Exception:  # noqa: BLE001 - closing a cluster that already failed
-                    pass
-        self.client = self.cluster = None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 # --------------------------------------------------------------------------- train
@@ -627,46 +302,25 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from .core.io import read_labels
-    from .core.metrics import evaluate
+    from .core.batch import evaluate_files
 
-    pred = read_labels(args.pred)
-    truth = read_labels(args.truth)
-    if pred.shape != truth.shape:
-        raise UserInputError(
-            f"{Path(args.pred).name} {pred.shape} and {Path(args.truth).name} {truth.shape} "
-            f"differ in shape; compare label images of the same size"
-        )
-    classes = [args.pred_classes, args.truth_classes]
-    if (classes[0] is None) != (classes[1] is None):
+    if (args.pred_classes is None) != (args.truth_classes is None):
         raise UserInputError(
             "per-class scores need both --pred-classes and --truth-classes (or neither)"
         )
-    maps = [None, None]
-    if classes[0] is not None:
-        maps = [read_labels(c) for c in classes]
-        for c, m in zip(classes, maps):
-            if m.shape != pred.shape:
-                raise UserInputError(
-                    f"{Path(c).name} {m.shape} and {Path(args.pred).name} {pred.shape} "
-                    "differ in shape; a class map covers its labels pixel for pixel"
-                )
-    print(json.dumps(evaluate(pred, truth, *maps)), flush=True)
+    scores = evaluate_files(args.pred, args.truth, args.pred_classes, args.truth_classes)
+    print(json.dumps(scores), flush=True)
     return 0
 
 
 # --------------------------------------------------------------------------- export
 def cmd_export(args) -> int:
+    from .core.bioimageio import check_package_target, export_bioimageio
     from .core.plan import model_file
 
-    model, _ = model_file(args.model)  # a clear message before TensorFlow starts
-    out = Path(args.out)
-    if out.suffix.lower() != ".zip":
-        raise UserInputError(f"--out must name a .zip file: {out.name}")
-    if out.exists() and not args.overwrite:
-        raise UserInputError(f"{out} exists; choose another name or pass --overwrite")
+    model, _ = model_file(args.model)  # clear messages before TensorFlow starts
+    out = check_package_target(args.out, args.overwrite)
     import_tensorflow()
-    from .core.bioimageio import export_bioimageio
 
     # SIGTERM unwinds like Ctrl+C (run_command): the half-written package is removed
     result = export_bioimageio(

@@ -17,6 +17,8 @@ import zarr
 from conftest import make_blobs
 
 from napari_unet import cli
+from napari_unet.core import batch
+from napari_unet.core import cluster as cluster_module
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def setup(tmp_path_factory):
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(cli, "LARGE_BLOCK", 128)
+    monkeypatch.setattr(batch, "LARGE_BLOCK", 128)
 
 
 def _predict(setup, out, *extra) -> int:
@@ -88,7 +90,7 @@ def test_workers_flag_starts_its_own_cluster(setup, small_blocks, tmp_path, caps
 
 
 def test_an_unreachable_scheduler_is_one_line(setup, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "SCHEDULER_TIMEOUT", 2)
+    monkeypatch.setattr(cluster_module, "SCHEDULER_TIMEOUT", 2)
     out = tmp_path / "out"
     assert _predict(setup, out, "--scheduler", "tcp://127.0.0.1:9") == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -9,6 +9,7 @@ import tifffile
 from conftest import make_blobs
 
 from napari_unet import cli
+from napari_unet.core import batch
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_large_tiff_and_zarr_match_the_in_memory_path(blob_model, big_image, tmp
     ref_labels = tifffile.imread(small_out / "big_labels.tif")
     ref_prob = tifffile.imread(small_out / "big_probability.tif")
 
-    monkeypatch.setattr(cli, "LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(batch, "LARGE_PIXELS", 100_000)
     big_out = tmp_path / "blockwise"
     big_out.mkdir()
     args = ["predict", str(src), str(zsrc), "--model", str(blob_model), "--out", str(big_out)]
@@ -106,8 +107,8 @@ def test_large_prediction_leaves_nothing_behind_on_error(
         return real(*a, **k)
 
     monkeypatch.setattr(postprocess, "instances_from_probabilities", fail_on_second_block)
-    monkeypatch.setattr(cli, "LARGE_PIXELS", 100_000)
-    monkeypatch.setattr(cli, "LARGE_BLOCK", 256)
+    monkeypatch.setattr(batch, "LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(batch, "LARGE_BLOCK", 256)
     out = tmp_path / "out"
     out.mkdir()
     for fmt in ("tiff", "zarr"):
@@ -128,7 +129,7 @@ def test_zarr_output_is_ome_zarr_napari_opens_lazily(blob_model, big_image, tmp_
     src = tmp_path / "big.tif"
     tifffile.imwrite(src, big_image)
     out = tmp_path / "out"
-    monkeypatch.setattr(cli, "LARGE_BLOCK", 256)
+    monkeypatch.setattr(batch, "LARGE_BLOCK", 256)
     monkeypatch.setattr("napari_unet.core.large.PYRAMID_MIN", 128)
     args = ["predict", str(src), "--model", str(blob_model), "--out", str(out), "--format", "zarr"]
     assert cli.main(args) == 0

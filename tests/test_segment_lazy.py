@@ -192,7 +192,7 @@ def test_cli_zarr_outputs_open_in_napari(make_napari_viewer, tmp_path, monkeypat
 
     img, _ = make_blobs(640, 60, seed=3)
     tifffile.imwrite(tmp_path / "big.tif", img)
-    monkeypatch.setattr(cli, "LARGE_BLOCK", 256)
+    monkeypatch.setattr("napari_unet.core.batch.LARGE_BLOCK", 256)
     monkeypatch.setattr("napari_unet.core.large.PYRAMID_MIN", 128)
     out = tmp_path / "out"
     args = ["predict", str(tmp_path / "big.tif"), "--model", str(model), "--out", str(out)]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_unet.cli import LARGE_BLOCK, LARGE_PIXELS  # the command line's rule, shared
+from napari_unet.core.batch import LARGE_BLOCK, LARGE_PIXELS  # the command line's rule, shared
 from napari_unet.core.config import PREVIEW_INTERVAL
 from napari_unet.core.plan import ModelSpec, resolve_model
 

@@ -66,6 +66,19 @@ class ExportResult:
 
 
 # ---------------------------------------------------------------------- export
+def check_package_target(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse a package name before any work: not ``.zip``, its folder missing, or an
+    existing file without ``overwrite``."""
+    out = Path(out)
+    if out.suffix.lower() != ".zip":
+        raise UserInputError(f"a bioimage.io package is a .zip file: {out.name}")
+    if not out.parent.is_dir():
+        raise UserInputError(f"folder does not exist: {out.parent}")
+    if out.exists() and not overwrite:
+        raise UserInputError(f"{out} exists; choose another name or pass --overwrite")
+    return out
+
+
 def export_bioimageio(
     model_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -102,13 +115,7 @@ def export_bioimageio(
     from .unet import DEFAULT_MODEL_PATH, UNet
 
     model_path = Path(model_path)
-    out = Path(out)
-    if out.suffix.lower() != ".zip":
-        raise UserInputError(f"a bioimage.io package is a .zip file: {out.name}")
-    if not out.parent.is_dir():
-        raise UserInputError(f"folder does not exist: {out.parent}")
-    if out.exists() and not overwrite:
-        raise UserInputError(f"{out} exists; choose another name or pass --overwrite")
+    out = check_package_target(out, overwrite)
     meta = read_metadata(model_path)
     net = UNet.load(model_path)
     cfg = net.config

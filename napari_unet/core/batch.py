@@ -1,0 +1,384 @@
+"""Jobs on files: images segmented into files (the command line's ``predict``), label
+files scored (``evaluate``).
+
+:func:`plan_predictions` checks every input and output before a model is loaded or
+anything is written (unreadable images, images the model cannot take, two images
+writing one file, an output that would replace an input or a file the user made, the
+free space); :func:`run_predictions` then segments the images one by one, each in
+memory or block by block (:func:`is_large`: a dask graph, :mod:`napari_unet.core.large`)
+and writes its files, all of them or none.
+
+Nothing here prints: notes go to a ``note`` callback and ``check`` is called between
+blocks and before anything is written (a front end raises a pending interrupt there).
+Nothing here imports TensorFlow; the network is handed in.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, UserInputError
+
+#: Above this many pixels a single 2D image is predicted block by block from a lazily
+#: read input straight into the output files, in bounded memory.
+LARGE_PIXELS = 16_000_000
+#: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
+LARGE_BLOCK = 2048
+#: Output formats: ``tiff`` (whole files) and ``zarr`` (OME-Zarr, written block by block).
+FORMATS = ("tiff", "zarr")
+
+
+def is_large(layout) -> bool:
+    """Whether an image of this :class:`~napari_unet.core.axes.ChannelLayout` is
+    segmented block by block: a single 2D plane of more than :data:`LARGE_PIXELS`."""
+    spatial = layout.spatial_shape
+    return len(spatial) == 2 and spatial[0] * spatial[1] > LARGE_PIXELS
+
+
+@dataclass
+class ImageJob:
+    """One input image and the files its prediction writes."""
+
+    path: Path
+    shape: tuple[int, ...]
+    layout: object  # ChannelLayout
+    outputs: dict[str, Path]  # "labels", "probability"[, "classes"]
+    blockwise: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class PredictionPlan:
+    """A checked batch of predictions (:func:`plan_predictions`)."""
+
+    model_path: Path
+    metadata: dict
+    out: Path
+    format: str
+    axes: str | None
+    jobs: list[ImageJob] = field(default_factory=list)
+    tile_size: int | None = None
+    threshold: float | None = None  # None: the model's own
+    diameter: float | None = None  # None: measured in each image; 0: as it is
+
+
+@dataclass
+class ImageResult:
+    """What :func:`run_predictions` did with one image."""
+
+    job: ImageJob
+    n_objects: int
+    seconds: float
+    files: list[Path]
+    scale: float = 1.0  # the image was rescaled by this before the network saw it
+    diameter: float | None = None  # the object width measured or given
+
+    @property
+    def blockwise(self) -> bool:
+        return self.job.blockwise
+
+    def summary(self) -> str:
+        """One line: how many objects, which files, how long (and how)."""
+        how = f"{self.seconds:.1f} s"
+        if self.blockwise:
+            how += ", block by block"
+        elif self.scale != 1.0 and self.diameter:
+            how = f"objects ~{self.diameter:.0f} px wide, rescaled x{self.scale:.2f}; {how}"
+        written = ", ".join(str(f) for f in self.files)
+        return f"{self.job.name}: {self.n_objects} objects -> {written} ({how})"
+
+
+def plan_predictions(
+    images: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    fmt: str = "tiff",
+    axes: str | None = None,
+    overwrite: bool = False,
+    threshold: float | None = None,
+    diameter: float | None = None,
+    tile_size: int | None = None,
+    distributed: bool = False,
+) -> PredictionPlan:
+    """Check a batch of predictions before any work: ``images`` into the folder ``out``
+    (created here when missing) with the model file ``model`` (the default model when
+    ``None``), as ``fmt`` files, with these prediction settings (``diameter`` ``None``:
+    measured in each image, ``0``: the images as they are); ``distributed``: the work
+    goes to a dask cluster (every image then block by block).
+
+    Raises
+    ------
+    ConfigError
+        A setting out of range (``out``, ``threshold``, ``diameter``).
+    DefaultModelMissing, ModelFileError
+        No model, or not a usable one.
+    UserInputError
+        An input that cannot be read or taken by the model, outputs that clash, would
+        replace an input or (without ``overwrite``) a file napari-unet did not write, or
+        a disk too full for them.
+    """
+    from .axes import channel_layout
+    from .io import (
+        check_free_space,
+        ensure_output_folder,
+        image_info,
+        image_stem,
+        prediction_paths,
+        refuse_to_replace,
+    )
+    from .plan import model_file
+
+    out = Path(out)
+    if fmt not in FORMATS:
+        raise ConfigError("format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"must be a folder, got the file {out}")
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise ConfigError("threshold", f"must be between 0 and 1, got {threshold}")
+    if diameter is not None and not (diameter >= 0 and math.isfinite(diameter)):
+        raise ConfigError(
+            "diameter",
+            f"must be a number of pixels (0 to use the image as it is), got {diameter}",
+        )
+
+    # every input is read (its header) and every output named before the model
+    inputs = [Path(p) for p in images]
+    shapes = [image_info(p)[0] for p in inputs]
+    ext = ".zarr" if fmt == "zarr" else ".tif"
+    taken: dict[Path, Path] = {}
+    input_set = {p.resolve() for p in inputs}
+    outputs = []
+    for path in inputs:
+        stem = image_stem(path)
+        files = {
+            "labels": out / f"{stem}_labels{ext}",
+            "probability": out / f"{stem}_probability{ext}",
+        }
+        for target in files.values():
+            key = target.resolve()
+            if key in taken:
+                raise UserInputError(
+                    f"{path.name} and {taken[key].name} would both write {target.name}; "
+                    f"rename one or run them separately"
+                )
+            if key in input_set:
+                raise UserInputError(f"output {target} would overwrite an input image")
+            taken[key] = path
+        outputs.append(files)
+    if not overwrite:
+        refuse_to_replace([t for files in outputs for t in files.values()])
+
+    # a foreign model file and images it cannot take are refused before TensorFlow
+    model_path, meta = model_file(model)
+    arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}
+    channels = int(arch.get("input_channels", meta.get("input_channels", 1)) or 1)
+    layouts = [
+        channel_layout(shape, channels, axes=axes, name=path.name)
+        for path, shape in zip(inputs, shapes, strict=True)
+    ]
+    # a model with several object classes also writes <stem>_classes.tif
+    n_classes = int(arch.get("n_object_classes", 1) or 1)
+    if n_classes > 1:
+        classes = []
+        for path, files in zip(inputs, outputs, strict=True):
+            target = prediction_paths(out, image_stem(path), n_classes)["classes"]
+            if target.resolve() in taken or target.resolve() in input_set:
+                raise UserInputError(f"{path.name}: {target.name} would overwrite another file")
+            taken[target.resolve()] = path
+            files["classes"] = target
+            classes.append(target)
+        if not overwrite:
+            refuse_to_replace(classes)
+
+    lazy = fmt == "zarr" or distributed
+    jobs = [
+        ImageJob(path, shape, layout, files, blockwise=lazy or is_large(layout))
+        for path, shape, layout, files in zip(inputs, shapes, layouts, outputs, strict=True)
+    ]
+    ensure_output_folder(out)
+    # labels (up to 4 bytes) and probabilities (4 bytes) per input value: an upper bound
+    # (a channel axis is not in the output); block by block, the outputs pass through a
+    # compressed scratch copy: twice the room
+    per_value = 16 if any(j.blockwise for j in jobs) else 8
+    values = sum(math.prod(j.shape) for j in jobs)
+    check_free_space(out, per_value * values, "the output of these images")
+    return PredictionPlan(model_path, meta, out, fmt, axes, jobs, tile_size, threshold, diameter)
+
+
+def run_predictions(
+    plan: PredictionPlan,
+    net,
+    *,
+    client=None,
+    note: Callable[[str], None] | None = None,
+    check: Callable[[], None] | None = None,
+) -> Iterator[ImageResult]:
+    """Segment the images of ``plan`` with ``net`` (loaded from ``plan.model_path``),
+    one after the other, yielding an :class:`ImageResult` once each one's files are
+    written.
+
+    ``client`` (a :class:`distributed.Client`) runs the block-wise images on a cluster.
+    ``note`` hears what the person should know (NaN pixels, block
+    progress); ``check`` is called between blocks and before files are written: what it
+    raises ends the run with nothing half-written.
+
+    Raises
+    ------
+    UserInputError
+        Naming the image, and how many were done before it.
+    """
+    note = note or (lambda text: None)
+    check = check or (lambda: None)
+    n = len(plan.jobs)
+    for i, job in enumerate(plan.jobs, 1):
+        t0 = time.perf_counter()
+        try:
+            if job.blockwise:
+                if plan.diameter:
+                    note(
+                        f"{job.name}: large images are segmented block by block at their own "
+                        "scale; the given diameter is not applied to them yet"
+                    )
+                if "classes" in job.outputs:
+                    note(f"{job.name}: no class map for an image segmented block by block yet")
+                result = _predict_blockwise(net, plan, job, client, note, check)
+            else:
+                result = _predict_whole(net, plan, job, note, check)
+        except UserInputError as e:
+            done = f" ({i - 1} of {n} images done)" if n > 1 else ""
+            msg = str(e) if job.name in str(e) else f"{job.name}: {e}"
+            raise UserInputError(msg + done) from None
+        except MemoryError:
+            raise UserInputError(
+                f"{job.name}: not enough memory; try a smaller tile size"
+            ) from None
+        result.seconds = time.perf_counter() - t0
+        yield result
+
+
+def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check) -> ImageResult:
+    """One image read whole, predicted in memory, its files written together."""
+    from .io import check_output_folder, read_image, write_prediction
+    from .normalize import nonfinite_pixels
+
+    image = read_image(job.path)
+    bad = nonfinite_pixels(image)
+    if bad:
+        note(
+            f"{job.name}: {bad} pixel{'s are' if bad > 1 else ' is'} NaN or infinite; read as background"
+        )
+    pred = net.predict(
+        image,
+        tile_size=plan.tile_size,
+        threshold=plan.threshold,
+        axes=job.layout.axes,
+        diameter="auto" if plan.diameter is None else plan.diameter,
+    )
+    check()  # nothing written for an interrupted image
+    check_output_folder(job.outputs["labels"])
+    write_prediction(pred, job.outputs)
+    n_objects = int(pred.labels.max(initial=0))  # ids are 1..N
+    return ImageResult(job, n_objects, 0.0, list(job.outputs.values()), pred.scale, pred.diameter)
+
+
+def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, check):
+    """One image as a dask graph (:mod:`napari_unet.core.large`): OME-Zarr outputs
+    written block by block, or TIFFs copied from them; a hidden work folder beside the
+    outputs, removed whatever happens."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from .io import AtomicWrite, BlockwiseTiffs, LazyImage, image_stem
+    from .large import predict_to_zarr, zarr_to_tiffs
+
+    labels_path, prob_path = job.outputs["labels"], job.outputs["probability"]
+    h, w = job.layout.spatial_shape
+    stem = image_stem(job.path)
+    work = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".napari-unet-work", dir=plan.out))
+    steps = {"predict": "predicted", "stitch": "stitched"}
+
+    def progress(kind, done, total):
+        check()
+        if done in (1, total) or done % max(1, total // 20) == 0:
+            note(f"{job.name}: {steps[kind]} block {done}/{total}")
+
+    zarr_format = plan.format == "zarr"
+    outputs = None
+    try:
+        if zarr_format:
+            outputs = AtomicWrite(labels_path, prob_path, folder=True)
+            zl, zp = outputs.temps
+        else:
+            zl, zp = work / "labels.zarr", work / "probability.zarr"
+        try:
+            result = predict_to_zarr(
+                net,
+                LazyImage(job.path),
+                zl,
+                zp,
+                work,
+                client=client,
+                model_path=plan.model_path,
+                block_size=LARGE_BLOCK,
+                tile_size=plan.tile_size,
+                threshold=plan.threshold,
+                axes=job.layout.axes,
+                pyramid=zarr_format,
+                name=stem,
+                progress=progress,
+            )
+            if not zarr_format:
+                outputs = BlockwiseTiffs(
+                    [
+                        (labels_path, (h, w), np.dtype(np.uint32)),
+                        (prob_path, (h, w), np.dtype(np.float32)),
+                    ]
+                )
+                zarr_to_tiffs([(zl, outputs.arrays[0]), (zp, outputs.arrays[1])])
+            check()
+            outputs.commit()
+        except BaseException:
+            if outputs is not None:
+                outputs.discard()
+            raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ImageResult(job, result.n_instances, 0.0, [labels_path, prob_path])
+
+
+def evaluate_files(
+    pred: str | os.PathLike,
+    truth: str | os.PathLike,
+    pred_classes: str | os.PathLike | None = None,
+    truth_classes: str | os.PathLike | None = None,
+) -> dict:
+    """Scores (:func:`~napari_unet.core.metrics.evaluate`) of the label image ``pred``
+    against ``truth``, per class with both class maps; files of different shapes are
+    refused by name."""
+    from .io import read_labels
+    from .metrics import evaluate
+
+    labels = [read_labels(pred), read_labels(truth)]
+    if labels[0].shape != labels[1].shape:
+        raise UserInputError(
+            f"{Path(pred).name} {labels[0].shape} and {Path(truth).name} {labels[1].shape} "
+            "differ in shape; compare label images of the same size"
+        )
+    maps = [None if c is None else read_labels(c) for c in (pred_classes, truth_classes)]
+    for c, m in zip((pred_classes, truth_classes), maps, strict=True):
+        if m is not None and m.shape != labels[0].shape:
+            raise UserInputError(
+                f"{Path(c).name} {m.shape} and {Path(pred).name} {labels[0].shape} "
+                "differ in shape; a class map covers its labels pixel for pixel"
+            )
+    return evaluate(*labels, *maps)
