@@ -52,13 +52,13 @@ def get_zarr_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tupl
     """Claim an OME-Zarr folder only when napari-unet wrote it (``predict --format zarr``,
     ``UNet.predict_dask``): labels open as a Labels layer, probabilities in the look of
     the Segment widget, both as lazy pyramids. Other zarr folders are left to napari."""
-    from .core.large import written_by_us
+    from .core.io import zarr_written_by_us
 
     if isinstance(path, list | tuple):
         if len(path) != 1:
             return None
         path = path[0]
-    if not str(path).lower().rstrip("/\\").endswith(".zarr") or not written_by_us(path):
+    if not str(path).lower().rstrip("/\\").endswith(".zarr") or not zarr_written_by_us(path):
         return None
     return read_prediction_zarr
 
@@ -67,7 +67,8 @@ def read_prediction_zarr(path: str | os.PathLike | list) -> list[tuple]:
     """One lazy multiscale layer for a napari-unet OME-Zarr output."""
     import json
 
-    from .core.large import ZARR_MARK, pyramid_levels
+    from .core.io import ZARR_MARK
+    from .core.large import pyramid_levels
 
     path = Path(path[0] if isinstance(path, list | tuple) else path)
     attrs = json.loads((path / ".zattrs").read_text())

@@ -277,13 +277,33 @@ def written_by_us(path: str | os.PathLike) -> bool:
     return software.startswith(SOFTWARE_TAG)
 
 
-def _ours(p: Path) -> bool:
+#: The attribute that marks an OME-Zarr image this tool wrote (the zarr twin of the TIFF
+#: Software tag).
+ZARR_MARK = SOFTWARE_TAG
+
+
+def zarr_written_by_us(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an OME-Zarr folder napari-unet wrote."""
+    import json
+
+    p = Path(path)
+    for meta in (p / ".zattrs", p / "zarr.json"):
+        try:
+            attrs = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            continue
+        attrs = attrs.get("attributes", attrs) if meta.name == "zarr.json" else attrs
+        if isinstance(attrs, dict) and isinstance(attrs.get(ZARR_MARK), dict):
+            return True
+    return False
+
+
+def is_our_output(path: str | os.PathLike) -> bool:
     """An existing output this tool wrote: a TIFF with its tag, an OME-Zarr with its mark."""
+    p = Path(path)
     if p.is_symlink():
         return False
     if p.is_dir():
-        from .large import written_by_us as zarr_written_by_us
-
         return p.suffix.lower() in ZARR_SUFFIXES and zarr_written_by_us(p)
     return p.is_file() and written_by_us(p)
 
@@ -292,7 +312,7 @@ def refuse_to_replace(paths: Sequence[str | os.PathLike], flag: str = "--overwri
     """Refuse outputs that exist and were not written by this tool."""
     for path in paths:
         p = Path(path)
-        if os.path.lexists(p) and not _ours(p):
+        if os.path.lexists(p) and not is_our_output(p):
             raise UserInputError(
                 f"{p} already exists and was not written by napari-unet; choose another "
                 f"output folder, move the file, or add {flag} to replace it"

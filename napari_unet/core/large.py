@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserInputError
+from .io import ZARR_MARK
 
 #: Pyramid levels stop when the next level's larger side would be below this.
 PYRAMID_MIN = 512
 #: Edge of the output zarr chunks (a divisor of the block size).
 OUTPUT_CHUNK = 512
 #: The attribute that marks an OME-Zarr written by napari-unet (may be replaced).
-ZARR_MARK = "napari-unet"
 
 
 @dataclass
@@ -257,22 +257,6 @@ def create_ome_zarr(
     from .. import __version__
 
     g.attrs[ZARR_MARK] = {"kind": kind, "version": str(__version__)}
-
-
-def written_by_us(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an OME-Zarr folder napari-unet wrote."""
-    import json
-
-    p = Path(path)
-    for meta in (p / ".zattrs", p / "zarr.json"):
-        try:
-            attrs = json.loads(meta.read_text())
-        except (OSError, ValueError):
-            continue
-        attrs = attrs.get("attributes", attrs) if meta.name == "zarr.json" else attrs
-        if isinstance(attrs, dict) and isinstance(attrs.get(ZARR_MARK), dict):
-            return True
-    return False
 
 
 def _write_levels(path: str, y0: int, x0: int, data: np.ndarray, factors: list[int]) -> None:
@@ -737,13 +721,13 @@ def predict_dask(
     import shutil
     import tempfile
 
-    from .io import AtomicWrite, _ours
+    from .io import AtomicWrite, is_our_output
 
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="napari-unet-"))
     folder.mkdir(parents=True, exist_ok=True)
     targets = [folder / "labels.zarr", folder / "probability.zarr"]
     for t in targets:
-        if os.path.lexists(t) and not _ours(t):
+        if os.path.lexists(t) and not is_our_output(t):
             raise UserInputError(
                 f"{t} exists and was not written by napari-unet; choose another out"
             )
