@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_unet.core.batch import LARGE_BLOCK, LARGE_PIXELS  # the command line's rule, shared
+from napari_unet.core.batch import LARGE_BLOCK, is_large  # the command line's rule, shared
 from napari_unet.core.config import PREVIEW_INTERVAL
 from napari_unet.core.plan import ModelSpec, resolve_model
 
@@ -207,16 +207,6 @@ def prepare_tensorflow() -> None:
         from napari_unet.core.hardware import allow_gpu_memory_growth
 
         allow_gpu_memory_growth()
-
-
-def is_large(layout, multiscale: bool = False) -> bool:
-    """The command line's rule (``napari-unet predict``): a 2D image over
-    :data:`LARGE_PIXELS` goes block by block; so does any multiscale layer (a pyramid is
-    how napari holds images too big for memory)."""
-    spatial = layout.spatial_shape
-    if len(spatial) != 2:
-        return False
-    return multiscale or spatial[0] * spatial[1] > LARGE_PIXELS
 
 
 def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):

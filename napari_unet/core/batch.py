@@ -33,11 +33,13 @@ LARGE_BLOCK = 2048
 FORMATS = ("tiff", "zarr")
 
 
-def is_large(layout) -> bool:
+def is_large(layout, multiscale: bool = False) -> bool:
     """Whether an image of this :class:`~napari_unet.core.axes.ChannelLayout` is
-    segmented block by block: a single 2D plane of more than :data:`LARGE_PIXELS`."""
+    segmented block by block: a single 2D plane of more than :data:`LARGE_PIXELS`, or
+    any 2D ``multiscale`` image (a pyramid is how napari holds images too big for
+    memory)."""
     spatial = layout.spatial_shape
-    return len(spatial) == 2 and spatial[0] * spatial[1] > LARGE_PIXELS
+    return len(spatial) == 2 and (multiscale or spatial[0] * spatial[1] > LARGE_PIXELS)
 
 
 @dataclass
