@@ -171,29 +171,10 @@ def parity(chosen: str, seeds=(0, 1), epochs: int = 6) -> dict:
     """Train a new default network from scratch in both precisions on the same data
     and seeds; validation Dice (the training's own) and instance F1 on held-out
     images."""
-    from common import HELD_OUT, QUADRANTS
-
-    from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig
+    from napari_unet.core import TrainConfig, UNet, UNetConfig
     from napari_unet.core.metrics import evaluate
 
-    image, mask = load_sample()
-    train_q = [q for name, q in QUADRANTS.items() if name != HELD_OUT]
-    sets = {
-        "sample": (
-            [TrainingPair(image[q], mask=mask[q], name="q") for q in train_q],
-            [(image[QUADRANTS[HELD_OUT]], mask[QUADRANTS[HELD_OUT]])],
-        )
-    }
-    if CHO.exists():
-        import tifffile
-
-        ci = tifffile.imread(CHO / "cho_img.tif")
-        cl = tifffile.imread(CHO / "cho_labels.tif")
-        # train on frames 0, 4 and 8 (z = 2), test on frames 12..19 (z = 1, 2, 3)
-        sets["cho"] = (
-            [TrainingPair(ci[t, 2], mask=cl[t, 2], name=f"t{t}") for t in (0, 4, 8)],
-            [(ci[t, z], cl[t, z]) for t in range(12, 20, 2) for z in (1, 2, 3)],
-        )
+    sets = _parity_sets()
     out: dict = {}
     for name, (pairs, tests) in sets.items():
         for precision in ("float32", chosen):
@@ -229,6 +210,84 @@ def parity(chosen: str, seeds=(0, 1), epochs: int = 6) -> dict:
     return out
 
 
+def _parity_sets() -> dict:
+    """Training pairs and held-out test images: the sample (three quadrants / the held-out
+    one) and, when present, CHO (frames 0, 4, 8 at z = 2 / frames 12..18 at z = 1..3)."""
+    from common import HELD_OUT, QUADRANTS
+
+    from napari_unet.core import TrainingPair
+
+    image, mask = load_sample()
+    train_q = [q for name, q in QUADRANTS.items() if name != HELD_OUT]
+    sets = {
+        "sample": (
+            [TrainingPair(image[q], mask=mask[q], name="q") for q in train_q],
+            [(image[QUADRANTS[HELD_OUT]], mask[QUADRANTS[HELD_OUT]])],
+        )
+    }
+    if CHO.exists():
+        import tifffile
+
+        ci = tifffile.imread(CHO / "cho_img.tif")
+        cl = tifffile.imread(CHO / "cho_labels.tif")
+        sets["cho"] = (
+            [TrainingPair(ci[t, 2], mask=cl[t, 2], name=f"t{t}") for t in (0, 4, 8)],
+            [(ci[t, z], cl[t, z]) for t in range(12, 20, 2) for z in (1, 2, 3)],
+        )
+    return sets
+
+
+def finetune_parity(chosen: str, seeds=(0, 1, 2, 3), epochs: int = 5) -> dict:
+    """What a user does: fine-tune the bundled model (trained on synthetic images only,
+    so neither set was seen) in both precisions, same data and seeds; per precision the
+    mean and spread over seeds of the validation Dice and of instance F1 / pixel Dice
+    on the held-out images, and the gap between the precisions' means with its
+    standard error (the seeds' spread sets the noise)."""
+    from napari_unet.core import TrainConfig, UNet
+    from napari_unet.core.metrics import evaluate
+
+    out: dict = {}
+    for name, (pairs, tests) in _parity_sets().items():
+        per: dict = {}
+        for seed in seeds:
+            for precision in ("float32", chosen):  # alternating: drift hits both alike
+                using(precision)
+                net = UNet.default()
+                cfg = TrainConfig(
+                    epochs=epochs,
+                    steps_per_epoch=20,
+                    batch_size=8,
+                    patch_size=128,
+                    seed=seed,
+                    early_stopping_patience=1000,
+                )
+                res = net.train(pairs, cfg)
+                dice = res.history.get("val_dice_coefficient", [float("nan")])
+                m = [evaluate(net.predict(img).labels, gt) for img, gt in tests]
+                row = {
+                    "seed": seed,
+                    "val_dice": round(float(max(dice)), 4),
+                    "test_f1": round(float(np.mean([x["f1"] for x in m])), 4),
+                    "test_pixel_dice": round(float(np.mean([x["pixel_dice"] for x in m])), 4),
+                }
+                per.setdefault(precision, []).append(row)
+                print(f"fine-tune parity {name} {precision}: {row}", flush=True)
+        summary = {}
+        for key in ("val_dice", "test_f1", "test_pixel_dice"):
+            a = np.array([r[key] for r in per["float32"]])
+            b = np.array([r[key] for r in per[chosen]])
+            se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+            summary[key] = {
+                "float32": [round(float(a.mean()), 4), round(float(a.std(ddof=1)), 4)],
+                chosen: [round(float(b.mean()), 4), round(float(b.std(ddof=1)), 4)],
+                "gap": round(float(b.mean() - a.mean()), 4),
+                "gap_se": round(se, 4),
+            }
+        out[name] = {"runs": per, "summary": summary}
+        print(f"fine-tune parity {name}: {json.dumps(summary)}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -238,6 +297,11 @@ def main() -> None:
     ap.add_argument("--predict-size", type=int, default=2048)
     ap.add_argument("--parity", action="store_true", help="also the accuracy parity runs")
     ap.add_argument("--only-parity", action="store_true", help="only the accuracy parity runs")
+    ap.add_argument(
+        "--finetune-parity",
+        action="store_true",
+        help="only the fine-tuning parity runs (bundled model, 4 seeds per precision)",
+    )
     ap.add_argument("--epochs", type=int, default=6, help="epochs (of 20 steps) per parity run")
     ap.add_argument(
         "--precision",
@@ -284,6 +348,12 @@ def main() -> None:
         print("this CPU has AVX512-BF16 but no AMX tiles: the default stays float32")
     chosen = args.precision or (POLICY_NAME[auto] if auto != "float32" else "bfloat16")
     precisions = ("float32", chosen)
+    if args.finetune_parity:
+        res = finetune_parity(chosen)
+        out = ROOT / "benchmarks" / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "precision_finetune_parity.json").write_text(json.dumps(res, indent=1))
+        return
     if args.only_parity:
         res = parity(chosen, epochs=args.epochs)
         print(json.dumps(res, indent=1))
