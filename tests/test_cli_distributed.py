@@ -72,11 +72,13 @@ def cluster():
 
 
 def test_a_cluster_gives_the_labels_of_one_process(setup, small_blocks, tmp_path, cluster, capsys):
-    assert _predict(setup, tmp_path / "one") == 0
+    # at the image's own scale: 3 × 3 blocks, every block stitched with 8 neighbours
+    assert _predict(setup, tmp_path / "one", "--diameter", "0") == 0
     here = _labels(tmp_path / "one")
     assert here.max() > 50 and len(np.unique(here)) == here.max() + 1
     lc, _ = cluster
-    assert _predict(setup, tmp_path / "sched", "--scheduler", lc.scheduler_address) == 0
+    sched = ["--scheduler", lc.scheduler_address, "--diameter", "0"]
+    assert _predict(setup, tmp_path / "sched", *sched) == 0
     np.testing.assert_array_equal(_labels(tmp_path / "sched"), here)
     err = capsys.readouterr().err
     assert "predicting on dask: 2 workers of tcp://" in err and "stitched block 9/9" in err
@@ -84,8 +86,10 @@ def test_a_cluster_gives_the_labels_of_one_process(setup, small_blocks, tmp_path
 
 
 def test_workers_flag_starts_its_own_cluster(setup, small_blocks, tmp_path, capsys):
-    assert _predict(setup, tmp_path / "own", "--workers", "1") == 0  # one: a busy machine
-    assert "1 worker process here" in capsys.readouterr().err
+    # one worker (a busy machine); the object size measured, the blocks seen rescaled
+    assert _predict(setup, tmp_path / "own", "--workers", "1") == 0
+    said = capsys.readouterr()
+    assert "1 worker process here" in said.err and "rescaled" in said.out, said
     assert _labels(tmp_path / "own").max() > 50
 
 

@@ -52,7 +52,13 @@ def predict(net, image, tmp_path, **kw):
     scratch = tmp_path / "work"
     scratch.mkdir()
     res = predict_to_zarr(
-        net, image, tmp_path / "l.zarr", tmp_path / "p.zarr", scratch, context=32, **kw
+        net,
+        image,
+        tmp_path / "l.zarr",
+        tmp_path / "p.zarr",
+        scratch,
+        context=32,
+        **{"diameter": None, **kw},
     )
     labels = zarr.open_array(str(tmp_path / "l.zarr" / "0"), mode="r")[...]
     prob = zarr.open_array(str(tmp_path / "p.zarr" / "0"), mode="r")[...]
@@ -127,3 +133,38 @@ def test_predict_dask_returns_lazy_pyramids_and_can_be_stopped(blob_net, tmp_pat
     with pytest.raises(Stopped):
         blob_net.predict_dask(img, tmp_path / "s", block_size=128, stop_event=stop)
     assert list((tmp_path / "s").iterdir()) == []  # nothing half-written
+
+
+def test_blockwise_sees_large_objects_at_the_models_scale(blob_net, tmp_path):
+    """Objects twice as wide as the model learned: block by block, the image is seen at
+    about half its size (measured, or from a given diameter), as a whole-image pass does."""
+    import dask.array as da
+    from skimage.transform import resize
+
+    from napari_unet.core.large import busiest_window
+
+    small, truth_small = _mosaic(seed=70, tiles=2)  # 256², objects as learned
+    img = resize(small, (512, 512), order=1, preserve_range=True).astype(np.float32)
+    truth = resize(truth_small, (512, 512), order=0, preserve_range=True).astype(np.int32)
+    whole = blob_net.predict(img, context=32)  # "auto": measures the objects
+    assert whole.scale < 0.8
+    res, labels, _ = predict(
+        blob_net, da.from_array(img, chunks=128), tmp_path, block_size=128, halo=32, diameter="auto"
+    )
+    assert res.scale == pytest.approx(whole.scale, rel=0.2) and res.diameter > 0
+    assert res.blocks > 1
+    f1 = evaluate(labels, truth)["f1"]
+    assert f1 >= evaluate(whole.labels, truth)["f1"] - 0.05 and f1 > 0.8
+    ids = np.unique(labels)[1:]
+    assert len(ids) == res.n_instances == ids.max()
+    assert one_piece_each(labels)
+    # a diameter given in pixels fixes the scale
+    (tmp_path / "given").mkdir()
+    d = 2 * blob_net.object_diameter
+    given, _, _ = predict(blob_net, img, tmp_path / "given", block_size=128, halo=32, diameter=d)
+    assert given.scale == pytest.approx(0.5) and given.diameter == d
+    # the estimate looks where the objects are, not at an empty margin
+    sample = np.zeros((200, 300, 1), np.float32)
+    sample[120:180, 200:280] = np.random.default_rng(0).random((60, 80, 1))
+    y, x = busiest_window(sample, 64)
+    assert 100 <= y <= 136 and 200 <= x <= 236

@@ -88,7 +88,6 @@ class LazySegmentResult:
     channel_axis: int | None
     seconds: float
     blocks: int
-    diameter_ignored: bool = False  # a diameter was asked for, not applied block by block
 
 
 @dataclass
@@ -277,6 +276,7 @@ def _segment_lazy(spec: ModelSpec, job: SegmentJob, net, layout, emit, t0: float
             threshold=job.threshold,
             min_size=job.min_size,
             axes=layout.axes,
+            diameter=job.diameter,
             name=job.name,
             progress=progress,
             stop_event=job.stop_event,
@@ -289,16 +289,8 @@ def _segment_lazy(spec: ModelSpec, job: SegmentJob, net, layout, emit, t0: float
         remove(folder)
         raise
     dropped = None if job.rgb else layout.axis
-    asked = job.diameter not in (None, "auto", 0, 0.0)
     return LazySegmentResult(
-        job.name,
-        lazy,
-        net,
-        spec,
-        dropped,
-        time.perf_counter() - t0,
-        total["n"],
-        asked,
+        job.name, lazy, net, spec, dropped, time.perf_counter() - t0, total["n"]
     )
 
 

@@ -227,17 +227,13 @@ class SegmentWidget(JobWidget):
         L.show_lazy_prediction(
             self.viewer, result.name, pred, result.channel_axis, folder=pred.folder
         )
+        size = ""
+        if pred.scale != 1.0 and pred.diameter:
+            size = f", objects ~{pred.diameter:.0f} px wide, seen at x{pred.scale:.2f}"
         self.status.setText(
             f"{result.name}: {pred.n_instances} objects in {result.seconds:.1f} s "
-            f"(block by block, {result.blocks} blocks)"
+            f"(block by block, {result.blocks} blocks{size})"
         )
-        if result.diameter_ignored:
-            from napari.utils.notifications import show_warning
-
-            show_warning(
-                f"{result.name}: large images are segmented block by block at their own "
-                "scale; the object diameter is not applied to them yet"
-            )
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
 

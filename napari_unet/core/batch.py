@@ -92,7 +92,7 @@ class ImageResult:
         how = f"{self.seconds:.1f} s"
         if self.blockwise:
             how += ", block by block"
-        elif self.scale != 1.0 and self.diameter:
+        if self.scale != 1.0 and self.diameter:
             how = f"objects ~{self.diameter:.0f} px wide, rescaled x{self.scale:.2f}; {how}"
         written = ", ".join(str(f) for f in self.files)
         return f"{self.job.name}: {self.n_objects} objects -> {written} ({how})"
@@ -244,11 +244,6 @@ def run_predictions(
         t0 = time.perf_counter()
         try:
             if job.blockwise:
-                if plan.diameter:
-                    note(
-                        f"{job.name}: large images are segmented block by block at their own "
-                        "scale; the given diameter is not applied to them yet"
-                    )
                 if "classes" in job.outputs:
                     note(f"{job.name}: no class map for an image segmented block by block yet")
                 result = _predict_blockwise(net, plan, job, client, note, check)
@@ -335,6 +330,7 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
                 tile_size=plan.tile_size,
                 threshold=plan.threshold,
                 axes=job.layout.axes,
+                diameter="auto" if plan.diameter is None else plan.diameter,
                 pyramid=zarr_format,
                 name=stem,
                 progress=progress,
@@ -355,7 +351,9 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
             raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return ImageResult(job, result.n_instances, 0.0, [labels_path, prob_path])
+    return ImageResult(
+        job, result.n_instances, 0.0, [labels_path, prob_path], result.scale, result.diameter
+    )
 
 
 def evaluate_files(

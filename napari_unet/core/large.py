@@ -54,6 +54,8 @@ class LargeResult:
     blocks: int
     height: int
     width: int
+    scale: float = 1.0  # the factor the image was seen at (objects brought to the model's size)
+    diameter: float | None = None  # the object width measured or given (px)
 
 
 # --------------------------------------------------------------------------- the model
@@ -201,6 +203,70 @@ def plan_blocks(
     return BlockGrid(ey, ex, block, halo, depth(height, ey), depth(width, ex))
 
 
+def plan_scaled_blocks(
+    height: int, width: int, block_size: int, halo: int, pad: int, scale: float
+) -> BlockGrid:
+    """The block grid of an image seen at ``scale`` (objects resized to the model's
+    size): blocks of about ``block_size`` px *once rescaled* (at most 4× that in the
+    image), a halo that still holds an object of ``halo`` px radius at the model's size,
+    and enough neighbouring pixels for the rescaled tiles' context (``pad`` px at the
+    model's scale) around block + halo."""
+    unit = 256  # keeps the pyramid's downsampling factors whole
+    block = max(unit, round(min(block_size / scale, 4 * block_size) / unit) * unit)
+    halo_px = int(np.ceil(halo / scale))
+    if halo_px >= block:
+        raise UserInputError(f"the halo ({halo_px} px) must be smaller than a block ({block} px)")
+    depth = halo_px + int(np.ceil(pad / scale)) + 2
+    ey, ex = _edges(height, block, depth), _edges(width, block, depth)
+    return BlockGrid(ey, ex, block, halo_px, depth, depth)
+
+
+def busiest_window(sample: np.ndarray, side: int) -> tuple[int, int]:
+    """Top-left corner (in ``sample``'s pixels) of the ``side`` × ``side`` window of a
+    channels-last ``sample`` whose intensities vary most: where the objects are, so an
+    object size measured there is the image's (a slide's empty margins say nothing)."""
+    g = np.asarray(sample, np.float64).mean(axis=-1)
+    g = np.where(np.isfinite(g), g, np.nanmin(g) if np.isfinite(g).any() else 0.0)
+    h, w = g.shape
+    sy, sx = min(side, h), min(side, w)
+    if (sy, sx) == (h, w):
+        return 0, 0
+    c1 = np.pad(g.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    c2 = np.pad((g * g).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    ys = np.unique(np.r_[np.arange(0, h - sy + 1, max(1, sy // 2)), h - sy])
+    xs = np.unique(np.r_[np.arange(0, w - sx + 1, max(1, sx // 2)), w - sx])
+    Y, X = np.meshgrid(ys, xs, indexing="ij")
+
+    def box(c):
+        return c[Y + sy, X + sx] - c[Y, X + sx] - c[Y + sy, X] + c[Y, X]
+
+    n = sy * sx
+    var = box(c2) / n - (box(c1) / n) ** 2
+    k = int(np.argmax(var))
+    return int(Y.flat[k]), int(X.flat[k])
+
+
+def choose_scale(net, x, sample: np.ndarray, step: int, diameter, threshold: float, client):
+    """The factor a block-wise prediction sees the image at, and the object width.
+
+    ``diameter``: ``"auto"`` measures the objects (as :meth:`UNet.predict` does, on the
+    most textured region of the image that the estimate looks at, read alone); a number
+    says their width in px; ``None`` or 0 takes the image as it is."""
+    from .size import ESTIMATE_CROP, PROBE_SCALES
+
+    fixed = net._fixed_scale(diameter)
+    if fixed is not None:
+        given = fixed != 1.0 and diameter not in (None, 0)
+        return fixed, (float(diameter) if given else None)
+    h, w = int(x.shape[0]), int(x.shape[1])
+    side = int(ESTIMATE_CROP / min(PROBE_SCALES))
+    wy, wx = busiest_window(sample, -(-side // step))
+    ch, cw = min(h, side), min(w, side)
+    y0, x0 = min(wy * step, h - ch), min(wx * step, w - cw)
+    region = _compute(x[y0 : y0 + ch, x0 : x0 + cw], client).astype(np.float32)
+    return net._estimate_scale(net._scorer(region), region.shape, threshold)
+
+
 # --------------------------------------------------------------------------- OME-Zarr
 def pyramid_factors(height: int, width: int, block: int) -> list[int]:
     """Downsampling factors of the levels (1, 2, 4, …): until the larger side would drop
@@ -289,6 +355,7 @@ class _Spec:
     probability_path: str
     scratch_path: str
     factors: tuple[int, ...]
+    scale: float = 1.0
 
 
 class _Window:
@@ -324,25 +391,57 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     lo, hi = np.asarray(spec.lo, np.float32), np.asarray(spec.hi, np.float32)
     by, by1, bx, bx1 = grid.core(i, j)
     ry0, ry1, rx0, rx1 = grid.region(i, j)
-    plan = plan_tiles(
-        ry1 - ry0, rx1 - rx0, spec.tile_size, spec.context, cfg.size_multiple, origin=(ry0, rx0)
-    )
-    scores = predict_probabilities(
-        net.inference_function(),
-        src,
-        cfg.n_outputs,
-        plan,
-        lambda t: normalize(t, lo, hi),
-        spec.batch_size,
-    )
+    if spec.scale == 1.0:
+        plan = plan_tiles(
+            ry1 - ry0, rx1 - rx0, spec.tile_size, spec.context, cfg.size_multiple, origin=(ry0, rx0)
+        )
+        scores = predict_probabilities(
+            net.inference_function(),
+            src,
+            cfg.n_outputs,
+            plan,
+            lambda t: normalize(t, lo, hi),
+            spec.batch_size,
+        )
+        lab = instances_from_probabilities(scores, **spec.params)
+    else:
+        scores, lab = _scaled_scores(net, src, (ry0, ry1, rx0, rx1), lo, hi, spec)
     prob = foreground_probability(scores[by - ry0 : by1 - ry0, bx - rx0 : bx1 - rx0])
     _write_levels(spec.probability_path, by, bx, prob, list(spec.factors))
-    lab = instances_from_probabilities(scores, **spec.params)
     del scores
     owned = _owned(lab, (ry0, rx0), (by, by1, bx, bx1))
     scratch = zarr.open_array(spec.scratch_path, mode="r+")
     scratch[i, j, : owned.shape[0], : owned.shape[1]] = owned
     return int(owned.max(initial=0))
+
+
+def _scaled_scores(net, src: _Window, region, lo, hi, spec: _Spec):
+    """Probabilities and instances of a block + halo seen at ``spec.scale``: its whole
+    window (the block's neighbourhood, which gives the tiles their context) is resized,
+    predicted and labelled at the model's scale, and both are brought back to the
+    image's pixels (as :meth:`UNet.predict` does for a whole image)."""
+    from .normalize import normalize
+    from .postprocess import instances_from_probabilities
+    from .predict import predict_probabilities
+    from .size import rescale_image, resize_to
+
+    ry0, ry1, rx0, rx1 = region
+    local = src.local
+    scaled = rescale_image(np.asarray(local, np.float32), spec.scale)
+    plan = net._plan(scaled.shape[0], scaled.shape[1], spec.tile_size, spec.context)
+    s = predict_probabilities(
+        net.inference_function(),
+        scaled,
+        net.config.n_outputs,
+        plan,
+        lambda t: normalize(t, lo, hi),
+        spec.batch_size,
+    )
+    lab = instances_from_probabilities(s, **spec.params)
+    h, w = local.shape[:2]
+    a, b, c, d = ry0 - src.y0, ry1 - src.y0, rx0 - src.x0, rx1 - src.x0
+    # ids may have gaps where an object fell outside the crop: _owned renumbers
+    return resize_to(s, (h, w))[a:b, c:d], resize_to(lab, (h, w), labels=True)[a:b, c:d]
 
 
 def _owned(lab: np.ndarray, origin, core) -> np.ndarray:
@@ -355,7 +454,9 @@ def _owned(lab: np.ndarray, origin, core) -> np.ndarray:
         return out
     by, by1, bx, bx1 = core
     idx = np.arange(1, n + 1)
-    centres = np.array(ndi.center_of_mass(np.ones_like(lab, np.uint8), lab, idx)).reshape(-1, 2)
+    with np.errstate(invalid="ignore", divide="ignore"):  # ids a crop left out: NaN, not kept
+        centres = np.array(ndi.center_of_mass(np.ones_like(lab, np.uint8), lab, idx))
+    centres = centres.reshape(-1, 2)
     cy, cx = centres[:, 0] + origin[0], centres[:, 1] + origin[1]
     keep = (cy >= by) & (cy < by1) & (cx >= bx) & (cx < bx1)
     new_ids = np.zeros(n + 1, np.uint32)
@@ -452,6 +553,7 @@ def predict_to_zarr(
     min_size: int | None = None,
     batch_size: int = 1,
     axes: str | None = None,
+    diameter: float | str | None = "auto",
     pyramid: bool = True,
     name: str = "image",
     progress: Callable[[str, int, int], None] | None = None,
@@ -481,7 +583,14 @@ def predict_to_zarr(
         ``scratch`` for the workers.
     block_size, halo
         Edge of the blocks, and the margin predicted around each so that nuclei across a
-        block border are seen whole (must exceed the largest nucleus radius).
+        block border are seen whole (must exceed the largest nucleus radius); both at the
+        model's scale.
+    diameter
+        Typical object width in px: ``"auto"`` measures it (on the most textured region
+        of the image), ``None`` or 0 takes the image as it is. As in
+        :meth:`~napari_unet.core.unet.UNet.predict`, the image is seen at the scale where
+        its objects match the model's, block by block, and the results come back at the
+        image's pixels. At scale 1 the probabilities equal a whole-image pass.
     progress
         Called as ``progress(kind, done, total)``, ``kind`` ``"predict"`` or ``"stitch"``.
     stop_event
@@ -504,7 +613,6 @@ def predict_to_zarr(
     tile = int(tile_size or DEFAULT_TILE_SIZE)
     ctx = DEFAULT_CONTEXT if context is None else int(context)
     grid = plan_blocks(h, w, block_size, halo, tile, ctx, cfg.size_multiple)
-    factors = pyramid_factors(h, w, grid.block) if pyramid else [1]
 
     x = as_channels_last(image, layout, grid.chunks)
     # normalisation: percentiles of a regular subsample, as for whole images
@@ -517,6 +625,13 @@ def predict_to_zarr(
         params["threshold"] = float(threshold)
     if min_size is not None:
         params["min_size"] = int(min_size)
+    scale, measured = choose_scale(net, x, sample, step, diameter, params["threshold"], client)
+    del sample
+    if scale != 1.0:
+        probe = net._plan(block_size, block_size, tile, ctx)
+        grid = plan_scaled_blocks(h, w, block_size, halo, probe.context + probe.shrink, scale)
+        x = x.rechunk(grid.chunks + ((x.shape[-1],),))
+    factors = pyramid_factors(h, w, grid.block) if pyramid else [1]
     scratch = Path(scratch)
     create_ome_zarr(labels_path, (h, w), np.uint32, grid.block, f"{name} labels", factors, "labels")
     create_ome_zarr(
@@ -549,6 +664,7 @@ def predict_to_zarr(
         probability_path=str(probability_path),
         scratch_path=str(scratch / "kept.zarr"),
         factors=tuple(factors),
+        scale=float(scale),
     )
 
     import dask.array as da
@@ -573,7 +689,7 @@ def predict_to_zarr(
     tick = _Progress(progress, ny * nx, stop_event)
     results = _run(counts, stitched, offsets, client, tick, token)
     n = int(results[-1])
-    return LargeResult(n, ny * nx, h, w)
+    return LargeResult(n, ny * nx, h, w, float(scale), measured)
 
 
 def _compute(collection, client):
@@ -697,6 +813,8 @@ class LazyPrediction:
     probability: list
     n_instances: int
     folder: Path
+    scale: float = 1.0
+    diameter: float | None = None
 
 
 def predict_dask(
@@ -751,5 +869,10 @@ def predict_dask(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return LazyPrediction(
-        pyramid_levels(targets[0]), pyramid_levels(targets[1]), res.n_instances, folder
+        pyramid_levels(targets[0]),
+        pyramid_levels(targets[1]),
+        res.n_instances,
+        folder,
+        res.scale,
+        res.diameter,
     )
