@@ -431,9 +431,29 @@ def show_lazy_prediction(
         if folder is not None:
             layer.metadata[WORK_KEY] = str(folder)
         shown.append(layer)
-    old = find_layer(viewer, classes_name(image_name), "labels")
-    if old is not None and old.metadata.get("napari_unet_kind") == CLASS_MAP_KIND:
-        viewer.layers.remove(old)  # an earlier model's class map no longer matches
+    levels = getattr(prediction, "classes", None)
+    if levels is not None:
+        names = list(prediction.class_names or [])
+        layer = put_layer(
+            viewer,
+            classes_name(image_name),
+            levels if len(levels) > 1 else levels[0],
+            "labels",
+            multiscale=len(levels) > 1,
+            opacity=0.5,
+            colormap=class_colormap(len(names)),
+            features=class_features(names),
+            metadata={"napari_unet_kind": CLASS_MAP_KIND, "napari_unet_class_names": names},
+            **geometry,
+        )
+        if layer is not None:
+            if folder is not None:
+                layer.metadata[WORK_KEY] = str(folder)
+            shown.append(layer)
+    else:
+        old = find_layer(viewer, classes_name(image_name), "labels")
+        if old is not None and old.metadata.get("napari_unet_kind") == CLASS_MAP_KIND:
+            viewer.layers.remove(old)  # an earlier model's class map no longer matches
     ann = find_layer(viewer, annotation_name(image_name), "labels")
     lab = find_layer(viewer, labels_name(image_name), "labels")
     if ann is not None:

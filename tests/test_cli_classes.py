@@ -83,3 +83,33 @@ def test_train_on_three_labels_then_predict_writes_a_class_map_and_evaluate_scor
         "--pred-classes", out / "cells_classes.tif",
     )  # fmt: skip
     assert_user_error(one, "--truth-classes")
+
+    # block by block (OME-Zarr on the command line, small blocks in the API): the same
+    # class map, one class per instance across block borders
+    zout = tmp_path / "zarr"
+    zpred = cli(
+        "predict", tmp_path / "cells.tif", "--model", model, "--out", zout, "--format", "zarr"
+    )
+    assert zpred.returncode == 0, zpred.stderr
+    assert sorted(p.name for p in zout.iterdir()) == [
+        "cells_classes.zarr", "cells_labels.zarr", "cells_probability.zarr",
+    ]  # fmt: skip
+    import zarr
+
+    from napari_unet.core import UNet
+    from napari_unet.core.large import predict_to_zarr
+
+    def level0(path):
+        return zarr.open_array(str(path / "0"), mode="r")[...]
+
+    np.testing.assert_array_equal(level0(zout / "cells_classes.zarr"), class_map)
+    (tmp_path / "work").mkdir()
+    res = predict_to_zarr(
+        UNet.load(model), img, tmp_path / "l.zarr", tmp_path / "p.zarr", tmp_path / "work",
+        block_size=64, halo=32, diameter=0, classes_path=tmp_path / "c.zarr",
+    )  # fmt: skip
+    assert res.blocks == 4
+    blocks, block_classes = level0(tmp_path / "l.zarr"), level0(tmp_path / "c.zarr")
+    assert np.array_equal(block_classes > 0, blocks > 0)
+    for i in np.unique(blocks)[1:]:
+        assert len(np.unique(block_classes[blocks == i])) == 1

@@ -71,3 +71,32 @@ def test_segment_with_two_classes_adds_a_class_layer_copy_and_evaluate_use_it(vi
     wait_idle(qtbot, segment)
     assert "nuclei classes" not in viewer.layers
     assert "nuclei labels" in viewer.layers
+
+
+def test_a_huge_layer_segmented_block_by_block_gets_a_lazy_class_map(
+    viewer, qtbot, notes, monkeypatch, tmp_path
+):
+    import dask.array as da
+
+    from napari_unet._widgets import _workers
+
+    monkeypatch.setattr("napari_unet.core.batch.LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(_workers, "LARGE_BLOCK", 256)
+    monkeypatch.setenv("NAPARI_UNET_WORK_DIR", str(tmp_path / "work"))
+    image = viewer.layers["nuclei"].data
+    viewer.add_image(da.from_array(image, chunks=128), name="slide")
+    segment = dock(viewer, "Segment")
+    segment.state.set_model(two_class_model(favour=2), "two classes")
+    segment._model.value = "current"
+    segment._on_segment("slide")
+    wait_idle(qtbot, segment)
+    assert "block by block" in segment.status.text(), notes()
+    classes = viewer.layers["slide classes"]
+    data = classes.data[0] if classes.multiscale else classes.data
+    assert isinstance(data, da.Array)  # read from the OME-Zarr, not held in memory
+    labels = viewer.layers["slide labels"]
+    lab = np.asarray(labels.data[0] if labels.multiscale else labels.data)
+    cls = np.asarray(data)
+    assert lab.max() > 20 and np.array_equal(cls > 0, lab > 0)
+    assert set(np.unique(cls)) == {0, 2}
+    assert "object class 2" in classes.features["class"].tolist()

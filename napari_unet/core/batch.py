@@ -192,6 +192,8 @@ def plan_predictions(
         classes = []
         for path, files in zip(inputs, outputs, strict=True):
             target = prediction_paths(out, image_stem(path), n_classes)["classes"]
+            if fmt == "zarr":
+                target = target.with_suffix(".zarr")
             if target.resolve() in taken or target.resolve() in input_set:
                 raise UserInputError(f"{path.name}: {target.name} would overwrite another file")
             taken[target.resolve()] = path
@@ -244,8 +246,6 @@ def run_predictions(
         t0 = time.perf_counter()
         try:
             if job.blockwise:
-                if "classes" in job.outputs:
-                    note(f"{job.name}: no class map for an image segmented block by block yet")
                 result = _predict_blockwise(net, plan, job, client, note, check)
             else:
                 result = _predict_whole(net, plan, job, note, check)
@@ -295,10 +295,11 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
 
     import numpy as np
 
-    from .io import AtomicWrite, BlockwiseTiffs, LazyImage, image_stem
+    from .io import AtomicWrite, BlockwiseTiffs, LazyImage, class_map_dtype, image_stem
     from .large import predict_to_zarr, zarr_to_tiffs
 
     labels_path, prob_path = job.outputs["labels"], job.outputs["probability"]
+    classes_path = job.outputs.get("classes")
     h, w = job.layout.spatial_shape
     stem = image_stem(job.path)
     work = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".napari-unet-work", dir=plan.out))
@@ -312,11 +313,16 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
     zarr_format = plan.format == "zarr"
     outputs = None
     try:
+        zc = None
         if zarr_format:
-            outputs = AtomicWrite(labels_path, prob_path, folder=True)
-            zl, zp = outputs.temps
+            outputs = AtomicWrite(
+                *[p for p in (labels_path, prob_path, classes_path) if p], folder=True
+            )
+            zl, zp = outputs.temps[:2]
+            zc = outputs.temps[2] if classes_path else None
         else:
             zl, zp = work / "labels.zarr", work / "probability.zarr"
+            zc = work / "classes.zarr" if classes_path else None
         try:
             result = predict_to_zarr(
                 net,
@@ -331,18 +337,21 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
                 threshold=plan.threshold,
                 axes=job.layout.axes,
                 diameter="auto" if plan.diameter is None else plan.diameter,
+                classes_path=zc,
                 pyramid=zarr_format,
                 name=stem,
                 progress=progress,
             )
             if not zarr_format:
-                outputs = BlockwiseTiffs(
-                    [
-                        (labels_path, (h, w), np.dtype(np.uint32)),
-                        (prob_path, (h, w), np.dtype(np.float32)),
-                    ]
-                )
-                zarr_to_tiffs([(zl, outputs.arrays[0]), (zp, outputs.arrays[1])])
+                items = [
+                    (labels_path, (h, w), np.dtype(np.uint32)),
+                    (prob_path, (h, w), np.dtype(np.float32)),
+                ]
+                if zc is not None:
+                    dtype = class_map_dtype(int(net.config.n_object_classes))
+                    items.append((classes_path, (h, w), dtype))
+                outputs = BlockwiseTiffs(items)
+                zarr_to_tiffs(list(zip((zl, zp, zc), outputs.arrays, strict=False)))
             check()
             outputs.commit()
         except BaseException:
@@ -351,9 +360,8 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
             raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return ImageResult(
-        job, result.n_instances, 0.0, [labels_path, prob_path], result.scale, result.diameter
-    )
+    files = [p for p in (labels_path, prob_path, classes_path) if p is not None]
+    return ImageResult(job, result.n_instances, 0.0, files, result.scale, result.diameter)
 
 
 def evaluate_files(

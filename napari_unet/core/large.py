@@ -331,7 +331,7 @@ def _write_levels(path: str, y0: int, x0: int, data: np.ndarray, factors: list[i
 
     for k, f in enumerate(factors):
         arr = zarr.open_array(f"{path}/{k}", mode="r+")  # fails if the output was removed
-        sub = data[::f, ::f]
+        sub = data[::f, ::f].astype(arr.dtype, copy=False)
         arr[y0 // f : y0 // f + sub.shape[0], x0 // f : x0 // f + sub.shape[1]] = sub
 
 
@@ -356,6 +356,7 @@ class _Spec:
     scratch_path: str
     factors: tuple[int, ...]
     scale: float = 1.0
+    classes_path: str | None = None  # the class map, for a model with several object classes
 
 
 class _Window:
@@ -408,8 +409,12 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
         scores, lab = _scaled_scores(net, src, (ry0, ry1, rx0, rx1), lo, hi, spec)
     prob = foreground_probability(scores[by - ry0 : by1 - ry0, bx - rx0 : bx1 - rx0])
     _write_levels(spec.probability_path, by, bx, prob, list(spec.factors))
+    owned, kept = _owned(lab, (ry0, rx0), (by, by1, bx, bx1))
+    if spec.classes_path is not None:  # the class of each kept instance, by its pixels' vote
+        from .postprocess import instance_classes
+
+        np.save(_class_file(spec, i, j), instance_classes(scores, lab)[kept])
     del scores
-    owned = _owned(lab, (ry0, rx0), (by, by1, bx, bx1))
     scratch = zarr.open_array(spec.scratch_path, mode="r+")
     scratch[i, j, : owned.shape[0], : owned.shape[1]] = owned
     return int(owned.max(initial=0))
@@ -444,14 +449,19 @@ def _scaled_scores(net, src: _Window, region, lo, hi, spec: _Spec):
     return resize_to(s, (h, w))[a:b, c:d], resize_to(lab, (h, w), labels=True)[a:b, c:d]
 
 
-def _owned(lab: np.ndarray, origin, core) -> np.ndarray:
-    """The instances of ``lab`` whose centre lies in ``core``, renumbered ``1..k``."""
+def _class_file(spec: _Spec, i: int, j: int) -> str:
+    return str(Path(spec.scratch_path).parent / f"classes-{i}-{j}.npy")
+
+
+def _owned(lab: np.ndarray, origin, core) -> tuple[np.ndarray, np.ndarray]:
+    """The instances of ``lab`` whose centre lies in ``core``, renumbered ``1..k``, and
+    their ids in ``lab`` (in the new order)."""
     from scipy import ndimage as ndi
 
     n = int(lab.max(initial=0))
     out = np.zeros(lab.shape, np.uint32)
     if n == 0:
-        return out
+        return out, np.zeros(0, np.int64)
     by, by1, bx, bx1 = core
     idx = np.arange(1, n + 1)
     with np.errstate(invalid="ignore", divide="ignore"):  # ids a crop left out: NaN, not kept
@@ -461,7 +471,7 @@ def _owned(lab: np.ndarray, origin, core) -> np.ndarray:
     keep = (cy >= by) & (cy < by1) & (cx >= bx) & (cx < bx1)
     new_ids = np.zeros(n + 1, np.uint32)
     new_ids[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
-    return new_ids[lab]
+    return new_ids[lab], idx[keep]
 
 
 def _stitch_block(offsets: np.ndarray, i: int, j: int, spec: _Spec) -> int:
@@ -471,6 +481,7 @@ def _stitch_block(offsets: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     grid = spec.grid
     by, by1, bx, bx1 = grid.core(i, j)
     out = np.zeros((by1 - by, bx1 - bx), np.uint32)
+    classes = None if spec.classes_path is None else np.zeros(out.shape, np.uint16)
     scratch = zarr.open_array(spec.scratch_path, mode="r")
     ny, nx = grid.shape
     for ni in range(max(0, i - 1), min(ny, i + 2)):  # raster order: earlier blocks win
@@ -483,7 +494,12 @@ def _stitch_block(offsets: np.ndarray, i: int, j: int, spec: _Spec) -> int:
             cur = out[y0 - by : y1 - by, x0 - bx : x1 - bx]
             put = (win > 0) & (cur == 0)
             cur[put] = win[put] + np.uint32(offsets[ni * nx + nj])
+            if classes is not None:
+                table = np.concatenate([[0], np.load(_class_file(spec, ni, nj))])
+                classes[y0 - by : y1 - by, x0 - bx : x1 - bx][put] = table[win[put]]
     _write_levels(spec.labels_path, by, bx, out, list(spec.factors))
+    if classes is not None:
+        _write_levels(spec.classes_path, by, bx, classes, list(spec.factors))
     return int(out.max(initial=0))
 
 
@@ -554,6 +570,7 @@ def predict_to_zarr(
     batch_size: int = 1,
     axes: str | None = None,
     diameter: float | str | None = "auto",
+    classes_path: str | os.PathLike | None = None,
     pyramid: bool = True,
     name: str = "image",
     progress: Callable[[str, int, int], None] | None = None,
@@ -591,6 +608,10 @@ def predict_to_zarr(
         :meth:`~napari_unet.core.unet.UNet.predict`, the image is seen at the scale where
         its objects match the model's, block by block, and the results come back at the
         image's pixels. At scale 1 the probabilities equal a whole-image pass.
+    classes_path
+        For a model with several object classes: a third folder to create, the class of
+        every pixel's instance (by a vote of its pixels, as
+        :func:`~napari_unet.core.postprocess.instance_classes`).
     progress
         Called as ``progress(kind, done, total)``, ``kind`` ``"predict"`` or ``"stitch"``.
     stop_event
@@ -637,6 +658,16 @@ def predict_to_zarr(
     create_ome_zarr(
         probability_path, (h, w), np.float32, grid.block, f"{name} probability", factors, "image"
     )
+    n_classes = int(cfg.n_object_classes)
+    if classes_path is not None and n_classes > 1:
+        from .io import class_map_dtype
+
+        dtype = class_map_dtype(n_classes)
+        create_ome_zarr(
+            classes_path, (h, w), dtype, grid.block, f"{name} classes", factors, "labels"
+        )
+    else:
+        classes_path = None
     ny, nx = grid.shape
     sy, sx = grid.slot
     zarr.open_array(
@@ -665,6 +696,7 @@ def predict_to_zarr(
         scratch_path=str(scratch / "kept.zarr"),
         factors=tuple(factors),
         scale=float(scale),
+        classes_path=None if classes_path is None else str(classes_path),
     )
 
     import dask.array as da
@@ -815,6 +847,8 @@ class LazyPrediction:
     folder: Path
     scale: float = 1.0
     diameter: float | None = None
+    classes: list | None = None  # the class map's pyramid, for several object classes
+    class_names: list | None = None
 
 
 def predict_dask(
@@ -830,7 +864,8 @@ def predict_dask(
     dask graph, on ``client``'s cluster or, without one, in this process.
 
     The results are written into ``out`` (default: a new temporary folder) as
-    ``labels.zarr`` and ``probability.zarr`` (OME-Zarr with a pyramid) and returned as
+    ``labels.zarr`` and ``probability.zarr`` (and ``classes.zarr`` for a model with
+    several object classes; OME-Zarr with a pyramid) and returned as
     lazy dask arrays. With a client, its workers must be able to write ``out``; the
     network reaches them as a ``.keras`` file saved there (``model_path`` names the file
     it was loaded from instead). Other keyword arguments are :func:`predict_to_zarr`'s.
@@ -844,6 +879,8 @@ def predict_dask(
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="napari-unet-"))
     folder.mkdir(parents=True, exist_ok=True)
     targets = [folder / "labels.zarr", folder / "probability.zarr"]
+    if int(net.config.n_object_classes) > 1:
+        targets.append(folder / "classes.zarr")
     for t in targets:
         if os.path.lexists(t) and not is_our_output(t):
             raise UserInputError(
@@ -860,6 +897,7 @@ def predict_dask(
             work,
             client=client,
             model_path=model_path,
+            classes_path=outputs.temps[2] if len(targets) > 2 else None,
             **kwargs,
         )
         outputs.commit()
@@ -875,4 +913,6 @@ def predict_dask(
         folder,
         res.scale,
         res.diameter,
+        pyramid_levels(targets[2]) if len(targets) > 2 else None,
+        list(net.object_class_names) if len(targets) > 2 else None,
     )
