@@ -510,3 +510,63 @@ def outline_over_annotation(viewer: Any, annotation: Any, labels: Any | None) ->
         labels.contour = 2
         labels.opacity = 0.9
         labels.visible = True
+
+
+# ---------------------------------------------------------------------- huge images
+def is_huge(layer: Any) -> bool:
+    """Whether a 2D image layer is kept out of memory by napari-unet: multiscale,
+    backed by a chunked (dask, zarr) array, or larger than the command line's
+    block-by-block rule (:func:`napari_unet.core.batch.is_large`)."""
+    from .core.axes import channel_layout
+    from .core.batch import is_large
+    from .core.regions import is_lazy
+
+    shape = spatial_shape(layer)
+    if len(shape) != 2:
+        return False
+    multiscale = bool(getattr(layer, "multiscale", False))
+    return (
+        multiscale or is_lazy(layer_array(layer)) or is_large(channel_layout(shape, 1), multiscale)
+    )
+
+
+def add_lazy_annotation(viewer: Any, image: Any, name: str) -> Any:
+    """Add the Labels layer ``name`` over ``image`` backed by an empty zarr array in a
+    working folder of its own (:mod:`._workfolders`): napari paints into it in place,
+    it costs disk only where it is painted, and Train reads only the painted regions.
+    The folder lives as long as a layer shows it (it is the person's work: save it with
+    'Save annotation…' in Annotate before closing napari)."""
+    from ._workfolders import new_work_folder, unpin, watch
+    from .core.regions import create_labels_zarr
+
+    folder = new_work_folder(name)
+    data = create_labels_zarr(folder / "annotation.zarr", spatial_shape(image))
+    kwargs = annotation_layer_kwargs()
+    kwargs["metadata"] = {**kwargs["metadata"], WORK_KEY: str(folder)}
+    layer = viewer.add_labels(
+        data, name=name, scale=image.scale, translate=image.translate, **kwargs
+    )
+    watch(viewer)
+    unpin(folder)
+    return layer
+
+
+def annotated_counts(data: Any) -> dict[int, int]:
+    """Pixels per annotation label of a Labels layer's data, read chunk by chunk when
+    it is a chunked (zarr, dask) array."""
+    from .core.regions import is_lazy, label_counts
+    from .core.targets import annotated_pixel_counts
+
+    if is_lazy(data) and len(data.shape) == 2:
+        return label_counts(data)
+    return annotated_pixel_counts(data)
+
+
+def has_labels(data: Any) -> bool:
+    """Whether a Labels layer's data holds a non-zero pixel (chunk by chunk when
+    chunked)."""
+    from .core.regions import any_label, is_lazy
+
+    if is_lazy(data) and len(data.shape) == 2:
+        return any_label(data)
+    return bool(np.asarray(data).any())

@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unet.core.config import MAX_OBJECT_CLASSES
-from napari_unet.core.targets import annotated_pixel_counts
 
 from .. import _layers as L
 from .._state import state_for
@@ -200,7 +199,10 @@ class AnnotateWidget(DockLifetime, QWidget):
                 f"annotation {wrong} ≠ image {right}: old one kept (renamed), new one made"
             )
             layer = None
-        if layer is None and create:
+        if layer is None and create and L.is_huge(image):
+            # a huge image: an on-disk annotation, painted in place, read region by region
+            layer = L.add_lazy_annotation(self.viewer, image, ann_name)
+        elif layer is None and create:
             layer = self.viewer.add_labels(
                 np.zeros(L.spatial_shape(image), np.uint8),
                 name=ann_name,
@@ -411,7 +413,7 @@ class AnnotateWidget(DockLifetime, QWidget):
     def refresh(self) -> None:
         """Recount the annotated pixels of every pair and show them."""
         pairs = L.training_pairs(self.viewer)
-        counts = [annotated_pixel_counts(p.annotation.data) for p in pairs]
+        counts = [L.annotated_counts(p.annotation.data) for p in pairs]
         self.last_counts = {p.name: c for p, c in zip(pairs, counts)}
         extra = sorted({v for c in counts for v in c if v > 2})
         headers = ["image", "background px", "object px"] + [

@@ -136,6 +136,65 @@ def _chunked_boxes(labels) -> Iterator[tuple[int, int, Box]]:
             yield i, j, b
 
 
+def _label_blocks(labels) -> Iterator[np.ndarray]:
+    """The chunks of a 2D chunked ``labels`` array that may hold labels, one at a time
+    (zarr written without its empty chunks: the stored ones only)."""
+    stored = _stored_chunks(labels)
+    if stored is not None:
+        grid = labels.shards or labels.chunks
+        for i, j in sorted(stored):
+            y, x = i * grid[0], j * grid[1]
+            yield np.asarray(labels[y : y + grid[0], x : x + grid[1]])
+        return
+    ey, ex = _chunk_edges(labels)
+    for i in range(len(ey) - 1):
+        for j in range(len(ex) - 1):
+            yield np.asarray(labels[ey[i] : ey[i + 1], ex[j] : ex[j + 1]])
+
+
+def any_label(labels) -> bool:
+    """Whether a 2D chunked ``labels`` array holds a non-zero pixel (stops at the first
+    chunk that does)."""
+    if _is_dask(labels):
+        return bool(labels.any().compute())
+    return any(block.any() for block in _label_blocks(labels))
+
+
+def label_counts(labels) -> dict[int, int]:
+    """How many pixels carry each non-zero label of a 2D chunked ``labels`` array
+    (as :func:`~napari_unet.core.targets.annotated_pixel_counts`), chunk by chunk."""
+    from .targets import annotated_pixel_counts
+
+    if _is_dask(labels):
+        import dask
+
+        blocks = labels.to_delayed().ravel().tolist()
+        parts = dask.compute(*[dask.delayed(annotated_pixel_counts)(b) for b in blocks])
+    else:
+        parts = [annotated_pixel_counts(b) for b in _label_blocks(labels)]
+    total: dict[int, int] = {}
+    for part in parts:
+        for k, v in part.items():
+            total[k] = total.get(k, 0) + v
+    return dict(sorted(total.items()))
+
+
+def create_labels_zarr(path, shape: tuple[int, int], chunk: int = 512, dtype="uint8"):
+    """A new, empty zarr array of labels at ``path`` (a folder): 0 everywhere, chunks of
+    ``chunk``², empty chunks never stored, so it costs disk only where labels are and
+    :func:`annotated_boxes` reads only those. napari paints into it in place."""
+    import zarr
+
+    return zarr.create_array(
+        str(path),
+        shape=tuple(int(s) for s in shape),
+        chunks=(min(chunk, int(shape[0])), min(chunk, int(shape[1]))),
+        dtype=dtype,
+        fill_value=0,
+        config={"write_empty_chunks": False},
+    )
+
+
 def _grow(box: Box, margin: int, shape: tuple[int, int]) -> Box:
     y0, y1, x0, x1 = box
     return (
