@@ -4,6 +4,7 @@ annotation lives on disk and is painted in place; Train reads only its painted r
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,7 @@ def test_annotate_and_train_on_a_huge_dask_image(make_napari_viewer, qtbot, monk
     import dask.array as da
     import zarr
 
+    from napari_unet import _layers as L
     from napari_unet._workfolders import WORK_KEY, release_unused
     from napari_unet.core.data import sampling_margin
 
@@ -108,8 +110,21 @@ def test_annotate_and_train_on_a_huge_dask_image(make_napari_viewer, qtbot, monk
             for y0, y1, x0, x1 in REGIONS
         ), (ys, xs)
 
-    # the annotation is the person's work: kept while its layer exists
+    # the annotation is the person's work: kept while its layer exists, and saved
+    # (painted chunks only) to a folder that opens as the annotation again
     release_unused(viewer)
-    assert (work / folder.split("/")[-1]).exists()
+    assert Path(folder).exists()
+    target = tmp_path / "mine.zarr"
+    assert annotate._on_save_annotation(str(target)) is not None
+    qtbot.waitUntil(lambda: not annotate.saving, timeout=60_000)
+    assert annotate.saved == [str(target)]
+    chunks = [f for f in (target / "0").rglob("*") if f.is_file() and f.name[0] != "."]
+    assert 1 <= len(chunks) <= 4  # the painted chunks only
     viewer.layers.remove(layer)
-    assert not (work / folder.split("/")[-1]).exists()
+    assert not Path(folder).exists()
+    (again,) = viewer.open(str(target), plugin=PLUGIN)
+    assert again.name == "big annotation" and isinstance(again.data, zarr.Array)
+    assert L.annotated_counts(again.data) == counts
+    assert again.metadata[WORK_KEY] != folder and Path(again.metadata[WORK_KEY]).exists()
+    again.paint((10, 10), 1)  # painting the copy leaves the saved folder as it was
+    assert L.annotated_counts(zarr.open_array(str(target / "0"))) == counts

@@ -131,6 +131,12 @@ class AnnotateWidget(DockLifetime, QWidget):
         )
         files.addWidget(self.save_set_button)
         files.addWidget(self.open_set_button)
+        self.save_annotation_button = button(
+            "Save annotation…",
+            self._on_save_annotation,
+            "write the chosen image's annotation to a .zarr folder (chunk by chunk: the way "
+            "to keep the annotation of a huge image, which lives in a working folder)",
+        )
 
         layout = QVBoxLayout(self)
         layout.addWidget(form.native)
@@ -143,6 +149,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         layout.addWidget(self.table)
         layout.addWidget(self.summary)
         layout.addLayout(files)
+        layout.addWidget(self.save_annotation_button)
         layout.addStretch(1)
 
         self._timer = QTimer(self)
@@ -153,6 +160,9 @@ class AnnotateWidget(DockLifetime, QWidget):
         events = napari_viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
             ev.connect(self._on_layers_changed)
+        from .._workfolders import watch
+
+        watch(napari_viewer)  # working folders of annotations go with their layers
         self._on_layers_changed()
         self.refresh()
 
@@ -376,6 +386,54 @@ class AnnotateWidget(DockLifetime, QWidget):
             self.save_set_button,
             "Save training set",
             lambda: write_training_set(path, entries, **model),
+            done=done,
+            finished=finished,
+        )
+
+    def _on_save_annotation(self, path: str | None = None):
+        """Write the chosen image's annotation layer to a ``.zarr`` folder in the
+        background (only its painted chunks are read); returns the worker (``None``
+        when nothing started). Opening the folder in napari gives the annotation back."""
+        from napari.utils.notifications import show_info, show_warning
+
+        from napari_unet.core.regions import is_lazy, save_labels_zarr
+
+        layer = self.annotation_layer(create=False) if self._image_name() else None
+        if layer is None:
+            show_warning("no annotation layer to save: create one and paint first")
+            return None
+        path = (
+            None
+            if self.saving
+            else save_path(
+                self,
+                path,
+                "Save annotation (a .zarr folder)",
+                f"{layer.name}.zarr",
+                "Zarr folders (*.zarr)",
+            )
+        )
+        if path is None:
+            return None
+        # an on-disk annotation is read in the worker; one in memory is copied here,
+        # so painting can go on meanwhile
+        data = layer.data if is_lazy(layer.data) else np.array(layer.data)
+        if data.ndim != 2:
+            show_warning("Save annotation: only 2D annotations; use 'Save training set…'")
+            return None
+        self.saved, self.saving = None, True
+
+        def done(written) -> None:
+            self.saved = [str(written)]
+            show_info(f"annotation saved: {Path(written).name}")
+
+        def finished() -> None:
+            self.saving = False
+
+        return save_in_background(
+            self.save_annotation_button,
+            "Save annotation",
+            lambda: save_labels_zarr(data, path, layer.name),
             done=done,
             finished=finished,
         )

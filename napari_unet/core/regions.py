@@ -299,3 +299,57 @@ def region_pairs(pair, channels: int, margin: int, normalization: dict | None = 
     for p in out:
         p.intensity = shared
     return out
+
+
+#: ``kind`` in the napari-unet mark of a saved annotation (an OME-Zarr labels image).
+ANNOTATION_KIND = "annotation"
+
+
+def save_labels_zarr(labels, path, name: str = "annotation", replace: bool = False):
+    """Write a 2D labels array (an annotation) to ``path`` as a one-level OME-Zarr
+    labels image marked as napari-unet's (its reader opens it as an annotation again),
+    chunk by chunk: only the chunks that hold labels are read and written. The write is
+    atomic (a hidden folder renamed into place). Returns the path.
+
+    Raises
+    ------
+    UserInputError
+        ``path`` exists and napari-unet did not write it (``replace`` replaces one it
+        wrote, never another).
+    """
+    from pathlib import Path
+
+    from .io import AtomicWrite, is_our_output
+    from .large import OUTPUT_CHUNK, create_ome_zarr
+
+    path = Path(path)
+    if path.suffix.lower() != ".zarr":
+        raise UserInputError(f"{path.name}: an annotation is saved as a .zarr folder")
+    if path.exists() and not (replace and is_our_output(path)):
+        raise UserInputError(f"{path} already exists; choose another name")
+    import zarr
+
+    shape = (int(labels.shape[0]), int(labels.shape[1]))
+    dtype = np.dtype(labels.dtype)
+    with AtomicWrite(path, folder=True) as (tmp,):
+        create_ome_zarr(tmp, shape, dtype, OUTPUT_CHUNK, name, [1], ANNOTATION_KIND)
+        out = zarr.open_array(str(tmp / "0"), mode="r+")
+        boxes = annotated_boxes(labels) if is_lazy(labels) else [(0, shape[0], 0, shape[1])]
+        for y0, y1, x0, x1 in boxes:
+            block = np.asarray(labels[y0:y1, x0:x1])
+            if block.any():
+                out[y0:y1, x0:x1] = block
+    return path
+
+
+def open_labels_copy(path, folder):
+    """A writable copy, in ``folder``, of a labels image saved by
+    :func:`save_labels_zarr` (only its stored chunks are copied): painting it never
+    changes the saved file until it is saved again."""
+    import zarr
+
+    source = zarr.open_array(f"{path}/0", mode="r")
+    copy = create_labels_zarr(f"{folder}/annotation.zarr", source.shape, dtype=source.dtype)
+    for y0, y1, x0, x1 in annotated_boxes(source):
+        copy[y0:y1, x0:x1] = np.asarray(source[y0:y1, x0:x1])
+    return copy
