@@ -89,12 +89,21 @@ def props_from_meta(meta: dict[str, Any], keys: tuple[str, ...]) -> dict[str, An
 COPIED_KEY = "napari_unet_copied"
 
 
-def painted_pixels(layer: Any, annotation: np.ndarray) -> np.ndarray | None:
+def painted_pixels(layer: Any, annotation: Any) -> Any:
     """Pixels of ``annotation`` a person painted: those that differ from what was copied
-    from the prediction (``None`` when nothing was copied: every pixel was painted)."""
+    from the prediction (``None`` when nothing was copied: every pixel was painted).
+    For an on-disk annotation (a huge image) a lazy map, read region by region."""
+    from .core.regions import is_lazy
+
     copied = layer.metadata.get(COPIED_KEY)
     if copied is None or np.shape(copied) != np.shape(annotation):
         return None
+    if is_lazy(annotation) or is_lazy(copied):
+        import dask.array as da
+
+        return da.from_array(annotation, chunks=annotation.chunks) != da.from_array(
+            copied, chunks=copied.chunks
+        )
     return np.asarray(annotation) != np.asarray(copied)
 
 
@@ -570,3 +579,11 @@ def has_labels(data: Any) -> bool:
     if is_lazy(data) and len(data.shape) == 2:
         return any_label(data)
     return bool(np.asarray(data).any())
+
+
+def is_lazy_layer(layer: Any) -> bool:
+    """Whether a layer's data is multiscale or a chunked (dask, zarr) array: read block
+    by block, never whole."""
+    from .core.regions import is_lazy
+
+    return bool(getattr(layer, "multiscale", False)) or is_lazy(layer_array(layer))

@@ -128,3 +128,52 @@ def test_annotate_and_train_on_a_huge_dask_image(make_napari_viewer, qtbot, monk
     assert again.metadata[WORK_KEY] != folder and Path(again.metadata[WORK_KEY]).exists()
     again.paint((10, 10), 1)  # painting the copy leaves the saved folder as it was
     assert L.annotated_counts(zarr.open_array(str(target / "0"))) == counts
+
+
+def test_lazy_prediction_becomes_an_on_disk_annotation_and_is_evaluated_block_by_block(
+    make_napari_viewer, qtbot, monkeypatch, tmp_path, sample_mask
+):
+    """'Use prediction as annotation' from a lazy (multiscale) prediction writes block
+    by block into the on-disk annotation; Undo restores it; Evaluate on lazy layers
+    gives the whole-image figures."""
+    import dask.array as da
+    import zarr
+
+    from napari_unet.core import evaluate, mask_to_annotation
+
+    monkeypatch.setenv("NAPARI_UNET_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setattr("napari_unet.core.regions.BLOCK", 200)  # several blocks
+    truth = np.tile(sample_mask, (2, 2)).astype(np.uint32)
+    truth[512:] += np.where(truth[512:] > 0, 1000, 0).astype(np.uint32)
+    pred = np.roll(truth, 2, axis=0)
+    lazy_pred = da.from_array(pred, chunks=256)
+    image = da.from_array(np.where(truth > 0, 900, 100).astype(np.uint16), chunks=256)
+
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="big")
+    viewer.add_labels([lazy_pred, lazy_pred[::2, ::2]], name="big labels", multiscale=True)
+    viewer.add_labels(da.from_array(truth, chunks=300), name="big truth")
+    _, annotate = viewer.window.add_plugin_dock_widget(PLUGIN, "Annotate")
+    _, evaluate_widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Evaluate")
+    guards = [Guard(monkeypatch, lazy_pred)]
+
+    annotate._image.value = "big"
+    layer = annotate._on_create()
+    layer.paint((5, 5), 1)  # something painted first: 'fill' keeps it
+    before = np.asarray(layer.data[:])
+    worker = annotate._on_use_prediction("fill")
+    assert worker is not None
+    qtbot.waitUntil(lambda: not annotate.copying, timeout=60_000)
+    assert isinstance(layer.data, zarr.Array)
+    expected = mask_to_annotation(pred)
+    got = np.asarray(layer.data[:])
+    np.testing.assert_array_equal(got[20:], expected[20:])
+    assert got[5, 5] == 1
+    assert annotate.undo_button.isEnabled() and "napari_unet_copied" in layer.metadata
+    annotate._on_undo()
+    np.testing.assert_array_equal(layer.data[:], before)
+
+    evaluate_widget._on_evaluate("big labels", "big truth")
+    qtbot.waitUntil(lambda: evaluate_widget.scores is not None, timeout=60_000)
+    assert evaluate_widget.scores == evaluate(pred, truth)
+    assert not any(g.hits for g in guards)

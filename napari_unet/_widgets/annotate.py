@@ -67,6 +67,8 @@ class AnnotateWidget(DockLifetime, QWidget):
         #: annotated pixels per class of every pair, as last shown
         self.last_counts: dict[str, dict[int, int]] = {}
         self.saving = False  # a Save training set… under way
+        self.copying = False  # a huge prediction being copied in
+        self.copy_worker = None
         self.saved: list[str] | None = None  # the files the last one wrote
 
         self._image = combo("image", napari_viewer, "image", tip="the image to annotate")
@@ -292,12 +294,14 @@ class AnnotateWidget(DockLifetime, QWidget):
         layer = self.annotation_layer(create=True)
         if layer is None:
             return None
-        old = np.asarray(layer.data)
-        # a model with several object classes: each object is copied as its class's
-        # label (class 1 → 2, class 2 → 3, …)
         classes = L.find_layer(self.viewer, L.classes_name(name), "labels")
         if classes is not None and tuple(classes.data.shape) != tuple(pred.data.shape):
             classes = None
+        if L.is_lazy_layer(pred) or L.is_lazy_layer(layer):
+            return self._use_lazy_prediction(pred, classes, layer, mode)
+        old = np.asarray(layer.data)
+        # a model with several object classes: each object is copied as its class's
+        # label (class 1 → 2, class 2 → 3, …)
         new = mask_to_annotation(
             np.asarray(pred.data), None if classes is None else np.asarray(classes.data)
         )
@@ -322,6 +326,79 @@ class AnnotateWidget(DockLifetime, QWidget):
         show_info("prediction copied: paint corrections, then Train")
         return layer
 
+    def _use_lazy_prediction(self, pred, classes, layer, mode: str | None):
+        """The prediction of a huge image (a lazy layer) copied into its on-disk
+        annotation block by block, in the background; returns the worker (``None``
+        when nothing started). Undo restores a copy of the annotation kept on disk."""
+        from napari.utils.notifications import show_info, show_warning
+
+        from napari_unet.core.regions import create_labels_zarr, is_lazy
+
+        from .._workfolders import WORK_KEY
+        from ._ui import start_worker
+
+        if self.copying:
+            return None
+        if len(layer.data.shape) != 2:
+            show_warning("a huge prediction is copied into a 2D annotation only")
+            return None
+        if L.has_labels(layer.data):
+            if mode is None:
+                mode = self._ask_overwrite(layer.name)
+            if mode not in ("replace", "fill"):
+                return None
+        else:
+            mode = "replace"
+        folder = layer.metadata.get(WORK_KEY)
+        labels = L.layer_array(pred)
+        cls = None if classes is None else L.layer_array(classes)
+        target = layer.data
+
+        def work():
+            from napari_unet.core.regions import copy_labels, prediction_to_annotation
+
+            backup = copied = None
+            if folder and is_lazy(target):
+                backup = create_labels_zarr(
+                    f"{folder}/before-copy.zarr", target.shape, overwrite=True
+                )
+                copy_labels(target, backup)
+            prediction_to_annotation(labels, target, mode, cls)
+            if folder and is_lazy(target):
+                copied = create_labels_zarr(f"{folder}/copied.zarr", target.shape, overwrite=True)
+                copy_labels(target, copied)
+            return backup, copied
+
+        def done(result) -> None:
+            backup, copied = result
+            if layer not in self.viewer.layers:
+                return
+            if backup is not None:
+                self._backup[layer.name] = backup
+                self.undo_button.setEnabled(True)
+            if copied is not None:
+                layer.metadata[L.COPIED_KEY] = copied
+            if layer.metadata.get("napari_unet_kind") != "annotation":
+                L.style_annotation_layer(layer)
+            layer.refresh()
+            self._ready_brush(layer, self.object_label)
+            self.refresh()
+            show_info("prediction copied: paint corrections, then Train")
+
+        def finished() -> None:
+            self.copying = False
+            self.use_prediction_button.setEnabled(True)
+
+        self.copying = True
+        self.use_prediction_button.setEnabled(False)
+        self.copy_worker = start_worker(
+            work,
+            returned=done,
+            errored=lambda e: notify_error(e, "Use prediction as annotation"),
+            finished=finished,
+        )
+        return self.copy_worker
+
     def _ask_overwrite(self, layer_name: str) -> str | None:
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Question)
@@ -341,10 +418,16 @@ class AnnotateWidget(DockLifetime, QWidget):
 
     def _on_undo(self) -> None:
         """Restore the annotation saved before the last copy."""
+        from napari_unet.core.regions import copy_labels, is_lazy
+
         for name, data in list(self._backup.items()):
             layer = L.find_layer(self.viewer, name, "labels")
             if layer is not None and layer.data.shape == data.shape:
-                layer.data = data
+                if is_lazy(data) and is_lazy(layer.data):
+                    copy_labels(data, layer.data)  # an on-disk annotation, block by block
+                    layer.refresh()
+                else:
+                    layer.data = data
                 layer.metadata.pop(L.COPIED_KEY, None)
         self._backup.clear()
         self.undo_button.setEnabled(False)

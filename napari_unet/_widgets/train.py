@@ -326,7 +326,7 @@ class TrainWidget(JobWidget):
                 image=L.layer_array(p.image),
                 annotation=a,
                 name=p.name,
-                painted=None if is_lazy(a) else L.painted_pixels(p.annotation, a),
+                painted=L.painted_pixels(p.annotation, a),
             )
             for p, a in zip(pairs, annotations, strict=True)
         ]

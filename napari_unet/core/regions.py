@@ -21,6 +21,9 @@ import numpy as np
 
 from .errors import UserInputError
 
+#: Edge of the blocks that copies and conversions of whole label images go by (a
+#: multiple of the annotation chunks of :func:`create_labels_zarr`).
+BLOCK = 2048
 #: Box: ``(y0, y1, x0, x1)``, half-open, in pixels.
 Box = tuple[int, int, int, int]
 
@@ -179,7 +182,9 @@ def label_counts(labels) -> dict[int, int]:
     return dict(sorted(total.items()))
 
 
-def create_labels_zarr(path, shape: tuple[int, int], chunk: int = 512, dtype="uint8"):
+def create_labels_zarr(
+    path, shape: tuple[int, int], chunk: int = 512, dtype="uint8", overwrite: bool = False
+):
     """A new, empty zarr array of labels at ``path`` (a folder): 0 everywhere, chunks of
     ``chunk``², empty chunks never stored, so it costs disk only where labels are and
     :func:`annotated_boxes` reads only those. napari paints into it in place."""
@@ -192,6 +197,7 @@ def create_labels_zarr(path, shape: tuple[int, int], chunk: int = 512, dtype="ui
         dtype=dtype,
         fill_value=0,
         config={"write_empty_chunks": False},
+        overwrite=overwrite,
     )
 
 
@@ -353,3 +359,61 @@ def open_labels_copy(path, folder):
     for y0, y1, x0, x1 in annotated_boxes(source):
         copy[y0:y1, x0:x1] = np.asarray(source[y0:y1, x0:x1])
     return copy
+
+
+def _grid(shape: tuple[int, int], block: int) -> Iterator[Box]:
+    for y in range(0, shape[0], block):
+        for x in range(0, shape[1], block):
+            yield y, min(y + block, shape[0]), x, min(x + block, shape[1])
+
+
+def copy_labels(source, target, block: int | None = None) -> None:
+    """``target[:] = source`` for 2D chunked arrays, block by block (only the blocks
+    that hold labels in either are read and written)."""
+    block = int(block or BLOCK)
+    shape = (int(target.shape[0]), int(target.shape[1]))
+    boxes = set(annotated_boxes(source)) | set(annotated_boxes(target)) if is_lazy(target) else None
+    for y0, y1, x0, x1 in _grid(shape, block):
+        if boxes is not None and not any(_overlap((y0, y1, x0, x1), b) for b in boxes):
+            continue
+        target[y0:y1, x0:x1] = np.asarray(source[y0:y1, x0:x1])
+
+
+def prediction_to_annotation(
+    labels, annotation, mode: str = "replace", classes=None, block: int | None = None
+) -> None:
+    """Write :func:`~napari_unet.core.targets.mask_to_annotation` of a 2D instance
+    ``labels`` image into the 2D ``annotation`` array, block by block: chunked (dask,
+    zarr) arrays of a huge image, never read whole. The result is the same as on the
+    whole image (each block is converted with a one-pixel rim, so the line where two
+    instances touch is found across block borders too).
+
+    ``mode`` ``"replace"`` writes every pixel; ``"fill"`` keeps the pixels already
+    labelled in ``annotation``. ``block`` (default :data:`BLOCK`) is best a multiple of
+    the annotation's chunks.
+    """
+    from .targets import mask_to_annotation
+
+    if mode not in ("replace", "fill"):
+        raise ValueError(f"mode must be 'replace' or 'fill', not {mode!r}")
+    shape = (int(annotation.shape[0]), int(annotation.shape[1]))
+    if tuple(labels.shape) != shape or (classes is not None and tuple(classes.shape) != shape):
+        raise UserInputError(
+            f"the prediction {tuple(labels.shape)} and the annotation {shape} differ in shape"
+        )
+    for y0, y1, x0, x1 in _grid(shape, int(block or BLOCK)):
+        ya, yb, xa, xb = (
+            max(0, y0 - 1),
+            min(shape[0], y1 + 1),
+            max(0, x0 - 1),
+            min(shape[1], x1 + 1),
+        )
+        lab = np.asarray(labels[ya:yb, xa:xb])
+        cls = None if classes is None else np.asarray(classes[ya:yb, xa:xb])
+        new = mask_to_annotation(lab, cls)[
+            y0 - ya : y0 - ya + (y1 - y0), x0 - xa : x0 - xa + (x1 - x0)
+        ]
+        if mode == "fill":
+            old = np.asarray(annotation[y0:y1, x0:x1])
+            new = np.where(old > 0, old, new)
+        annotation[y0:y1, x0:x1] = new.astype(annotation.dtype, copy=False)
