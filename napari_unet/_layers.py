@@ -587,3 +587,24 @@ def is_lazy_layer(layer: Any) -> bool:
     from .core.regions import is_lazy
 
     return bool(getattr(layer, "multiscale", False)) or is_lazy(layer_array(layer))
+
+
+def region_in_view(layer: Any) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the part of a 2D layer's data the canvas shows (napari's
+    ``corner_pixels``, updated as it draws), or ``None`` when it shows all of it or has
+    not drawn yet."""
+    shape = spatial_shape(layer)
+    if len(shape) != 2:
+        return None
+    corners = np.asarray(layer.corner_pixels, int)
+    if corners.shape != (2, layer.ndim) or not corners.any():  # not drawn yet
+        return None
+    lo, hi = corners[0, -2:], corners[1, -2:] + 1  # corner_pixels are inclusive
+    if getattr(layer, "multiscale", False):  # in the coordinates of the level shown
+        factor = np.asarray(layer.downsample_factors[layer.data_level][-2:], float)
+        lo, hi = np.floor(lo * factor), np.ceil(hi * factor)
+    y0, x0 = (int(max(0, v)) for v in lo)
+    y1, x1 = (int(min(s, v)) for s, v in zip(shape, hi))
+    if y0 >= y1 or x0 >= x1 or (y0, y1, x0, x1) == (0, shape[0], 0, shape[1]):
+        return None
+    return y0, y1, x0, x1

@@ -139,6 +139,7 @@ def test_lazy_prediction_becomes_an_on_disk_annotation_and_is_evaluated_block_by
     import dask.array as da
     import zarr
 
+    from napari_unet import _layers as L
     from napari_unet.core import evaluate, mask_to_annotation
 
     monkeypatch.setenv("NAPARI_UNET_WORK_DIR", str(tmp_path / "work"))
@@ -172,6 +173,17 @@ def test_lazy_prediction_becomes_an_on_disk_annotation_and_is_evaluated_block_by
     assert annotate.undo_button.isEnabled() and "napari_unet_copied" in layer.metadata
     annotate._on_undo()
     np.testing.assert_array_equal(layer.data[:], before)
+
+    # by default only the part of a huge image in view is copied (here: set by hand as
+    # napari sets it when it draws a zoomed-in view)
+    viewer.layers["big"].corner_pixels = np.array([[100, 300], [349, 699]])
+    assert L.region_in_view(viewer.layers["big"]) == (100, 350, 300, 700)
+    annotate._on_use_prediction("replace")
+    qtbot.waitUntil(lambda: not annotate.copying, timeout=60_000)
+    got = np.asarray(layer.data[:])
+    np.testing.assert_array_equal(got[100:350, 300:700], expected[100:350, 300:700])
+    got[100:350, 300:700] = 0
+    np.testing.assert_array_equal(got, np.where(before > 0, before, 0))
 
     evaluate_widget._on_evaluate("big labels", "big truth")
     qtbot.waitUntil(lambda: evaluate_widget.scores is not None, timeout=60_000)

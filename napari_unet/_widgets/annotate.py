@@ -266,7 +266,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         if layer is not None:
             self._ready_brush(layer, value)
 
-    def _on_use_prediction(self, mode: str | None = None):
+    def _on_use_prediction(self, mode: str | None = None, region=None):
         """Copy ``<image> labels`` into the annotation.
 
         Parameters
@@ -274,6 +274,9 @@ class AnnotateWidget(DockLifetime, QWidget):
         mode
             ``"replace"`` (the whole annotation), ``"fill"`` (only pixels not painted yet)
             or ``None``: ask when the annotation already holds painted pixels.
+        region
+            A huge image only: ``(y0, y1, x0, x1)`` to copy (default: the part of the
+            image in view), so that training reads what is annotated, not everything.
         """
         from napari.utils.notifications import show_info, show_warning
 
@@ -298,7 +301,9 @@ class AnnotateWidget(DockLifetime, QWidget):
         if classes is not None and tuple(classes.data.shape) != tuple(pred.data.shape):
             classes = None
         if L.is_lazy_layer(pred) or L.is_lazy_layer(layer):
-            return self._use_lazy_prediction(pred, classes, layer, mode)
+            if region is None:
+                region = L.region_in_view(image)
+            return self._use_lazy_prediction(pred, classes, layer, mode, region)
         old = np.asarray(layer.data)
         # a model with several object classes: each object is copied as its class's
         # label (class 1 → 2, class 2 → 3, …)
@@ -326,10 +331,11 @@ class AnnotateWidget(DockLifetime, QWidget):
         show_info("prediction copied: paint corrections, then Train")
         return layer
 
-    def _use_lazy_prediction(self, pred, classes, layer, mode: str | None):
+    def _use_lazy_prediction(self, pred, classes, layer, mode: str | None, region=None):
         """The prediction of a huge image (a lazy layer) copied into its on-disk
-        annotation block by block, in the background; returns the worker (``None``
-        when nothing started). Undo restores a copy of the annotation kept on disk."""
+        annotation block by block (within ``region``, ``(y0, y1, x0, x1)``, when given),
+        in the background; returns the worker (``None`` when nothing started). Undo
+        restores a copy of the annotation kept on disk."""
         from napari.utils.notifications import show_info, show_warning
 
         from napari_unet.core.regions import create_labels_zarr, is_lazy
@@ -363,7 +369,7 @@ class AnnotateWidget(DockLifetime, QWidget):
                     f"{folder}/before-copy.zarr", target.shape, overwrite=True
                 )
                 copy_labels(target, backup)
-            prediction_to_annotation(labels, target, mode, cls)
+            prediction_to_annotation(labels, target, mode, cls, box=region)
             if folder and is_lazy(target):
                 copied = create_labels_zarr(f"{folder}/copied.zarr", target.shape, overwrite=True)
                 copy_labels(target, copied)
@@ -383,7 +389,11 @@ class AnnotateWidget(DockLifetime, QWidget):
             layer.refresh()
             self._ready_brush(layer, self.object_label)
             self.refresh()
-            show_info("prediction copied: paint corrections, then Train")
+            where = ""
+            if region is not None:
+                y0, y1, x0, x1 = region
+                where = f" (the part in view: rows {y0}–{y1}, columns {x0}–{x1})"
+            show_info(f"prediction copied{where}: paint corrections, then Train")
 
         def finished() -> None:
             self.copying = False

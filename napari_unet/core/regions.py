@@ -380,7 +380,12 @@ def copy_labels(source, target, block: int | None = None) -> None:
 
 
 def prediction_to_annotation(
-    labels, annotation, mode: str = "replace", classes=None, block: int | None = None
+    labels,
+    annotation,
+    mode: str = "replace",
+    classes=None,
+    block: int | None = None,
+    box: Box | None = None,
 ) -> None:
     """Write :func:`~napari_unet.core.targets.mask_to_annotation` of a 2D instance
     ``labels`` image into the 2D ``annotation`` array, block by block: chunked (dask,
@@ -389,7 +394,8 @@ def prediction_to_annotation(
     instances touch is found across block borders too).
 
     ``mode`` ``"replace"`` writes every pixel; ``"fill"`` keeps the pixels already
-    labelled in ``annotation``. ``block`` (default :data:`BLOCK`) is best a multiple of
+    labelled in ``annotation``. ``box`` ``(y0, y1, x0, x1)`` limits the copy to a region
+    (the rest of ``annotation`` is left as it is). ``block`` (default :data:`BLOCK`) is best a multiple of
     the annotation's chunks.
     """
     from .targets import mask_to_annotation
@@ -401,7 +407,11 @@ def prediction_to_annotation(
         raise UserInputError(
             f"the prediction {tuple(labels.shape)} and the annotation {shape} differ in shape"
         )
+    by0, by1, bx0, bx1 = box if box is not None else (0, shape[0], 0, shape[1])
     for y0, y1, x0, x1 in _grid(shape, int(block or BLOCK)):
+        y0, y1, x0, x1 = max(y0, by0), min(y1, by1), max(x0, bx0), min(x1, bx1)
+        if y0 >= y1 or x0 >= x1:
+            continue
         ya, yb, xa, xb = (
             max(0, y0 - 1),
             min(shape[0], y1 + 1),
