@@ -166,12 +166,12 @@ def split_planes(
     pair: TrainingPair, channels: int, margin: int = 0, normalization: dict | None = None
 ) -> list[TrainingPair]:
     """Split a pair into 2D pairs with channels-last images ``(Y, X, channels)``,
-    keeping the planes of a stack that carry labels. A pair of chunked (lazy) arrays
+    keeping the planes of a stack that carry labels. A 2D pair of chunked (lazy) arrays
     becomes the regions around its labels, ``margin`` pixels wider
-    (:func:`~napari_unet.core.regions.region_pairs`)."""
+    (:func:`~napari_unet.core.regions.region_pairs`); a stack is read plane by plane."""
     from .regions import is_lazy, region_pairs
 
-    if is_lazy(pair.labels) or is_lazy(pair.image):
+    if (is_lazy(pair.labels) or is_lazy(pair.image)) and len(np.shape(pair.labels)) == 2:
         return region_pairs(_lazy_labels(pair), channels, margin, normalization)
     layout = pair_layout(pair, channels)
     lab = np.asarray(pair.labels)
