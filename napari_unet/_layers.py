@@ -89,12 +89,21 @@ def props_from_meta(meta: dict[str, Any], keys: tuple[str, ...]) -> dict[str, An
 COPIED_KEY = "napari_unet_copied"
 
 
-def painted_pixels(layer: Any, annotation: np.ndarray) -> np.ndarray | None:
+def painted_pixels(layer: Any, annotation: Any) -> Any:
     """Pixels of ``annotation`` a person painted: those that differ from what was copied
-    from the prediction (``None`` when nothing was copied: every pixel was painted)."""
+    from the prediction (``None`` when nothing was copied: every pixel was painted).
+    For an on-disk annotation (a huge image) a lazy map, read region by region."""
+    from .core.regions import is_lazy
+
     copied = layer.metadata.get(COPIED_KEY)
     if copied is None or np.shape(copied) != np.shape(annotation):
         return None
+    if is_lazy(annotation) or is_lazy(copied):
+        import dask.array as da
+
+        return da.from_array(annotation, chunks=annotation.chunks) != da.from_array(
+            copied, chunks=copied.chunks
+        )
     return np.asarray(annotation) != np.asarray(copied)
 
 
@@ -530,3 +539,92 @@ def outline_over_annotation(viewer: Any, annotation: Any, labels: Any | None) ->
         labels.contour = 2
         labels.opacity = 0.9
         labels.visible = True
+
+
+# ---------------------------------------------------------------------- huge images
+def is_huge(layer: Any) -> bool:
+    """Whether a 2D image layer is kept out of memory by napari-unet: multiscale,
+    backed by a chunked (dask, zarr) array, or larger than the command line's
+    block-by-block rule (:func:`napari_unet.core.batch.is_large`)."""
+    from .core.axes import channel_layout
+    from .core.batch import is_large
+    from .core.regions import is_lazy
+
+    shape = spatial_shape(layer)
+    if len(shape) != 2:
+        return False
+    multiscale = bool(getattr(layer, "multiscale", False))
+    return (
+        multiscale or is_lazy(layer_array(layer)) or is_large(channel_layout(shape, 1), multiscale)
+    )
+
+
+def add_lazy_annotation(viewer: Any, image: Any, name: str) -> Any:
+    """Add the Labels layer ``name`` over ``image`` backed by an empty zarr array in a
+    working folder of its own (:mod:`._workfolders`): napari paints into it in place,
+    it costs disk only where it is painted, and Train reads only the painted regions.
+    The folder lives as long as a layer shows it (it is the person's work: save it with
+    'Save annotation…' in Annotate before closing napari)."""
+    from ._workfolders import new_work_folder, unpin, watch
+    from .core.regions import create_labels_zarr
+
+    folder = new_work_folder(name)
+    data = create_labels_zarr(folder / "annotation.zarr", spatial_shape(image))
+    kwargs = annotation_layer_kwargs()
+    kwargs["metadata"] = {**kwargs["metadata"], WORK_KEY: str(folder)}
+    layer = viewer.add_labels(
+        data, name=name, scale=image.scale, translate=image.translate, **kwargs
+    )
+    watch(viewer)
+    unpin(folder)
+    return layer
+
+
+def annotated_counts(data: Any) -> dict[int, int]:
+    """Pixels per annotation label of a Labels layer's data, read chunk by chunk when
+    it is a chunked (zarr, dask) array."""
+    from .core.regions import is_lazy, label_counts
+    from .core.targets import annotated_pixel_counts
+
+    if is_lazy(data) and len(data.shape) == 2:
+        return label_counts(data)
+    return annotated_pixel_counts(data)
+
+
+def has_labels(data: Any) -> bool:
+    """Whether a Labels layer's data holds a non-zero pixel (chunk by chunk when
+    chunked)."""
+    from .core.regions import any_label, is_lazy
+
+    if is_lazy(data) and len(data.shape) == 2:
+        return any_label(data)
+    return bool(np.asarray(data).any())
+
+
+def is_lazy_layer(layer: Any) -> bool:
+    """Whether a layer's data is multiscale or a chunked (dask, zarr) array: read block
+    by block, never whole."""
+    from .core.regions import is_lazy
+
+    return bool(getattr(layer, "multiscale", False)) or is_lazy(layer_array(layer))
+
+
+def region_in_view(layer: Any) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the part of a 2D layer's data the canvas shows (napari's
+    ``corner_pixels``, updated as it draws), or ``None`` when it shows all of it or has
+    not drawn yet."""
+    shape = spatial_shape(layer)
+    if len(shape) != 2:
+        return None
+    corners = np.asarray(layer.corner_pixels, int)
+    if corners.shape != (2, layer.ndim) or not corners.any():  # not drawn yet
+        return None
+    lo, hi = corners[0, -2:], corners[1, -2:] + 1  # corner_pixels are inclusive
+    if getattr(layer, "multiscale", False):  # in the coordinates of the level shown
+        factor = np.asarray(layer.downsample_factors[layer.data_level][-2:], float)
+        lo, hi = np.floor(lo * factor), np.ceil(hi * factor)
+    y0, x0 = (int(max(0, v)) for v in lo)
+    y1, x1 = (int(min(s, v)) for s, v in zip(shape, hi))
+    if y0 >= y1 or x0 >= x1 or (y0, y1, x0, x1) == (0, shape[0], 0, shape[1]):
+        return None
+    return y0, y1, x0, x1

@@ -74,6 +74,8 @@ def read_prediction_zarr(path: str | os.PathLike | list) -> list[tuple]:
     attrs = json.loads((path / ".zattrs").read_text())
     kind = attrs[ZARR_MARK].get("kind")
     name = attrs["multiscales"][0].get("name") or path.name
+    if kind == "annotation":
+        return _annotation_copy(path, name)
     levels = pyramid_levels(path)
     multiscale = len(levels) > 1
     data = levels if multiscale else levels[0]
@@ -81,3 +83,19 @@ def read_prediction_zarr(path: str | os.PathLike | list) -> list[tuple]:
         return [(data, {"name": name, "multiscale": multiscale}, "labels")]
     look = {"colormap": "magma", "blending": "additive", "contrast_limits": (0.0, 1.0)}
     return [(data, {"name": name, "multiscale": multiscale, **look}, "image")]
+
+
+def _annotation_copy(path: Path, name: str) -> list[tuple]:
+    """A saved annotation (Annotate's 'Save annotation…') as an annotation layer: a
+    writable copy in a working folder of its own (only its painted chunks are copied),
+    so painting never changes the saved folder until it is saved again."""
+    from ._layers import WORK_KEY
+    from ._workfolders import new_work_folder, unpin
+    from .core.regions import open_labels_copy
+
+    folder = new_work_folder(name)
+    data = open_labels_copy(path, folder)
+    meta = annotation_layer_kwargs()
+    meta["metadata"] = {**meta["metadata"], WORK_KEY: str(folder)}
+    unpin(folder)  # from here on it lives as long as a layer shows it
+    return [(data, {**meta, "name": name}, "labels")]

@@ -311,7 +311,7 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
     preview = job.preview_image
     emit(Status("training…"))
     result = net.train(
-        job.pairs,
+        _in_memory_unless_huge(job.pairs),
         job.config,
         progress=emit,
         stop_event=job.stop_event,
@@ -323,6 +323,20 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
         # Stop: the person wants the widget back at once, and Segment is one click away)
         emit(_final_preview(net, preview, result))
     return TrainOutcome(net, result, name)
+
+
+def _in_memory_unless_huge(pairs: list) -> list:
+    """The pairs, with a chunked image read whole where its annotation is an in-memory
+    copy (an image that is not huge: the whole image trains, as always); a huge image
+    with its on-disk annotation stays lazy and trains from its painted regions."""
+    from dataclasses import replace
+
+    from napari_unet.core.regions import is_lazy
+
+    return [
+        replace(p, image=np.asarray(p.image)) if is_lazy(p.image) and not is_lazy(p.labels) else p
+        for p in pairs
+    ]
 
 
 def _final_preview(net: Any, image: np.ndarray, result: Any):

@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unet.core.config import MAX_OBJECT_CLASSES
-from napari_unet.core.targets import annotated_pixel_counts
 
 from .. import _layers as L
 from .._state import state_for
@@ -68,6 +67,8 @@ class AnnotateWidget(DockLifetime, QWidget):
         #: annotated pixels per class of every pair, as last shown
         self.last_counts: dict[str, dict[int, int]] = {}
         self.saving = False  # a Save training set… under way
+        self.copying = False  # a huge prediction being copied in
+        self.copy_worker = None
         self.saved: list[str] | None = None  # the files the last one wrote
 
         self._image = combo("image", napari_viewer, "image", tip="the image to annotate")
@@ -132,6 +133,12 @@ class AnnotateWidget(DockLifetime, QWidget):
         )
         files.addWidget(self.save_set_button)
         files.addWidget(self.open_set_button)
+        self.save_annotation_button = button(
+            "Save annotation…",
+            self._on_save_annotation,
+            "write the chosen image's annotation to a .zarr folder (chunk by chunk: the way "
+            "to keep the annotation of a huge image, which lives in a working folder)",
+        )
 
         layout = QVBoxLayout(self)
         layout.addWidget(form.native)
@@ -144,6 +151,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         layout.addWidget(self.table)
         layout.addWidget(self.summary)
         layout.addLayout(files)
+        layout.addWidget(self.save_annotation_button)
         layout.addStretch(1)
 
         self._timer = QTimer(self)
@@ -154,6 +162,9 @@ class AnnotateWidget(DockLifetime, QWidget):
         events = napari_viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
             ev.connect(self._on_layers_changed)
+        from .._workfolders import watch
+
+        watch(napari_viewer)  # working folders of annotations go with their layers
         self._on_layers_changed()
         self.refresh()
 
@@ -200,7 +211,10 @@ class AnnotateWidget(DockLifetime, QWidget):
                 f"annotation {wrong} ≠ image {right}: old one kept (renamed), new one made"
             )
             layer = None
-        if layer is None and create:
+        if layer is None and create and L.is_huge(image):
+            # a huge image: an on-disk annotation, painted in place, read region by region
+            layer = L.add_lazy_annotation(self.viewer, image, ann_name)
+        elif layer is None and create:
             layer = self.viewer.add_labels(
                 np.zeros(L.spatial_shape(image), np.uint8),
                 name=ann_name,
@@ -252,7 +266,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         if layer is not None:
             self._ready_brush(layer, value)
 
-    def _on_use_prediction(self, mode: str | None = None):
+    def _on_use_prediction(self, mode: str | None = None, region=None):
         """Copy ``<image> labels`` into the annotation.
 
         Parameters
@@ -260,6 +274,9 @@ class AnnotateWidget(DockLifetime, QWidget):
         mode
             ``"replace"`` (the whole annotation), ``"fill"`` (only pixels not painted yet)
             or ``None``: ask when the annotation already holds painted pixels.
+        region
+            A huge image only: ``(y0, y1, x0, x1)`` to copy (default: the part of the
+            image in view), so that training reads what is annotated, not everything.
         """
         from napari.utils.notifications import show_info, show_warning
 
@@ -280,12 +297,16 @@ class AnnotateWidget(DockLifetime, QWidget):
         layer = self.annotation_layer(create=True)
         if layer is None:
             return None
-        old = np.asarray(layer.data)
-        # a model with several object classes: each object is copied as its class's
-        # label (class 1 → 2, class 2 → 3, …)
         classes = L.find_layer(self.viewer, L.classes_name(name), "labels")
         if classes is not None and tuple(classes.data.shape) != tuple(pred.data.shape):
             classes = None
+        if L.is_lazy_layer(pred) or L.is_lazy_layer(layer):
+            if region is None:
+                region = L.region_in_view(image)
+            return self._use_lazy_prediction(pred, classes, layer, mode, region)
+        old = np.asarray(layer.data)
+        # a model with several object classes: each object is copied as its class's
+        # label (class 1 → 2, class 2 → 3, …)
         new = mask_to_annotation(
             np.asarray(pred.data), None if classes is None else np.asarray(classes.data)
         )
@@ -310,6 +331,84 @@ class AnnotateWidget(DockLifetime, QWidget):
         show_info("prediction copied: paint corrections, then Train")
         return layer
 
+    def _use_lazy_prediction(self, pred, classes, layer, mode: str | None, region=None):
+        """The prediction of a huge image (a lazy layer) copied into its on-disk
+        annotation block by block (within ``region``, ``(y0, y1, x0, x1)``, when given),
+        in the background; returns the worker (``None`` when nothing started). Undo
+        restores a copy of the annotation kept on disk."""
+        from napari.utils.notifications import show_info, show_warning
+
+        from napari_unet.core.regions import create_labels_zarr, is_lazy
+
+        from .._workfolders import WORK_KEY
+        from ._ui import start_worker
+
+        if self.copying:
+            return None
+        if len(layer.data.shape) != 2:
+            show_warning("a huge prediction is copied into a 2D annotation only")
+            return None
+        if L.has_labels(layer.data):
+            if mode is None:
+                mode = self._ask_overwrite(layer.name)
+            if mode not in ("replace", "fill"):
+                return None
+        else:
+            mode = "replace"
+        folder = layer.metadata.get(WORK_KEY)
+        labels = L.layer_array(pred)
+        cls = None if classes is None else L.layer_array(classes)
+        target = layer.data
+
+        def work():
+            from napari_unet.core.regions import copy_labels, prediction_to_annotation
+
+            backup = copied = None
+            if folder and is_lazy(target):
+                backup = create_labels_zarr(
+                    f"{folder}/before-copy.zarr", target.shape, overwrite=True
+                )
+                copy_labels(target, backup)
+            prediction_to_annotation(labels, target, mode, cls, box=region)
+            if folder and is_lazy(target):
+                copied = create_labels_zarr(f"{folder}/copied.zarr", target.shape, overwrite=True)
+                copy_labels(target, copied)
+            return backup, copied
+
+        def done(result) -> None:
+            backup, copied = result
+            if layer not in self.viewer.layers:
+                return
+            if backup is not None:
+                self._backup[layer.name] = backup
+                self.undo_button.setEnabled(True)
+            if copied is not None:
+                layer.metadata[L.COPIED_KEY] = copied
+            if layer.metadata.get("napari_unet_kind") != "annotation":
+                L.style_annotation_layer(layer)
+            layer.refresh()
+            self._ready_brush(layer, self.object_label)
+            self.refresh()
+            where = ""
+            if region is not None:
+                y0, y1, x0, x1 = region
+                where = f" (the part in view: rows {y0}–{y1}, columns {x0}–{x1})"
+            show_info(f"prediction copied{where}: paint corrections, then Train")
+
+        def finished() -> None:
+            self.copying = False
+            self.use_prediction_button.setEnabled(True)
+
+        self.copying = True
+        self.use_prediction_button.setEnabled(False)
+        self.copy_worker = start_worker(
+            work,
+            returned=done,
+            errored=lambda e: notify_error(e, "Use prediction as annotation"),
+            finished=finished,
+        )
+        return self.copy_worker
+
     def _ask_overwrite(self, layer_name: str) -> str | None:
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Question)
@@ -329,10 +428,16 @@ class AnnotateWidget(DockLifetime, QWidget):
 
     def _on_undo(self) -> None:
         """Restore the annotation saved before the last copy."""
+        from napari_unet.core.regions import copy_labels, is_lazy
+
         for name, data in list(self._backup.items()):
             layer = L.find_layer(self.viewer, name, "labels")
             if layer is not None and layer.data.shape == data.shape:
-                layer.data = data
+                if is_lazy(data) and is_lazy(layer.data):
+                    copy_labels(data, layer.data)  # an on-disk annotation, block by block
+                    layer.refresh()
+                else:
+                    layer.data = data
                 layer.metadata.pop(L.COPIED_KEY, None)
         self._backup.clear()
         self.undo_button.setEnabled(False)
@@ -378,6 +483,54 @@ class AnnotateWidget(DockLifetime, QWidget):
             finished=finished,
         )
 
+    def _on_save_annotation(self, path: str | None = None):
+        """Write the chosen image's annotation layer to a ``.zarr`` folder in the
+        background (only its painted chunks are read); returns the worker (``None``
+        when nothing started). Opening the folder in napari gives the annotation back."""
+        from napari.utils.notifications import show_info, show_warning
+
+        from napari_unet.core.regions import is_lazy, save_labels_zarr
+
+        layer = self.annotation_layer(create=False) if self._image_name() else None
+        if layer is None:
+            show_warning("no annotation layer to save: create one and paint first")
+            return None
+        path = (
+            None
+            if self.saving
+            else save_path(
+                self,
+                path,
+                "Save annotation (a .zarr folder)",
+                f"{layer.name}.zarr",
+                "Zarr folders (*.zarr)",
+            )
+        )
+        if path is None:
+            return None
+        # an on-disk annotation is read in the worker; one in memory is copied here,
+        # so painting can go on meanwhile
+        data = layer.data if is_lazy(layer.data) else np.array(layer.data)
+        if data.ndim != 2:
+            show_warning("Save annotation: only 2D annotations; use 'Save training set…'")
+            return None
+        self.saved, self.saving = None, True
+
+        def done(written) -> None:
+            self.saved = [str(written)]
+            show_info(f"annotation saved: {Path(written).name}")
+
+        def finished() -> None:
+            self.saving = False
+
+        return save_in_background(
+            self.save_annotation_button,
+            "Save annotation",
+            lambda: save_labels_zarr(data, path, layer.name),
+            done=done,
+            finished=finished,
+        )
+
     def _on_open_training_set(self, path: str | None = None):
         """Open a training-set folder (images, annotations, model)."""
         if path is None:
@@ -411,7 +564,7 @@ class AnnotateWidget(DockLifetime, QWidget):
     def refresh(self) -> None:
         """Recount the annotated pixels of every pair and show them."""
         pairs = L.training_pairs(self.viewer)
-        counts = [annotated_pixel_counts(p.annotation.data) for p in pairs]
+        counts = [L.annotated_counts(p.annotation.data) for p in pairs]
         self.last_counts = {p.name: c for p, c in zip(pairs, counts)}
         extra = sorted({v for c in counts for v in c if v > 2})
         headers = ["image", "background px", "object px"] + [

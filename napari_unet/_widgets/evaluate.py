@@ -134,6 +134,21 @@ class EvaluateWidget(QWidget):
         self.run_button.setEnabled(False)
         self.counts.setText("evaluating…")
         self.per_class.setText("")
+        if L.is_lazy_layer(pred) or L.is_lazy_layer(true):
+            # a huge (lazy) layer: overlaps counted block by block, never read whole
+            from napari_unet.core.metrics import evaluate_blockwise
+
+            if maps[0] is not None:
+                show_warning("Evaluate: huge layers are scored without per-class figures")
+            self.worker = start_worker(
+                evaluate_blockwise,
+                L.layer_array(pred),
+                L.layer_array(true),
+                returned=self._on_returned,
+                errored=self._on_errored,
+                finished=self._on_finished,
+            )
+            return self.worker
         self.worker = start_worker(
             evaluate_worker,
             np.asarray(pred.data),

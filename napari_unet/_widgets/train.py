@@ -295,13 +295,22 @@ class TrainWidget(JobWidget):
         """Read the widget and the layers into a plain job (GUI thread; copies the
         annotations, so painting can go on while training runs)."""
         from napari_unet.core import TrainingPair, UserInputError
+        from napari_unet.core.regions import is_lazy
 
         pairs, annotations = [], []
         for pair in L.training_pairs(self.viewer):
-            ann = np.array(pair.annotation.data)  # a copy: painting may go on
-            if ann.any():  # an annotation layer not painted yet teaches nothing
-                pairs.append(pair)
-                annotations.append(ann)
+            if is_lazy(pair.annotation.data) and L.is_huge(pair.image):
+                # an on-disk annotation of a huge image: training reads its painted
+                # regions (and only those of the image), never the whole of either
+                ann = pair.annotation.data
+                if not L.has_labels(ann):
+                    continue
+            else:
+                ann = np.array(pair.annotation.data)  # a copy: painting may go on
+                if not ann.any():  # an annotation layer not painted yet teaches nothing
+                    continue
+            pairs.append(pair)
+            annotations.append(ann)
         if not pairs:
             misfits = L.misfit_annotations(self.viewer)
             if misfits:
@@ -335,7 +344,7 @@ class TrainWidget(JobWidget):
         self._preview_target = None
         plane = (
             preview_plane(self.viewer, layer, network.config.input_channels)
-            if layer is not None
+            if layer is not None and not L.is_huge(layer)  # a live preview of all of it: no
             else None
         )
         if plane is not None:

@@ -4,12 +4,13 @@ augmentation (numpy + scipy only; the TensorFlow pipeline lives in training.py).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import UserInputError
-from .normalize import normalize_image
+from .normalize import normalize, normalize_image
 from .targets import (
     WEIGHT_UNIT,
     annotated_pixel_counts,
@@ -24,7 +25,9 @@ class TrainingPair:
     """One image with either a sparse annotation or a dense instance mask.
 
     ``image`` is ``(Y, X)`` or ``(Y, X, C)``; a ``(Z, Y, X)`` stack with a label stack of
-    the same shape is split into planes (planes with no label are skipped).
+    the same shape is split into planes (planes with no label are skipped). Image and
+    labels may be chunked arrays (dask, zarr): a huge 2D image then trains from the
+    regions around its labels, read region by region (:mod:`.regions`), never whole.
     """
 
     image: np.ndarray
@@ -40,6 +43,9 @@ class TrainingPair:
     #: class probabilities ``(Y, X, K)`` of the model before training: confident ones
     #: teach unannotated pixels at a low weight (set by ``UNet.train``)
     pseudo: np.ndarray | None = None
+    #: per-channel ``(low, high)`` values to normalise with instead of this image's own
+    #: percentiles: the regions of one huge image share its scaling (see :mod:`.regions`)
+    intensity: tuple[np.ndarray, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if (self.annotation is None) == (self.mask is None):
@@ -149,9 +155,24 @@ def _channels_last(image: np.ndarray, channels: int, name: str) -> np.ndarray:
     return layout.channels_last(a)
 
 
-def split_planes(pair: TrainingPair, channels: int) -> list[TrainingPair]:
+def sampling_margin(patch_size: int, elastic_sigma: float = 10.0) -> int:
+    """How far beyond a labelled pixel a training patch centred on it may read: half a
+    patch zoomed out by :data:`ZOOM_JITTER`, plus the elastic deformation's reach."""
+    half = math.ceil(patch_size / 2 * math.exp(ZOOM_JITTER))
+    return half + math.ceil(3 * elastic_sigma) + 1
+
+
+def split_planes(
+    pair: TrainingPair, channels: int, margin: int = 0, normalization: dict | None = None
+) -> list[TrainingPair]:
     """Split a pair into 2D pairs with channels-last images ``(Y, X, channels)``,
-    keeping the planes of a stack that carry labels."""
+    keeping the planes of a stack that carry labels. A 2D pair of chunked (lazy) arrays
+    becomes the regions around its labels, ``margin`` pixels wider
+    (:func:`~napari_unet.core.regions.region_pairs`); a stack is read plane by plane."""
+    from .regions import is_lazy, region_pairs
+
+    if (is_lazy(pair.labels) or is_lazy(pair.image)) and len(np.shape(pair.labels)) == 2:
+        return region_pairs(_lazy_labels(pair), channels, margin, normalization)
     layout = pair_layout(pair, channels)
     lab = np.asarray(pair.labels)
     if lab.ndim == 2:
@@ -181,11 +202,31 @@ def split_planes(pair: TrainingPair, channels: int) -> list[TrainingPair]:
     return out
 
 
-def planes_of(pairs: list[TrainingPair], channels: int) -> list[TrainingPair]:
-    """Every pair as 2D planes with channels-last images ``(Y, X, C)``."""
+def _lazy_labels(pair: TrainingPair) -> TrainingPair:
+    """``pair`` with chunked labels: in-memory labels of a lazy image are wrapped (as
+    chunked views, no copy), so the regions are found the same way."""
+    from .regions import is_lazy
+
+    if is_lazy(pair.labels):
+        return pair
+    import dask.array as da
+
+    kw = {pair.kind: da.from_array(np.asarray(pair.labels), chunks=512)}
+    return dataclasses.replace(pair, **kw)
+
+
+def planes_of(
+    pairs: list[TrainingPair],
+    channels: int,
+    margin: int = 0,
+    normalization: dict | None = None,
+) -> list[TrainingPair]:
+    """Every pair as 2D planes with channels-last images ``(Y, X, C)`` (pairs of
+    chunked arrays: the regions around their labels, ``margin`` pixels wider,
+    normalised alike by ``normalization``)."""
     if not pairs:
         raise UserInputError("no training data: add at least one image with labels")
-    return [p for pair in pairs for p in split_planes(pair, channels)]
+    return [p for pair in pairs for p in split_planes(pair, channels, margin, normalization)]
 
 
 def prepare_pairs(
@@ -239,7 +280,10 @@ def prepare_pairs(
         )
         n_bg += counts.get(1, 0)
         n_fg += sum(v for k, v in counts.items() if k >= 2)
-        norm = normalize_image(image, normalization)
+        if p.intensity is not None:
+            norm = normalize(image, *p.intensity)
+        else:
+            norm = normalize_image(image, normalization)
         summary = {
             "name": p.name,
             "kind": p.kind,

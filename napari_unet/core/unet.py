@@ -296,7 +296,7 @@ class UNet:
         -------
         TrainResult
         """
-        from .data import planes_of, prepare_pairs
+        from .data import planes_of, prepare_pairs, sampling_margin
         from .targets import annotation_object_classes
         from .training import fit
 
@@ -309,7 +309,13 @@ class UNet:
                 f"for a depth-{self.config.depth} network"
             )
         pretrained = self.pretrained
-        planes = planes_of(list(pairs), self.input_channels)
+        # pairs of chunked (dask, zarr) arrays: the regions around their labels
+        planes = planes_of(
+            list(pairs),
+            self.input_channels,
+            margin=sampling_margin(cfg.patch_size),
+            normalization=dict(self.normalization),
+        )
         # annotation labels 3, 4, … are further object classes: a network with fewer
         # gets an output per class (a trained one keeps what it knows, see widen)
         needed, where = 1, ""
@@ -367,7 +373,7 @@ class UNet:
         search = None
         if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
             # the trained network's view of its training planes, computed once
-            after = [self._plane_scores(p.image, 1.0) for p in planes]
+            after = [self._plane_scores(p.image, 1.0, intensity=p.intensity) for p in planes]
             if cfg.tune_postprocessing:
                 search = self._tune_postprocessing(planes, after)
             self._calibrate_diameter(after, planes, [d for d in diameters if d])
@@ -400,7 +406,7 @@ class UNet:
         pixels — only where it already agrees with the person on the painted pixels
         (balanced accuracy ≥ 0.8): a model that cannot see these objects at all would
         otherwise teach "background" everywhere against the corrections."""
-        scores = self._plane_scores(plane.image, 1.0)
+        scores = self._plane_scores(plane.image, 1.0, intensity=plane.intensity)
         ann = np.asarray(plane.annotation)
         fg_pred = scores[..., 0] < 0.5
         hits = []
@@ -437,7 +443,9 @@ class UNet:
             if model_d and cfg.rescale:
                 if d is None and p.kind == "annotation":
                     factor, _ = self._estimate_scale(
-                        self._scorer(p.image), p.image.shape, self.postprocessing.threshold
+                        self._scorer(p.image, intensity=p.intensity),
+                        p.image.shape,
+                        self.postprocessing.threshold,
                     )
                 elif d:
                     factor = clip_scale(model_d / d)
@@ -516,12 +524,19 @@ class UNet:
         return found.to_dict()
 
     # ------------------------------------------------------------------ prediction
-    def _plane_scores(self, plane, factor: float, tile_size=None, context=None, report=None):
-        """Class probabilities of one channels-last plane resized by ``factor``."""
+    def _plane_scores(
+        self, plane, factor: float, tile_size=None, context=None, report=None, intensity=None
+    ):
+        """Class probabilities of one channels-last plane resized by ``factor``
+        (normalised by ``intensity``, ``(low, high)``, when given; else by its own
+        percentiles)."""
         from .predict import predict_probabilities
         from .size import rescale_image
 
-        lo, hi = percentiles(plane, *percentile_range(self.normalization))
+        if intensity is not None:
+            lo, hi = intensity
+        else:
+            lo, hi = percentiles(plane, *percentile_range(self.normalization))
         region = rescale_image(plane, factor)
         plan = self._plan(region.shape[0], region.shape[1], tile_size, context)
         return predict_probabilities(
@@ -534,7 +549,7 @@ class UNet:
             report,
         )
 
-    def _scorer(self, plane, tile_size=None, context=None):
+    def _scorer(self, plane, tile_size=None, context=None, intensity=None):
         """``scores(factor, crop=None, report=None)`` for one plane: class probabilities
         of the plane (or a crop of it) resized by ``factor``. The last whole-plane pass
         is kept, so the prediction at the scale an estimate chose reuses its last look."""
@@ -548,7 +563,7 @@ class UNet:
             if whole and last.get("factor") == factor:
                 return last["scores"]
             region = plane if whole else plane[crop]
-            s = self._plane_scores(region, factor, tile_size, context, report)
+            s = self._plane_scores(region, factor, tile_size, context, report, intensity)
             if whole:
                 last.update(factor=factor, scores=s)
             return s
