@@ -24,6 +24,7 @@ On a CPU without bfloat16 matrix units the script says so; the comparison still 
 
     python benchmarks/precision.py                  # speed + agreement
     python benchmarks/precision.py --parity         # + accuracy parity (minutes)
+    python benchmarks/precision.py --only-train     # training figures only
 """
 
 from __future__ import annotations
@@ -238,6 +239,11 @@ def main() -> None:
     ap.add_argument("--predict-size", type=int, default=2048)
     ap.add_argument("--parity", action="store_true", help="also the accuracy parity runs")
     ap.add_argument("--only-parity", action="store_true", help="only the accuracy parity runs")
+    ap.add_argument(
+        "--only-train",
+        action="store_true",
+        help="only the training figures (no prediction, no agreement)",
+    )
     ap.add_argument("--epochs", type=int, default=6, help="epochs (of 20 steps) per parity run")
     ap.add_argument(
         "--precision",
@@ -324,7 +330,8 @@ def main() -> None:
         nets[p] = UNet.default()  # predicts (never trained here)
         learners[p] = UNet.default()  # trains
         trainers[p] = _Trainer(nets[p].config, compute_dtype_policy())
-        nets[p].predict(image)  # trace
+        if not args.only_train:
+            nets[p].predict(image)  # trace
     train, bare, produce, pred = ({p: [] for p in precisions} for _ in range(4))
     for r in range(args.rounds):
         for p in precisions:
@@ -333,14 +340,20 @@ def main() -> None:
             train[p].append(rate)
             produce[p].append(prod)
             bare[p].append(bare_step_rate(trainers[p], xb, yb, args.steps))
-            pred[p].append(args.predict_size**2 / predict_seconds(nets[p], big) / 1e6)
+            if args.only_train:
+                pred[p].append(float("nan"))
+            else:
+                pred[p].append(args.predict_size**2 / predict_seconds(nets[p], big) / 1e6)
         print(
             f"round {r + 1}: "
             + "; ".join(
                 f"{p}: train {train[p][-1]:.2f} steps/s (bare step {bare[p][-1]:.2f}), "
                 f"predict {pred[p][-1]:.3f} Mpx/s"
                 for p in precisions
-            ),
+            )
+            + f"; bfloat16/float32 train {train[chosen][-1] / train['float32'][-1]:.2f}×, "
+            f"bare {bare[chosen][-1] / bare['float32'][-1]:.2f}×; "
+            f"load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     # ceilings again, after: the best of both measurements
@@ -401,6 +414,23 @@ def main() -> None:
     print()
     print(markdown_table(header, rows))
 
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    result = {
+        "machine": info,
+        "patch": args.patch,
+        "batch": args.batch,
+        "rounds": {"train": train, "bare": bare, "predict": pred, "produce": produce},
+        "median": med,
+        "conv_ceiling_gflops": {p: v / 1e9 for p, v in ceiling.items()},
+        "load_average": os.getloadavg(),
+    }
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.only_train:
+        os.environ.pop("NAPARI_UNET_PRECISION", None)
+        (out / "precision_train.json").write_text(json.dumps(result, indent=1))
+        return
+
     # 5. agreement
     using("float32")
     tests = {"sample 512²": image}
@@ -441,20 +471,10 @@ def main() -> None:
             ],
         )
     )
-    result = {
-        "machine": info,
-        "patch": args.patch,
-        "batch": args.batch,
-        "rounds": {"train": train, "bare": bare, "predict": pred, "produce": produce},
-        "median": med,
-        "conv_ceiling_gflops": {p: v / 1e9 for p, v in ceiling.items()},
-        "agreement": agree,
-    }
+    result["agreement"] = agree
     if args.parity:
         result["parity"] = parity(chosen, epochs=args.epochs)
     os.environ.pop("NAPARI_UNET_PRECISION", None)
-    out = ROOT / "benchmarks" / "out"
-    out.mkdir(parents=True, exist_ok=True)
     (out / "precision.json").write_text(json.dumps(result, indent=1))
 
 

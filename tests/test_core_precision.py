@@ -170,3 +170,49 @@ def test_bfloat16_prediction_agrees_with_float32(monkeypatch, sample_image):
     assert np.quantile(diff, 0.999) <= 1e-2
     assert diff.max() <= 3e-2
     assert (a.labels == b.labels).mean() >= 0.999
+
+
+def test_the_fused_adam_updates_like_keras_adam():
+    """One ``ResourceApplyAdam`` per variable: the same weights and optimizer state as
+    Keras' own Adam after a few compiled steps (and the Keras path for AMSGrad)."""
+    from napari_unet.core import import_tensorflow
+
+    tf = import_tensorflow()
+    import keras
+
+    from napari_unet.core.fused import FusedAdam
+    from napari_unet.core.model import build_unet, initialise_weights
+
+    cfg = UNetConfig(depth=1, base_filters=4)
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 16, 16, 1), dtype=np.float32)
+    y = rng.random((2, 16, 16, cfg.n_outputs), dtype=np.float32)
+    runs = {}
+    for name, opt in (
+        ("keras", keras.optimizers.Adam(3e-3)),
+        ("fused", FusedAdam(3e-3)),
+        ("amsgrad", FusedAdam(3e-3, amsgrad=True)),
+        ("keras-amsgrad", keras.optimizers.Adam(3e-3, amsgrad=True)),
+    ):
+        model = build_unet(cfg, dtype_policy="float32", fused=True)
+        initialise_weights(model, 5)
+        start = model.get_weights()
+        opt.build(model.trainable_variables)
+
+        @tf.function(autograph=False)
+        def step(x, y, model=model, opt=opt):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        for _ in range(4):
+            step(x, y)
+        assert max(np.abs(u - v).max() for u, v in zip(start, model.get_weights())) > 1e-3
+        runs[name] = (model.get_weights(), [v.numpy() for v in opt.variables])
+    for a, b in (("keras", "fused"), ("keras-amsgrad", "amsgrad")):
+        wa, sa = runs[a]
+        wb, sb = runs[b]
+        for u, v in zip(wa + sa, wb + sb, strict=True):
+            np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)

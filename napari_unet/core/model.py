@@ -102,6 +102,7 @@ def build_unet(
     name: str = "unet",
     dtype_policy: str | None = None,
     fused: bool = False,
+    first_level_float32: bool = True,
 ):
     """Build the Keras U-Net for ``config`` (input shape ``(None, None, channels)``).
 
@@ -139,7 +140,7 @@ def build_unet(
     # bfloat16 keeps 8 significant bits: the image would lose its fine grey levels, and
     # rounding the first level's kernels moves the probabilities most (up to 0.06 on the
     # bundled model), so the first level (about 5 % of the work) computes in float32
-    first = "float32" if policy == "mixed_bfloat16" else policy
+    first = "float32" if policy == "mixed_bfloat16" and first_level_float32 else policy
 
     def conv_block(x, filters: int, prefix: str):
         for i in (1, 2):
