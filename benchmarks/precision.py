@@ -125,12 +125,15 @@ def train_rate(net, image, mask, steps: int, patch: int, batch: int) -> tuple[fl
     return (len(second) - 1) / (second[-1] - second[0]), float(np.median(produce))
 
 
-def bare_step_rate(trainer, x, y, steps: int) -> float:
+def bare_step_rate(trainer, x, y, steps: int) -> tuple[float, float]:
+    """Steps/s of the compiled step on fixed arrays, and the process CPU seconds per
+    step (all threads): on a shared machine the CPU time scatters far less than the
+    wall-clock time, which waits for the other jobs."""
     trainer.step(x, y).numpy()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     for _ in range(steps):
         trainer.step(x, y).numpy()
-    return steps / (time.perf_counter() - t0)
+    return steps / (time.perf_counter() - t0), (time.process_time() - c0) / steps
 
 
 # ------------------------------------------------------------------ 3. prediction
@@ -332,14 +335,16 @@ def main() -> None:
         trainers[p] = _Trainer(nets[p].config, compute_dtype_policy())
         if not args.only_train:
             nets[p].predict(image)  # trace
-    train, bare, produce, pred = ({p: [] for p in precisions} for _ in range(4))
+    train, bare, bare_cpu, produce, pred = ({p: [] for p in precisions} for _ in range(5))
     for r in range(args.rounds):
         for p in precisions:
             using(p)
             rate, prod = train_rate(learners[p], image, mask, args.steps, args.patch, args.batch)
             train[p].append(rate)
             produce[p].append(prod)
-            bare[p].append(bare_step_rate(trainers[p], xb, yb, args.steps))
+            rate, cpu = bare_step_rate(trainers[p], xb, yb, args.steps)
+            bare[p].append(rate)
+            bare_cpu[p].append(cpu)
             if args.only_train:
                 pred[p].append(float("nan"))
             else:
@@ -352,7 +357,8 @@ def main() -> None:
                 for p in precisions
             )
             + f"; bfloat16/float32 train {train[chosen][-1] / train['float32'][-1]:.2f}×, "
-            f"bare {bare[chosen][-1] / bare['float32'][-1]:.2f}×; "
+            f"bare {bare[chosen][-1] / bare['float32'][-1]:.2f}×, "
+            f"bare CPU time {bare_cpu['float32'][-1] / bare_cpu[chosen][-1]:.2f}×; "
             f"load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
@@ -365,7 +371,13 @@ def main() -> None:
 
     med = {
         k: {p: float(np.median(v[p])) for p in precisions}
-        for k, v in (("train", train), ("bare", bare), ("predict", pred), ("produce", produce))
+        for k, v in (
+            ("train", train),
+            ("bare", bare),
+            ("bare_cpu", bare_cpu),
+            ("predict", pred),
+            ("produce", produce),
+        )
     }
     rows = []
     for p in precisions:
@@ -376,6 +388,7 @@ def main() -> None:
                 p,
                 f"{med['train'][p]:.2f}",
                 f"{med['bare'][p]:.2f}",
+                f"{med['bare_cpu'][p] * 1e3:.0f} ms",
                 f"{med['produce'][p] * 1e3:.0f} ms",
                 f"{tg:.0f}",
                 f"{100 * tg / ceiling[chosen] * 1e9:.0f} %",
@@ -390,6 +403,7 @@ def main() -> None:
             f"**{chosen} / float32**",
             f"**{med['train'][chosen] / med['train']['float32']:.2f}×**",
             f"{med['bare'][chosen] / med['bare']['float32']:.2f}×",
+            f"{med['bare_cpu']['float32'] / med['bare_cpu'][chosen]:.2f}×",
             "",
             "",
             "",
@@ -403,6 +417,7 @@ def main() -> None:
         "precision",
         "UNet.train steps/s",
         "bare step/s",
+        "bare step CPU time",
         "batch making (CPU)",
         "train GFLOP/s",
         f"share of {chosen} conv ceiling",
@@ -419,7 +434,13 @@ def main() -> None:
         "machine": info,
         "patch": args.patch,
         "batch": args.batch,
-        "rounds": {"train": train, "bare": bare, "predict": pred, "produce": produce},
+        "rounds": {
+            "train": train,
+            "bare": bare,
+            "bare_cpu": bare_cpu,
+            "predict": pred,
+            "produce": produce,
+        },
         "median": med,
         "conv_ceiling_gflops": {p: v / 1e9 for p, v in ceiling.items()},
         "load_average": os.getloadavg(),

@@ -102,7 +102,6 @@ def build_unet(
     name: str = "unet",
     dtype_policy: str | None = None,
     fused: bool = False,
-    first_level_float32: bool = True,
 ):
     """Build the Keras U-Net for ``config`` (input shape ``(None, None, channels)``).
 
@@ -140,7 +139,7 @@ def build_unet(
     # bfloat16 keeps 8 significant bits: the image would lose its fine grey levels, and
     # rounding the first level's kernels moves the probabilities most (up to 0.06 on the
     # bundled model), so the first level (about 5 % of the work) computes in float32
-    first = "float32" if policy == "mixed_bfloat16" and first_level_float32 else policy
+    first = "float32" if policy == "mixed_bfloat16" else policy
 
     def conv_block(x, filters: int, prefix: str):
         for i in (1, 2):
@@ -169,7 +168,9 @@ def build_unet(
     for level in range(config.depth):
         x = conv_block(x, config.base_filters * 2**level, f"down{level}")
         skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"pool{level}", dtype=policy)(x)
+        # the first level's pooling in its own dtype: a quarter of the pixels to cast to
+        # the next level's (max commutes with rounding: the same values either way)
+        x = layers.MaxPooling2D(2, name=f"pool{level}", dtype=first if level == 0 else policy)(x)
     x = conv_block(x, config.base_filters * 2**config.depth, "bottleneck")
     if config.dropout > 0:
         x = layers.Dropout(config.dropout, name="bottleneck_dropout", dtype=policy)(x)
