@@ -87,7 +87,7 @@ def test_the_fused_network_computes_what_the_plain_one_does(padding):
     size = 64 if padding == "same" else 92
     plain, fused = _twins(cfg)
     types = {type(layer).__name__ for layer in fused.layers}
-    assert {"FusedBatchNormalization", "UpConvolution", "FoldingConv2D"} <= types
+    assert {"FusedBatchNormalization", "UpConvolution", "FoldingConv2D", "ScoresConv2D"} <= types
     rng = np.random.default_rng(0)
     x = rng.random((2, size, size, 1), dtype=np.float32)
     # make the moving statistics non-trivial, identically in both
@@ -216,3 +216,28 @@ def test_the_fused_adam_updates_like_keras_adam():
         wb, sb = runs[b]
         for u, v in zip(wa + sa, wb + sb, strict=True):
             np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("channels", [3, 5])
+def test_the_elementwise_softmax_is_tensorflows_softmax(channels):
+    """Forward and gradient of :func:`channel_softmax` equal ``tf.nn.softmax``'s, also
+    for large logits (shifted by the maximum: no overflow)."""
+    from napari_unet.core import import_tensorflow
+
+    tf = import_tensorflow()
+    from napari_unet.core.fused import channel_softmax
+
+    rng = np.random.default_rng(4)
+    z = tf.constant(rng.normal(0, 4, (2, 9, 7, channels)).astype(np.float32))
+    z = tf.concat([z[:1], z[1:] + 200.0], axis=0)
+    w = tf.constant(rng.random((2, 9, 7, channels)).astype(np.float32))
+    out = {}
+    for name, fn in (("tf", tf.nn.softmax), ("elementwise", channel_softmax)):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            p = fn(z)
+            loss = tf.reduce_sum(w * tf.math.log(p + 1e-7))
+        out[name] = (p.numpy(), tape.gradient(loss, z).numpy())
+    assert np.isfinite(out["elementwise"][0]).all()
+    np.testing.assert_allclose(out["tf"][0], out["elementwise"][0], atol=1e-6)
+    np.testing.assert_allclose(out["tf"][1], out["elementwise"][1], rtol=1e-4, atol=1e-5)

@@ -218,3 +218,40 @@ class FusedAdam(keras.optimizers.Adam):
                 use_locking=False,
                 **scalars,
             )
+
+
+#: Up to this many classes the softmax is computed elementwise (:class:`ScoresConv2D`).
+ELEMENTWISE_SOFTMAX_MAX_CHANNELS = 8
+
+
+def channel_softmax(z):
+    """Softmax over the last axis of ``z`` for a few channels, in elementwise operations:
+    ``exp(z_k − max_j z_j) / Σ_j exp(z_j − max_j z_j)``, as ``tf.nn.softmax`` computes
+    it. oneDNN's softmax over an axis of 3 takes one slow pass per pixel (single
+    threaded: ~15 ms of a training step, more than a convolution layer); this is a
+    handful of vectorised kernels, forward and gradient."""
+    parts = tf.unstack(z, axis=-1)
+    top = parts[0]
+    for p in parts[1:]:
+        top = tf.maximum(top, p)
+    e = [tf.exp(p - top) for p in parts]
+    total = tf.add_n(e)
+    return tf.stack([p / total for p in e], axis=-1)
+
+
+class ScoresConv2D(keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` whose softmax over a few output channels (the U-Net's
+    scores) is :func:`channel_softmax`; same variables, configuration and results (to
+    float rounding). Other activations, more channels or channels-first use Keras."""
+
+    def call(self, inputs):
+        if (
+            self.activation is not keras.activations.softmax
+            or self.data_format != "channels_last"
+            or not 2 <= self.filters <= ELEMENTWISE_SOFTMAX_MAX_CHANNELS
+        ):
+            return super().call(inputs)
+        z = self.convolution_op(inputs, self.kernel)
+        if self.use_bias:
+            z = tf.nn.bias_add(z, self.bias)
+        return channel_softmax(z)
