@@ -7,8 +7,9 @@ rounds (drift on a busy machine hits both alike):
    convolution of the default network (training batch, and prediction tiles), float32
    and bfloat16;
 2. training: steps/s of ``UNet.train`` (the whole loop: patch sampling, augmentation,
-   loss, callbacks) on the sample image, and of the bare compiled step on fixed arrays;
-   the time the batch producer needs per batch;
+   loss, callbacks) on the sample image, and of the bare compiled step on fixed arrays
+   (with its process CPU time per step, which a shared machine disturbs far less than
+   the wall clock); the time the batch producer needs per batch;
 3. prediction: Mpx/s of ``UNet.predict`` on a 2048² mosaic of the sample;
 4. GFLOP/s each reaches (convolutions only: 3× the forward FLOPs for a training step)
    and its share of the bfloat16 ceiling of step 1;
