@@ -7,8 +7,9 @@ rounds (drift on a busy machine hits both alike):
    convolution of the default network (training batch, and prediction tiles), float32
    and bfloat16;
 2. training: steps/s of ``UNet.train`` (the whole loop: patch sampling, augmentation,
-   loss, callbacks) on the sample image, and of the bare compiled step on fixed arrays;
-   the time the batch producer needs per batch;
+   loss, callbacks) on the sample image, and of the bare compiled step on fixed arrays
+   (with its process CPU time per step, which a shared machine disturbs far less than
+   the wall clock); the time the batch producer needs per batch;
 3. prediction: Mpx/s of ``UNet.predict`` on a 2048² mosaic of the sample;
 4. GFLOP/s each reaches (convolutions only: 3× the forward FLOPs for a training step)
    and its share of the bfloat16 ceiling of step 1;
@@ -24,6 +25,7 @@ On a CPU without bfloat16 matrix units the script says so; the comparison still 
 
     python benchmarks/precision.py                  # speed + agreement
     python benchmarks/precision.py --parity         # + accuracy parity (minutes)
+    python benchmarks/precision.py --only-train     # training figures only
 """
 
 from __future__ import annotations
@@ -124,12 +126,15 @@ def train_rate(net, image, mask, steps: int, patch: int, batch: int) -> tuple[fl
     return (len(second) - 1) / (second[-1] - second[0]), float(np.median(produce))
 
 
-def bare_step_rate(trainer, x, y, steps: int) -> float:
+def bare_step_rate(trainer, x, y, steps: int) -> tuple[float, float]:
+    """Steps/s of the compiled step on fixed arrays, and the process CPU seconds per
+    step (all threads): on a shared machine the CPU time scatters far less than the
+    wall-clock time, which waits for the other jobs."""
     trainer.step(x, y).numpy()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     for _ in range(steps):
         trainer.step(x, y).numpy()
-    return steps / (time.perf_counter() - t0)
+    return steps / (time.perf_counter() - t0), (time.process_time() - c0) / steps
 
 
 # ------------------------------------------------------------------ 3. prediction
@@ -302,6 +307,11 @@ def main() -> None:
         action="store_true",
         help="only the fine-tuning parity runs (bundled model, 4 seeds per precision)",
     )
+    ap.add_argument(
+        "--only-train",
+        action="store_true",
+        help="only the training figures (no prediction, no agreement)",
+    )
     ap.add_argument("--epochs", type=int, default=6, help="epochs (of 20 steps) per parity run")
     ap.add_argument(
         "--precision",
@@ -394,23 +404,33 @@ def main() -> None:
         nets[p] = UNet.default()  # predicts (never trained here)
         learners[p] = UNet.default()  # trains
         trainers[p] = _Trainer(nets[p].config, compute_dtype_policy())
-        nets[p].predict(image)  # trace
-    train, bare, produce, pred = ({p: [] for p in precisions} for _ in range(4))
+        if not args.only_train:
+            nets[p].predict(image)  # trace
+    train, bare, bare_cpu, produce, pred = ({p: [] for p in precisions} for _ in range(5))
     for r in range(args.rounds):
         for p in precisions:
             using(p)
             rate, prod = train_rate(learners[p], image, mask, args.steps, args.patch, args.batch)
             train[p].append(rate)
             produce[p].append(prod)
-            bare[p].append(bare_step_rate(trainers[p], xb, yb, args.steps))
-            pred[p].append(args.predict_size**2 / predict_seconds(nets[p], big) / 1e6)
+            rate, cpu = bare_step_rate(trainers[p], xb, yb, args.steps)
+            bare[p].append(rate)
+            bare_cpu[p].append(cpu)
+            if args.only_train:
+                pred[p].append(float("nan"))
+            else:
+                pred[p].append(args.predict_size**2 / predict_seconds(nets[p], big) / 1e6)
         print(
             f"round {r + 1}: "
             + "; ".join(
                 f"{p}: train {train[p][-1]:.2f} steps/s (bare step {bare[p][-1]:.2f}), "
                 f"predict {pred[p][-1]:.3f} Mpx/s"
                 for p in precisions
-            ),
+            )
+            + f"; bfloat16/float32 train {train[chosen][-1] / train['float32'][-1]:.2f}×, "
+            f"bare {bare[chosen][-1] / bare['float32'][-1]:.2f}×, "
+            f"bare CPU time {bare_cpu['float32'][-1] / bare_cpu[chosen][-1]:.2f}×; "
+            f"load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     # ceilings again, after: the best of both measurements
@@ -422,7 +442,13 @@ def main() -> None:
 
     med = {
         k: {p: float(np.median(v[p])) for p in precisions}
-        for k, v in (("train", train), ("bare", bare), ("predict", pred), ("produce", produce))
+        for k, v in (
+            ("train", train),
+            ("bare", bare),
+            ("bare_cpu", bare_cpu),
+            ("predict", pred),
+            ("produce", produce),
+        )
     }
     rows = []
     for p in precisions:
@@ -433,6 +459,7 @@ def main() -> None:
                 p,
                 f"{med['train'][p]:.2f}",
                 f"{med['bare'][p]:.2f}",
+                f"{med['bare_cpu'][p] * 1e3:.0f} ms",
                 f"{med['produce'][p] * 1e3:.0f} ms",
                 f"{tg:.0f}",
                 f"{100 * tg / ceiling[chosen] * 1e9:.0f} %",
@@ -447,6 +474,7 @@ def main() -> None:
             f"**{chosen} / float32**",
             f"**{med['train'][chosen] / med['train']['float32']:.2f}×**",
             f"{med['bare'][chosen] / med['bare']['float32']:.2f}×",
+            f"{med['bare_cpu']['float32'] / med['bare_cpu'][chosen]:.2f}×",
             "",
             "",
             "",
@@ -460,6 +488,7 @@ def main() -> None:
         "precision",
         "UNet.train steps/s",
         "bare step/s",
+        "bare step CPU time",
         "batch making (CPU)",
         "train GFLOP/s",
         f"share of {chosen} conv ceiling",
@@ -470,6 +499,29 @@ def main() -> None:
     ]
     print()
     print(markdown_table(header, rows))
+
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    result = {
+        "machine": info,
+        "patch": args.patch,
+        "batch": args.batch,
+        "rounds": {
+            "train": train,
+            "bare": bare,
+            "bare_cpu": bare_cpu,
+            "predict": pred,
+            "produce": produce,
+        },
+        "median": med,
+        "conv_ceiling_gflops": {p: v / 1e9 for p, v in ceiling.items()},
+        "load_average": os.getloadavg(),
+    }
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.only_train:
+        os.environ.pop("NAPARI_UNET_PRECISION", None)
+        (out / "precision_train.json").write_text(json.dumps(result, indent=1))
+        return
 
     # 5. agreement
     using("float32")
@@ -511,20 +563,10 @@ def main() -> None:
             ],
         )
     )
-    result = {
-        "machine": info,
-        "patch": args.patch,
-        "batch": args.batch,
-        "rounds": {"train": train, "bare": bare, "predict": pred, "produce": produce},
-        "median": med,
-        "conv_ceiling_gflops": {p: v / 1e9 for p, v in ceiling.items()},
-        "agreement": agree,
-    }
+    result["agreement"] = agree
     if args.parity:
         result["parity"] = parity(chosen, epochs=args.epochs)
     os.environ.pop("NAPARI_UNET_PRECISION", None)
-    out = ROOT / "benchmarks" / "out"
-    out.mkdir(parents=True, exist_ok=True)
     (out / "precision.json").write_text(json.dumps(result, indent=1))
 
 

@@ -87,7 +87,7 @@ def test_the_fused_network_computes_what_the_plain_one_does(padding):
     size = 64 if padding == "same" else 92
     plain, fused = _twins(cfg)
     types = {type(layer).__name__ for layer in fused.layers}
-    assert {"FusedBatchNormalization", "UpConvolution", "FoldingConv2D"} <= types
+    assert {"FusedBatchNormalization", "UpConvolution", "FoldingConv2D", "ScoresConv2D"} <= types
     rng = np.random.default_rng(0)
     x = rng.random((2, size, size, 1), dtype=np.float32)
     # make the moving statistics non-trivial, identically in both
@@ -170,3 +170,74 @@ def test_bfloat16_prediction_agrees_with_float32(monkeypatch, sample_image):
     assert np.quantile(diff, 0.999) <= 1e-2
     assert diff.max() <= 3e-2
     assert (a.labels == b.labels).mean() >= 0.999
+
+
+def test_the_fused_adam_updates_like_keras_adam():
+    """One ``ResourceApplyAdam`` per variable: the same weights and optimizer state as
+    Keras' own Adam after a few compiled steps (and the Keras path for AMSGrad)."""
+    from napari_unet.core import import_tensorflow
+
+    tf = import_tensorflow()
+    import keras
+
+    from napari_unet.core.fused import FusedAdam
+    from napari_unet.core.model import build_unet, initialise_weights
+
+    cfg = UNetConfig(depth=1, base_filters=4)
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 16, 16, 1), dtype=np.float32)
+    y = rng.random((2, 16, 16, cfg.n_outputs), dtype=np.float32)
+    runs = {}
+    for name, opt in (
+        ("keras", keras.optimizers.Adam(3e-3)),
+        ("fused", FusedAdam(3e-3)),
+        ("amsgrad", FusedAdam(3e-3, amsgrad=True)),
+        ("keras-amsgrad", keras.optimizers.Adam(3e-3, amsgrad=True)),
+    ):
+        model = build_unet(cfg, dtype_policy="float32", fused=True)
+        initialise_weights(model, 5)
+        start = model.get_weights()
+        opt.build(model.trainable_variables)
+
+        @tf.function(autograph=False)
+        def step(x, y, model=model, opt=opt):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        for _ in range(4):
+            step(x, y)
+        assert max(np.abs(u - v).max() for u, v in zip(start, model.get_weights())) > 1e-3
+        runs[name] = (model.get_weights(), [v.numpy() for v in opt.variables])
+    for a, b in (("keras", "fused"), ("keras-amsgrad", "amsgrad")):
+        wa, sa = runs[a]
+        wb, sb = runs[b]
+        for u, v in zip(wa + sa, wb + sb, strict=True):
+            np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("channels", [3, 5])
+def test_the_elementwise_softmax_is_tensorflows_softmax(channels):
+    """Forward and gradient of :func:`channel_softmax` equal ``tf.nn.softmax``'s, also
+    for large logits (shifted by the maximum: no overflow)."""
+    from napari_unet.core import import_tensorflow
+
+    tf = import_tensorflow()
+    from napari_unet.core.fused import channel_softmax
+
+    rng = np.random.default_rng(4)
+    z = tf.constant(rng.normal(0, 4, (2, 9, 7, channels)).astype(np.float32))
+    z = tf.concat([z[:1], z[1:] + 200.0], axis=0)
+    w = tf.constant(rng.random((2, 9, 7, channels)).astype(np.float32))
+    out = {}
+    for name, fn in (("tf", tf.nn.softmax), ("elementwise", channel_softmax)):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            p = fn(z)
+            loss = tf.reduce_sum(w * tf.math.log(p + 1e-7))
+        out[name] = (p.numpy(), tape.gradient(loss, z).numpy())
+    assert np.isfinite(out["elementwise"][0]).all()
+    np.testing.assert_allclose(out["tf"][0], out["elementwise"][0], atol=1e-6)
+    np.testing.assert_allclose(out["tf"][1], out["elementwise"][1], rtol=1e-4, atol=1e-5)

@@ -151,6 +151,33 @@ def test_patch_sampler_prefers_annotated_pixels_and_keeps_alignment():
     assert xs[..., 0][labelled & fg].mean() > xs[..., 0][labelled & ~fg].mean() + 0.3
 
 
+def test_warped_patches_gather_the_target_like_a_copied_window():
+    """The sampler reads a warped patch's target straight from the in-memory target
+    (mirrored at the borders); a target it cannot index that way (here: a read-only
+    memory map stand-in, a non-ndarray) goes through the copied window: same batches."""
+    img, mask = make_blobs(96, 10, seed=4)
+    prep = prepare_pairs([TrainingPair(img, mask=mask)], 1, 1, {"low": 1, "high": 99.8})
+
+    class Plain:  # array-like, not an ndarray: read through read_region
+        def __init__(self, a):
+            self.a, self.shape, self.ndim = a, a.shape, a.ndim
+
+        def __getitem__(self, key):
+            return self.a[key]
+
+        def max(self, axis=None):
+            return self.a.max(axis=axis)
+
+    batches = []
+    for target in (prep[0].target, Plain(prep[0].target)):
+        # 64-px patches on a 96-px image: the elastic margins cross the borders
+        sampler = PatchSampler([prep[0].image], [target], 64, seed=3)
+        batches.append([sampler.batch(6) for _ in range(4)])
+    for (xa, ya), (xb, yb) in zip(*batches, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
 def test_validation_split_holds_out_blocks_without_leaking():
     img, mask = make_blobs(256, 30, seed=10)
     prep = prepare_pairs([TrainingPair(img, mask=mask)], 1, 1, {"low": 1, "high": 99.8})

@@ -458,11 +458,29 @@ class PatchSampler:
         g = groups[int(self.rng.integers(len(groups)))]
         return int(g[self.rng.integers(len(g))])
 
-    def _window(self, i: int, cy: int, cx: int, margin: int):
+    class _TargetWindow:
+        """A window of an in-memory target, mirrored at its borders like
+        :func:`read_region`, indexed (``window[rows, cols]``) without copying it first:
+        a warped patch takes one pixel in several of the window's."""
+
+        def __init__(self, target: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
+            self.target = target
+            self.rows = reflect_indices(y0, y1, target.shape[0])
+            self.cols = reflect_indices(x0, x1, target.shape[1])
+
+        def __getitem__(self, key):
+            ry, rx = key
+            return self.target[self.rows[ry], self.cols[rx]]
+
+    def _window(self, i: int, cy: int, cx: int, margin: int, gather: bool = False):
+        """The image window and the target window (a :class:`_TargetWindow` with
+        ``gather``, where the target is an in-memory array)."""
         half = self.p // 2
         y0, x0 = cy - half - margin, cx - half - margin
         size = self.p + 2 * margin
         img = read_region(self.images[i], y0, y0 + size, x0, x0 + size)
+        if gather and isinstance(self.targets[i], np.ndarray):
+            return img, self._TargetWindow(self.targets[i], y0, y0 + size, x0, x0 + size)
         tgt = read_region(self.targets[i], y0, y0 + size, x0, x0 + size)
         return img, tgt
 
@@ -483,7 +501,7 @@ class PatchSampler:
         if elastic or zoom != 1.0:
             margin = int(np.ceil(3 * self.sigma)) * elastic
             margin += int(np.ceil(max(0.0, self.p / zoom - self.p) / 2)) + 1
-            img, tgt = self._window(i, cy, cx, margin)
+            img, tgt = self._window(i, cy, cx, margin, gather=True)
             img, tgt = self._warp(img, tgt, margin, zoom, elastic)
         else:
             img, tgt = self._window(i, cy, cx, 0)

@@ -174,3 +174,84 @@ class FoldingConv2D(keras.layers.Conv2D):
             dilations=list(self.dilation_rate),
         )
         return tf.nn.bias_add(x, tf.cast(bias, self.compute_dtype))
+
+
+class FusedAdam(keras.optimizers.Adam):
+    """``keras.optimizers.Adam`` whose update is one TensorFlow kernel per variable.
+
+    Keras writes Adam's update as about fifteen small operations per variable (power,
+    sqrt, subtract, multiply, assign…); for the ~60 variables of a U-Net that is a
+    thousand kernel launches per training step, a fixed cost that weighs more the
+    faster the network computes (bfloat16). ``ResourceApplyAdam`` does the same
+    arithmetic (``m += (g − m)(1 − β₁)``, ``v += (g² − v)(1 − β₂)``,
+    ``θ −= m·α / (√v + ε)`` with ``α = lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ)``) in one kernel,
+    and the step's scalars are computed once. Same variables, same state, same
+    configuration: AMSGrad, a distribution strategy and variables that are not
+    float32 take Keras' own update.
+    """
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if self.amsgrad or tf.distribute.has_strategy():
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta_1 = tf.constant(self.beta_1, tf.float32)
+        beta_2 = tf.constant(self.beta_2, tf.float32)
+        scalars = {
+            "beta1_power": tf.pow(beta_1, step),
+            "beta2_power": tf.pow(beta_2, step),
+            "lr": tf.cast(learning_rate, tf.float32),
+            "beta1": beta_1,
+            "beta2": beta_2,
+            "epsilon": tf.constant(self.epsilon, tf.float32),
+        }
+        for grad, variable in zip(grads, trainable_variables):
+            value = variable.value if isinstance(variable, keras.Variable) else variable
+            if value.dtype != tf.float32:
+                self.update_step(grad, variable, learning_rate)
+                continue
+            i = self._get_variable_index(variable)
+            tf.raw_ops.ResourceApplyAdam(
+                var=value.handle,
+                m=self._momentums[i].value.handle,
+                v=self._velocities[i].value.handle,
+                grad=tf.cast(grad, tf.float32),
+                use_locking=False,
+                **scalars,
+            )
+
+
+#: Up to this many classes the softmax is computed elementwise (:class:`ScoresConv2D`).
+ELEMENTWISE_SOFTMAX_MAX_CHANNELS = 8
+
+
+def channel_softmax(z):
+    """Softmax over the last axis of ``z`` for a few channels, in elementwise operations:
+    ``exp(z_k − max_j z_j) / Σ_j exp(z_j − max_j z_j)``, as ``tf.nn.softmax`` computes
+    it. oneDNN's softmax over an axis of 3 takes one slow pass per pixel (single
+    threaded: ~15 ms of a training step, more than a convolution layer); this is a
+    handful of vectorised kernels, forward and gradient."""
+    parts = tf.unstack(z, axis=-1)
+    top = parts[0]
+    for p in parts[1:]:
+        top = tf.maximum(top, p)
+    e = [tf.exp(p - top) for p in parts]
+    total = tf.add_n(e)
+    return tf.stack([p / total for p in e], axis=-1)
+
+
+class ScoresConv2D(keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` whose softmax over a few output channels (the U-Net's
+    scores) is :func:`channel_softmax`; same variables, configuration and results (to
+    float rounding). Other activations, more channels or channels-first use Keras."""
+
+    def call(self, inputs):
+        if (
+            self.activation is not keras.activations.softmax
+            or self.data_format != "channels_last"
+            or not 2 <= self.filters <= ELEMENTWISE_SOFTMAX_MAX_CHANNELS
+        ):
+            return super().call(inputs)
+        z = self.convolution_op(inputs, self.kernel)
+        if self.use_bias:
+            z = tf.nn.bias_add(z, self.bias)
+        return channel_softmax(z)

@@ -110,8 +110,9 @@ def build_unet(
     float32 elsewhere); weights are float32 either way, so model files do not depend on
     where they were made. ``fused=True`` normalises through TensorFlow's fused kernel
     (:class:`~napari_unet.core.fused.FusedBatchNormalization`, same weights and
-    results, several times faster on a CPU): that is the network that trains and
-    predicts. The default, plain Keras layers only, is what model files hold.
+    results, several times faster on a CPU), up-convolves as a 1×1 convolution and
+    computes the scores' softmax elementwise (:mod:`~napari_unet.core.fused`): that is
+    the network that trains and predicts. The default, plain Keras layers only, is what model files hold.
 
     Returns
     -------
@@ -131,9 +132,11 @@ def build_unet(
     pad = config.padding
     bn = config.batch_norm
     BatchNorm, UpConv, Conv = layers.BatchNormalization, layers.Conv2DTranspose, layers.Conv2D
+    Scores = layers.Conv2D
     if fused:
         from .fused import FoldingConv2D as Conv
         from .fused import FusedBatchNormalization as BatchNorm
+        from .fused import ScoresConv2D as Scores
         from .fused import UpConvolution as UpConv
 
     # bfloat16 keeps 8 significant bits: the image would lose its fine grey levels, and
@@ -168,7 +171,9 @@ def build_unet(
     for level in range(config.depth):
         x = conv_block(x, config.base_filters * 2**level, f"down{level}")
         skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"pool{level}", dtype=policy)(x)
+        # the first level's pooling in its own dtype: a quarter of the pixels to cast to
+        # the next level's (max commutes with rounding: the same values either way)
+        x = layers.MaxPooling2D(2, name=f"pool{level}", dtype=first if level == 0 else policy)(x)
     x = conv_block(x, config.base_filters * 2**config.depth, "bottleneck")
     if config.dropout > 0:
         x = layers.Dropout(config.dropout, name="bottleneck_dropout", dtype=policy)(x)
@@ -188,9 +193,7 @@ def build_unet(
             skip = layers.Cropping2D(crops[level], name=f"up{level}_crop", dtype=policy)(skip)
         x = layers.Concatenate(name=f"up{level}_concat", dtype=policy)([skip, x])
         x = conv_block(x, filters, f"up{level}")
-    outputs = layers.Conv2D(
-        config.n_outputs, 1, activation="softmax", dtype="float32", name="scores"
-    )(x)
+    outputs = Scores(config.n_outputs, 1, activation="softmax", dtype="float32", name="scores")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

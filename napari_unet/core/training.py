@@ -138,12 +138,13 @@ class _Trainer:
         import keras
         import tensorflow as tf
 
+        from .fused import FusedAdam
         from .losses import dice_coefficient, dice_crossentropy_loss
         from .model import build_unet
 
         self.lock = threading.Lock()
         self.model = build_unet(config, dtype_policy=policy, fused=True)
-        self.optimizer = keras.optimizers.Adam(1e-3)
+        self.optimizer = FusedAdam(1e-3)
         if policy == "mixed_float16":
             # float16 gradients underflow without dynamic loss scaling
             self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
