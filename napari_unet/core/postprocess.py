@@ -103,7 +103,13 @@ def instances_from_probabilities(
 
 
 class _Instances:
-    """Post-processing of one probability map, caching what several settings share."""
+    """Post-processing of one probability map, caching what several settings share.
+
+    The steps are those of scikit-image's ``h_maxima``, ``ndi.label`` and ``watershed``
+    on SciPy's distance transform, with the same results to the bit and the same ids;
+    the slow ones are computed another way (see :func:`_h_maxima`,
+    :func:`_distance_transform`, :func:`relabel_and_filter`).
+    """
 
     def __init__(self, prob: np.ndarray) -> None:
         self.fg_prob = foreground_probability(prob)
@@ -111,48 +117,149 @@ class _Instances:
         self.boundary = prob[..., -1]
         self._cache: dict = {}
 
-    def _core(self, threshold: float, core_threshold: float):
-        key = ("core", threshold, core_threshold)
+    def _cached(self, key, make):
         if key not in self._cache:
-            from scipy import ndimage as ndi
-            from skimage.filters import gaussian
-
-            fg = self.fg_prob > threshold
-            core = fg & (self.interior > core_threshold) & (self.interior > self.boundary)
-            edt = ndi.distance_transform_edt(core)
-            self._cache[key] = (fg, core, edt, gaussian(edt, 1.0))
+            self._cache[key] = make()
         return self._cache[key]
+
+    def _foreground(self, threshold: float):
+        """The foreground mask and its 4-connected blobs ``(fg, blobs, n)``."""
+        from scipy import ndimage as ndi
+
+        def make():
+            fg = self.fg_prob > threshold
+            return (fg, *ndi.label(fg))
+
+        return self._cached(("fg", threshold), make)
+
+    def _core(self, threshold: float, core_threshold: float):
+        def make():
+            from scipy import ndimage as ndi
+
+            fg = self._foreground(threshold)[0]
+            core = fg & (self.interior > core_threshold) & (self.interior > self.boundary)
+            edt = _distance_transform(core)
+            # what skimage.filters.gaussian(edt, 1.0) computes for a float64 image
+            dist = ndi.gaussian_filter(edt, 1.0, mode="nearest", truncate=4.0)
+            return fg, core, edt, dist
+
+        return self._cached(("core", threshold, core_threshold), make)
+
+    def _core_regions(self, threshold: float, core_threshold: float):
+        """The 4-connected core regions ``(labels, n)``."""
+        from scipy import ndimage as ndi
+
+        return self._cached(
+            ("regions", threshold, core_threshold),
+            lambda: ndi.label(self._core(threshold, core_threshold)[1]),
+        )
 
     def labels(self, p: PostprocessParams) -> np.ndarray:
         from scipy import ndimage as ndi
-        from skimage.morphology import h_maxima
         from skimage.segmentation import watershed
 
         fg, core, edt, dist = self._core(p.threshold, p.core_threshold)
         if not core.any():
             seeds = np.zeros(fg.shape, np.int32)
         elif p.seed_mode == "boundary":
-            seeds, _ = ndi.label(core)
+            seeds = self._core_regions(p.threshold, p.core_threshold)[0]
         else:
-            h = max(0.5, p.split * _typical_radius(core, edt) - 2.0)
-            seeds, _ = ndi.label(h_maxima(dist, h) & core)
-        blobs, nb = ndi.label(fg)
+            regions, n = self._core_regions(p.threshold, p.core_threshold)
+            h = max(0.5, p.split * _typical_radius(regions, n, edt) - 2.0)
+            seeds, _ = ndi.label(_h_maxima(dist, h) & core)
+        _, blobs, nb = self._foreground(p.threshold)
         if nb:
             # foreground blobs that hold no seed (tiny or unsure objects) keep a seed of
             # their own so that nothing predicted as object disappears
             seeded = np.zeros(nb + 1, bool)
-            seeded[np.unique(blobs[seeds > 0])] = True
+            seeded[blobs[seeds > 0]] = True
             seeded[0] = True
             orphan = ~seeded[blobs]
             if orphan.any():
+                top = seeds.max()
                 seeds = seeds.astype(np.int64)
-                seeds[orphan] = blobs[orphan] + seeds.max()
+                seeds[orphan] = blobs[orphan] + top
         if p.seed_mode == "boundary":
             landscape = self.boundary - self.interior
         else:
             landscape = -(dist + self.interior)
         labels = watershed(landscape, markers=seeds, mask=fg)
         return relabel_and_filter(labels, p.min_size)
+
+
+def _distance_transform(mask: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.distance_transform_edt(mask)``, the same float64 values,
+    computed only where ``mask`` is set (it is 0 elsewhere)."""
+    from scipy import ndimage as ndi
+
+    ft = ndi.distance_transform_edt(mask, return_distances=False, return_indices=True)
+    where = np.flatnonzero(mask)
+    y, x = np.divmod(where, mask.shape[1])
+    dy = ft[0].ravel()[where] - y
+    dx = ft[1].ravel()[where] - x
+    out = np.zeros(mask.shape, np.float64)
+    # SciPy squares and adds the offsets in float64: exact for these integers
+    out.ravel()[where] = np.sqrt((dy * dy + dx * dx).astype(np.float64))
+    return out
+
+
+def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
+    """``skimage.morphology.h_maxima(image, h) > 0`` for a 2-D float image (8-connected
+    neighbours), the same pixels, without reconstructing the whole image.
+
+    scikit-image marks ``p`` where ``image[p] - rec[p] >= h``, ``rec`` being the
+    reconstruction by dilation of ``marker = image - h - resolution`` under ``image``:
+    the largest over paths ending in ``p`` of the path's lowest pixel and its start's
+    marker. So ``p`` is *not* marked exactly when a path of pixels ``x`` with
+    ``image[p] - image[x] < h`` joins ``p`` to a pixel ``q`` with
+    ``image[p] - marker[q] < h`` — a question about the connected region of such pixels
+    around ``p``, asked here with the same floating-point subtractions as scikit-image.
+    Only pixels that one geodesic dilation leaves at least ``h`` below ``image`` (about
+    the local maxima) can be marked; each is decided on a window that grows until it
+    holds the whole region or a higher pixel.
+    """
+    from scipy import ndimage as ndi
+
+    if h > np.ptp(image):
+        return np.zeros(image.shape, bool)
+    # the same marker as scikit-image, so the comparisons see the same numbers
+    resolution = 2 * np.finfo(image.dtype).resolution * np.abs(image)
+    marker = image - h - resolution
+    # a lower bound of the reconstruction: pixels at the image's minimum take their
+    # final value (every path into them passes the minimum), then one geodesic dilation
+    low = marker.copy()
+    lowest = image.min()
+    np.copyto(low, min(lowest, marker.max()), where=image == lowest)
+    low = np.minimum(ndi.maximum_filter(low, size=3, mode="nearest"), image)
+    candidates = np.flatnonzero((image - low) >= h)
+    if candidates.size > max(20_000, image.size // 50):
+        from skimage.morphology import h_maxima
+
+        return h_maxima(image, h) > 0
+    out = np.zeros(image.shape, bool)
+    height, width = image.shape
+    eight = np.ones((3, 3), bool)
+    start = max(4, int(2 * h) + 2)
+    for y, x in zip(*np.divmod(candidates, width)):
+        top = image[y, x]
+        r = start
+        while True:
+            y0, y1 = max(0, y - r), min(height, y + r + 1)
+            x0, x1 = max(0, x - r), min(width, x + r + 1)
+            near, _ = ndi.label((top - image[y0:y1, x0:x1]) < h, eight)
+            region = near == near[y - y0, x - x0]
+            if ((top - marker[y0:y1, x0:x1][region]) < h).any():
+                break  # a path leads up to a marker within h: not a maximum
+            if not (
+                (y0 > 0 and region[0].any())
+                or (y1 < height and region[-1].any())
+                or (x0 > 0 and region[:, 0].any())
+                or (x1 < width and region[:, -1].any())
+            ):
+                out[y, x] = True  # the whole region is in the window and none is higher
+                break
+            r *= 2
+    return out
 
 
 def instance_classes(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -193,24 +300,36 @@ def instance_classes(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return votes
 
 
-def _typical_radius(core: np.ndarray, edt: np.ndarray) -> float:
-    """Median over core regions of their largest inscribed radius (pixels)."""
-    from scipy import ndimage as ndi
-
-    lab, n = ndi.label(core)
+def _typical_radius(regions: np.ndarray, n: int, edt: np.ndarray) -> float:
+    """Median over the ``n`` labelled core ``regions`` of their largest inscribed radius
+    (pixels; ``edt`` is the distance transform of the cores)."""
     if n == 0:
         return 0.0
-    return float(np.median(ndi.maximum(edt, lab, np.arange(1, n + 1))))
+    inside = regions > 0
+    largest = np.zeros(n + 1, np.float64)
+    np.maximum.at(largest, regions[inside], edt[inside])
+    return float(np.median(largest[1:]))
 
 
 def relabel_and_filter(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
-    """Drop instances below ``min_size`` pixels and renumber ids as 1..N (int32)."""
+    """Drop instances below ``min_size`` pixels and renumber ids as 1..N (int32),
+    in the order of the old ids."""
     labels = np.asarray(labels)
-    ids, inverse, counts = np.unique(labels.ravel(), return_inverse=True, return_counts=True)
-    keep = (ids != 0) & (counts >= max(min_size, 1))
-    new_ids = np.zeros(len(ids), np.int32)
-    new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return new_ids[inverse].reshape(labels.shape)
+    flat = labels.ravel()
+    top = int(flat.max(initial=0))
+    if flat.size == 0 or int(flat.min()) < 0 or top > 4 * flat.size + 1024:
+        # negative or very sparse ids: sort them
+        ids, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+        keep = (ids != 0) & (counts >= max(min_size, 1))
+        new_ids = np.zeros(len(ids), np.int32)
+        new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+        return new_ids[inverse].reshape(labels.shape)
+    counts = np.bincount(flat, minlength=top + 1)
+    keep = counts >= max(min_size, 1)
+    keep[0] = False
+    new_ids = np.cumsum(keep, dtype=np.int32)
+    new_ids[~keep] = 0
+    return new_ids[labels]
 
 
 # ------------------------------------------------------------------ threshold search
