@@ -188,10 +188,27 @@ class _Instances:
 
 
 def _distance_transform(mask: np.ndarray) -> np.ndarray:
-    """``scipy.ndimage.distance_transform_edt(mask)``, the same float64 values,
-    computed only where ``mask`` is set (it is 0 elsewhere)."""
+    """``scipy.ndimage.distance_transform_edt(mask)`` for a 2-D mask, the same float64
+    values.
+
+    With the ``edt`` package (a faster exact transform; squared distances are whole
+    numbers, exact in its float32 below 2**24) the square root is taken in float64
+    as SciPy does; otherwise SciPy's feature transform, with the distances computed only
+    inside the mask (0 elsewhere).
+    """
     from scipy import ndimage as ndi
 
+    mask = np.asarray(mask, bool)
+    if mask.all() or not mask.any():  # no background, or nothing: SciPy's conventions
+        return ndi.distance_transform_edt(mask)
+    try:
+        import edt
+    except ImportError:
+        edt = None
+    if edt is not None:
+        squared = edt.edtsq(mask, black_border=False, parallel=1)
+        if float(squared.max()) < 2**24:
+            return np.sqrt(squared.astype(np.float64))
     ft = ndi.distance_transform_edt(mask, return_distances=False, return_indices=True)
     where = np.flatnonzero(mask)
     y, x = np.divmod(where, mask.shape[1])
@@ -225,13 +242,17 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
     # the same marker as scikit-image, so the comparisons see the same numbers
     resolution = 2 * np.finfo(image.dtype).resolution * np.abs(image)
     marker = image - h - resolution
-    # a lower bound of the reconstruction: pixels at the image's minimum take their
-    # final value (every path into them passes the minimum), then one geodesic dilation
-    low = marker.copy()
+    # image - rec >= h needs image - (one geodesic dilation of the marker) >= h, a lower
+    # bound of rec; pixels at the image's minimum are never marked: every path into
+    # them passes the minimum, so rec is min(lowest, largest marker) there
     lowest = image.min()
-    np.copyto(low, min(lowest, marker.max()), where=image == lowest)
-    low = np.minimum(ndi.maximum_filter(low, size=3, mode="nearest"), image)
-    candidates = np.flatnonzero((image - low) >= h)
+    if marker.max() < lowest:
+        from skimage.morphology import h_maxima
+
+        return h_maxima(image, h) > 0
+    candidates = np.flatnonzero(
+        ((image - ndi.maximum_filter(marker, size=3, mode="nearest")) >= h) & (image > lowest)
+    )
     if candidates.size > max(20_000, image.size // 50):
         from skimage.morphology import h_maxima
 
@@ -324,6 +345,8 @@ def relabel_and_filter(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
         new_ids = np.zeros(len(ids), np.int32)
         new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
         return new_ids[inverse].reshape(labels.shape)
+    if flat.dtype.kind == "b" or flat.dtype.itemsize == 8 and flat.dtype.kind == "u":
+        flat = flat.astype(np.intp)  # what bincount cannot take as it is
     counts = np.bincount(flat, minlength=top + 1)
     keep = counts >= max(min_size, 1)
     keep[0] = False
