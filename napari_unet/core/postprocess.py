@@ -237,22 +237,20 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
     """
     from scipy import ndimage as ndi
 
-    if h > np.ptp(image):
+    lowest, highest = image.min(), image.max()
+    if h > highest - lowest:
         return np.zeros(image.shape, bool)
-    # the same marker as scikit-image, so the comparisons see the same numbers
-    resolution = 2 * np.finfo(image.dtype).resolution * np.abs(image)
-    marker = image - h - resolution
-    # image - rec >= h needs image - (one geodesic dilation of the marker) >= h, a lower
-    # bound of rec; pixels at the image's minimum are never marked: every path into
-    # them passes the minimum, so rec is min(lowest, largest marker) there
-    lowest = image.min()
-    if marker.max() < lowest:
+    step = 2 * np.finfo(image.dtype).resolution
+
+    def marker(values):
+        """scikit-image's marker ``image - h - resolution``, the same operations."""
+        return values - h - step * np.abs(values)
+
+    if marker(highest) < lowest:  # h within rounding of the range: let skimage do it
         from skimage.morphology import h_maxima
 
         return h_maxima(image, h) > 0
-    candidates = np.flatnonzero(
-        ((image - ndi.maximum_filter(marker, size=3, mode="nearest")) >= h) & (image > lowest)
-    )
+    candidates = _h_candidates(image, h, lowest, max(abs(lowest), abs(highest)), marker)
     if candidates.size > max(20_000, image.size // 50):
         from skimage.morphology import h_maxima
 
@@ -269,7 +267,7 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
             x0, x1 = max(0, x - r), min(width, x + r + 1)
             near, _ = ndi.label((top - image[y0:y1, x0:x1]) < h, eight)
             region = near == near[y - y0, x - x0]
-            if ((top - marker[y0:y1, x0:x1][region]) < h).any():
+            if ((top - marker(image[y0:y1, x0:x1][region])) < h).any():
                 break  # a path leads up to a marker within h: not a maximum
             if not (
                 (y0 > 0 and region[0].any())
@@ -281,6 +279,35 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
                 break
             r *= 2
     return out
+
+
+def _h_candidates(image: np.ndarray, h: float, lowest, largest, marker) -> np.ndarray:
+    """Flat indices of the pixels that one geodesic dilation of the marker leaves at
+    least ``h`` below ``image`` (``image - max over the 3×3 neighbourhood of marker
+    >= h``, the neighbourhood clipped at the borders), leaving out pixels at the image's
+    minimum: every path into them passes the minimum, so the reconstruction there is the
+    minimum itself (the largest marker is above it).
+
+    Such a pixel is no lower than its neighbours (to rounding), so a float32 maximum
+    filter with a margin finds a few candidates first; the exact test runs on those.
+    """
+    from scipy import ndimage as ndi
+
+    height, width = image.shape
+    rough = image.astype(np.float32)
+    margin = np.float32(2.0**-20) * np.float32(
+        max(abs(float(image.min())), abs(float(image.max())))
+    )
+    near_top = rough >= ndi.maximum_filter(rough, size=3, mode="nearest") - margin
+    where = np.flatnonzero(near_top & (image > lowest))
+    y, x = np.divmod(where, width)
+    highest_marker = np.full(where.size, -np.inf)
+    for dy in (-1, 0, 1):
+        yy = np.clip(y + dy, 0, height - 1)
+        for dx in (-1, 0, 1):
+            xx = np.clip(x + dx, 0, width - 1)
+            np.maximum(highest_marker, marker(image[yy, xx]), out=highest_marker)
+    return where[(image.ravel()[where] - highest_marker) >= h]
 
 
 def instance_classes(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
