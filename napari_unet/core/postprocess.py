@@ -76,7 +76,7 @@ class PostprocessParams:
 
 def foreground_probability(prob: np.ndarray) -> np.ndarray:
     """``1 - P(background)``: the probability that a pixel belongs to any object."""
-    return (1.0 - prob[..., 0]).astype(np.float32)
+    return (1.0 - prob[..., 0]).astype(np.float32, copy=False)
 
 
 def instances_from_probabilities(
@@ -176,8 +176,11 @@ class _Instances:
             seeded[0] = True
             orphan = ~seeded[blobs]
             if orphan.any():
-                top = seeds.max()
-                seeds = seeds.astype(np.int64)
+                top = int(seeds.max())
+                # int32 ids as long as they fit (the watershed copies ids, whatever type)
+                kind = np.int32 if top + nb < 2**31 else np.int64
+                if p.seed_mode == "boundary" or seeds.dtype != kind:
+                    seeds = seeds.astype(kind)  # a copy: the core regions stay cached
                 seeds[orphan] = blobs[orphan] + top
         if p.seed_mode == "boundary":
             landscape = self.boundary - self.interior
@@ -208,7 +211,7 @@ def _distance_transform(mask: np.ndarray) -> np.ndarray:
     if edt is not None:
         squared = edt.edtsq(mask, black_border=False, parallel=1)
         if float(squared.max()) < 2**24:
-            return np.sqrt(squared.astype(np.float64))
+            return np.sqrt(squared, dtype=np.float64)
     ft = ndi.distance_transform_edt(mask, return_distances=False, return_indices=True)
     where = np.flatnonzero(mask)
     y, x = np.divmod(where, mask.shape[1])
