@@ -133,17 +133,26 @@ class _Instances:
         return self._cached(("fg", threshold), make)
 
     def _core(self, threshold: float, core_threshold: float):
+        """The foreground and the confident cores ``(fg, core)``."""
+
+        def make():
+            fg = self._foreground(threshold)[0]
+            return fg, fg & (self.interior > core_threshold) & (self.interior > self.boundary)
+
+        return self._cached(("core", threshold, core_threshold), make)
+
+    def _distances(self, threshold: float, core_threshold: float):
+        """The cores' distance transform and its smoothed version ``(edt, dist)`` (only
+        the distance seeds need them)."""
+
         def make():
             from scipy import ndimage as ndi
 
-            fg = self._foreground(threshold)[0]
-            core = fg & (self.interior > core_threshold) & (self.interior > self.boundary)
-            edt = _distance_transform(core)
+            edt = _distance_transform(self._core(threshold, core_threshold)[1])
             # what skimage.filters.gaussian(edt, 1.0) computes for a float64 image
-            dist = ndi.gaussian_filter(edt, 1.0, mode="nearest", truncate=4.0)
-            return fg, core, edt, dist
+            return edt, ndi.gaussian_filter(edt, 1.0, mode="nearest", truncate=4.0)
 
-        return self._cached(("core", threshold, core_threshold), make)
+        return self._cached(("distances", threshold, core_threshold), make)
 
     def _core_regions(self, threshold: float, core_threshold: float):
         """The 4-connected core regions ``(labels, n)``."""
@@ -158,7 +167,9 @@ class _Instances:
         from scipy import ndimage as ndi
         from skimage.segmentation import watershed
 
-        fg, core, edt, dist = self._core(p.threshold, p.core_threshold)
+        fg, core = self._core(p.threshold, p.core_threshold)
+        if p.seed_mode != "boundary":
+            edt, dist = self._distances(p.threshold, p.core_threshold)
         if not core.any():
             seeds = np.zeros(fg.shape, np.int32)
         elif p.seed_mode == "boundary":
