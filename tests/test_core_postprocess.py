@@ -14,6 +14,7 @@ from napari_unet.core.postprocess import (
     _distance_transform,
     _h_maxima,
     _Instances,
+    _maximum_3x3,
     relabel_and_filter,
 )
 
@@ -135,6 +136,13 @@ def test_h_maxima_is_skimages():
         for h in (0.5, 1.0, 2.5, 7.0, float(np.ptp(image)) or 1.0):
             expected = h_maxima(image, h) > 0
             assert np.array_equal(_h_maxima(image, h), expected), h
+
+
+def test_maximum_3x3_is_scipys():
+    rng = np.random.default_rng(3)
+    for shape in ((1, 1), (1, 6), (2, 2), (3, 3), (5, 2), (40, 57)):
+        a = rng.random(shape).astype(np.float32)
+        assert np.array_equal(_maximum_3x3(a), ndi.maximum_filter(a, size=3, mode="nearest"))
 
 
 @pytest.mark.parametrize("with_edt", [True, False])

@@ -272,7 +272,7 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
     out = np.zeros(image.shape, bool)
     height, width = image.shape
     eight = np.ones((3, 3), bool)
-    start = max(4, int(2 * h) + 2)
+    start = max(8, int(2 * h) + 2)
     for y, x in zip(*np.divmod(candidates, width)):
         top = image[y, x]
         r = start
@@ -305,14 +305,13 @@ def _h_candidates(image: np.ndarray, h: float, lowest, largest, marker) -> np.nd
     Such a pixel is no lower than its neighbours (to rounding), so a float32 maximum
     filter with a margin finds a few candidates first; the exact test runs on those.
     """
-    from scipy import ndimage as ndi
 
     height, width = image.shape
     rough = image.astype(np.float32)
     margin = np.float32(2.0**-20) * np.float32(
         max(abs(float(image.min())), abs(float(image.max())))
     )
-    near_top = rough >= ndi.maximum_filter(rough, size=3, mode="nearest") - margin
+    near_top = rough >= _maximum_3x3(rough) - margin
     where = np.flatnonzero(near_top & (image > lowest))
     y, x = np.divmod(where, width)
     highest_marker = np.full(where.size, -np.inf)
@@ -322,6 +321,26 @@ def _h_candidates(image: np.ndarray, h: float, lowest, largest, marker) -> np.nd
             xx = np.clip(x + dx, 0, width - 1)
             np.maximum(highest_marker, marker(image[yy, xx]), out=highest_marker)
     return where[(image.ravel()[where] - highest_marker) >= h]
+
+
+def _maximum_3x3(a: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.maximum_filter(a, size=3, mode="nearest")`` of a 2-D array, by
+    whole-array maxima of shifted views (several times faster than SciPy's filter)."""
+    from scipy import ndimage as ndi
+
+    if min(a.shape) < 3:
+        return ndi.maximum_filter(a, size=3, mode="nearest")
+    rows = np.empty_like(a)
+    np.maximum(a[:, :-2], a[:, 2:], out=rows[:, 1:-1])
+    np.maximum(rows[:, 1:-1], a[:, 1:-1], out=rows[:, 1:-1])
+    np.maximum(a[:, 0], a[:, 1], out=rows[:, 0])
+    np.maximum(a[:, -1], a[:, -2], out=rows[:, -1])
+    out = np.empty_like(a)
+    np.maximum(rows[:-2], rows[2:], out=out[1:-1])
+    np.maximum(out[1:-1], rows[1:-1], out=out[1:-1])
+    np.maximum(rows[0], rows[1], out=out[0])
+    np.maximum(rows[-1], rows[-2], out=out[-1])
+    return out
 
 
 def instance_classes(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
