@@ -304,13 +304,11 @@ def _h_candidates(image: np.ndarray, h: float, lowest, largest, marker) -> np.nd
 
     Such a pixel is no lower than its neighbours (to rounding), so a float32 maximum
     filter with a margin finds a few candidates first; the exact test runs on those.
+    ``largest`` is the largest magnitude in ``image``.
     """
-
     height, width = image.shape
     rough = image.astype(np.float32)
-    margin = np.float32(2.0**-20) * np.float32(
-        max(abs(float(image.min())), abs(float(image.max())))
-    )
+    margin = np.float32(2.0**-20 * float(largest))  # float32 rounding, 4 times over
     near_top = rough >= _maximum_3x3(rough) - margin
     where = np.flatnonzero(near_top & (image > lowest))
     y, x = np.divmod(where, width)
