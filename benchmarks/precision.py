@@ -26,6 +26,7 @@ On a CPU without bfloat16 matrix units the script says so; the comparison still 
     python benchmarks/precision.py                  # speed + agreement
     python benchmarks/precision.py --parity         # + accuracy parity (minutes)
     python benchmarks/precision.py --only-train     # training figures only
+    python benchmarks/precision.py --only-predict   # only 3., split into network and the rest
 """
 
 from __future__ import annotations
@@ -171,6 +172,92 @@ def agreement(a, b) -> dict:
     }
 
 
+def timed_network(net) -> list[float]:
+    """Make ``net``'s tile inference record its seconds in the returned list."""
+    spent: list[float] = []
+    make = type(net).inference_function
+
+    def inference_function():
+        infer = make(net)
+
+        def timed(batch):
+            t0 = time.perf_counter()
+            out = np.asarray(infer(batch))
+            spent.append(time.perf_counter() - t0)
+            return out
+
+        return timed
+
+    net.inference_function = inference_function
+    return spent
+
+
+def predict_only(precisions, size: int, rounds: int) -> dict:
+    """``UNet.predict`` on a ``size``² mosaic of the sample in alternating rounds:
+    Mpx/s, and its seconds split into the network (the tiles' inference) and the rest
+    (normalisation, stitching, instance labels)."""
+    from napari_unet.core import UNet
+
+    image, _ = load_sample()
+    big = mosaic(image, size // image.shape[0])
+    nets, spent = {}, {}
+    for p in precisions:
+        using(p)
+        nets[p] = UNet.default()
+        spent[p] = timed_network(nets[p])
+        nets[p].predict(image)  # trace
+    rate, network, rest = ({p: [] for p in precisions} for _ in range(3))
+    for r in range(rounds):
+        for p in precisions:
+            using(p)
+            spent[p].clear()
+            seconds = predict_seconds(nets[p], big)
+            rate[p].append(size**2 / seconds / 1e6)
+            network[p].append(sum(spent[p]))
+            rest[p].append(seconds - sum(spent[p]))
+        print(
+            f"round {r + 1}: "
+            + "; ".join(
+                f"{p}: {rate[p][-1]:.3f} Mpx/s (network {network[p][-1]:.2f} s, "
+                f"rest {rest[p][-1]:.2f} s)"
+                for p in precisions
+            )
+            + f"; ratio {rate[precisions[1]][-1] / rate[precisions[0]][-1]:.2f}×",
+            flush=True,
+        )
+    med = {
+        k: {p: float(np.median(v[p])) for p in precisions}
+        for k, v in (("predict", rate), ("network", network), ("rest", rest))
+    }
+    a, b = precisions
+    rows = [
+        [p, f"{med['predict'][p]:.3f}", f"{med['network'][p]:.2f}", f"{med['rest'][p]:.2f}"]
+        for p in precisions
+    ]
+    rows.append(
+        [
+            f"**{b} / float32**",
+            f"**{med['predict'][b] / med['predict'][a]:.2f}×** ("
+            + ", ".join(f"{y / x:.2f}" for x, y in zip(rate[a], rate[b]))
+            + ")",
+            f"{med['network'][a] / med['network'][b]:.2f}×",
+            "",
+        ]
+    )
+    print()
+    print(
+        markdown_table(
+            ["precision", "UNet.predict Mpx/s", "network s", "rest s (normalise, stitch, labels)"],
+            rows,
+        )
+    )
+    return {
+        "size": size,
+        "rounds": {"predict": rate, "network": network, "rest": rest},
+        "median": med,
+    }
+
+
 # ------------------------------------------------------------------ 6. parity
 def parity(chosen: str, seeds=(0, 1), epochs: int = 6) -> dict:
     """Train a new default network from scratch in both precisions on the same data
@@ -312,6 +399,11 @@ def main() -> None:
         action="store_true",
         help="only the training figures (no prediction, no agreement)",
     )
+    ap.add_argument(
+        "--only-predict",
+        action="store_true",
+        help="only UNet.predict on the mosaic (alternating rounds), network and the rest apart",
+    )
     ap.add_argument("--epochs", type=int, default=6, help="epochs (of 20 steps) per parity run")
     ap.add_argument(
         "--precision",
@@ -358,16 +450,21 @@ def main() -> None:
         print("this CPU has AVX512-BF16 but no AMX tiles: the default stays float32")
     chosen = args.precision or (POLICY_NAME[auto] if auto != "float32" else "bfloat16")
     precisions = ("float32", chosen)
+    out = ROOT / "benchmarks" / "out"
     if args.finetune_parity:
         res = finetune_parity(chosen)
-        out = ROOT / "benchmarks" / "out"
         out.mkdir(parents=True, exist_ok=True)
         (out / "precision_finetune_parity.json").write_text(json.dumps(res, indent=1))
+        return
+    if args.only_predict:
+        res = predict_only(precisions, args.predict_size, args.rounds)
+        res["machine"] = info
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "precision_predict.json").write_text(json.dumps(res, indent=1))
         return
     if args.only_parity:
         res = parity(chosen, epochs=args.epochs)
         print(json.dumps(res, indent=1))
-        out = ROOT / "benchmarks" / "out"
         out.mkdir(parents=True, exist_ok=True)
         (out / "precision_parity.json").write_text(json.dumps(res, indent=1))
         return

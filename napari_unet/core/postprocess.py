@@ -76,7 +76,7 @@ class PostprocessParams:
 
 def foreground_probability(prob: np.ndarray) -> np.ndarray:
     """``1 - P(background)``: the probability that a pixel belongs to any object."""
-    return (1.0 - prob[..., 0]).astype(np.float32)
+    return (1.0 - prob[..., 0]).astype(np.float32, copy=False)
 
 
 def instances_from_probabilities(
@@ -103,7 +103,13 @@ def instances_from_probabilities(
 
 
 class _Instances:
-    """Post-processing of one probability map, caching what several settings share."""
+    """Post-processing of one probability map, caching what several settings share.
+
+    The steps are those of scikit-image's ``h_maxima``, ``ndi.label`` and ``watershed``
+    on SciPy's distance transform, with the same results to the bit and the same ids;
+    the slow ones are computed another way (see :func:`_h_maxima`,
+    :func:`_distance_transform`, :func:`relabel_and_filter`).
+    """
 
     def __init__(self, prob: np.ndarray) -> None:
         self.fg_prob = foreground_probability(prob)
@@ -111,48 +117,228 @@ class _Instances:
         self.boundary = prob[..., -1]
         self._cache: dict = {}
 
-    def _core(self, threshold: float, core_threshold: float):
-        key = ("core", threshold, core_threshold)
+    def _cached(self, key, make):
         if key not in self._cache:
-            from scipy import ndimage as ndi
-            from skimage.filters import gaussian
-
-            fg = self.fg_prob > threshold
-            core = fg & (self.interior > core_threshold) & (self.interior > self.boundary)
-            edt = ndi.distance_transform_edt(core)
-            self._cache[key] = (fg, core, edt, gaussian(edt, 1.0))
+            self._cache[key] = make()
         return self._cache[key]
+
+    def _foreground(self, threshold: float):
+        """The foreground mask and its 4-connected blobs ``(fg, blobs, n)``."""
+        from scipy import ndimage as ndi
+
+        def make():
+            fg = self.fg_prob > threshold
+            return (fg, *ndi.label(fg))
+
+        return self._cached(("fg", threshold), make)
+
+    def _core(self, threshold: float, core_threshold: float):
+        """The foreground and the confident cores ``(fg, core)``."""
+
+        def make():
+            fg = self._foreground(threshold)[0]
+            return fg, fg & (self.interior > core_threshold) & (self.interior > self.boundary)
+
+        return self._cached(("core", threshold, core_threshold), make)
+
+    def _distances(self, threshold: float, core_threshold: float):
+        """The cores' distance transform and its smoothed version ``(edt, dist)`` (only
+        the distance seeds need them)."""
+
+        def make():
+            from scipy import ndimage as ndi
+
+            edt = _distance_transform(self._core(threshold, core_threshold)[1])
+            # what skimage.filters.gaussian(edt, 1.0) computes for a float64 image
+            return edt, ndi.gaussian_filter(edt, 1.0, mode="nearest", truncate=4.0)
+
+        return self._cached(("distances", threshold, core_threshold), make)
+
+    def _core_regions(self, threshold: float, core_threshold: float):
+        """The 4-connected core regions ``(labels, n)``."""
+        from scipy import ndimage as ndi
+
+        return self._cached(
+            ("regions", threshold, core_threshold),
+            lambda: ndi.label(self._core(threshold, core_threshold)[1]),
+        )
 
     def labels(self, p: PostprocessParams) -> np.ndarray:
         from scipy import ndimage as ndi
-        from skimage.morphology import h_maxima
         from skimage.segmentation import watershed
 
-        fg, core, edt, dist = self._core(p.threshold, p.core_threshold)
+        fg, core = self._core(p.threshold, p.core_threshold)
+        if p.seed_mode != "boundary":
+            edt, dist = self._distances(p.threshold, p.core_threshold)
         if not core.any():
             seeds = np.zeros(fg.shape, np.int32)
         elif p.seed_mode == "boundary":
-            seeds, _ = ndi.label(core)
+            seeds = self._core_regions(p.threshold, p.core_threshold)[0]
         else:
-            h = max(0.5, p.split * _typical_radius(core, edt) - 2.0)
-            seeds, _ = ndi.label(h_maxima(dist, h) & core)
-        blobs, nb = ndi.label(fg)
+            regions, n = self._core_regions(p.threshold, p.core_threshold)
+            h = max(0.5, p.split * _typical_radius(regions, n, edt) - 2.0)
+            seeds, _ = ndi.label(_h_maxima(dist, h) & core)
+        _, blobs, nb = self._foreground(p.threshold)
         if nb:
             # foreground blobs that hold no seed (tiny or unsure objects) keep a seed of
             # their own so that nothing predicted as object disappears
             seeded = np.zeros(nb + 1, bool)
-            seeded[np.unique(blobs[seeds > 0])] = True
+            seeded[blobs[seeds > 0]] = True
             seeded[0] = True
             orphan = ~seeded[blobs]
             if orphan.any():
-                seeds = seeds.astype(np.int64)
-                seeds[orphan] = blobs[orphan] + seeds.max()
+                top = int(seeds.max())
+                # int32 ids as long as they fit (the watershed copies ids, whatever type)
+                kind = np.int32 if top + nb < 2**31 else np.int64
+                if p.seed_mode == "boundary" or seeds.dtype != kind:
+                    seeds = seeds.astype(kind)  # a copy: the core regions stay cached
+                seeds[orphan] = blobs[orphan] + top
         if p.seed_mode == "boundary":
             landscape = self.boundary - self.interior
         else:
             landscape = -(dist + self.interior)
         labels = watershed(landscape, markers=seeds, mask=fg)
         return relabel_and_filter(labels, p.min_size)
+
+
+def _distance_transform(mask: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.distance_transform_edt(mask)`` for a 2-D mask, the same float64
+    values.
+
+    With the ``edt`` package (a faster exact transform; squared distances are whole
+    numbers, exact in its float32 below 2**24) the square root is taken in float64
+    as SciPy does; otherwise SciPy's feature transform, with the distances computed only
+    inside the mask (0 elsewhere).
+    """
+    from scipy import ndimage as ndi
+
+    mask = np.asarray(mask, bool)
+    if mask.all() or not mask.any():  # no background, or nothing: SciPy's conventions
+        return ndi.distance_transform_edt(mask)
+    try:
+        import edt
+    except ImportError:
+        edt = None
+    if edt is not None:
+        squared = edt.edtsq(mask, black_border=False, parallel=1)
+        if float(squared.max()) < 2**24:
+            return np.sqrt(squared, dtype=np.float64)
+    ft = ndi.distance_transform_edt(mask, return_distances=False, return_indices=True)
+    where = np.flatnonzero(mask)
+    y, x = np.divmod(where, mask.shape[1])
+    dy = ft[0].ravel()[where] - y
+    dx = ft[1].ravel()[where] - x
+    out = np.zeros(mask.shape, np.float64)
+    # SciPy squares and adds the offsets in float64: exact for these integers
+    out.ravel()[where] = np.sqrt((dy * dy + dx * dx).astype(np.float64))
+    return out
+
+
+def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
+    """``skimage.morphology.h_maxima(image, h) > 0`` for a 2-D float image (8-connected
+    neighbours), the same pixels, without reconstructing the whole image.
+
+    scikit-image marks ``p`` where ``image[p] - rec[p] >= h``, ``rec`` being the
+    reconstruction by dilation of ``marker = image - h - resolution`` under ``image``:
+    the largest over paths ending in ``p`` of the path's lowest pixel and its start's
+    marker. So ``p`` is *not* marked exactly when a path of pixels ``x`` with
+    ``image[p] - image[x] < h`` joins ``p`` to a pixel ``q`` with
+    ``image[p] - marker[q] < h`` — a question about the connected region of such pixels
+    around ``p``, asked here with the same floating-point subtractions as scikit-image.
+    Only pixels that one geodesic dilation leaves at least ``h`` below ``image`` (about
+    the local maxima) can be marked; each is decided on a window that grows until it
+    holds the whole region or a higher pixel.
+    """
+    from scipy import ndimage as ndi
+
+    lowest, highest = image.min(), image.max()
+    if h > highest - lowest:
+        return np.zeros(image.shape, bool)
+    step = 2 * np.finfo(image.dtype).resolution
+
+    def marker(values):
+        """scikit-image's marker ``image - h - resolution``, the same operations."""
+        return values - h - step * np.abs(values)
+
+    if marker(highest) < lowest:  # h within rounding of the range: let skimage do it
+        from skimage.morphology import h_maxima
+
+        return h_maxima(image, h) > 0
+    candidates = _h_candidates(image, h, lowest, max(abs(lowest), abs(highest)), marker)
+    if candidates.size > max(20_000, image.size // 50):
+        from skimage.morphology import h_maxima
+
+        return h_maxima(image, h) > 0
+    out = np.zeros(image.shape, bool)
+    height, width = image.shape
+    eight = np.ones((3, 3), bool)
+    start = max(8, int(2 * h) + 2)
+    for y, x in zip(*np.divmod(candidates, width)):
+        top = image[y, x]
+        r = start
+        while True:
+            y0, y1 = max(0, y - r), min(height, y + r + 1)
+            x0, x1 = max(0, x - r), min(width, x + r + 1)
+            near, _ = ndi.label((top - image[y0:y1, x0:x1]) < h, eight)
+            region = near == near[y - y0, x - x0]
+            if ((top - marker(image[y0:y1, x0:x1][region])) < h).any():
+                break  # a path leads up to a marker within h: not a maximum
+            if not (
+                (y0 > 0 and region[0].any())
+                or (y1 < height and region[-1].any())
+                or (x0 > 0 and region[:, 0].any())
+                or (x1 < width and region[:, -1].any())
+            ):
+                out[y, x] = True  # the whole region is in the window and none is higher
+                break
+            r *= 2
+    return out
+
+
+def _h_candidates(image: np.ndarray, h: float, lowest, largest, marker) -> np.ndarray:
+    """Flat indices of the pixels that one geodesic dilation of the marker leaves at
+    least ``h`` below ``image`` (``image - max over the 3×3 neighbourhood of marker
+    >= h``, the neighbourhood clipped at the borders), leaving out pixels at the image's
+    minimum: every path into them passes the minimum, so the reconstruction there is the
+    minimum itself (the largest marker is above it).
+
+    Such a pixel is no lower than its neighbours (to rounding), so a float32 maximum
+    filter with a margin finds a few candidates first; the exact test runs on those.
+    ``largest`` is the largest magnitude in ``image``.
+    """
+    height, width = image.shape
+    rough = image.astype(np.float32)
+    margin = np.float32(2.0**-20 * float(largest))  # float32 rounding, 4 times over
+    near_top = rough >= _maximum_3x3(rough) - margin
+    where = np.flatnonzero(near_top & (image > lowest))
+    y, x = np.divmod(where, width)
+    highest_marker = np.full(where.size, -np.inf)
+    for dy in (-1, 0, 1):
+        yy = np.clip(y + dy, 0, height - 1)
+        for dx in (-1, 0, 1):
+            xx = np.clip(x + dx, 0, width - 1)
+            np.maximum(highest_marker, marker(image[yy, xx]), out=highest_marker)
+    return where[(image.ravel()[where] - highest_marker) >= h]
+
+
+def _maximum_3x3(a: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.maximum_filter(a, size=3, mode="nearest")`` of a 2-D array, by
+    whole-array maxima of shifted views (several times faster than SciPy's filter)."""
+    from scipy import ndimage as ndi
+
+    if min(a.shape) < 3:
+        return ndi.maximum_filter(a, size=3, mode="nearest")
+    rows = np.empty_like(a)
+    np.maximum(a[:, :-2], a[:, 2:], out=rows[:, 1:-1])
+    np.maximum(rows[:, 1:-1], a[:, 1:-1], out=rows[:, 1:-1])
+    np.maximum(a[:, 0], a[:, 1], out=rows[:, 0])
+    np.maximum(a[:, -1], a[:, -2], out=rows[:, -1])
+    out = np.empty_like(a)
+    np.maximum(rows[:-2], rows[2:], out=out[1:-1])
+    np.maximum(out[1:-1], rows[1:-1], out=out[1:-1])
+    np.maximum(rows[0], rows[1], out=out[0])
+    np.maximum(rows[-1], rows[-2], out=out[-1])
+    return out
 
 
 def instance_classes(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -193,24 +379,38 @@ def instance_classes(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return votes
 
 
-def _typical_radius(core: np.ndarray, edt: np.ndarray) -> float:
-    """Median over core regions of their largest inscribed radius (pixels)."""
-    from scipy import ndimage as ndi
-
-    lab, n = ndi.label(core)
+def _typical_radius(regions: np.ndarray, n: int, edt: np.ndarray) -> float:
+    """Median over the ``n`` labelled core ``regions`` of their largest inscribed radius
+    (pixels; ``edt`` is the distance transform of the cores)."""
     if n == 0:
         return 0.0
-    return float(np.median(ndi.maximum(edt, lab, np.arange(1, n + 1))))
+    inside = regions > 0
+    largest = np.zeros(n + 1, np.float64)
+    np.maximum.at(largest, regions[inside], edt[inside])
+    return float(np.median(largest[1:]))
 
 
 def relabel_and_filter(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
-    """Drop instances below ``min_size`` pixels and renumber ids as 1..N (int32)."""
+    """Drop instances below ``min_size`` pixels and renumber ids as 1..N (int32),
+    in the order of the old ids."""
     labels = np.asarray(labels)
-    ids, inverse, counts = np.unique(labels.ravel(), return_inverse=True, return_counts=True)
-    keep = (ids != 0) & (counts >= max(min_size, 1))
-    new_ids = np.zeros(len(ids), np.int32)
-    new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return new_ids[inverse].reshape(labels.shape)
+    flat = labels.ravel()
+    top = int(flat.max(initial=0))
+    if flat.size == 0 or int(flat.min()) < 0 or top > 4 * flat.size + 1024:
+        # negative or very sparse ids: sort them
+        ids, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+        keep = (ids != 0) & (counts >= max(min_size, 1))
+        new_ids = np.zeros(len(ids), np.int32)
+        new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+        return new_ids[inverse].reshape(labels.shape)
+    if flat.dtype.kind == "b" or flat.dtype.itemsize == 8 and flat.dtype.kind == "u":
+        flat = flat.astype(np.intp)  # what bincount cannot take as it is
+    counts = np.bincount(flat, minlength=top + 1)
+    keep = counts >= max(min_size, 1)
+    keep[0] = False
+    new_ids = np.cumsum(keep, dtype=np.int32)
+    new_ids[~keep] = 0
+    return new_ids[labels]
 
 
 # ------------------------------------------------------------------ threshold search

@@ -731,12 +731,15 @@ class UNet:
                     )
 
             s = scores_at(factor, None, plane_progress)
-            lab = _Instances(s).labels(params)
+            instances = _Instances(s)
+            lab = instances.labels(params)
             if factor != 1.0:
                 s = resize_to(s, (h, w))
                 lab = relabel_and_filter(resize_to(lab, (h, w), labels=True))
-            prob[i] = foreground_probability(s)
-            labels[i] = np.where(lab > 0, lab + offset, 0)
+                prob[i] = foreground_probability(s)
+            else:
+                prob[i] = instances.fg_prob
+            labels[i] = np.where(lab > 0, lab + offset, 0) if offset else lab
             if classes is not None:
                 vote = instance_classes(s, lab)
                 classes[i] = vote[lab]
