@@ -259,11 +259,26 @@ def predict_only(precisions, size: int, rounds: int) -> dict:
 
 
 # ------------------------------------------------------------------ 6. parity
+def parity_config(epochs: int, seed: int):
+    """The training of every parity run: epochs of 20 steps, batch 8 of 128² patches,
+    no early stop."""
+    from napari_unet.core import TrainConfig
+
+    return TrainConfig(
+        epochs=epochs,
+        steps_per_epoch=20,
+        batch_size=8,
+        patch_size=128,
+        seed=seed,
+        early_stopping_patience=1000,
+    )
+
+
 def parity(chosen: str, seeds=(0, 1), epochs: int = 6) -> dict:
     """Train a new default network from scratch in both precisions on the same data
     and seeds; validation Dice (the training's own) and instance F1 on held-out
     images."""
-    from napari_unet.core import TrainConfig, UNet, UNetConfig
+    from napari_unet.core import UNet, UNetConfig
     from napari_unet.core.metrics import evaluate
 
     sets = _parity_sets()
@@ -274,15 +289,7 @@ def parity(chosen: str, seeds=(0, 1), epochs: int = 6) -> dict:
             for seed in seeds:
                 using(precision)
                 net = UNet.new(UNetConfig(), seed=seed)
-                cfg = TrainConfig(
-                    epochs=epochs,
-                    steps_per_epoch=20,
-                    batch_size=8,
-                    patch_size=128,
-                    seed=seed,
-                    early_stopping_patience=1000,
-                )
-                res = net.train(pairs, cfg)
+                res = net.train(pairs, parity_config(epochs, seed))
                 dice = res.history.get("val_dice_coefficient", [float("nan")])
                 f1s, dices = [], []
                 for img, gt in tests:
@@ -335,7 +342,7 @@ def finetune_parity(chosen: str, seeds=(0, 1, 2, 3), epochs: int = 5) -> dict:
     mean and spread over seeds of the validation Dice and of instance F1 / pixel Dice
     on the held-out images, and the gap between the precisions' means with its
     standard error (the seeds' spread sets the noise)."""
-    from napari_unet.core import TrainConfig, UNet
+    from napari_unet.core import UNet
     from napari_unet.core.metrics import evaluate
 
     out: dict = {}
@@ -345,15 +352,7 @@ def finetune_parity(chosen: str, seeds=(0, 1, 2, 3), epochs: int = 5) -> dict:
             for precision in ("float32", chosen):  # alternating: drift hits both alike
                 using(precision)
                 net = UNet.default()
-                cfg = TrainConfig(
-                    epochs=epochs,
-                    steps_per_epoch=20,
-                    batch_size=8,
-                    patch_size=128,
-                    seed=seed,
-                    early_stopping_patience=1000,
-                )
-                res = net.train(pairs, cfg)
+                res = net.train(pairs, parity_config(epochs, seed))
                 dice = res.history.get("val_dice_coefficient", [float("nan")])
                 m = [evaluate(net.predict(img).labels, gt) for img, gt in tests]
                 row = {

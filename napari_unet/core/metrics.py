@@ -183,26 +183,32 @@ def evaluate(
                 )
     dice, iou_px = pixel_scores(pred, truth)
     iou, t_ids, p_ids = iou_matrix(pred, truth)
-    tp, fp, fn = match_counts(iou, 0.5)
+    result = _scores(lambda thr: match_counts(iou, thr), dice, iou_px, len(t_ids), len(p_ids))
+    if pred_classes is not None:
+        result["per_class"] = per_class_scores(pred, truth, pred_classes, truth_classes)
+    return result
+
+
+def _scores(counts_at, dice: float, iou_px: float, n_true: int, n_pred: int) -> dict[str, Any]:
+    """The figures of :func:`evaluate` from the pixel scores and ``counts_at(threshold)
+    -> (tp, fp, fn)`` (instances matched at that IoU)."""
+    tp, fp, fn = counts_at(0.5)
     precision, recall, f1 = _prf(tp, fp, fn)
     aps = []
     for thr in AP_THRESHOLDS:
-        a, b, c = match_counts(iou, float(thr))
+        a, b, c = counts_at(float(thr))
         aps.append(a / (a + b + c) if a + b + c else 1.0)
-    result: dict[str, Any] = {
-        "pixel_dice": round(dice, 6),
-        "pixel_iou": round(iou_px, 6),
+    return {
+        "pixel_dice": round(float(dice), 6),
+        "pixel_iou": round(float(iou_px), 6),
         "precision": round(float(precision), 6),
         "recall": round(float(recall), 6),
         "f1": round(float(f1), 6),
         "mean_ap": round(float(np.mean(aps)), 6),
-        "n_true": int(len(t_ids)),
-        "n_pred": int(len(p_ids)),
+        "n_true": int(n_true),
+        "n_pred": int(n_pred),
         "tp": int(tp),
     }
-    if pred_classes is not None:
-        result["per_class"] = per_class_scores(pred, truth, pred_classes, truth_classes)
-    return result
 
 
 def _blocks(shape: tuple[int, ...], block: int):
@@ -274,20 +280,4 @@ def evaluate_blockwise(pred, truth, block: int | None = None) -> dict[str, Any]:
         iou[np.searchsorted(t_ids, keys[:, 0]), np.searchsorted(p_ids, keys[:, 1])] = pair_iou
         return match_counts(iou, threshold)
 
-    tp, fp, fn = counts_at(0.5)
-    precision, recall, f1 = _prf(tp, fp, fn)
-    aps = []
-    for thr in AP_THRESHOLDS:
-        a, b, c = counts_at(float(thr))
-        aps.append(a / (a + b + c) if a + b + c else 1.0)
-    return {
-        "pixel_dice": round(float(dice), 6),
-        "pixel_iou": round(float(iou_px), 6),
-        "precision": round(float(precision), 6),
-        "recall": round(float(recall), 6),
-        "f1": round(float(f1), 6),
-        "mean_ap": round(float(np.mean(aps)), 6),
-        "n_true": int(len(t_ids)),
-        "n_pred": int(len(p_ids)),
-        "tp": int(tp),
-    }
+    return _scores(counts_at, dice, iou_px, len(t_ids), len(p_ids))
