@@ -171,7 +171,8 @@ def test_lazy_prediction_becomes_an_on_disk_annotation_and_is_evaluated_block_by
     np.testing.assert_array_equal(got[20:], expected[20:])
     assert got[5, 5] == 1
     assert annotate.undo_button.isEnabled() and "napari_unet_copied" in layer.metadata
-    annotate._on_undo()
+    assert annotate._on_undo() is not None  # block by block, in the background
+    qtbot.waitUntil(lambda: not annotate.copying, timeout=60_000)
     np.testing.assert_array_equal(layer.data[:], before)
 
     # by default only the part of a huge image in view is copied (here: set by hand as

@@ -426,22 +426,49 @@ class AnnotateWidget(DockLifetime, QWidget):
         clicked = box.clickedButton()
         return "replace" if clicked is replace else "fill" if clicked is fill else None
 
-    def _on_undo(self) -> None:
-        """Restore the annotation saved before the last copy."""
+    def _on_undo(self):
+        """Restore the annotation saved before the last copy. An on-disk annotation (a
+        huge image) is restored block by block in the background, like the copy, and
+        the worker is returned (``None`` otherwise)."""
         from napari_unet.core.regions import copy_labels, is_lazy
 
+        from ._ui import start_worker
+
+        if self.copying:
+            return None
+        on_disk = []
         for name, data in list(self._backup.items()):
             layer = L.find_layer(self.viewer, name, "labels")
             if layer is not None and layer.data.shape == data.shape:
                 if is_lazy(data) and is_lazy(layer.data):
-                    copy_labels(data, layer.data)  # an on-disk annotation, block by block
-                    layer.refresh()
+                    on_disk.append((data, layer))
                 else:
                     layer.data = data
                 layer.metadata.pop(L.COPIED_KEY, None)
         self._backup.clear()
         self.undo_button.setEnabled(False)
         self.refresh()
+        if not on_disk:
+            return None
+
+        def work() -> None:
+            for data, layer in on_disk:
+                copy_labels(data, layer.data)  # only the blocks that hold labels
+
+        def finished() -> None:
+            self.copying = False
+            self.use_prediction_button.setEnabled(True)
+            for _, layer in on_disk:
+                if layer in self.viewer.layers:
+                    layer.refresh()
+            self.refresh()
+
+        self.copying = True
+        self.use_prediction_button.setEnabled(False)
+        self.copy_worker = start_worker(
+            work, errored=lambda e: notify_error(e, "Undo copy"), finished=finished
+        )
+        return self.copy_worker
 
     def _on_save_training_set(self, path: str | None = None):
         """Write the training set (and the current model) into a folder, in the
