@@ -337,8 +337,9 @@ def _parity_sets() -> dict:
 
 
 def finetune_parity(chosen: str, seeds=(0, 1, 2, 3), epochs: int = 5) -> dict:
-    """What a user does: fine-tune the bundled model (trained on synthetic images only,
-    so neither set was seen) in both precisions, same data and seeds; per precision the
+    """What a user does: fine-tune the bundled model (trained on synthetic images and
+    three sample quadrants; the test images, the held-out quadrant and CHO, it never
+    saw) in both precisions, same data and seeds; per precision the
     mean and spread over seeds of the validation Dice and of instance F1 / pixel Dice
     on the held-out images, and the gap between the precisions' means with its
     standard error (the seeds' spread sets the noise)."""
