@@ -22,6 +22,42 @@ SAMPLE_IMAGE = ROOT / "sample_data" / "img2d.tif"
 SAMPLE_MASK = ROOT / "sample_data" / "mask2d.tif"
 
 
+# ---------------------------------------------------------------------- learned results
+# A test of a learned result (accuracy, F1, a loss going down) must hold on any x86-64 CPU:
+# oneDNN picks other float32 kernels on AMD than on Intel, so training takes another path.
+# Such tests are marked `learned`, take their seeds through `seeded` and assert through
+# `margin`; scripts/learned_margins.py reruns them with other seeds and prints the margins.
+SEED_OFFSET = int(os.environ.get("NAPARI_UNET_TEST_SEED", "0"))
+
+
+def seeded(seed: int) -> int:
+    """A seed of a learned-result test, shifted by ``NAPARI_UNET_TEST_SEED``."""
+    return seed + SEED_OFFSET
+
+
+@pytest.fixture
+def margin(request):
+    """``margin(name, value, threshold)`` asserts ``value > threshold`` and, when
+    ``NAPARI_UNET_MARGINS`` names a file, appends the figure to it (one JSON per line)."""
+    import json
+
+    def check(name: str, value: float, threshold: float, detail=None) -> None:
+        out = os.environ.get("NAPARI_UNET_MARGINS")
+        if out:
+            record = {
+                "test": request.node.nodeid,
+                "name": name,
+                "value": float(value),
+                "threshold": float(threshold),
+                "seed_offset": SEED_OFFSET,
+            }
+            with open(out, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        assert value > threshold, (name, float(value), threshold, detail)
+
+    return check
+
+
 @pytest.fixture(scope="session")
 def sample_image() -> np.ndarray:
     import tifffile

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_blobs, make_two_classes
+from conftest import make_blobs, make_two_classes, seeded
 
 from napari_unet.core import (
     ModelFileError,
@@ -24,39 +24,48 @@ TINY = UNetConfig(depth=2, base_filters=8)
 FAST = TrainConfig(epochs=1, steps_per_epoch=2, patch_size=32, batch_size=2, seed=0)
 
 
-def class_accuracy(pred_classes: np.ndarray, truth_classes: np.ndarray, k: int) -> float:
-    """Share of the pixels of true class ``k`` that the prediction gives class ``k``."""
-    return float((pred_classes[truth_classes == k] == k).mean())
+def objects_told_apart(pred_classes: np.ndarray, truth: np.ndarray, truth_classes, k: int):
+    """Share of the true objects of class ``k`` whose pixels the prediction gives class
+    ``k`` more often than any other class (a missed object counts as wrong)."""
+    ids = np.unique(truth[truth_classes == k])
+    right = 0
+    for i in ids:
+        votes = np.bincount(pred_classes[truth == i], minlength=3)
+        right += int(votes[k] > 0 and votes[k] == votes.max())
+    return right / len(ids)
 
 
-def test_two_classes_are_learned_from_labels_1_2_3_and_told_apart_on_new_images(tmp_path):
-    img, mask, classes = make_two_classes(128, 14, seed=1)
+@pytest.mark.learned
+def test_two_classes_are_learned_from_labels_1_2_3_and_told_apart_on_new_images(tmp_path, margin):
+    img, mask, classes = make_two_classes(160, 20, seed=seeded(1))
     ann = mask_to_annotation(mask, classes)  # 1 background, 2 blobs, 3 rods
     assert set(np.unique(ann)) == {1, 2, 3}
-    net = UNet.new(TINY)  # one object class, as built
+    net = UNet.new(TINY, seed=seeded(0))  # one object class, as built
     result = net.train(
         [TrainingPair(img, annotation=ann)],
-        TrainConfig(epochs=25, steps_per_epoch=10, patch_size=64, batch_size=8, seed=0),
+        TrainConfig(epochs=25, steps_per_epoch=10, patch_size=64, batch_size=8, seed=seeded(0)),
     )
     assert net.config.n_object_classes == 2  # inferred: highest label 3 − 1
     assert net.metadata["classes"] == ["background", "object class 1", "object class 2",
                                        "boundary"]  # fmt: skip
     assert net.metadata["training_runs"][-1]["object_classes"] == 2
     assert result.steps_run > 0
-    for seed in (2, 4):  # images it never trained on
-        test_img, test_mask, test_classes = make_two_classes(128, 14, seed=seed)
+    for seed in (102, 104):  # images it never trained on
+        test_img, test_mask, test_classes = make_two_classes(160, 20, seed=seeded(seed))
         pred = net.predict(test_img, diameter=None)
         assert pred.classes is not None and pred.classes.dtype == np.uint8
         assert pred.class_names == ["object class 1", "object class 2"]
         # one class per instance, the class map is 0 exactly off the instances
         assert np.array_equal(pred.classes, pred.instance_classes[pred.labels])
         assert np.array_equal(pred.classes > 0, pred.labels > 0)
-        for k in (1, 2):  # an all-class-1 (or random) map scores ≤ 0.5 on one of them
-            assert class_accuracy(pred.classes, test_classes, k) > 0.85, (seed, k)
+        # an all-class-1 (or random) map tells at most half the objects of one class apart
+        for k in (1, 2):
+            told = objects_told_apart(pred.classes, test_mask, test_classes, k)
+            margin(f"class {k} objects told apart", told, 0.7, seed)
         scores = evaluate(pred.labels, test_mask, pred.classes, test_classes)
-        assert scores["f1"] > 0.8, scores
+        margin("f1", scores["f1"], 0.75, scores)
         for k in ("1", "2"):
-            assert scores["per_class"][k]["f1"] > 0.7, scores["per_class"]
+            margin(f"class {k} f1", scores["per_class"][k]["f1"], 0.6, scores["per_class"])
     # the classes travel with the model file
     net.save(tmp_path / "two.keras")
     again = UNet.load(tmp_path / "two.keras")

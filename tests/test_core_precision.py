@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import make_blobs
+from conftest import make_blobs, seeded
 
 from napari_unet.core import hardware
 from napari_unet.core.config import UNetConfig
@@ -122,18 +122,19 @@ def test_model_files_hold_plain_float32_keras_layers(tmp_path, monkeypatch):
         np.testing.assert_array_equal(u, v)
 
 
-def test_a_bfloat16_training_learns_and_keeps_float32_weights(monkeypatch):
+@pytest.mark.learned
+def test_a_bfloat16_training_learns_and_keeps_float32_weights(monkeypatch, margin):
     from napari_unet.core import TrainConfig, TrainingPair, UNet
 
     monkeypatch.setenv("NAPARI_UNET_PRECISION", "bfloat16")
-    image, mask = make_blobs(96, 8, seed=2)
-    net = UNet.new(UNetConfig(depth=2, base_filters=8), seed=0)
+    image, mask = make_blobs(96, 8, seed=seeded(2))
+    net = UNet.new(UNetConfig(depth=2, base_filters=8), seed=seeded(0))
     cfg = TrainConfig(
-        epochs=3, steps_per_epoch=8, patch_size=64, batch_size=4, seed=0, val_fraction=0.2
+        epochs=3, steps_per_epoch=8, patch_size=64, batch_size=4, seed=seeded(0), val_fraction=0.2
     )
     result = net.train([TrainingPair(image, mask=mask)], cfg)
     loss = result.history["loss"]
-    assert loss[-1] < loss[0]
+    margin("loss of the first epoch / loss of the last", loss[0] / loss[-1], 1.0, loss)
     assert all(
         np.isfinite(w).all() and w.dtype == np.float32 for w in net.keras_model.get_weights()
     )

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import make_blobs
+from conftest import make_blobs, seeded
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, UserInputError, evaluate
 from napari_unet.core.data import PatchSampler, prepare_pairs, split_validation
@@ -14,23 +14,25 @@ from napari_unet.core.data import PatchSampler, prepare_pairs, split_validation
 TINY = UNetConfig(depth=2, base_filters=8)
 
 
-def test_tiny_model_learns_blobs_to_dice_above_090():
-    train_img, train_mask = make_blobs(128, 14, seed=1)
-    test_img, test_mask = make_blobs(128, 14, seed=2)
-    net = UNet.new(TINY)
+@pytest.mark.learned
+def test_tiny_model_learns_blobs_to_dice_above_090(margin):
+    train_img, train_mask = make_blobs(128, 14, seed=seeded(1))
+    test_img, test_mask = make_blobs(128, 14, seed=seeded(101))
+    net = UNet.new(TINY, seed=seeded(0))
     result = net.train(
         [TrainingPair(train_img, mask=train_mask)],
-        TrainConfig(epochs=30, steps_per_epoch=10, patch_size=64, batch_size=8, seed=0),
+        TrainConfig(epochs=30, steps_per_epoch=10, patch_size=64, batch_size=8, seed=seeded(0)),
     )
     assert result.stopped_by in ("early_stopping", "epochs")  # no time limit: steps decide
     scores = evaluate(net.predict(test_img).labels, test_mask)
-    assert scores["pixel_dice"] > 0.9, scores
-    assert scores["f1"] > 0.8, scores
+    margin("pixel_dice", scores["pixel_dice"], 0.9, scores)
+    margin("f1", scores["f1"], 0.8, scores)
 
 
-def test_scribbles_train_too():
+@pytest.mark.learned
+def test_scribbles_train_too(margin):
     """A sparse annotation (a few strokes) is enough on easy data; 0 is ignored."""
-    img, mask = make_blobs(128, 14, seed=3)
+    img, mask = make_blobs(128, 14, seed=seeded(3))
     ann = np.zeros(mask.shape, np.uint8)
     ids = np.unique(mask)[1:]
     for i in ids[::2]:
@@ -38,14 +40,14 @@ def test_scribbles_train_too():
         ann[ys.min() + 2 : ys.max() - 1, int(xs.mean())] = 2  # a vertical stroke per object
     ann[::9, :] = np.where(mask[::9, :] == 0, 1, ann[::9, :])  # background lines
     assert (ann > 0).mean() < 0.15
-    net = UNet.new(TINY)
+    net = UNet.new(TINY, seed=seeded(0))
     net.train(
         [TrainingPair(img, annotation=ann)],
-        TrainConfig(epochs=30, steps_per_epoch=10, patch_size=64, batch_size=8, seed=0),
+        TrainConfig(epochs=30, steps_per_epoch=10, patch_size=64, batch_size=8, seed=seeded(0)),
     )
-    test_img, test_mask = make_blobs(128, 14, seed=4)
+    test_img, test_mask = make_blobs(128, 14, seed=seeded(104))
     scores = evaluate(net.predict(test_img).labels, test_mask)
-    assert scores["pixel_dice"] > 0.8, scores
+    margin("pixel_dice", scores["pixel_dice"], 0.8, scores)
 
 
 def test_stop_event_ends_training_within_one_batch_and_keeps_best_weights():

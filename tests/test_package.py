@@ -111,3 +111,35 @@ def test_sample_opens_from_the_unpacked_wheel(wheel, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "((512, 512), 'uint16', 'nuclei', 'image')" in proc.stdout
     assert "'nuclei ground truth', 'labels')" in proc.stdout
+
+
+@pytest.mark.parametrize(("pyqt5_exit", "pyqt6_exit"), [(0, 0), (1, 0), (0, 1), (2, 1)])
+def test_the_test_script_runs_the_pyqt6_pass_even_when_pyqt5_fails(
+    tmp_path, pyqt5_exit, pyqt6_exit
+):
+    """scripts/test.sh (what CI runs): one failing pass must not hide the other, and the
+    script fails when either pass failed. Run on a copy whose set-up steps do nothing and
+    whose interpreter records how it was called."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(ROOT / "scripts" / "test.sh", tmp_path / "scripts" / "test.sh")
+    for name in ("system_deps.sh", "setup_env.sh"):
+        (tmp_path / "scripts" / name).write_text("exit 0\n")
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    fake = tmp_path / ".venv" / "bin" / "python"
+    fake.write_text(
+        textwrap.dedent(
+            f"""\
+            #!/usr/bin/env bash
+            echo "$QT_API $*" >> "{tmp_path}/calls"
+            if [ "$QT_API" = pyqt5 ]; then exit {pyqt5_exit}; fi
+            exit {pyqt6_exit}
+            """
+        )
+    )
+    fake.chmod(0o755)
+    proc = subprocess.run(["bash", str(tmp_path / "scripts" / "test.sh")], capture_output=True)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ["pyqt5 -m pytest", "pyqt6 -m pytest -m gui"]
+    assert proc.returncode == (pyqt5_exit or pyqt6_exit)
+    if pyqt5_exit or pyqt6_exit:
+        assert b"FAILED" in proc.stderr
