@@ -266,7 +266,10 @@ def cmd_train(args) -> int:
             **{k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "seed")},
             **{k: getattr(args, k) for k in ("time_limit", "val_fraction", "learning_rate")},
         )
-    pairs = plan.load_training_pairs(files, network.config.input_channels, warn=note)
+    pairs = plan.load_training_pairs(
+        files, network.config.input_channels, warn=note,
+        n_object_classes=network.config.n_object_classes,
+    )  # fmt: skip
     import_tensorflow()
     net = plan.resolve_model(network.spec)
     # printed once training really starts, so that bad input still gets one line only

@@ -98,6 +98,15 @@ class ImageResult:
         return f"{self.job.name}: {self.n_objects} objects -> {written} ({how})"
 
 
+def _model_diameter(meta: dict) -> float | None:
+    """The object width (px) a model file's metadata records, if any."""
+    try:
+        d = float(meta.get("object_diameter") or 0)
+    except (TypeError, ValueError):
+        return None
+    return d if d > 0 and math.isfinite(d) else None
+
+
 def plan_predictions(
     images: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -128,6 +137,7 @@ def plan_predictions(
         a disk too full for them.
     """
     from .axes import channel_layout
+    from .config import check_diameter, check_limit
     from .io import (
         check_free_space,
         ensure_output_folder,
@@ -145,11 +155,9 @@ def plan_predictions(
         raise ConfigError("out", f"must be a folder, got the file {out}")
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ConfigError("threshold", f"must be between 0 and 1, got {threshold}")
-    if diameter is not None and not (diameter >= 0 and math.isfinite(diameter)):
-        raise ConfigError(
-            "diameter",
-            f"must be a number of pixels (0 to use the image as it is), got {diameter}",
-        )
+    check_diameter(diameter, None)
+    if tile_size is not None:
+        check_limit("tile_size", tile_size)
 
     # every input is read (its header) and every output named before the model
     inputs = [Path(p) for p in images]
@@ -186,6 +194,10 @@ def plan_predictions(
         channel_layout(shape, channels, axes=axes, name=path.name)
         for path, shape in zip(inputs, shapes, strict=True)
     ]
+    # a diameter the model cannot be brought to, or wider than an image, is refused
+    # here with the valid range (never clamped into a run that finds nothing)
+    for path, layout in zip(inputs, layouts, strict=True):
+        check_diameter(diameter, _model_diameter(meta), layout.spatial_shape, name=path.name)
     # a model with several object classes also writes <stem>_classes.tif
     n_classes = int(arch.get("n_object_classes", 1) or 1)
     if n_classes > 1:

@@ -254,7 +254,7 @@ def choose_scale(net, x, sample: np.ndarray, step: int, diameter, threshold: flo
     says their width in px; ``None`` or 0 takes the image as it is."""
     from .size import ESTIMATE_CROP, PROBE_SCALES
 
-    fixed = net._fixed_scale(diameter)
+    fixed = net._fixed_scale(diameter, (int(x.shape[0]), int(x.shape[1])))
     if fixed is not None:
         given = fixed != 1.0 and diameter not in (None, 0)
         return fixed, (float(diameter) if given else None)

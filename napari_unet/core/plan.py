@@ -288,12 +288,14 @@ def save_model_safely(net, path: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- data
-def check_training_pairs(pairs: Sequence, channels: int) -> None:
+def check_training_pairs(pairs: Sequence, channels: int, n_object_classes: int = 1) -> None:
     """Refuse, before TensorFlow starts, pairs that cannot train a ``channels``-input
-    network: shapes that differ, labels that are not integers, an empty annotation, a
-    mask without objects or background, no background or no object painted at all."""
+    network with ``n_object_classes`` object classes: shapes that differ, labels that are
+    not integers, an empty annotation, a mask without objects or background, no
+    background or no object painted at all, a label that would add classes nobody
+    painted (a stray value, a mask given as an annotation)."""
     from .data import pair_layout
-    from .targets import check_annotation, check_mask
+    from .targets import check_annotation, check_classes_painted, check_mask
 
     if not pairs:
         raise UserInputError("no training data: add at least one image with labels")
@@ -314,12 +316,16 @@ def check_training_pairs(pairs: Sequence, channels: int) -> None:
             annotations.append(labels)
     if len(annotations) == len(pairs):  # a mask has both kinds of pixel
         check_annotation(annotations)
+    check_classes_painted(
+        [(p.name, p.labels) for p in pairs if p.kind == "annotation"], n_object_classes
+    )
 
 
 def load_training_pairs(
     files: Sequence[tuple[str, str, str]],
     channels: int,
     warn: Callable[[str], None] | None = None,
+    n_object_classes: int = 1,
 ) -> list:
     """Read ``(image, kind, labels)`` files (``kind``: ``"mask"`` or ``"annotation"``)
     into checked :class:`~napari_unet.core.data.TrainingPair` objects named after the
@@ -337,5 +343,5 @@ def load_training_pairs(
         if bad and warn is not None:
             warn(f"{name}: {bad} NaN or infinite pixels; read as background")
         pairs.append(TrainingPair(image, name=name, **{kind: labels}))
-    check_training_pairs(pairs, channels)
+    check_training_pairs(pairs, channels, n_object_classes)
     return pairs
