@@ -261,6 +261,7 @@ def cmd_train(args) -> int:
     with _options():
         spec = plan.ModelSpec.parse(args.init, args.depth, args.base_filters, args.seed)
         network = plan.plan_network(spec)
+        plan.check_training_space(out.parent, network.config)  # free space, as predict
         cfg = network.train_config(
             patch_size=args.patch_size,
             **{k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "seed")},

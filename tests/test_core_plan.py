@@ -89,7 +89,7 @@ def test_training_pairs_are_refused_before_any_work(tmp_path):
         [(tmp_path / "i.tif", "annotation", tmp_path / "a.tif")], 1, heard.append
     )
     assert pair.name == "i.tif" and pair.kind == "annotation"
-    assert heard == ["i.tif: 1 NaN or infinite pixels; read as background"]
+    assert heard == ["i.tif: 1 pixel is NaN or infinite; it was read as background"]
 
 
 def test_model_target_is_checked_before_training(tmp_path):

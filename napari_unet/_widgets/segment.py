@@ -302,10 +302,9 @@ class SegmentWidget(JobWidget):
         if result.nonfinite:
             from napari.utils.notifications import show_warning
 
-            show_warning(
-                f"{result.name}: {result.nonfinite:,} pixels are NaN or infinite; they were "
-                "read as background"
-            )
+            from napari_unet.core.normalize import nonfinite_message
+
+            show_warning(nonfinite_message(result.name, result.nonfinite))
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
 

@@ -350,6 +350,7 @@ class TrainWidget(JobWidget):
             from napari.utils.notifications import show_info
 
             show_info(network.notice)
+        self._warn_before_training(data, network.config)
         job = TrainJob(pairs=data, init=network.spec, config=config)
         preview = self._preview.value
         layer = L.find_layer(self.viewer, preview, "image") if preview else None
@@ -364,6 +365,26 @@ class TrainWidget(JobWidget):
             job.preview_interval = float(self._interval.value)
             self._preview_target = (layer.name, *plane[1:])
         return job
+
+    def _warn_before_training(self, pairs: list, config) -> None:
+        """Say, as Segment and the command line do, how many pixels of an image are NaN
+        or infinite; and warn when the home folder's disk cannot hold the model this run
+        makes (training goes on: it may be saved elsewhere)."""
+        from napari.utils.notifications import show_warning
+
+        from napari_unet.core import UserInputError
+        from napari_unet.core.normalize import nonfinite_message, nonfinite_pixels
+        from napari_unet.core.plan import check_training_space
+        from napari_unet.core.regions import is_lazy
+
+        for p in pairs:
+            bad = 0 if is_lazy(p.image) else nonfinite_pixels(p.image)
+            if bad:
+                show_warning(f"Train: {nonfinite_message(p.name, bad)}")
+        try:
+            check_training_space(Path.home(), config)
+        except UserInputError as e:
+            show_warning(f"Train: {e} (training goes on: save the model where there is room)")
 
     # ------------------------------------------------------------------ callbacks
     def _on_train(self):

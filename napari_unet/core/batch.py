@@ -276,14 +276,12 @@ def run_predictions(
 def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check) -> ImageResult:
     """One image read whole, predicted in memory, its files written together."""
     from .io import check_output_folder, read_image, write_prediction
-    from .normalize import nonfinite_pixels
+    from .normalize import nonfinite_message, nonfinite_pixels
 
     image = read_image(job.path)
     bad = nonfinite_pixels(image)
     if bad:
-        note(
-            f"{job.name}: {bad} pixel{'s are' if bad > 1 else ' is'} NaN or infinite; read as background"
-        )
+        note(nonfinite_message(job.name, bad))
     pred = net.predict(
         image,
         tile_size=plan.tile_size,
