@@ -38,6 +38,9 @@ from ._ui import (
 
 #: Recount the annotated pixels at most this often while painting (ms).
 REFRESH_MS = 300
+#: Layer events after which the pixel counts are recounted: painting, new data, a
+#: rename, and ``labels_update``, the only one napari's Undo/Redo (Ctrl+Z) emits.
+COUNT_EVENTS = ("paint", "data", "name", "labels_update")
 
 
 def _swatch(value: int) -> str:
@@ -175,7 +178,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         for ev in (events.inserted, events.removed, events.reordered):
             ev.disconnect(self._on_layers_changed)
         for layer in self._watched:
-            for ev in ("paint", "data", "name"):
+            for ev in COUNT_EVENTS:
                 if hasattr(layer.events, ev):
                     getattr(layer.events, ev).disconnect(self.schedule_refresh)
         self._watched = []
@@ -573,12 +576,12 @@ class AnnotateWidget(DockLifetime, QWidget):
     # ------------------------------------------------------------------ live list
     def _on_layers_changed(self, *_: Any) -> None:
         for layer in self._watched:
-            for ev in ("paint", "data", "name"):
+            for ev in COUNT_EVENTS:
                 if hasattr(layer.events, ev):
                     getattr(layer.events, ev).disconnect(self.schedule_refresh)
         self._watched = list(self.viewer.layers)
         for layer in self._watched:
-            for ev in ("paint", "data", "name"):
+            for ev in COUNT_EVENTS:
                 if hasattr(layer.events, ev):
                     getattr(layer.events, ev).connect(self.schedule_refresh)
         self.schedule_refresh()
