@@ -57,7 +57,7 @@ def test_plan_patch_size_from_the_model_and_its_depth():
     assert e.value.field == "patch_size"
     with pytest.raises(ConfigError) as e:
         plan.train_config(batch_size=0)
-    assert e.value.field == "batch_size" and "at least 1" in e.value.problem
+    assert e.value.field == "batch_size" and "from 1 to 256" in e.value.problem
     assert "3 images" in plan.summary(plan.train_config(), 3)
 
 
