@@ -291,3 +291,59 @@ def test_cli_train_checks_free_space_before_training(tiny_disk, small_image):
     )
     assert "epoch" not in line
     assert list(tiny_disk.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- full disk
+def _fill_with_chunks(folder: Path) -> None:
+    """Assign an array of 64 uncompressed 256 kB chunks into ``folder`` on a 2 MB disk:
+    zarr writes them concurrently and the first ENOSPC reaches us while the other
+    writes are still queued (as when a block's results fill the disk)."""
+    import zarr
+
+    z = zarr.open_array(
+        str(folder / "kept.zarr"),
+        mode="w",
+        shape=(64, 256, 256),
+        chunks=(1, 256, 256),
+        dtype=np.uint32,
+        zarr_format=2,
+        compressor=None,
+        fill_value=0,
+    )
+    with pytest.raises(OSError) as err:
+        z[:] = np.random.default_rng(0).integers(1, 1000, z.shape, dtype=np.uint32)
+    assert err.value.errno == 28  # no space left on device
+
+
+def test_a_work_folder_is_gone_after_a_full_disk_even_with_writes_in_flight(tiny_disk):
+    """The race behind a hidden work folder left in --out: removing it while zarr's
+    queued chunk writes go on lets them recreate it (the removal frees the disk)."""
+    from napari_unet.core.io import AtomicWrite, remove_folder, settle_zarr_writes
+
+    work = tiny_disk / ".img.napari-unet-work"
+    work.mkdir()
+    _fill_with_chunks(work)
+    remove_folder(work)
+    settle_zarr_writes()  # whatever was still queued has run now
+    assert list(tiny_disk.iterdir()) == []
+
+    outputs = AtomicWrite(tiny_disk / "img_labels.zarr", folder=True)
+    _fill_with_chunks(outputs.temps[0])
+    outputs.discard()
+    settle_zarr_writes()
+    assert list(tiny_disk.iterdir()) == []
+
+
+def test_a_large_prediction_that_fills_the_disk_leaves_nothing_of_ours(tiny_disk):
+    import dask.array as da
+
+    net = UNet.new(UNetConfig(depth=1, base_filters=2))
+    img = np.random.default_rng(0).random((1024, 1024)).astype(np.float32)
+    with pytest.raises(OSError):
+        net.predict_dask(
+            da.from_array(img, chunks=256), out=tiny_disk / "res", block_size=256, diameter=None
+        )
+    from napari_unet.core.io import settle_zarr_writes
+
+    settle_zarr_writes()
+    assert list(tiny_disk.rglob("*")) == [tiny_disk / "res"]  # the folder asked for, empty

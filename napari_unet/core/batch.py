@@ -300,12 +300,18 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
     """One image as a dask graph (:mod:`napari_unet.core.large`): OME-Zarr outputs
     written block by block, or TIFFs copied from them; a hidden work folder beside the
     outputs, removed whatever happens."""
-    import shutil
     import tempfile
 
     import numpy as np
 
-    from .io import AtomicWrite, BlockwiseTiffs, LazyImage, class_map_dtype, image_stem
+    from .io import (
+        AtomicWrite,
+        BlockwiseTiffs,
+        LazyImage,
+        class_map_dtype,
+        image_stem,
+        remove_folder,
+    )
     from .large import predict_to_zarr, zarr_to_tiffs
 
     labels_path, prob_path = job.outputs["labels"], job.outputs["probability"]
@@ -369,7 +375,7 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
                 outputs.discard()
             raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_folder(work)  # after the chunk writes still in flight (a full disk)
     files = [p for p in (labels_path, prob_path, classes_path) if p is not None]
     return ImageResult(job, result.n_instances, 0.0, files, result.scale, result.diameter)
 

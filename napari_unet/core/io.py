@@ -419,12 +419,11 @@ class AtomicWrite:
             raise named from None
 
     def discard(self) -> None:
-        """Remove the temporaries that are still there."""
-        import shutil
-
+        """Remove the temporaries that are still there (a temporary folder once no
+        chunk write into it is in flight, see :func:`remove_folder`)."""
         for tmp in self.temps:
             if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_folder(tmp)
             elif os.path.lexists(tmp):
                 tmp.unlink()
         self.temps = []
@@ -445,6 +444,52 @@ class AtomicWrite:
         if where is None:
             return e
         return OSError(e.errno, e.strerror, str(where))
+
+
+def settle_zarr_writes(timeout: float = 120.0) -> None:
+    """Wait until no zarr chunk write of this process is in flight.
+
+    zarr writes the chunks of one assignment concurrently on its own I/O thread, and
+    when one fails (a full disk) the error reaches the caller while the others go on:
+    writes still queued then recreate the folders a clean-up has just removed (once the
+    removal has freed the disk, they succeed). So a clean-up first lets them end.
+    Nothing to wait for when zarr was never used here.
+    """
+    import asyncio
+    import sys
+
+    sync = sys.modules.get("zarr.core.sync")
+    loop = getattr(sync, "loop", [None])[0] if sync is not None else None
+    if loop is None or not loop.is_running():
+        return
+    try:
+        if asyncio.get_running_loop() is loop:  # on zarr's own thread: cannot wait here
+            return
+    except RuntimeError:
+        pass
+
+    async def drain() -> None:
+        me = asyncio.current_task()
+        while True:
+            pending = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+            if not pending:
+                return
+            await asyncio.wait(pending)
+
+    try:
+        asyncio.run_coroutine_threadsafe(drain(), loop).result(timeout)
+    except Exception:  # noqa: BLE001 - a loop shutting down: nothing more will be written
+        pass
+
+
+def remove_folder(path: str | os.PathLike) -> None:
+    """Remove a folder of ours (a work folder, a temporary output) and everything in
+    it, once no zarr write into it is in flight (:func:`settle_zarr_writes`): nothing
+    of ours stays behind after an error."""
+    import shutil
+
+    settle_zarr_writes()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _replace(tmp: Path, target: Path) -> None:
