@@ -143,3 +143,20 @@ def test_compressed_tiffs_open_in_the_viewer_and_segment(
         segment._on_segment(kind)
         wait_idle(qtbot, segment, 120_000)
         assert viewer.layers[f"{kind} labels"].data.max() > 0
+
+
+def test_evaluate_counts_follow_edits_and_undo_of_the_prediction(viewer, qtbot):
+    truth = viewer.layers["nuclei ground truth"]
+    pred = viewer.add_labels(np.array(truth.data), name="nuclei labels")
+    evaluate = dock(viewer, "Evaluate")
+    evaluate._on_evaluate("nuclei labels", "nuclei ground truth")
+    qtbot.waitUntil(lambda: evaluate.scores is not None and not evaluate._busy, timeout=30_000)
+    n = evaluate.scores["n_pred"]
+    assert evaluate.scores["tp"] == n
+    pred.brush_size = 15
+    pred.paint((5, 5), int(pred.data.max()) + 1)  # a new object painted in a corner
+    qtbot.waitUntil(lambda: evaluate.scores["n_pred"] == n + 1, timeout=10_000)
+    assert f"{n + 1} predicted" in evaluate.counts.text()
+    pred.undo()  # Ctrl+Z
+    qtbot.waitUntil(lambda: evaluate.scores["n_pred"] == n, timeout=10_000)
+    assert f"{n} predicted" in evaluate.counts.text()
