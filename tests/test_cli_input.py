@@ -163,6 +163,14 @@ def test_a_small_instance_mask_given_as_annotation_is_refused():
         check_training_pairs(pairs, 1)
 
 
+def test_one_stroke_per_class_is_not_taken_for_a_mask():
+    ann = np.zeros((96, 96), np.uint8)
+    ann[:30] = 1  # the background stroke: larger than any object
+    for k, label in enumerate(range(2, 8)):
+        ann[40 + 8 * (k % 3) : 46 + 8 * (k % 3), 10 * k : 10 * k + 6] = label
+    check_classes_painted([("six classes.tif", ann)])
+
+
 def test_cli_train_refuses_an_annotation_with_a_stray_label(tmp_path):
     img = (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)
     tifffile.imwrite(tmp_path / "img.tif", img)

@@ -211,13 +211,18 @@ def _where(a: np.ndarray, value: int) -> str:
     return f"{n:,} pixel{'s' if n != 1 else ''} at {', '.join(parts)}"
 
 
-def _one_piece_each(a: np.ndarray, values) -> bool:
-    """Whether every label in ``values`` forms one connected region of ``a`` (as the
-    ids of an instance mask do, and the strokes of an annotation rarely do)."""
+def _looks_like_a_mask(a: np.ndarray, values: list[int]) -> bool:
+    """Whether labels ``values`` (1..N) of ``a`` look like the ids of an instance mask:
+    each one connected region, and label 1 (background, in an annotation usually the
+    largest strokes) no larger than a typical one of the others."""
     from scipy import ndimage
 
+    counts = np.bincount(a.ravel(), minlength=max(values) + 1)
+    if counts[1] > 2 * np.median(counts[values[1:]]):
+        return False
+    boxes = ndimage.find_objects(a.astype(np.int64, copy=False))
     for v in values:
-        _, n = ndimage.label(a == v)
+        _, n = ndimage.label(a[boxes[v - 1]] == v)
         if n != 1:
             return False
     return True
@@ -271,7 +276,7 @@ def check_classes_painted(annotations, known_classes: int = 1) -> None:
     if top >= MASK_LIKE_LABELS:
         for name, a in items:
             values = [v for v in range(1, top + 1) if v in present]
-            if set(np.unique(a)) >= set(values) and _one_piece_each(a, values):
+            if set(np.unique(a)) >= set(values) and _looks_like_a_mask(a, values):
                 raise UserInputError(
                     f"{name} looks like an instance mask, not an annotation: its labels "
                     f"1–{top} are each one object, so the network would get {top - 1} "
