@@ -66,7 +66,7 @@ def _options_of(parser, options) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     # the defaults are core's, read here once (no TensorFlow: plain dataclasses)
-    from .core.config import DEFAULT_TILE_SIZE, TrainConfig, UNetConfig
+    from .core.config import DEFAULT_TILE_SIZE, LIMITS, TrainConfig, UNetConfig
 
     tc, uc = TrainConfig(), UNetConfig()
     bundled = "model file (.keras); default: the bundled nuclei model"
@@ -91,14 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output folder, created when missing (default: current folder)")),
         ("--tile-size", dict(type=_positive_int, metavar="N",
                              help=f"tile edge in pixels for large images (default "
-                             f"{DEFAULT_TILE_SIZE}); lower it to save memory")),
+                             f"{DEFAULT_TILE_SIZE}, {LIMITS['tile_size'].text()}); lower it to "
+                             "save memory")),
         ("--threshold", dict(type=float, metavar="P",
                              help="foreground probability threshold (default: the model's "
                              "own, tuned when it was trained; 0.5 for the bundled model)")),
         ("--diameter", dict(type=float, metavar="PX",
                             help="typical object width in pixels; the image is rescaled so "
-                            "its objects match the model's (default: measured in each image; "
-                            "0: use the image as it is)")),
+                            "its objects match the model's, from a quarter to 8x the model's "
+                            "own object width and less than the image (default: measured in "
+                            "each image; 0: use the image as it is)")),
         ("--axes", dict(metavar="AXES",
                         help="what the image axes are, e.g. YX, YXC, CYX, ZYX, ZCYX, TZYXC "
                         "(C: channels); default: decided from the shape (channels last or "
@@ -121,11 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "must see the images, the model and --out")  # fmt: skip
     p.set_defaults(func=cmd_predict)
 
-    def core(default, what: str) -> dict:
-        """An option whose default (and the help saying it) is core's."""
+    def core(default, what: str, name: str | None = None) -> dict:
+        """An option whose default and valid range (and the help saying them) are core's."""
         kind = type(default)
+        span = f", {LIMITS[name].text()}" if name else ""
         return dict(type=kind, default=default, metavar="N" if kind is int else "F",
-                    help=f"{what} ({default:g})")  # fmt: skip
+                    help=f"{what} ({default:g}{span})")  # fmt: skip
 
     t = sub.add_parser(
         "train",
@@ -143,14 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("--init", dict(default="default", metavar="PATH|default|none",
                         help="start from a model file, the bundled model (default) or a "
                         "new network (none)")),
-        ("--epochs", core(tc.epochs, "maximum epochs")),
-        ("--steps-per-epoch", core(tc.steps_per_epoch, "batches per epoch")),
-        ("--time-limit", dict(type=float, metavar="SECONDS", help="stop after this long")),
+        ("--epochs", core(tc.epochs, "maximum epochs", "epochs")),
+        ("--steps-per-epoch", core(tc.steps_per_epoch, "batches per epoch", "steps_per_epoch")),
+        ("--time-limit", dict(type=float, metavar="SECONDS", help="stop after this long ("
+                              f"{LIMITS['time_limit'].text()})")),
         ("--patch-size", dict(type=int, metavar="N", help=f"training patch edge (the "
-                              f"--init model's, else {tc.patch_size})")),
-        ("--batch-size", core(tc.batch_size, "patches per batch")),
+                              f"--init model's, else {tc.patch_size}; "
+                              f"{LIMITS['patch_size'].text()})")),
+        ("--batch-size", core(tc.batch_size, "patches per batch", "batch_size")),
         ("--val-fraction", core(tc.val_fraction, "share of labelled pixels held out for "
-                                "validation")),
+                                "validation", "val_fraction")),
         ("--learning-rate", dict(type=float, metavar="LR", help="Adam learning rate "
                                  "(default 3e-4 when fine-tuning, 1e-3 for a new network)")),
         ("--depth", dict(type=int, metavar="N", help=f"new networks: pooling levels "
@@ -261,12 +266,16 @@ def cmd_train(args) -> int:
     with _options():
         spec = plan.ModelSpec.parse(args.init, args.depth, args.base_filters, args.seed)
         network = plan.plan_network(spec)
+        plan.check_training_space(out.parent, network.config)  # free space, as predict
         cfg = network.train_config(
             patch_size=args.patch_size,
             **{k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "seed")},
             **{k: getattr(args, k) for k in ("time_limit", "val_fraction", "learning_rate")},
         )
-    pairs = plan.load_training_pairs(files, network.config.input_channels, warn=note)
+    pairs = plan.load_training_pairs(
+        files, network.config.input_channels, warn=note,
+        n_object_classes=network.config.n_object_classes,
+    )  # fmt: skip
     import_tensorflow()
     net = plan.resolve_model(network.spec)
     # printed once training really starts, so that bad input still gets one line only

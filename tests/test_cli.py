@@ -426,7 +426,7 @@ PREDICT_CASES = {
     "zero tile size": (lambda f, m: [f["image"], "--model", m, "--tile-size", "0"], ["tile"]),
     "tile size too small": (
         lambda f, m: [f["image"], "--model", m, "--tile-size", "8"],
-        ["tile size"],
+        ["--tile-size", "from 128"],
     ),
 }
 

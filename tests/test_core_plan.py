@@ -57,7 +57,7 @@ def test_plan_patch_size_from_the_model_and_its_depth():
     assert e.value.field == "patch_size"
     with pytest.raises(ConfigError) as e:
         plan.train_config(batch_size=0)
-    assert e.value.field == "batch_size" and "at least 1" in e.value.problem
+    assert e.value.field == "batch_size" and "from 1 to 256" in e.value.problem
     assert "3 images" in plan.summary(plan.train_config(), 3)
 
 
@@ -89,7 +89,7 @@ def test_training_pairs_are_refused_before_any_work(tmp_path):
         [(tmp_path / "i.tif", "annotation", tmp_path / "a.tif")], 1, heard.append
     )
     assert pair.name == "i.tif" and pair.kind == "annotation"
-    assert heard == ["i.tif: 1 NaN or infinite pixels; read as background"]
+    assert heard == ["i.tif: 1 pixel is NaN or infinite; it was read as background"]
 
 
 def test_model_target_is_checked_before_training(tmp_path):

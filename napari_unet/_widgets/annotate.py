@@ -38,6 +38,13 @@ from ._ui import (
 
 #: Recount the annotated pixels at most this often while painting (ms).
 REFRESH_MS = 300
+#: Layer events after which the pixel counts are recounted: painting, new data, a
+#: rename, a partial redraw after an edit.
+COUNT_EVENTS = ("paint", "data", "name", "labels_update")
+#: napari's Undo/Redo (Ctrl+Z) of a stroke only refreshes the layer (``set_data``); it is
+#: followed for in-memory labels (a huge on-disk annotation would be recounted on every
+#: pan and zoom, and its own Undo copy recounts when done).
+UNDO_EVENT = "set_data"
 
 
 def _swatch(value: int) -> str:
@@ -63,7 +70,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         self.viewer = napari_viewer
         self.state = state_for(napari_viewer)
         self._backup: dict[str, np.ndarray] = {}
-        self._watched: list[Any] = []
+        self._watched: list[tuple[Any, tuple[str, ...]]] = []  # (layer, events followed)
         #: annotated pixels per class of every pair, as last shown
         self.last_counts: dict[str, dict[int, int]] = {}
         self.saving = False  # a Save training set… under way
@@ -174,11 +181,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
             ev.disconnect(self._on_layers_changed)
-        for layer in self._watched:
-            for ev in ("paint", "data", "name"):
-                if hasattr(layer.events, ev):
-                    getattr(layer.events, ev).disconnect(self.schedule_refresh)
-        self._watched = []
+        self._unwatch()
 
     # ------------------------------------------------------------------ helpers
     def reset_choices(self, *_: Any) -> None:
@@ -572,16 +575,24 @@ class AnnotateWidget(DockLifetime, QWidget):
 
     # ------------------------------------------------------------------ live list
     def _on_layers_changed(self, *_: Any) -> None:
-        for layer in self._watched:
-            for ev in ("paint", "data", "name"):
-                if hasattr(layer.events, ev):
-                    getattr(layer.events, ev).disconnect(self.schedule_refresh)
-        self._watched = list(self.viewer.layers)
-        for layer in self._watched:
-            for ev in ("paint", "data", "name"):
-                if hasattr(layer.events, ev):
-                    getattr(layer.events, ev).connect(self.schedule_refresh)
+        from napari_unet.core.regions import is_lazy
+
+        self._unwatch()
+        for layer in self.viewer.layers:
+            names = COUNT_EVENTS
+            if hasattr(layer.events, "paint") and not is_lazy(layer.data):
+                names += (UNDO_EVENT,)
+            names = tuple(ev for ev in names if hasattr(layer.events, ev))
+            for ev in names:
+                getattr(layer.events, ev).connect(self.schedule_refresh)
+            self._watched.append((layer, names))
         self.schedule_refresh()
+
+    def _unwatch(self) -> None:
+        for layer, names in self._watched:
+            for ev in names:
+                getattr(layer.events, ev).disconnect(self.schedule_refresh)
+        self._watched = []
 
     def schedule_refresh(self, *_: Any) -> None:
         """Recount soon (throttled: at most once per ``REFRESH_MS`` while painting)."""

@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import Container
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from .. import _layers as L
-from ._ui import button, combo, notify_error, start_worker, status_label
+from ._ui import DockLifetime, button, combo, notify_error, start_worker, status_label
 from ._workers import evaluate_worker
 
 FIGURES = [
@@ -21,9 +22,14 @@ FIGURES = [
     ("mean_ap", "mean AP (IoU 0.5:0.95)"),
 ]
 _TRUTH_HINTS = ("truth", "gt", "ground", "mask", "manual")
+#: Events of an evaluated Labels layer after which its scores are out of date: painting,
+#: new data, a partial redraw after an edit, and the refresh of napari's Undo/Redo.
+EDIT_EVENTS = ("paint", "data", "labels_update", "set_data")
+#: Re-score at most this often while a person edits an evaluated layer (ms).
+RESCORE_MS = 500
 
 
-class EvaluateWidget(QWidget):
+class EvaluateWidget(DockLifetime, QWidget):
     """Pixel and instance scores of a prediction against ground truth.
 
     Parameters
@@ -72,6 +78,13 @@ class EvaluateWidget(QWidget):
         layout.addWidget(self.counts)
         layout.addWidget(self.per_class)
         layout.addStretch(1)
+        # the scores follow edits of the layers they were computed from (Undo included)
+        self._watched: list[tuple[Any, tuple[str, ...]]] = []
+        self._scored: tuple | None = None  # (layer names, their fingerprints)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(RESCORE_MS)
+        self._timer.timeout.connect(self._rescore)
         self.reset_choices()
 
     def reset_choices(self, *_: Any) -> None:
@@ -130,6 +143,7 @@ class EvaluateWidget(QWidget):
                 "scoring without classes"
             )
             maps = [None, None]
+        self._follow([pred, true, *[m for m in maps if m is not None]])
         self._busy = True
         self.run_button.setEnabled(False)
         self.counts.setText("evaluating…")
@@ -181,6 +195,71 @@ class EvaluateWidget(QWidget):
     def _on_finished(self) -> None:
         self._busy = False
         self.run_button.setEnabled(True)
+
+    def _dispose(self) -> None:
+        """The dock was closed: stop following the evaluated layers."""
+        self._timer.stop()
+        self._unfollow()
+        self._scored = None
+
+    # ------------------------------------------------------------------ following edits
+    def _follow(self, layers: list) -> None:
+        """Watch the layers being scored; their edits re-score (in-memory layers) or
+        mark the figures out of date (huge ones, scored block by block on request)."""
+        self._unfollow()
+        for layer in layers:
+            names = tuple(ev for ev in EDIT_EVENTS if hasattr(layer.events, ev))
+            for ev in names:
+                getattr(layer.events, ev).connect(self._on_edited)
+            self._watched.append((layer, names))
+        names = [layer.name for layer in layers]
+        self._scored = (names, self._fingerprint(layers))
+
+    def _unfollow(self) -> None:
+        for layer, names in self._watched:
+            for ev in names:
+                getattr(layer.events, ev).disconnect(self._on_edited)
+        self._watched = []
+
+    @staticmethod
+    def _fingerprint(layers: list) -> list:
+        """What the layers hold, to tell an edit from a mere redraw (``None`` for a
+        huge layer: never read whole)."""
+        import hashlib
+
+        return [
+            None
+            if L.is_lazy_layer(layer)
+            else hashlib.blake2b(np.ascontiguousarray(layer.data).view(np.uint8)).digest()
+            for layer in layers
+        ]
+
+    def _on_edited(self, *_: Any) -> None:
+        if self._scored is not None and not self._timer.isActive():
+            self._timer.start()
+
+    def _rescore(self) -> None:
+        """Score again after an edit of an evaluated layer (Undo too), so that the
+        figures and counts shown are never those of labels that changed since."""
+        if self._scored is None:
+            return
+        if self._busy:  # an evaluation under way: look again when it is done
+            self._timer.start()
+            return
+        layers = [layer for layer, _ in self._watched if layer in self.viewer.layers]
+        if len(layers) != len(self._watched):  # a layer went away: nothing to follow
+            self._unfollow()
+            self._scored = None
+            return
+        if any(L.is_lazy_layer(layer) for layer in layers):
+            if "changed since" not in self.counts.text():
+                self.counts.setText(
+                    f"{self.counts.text()} (labels changed since: click Evaluate again)"
+                )
+            return
+        if self._fingerprint(layers) != self._scored[1]:
+            names = self._scored[0]
+            self._on_evaluate(names[0], names[1])
 
     def _on_errored(self, error: BaseException) -> None:
         notify_error(error, "Evaluate")

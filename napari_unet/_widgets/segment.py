@@ -11,6 +11,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBo
 from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
+from napari_unet.core.config import LIMITS, check_limit
 from napari_unet.core.plan import ModelSpec
 from napari_unet.core.postprocess import PostprocessParams
 
@@ -56,13 +57,15 @@ class SegmentWidget(JobWidget):
         self._file = FileEdit(label="model file", mode="r", filter="*.keras")
         self._file.visible = self._model.value == "file"
         self._model.changed.connect(lambda v: setattr(self._file, "visible", v == "file"))
+        tiles = LIMITS["tile_size"]
         self._tile = SpinBox(
             label="tile size",
             value=0,
             min=0,
-            max=16384,
+            max=int(tiles.hi),
             step=64,
-            tooltip="edge of the tiles the network sees; 0 = automatic (large images are tiled)",
+            tooltip="edge of the tiles the network sees, "
+            f"{tiles.text()}; 0 = automatic (large images are tiled)",
         )
         self._threshold = FloatSpinBox(
             label="threshold",
@@ -77,9 +80,10 @@ class SegmentWidget(JobWidget):
             label="object diameter (px, 0 = auto)",
             value=0,
             min=0,
-            max=10_000,
+            max=100_000,  # the real bound depends on the model and image: core checks it
             tooltip="typical width of the objects in this image, in pixels; the image is "
-            "rescaled so they match what the model learned. 0 = measured automatically",
+            "rescaled so they match what the model learned (from a quarter to 8× the "
+            "model's own object width, and less than the image). 0 = measured automatically",
         )
         self._min_size = SpinBox(
             label="min size (px)",
@@ -155,6 +159,8 @@ class SegmentWidget(JobWidget):
         if layer is None:
             return None
         tile = int(self._tile.value) or None
+        if tile is not None:  # 0 is automatic; a tile too small is refused with the range
+            check_limit("tile_size", tile, say="tile size")
         # the layer's own data (a dask or zarr array stays one: a huge image is read
         # block by block in the worker, never converted here)
         return SegmentJob(
@@ -177,7 +183,13 @@ class SegmentWidget(JobWidget):
             return None
         if image is not None:
             self._image.value = image
-        job = self.job()
+        from napari_unet.core import UserInputError
+
+        try:
+            job = self.job()
+        except UserInputError as e:  # a setting out of range: said with the range
+            notify_error(e, "Segment")
+            return None
         if job is None:
             show_warning("Segment: open an image first (File ▸ Open)")
             return None
@@ -290,10 +302,9 @@ class SegmentWidget(JobWidget):
         if result.nonfinite:
             from napari.utils.notifications import show_warning
 
-            show_warning(
-                f"{result.name}: {result.nonfinite:,} pixels are NaN or infinite; they were "
-                "read as background"
-            )
+            from napari_unet.core.normalize import nonfinite_message
+
+            show_warning(nonfinite_message(result.name, result.nonfinite))
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
 

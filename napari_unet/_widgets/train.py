@@ -12,7 +12,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
-from napari_unet.core.config import MAX_PATCH_SIZE, PREVIEW_INTERVAL, TrainConfig, UNetConfig
+from napari_unet.core.config import LIMITS, PREVIEW_INTERVAL, TrainConfig, UNetConfig
 from napari_unet.core.plan import ModelSpec, default_model_installed, plan_network
 from napari_unet.core.training import ProgressKind
 
@@ -70,6 +70,13 @@ def preview_plane(viewer: Any, layer: Any, channels: int):
     return plane, index or None, None if layer.rgb else layout.axis
 
 
+def _spin(name: str, kind=int) -> dict:
+    """A spin box's range: core's valid range of the setting (the same as the command
+    line's)."""
+    limit = LIMITS[name]
+    return {"min": kind(limit.lo), "max": kind(limit.hi)}
+
+
 class TrainWidget(JobWidget):
     """Train a U-Net on all annotated images in a background thread.
 
@@ -112,15 +119,15 @@ class TrainWidget(JobWidget):
             label="time limit (s)",
             value=int(cfg.time_limit or 0),
             min=0,
-            max=7 * 24 * 3600,
+            max=int(LIMITS["time_limit"].hi),
             step=30,
             tooltip="stop after this long (0 = no limit); the best weights are kept",
         )
-        self._epochs = SpinBox(label="epochs", value=cfg.epochs, min=1, max=100_000)
+        self._epochs = SpinBox(label="epochs", value=cfg.epochs, **_spin("epochs"))
         self._patch = SpinBox(
-            label="patch size", value=cfg.patch_size, min=32, max=MAX_PATCH_SIZE, step=16
+            label="patch size", value=cfg.patch_size, step=16, **_spin("patch_size")
         )
-        self._batch = SpinBox(label="batch size", value=cfg.batch_size, min=1, max=256)
+        self._batch = SpinBox(label="batch size", value=cfg.batch_size, **_spin("batch_size"))
         self._lr = FloatSpinBox(
             label="learning rate",
             value=cfg.learning_rate or 0.0,
@@ -139,16 +146,21 @@ class TrainWidget(JobWidget):
         self._auto_preview, self._setting_preview = True, False
         self._preview.changed.connect(self._on_preview_changed)
         self._steps = SpinBox(
-            label="steps per epoch", value=cfg.steps_per_epoch, min=1, max=100_000
+            label="steps per epoch", value=cfg.steps_per_epoch, **_spin("steps_per_epoch")
         )
         self._val = FloatSpinBox(
-            label="validation fraction", value=cfg.val_fraction, min=0.0, max=0.5, step=0.05
+            label="validation fraction",
+            value=cfg.val_fraction,
+            step=0.05,
+            **_spin("val_fraction", float),
         )
         self._interval = SpinBox(
             label="preview every (s)", value=int(PREVIEW_INTERVAL), min=1, max=3600
         )
         self._patience = SpinBox(
-            label="early-stop patience", value=cfg.early_stopping_patience, min=1, max=10_000
+            label="early-stop patience",
+            value=cfg.early_stopping_patience,
+            **_spin("early_stopping_patience"),
         )
 
         main = Container(
@@ -338,6 +350,7 @@ class TrainWidget(JobWidget):
             from napari.utils.notifications import show_info
 
             show_info(network.notice)
+        self._warn_before_training(data, network.config)
         job = TrainJob(pairs=data, init=network.spec, config=config)
         preview = self._preview.value
         layer = L.find_layer(self.viewer, preview, "image") if preview else None
@@ -352,6 +365,26 @@ class TrainWidget(JobWidget):
             job.preview_interval = float(self._interval.value)
             self._preview_target = (layer.name, *plane[1:])
         return job
+
+    def _warn_before_training(self, pairs: list, config) -> None:
+        """Say, as Segment and the command line do, how many pixels of an image are NaN
+        or infinite; and warn when the home folder's disk cannot hold the model this run
+        makes (training goes on: it may be saved elsewhere)."""
+        from napari.utils.notifications import show_warning
+
+        from napari_unet.core import UserInputError
+        from napari_unet.core.normalize import nonfinite_message, nonfinite_pixels
+        from napari_unet.core.plan import check_training_space
+        from napari_unet.core.regions import is_lazy
+
+        for p in pairs:
+            bad = 0 if is_lazy(p.image) else nonfinite_pixels(p.image)
+            if bad:
+                show_warning(f"Train: {nonfinite_message(p.name, bad)}")
+        try:
+            check_training_space(Path.home(), config)
+        except UserInputError as e:
+            show_warning(f"Train: {e} (training goes on: save the model where there is room)")
 
     # ------------------------------------------------------------------ callbacks
     def _on_train(self):

@@ -98,6 +98,15 @@ class ImageResult:
         return f"{self.job.name}: {self.n_objects} objects -> {written} ({how})"
 
 
+def _model_diameter(meta: dict) -> float | None:
+    """The object width (px) a model file's metadata records, if any."""
+    try:
+        d = float(meta.get("object_diameter") or 0)
+    except (TypeError, ValueError):
+        return None
+    return d if d > 0 and math.isfinite(d) else None
+
+
 def plan_predictions(
     images: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -128,6 +137,7 @@ def plan_predictions(
         a disk too full for them.
     """
     from .axes import channel_layout
+    from .config import check_diameter, check_limit
     from .io import (
         check_free_space,
         ensure_output_folder,
@@ -145,11 +155,9 @@ def plan_predictions(
         raise ConfigError("out", f"must be a folder, got the file {out}")
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ConfigError("threshold", f"must be between 0 and 1, got {threshold}")
-    if diameter is not None and not (diameter >= 0 and math.isfinite(diameter)):
-        raise ConfigError(
-            "diameter",
-            f"must be a number of pixels (0 to use the image as it is), got {diameter}",
-        )
+    check_diameter(diameter, None)
+    if tile_size is not None:
+        check_limit("tile_size", tile_size)
 
     # every input is read (its header) and every output named before the model
     inputs = [Path(p) for p in images]
@@ -186,6 +194,10 @@ def plan_predictions(
         channel_layout(shape, channels, axes=axes, name=path.name)
         for path, shape in zip(inputs, shapes, strict=True)
     ]
+    # a diameter the model cannot be brought to, or wider than an image, is refused
+    # here with the valid range (never clamped into a run that finds nothing)
+    for path, layout in zip(inputs, layouts, strict=True):
+        check_diameter(diameter, _model_diameter(meta), layout.spatial_shape, name=path.name)
     # a model with several object classes also writes <stem>_classes.tif
     n_classes = int(arch.get("n_object_classes", 1) or 1)
     if n_classes > 1:
@@ -264,14 +276,12 @@ def run_predictions(
 def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check) -> ImageResult:
     """One image read whole, predicted in memory, its files written together."""
     from .io import check_output_folder, read_image, write_prediction
-    from .normalize import nonfinite_pixels
+    from .normalize import nonfinite_message, nonfinite_pixels
 
     image = read_image(job.path)
     bad = nonfinite_pixels(image)
     if bad:
-        note(
-            f"{job.name}: {bad} pixel{'s are' if bad > 1 else ' is'} NaN or infinite; read as background"
-        )
+        note(nonfinite_message(job.name, bad))
     pred = net.predict(
         image,
         tile_size=plan.tile_size,
@@ -290,12 +300,18 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
     """One image as a dask graph (:mod:`napari_unet.core.large`): OME-Zarr outputs
     written block by block, or TIFFs copied from them; a hidden work folder beside the
     outputs, removed whatever happens."""
-    import shutil
     import tempfile
 
     import numpy as np
 
-    from .io import AtomicWrite, BlockwiseTiffs, LazyImage, class_map_dtype, image_stem
+    from .io import (
+        AtomicWrite,
+        BlockwiseTiffs,
+        LazyImage,
+        class_map_dtype,
+        image_stem,
+        remove_folder,
+    )
     from .large import predict_to_zarr, zarr_to_tiffs
 
     labels_path, prob_path = job.outputs["labels"], job.outputs["probability"]
@@ -359,7 +375,7 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
                 outputs.discard()
             raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_folder(work)  # after the chunk writes still in flight (a full disk)
     files = [p for p in (labels_path, prob_path, classes_path) if p is not None]
     return ImageResult(job, result.n_instances, 0.0, files, result.scale, result.diameter)
 

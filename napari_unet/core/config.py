@@ -7,6 +7,7 @@ without paying the TensorFlow import.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +25,102 @@ DEFAULT_TILE_SIZE = 1024
 DEFAULT_CONTEXT = 64
 #: Seconds between live previews of a prediction while training runs.
 PREVIEW_INTERVAL = 5.0
+#: Scale factors an image may be seen at (8× smaller to 4× larger): the object sizes a
+#: model can be brought to (see :mod:`.size`).
+MIN_SCALE, MAX_SCALE = 1.0 / 8.0, 4.0
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The valid range of one setting, for the core's checks, the command line's
+    messages and the widgets' spin boxes alike."""
+
+    lo: float
+    hi: float
+    unit: str = ""
+
+    def text(self) -> str:
+        """``"from 1 to 256"``, ``"from 16 to 1024 pixels"``."""
+        unit = f" {self.unit}" if self.unit else ""
+        return f"from {self.lo:g} to {self.hi:g}{unit}"
+
+
+#: Valid ranges of the settings a person types (widgets and command line both).
+#: Beyond them a run is refused with the range, never silently clamped: a validation
+#: fraction above one half leaves training too little (the split then gives up and
+#: holds nothing out), a tile above 16384 px needs GBs per tile.
+LIMITS: dict[str, Limit] = {
+    "epochs": Limit(1, 100_000),
+    "steps_per_epoch": Limit(1, 100_000),
+    "time_limit": Limit(1, 7 * 24 * 3600, "seconds"),
+    "patch_size": Limit(16, MAX_PATCH_SIZE, "pixels"),
+    "batch_size": Limit(1, 256),
+    "val_fraction": Limit(0.0, 0.5),
+    "tile_size": Limit(128, 16384, "pixels"),
+    "early_stopping_patience": Limit(1, 10_000),
+}
+
+
+def check_limit(name: str, value: Any, say: str | None = None) -> None:
+    """Refuse ``value`` for the setting ``name`` outside :data:`LIMITS` (ConfigError)."""
+    limit = LIMITS[name]
+    try:
+        ok = not isinstance(value, bool) and limit.lo <= float(value) <= limit.hi
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(name, f"must be {limit.text()}, got {value}", say=say)
+
+
+def diameter_range(
+    model_diameter: float | None, image_shape: tuple[int, ...] | None = None
+) -> tuple[float, float] | None:
+    """Object diameters (whole px) that a model which learned objects ``model_diameter`` px
+    wide can be brought to (the image seen at most 8× smaller or 4× larger), no wider
+    than the image's smaller side (``image_shape``: its ``(Y, X)`` at the end);
+    ``None`` when the model does not record its object size."""
+    if not model_diameter:
+        return None
+    lo = math.ceil(model_diameter / MAX_SCALE)
+    hi = math.floor(model_diameter / MIN_SCALE)
+    if image_shape is not None and len(image_shape) >= 2:
+        hi = min(hi, int(min(image_shape[-2:])))
+    return float(lo), float(hi)
+
+
+def check_diameter(
+    diameter: float | None,
+    model_diameter: float | None,
+    image_shape: tuple[int, ...] | None = None,
+    name: str | None = None,
+) -> None:
+    """Refuse an object diameter (px) the model cannot be brought to, with the valid
+    range (``None`` and 0 mean "measure it" / "as it is" and always pass); ``name``:
+    the image it is for, said in the message."""
+    if diameter is None or diameter == 0:
+        return
+    d = float(diameter)
+    if not (d > 0 and math.isfinite(d)):
+        raise ConfigError(
+            "diameter", f"must be a number of pixels (0 to use the image as it is), got {diameter}"
+        )
+    of = f" for {name}" if name else ""
+    if image_shape is not None and len(image_shape) >= 2 and d > min(image_shape[-2:]):
+        h, w = image_shape[-2:]
+        raise ConfigError(
+            "diameter",
+            f"of {d:g} px is wider than the image{of} ({h}×{w} px): give the width of one "
+            "object in pixels, or 0 to measure it",
+        )
+    span = diameter_range(model_diameter, image_shape)
+    if span is not None and not span[0] <= d <= span[1]:
+        raise ConfigError(
+            "diameter",
+            f"of {d:g} px is out of reach{of}: this model learned objects ~{model_diameter:.0f}"
+            f" px wide and can see objects from {span[0]:.0f} to {span[1]:.0f} px wide (the "
+            "image is shrunk at most 8× or enlarged 4×); give a diameter in that range, or 0 "
+            "to measure it",
+        )
 
 
 def _whole(name: str, value: Any, lo: int, hi: int) -> int:
@@ -201,28 +298,10 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(name, problem, say=name.replace("_", " "))
 
-        check("epochs", int(self.epochs) >= 1, f"must be at least 1, got {self.epochs}")
-        check(
-            "steps_per_epoch",
-            int(self.steps_per_epoch) >= 1,
-            f"must be at least 1, got {self.steps_per_epoch}",
-        )
-        check(
-            "time_limit",
-            self.time_limit is None or 0 < float(self.time_limit) < float("inf"),
-            f"must be a positive number of seconds, got {self.time_limit}",
-        )
-        check(
-            "patch_size",
-            16 <= int(self.patch_size) <= MAX_PATCH_SIZE,
-            f"must be from 16 to {MAX_PATCH_SIZE} pixels, got {self.patch_size}",
-        )
-        check("batch_size", int(self.batch_size) >= 1, f"must be at least 1, got {self.batch_size}")
-        check(
-            "val_fraction",
-            0.0 <= float(self.val_fraction) < 1.0,
-            f"must be at least 0 and below 1, got {self.val_fraction}",
-        )
+        for name in ("epochs", "steps_per_epoch", "patch_size", "batch_size", "val_fraction"):
+            check_limit(name, getattr(self, name), say=name.replace("_", " "))
+        if self.time_limit is not None:
+            check_limit("time_limit", self.time_limit, say="time limit")
         check(
             "learning_rate",
             self.learning_rate is None or 0 < float(self.learning_rate) < 10,

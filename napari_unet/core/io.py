@@ -94,6 +94,9 @@ def image_info(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
                     raise ValueError("no image data in the file")
                 series = tif.series[0]
                 shape, dtype = tuple(int(s) for s in series.shape), np.dtype(series.dtype)
+                damage = _tiff_damage(tif, series)
+            if damage:
+                raise UserInputError(f"{p.name} is damaged: {damage}")
         else:
             import imageio.v3 as iio
 
@@ -103,12 +106,43 @@ def image_info(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
 
             if grey_alpha(shape):
                 shape = shape[:-1]
-    except MemoryError:
+    except (MemoryError, UserInputError):
         raise
     except Exception as e:  # noqa: BLE001 - readers raise many kinds for bad files
         raise _not_an_image(p, e) from None
     _check_array(p, shape, dtype)
     return shape, dtype
+
+
+def _tiff_damage(tif, series) -> str | None:
+    """What is wrong when a TIFF's header promises more pixel data than the file holds
+    (a file cut short: an interrupted copy or download), else ``None``. Said before
+    anything is planned from the header's shape (a 150-byte file claiming 200000² px
+    would otherwise be "too large for the disk").
+
+    Uncompressed pixels need their full size in the file; compressed ones (LZW, zstd,
+    JPEG, …) may be far smaller than the pixels, but the strips or tiles the header
+    lists must still lie inside the file.
+    """
+    size = int(tif.filehandle.size)
+    page = series.keyframe if getattr(series, "keyframe", None) is not None else series.pages[0]
+    offsets = [int(o) for o in (getattr(page, "dataoffsets", None) or ())]
+    counts = [int(c) for c in (getattr(page, "databytecounts", None) or ())]
+    hint = "copy or export it again (an interrupted copy or download leaves such a file)"
+    shape = "×".join(str(int(s)) for s in series.shape)
+    ends = [o + c for o, c in zip(offsets, counts, strict=False) if c > 0]
+    if ends and max(ends) > size:
+        return (
+            f"its header places pixel data up to byte {max(ends):,} of a file of "
+            f"{size:,} bytes (a {shape} image promised, far more than the file holds); {hint}"
+        )
+    uncompressed = int(getattr(page, "compression", 1)) == 1
+    if uncompressed and counts and all(counts) and int(series.nbytes) > size:
+        return (
+            f"its header promises a {shape} image ({int(series.nbytes):,} bytes of pixels) "
+            f"but the file holds only {size:,} bytes; {hint}"
+        )
+    return None
 
 
 def _check_array(p: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -135,7 +169,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         elif p.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
 
-            data = tifffile.imread(p)
+            with tifffile.TiffFile(p) as tif:
+                if tif.series:  # a damaged file is said before its pixels are read
+                    damage = _tiff_damage(tif, tif.series[0])
+                    if damage:
+                        raise UserInputError(f"{p.name} is damaged: {damage}")
+                data = tif.asarray()
         else:
             import imageio.v3 as iio
 
@@ -144,7 +183,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             data = iio.imread(p)
             if grey_alpha(data.shape):  # grey + alpha: the alpha is no image data
                 data = data[..., 0]
-    except MemoryError:
+    except (MemoryError, UserInputError):
         raise
     except Exception as e:  # noqa: BLE001 - readers raise many kinds for bad files
         raise _not_an_image(p, e) from None
@@ -380,12 +419,11 @@ class AtomicWrite:
             raise named from None
 
     def discard(self) -> None:
-        """Remove the temporaries that are still there."""
-        import shutil
-
+        """Remove the temporaries that are still there (a temporary folder once no
+        chunk write into it is in flight, see :func:`remove_folder`)."""
         for tmp in self.temps:
             if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_folder(tmp)
             elif os.path.lexists(tmp):
                 tmp.unlink()
         self.temps = []
@@ -406,6 +444,52 @@ class AtomicWrite:
         if where is None:
             return e
         return OSError(e.errno, e.strerror, str(where))
+
+
+def settle_zarr_writes(timeout: float = 120.0) -> None:
+    """Wait until no zarr chunk write of this process is in flight.
+
+    zarr writes the chunks of one assignment concurrently on its own I/O thread, and
+    when one fails (a full disk) the error reaches the caller while the others go on:
+    writes still queued then recreate the folders a clean-up has just removed (once the
+    removal has freed the disk, they succeed). So a clean-up first lets them end.
+    Nothing to wait for when zarr was never used here.
+    """
+    import asyncio
+    import sys
+
+    sync = sys.modules.get("zarr.core.sync")
+    loop = getattr(sync, "loop", [None])[0] if sync is not None else None
+    if loop is None or not loop.is_running():
+        return
+    try:
+        if asyncio.get_running_loop() is loop:  # on zarr's own thread: cannot wait here
+            return
+    except RuntimeError:
+        pass
+
+    async def drain() -> None:
+        me = asyncio.current_task()
+        while True:
+            pending = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+            if not pending:
+                return
+            await asyncio.wait(pending)
+
+    try:
+        asyncio.run_coroutine_threadsafe(drain(), loop).result(timeout)
+    except Exception:  # noqa: BLE001 - a loop shutting down: nothing more will be written
+        pass
+
+
+def remove_folder(path: str | os.PathLike) -> None:
+    """Remove a folder of ours (a work folder, a temporary output) and everything in
+    it, once no zarr write into it is in flight (:func:`settle_zarr_writes`): nothing
+    of ours stays behind after an error."""
+    import shutil
+
+    settle_zarr_writes()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _replace(tmp: Path, target: Path) -> None:

@@ -254,7 +254,7 @@ def choose_scale(net, x, sample: np.ndarray, step: int, diameter, threshold: flo
     says their width in px; ``None`` or 0 takes the image as it is."""
     from .size import ESTIMATE_CROP, PROBE_SCALES
 
-    fixed = net._fixed_scale(diameter)
+    fixed = net._fixed_scale(diameter, (int(x.shape[0]), int(x.shape[1])))
     if fixed is not None:
         given = fixed != 1.0 and diameter not in (None, 0)
         return fixed, (float(diameter) if given else None)
@@ -782,6 +782,14 @@ def _run_distributed(counts, stitched, offsets, client, tick: _Progress, token: 
         client.cancel(futures, force=True)
         if not finished:
             _quiesce(client, token)
+            # a failed task's other chunk writes go on in its worker: let them end
+            # before the caller removes the folders they write into
+            from .io import settle_zarr_writes
+
+            try:
+                client.run(settle_zarr_writes, on_error="ignore")
+            except Exception:  # noqa: BLE001 - the cluster is going away: nothing runs
+                pass
 
 
 def _busy(token: str, dask_worker=None) -> int:
@@ -871,10 +879,9 @@ def predict_dask(
     it was loaded from instead). Other keyword arguments are :func:`predict_to_zarr`'s.
     Existing outputs in ``out`` are replaced only when napari-unet wrote them.
     """
-    import shutil
     import tempfile
 
-    from .io import AtomicWrite, is_our_output
+    from .io import AtomicWrite, is_our_output, remove_folder
 
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="napari-unet-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -905,7 +912,7 @@ def predict_dask(
         outputs.discard()
         raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_folder(work)  # after the chunk writes still in flight (a full disk)
     return LazyPrediction(
         pyramid_levels(targets[0]),
         pyramid_levels(targets[1]),

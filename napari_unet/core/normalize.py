@@ -78,6 +78,16 @@ def nonfinite_pixels(image) -> int:
     return int(a.size - np.count_nonzero(np.isfinite(a)))
 
 
+def nonfinite_message(name: str, count: int) -> str:
+    """The one wording, for every front end, of ``count`` NaN or infinite pixels in the
+    image ``name`` (they are read as background)."""
+    many = count != 1
+    return (
+        f"{name}: {count:,} pixel{'s are' if many else ' is'} NaN or infinite; "
+        f"{'they were' if many else 'it was'} read as background"
+    )
+
+
 def normalize(image, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Map ``lo`` → 0 and ``hi`` → 1 per channel (float32, not clipped)."""
     x = np.asarray(image, dtype=np.float32)

@@ -61,6 +61,13 @@ def model_file(path: str | os.PathLike | None) -> tuple[Path, dict]:
     return Path(path), read_metadata(path)
 
 
+#: What to do when a network's shape is given for a model that already has one.
+_NEW_NETWORK = (
+    "add --init none to train a new network of that shape, or leave out --depth and "
+    "--base-filters to fine-tune"
+)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model a job uses, as plain data.
@@ -98,14 +105,14 @@ class ModelSpec:
             kind = "new" if text == "none" else "default"
             if shape and kind == "default" and default_model_installed():
                 raise UserInputError(
-                    "depth and base filters only apply to a new network, not when "
-                    "fine-tuning the bundled model"
+                    "--depth and --base-filters only apply to a new network, not when "
+                    f"fine-tuning the bundled model; {_NEW_NETWORK}"
                 )
             return cls(kind, architecture=arch, seed=seed)
         if shape:
             raise UserInputError(
-                "depth and base filters only apply to a new network, not when fine-tuning "
-                f"{Path(text).name}"
+                "--depth and --base-filters only apply to a new network, not when "
+                f"fine-tuning {Path(text).name}; {_NEW_NETWORK}"
             )
         return cls("file", path=str(text), seed=seed)
 
@@ -247,6 +254,28 @@ def check_model_target(path: str | os.PathLike, overwrite: bool = False) -> Path
     return p
 
 
+def model_file_bytes(config: UNetConfig) -> int:
+    """About how large a saved model of ``config`` is (float32 weights of its
+    convolutions and normalisations, plus room for the metadata): what the disk must
+    hold for a training run's result."""
+    f, c, n = config.base_filters, config.input_channels, 0
+    widths = [f * 2**i for i in range(config.depth + 1)]
+    for i, w in enumerate(widths):  # contracting path and bottleneck: two 3×3 convs
+        n += 9 * (c if i == 0 else widths[i - 1]) * w + 9 * w * w + 8 * w
+    for w, below in zip(widths[:-1], widths[1:], strict=True):  # expanding path
+        n += 4 * below * w + 9 * 2 * w * w + 9 * w * w + 8 * w
+    n += widths[0] * config.n_outputs + config.n_outputs
+    return int(4 * n * 1.1) + (1 << 20)
+
+
+def check_training_space(folder: str | os.PathLike, config: UNetConfig) -> None:
+    """Refuse to train when the disk of ``folder`` cannot hold the model it would save
+    (said before training, not after minutes of it)."""
+    from .io import check_free_space
+
+    check_free_space(folder, model_file_bytes(config), "the trained model")
+
+
 def save_model_as(model, source: str | os.PathLike | None, path: str | os.PathLike) -> Path:
     """Write the current model to ``path``: the network ``model`` when it is in memory,
     else a copy of its file ``source`` (a model still to be loaded)."""
@@ -288,12 +317,14 @@ def save_model_safely(net, path: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- data
-def check_training_pairs(pairs: Sequence, channels: int) -> None:
+def check_training_pairs(pairs: Sequence, channels: int, n_object_classes: int = 1) -> None:
     """Refuse, before TensorFlow starts, pairs that cannot train a ``channels``-input
-    network: shapes that differ, labels that are not integers, an empty annotation, a
-    mask without objects or background, no background or no object painted at all."""
+    network with ``n_object_classes`` object classes: shapes that differ, labels that are
+    not integers, an empty annotation, a mask without objects or background, no
+    background or no object painted at all, a label that would add classes nobody
+    painted (a stray value, a mask given as an annotation)."""
     from .data import pair_layout
-    from .targets import check_annotation, check_mask
+    from .targets import check_annotation, check_classes_painted, check_mask
 
     if not pairs:
         raise UserInputError("no training data: add at least one image with labels")
@@ -314,19 +345,23 @@ def check_training_pairs(pairs: Sequence, channels: int) -> None:
             annotations.append(labels)
     if len(annotations) == len(pairs):  # a mask has both kinds of pixel
         check_annotation(annotations)
+    check_classes_painted(
+        [(p.name, p.labels) for p in pairs if p.kind == "annotation"], n_object_classes
+    )
 
 
 def load_training_pairs(
     files: Sequence[tuple[str, str, str]],
     channels: int,
     warn: Callable[[str], None] | None = None,
+    n_object_classes: int = 1,
 ) -> list:
     """Read ``(image, kind, labels)`` files (``kind``: ``"mask"`` or ``"annotation"``)
     into checked :class:`~napari_unet.core.data.TrainingPair` objects named after the
     images; ``warn`` hears about NaN or infinite pixels (read as background)."""
     from .data import TrainingPair
     from .io import read_image, read_labels
-    from .normalize import nonfinite_pixels
+    from .normalize import nonfinite_message, nonfinite_pixels
 
     pairs = []
     for image_path, kind, labels_path in files:
@@ -335,7 +370,7 @@ def load_training_pairs(
         name = Path(image_path).name
         bad = nonfinite_pixels(image)
         if bad and warn is not None:
-            warn(f"{name}: {bad} NaN or infinite pixels; read as background")
+            warn(nonfinite_message(name, bad))
         pairs.append(TrainingPair(image, name=name, **{kind: labels}))
-    check_training_pairs(pairs, channels)
+    check_training_pairs(pairs, channels, n_object_classes)
     return pairs

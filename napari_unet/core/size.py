@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-#: Scale factors are kept within these bounds (8× smaller to 4× larger).
-MIN_SCALE, MAX_SCALE = 1.0 / 8.0, 4.0
+from .config import MAX_SCALE, MIN_SCALE  # noqa: F401 - scale factors stay within these
+
 #: Scale changes smaller than this (relative) are not worth an interpolation.
 SCALE_TOLERANCE = 0.15
 #: Size estimates look at most this many pixels per side (a centre crop).

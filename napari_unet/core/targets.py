@@ -196,3 +196,89 @@ def annotated_pixel_counts(annotation) -> dict[int, int]:
         return {}
     counts = np.bincount(a.ravel(), minlength=int(a.max()) + 1)
     return {int(v): int(c) for v, c in enumerate(counts) if v and c}
+
+
+def _where(a: np.ndarray, value: int) -> str:
+    """Where ``value`` lies in ``a``: its pixel count and bounding box, in words."""
+    hits = np.nonzero(a == value)
+    n = int(hits[0].size)
+    names = ("plane", "row", "column")[-a.ndim :] if a.ndim <= 3 else None
+    parts = []
+    for i, idx in enumerate(hits):
+        lo, hi = int(idx.min()), int(idx.max())
+        name = names[i] if names else f"axis {i}"
+        parts.append(f"{name}s {lo}–{hi}" if hi > lo else f"{name} {lo}")
+    return f"{n:,} pixel{'s' if n != 1 else ''} at {', '.join(parts)}"
+
+
+def _looks_like_a_mask(a: np.ndarray, values: list[int]) -> bool:
+    """Whether labels ``values`` (1..N) of ``a`` look like the ids of an instance mask:
+    each one connected region, and label 1 (background, in an annotation usually the
+    largest strokes) no larger than a typical one of the others."""
+    from scipy import ndimage
+
+    counts = np.bincount(a.ravel(), minlength=max(values) + 1)
+    if counts[1] > 2 * np.median(counts[values[1:]]):
+        return False
+    boxes = ndimage.find_objects(a.astype(np.int64, copy=False))
+    for v in values:
+        _, n = ndimage.label(a[boxes[v - 1]] == v)
+        if n != 1:
+            return False
+    return True
+
+
+#: An annotation whose labels 1..N (N at least this) each form one connected region is
+#: taken for an instance mask given as an annotation.
+MASK_LIKE_LABELS = 6
+
+
+def check_classes_painted(annotations, known_classes: int = 1) -> None:
+    """Refuse annotations whose labels would give a network object classes nobody
+    painted: the rule "highest label − 1" makes label 7 a 6-class network, so a stray
+    7 among labels 1–3 (or an instance mask given as an annotation) would silently train
+    classes 3–6 on nothing.
+
+    ``annotations``: ``(name, array)`` pairs (arrays in memory; the labels of all of
+    them together count); ``known_classes``: the object classes the network already
+    has (labels up to ``known_classes + 1`` need no painting now). The message names
+    the stray value, where it is and how many pixels it has, and the likely mistake.
+    """
+    items = [(n, np.asarray(a)) for n, a in annotations if isinstance(a, np.ndarray)]
+    items = [(n, a) for n, a in items if a.size and a.dtype.kind in "ui"]
+    if not items:
+        return
+    present: set[int] = set()
+    for _, a in items:
+        present |= {int(v) for v in np.unique(a)}
+    top = max(present)
+    first_new = known_classes + 2  # the first label that would add a class
+    if top < first_new:
+        return
+    missing = [v for v in range(FIRST_OBJECT, top) if v not in present and v >= first_new]
+    mask_hint = (
+        "if this is an instance mask (one id per object), it is given as a mask (--mask), "
+        "not as an annotation (1 = background, 2, 3, … = object classes)"
+    )
+    if missing:
+        strays = sorted(v for v in present if v > missing[0])
+        v = strays[-1]
+        name, a = next((n, a) for n, a in items if (a == v).any())
+        gap = ", ".join(map(str, missing[:6])) + (", …" if len(missing) > 6 else "")
+        others = f" (and {len(strays) - 1} other label(s) above the gap)" if len(strays) > 1 else ""
+        raise UserInputError(
+            f"{name}: label {v} is painted ({_where(a, v)}){others} but label(s) {gap} "
+            f"nowhere, so the network would get {top - 1} object classes of which "
+            f"{len(missing)} were never painted. If {v} is a stray stroke, paint it over "
+            f"with 0, 1 or a class in use; number further classes 3, 4, … without gaps; "
+            f"{mask_hint}"
+        )
+    if top >= MASK_LIKE_LABELS:
+        for name, a in items:
+            values = [v for v in range(1, top + 1) if v in present]
+            if set(np.unique(a)) >= set(values) and _looks_like_a_mask(a, values):
+                raise UserInputError(
+                    f"{name} looks like an instance mask, not an annotation: its labels "
+                    f"1–{top} are each one object, so the network would get {top - 1} "
+                    f"object classes with label 1 (background) on one object; {mask_hint}"
+                )

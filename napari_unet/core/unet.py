@@ -297,7 +297,7 @@ class UNet:
         TrainResult
         """
         from .data import planes_of, prepare_pairs, sampling_margin
-        from .targets import annotation_object_classes
+        from .targets import annotation_object_classes, check_classes_painted
         from .training import fit
 
         cfg = config or TrainConfig()
@@ -328,6 +328,11 @@ class UNet:
                 f"0 (not annotated), 1 (background) and 2..{MAX_OBJECT_CLASSES + 1} (object "
                 "classes); a mask with one id per object is given as a mask, not an annotation"
             )
+        # a stray label (7 among 1–3) or a mask given as an annotation: refused plainly
+        check_classes_painted(
+            [(p.name, p.annotation) for p in planes if p.kind == "annotation"],
+            self.config.n_object_classes,
+        )
         planes, diameters = self._to_model_scale(planes, cfg)
         if pretrained and cfg.pseudo_label_weight > 0:
             planes = [
@@ -695,9 +700,9 @@ class UNet:
             params = replace(params, threshold=float(threshold))
         if min_size is not None:
             params = replace(params, min_size=int(min_size))
-        fixed_scale = self._fixed_scale(diameter)
         a, lead = self._as_planes(image, channel_axis, rgb, axes)
         h, w = a.shape[-3], a.shape[-2]
+        fixed_scale = self._fixed_scale(diameter, (h, w))
         plan = self._plan(h, w, tile_size, context)
         n_out = self.config.n_outputs
         n_planes = int(np.prod(lead)) if lead else 1
@@ -772,8 +777,10 @@ class UNet:
 
         return predict_dask(self, image, out, client, **kwargs)
 
-    def _fixed_scale(self, diameter) -> float | None:
-        """The scale factor a ``diameter`` argument fixes, or ``None`` to estimate it."""
+    def _fixed_scale(self, diameter, shape: tuple[int, ...] | None = None) -> float | None:
+        """The scale factor a ``diameter`` argument fixes, or ``None`` to estimate it;
+        a diameter this model cannot be brought to (or wider than an image of ``shape``)
+        is refused with the valid range (:func:`~.config.check_diameter`)."""
         model_d = self.object_diameter
         if diameter is None or (isinstance(diameter, (int, float)) and diameter == 0):
             return 1.0
@@ -789,8 +796,10 @@ class UNet:
                 "this model does not record the object size it was trained at, so it cannot "
                 "rescale to a diameter; leave the diameter empty (or 0)"
             )
+        from .config import check_diameter
         from .size import clip_scale
 
+        check_diameter(d, model_d, shape)
         return clip_scale(model_d / d)
 
     @property

@@ -1,0 +1,162 @@
+"""What the widgets say about what a person gives them: settings out of range (with the
+range), the annotation counts after Undo, images with NaN pixels, a disk too full for
+the model, compressed TIFFs opened in the viewer. A real viewer under pytest-qt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from test_widgets import dock, wait_idle
+
+from napari_unet.core.config import LIMITS
+
+pytestmark = pytest.mark.gui
+
+
+def test_spin_box_ranges_are_cores(make_napari_viewer):
+    viewer = make_napari_viewer()
+    train = dock(viewer, "Train")
+    boxes = {
+        "epochs": train._epochs,
+        "steps_per_epoch": train._steps,
+        "patch_size": train._patch,
+        "batch_size": train._batch,
+        "val_fraction": train._val,
+        "early_stopping_patience": train._patience,
+    }
+    for name, box in boxes.items():
+        assert (box.min, box.max) == (LIMITS[name].lo, LIMITS[name].hi), name
+    assert train._time.max == LIMITS["time_limit"].hi
+    segment = dock(viewer, "Segment")
+    assert segment._tile.max == LIMITS["tile_size"].hi
+    assert LIMITS["tile_size"].text() in segment._tile.tooltip
+
+
+def test_segment_refuses_absurd_settings_with_the_range(viewer, qtbot, notes):
+    segment = dock(viewer, "Segment")
+    segment._tile.value = 64  # below the smallest tile
+    assert segment._on_segment("nuclei") is None
+    assert LIMITS["tile_size"].text() in notes()[-1], notes()
+    assert segment.run_button.isEnabled()
+    segment._tile.value = 0
+    segment._model.value = "default"
+    segment._diameter.value = 10_000  # wider than the 512×512 sample
+    segment._on_segment("nuclei")
+    wait_idle(qtbot, segment, 120_000)
+    assert any("wider than the image" in n and "512×512" in n for n in notes()), notes()
+    assert "nuclei labels" not in [layer.name for layer in viewer.layers]
+    assert segment.run_button.isEnabled()
+
+
+def test_the_counts_follow_undo_on_the_annotation(viewer, qtbot):
+    annotate = dock(viewer, "Annotate")
+    annotate._image.value = "nuclei"
+    layer = annotate._on_create()
+    layer.brush_size = 9
+    layer.paint((200, 200), 2)
+    qtbot.waitUntil(lambda: annotate.last_counts.get("nuclei", {}).get(2, 0) > 0, timeout=5000)
+    assert annotate.table.item(0, 2).text() != "0"
+    layer.undo()  # Ctrl+Z in the viewer
+    qtbot.waitUntil(lambda: annotate.last_counts["nuclei"].get(2, 0) == 0, timeout=5000)
+    assert annotate.table.item(0, 2).text() == "0"
+    layer.redo()
+    qtbot.waitUntil(lambda: annotate.last_counts["nuclei"].get(2, 0) > 0, timeout=5000)
+
+
+def _painted(viewer, annotate, name="nuclei"):
+    annotate._image.value = name
+    layer = annotate._on_create()
+    data = np.zeros(layer.data.shape, np.uint8)
+    data[:20] = 1
+    data[100:120, 100:120] = 2
+    layer.data = data
+    return layer
+
+
+def test_train_says_how_many_pixels_are_nan_as_segment_does(make_napari_viewer, notes):
+    from napari_unet.core.normalize import nonfinite_message
+
+    viewer = make_napari_viewer()
+    img = np.random.default_rng(0).random((128, 128)).astype(np.float32)
+    img[5, :7] = np.nan
+    img[6, 0] = np.inf
+    viewer.add_image(img, name="holey")
+    annotate, train = dock(viewer, "Annotate"), dock(viewer, "Train")
+    _painted(viewer, annotate, "holey")
+    train._init.value = "new"
+    train.make_job()  # what Train reads before the run starts
+    assert f"Train: {nonfinite_message('holey', 8)}" in notes(), notes()
+    assert "8 pixels are NaN or infinite" in nonfinite_message("holey", 8)
+
+
+@pytest.fixture
+def tiny_home(tmp_path, monkeypatch):
+    """A 4 MB file system (tmpfs) as the home folder; skipped where mounting is not
+    allowed."""
+    import subprocess
+
+    mnt = tmp_path / "home"
+    mnt.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True
+    )
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a small file system here")
+    monkeypatch.setenv("HOME", str(mnt))
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_train_warns_before_training_when_the_disk_cannot_hold_the_model(viewer, tiny_home, notes):
+    annotate, train = dock(viewer, "Annotate"), dock(viewer, "Train")
+    _painted(viewer, annotate)
+    train._init.value = "new"
+    train._depth.value, train._filters.value = 4, 32  # ~ 31 MB of weights
+    train.make_job()
+    assert any("not enough disk space" in n and str(tiny_home) in n for n in notes()), notes()
+    notes_before = len(notes())
+    train._depth.value, train._filters.value = 2, 8  # fits
+    train.make_job()
+    assert not any("disk space" in n for n in notes()[notes_before:])
+
+
+@pytest.mark.parametrize("kind", ["lzw", "zstd", "jpeg"])
+def test_compressed_tiffs_open_in_the_viewer_and_segment(
+    make_napari_viewer, qtbot, tmp_path, sample_image, kind
+):
+    img = sample_image[:128, :128]
+    img8 = (255 * (img - img.min()) / max(1, np.ptp(img))).astype(np.uint8)
+    path = tmp_path / f"{kind}.tif"
+    tifffile.imwrite(path, img8, compression=kind)
+    viewer = make_napari_viewer()
+    viewer.open(str(path))
+    layer = viewer.layers[kind]
+    assert layer.data.shape == (128, 128)
+    if kind != "jpeg":
+        assert np.array_equal(np.asarray(layer.data), img8)
+    if kind == "lzw":  # and Segment takes it like any image
+        segment = dock(viewer, "Segment")
+        segment._model.value = "default"
+        segment._on_segment(kind)
+        wait_idle(qtbot, segment, 120_000)
+        assert viewer.layers[f"{kind} labels"].data.max() > 0
+
+
+def test_evaluate_counts_follow_edits_and_undo_of_the_prediction(viewer, qtbot):
+    truth = viewer.layers["nuclei ground truth"]
+    pred = viewer.add_labels(np.array(truth.data), name="nuclei labels")
+    evaluate = dock(viewer, "Evaluate")
+    evaluate._on_evaluate("nuclei labels", "nuclei ground truth")
+    qtbot.waitUntil(lambda: evaluate.scores is not None and not evaluate._busy, timeout=30_000)
+    n = evaluate.scores["n_pred"]
+    assert evaluate.scores["tp"] == n
+    pred.brush_size = 15
+    pred.paint((5, 5), int(pred.data.max()) + 1)  # a new object painted in a corner
+    qtbot.waitUntil(lambda: evaluate.scores["n_pred"] == n + 1, timeout=10_000)
+    assert f"{n + 1} predicted" in evaluate.counts.text()
+    pred.undo()  # Ctrl+Z
+    qtbot.waitUntil(lambda: evaluate.scores["n_pred"] == n, timeout=10_000)
+    assert f"{n} predicted" in evaluate.counts.text()
