@@ -67,6 +67,12 @@ class TrainResult:
     stopped_by: str  # "epochs", "early_stopping", "time_limit", "stop_event", "non_finite"
     seconds: float
     data: list[dict] = field(default_factory=list)
+    #: the labelled pixels held out for validation, one boolean map per training plane
+    #: (at the scale it trained at); ``None`` when nothing was held out
+    validation: list[np.ndarray] | None = field(default=None, repr=False)
+    #: those pixels on the planes as given (a :class:`~napari_unet.core.scoring.ValidationSet`,
+    #: set by :meth:`UNet.train <napari_unet.core.unet.UNet.train>`)
+    held_out: Any = field(default=None, repr=False)
 
     def summary(self) -> str:
         """One line: epochs, steps and time, what stopped the run, the best epoch."""
@@ -400,6 +406,7 @@ def fit(
         stopped_by=stopped_by,
         seconds=time.perf_counter() - t0,
         data=[p.summary for p in prepared],
+        validation=val_masks if val is not None else None,
     )
     report(
         ProgressKind.DONE,

@@ -333,6 +333,7 @@ class UNet:
             [(p.name, p.annotation) for p in planes if p.kind == "annotation"],
             self.config.n_object_classes,
         )
+        originals = list(planes)  # at their own pixels: the before/after figures
         planes, diameters = self._to_model_scale(planes, cfg)
         if pretrained and cfg.pseudo_label_weight > 0:
             planes = [
@@ -375,6 +376,9 @@ class UNet:
                 learning_rate=lr,
                 config=self.config,
             )
+        from .scoring import ValidationSet
+
+        result.held_out = ValidationSet.from_training(originals, result.validation)
         search = None
         if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
             # the trained network's view of its training planes, computed once

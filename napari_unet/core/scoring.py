@@ -1,0 +1,187 @@
+"""Before and after: the same figures for two networks on the same annotated pixels.
+
+After a training run the person must see whether the new model is better than the one
+it would replace, measured on their own annotations: the part that training held out
+for validation (:attr:`ValidationSet.held_out`), or, when nothing was held out, the
+annotated pixels the new model trained on (which flatters the new model; said so).
+
+Each network segments the planes exactly as Segment would (:meth:`UNet.predict` with
+the model's own settings), and is scored on the chosen pixels only:
+
+- pixel Dice of object against background on the annotated pixels (annotation 1 is
+  background, 2 and above object; a mask: 0 background, any id object);
+- instance F1 (one-to-one matches at IoU ≥ 0.5) where a dense mask says what the
+  objects are, both label images cut to the chosen pixels.
+
+:func:`compare` turns two scores into a verdict. Numpy only; the networks are handed
+in (TensorFlow is theirs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Differences smaller than this (a tenth of a point) are "about the same".
+SAME_WITHIN = 0.001
+
+
+@dataclass
+class ValidationSet:
+    """2D planes (channels-last images at their own pixels) with the pixels to score.
+
+    ``planes`` are :class:`~napari_unet.core.data.TrainingPair` objects;
+    ``selections`` hold a boolean map per plane; ``held_out`` says whether the pixels
+    are the validation part that training kept out (else: the training pixels).
+    """
+
+    planes: list
+    selections: list[np.ndarray]
+    held_out: bool
+
+    @classmethod
+    def from_training(
+        cls, planes: Sequence, validation: Sequence[np.ndarray] | None = None
+    ) -> ValidationSet:
+        """The pixels of ``planes`` training held out (``validation``: one boolean map
+        per plane, at the plane's own size or at the scale it trained at), or, with no
+        held-out pixel, every labelled pixel of the planes."""
+        from .size import resize_to
+
+        held = validation is not None and any(np.any(m) for m in validation)
+        keep_planes, selections = [], []
+        for i, p in enumerate(planes):
+            labels = np.asarray(p.labels)
+            labelled = labels > 0 if p.kind == "annotation" else np.ones(labels.shape, bool)
+            if held:
+                m = np.asarray(validation[i], bool)
+                if m.shape != labels.shape:
+                    m = resize_to(m.astype(np.uint8), labels.shape, labels=True) > 0
+                sel = m & labelled
+            else:
+                sel = labelled
+            if sel.any():
+                keep_planes.append(p)
+                selections.append(sel)
+        return cls(keep_planes, selections, bool(held))
+
+    @property
+    def pixels(self) -> int:
+        return int(sum(int(s.sum()) for s in self.selections))
+
+    def where(self) -> str:
+        """Which annotations the figures are measured on, in words."""
+        if self.held_out:
+            return f"on the {self.pixels:,} annotated pixels training held out for validation"
+        return (
+            f"on the {self.pixels:,} annotated pixels the new model trained on (no part was "
+            "held out for validation, so the new model's figure is flattered)"
+        )
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A network's figures on a :class:`ValidationSet`."""
+
+    dice: float | None  # pixel Dice, object vs background, on the scored pixels
+    f1: float | None  # instance F1 at IoU ≥ 0.5 where masks were scored, else None
+    pixels: int
+    objects: int  # true instances the F1 counts
+
+    def figures(self) -> dict[str, float]:
+        return {k: v for k, v in (("Dice", self.dice), ("F1", self.f1)) if v is not None}
+
+    def text(self) -> str:
+        """``"Dice 0.912 · F1 0.850"``."""
+        figs = self.figures()
+        return " · ".join(f"{k} {v:.3f}" for k, v in figs.items()) if figs else "no figure"
+
+
+def score_network(net: Any, data: ValidationSet) -> Scores:
+    """Segment each plane of ``data`` with ``net`` as Segment would and score the
+    selected pixels (see the module's docstring)."""
+    from .metrics import iou_matrix, match_counts
+
+    tp = fp = fn = 0
+    itp = ifp = ifn = 0
+    objects = 0
+    has_mask = False
+    for plane, sel in zip(data.planes, data.selections, strict=True):
+        labels = np.asarray(plane.labels)
+        pred = np.asarray(net.predict(np.asarray(plane.image), channel_axis=-1).labels)
+        pred = pred.reshape(labels.shape)
+        if plane.kind == "annotation":
+            truth_fg = labels >= 2
+        else:
+            truth_fg = labels > 0
+        pred_fg = pred > 0
+        tp += int((pred_fg & truth_fg & sel).sum())
+        fp += int((pred_fg & ~truth_fg & sel).sum())
+        fn += int((~pred_fg & truth_fg & sel).sum())
+        if plane.kind == "mask":
+            has_mask = True
+            iou, t_ids, _ = iou_matrix(np.where(sel, pred, 0), np.where(sel, labels, 0))
+            a, b, c = match_counts(iou, 0.5)
+            itp, ifp, ifn = itp + a, ifp + b, ifn + c
+            objects += len(t_ids)
+    dice = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else None
+    f1 = None
+    if has_mask:
+        f1 = 2 * itp / (2 * itp + ifp + ifn) if (2 * itp + ifp + ifn) else 1.0
+    return Scores(
+        None if dice is None else float(dice),
+        None if f1 is None else float(f1),
+        data.pixels,
+        objects,
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two networks' figures on the same pixels and what they say.
+
+    ``verdict``: ``"better"``, ``"worse"``, ``"same"`` (no figure moved by more than
+    :data:`SAME_WITHIN`) or ``"new"`` (no previous model to compare with).
+    """
+
+    before: Scores | None
+    after: Scores
+    verdict: str
+    where: str = ""
+
+    @property
+    def worse(self) -> bool:
+        return self.verdict == "worse"
+
+    def summary(self) -> str:
+        """``"Before: Dice 0.910 · After: Dice 0.870 — worse"``."""
+        words = {
+            "better": "better",
+            "worse": "worse",
+            "same": "about the same",
+            "new": "no previous model to compare with",
+        }
+        after = f"After: {self.after.text()}"
+        if self.before is None:
+            return f"{after} — {words['new']}"
+        return f"Before: {self.before.text()} · {after} — {words[self.verdict]}"
+
+
+def compare(before: Scores | None, after: Scores, where: str = "") -> Comparison:
+    """The verdict on ``after`` against ``before``: worse when any figure both have
+    dropped by more than :data:`SAME_WITHIN` (a drop is never outweighed by a gain),
+    better when none dropped and one rose, else the same."""
+    if before is None:
+        return Comparison(None, after, "new", where)
+    a, b = after.figures(), before.figures()
+    diffs = [a[k] - b[k] for k in a if k in b]
+    if any(d < -SAME_WITHIN for d in diffs):
+        verdict = "worse"
+    elif any(d > SAME_WITHIN for d in diffs):
+        verdict = "better"
+    else:
+        verdict = "same"
+    return Comparison(before, after, verdict, where)
