@@ -108,6 +108,9 @@ class TrainJob:
     stop_event: threading.Event = field(default_factory=threading.Event)
     preview_image: np.ndarray | None = None  # one plane as the network takes it (Y, X, C)
     preview_interval: float = PREVIEW_INTERVAL
+    #: the viewer's current model when training started (``None``: there was none);
+    #: the trained model is compared with it and replaces it only when not worse
+    previous: ModelSpec | None = None
 
 
 @dataclass
@@ -115,6 +118,15 @@ class TrainOutcome:
     model: Any  # the trained UNet (best weights)
     result: Any  # core TrainResult
     name: str
+    #: the model the trained one would replace (the current model, else the trained
+    #: model it started from), unchanged; ``None`` after a new network with none current
+    previous: Any = None
+    previous_name: str = ""
+    previous_path: str | None = None
+    comparison: Any = None  # core scoring.Comparison: before/after on the same pixels
+    #: the preview plane as each model segments it (``None`` without a preview)
+    preview_after: Any = None
+    preview_before: Any = None
 
 
 # ---------------------------------------------------------------------- plumbing
@@ -301,12 +313,16 @@ def segment_worker(spec: ModelSpec, job: SegmentJob) -> Generator[list, None, Se
 
 # ---------------------------------------------------------------------- train
 def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
+    from napari_unet.core.scoring import compare, score_network
+
     emit(Status("preparing the network…"))
     prepare_tensorflow()
     net = resolve_model(job.init)
     name = job.init.describe(net.config)
-    if job.init.kind == "current" and job.init.model is not None:
-        # train a copy: the current model stays usable (Segment) until this run ends
+    previous, previous_name, previous_path = _previous_model(job, net, name)
+    if previous is net:
+        # train a copy: the current model stays usable (Segment) until this run ends,
+        # and stays one click away afterwards
         net = net.copy()
     preview = job.preview_image
     emit(Status("training…"))
@@ -318,11 +334,49 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
         preview_image=preview,
         preview_interval=job.preview_interval,
     )
-    if preview is not None and result.stopped_by != "stop_event":
-        # the best weights were restored at the end: show what they predict (not after
-        # Stop: the person wants the widget back at once, and Segment is one click away)
-        emit(_final_preview(net, preview, result))
-    return TrainOutcome(net, result, name)
+    held_out = result.held_out
+    emit(Status("comparing the new model with the previous one on your annotations…"))
+    after = score_network(net, held_out)
+    before = score_network(previous, held_out) if previous is not None else None
+    outcome = TrainOutcome(
+        net,
+        result,
+        name,
+        previous,
+        previous_name,
+        previous_path,
+        compare(before, after, held_out.where()),
+    )
+    if preview is not None:
+        # what each model predicts on the preview plane (the best weights were restored
+        # at the end): the widget shows the one that ends up current
+        outcome.preview_after = net.predict(preview)
+        if previous is not None:
+            outcome.preview_before = previous.predict(preview)
+    return outcome
+
+
+def _previous_model(job: TrainJob, net: Any, name: str) -> tuple[Any, str, str | None]:
+    """The model a training run would replace, its name and file: the current model
+    (``net`` itself when training starts from it), else the trained model training
+    starts from; ``(None, "", None)`` for a new network with no current model."""
+    from napari_unet.core import UserInputError
+
+    init = job.init
+    if init.kind == "current":
+        return net, init.name or name, init.path
+    if job.previous is not None:
+        try:
+            prev = resolve_model(job.previous)
+        except UserInputError:  # the current model's file is gone: nothing to go back to
+            return None, "", None
+        return prev, job.previous.name or job.previous.describe(prev.config), job.previous.path
+    if init.kind == "new":
+        return None, "", None
+    from napari_unet.core.plan import default_model_path
+
+    path = str(default_model_path()) if init.kind == "default" else init.path
+    return net.copy(), name, path
 
 
 def _in_memory_unless_huge(pairs: list) -> list:
@@ -337,20 +391,6 @@ def _in_memory_unless_huge(pairs: list) -> list:
         replace(p, image=np.asarray(p.image)) if is_lazy(p.image) and not is_lazy(p.labels) else p
         for p in pairs
     ]
-
-
-def _final_preview(net: Any, image: np.ndarray, result: Any):
-    from napari_unet.core.training import ProgressKind, TrainProgress
-
-    return TrainProgress(
-        ProgressKind.PREVIEW,
-        result.steps_run,
-        result.steps_run,
-        result.epochs_run,
-        preview=net.predict(image),
-        elapsed=result.seconds,
-        message="final",
-    )
 
 
 def train_worker(job: TrainJob) -> Generator[list, None, TrainOutcome]:

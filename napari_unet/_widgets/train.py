@@ -4,12 +4,19 @@ image/annotation pair, in the background, with a live curve, a live preview and 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
-from qtpy.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QVBoxLayout
+from qtpy.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QVBoxLayout,
+)
 from superqt import QCollapsible
 
 from napari_unet.core.config import LIMITS, PREVIEW_INTERVAL, TrainConfig, UNetConfig
@@ -75,6 +82,19 @@ def _spin(name: str, kind=int) -> dict:
     line's)."""
     limit = LIMITS[name]
     return {"min": kind(limit.lo), "max": kind(limit.hi)}
+
+
+@dataclass
+class ModelChoice:
+    """The two models after a training run: the new one and the one it would replace,
+    each as ``(model, name, path)`` for :meth:`ModelState.set_model`, with its preview
+    (what it predicts on the preview plane) and which of them is current."""
+
+    new: tuple
+    previous: tuple | None
+    comparison: Any
+    previews: dict = field(default_factory=dict)  # "new"/"previous" -> Prediction
+    current: str = "new"
 
 
 class TrainWidget(JobWidget):
@@ -201,6 +221,25 @@ class TrainWidget(JobWidget):
         self.progress = progress_bar()
         self.status = status_label("annotate an image (Annotate), then Train")
         self.plot = LossPlot()
+        # before/after of the last run, with the model it replaced one click away
+        self.choice: ModelChoice | None = None
+        self.compare_panel = QGroupBox("Last training: before and after")
+        self.compare_label = status_label()
+        self.keep_new_button = button(
+            "Keep the new model", self._on_keep_new, "make the model this training made current"
+        )
+        self.go_back_button = button(
+            "Go back to the previous one",
+            self._on_go_back,
+            "make the model you had before this training current again",
+        )
+        choose = QHBoxLayout()
+        choose.addWidget(self.keep_new_button)
+        choose.addWidget(self.go_back_button)
+        panel = QVBoxLayout(self.compare_panel)
+        panel.addWidget(self.compare_label)
+        panel.addLayout(choose)
+        self.compare_panel.setVisible(False)
 
         run = QHBoxLayout()
         run.addWidget(self.train_button)
@@ -215,6 +254,7 @@ class TrainWidget(JobWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.plot)
+        layout.addWidget(self.compare_panel)
         layout.addWidget(self.model_label)
         layout.addLayout(files)
         layout.addStretch(1)
@@ -262,6 +302,11 @@ class TrainWidget(JobWidget):
         self._depth.visible = self._filters.visible = value == "new"
 
     def _on_state(self) -> None:
+        choice = self.choice
+        if choice is not None:
+            shown = choice.new if choice.current == "new" else choice.previous
+            if shown is None or self.state.model is not shown[0]:
+                self._drop_choice()  # another model was made current (Load model…)
         self.model_label.setText(f"current model: {self.state.describe()}")
         self.save_button.setEnabled(self.state.available and not self.saving)
         if self.state.available and not self.running:
@@ -352,6 +397,12 @@ class TrainWidget(JobWidget):
             show_info(network.notice)
         self._warn_before_training(data, network.config)
         job = TrainJob(pairs=data, init=network.spec, config=config)
+        if self.state.available and network.spec.kind != "current":
+            # what the trained model would replace: compared with it, never replaced
+            # by a worse one without the person's say
+            job.previous = ModelSpec(
+                "current", path=self.state.path, model=self.state.model, name=self.state.name
+            )
         preview = self._preview.value
         layer = L.find_layer(self.viewer, preview, "image") if preview else None
         self._preview_target = None
@@ -398,6 +449,7 @@ class TrainWidget(JobWidget):
             return None
         self.job = job
         self.outcome = None
+        self._drop_choice()  # settled: whatever is current now is what this run may replace
         self._busy = True
         self.state.training = True
         self.train_button.setEnabled(False)
@@ -468,7 +520,7 @@ class TrainWidget(JobWidget):
         return min(done, 1.0), max(expected, rec.step)
 
     def _on_returned(self, outcome: TrainOutcome) -> None:
-        from napari.utils.notifications import show_info
+        from napari.utils.notifications import show_info, show_warning
 
         self.outcome = outcome
         r = outcome.result
@@ -478,7 +530,15 @@ class TrainWidget(JobWidget):
             if base.endswith(", fine-tuned") or base.startswith("new U-Net")
             else (f"{base}, fine-tuned")
         )
-        self.state.set_model(outcome.model, name=name, path=None)
+        c = outcome.comparison
+        previous = None
+        if outcome.previous is not None:
+            previous = (outcome.previous, outcome.previous_name, outcome.previous_path)
+        choice = ModelChoice((outcome.model, name, None), previous, c)
+        choice.previews = {"new": outcome.preview_after, "previous": outcome.preview_before}
+        self.choice = choice
+        # never quietly adopt a worse model: the previous one stays current
+        self._make_current("previous" if c.worse and previous is not None else "new")
         best = ""
         if r.best_epoch is not None and r.best_monitor is not None:
             best = (
@@ -496,8 +556,79 @@ class TrainWidget(JobWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self._fit_plot()
-        # a toast holds one short line; the details are in the status line above
-        show_info(f"Training finished: {plural(r.epochs_run, 'epoch')} in {r.seconds:.0f} s")
+        # a toast holds one short line; the details are in the panel and status line
+        if choice.current == "previous":
+            show_warning(
+                "Training made the model worse on your annotations "
+                f"({c.summary()}): the previous model stays current. "
+                "Click 'Keep the new model' to use it anyway."
+            )
+        else:
+            show_info(
+                f"Training finished: {plural(r.epochs_run, 'epoch')} in {r.seconds:.0f} s. "
+                f"{c.summary()}"
+            )
+
+    def _make_current(self, which: str) -> None:
+        """Make the new (``"new"``) or the previous (``"previous"``) model of the last
+        run current, show what it predicts on the preview image, and say so."""
+        choice = self.choice
+        if choice is None or (which == "previous" and choice.previous is None):
+            return
+        if self.state.model is not None:  # the one left keeps its file, if saved meanwhile
+            leaving = (self.state.model, self.state.name, self.state.path)
+            if choice.current == "new" and leaving[0] is choice.new[0]:
+                choice.new = leaving
+            elif choice.previous is not None and leaving[0] is choice.previous[0]:
+                choice.previous = leaving
+        choice.current = which
+        self.state.set_model(*(choice.new if which == "new" else choice.previous))
+        preview = choice.previews.get(which)
+        if preview is not None and self._preview_target:
+            name, index, drop_axis = self._preview_target
+            if L.find_layer(self.viewer, name, "image") is not None:
+                L.show_prediction(self.viewer, name, preview, drop_axis, index=index)
+        self._show_choice()
+
+    def _show_choice(self) -> None:
+        choice = self.choice
+        if choice is None:
+            self.compare_panel.setVisible(False)
+            return
+        c = choice.comparison
+        if choice.previous is None:
+            now = "The new model is current (there was no model before it)."
+        elif choice.current == "new":
+            now = (
+                "The new model is current; 'Go back to the previous one' restores "
+                f"{choice.previous[1] or 'the previous model'}."
+            )
+        elif c.worse:
+            now = (
+                "The new model scored worse, so the previous model stays current; "
+                "'Keep the new model' uses the new one anyway."
+            )
+        else:
+            now = "The previous model is current; 'Keep the new model' uses the new one."
+        where = f" Measured {c.where}." if c.where else ""
+        self.compare_label.setText(f"{c.summary()}\n{now}{where}")
+        self.keep_new_button.setEnabled(choice.current != "new")
+        self.go_back_button.setEnabled(choice.previous is not None and choice.current == "new")
+        self.compare_panel.setVisible(True)
+
+    def _drop_choice(self) -> None:
+        self.choice = None
+        self.compare_panel.setVisible(False)
+
+    def _on_keep_new(self) -> None:
+        """Make the model of the last training current (also when it scored worse)."""
+        if self.choice is not None and not self.running:
+            self._make_current("new")
+
+    def _on_go_back(self) -> None:
+        """Make the model current again that the last training would have replaced."""
+        if self.choice is not None and not self.running:
+            self._make_current("previous")
 
     def _fit_plot(self) -> None:
         """After a run the x axis ends at the last step made, not the step once planned."""
