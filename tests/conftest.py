@@ -126,3 +126,33 @@ def make_two_classes(size: int = 128, n: int = 14, seed: int = 0, **kwargs):
     from synthetic_classes import two_class_image
 
     return two_class_image(size, n, seed, **kwargs)
+
+
+# ---------------------------------------------------------------------- failing disks
+@pytest.fixture
+def small_disk(tmp_path):
+    """``mount(size, read_only=False)``: a real tmpfs of ``size`` bytes mounted in
+    ``tmp_path``, unmounted afterwards. Real failures of the kind a person meets (a full
+    disk, a read-only one) where ``chmod`` cannot make one (the tests run as root);
+    skipped where this process may not mount."""
+    import shutil
+    import subprocess
+
+    mounted = []
+
+    def mount(size: int, read_only: bool = False) -> Path:
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        options = f"size={int(size)}" + (",ro" if read_only else "")
+        tool = shutil.which("mount")
+        done = tool and subprocess.run(
+            [tool, "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True
+        )
+        if not done or done.returncode != 0:
+            pytest.skip("cannot mount a small file system here (needs root)")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], capture_output=True)

@@ -102,3 +102,95 @@ def test_model_target_is_checked_before_training(tmp_path):
     with pytest.raises(UserInputError, match="already exists"):
         check_model_target(tmp_path / "m.keras")
     assert check_model_target(tmp_path / "m.keras", overwrite=True)
+
+
+# --------------------------------------------------------------------------- saving
+def _no_jargon(message: str) -> None:
+    for word in ("Errno", "Error:", "Traceback", "requested and"):
+        assert word not in message, message
+
+
+@pytest.fixture
+def tiny_net():
+    from napari_unet.core import UNet
+
+    return UNet.new(UNetConfig(depth=1, base_filters=2), seed=0)
+
+
+def test_a_model_file_is_replaced_only_when_asked_and_the_bundled_one_never(
+    tmp_path, monkeypatch, tiny_net
+):
+    from napari_unet.core.plan import save_model_as
+
+    bundled = tmp_path / "bundled.keras"
+    tiny_net.save(bundled)
+    monkeypatch.setenv("NAPARI_UNET_DEFAULT_MODEL", str(bundled))
+    before = bundled.read_bytes()
+    for overwrite in (False, True):
+        with pytest.raises(UserInputError, match="bundled nuclei model .* never replaced"):
+            save_model_as(tiny_net, None, bundled, overwrite=overwrite)
+        with pytest.raises(UserInputError, match="never replaced"):
+            check_model_target(bundled, overwrite=overwrite)
+    assert bundled.read_bytes() == before
+    mine = tmp_path / "mine.keras"
+    mine.write_bytes(b"a model the person saved")
+    with pytest.raises(UserInputError, match="already exists .* confirm"):
+        save_model_as(tiny_net, None, mine)
+    assert mine.read_bytes() == b"a model the person saved"
+    assert save_model_as(tiny_net, None, mine, overwrite=True) == mine
+    assert mine.stat().st_size > 1000
+    # a model still to be loaded saved onto its own file: nothing to do, nothing asked
+    assert save_model_as(None, mine, mine) == mine
+
+
+def test_failed_model_saves_say_what_to_do_and_keep_the_model(tmp_path, small_disk, tiny_net):
+    from napari_unet.core.plan import save_model_as
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(UserInputError) as e:
+        save_model_as(tiny_net, None, a_file / "m.keras")
+    assert "not a folder" in str(e.value) and "choose another folder" in str(e.value)
+    _no_jargon(str(e.value))
+    for disk, said in (
+        (small_disk(1 << 20, read_only=True), "Read-only file system"),
+        (small_disk(16 * 1024), "No space left on device"),
+    ):
+        with pytest.raises(UserInputError) as e:
+            save_model_as(tiny_net, None, disk / "m.keras")
+        text = str(e.value)
+        assert said in text and "save it somewhere else" in text, text
+        _no_jargon(text)
+        assert list(disk.iterdir()) == []  # nothing half-written
+    # the model is still here and saves elsewhere
+    assert save_model_as(tiny_net, None, tmp_path / "m.keras").is_file()
+
+
+def test_training_set_saves_check_free_space_and_fail_plainly(tmp_path, small_disk, tiny_net):
+    from napari_unet.core.trainingset import Entry, write_training_set
+
+    ann = np.ones((64, 64), np.uint8)
+    ann[20:40, 20:40] = 2
+    entry = Entry("cells", np.random.default_rng(0).random((64, 64), np.float32), ann)
+    # an image far larger than any disk (no memory behind it): refused before a byte
+    huge = Entry(
+        "huge",
+        np.broadcast_to(np.float32(0), (400_000, 400_000)),
+        np.broadcast_to(np.uint8(1), (400_000, 400_000)),
+    )
+    with pytest.raises(UserInputError, match="not enough disk space .* free some space"):
+        write_training_set(tmp_path / "set", [huge])
+    assert not (tmp_path / "set").exists()
+    # a disk nearly full: the free-space check refuses, nothing is left
+    full = small_disk(256 * 1024)
+    with pytest.raises(UserInputError, match="not enough disk space"):
+        write_training_set(full / "set", [entry], model=tiny_net)
+    assert list(full.iterdir()) == []
+    # a read-only disk: the write fails in plain words, nothing is left
+    ro = small_disk(8 << 20, read_only=True)
+    with pytest.raises(UserInputError) as e:
+        write_training_set(ro / "set", [entry], model=tiny_net)
+    text = str(e.value)
+    assert "could not save the training set" in text and "somewhere else" in text, text
+    _no_jargon(text)
+    assert write_training_set(tmp_path / "ok", [entry], model=tiny_net)

@@ -72,12 +72,15 @@ def test_the_verdict_never_lets_a_drop_pass_and_reads_plainly():
     b = Scores(0.87, None, 1000, 0)
     c = compare(a, b, "on 1,000 pixels")
     assert c.worse and c.summary() == "Before: Dice 0.910 · After: Dice 0.870 — worse"
+    assert c.change() == "Dice 0.910 → 0.870"
     assert compare(b, a).verdict == "better"
     assert compare(a, Scores(0.91 + SAME_WITHIN / 2, None, 1000, 0)).verdict == "same"
     assert "about the same" in compare(a, a).summary()
     # a gain in Dice does not outweigh a drop in instance F1
     mixed = compare(Scores(0.80, 0.90, 1000, 20), Scores(0.85, 0.70, 1000, 20))
     assert mixed.worse and "F1 0.700" in mixed.summary()
+    assert mixed.change() == "F1 0.900 → 0.700"  # the figure that dropped
     first = compare(None, b)
     assert first.verdict == "new" and not first.worse
     assert first.summary() == "After: Dice 0.870 — no previous model to compare with"
+    assert first.change() == "Dice 0.870"

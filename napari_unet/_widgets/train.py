@@ -3,6 +3,7 @@ image/annotation pair, in the background, with a live curve, a live preview and 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
+    QMessageBox,
     QVBoxLayout,
 )
 from superqt import QCollapsible
@@ -550,7 +552,7 @@ class TrainWidget(JobWidget):
         text = (
             f"{reason}: {plural(r.epochs_run, 'epoch')}, "
             f"{plural(r.steps_run, 'step')} in {r.seconds:.0f} s{best}.{classes} "
-            f"Segment again to apply the model."
+            f"On your annotations: {c.change()}. Segment again to apply the model."
         )
         self.status.setText(text)
         self.progress.setRange(0, 1)
@@ -558,16 +560,10 @@ class TrainWidget(JobWidget):
         self._fit_plot()
         # a toast holds one short line; the details are in the panel and status line
         if choice.current == "previous":
-            show_warning(
-                "Training made the model worse on your annotations "
-                f"({c.summary()}): the previous model stays current. "
-                "Click 'Keep the new model' to use it anyway."
-            )
+            # the figures and the way to keep the new model anyway are in the panel
+            show_warning("New model worse: previous kept")
         else:
-            show_info(
-                f"Training finished: {plural(r.epochs_run, 'epoch')} in {r.seconds:.0f} s. "
-                f"{c.summary()}"
-            )
+            show_info(f"Training finished: {plural(r.epochs_run, 'epoch')} in {r.seconds:.0f} s")
 
     def _make_current(self, which: str) -> None:
         """Make the new (``"new"``) or the previous (``"previous"``) model of the last
@@ -649,16 +645,22 @@ class TrainWidget(JobWidget):
         self.stop_button.setEnabled(False)
         self.load_button.setEnabled(True)
 
-    def _on_save(self, path: str | None = None):
+    def _on_save(self, path: str | None = None, overwrite: bool | None = None):
         """Save the current model to a ``.keras`` file in the background; returns the
-        worker (``None`` when nothing started). ``saved`` holds the path written."""
+        worker (``None`` when nothing started). ``saved`` holds the path written.
+
+        An existing file is replaced only when the person said so: ``overwrite``, else
+        the save dialog's own question (for the file picked there) or a question here;
+        the bundled model never is."""
         from napari.utils.notifications import show_info, show_warning
 
-        from napari_unet.core.plan import save_model_as
+        from napari_unet.core import UserInputError
+        from napari_unet.core.plan import refuse_bundled_model, save_model_as
 
         if not self.state.available:
             show_warning("no model to save yet: train one first")
             return None
+        picked = path is None
         path = (
             None
             if self.saving
@@ -669,6 +671,18 @@ class TrainWidget(JobWidget):
         target = Path(path)
         if target.suffix != ".keras":
             target = target.with_name(target.name + ".keras")
+        try:
+            refuse_bundled_model(target)
+        except UserInputError as e:
+            notify_error(e, "Save model")
+            return None
+        if overwrite is None:
+            overwrite = picked and str(target) == path  # the dialog asked before replacing
+            if not overwrite and os.path.lexists(target):
+                overwrite = self._confirm_replace(target)
+                if not overwrite:
+                    self.status.setText(f"not saved: {target.name} was kept as it is")
+                    return None
         model, source = self.state.model, self.state.path
         self.saved, self.saving = None, True
 
@@ -685,9 +699,20 @@ class TrainWidget(JobWidget):
             self._on_state()
 
         return save_in_background(
-            self.save_button, "Save model", save_model_as, model, source, target,
+            self.save_button, "Save model", save_model_as, model, source, target, overwrite,
             done=done, finished=finished,
         )  # fmt: skip
+
+    def _confirm_replace(self, target: Path) -> bool:
+        """Ask whether the existing model file ``target`` may be replaced (No by default)."""
+        answer = QMessageBox.question(
+            self,
+            "Replace model file?",
+            f"{target.name} already exists in {target.parent}.\nReplace it with the current model?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _on_load(self, path: str | None = None):
         """Make a model file the current model (checked now, loaded when first used)."""

@@ -238,6 +238,9 @@ def os_error_message(e: OSError) -> str:
         errno.EPERM: "; check the permissions or choose another folder",
         errno.ENOSPC: "; free some disk space or write elsewhere",
         errno.EROFS: "; choose a writable folder",
+        errno.EDQUOT: "; free some disk space or write elsewhere",
+        errno.ENOTDIR: "; choose a folder",
+        errno.ENOENT: "; choose a folder that exists",
     }.get(e.errno, "")
     return f"{e.strerror or e}{where}{hint}"
 

@@ -248,6 +248,7 @@ def check_model_target(path: str | os.PathLike, overwrite: bool = False) -> Path
     if p.suffix != ".keras":
         raise UserInputError(f"a model file name must end in .keras, got {p}")
     check_output_folder(p)
+    refuse_bundled_model(p)
     if os.path.lexists(p) and not overwrite:
         raise UserInputError(f"{p} already exists; choose another name, or add --overwrite")
     check_writable(p.parent if str(p.parent) else Path("."))
@@ -276,21 +277,71 @@ def check_training_space(folder: str | os.PathLike, config: UNetConfig) -> None:
     check_free_space(folder, model_file_bytes(config), "the trained model")
 
 
-def save_model_as(model, source: str | os.PathLike | None, path: str | os.PathLike) -> Path:
+def is_bundled_model(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is the bundled default model file (never written)."""
+    try:
+        return os.path.samefile(path, default_model_path())
+    except OSError:  # either is missing
+        return False
+
+
+def refuse_bundled_model(path: str | os.PathLike) -> None:
+    """Refuse to write over the bundled default model, whatever the person said."""
+    if is_bundled_model(path):
+        raise UserInputError(
+            f"{Path(path).name} is the bundled nuclei model that comes with napari-unet "
+            "and is never replaced; save under another name"
+        )
+
+
+def save_model_as(
+    model,
+    source: str | os.PathLike | None,
+    path: str | os.PathLike,
+    overwrite: bool = False,
+) -> Path:
     """Write the current model to ``path``: the network ``model`` when it is in memory,
-    else a copy of its file ``source`` (a model still to be loaded)."""
+    else a copy of its file ``source`` (a model still to be loaded).
+
+    Never over the bundled model, and over an existing file only with ``overwrite``
+    (the person said so). A failed write says in plain words what happened and what to
+    do; nothing is half-written and the model in memory is untouched.
+
+    Raises
+    ------
+    UserInputError
+        The bundled model, an existing file without ``overwrite``, a folder that is
+        missing or cannot be written, a full disk.
+    """
     import shutil
 
-    path = Path(path)
-    if model is not None:
-        return model.save(path)
-    if source is None:
-        raise UserInputError("no model to save yet: train one first")
-    if Path(source).resolve() != path.resolve():
-        from .io import AtomicWrite
+    from .io import AtomicWrite, check_output_folder, os_error_message
 
-        with AtomicWrite(path) as (tmp,):
-            shutil.copyfile(source, tmp)
+    path = Path(path)
+    if model is None and source is None:
+        raise UserInputError("no model to save yet: train one first")
+    try:
+        check_output_folder(path)
+    except UserInputError as e:
+        raise UserInputError(f"could not save the model: {e}; choose another folder") from None
+    refuse_bundled_model(path)
+    same_file = source is not None and os.path.lexists(path) and os.path.samefile(source, path)
+    if os.path.lexists(path) and not overwrite and not (model is None and same_file):
+        raise UserInputError(
+            f"{path.name} already exists in {path.parent}; choose another name, or confirm "
+            "that it should be replaced"
+        )
+    try:
+        if model is not None:
+            return model.save(path)
+        if not same_file:
+            with AtomicWrite(path) as (tmp,):
+                shutil.copyfile(source, tmp)
+    except OSError as e:
+        raise UserInputError(
+            f"could not save the model to {path} ({os_error_message(e)}); nothing was "
+            "written and the model is still here: save it somewhere else"
+        ) from None
     return path
 
 

@@ -169,6 +169,21 @@ class Comparison:
             return f"{after} — {words['new']}"
         return f"Before: {self.before.text()} · {after} — {words[self.verdict]}"
 
+    def change(self) -> str:
+        """The figure that tells, short: ``"Dice 0.910 → 0.870"`` (a figure that dropped
+        when the new model is worse), ``"Dice 0.870"`` with nothing to compare with."""
+        after = self.after.figures()
+        if self.before is None or not after:
+            return self.after.text()
+        before = self.before.figures()
+        keys = [k for k in after if k in before]
+        if not keys:
+            return self.after.text()
+        key = keys[0]
+        if self.worse:
+            key = min(keys, key=lambda k: after[k] - before[k])
+        return f"{key} {before[key]:.3f} → {after[key]:.3f}"
+
 
 def compare(before: Scores | None, after: Scores, where: str = "") -> Comparison:
     """The verdict on ``after`` against ``before``: worse when any figure both have

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserInputError
-from .io import AtomicWrite
+from .io import AtomicWrite, check_free_space, os_error_message
 
 INDEX_NAME = "napari-unet-training-set.json"
 FORMAT = "napari-unet-training-set"
@@ -105,7 +105,9 @@ def write_training_set(
     Raises
     ------
     UserInputError
-        No pairs, or ``path`` is an existing file or a folder that is not a training set.
+        No pairs, ``path`` is an existing file or a folder that is not a training set,
+        not enough free space, or the disk refused the files (said in plain words;
+        nothing is left half-written).
     """
     target = Path(path)
     if not entries:
@@ -130,6 +132,45 @@ def write_training_set(
                 )
     index = _plan(entries, model is not None or model_file is not None, model_name)
     members = _members(index)
+    # refuse before writing a byte (a set is written beside the old one, then renamed)
+    check_free_space(
+        target if existing else parent,
+        _bytes_needed(entries, model, model_file),
+        f"the training set {target.name}",
+    )
+    try:
+        _write_set(target, existing, index, members, entries, model, model_file)
+    except OSError as e:
+        raise UserInputError(
+            f"could not save the training set to {target} ({os_error_message(e)}); nothing "
+            "was changed there and your layers are untouched: save it somewhere else"
+        ) from None
+    return [str(target / rel) for rel in [INDEX_NAME, *members]]
+
+
+def _bytes_needed(entries: list[Entry], model: Any, model_file: Any) -> int:
+    """About how many bytes a set of ``entries`` and its model takes on disk."""
+    total = 0
+    for e in entries:
+        ann = np.asarray(e.annotation)
+        # annotations are stored as 8 or 16 bits (counted without reading them)
+        total += int(np.asarray(e.image).nbytes) + int(ann.size) * min(ann.dtype.itemsize, 2)
+        total += 64 * 1024  # TIFF headers, the index
+    if model_file is not None:
+        try:
+            total += os.path.getsize(model_file)
+        except OSError:
+            pass
+    elif model is not None:
+        try:  # float32 weights in a zip
+            total += 4 * int(model.keras_model.count_params()) + 256 * 1024
+        except Exception:  # noqa: BLE001 - a model of another kind: its size is unknown
+            pass
+    return total
+
+
+def _write_set(target, existing, index, members, entries, model, model_file) -> None:
+    """Write the planned set into ``target`` (see :func:`write_training_set`)."""
     if existing:
         old = _listed_files(target)
         for sub in ("images", "annotations"):
@@ -148,7 +189,6 @@ def write_training_set(
             (tmp / "annotations").mkdir()
             paths = {rel: tmp / rel for rel in members}
             _write(paths, tmp / INDEX_NAME, index, entries, model, model_file)
-    return [str(target / rel) for rel in [INDEX_NAME, *members]]
 
 
 def _plan(entries: list[Entry], with_model: bool, model_name: str) -> dict[str, Any]:
