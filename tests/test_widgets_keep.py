@@ -3,14 +3,21 @@ it replaced one click away; a worse model never becomes current without their sa
 
 Real viewer, real TensorFlow: a tiny network trained a few fixed steps against the
 bundled nuclei model, which is far better on the sample (so the verdicts hold on any
-CPU: the bundled model's Dice on the sample is ~0.9, a 2-step tiny network's is not).
+CPU: the bundled model's Dice on the sample is ~0.9, a 1-step tiny network's ~0.7).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_widgets import annotate_from_truth, dock, set_tiny_training, wait_idle
+from test_widgets import (
+    annotate_from_truth,
+    dock,
+    saved,
+    set_tiny_training,
+    toast_is_cut_off,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.gui
 
@@ -34,7 +41,9 @@ def same(a: tuple, b: tuple) -> bool:
     return all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def test_a_worse_model_is_not_adopted_and_keep_or_go_back_switch_exactly(viewer, qtbot, notes):
+def test_a_worse_model_is_not_adopted_and_keep_or_go_back_switch_exactly(
+    viewer, qtbot, notes, margin
+):
     widgets = {name: dock(viewer, name) for name in ("Annotate", "Train", "Segment")}
     train, segment = widgets["Train"], widgets["Segment"]
     # the bundled model segments the sample and becomes the current model
@@ -43,23 +52,24 @@ def test_a_worse_model_is_not_adopted_and_keep_or_go_back_switch_exactly(viewer,
     assert bundled is not None and train.state.name == "bundled nuclei model"
     assert not train.compare_panel.isVisible() and train.choice is None
 
-    # a new tiny network trained two steps: far worse than the bundled model
+    # a new tiny network trained one step: far worse than the bundled model
     annotate_from_truth(viewer, widgets["Annotate"])
-    set_tiny_training(train, epochs=1, steps=2)
+    set_tiny_training(train, epochs=1, steps=1)
     train._val.value = 0.25
     assert train._on_train() is not None
     wait_idle(qtbot, train)
     assert train.outcome is not None, notes()
     c = train.outcome.comparison
     assert c.verdict == "worse", c.summary()
-    assert c.before.dice > c.after.dice
+    margin("dice drop", c.before.dice - c.after.dice, 0.1, c.summary())
     # the previous model stays current, and the person is told, in the panel and a toast
     assert train.state.model is bundled and train.state.name == "bundled nuclei model"
     text = train.compare_label.text()
     assert text.startswith(f"Before: Dice {c.before.dice:.3f}") and "— worse" in text
     assert f"After: Dice {c.after.dice:.3f}" in text
     assert "stays current" in text and "held out for validation" in text
-    assert any("worse" in m and "Keep the new model" in m for m in notes()), notes()
+    assert "New model worse: previous kept" in notes(), notes()
+    assert not toast_is_cut_off(qtbot, "New model worse: previous kept")
     assert not train.compare_panel.isHidden()
     assert train.keep_new_button.isEnabled() and not train.go_back_button.isEnabled()
     # the prediction layers show what the current (bundled) model predicts
@@ -84,7 +94,9 @@ def test_a_worse_model_is_not_adopted_and_keep_or_go_back_switch_exactly(viewer,
     assert train.choice is None and train.compare_panel.isHidden()
 
 
-def test_a_better_model_becomes_current_and_go_back_restores_the_old_one(viewer, qtbot, notes):
+def test_a_better_model_becomes_current_and_go_back_restores_the_old_one(
+    viewer, qtbot, tmp_path, notes, margin
+):
     widgets = {name: dock(viewer, name) for name in ("Annotate", "Train", "Segment")}
     train, segment = widgets["Train"], widgets["Segment"]
     annotate_from_truth(viewer, widgets["Annotate"])
@@ -111,6 +123,7 @@ def test_a_better_model_becomes_current_and_go_back_restores_the_old_one(viewer,
     assert train.outcome is not None, notes()
     c = train.outcome.comparison
     assert c.verdict == "better", c.summary()
+    margin("dice gain", c.after.dice - c.before.dice, 0.1, c.summary())
     tuned = train.outcome.model
     assert train.state.model is tuned and train.state.name == "bundled nuclei model, fine-tuned"
     assert "— better" in train.compare_label.text()
@@ -118,11 +131,76 @@ def test_a_better_model_becomes_current_and_go_back_restores_the_old_one(viewer,
     assert np.array_equal(viewer.layers["nuclei labels"].data, train.outcome.preview_after.labels)
 
     # save the new model, go back, keep it again: it comes back with its file
-    # (the tiny model is unsaved: going back to it is the only way to keep it)
+    path = saved(qtbot, train, train._on_save(str(tmp_path / "tuned.keras")))
+    assert train.state.path == str(path)
     train.go_back_button.click()
     assert train.state.model is tiny and train.state.unsaved
     assert same(layers_now(viewer), tiny_layers)  # the old predictions, bit for bit
     assert same(segment_now(qtbot, segment), tiny_layers)
     train.keep_new_button.click()
-    assert train.state.model is tuned
+    assert train.state.model is tuned and train.state.path == str(path)
     assert not np.array_equal(viewer.layers["nuclei labels"].data, tiny_layers[1])
+
+
+def _plain(message: str) -> bool:
+    return not any(w in message for w in ("Errno", "Error:", "Traceback", "requested and"))
+
+
+def test_saves_ask_before_replacing_and_failures_speak_plainly(
+    viewer, qtbot, tmp_path, small_disk, notes
+):
+    from napari_unet.core.plan import default_model_path
+
+    widgets = {name: dock(viewer, name) for name in ("Annotate", "Train")}
+    train, annotate = widgets["Train"], widgets["Annotate"]
+    annotate_from_truth(viewer, annotate)
+    set_tiny_training(train, epochs=1, steps=1)
+    train._on_train()
+    wait_idle(qtbot, train)
+    model = train.state.model
+    assert model is not None and train.state.unsaved, notes()
+
+    # a file the person saved earlier is kept unless they say it may be replaced
+    mine = tmp_path / "mine.keras"
+    mine.write_bytes(b"an earlier model")
+    assert saved(qtbot, train, train._on_save(str(mine), overwrite=False)) is None
+    assert "mine.keras already exists" in notes()[-1] and _plain(notes()[-1])
+    assert mine.read_bytes() == b"an earlier model" and train.state.unsaved
+    assert saved(qtbot, train, train._on_save(str(mine), overwrite=True)) == mine
+    assert train.state.path == str(mine) and mine.stat().st_size > 1000
+    # the bundled model: never, whatever was said
+    bundled = default_model_path()
+    stamp = bundled.stat().st_mtime_ns, bundled.stat().st_size
+    assert train._on_save(str(bundled), overwrite=True) is None
+    assert "never replaced" in notes()[-1]
+    assert (bundled.stat().st_mtime_ns, bundled.stat().st_size) == stamp
+
+    # failed saves: what happened and what to do; the model stays, saves elsewhere
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    full, ro = small_disk(16 * 1024), small_disk(8 << 20, read_only=True)
+    for target, said in (
+        (a_file / "m.keras", "is not a folder"),
+        (ro / "m.keras", "Read-only file system"),
+        (full / "m.keras", "No space left on device"),
+    ):
+        assert saved(qtbot, train, train._on_save(str(target), overwrite=False)) is None
+        message = notes()[-1]
+        assert message.startswith("Save model: could not save the model"), message
+        assert said in message and _plain(message), message
+        assert train.state.model is model and train.save_button.isEnabled()
+    assert list(full.iterdir()) == [] and list(ro.iterdir()) == []
+    other = saved(qtbot, train, train._on_save(str(tmp_path / "elsewhere"), overwrite=False))
+    assert other == tmp_path / "elsewhere.keras" and other.is_file()
+
+    # the training set: free space checked first, a refused write said plainly
+    worker = annotate._on_save_training_set(str(full / "set.unet"))
+    assert saved(qtbot, annotate, worker) is None
+    assert "not enough disk space" in notes()[-1] and _plain(notes()[-1])
+    worker = annotate._on_save_training_set(str(ro / "set.unet"))
+    assert saved(qtbot, annotate, worker) is None
+    message = notes()[-1]
+    assert "could not save the training set" in message and "somewhere else" in message
+    assert _plain(message), message
+    assert list(full.iterdir()) == [] and list(ro.iterdir()) == []
+    assert "nuclei annotation" in viewer.layers  # nothing the person made is lost
