@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet.core import mask_to_annotation
+from napari_unet.core import DEFAULT_MODEL_PATH, mask_to_annotation
 
 TINY = [
     "--depth", "2", "--base-filters", "8", "--epochs", "2", "--steps-per-epoch", "5",
@@ -333,6 +333,16 @@ TRAIN_CASES = {
     "out folder missing": (
         lambda f, o: _train_args(f["image"], "mask", f["mask"], o.parent / "no" / "m.keras"),
         ["does not exist"],
+    ),
+    "out onto the bundled model": (
+        lambda f, o: (
+            _train_args(f["image"], "mask", f["mask"], DEFAULT_MODEL_PATH) + ["--overwrite"]
+        ),
+        ["bundled nuclei model", "never replaced", "another name"],
+    ),
+    "out folder is a file": (
+        lambda f, o: _train_args(f["image"], "mask", f["mask"], f["text_tif"] / "m.keras"),
+        ["is not a folder"],
     ),
     "zero epochs": (
         lambda f, o: _train_args(f["image"], "mask", f["mask"], o) + ["--epochs", "0"],
