@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
-from qtpy.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QVBoxLayout
+from qtpy.QtWidgets import QApplication, QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
 from napari_unet.core.config import LIMITS, PREVIEW_INTERVAL, TrainConfig, UNetConfig
@@ -23,6 +23,7 @@ from ._ui import (
     button,
     metric_name,
     notify_error,
+    open_path,
     plural,
     progress_bar,
     save_in_background,
@@ -565,9 +566,7 @@ class TrainWidget(JobWidget):
         from napari_unet.core.modelfile import read_metadata
 
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Load model", "", "napari-unet model (*.keras)"
-            )
+            path = open_path(self, "Load model", "napari-unet model (*.keras)")
             if not path:
                 return None
         try:
