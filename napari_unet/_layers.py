@@ -39,7 +39,7 @@ ANNOTATION_CLASSES: dict[int, tuple[str, tuple[float, float, float, float]]] = {
     6: ("object class 5", (1.0, 0.1, 0.1, 1.0)),
     7: ("object class 6", (0.55, 0.3, 1.0, 1.0)),
     8: ("object class 7", (1.0, 0.95, 0.2, 1.0)),
-    9: ("object class 8", (1.0, 0.6, 0.75, 1.0)),
+    9: ("object class 8", (1.0, 0.5, 0.7, 1.0)),
 }
 #: Opacity of an annotation layer: with the colours above, painted objects let half of
 #: the image through and painted background most of it.

@@ -157,12 +157,16 @@ def current_state() -> ModelState | None:
 _dialog: dict[str, str] = {}
 
 
+def _home() -> Path:
+    return Path.home()
+
+
 def dialog_folder() -> str:
     """Where the next file dialog opens: the folder last used, else the home folder."""
     last = _dialog.get("folder")
     if last and Path(last).is_dir():
         return last
-    return str(Path.home())
+    return str(_home())
 
 
 def remember_folder(path: str | Any) -> None:

@@ -138,7 +138,7 @@ class SegmentWidget(JobWidget):
         self.state.subscribe(self._on_state)
         self._on_state(switch=False)
         self._follower = ImageFollower(napari_viewer, self._image)
-        self._job_layer = None  # the image layer the run under way segments
+        self._job_name: str | None = None  # the image the run under way segments
         self._discarded: str | None = None  # why the run's result is not shown
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
@@ -206,7 +206,7 @@ class SegmentWidget(JobWidget):
         if job is None:
             warn("Segment: open an image first (File ▸ Open)", self.status)
             return None
-        self._job_layer = L.find_layer(self.viewer, job.name, "image")
+        self._job_name = job.name
         self._discarded = None
         spec = self.model_spec()
         self._busy = True
@@ -234,9 +234,16 @@ class SegmentWidget(JobWidget):
     def _on_layer_removed(self, event: Any) -> None:
         """The image being segmented was deleted: stop the run (a block-by-block one
         stops after the blocks under way) and show nothing of it."""
-        if not self.running or self._job_layer is None or event.value is not self._job_layer:
+        # names, not identities: a plugin sees the viewer's layers through proxies
+        name = self._job_name
+        if (
+            not self.running
+            or name is None
+            or event.value.name != name
+            or name in self.viewer.layers
+        ):
             return
-        self._discarded = f"{self._job_layer.name!r} was closed while it was being segmented"
+        self._discarded = f"{name!r} was closed while it was being segmented"
         if self._job is not None:
             self._job.stop_event.set()
         self.stop_button.setEnabled(False)
@@ -353,6 +360,6 @@ class SegmentWidget(JobWidget):
     def _on_finished(self) -> None:
         self._busy = False
         self._job = None
-        self._job_layer = None
+        self._job_name = None
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
