@@ -133,6 +133,10 @@ def test_the_panel_keeps_the_last_error_until_the_next_action(make_napari_viewer
     annotate._on_create()  # the next action: the message is over
     assert annotate.message.text() == ""
 
+    evaluate = dock(v, "Evaluate")
+    evaluate._on_evaluate("cells annotation", "cells annotation")
+    assert "same layer" in evaluate.counts.text()
+
 
 def test_a_folder_that_is_no_training_set_is_refused_in_plain_words(make_napari_viewer, tmp_path):
     v = make_napari_viewer()

@@ -23,6 +23,7 @@ from ._ui import (
     combo,
     file_edit,
     notify_error,
+    plain_error,
     progress_bar,
     status_label,
     warn,
@@ -353,7 +354,8 @@ class SegmentWidget(JobWidget):
         self.progress.setValue(1)
 
     def _on_errored(self, error: BaseException) -> None:
-        notify_error(error, "Segment failed", self.status)
+        notify_error(error, "Segment")
+        self.status.setText(f"failed: {plain_error(error)}")  # kept until the next run
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
 
