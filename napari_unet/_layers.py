@@ -25,19 +25,25 @@ LABELS = " labels"
 CLASSES = " classes"
 _DERIVED = (ANNOTATION, PROBABILITY, LABELS, CLASSES)
 
-#: What each annotation value means (README, *Labels*) and how it is drawn.
+#: What each annotation value means (README, *Labels*) and how it is drawn. The image
+#: must show through while correcting: background (1, usually painted over large areas)
+#: is a faint blue; objects are strong, saturated colours that differ from each other
+#: and stay visible on grey, green or white fluorescence (object: magenta, not yellow).
 ANNOTATION_CLASSES: dict[int, tuple[str, tuple[float, float, float, float]]] = {
     0: ("not annotated (ignored)", (0.0, 0.0, 0.0, 0.0)),
-    1: ("background", (0.15, 0.55, 1.0, 1.0)),
-    2: ("object", (1.0, 0.75, 0.0, 1.0)),
-    3: ("object class 2", (0.2, 0.9, 0.3, 1.0)),
-    4: ("object class 3", (1.0, 0.2, 0.8, 1.0)),
-    5: ("object class 4", (0.0, 0.9, 0.9, 1.0)),
-    6: ("object class 5", (1.0, 0.45, 0.1, 1.0)),
-    7: ("object class 6", (0.6, 0.4, 1.0, 1.0)),
-    8: ("object class 7", (0.6, 1.0, 0.2, 1.0)),
-    9: ("object class 8", (1.0, 0.5, 0.5, 1.0)),
+    1: ("background", (0.25, 0.5, 1.0, 0.4)),
+    2: ("object", (1.0, 0.1, 0.85, 1.0)),
+    3: ("object class 2", (1.0, 0.55, 0.0, 1.0)),
+    4: ("object class 3", (0.0, 0.9, 0.9, 1.0)),
+    5: ("object class 4", (0.55, 1.0, 0.0, 1.0)),
+    6: ("object class 5", (1.0, 0.1, 0.1, 1.0)),
+    7: ("object class 6", (0.55, 0.3, 1.0, 1.0)),
+    8: ("object class 7", (1.0, 0.95, 0.2, 1.0)),
+    9: ("object class 8", (1.0, 0.5, 0.7, 1.0)),
 }
+#: Opacity of an annotation layer: with the colours above, painted objects let half of
+#: the image through and painted background most of it.
+ANNOTATION_OPACITY = 0.5
 #: Label-layer metadata ``napari_unet_kind`` of a class map written by Segment.
 CLASS_MAP_KIND = "classes"
 BRUSH_SIZE = 10
@@ -125,7 +131,7 @@ def classes_name(image_name: str) -> str:
 
 def class_colormap(n_object_classes: int):
     """A direct colormap for a class map: class *k* in the colour of annotation label
-    *k* + 1 (class 1 yellow like "object", class 2 green, …), 0 transparent."""
+    *k* + 1 (class 1 magenta like "object", class 2 orange, …), 0 transparent."""
     from napari.utils.colormaps import DirectLabelColormap
 
     colors: dict[int | None, Any] = {0: np.zeros(4)}
@@ -225,7 +231,7 @@ def training_pairs(viewer: Any) -> list[Pair]:
 
 
 def annotation_colormap():
-    """A direct colormap: background blue, object yellow, further classes distinct."""
+    """A direct colormap: background faint blue, object magenta, further classes distinct."""
     from napari.utils.colormaps import DirectLabelColormap
 
     colors: dict[int | None, Any] = {k: np.array(c) for k, (_, c) in ANNOTATION_CLASSES.items()}
@@ -247,7 +253,7 @@ def annotation_layer_kwargs() -> dict[str, Any]:
     return {
         "colormap": annotation_colormap(),
         "features": annotation_features(),
-        "opacity": 0.6,
+        "opacity": ANNOTATION_OPACITY,
         "metadata": {"napari_unet_kind": "annotation"},
     }
 

@@ -22,8 +22,48 @@ def get_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tuple]] |
             return None
         path = path[0]
     if not is_training_set(path):
-        return None
+        problem = _index_problem(path)
+        return None if problem is None else _refuse(problem)
     return read_training_set_layers
+
+
+def _index_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with a training-set index that cannot be read (``None`` when
+    ``path`` does not try to be a training set: that is left to other readers)."""
+    import json
+
+    from .core.trainingset import FORMAT, INDEX_NAME
+
+    p = Path(path)
+    index = p if p.name == INDEX_NAME else p / INDEX_NAME
+    if not index.is_file():
+        return None
+    where = f"{index.parent.name!r}"
+    try:
+        content = json.loads(index.read_text(encoding="utf-8"))
+    except OSError as e:
+        return f"{where}: its {INDEX_NAME} cannot be read ({e.strerror or e}); check the file"
+    except ValueError:
+        return (
+            f"{where}: its {INDEX_NAME} is damaged (not valid JSON); save the training set "
+            "again from napari-unet, or restore the file from a backup"
+        )
+    kind = content.get("format") if isinstance(content, dict) else None
+    return (
+        f"{where}: its {INDEX_NAME} is not a napari-unet training-set index (format "
+        f"{str(kind)[:40]!r}, expected {FORMAT!r}); open the folder that napari-unet's "
+        "'Save training set…' wrote"
+    )
+
+
+def _refuse(problem: str) -> Callable[[Any], list[tuple]]:
+    """A reader that tells what is wrong instead of napari's "reader refused the file"."""
+    from .core import UserInputError
+
+    def read(path: Any) -> list[tuple]:
+        raise UserInputError(f"cannot open the training set {problem}")
+
+    return read
 
 
 def read_training_set_layers(path: str | os.PathLike | list) -> list[tuple]:

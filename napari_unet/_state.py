@@ -149,3 +149,27 @@ def current_state() -> ModelState | None:
     except Exception:  # noqa: BLE001 - no viewer, no Qt
         viewer = None
     return state_for(viewer) if viewer is not None else None
+
+
+# ---------------------------------------------------------------------- file dialogs
+#: The folder the last file dialog was used in, for this session only (nothing is written
+#: to disk: a fresh session starts in the person's home again).
+_dialog: dict[str, str] = {}
+
+
+def _home() -> Path:
+    return Path.home()
+
+
+def dialog_folder() -> str:
+    """Where the next file dialog opens: the folder last used, else the home folder."""
+    last = _dialog.get("folder")
+    if last and Path(last).is_dir():
+        return last
+    return str(_home())
+
+
+def remember_folder(path: str | Any) -> None:
+    """Open the next dialog where ``path`` (a file or folder just chosen) lies."""
+    p = Path(path)
+    _dialog["folder"] = str(p.parent if p.parent != p else p)

@@ -13,6 +13,9 @@ def make_viewer(paths: list[str] | None = None, sample: bool = True):
     """A viewer with the U-Net dock, showing ``paths`` or else the sample image."""
     import napari
 
+    from napari_unet._quiet import quiet_developer_notices
+
+    quiet_developer_notices()
     viewer = napari.Viewer(title="napari-unet")
     if paths:
         for path in paths:
@@ -33,11 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-sample", action="store_true", help="start with an empty viewer")
     args = parser.parse_args(argv)
 
-    import warnings
+    # napari warns at every start under PyQt5, the binding napari-unet installs by design
+    # (the README says how to run under PyQt6): nothing a microscopist can act on
+    from napari_unet._quiet import quiet_developer_notices
 
-    # napari warns on the terminal at every start under PyQt5, the binding napari-unet
-    # installs by design (the README says how to run under PyQt6)
-    warnings.filterwarnings("ignore", message="System theme detection requires a Qt6")
+    quiet_developer_notices()
     import napari
 
     make_viewer(args.paths, sample=not args.no_sample)

@@ -3,6 +3,7 @@
 Importing this package imports Qt and magicgui but never TensorFlow.
 """
 
+from .._quiet import quiet_developer_notices
 from .annotate import AnnotateWidget
 from .combined import UNetWidget
 from .evaluate import EvaluateWidget
@@ -10,3 +11,5 @@ from .segment import SegmentWidget
 from .train import TrainWidget
 
 __all__ = ["AnnotateWidget", "EvaluateWidget", "SegmentWidget", "TrainWidget", "UNetWidget"]
+
+quiet_developer_notices()  # napari's PyQt5 notices: nothing a microscopist can act on

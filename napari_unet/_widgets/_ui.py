@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +13,25 @@ from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
 log = logging.getLogger("napari_unet")
 
 
-def notify_error(error: BaseException, what: str = "") -> None:
-    """Show an exception from a worker as a napari notification.
+def plain_error(error: BaseException, what: str = "") -> str:
+    """The text a person reads for an exception from a worker: the message of a
+    :class:`~napari_unet.core.UserInputError` as it is; for anything else the message
+    without the exception's class name (the traceback goes to the log)."""
+    from napari_unet.core import UserInputError
+    from napari_unet.core.errors import DefaultModelMissing
+
+    prefix = f"{what}: " if what else ""
+    if isinstance(error, DefaultModelMissing):
+        return f"{prefix}{error}; choose a model file, or train a model in the Train widget"
+    if isinstance(error, UserInputError):
+        return f"{prefix}{error}"
+    text = str(error).strip() or "an unexpected problem"
+    return f"{prefix}{text} (this looks like a bug: the details are in the terminal)"
+
+
+def notify_error(error: BaseException, what: str = "", panel: QLabel | None = None) -> str:
+    """Show an exception from a worker as a napari notification (and in ``panel``, a
+    status line that keeps it after the notification is gone); returns the text.
 
     Messages meant for the user (:class:`~napari_unet.core.UserInputError`) are shown as
     they are; anything else also goes to the log with its traceback.
@@ -21,16 +39,81 @@ def notify_error(error: BaseException, what: str = "") -> None:
     from napari.utils.notifications import show_error
 
     from napari_unet.core import UserInputError
-    from napari_unet.core.errors import DefaultModelMissing
 
-    prefix = f"{what}: " if what else ""
-    if isinstance(error, DefaultModelMissing):
-        show_error(f"{prefix}{error}; choose a model file, or train a model in the Train widget")
-    elif isinstance(error, UserInputError):
-        show_error(f"{prefix}{error}")
-    else:
+    if not isinstance(error, UserInputError):
         log.error("napari-unet %s failed", what or "task", exc_info=error)
-        show_error(f"{prefix}{type(error).__name__}: {error}")
+    text = plain_error(error, what)
+    show_error(text)
+    if panel is not None:
+        panel.setText(f"⚠ {text}")
+    return text
+
+
+def warn(text: str, panel: QLabel | None = None) -> None:
+    """A warning as a napari notification and, kept until the next action, in ``panel``."""
+    from napari.utils.notifications import show_warning
+
+    show_warning(text)
+    if panel is not None:
+        panel.setText(f"⚠ {text}")
+
+
+# ---------------------------------------------------------------------- file dialogs
+def dialog_start(name: str = "") -> str:
+    """Where a file dialog opens: the folder last used in this session, else the
+    person's home (never the folder napari was started from), with ``name`` in it."""
+    from .._state import dialog_folder
+
+    folder = dialog_folder()
+    return os.path.join(folder, name) if name else folder
+
+
+def remember(path: str | os.PathLike | None) -> None:
+    """The folder of a path chosen in a dialog: where the next dialog opens."""
+    from .._state import remember_folder
+
+    if path:
+        remember_folder(path)
+
+
+def open_path(parent: QWidget, title: str, kinds: str) -> str | None:
+    """A file the person picks in an open dialog (``None``: cancelled)."""
+    from qtpy.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getOpenFileName(parent, title, dialog_start(), kinds)
+    remember(path)
+    return path or None
+
+
+def open_folder(parent: QWidget, title: str) -> str | None:
+    """A folder the person picks (``None``: cancelled)."""
+    from qtpy.QtWidgets import QFileDialog
+
+    path = QFileDialog.getExistingDirectory(parent, title, dialog_start())
+    remember(path)
+    return path or None
+
+
+def file_edit(**kwargs: Any):
+    """A magicgui ``FileEdit`` whose "Select file" dialog opens where :func:`dialog_start`
+    says while the field is empty (magicgui would open the working directory)."""
+    from magicgui.widgets import FileEdit
+
+    class _FileEdit(FileEdit):
+        def _on_choose_clicked(self) -> None:
+            text = str(self.line_edit.value).strip()
+            if text in ("", "."):
+                self.line_edit.value = dialog_start()
+                super()._on_choose_clicked()
+                if str(self.line_edit.value) == dialog_start():  # cancelled
+                    self.line_edit.value = ""
+            else:
+                super()._on_choose_clicked()
+            value = str(self.line_edit.value).strip()
+            if value and os.path.isfile(value):
+                remember(value)
+
+    return _FileEdit(**kwargs)
 
 
 #: GIL switch interval while a job runs (Python's default is 5 ms). The GUI thread
@@ -95,7 +178,8 @@ def save_path(parent: QWidget, path: str | None, title: str, name: str, kinds: s
     if path is None:
         from qtpy.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getSaveFileName(parent, title, name, kinds)
+        path, _ = QFileDialog.getSaveFileName(parent, title, dialog_start(name), kinds)
+        remember(path)
     return path or None
 
 
@@ -144,6 +228,68 @@ def combo(kind: str, viewer: Any, label: str, filter_=None, tip: str = "", nulla
         tooltip=tip or None,
         nullable=nullable,
     )
+
+
+class ImageFollower:
+    """Keeps an image dropdown on the image the person works on.
+
+    Selecting an image layer in the layer list (or opening one, which napari selects)
+    moves the dropdown to it. Selecting a layer napari-unet derived from an image
+    (``<image> annotation``, ``<image> labels``, …) moves it to that image, unless the
+    person chose an image in the dropdown by hand: that choice is kept until an image
+    layer is selected again.
+    """
+
+    def __init__(self, viewer: Any, combo: Any) -> None:
+        self.viewer, self.combo = viewer, combo
+        self.deliberate = False  # the person picked the current image in the dropdown
+        combo.native.activated.connect(self._on_picked)  # emitted on user action only
+        layers = viewer.layers
+        layers.selection.events.active.connect(self._on_active)
+        layers.events.inserted.connect(self._on_inserted)
+        self._on_active()
+
+    def disconnect(self) -> None:
+        layers = self.viewer.layers
+        layers.selection.events.active.disconnect(self._on_active)
+        layers.events.inserted.disconnect(self._on_inserted)
+
+    def _on_picked(self, *_: Any) -> None:
+        self.deliberate = True
+
+    def _follow(self, name: str) -> None:
+        if name not in self.combo.choices:
+            self.combo.reset_choices()
+        if name in self.combo.choices and self.combo.value != name:
+            self.combo.value = name
+
+    def _image_of(self, layer: Any) -> tuple[str | None, bool]:
+        """(the image name ``layer`` stands for, whether it is that image itself)."""
+        from .._layers import image_layers, is_image
+
+        if layer is None:
+            return None, False
+        names = [im.name for im in image_layers(self.viewer)]
+        if is_image(layer) and layer.name in names:
+            return layer.name, True
+        for name in sorted(names, key=len, reverse=True):
+            if layer.name.startswith(name + " "):
+                return name, False
+        return None, False
+
+    def _on_active(self, *_: Any) -> None:
+        name, itself = self._image_of(self.viewer.layers.selection.active)
+        if name is None or (not itself and self.deliberate):
+            return
+        if itself:
+            self.deliberate = False
+        self._follow(name)
+
+    def _on_inserted(self, event: Any) -> None:
+        name, itself = self._image_of(event.value)
+        if itself:
+            self.deliberate = False
+            self._follow(name)
 
 
 def button(text: str, slot: Callable[[], Any], tip: str = "") -> QPushButton:

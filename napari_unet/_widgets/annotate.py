@@ -11,7 +11,6 @@ from magicgui.widgets import Container, SpinBox
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -28,12 +27,15 @@ from .. import _layers as L
 from .._state import state_for
 from ._ui import (
     DockLifetime,
+    ImageFollower,
     button,
     combo,
     notify_error,
+    open_folder,
     save_in_background,
     save_path,
     status_label,
+    warn,
 )
 
 #: Recount the annotated pixels at most this often while painting (ms).
@@ -128,6 +130,8 @@ class AnnotateWidget(DockLifetime, QWidget):
         self.table.setSelectionMode(QAbstractItemView.NoSelection)
         self.table.setMaximumHeight(130)
         self.summary = status_label()
+        #: the last warning or error, kept until the next action
+        self.message = status_label()
 
         files = QHBoxLayout()
         self.save_set_button = button(
@@ -159,6 +163,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         layout.addWidget(self.summary)
         layout.addLayout(files)
         layout.addWidget(self.save_annotation_button)
+        layout.addWidget(self.message)
         layout.addStretch(1)
 
         self._timer = QTimer(self)
@@ -174,10 +179,12 @@ class AnnotateWidget(DockLifetime, QWidget):
         watch(napari_viewer)  # working folders of annotations go with their layers
         self._on_layers_changed()
         self.refresh()
+        self._follower = ImageFollower(napari_viewer, self._image)
 
     def _dispose(self) -> None:
         """The dock was closed: stop following the viewer's layers."""
         self._timer.stop()
+        self._follower.disconnect()
         events = self.viewer.layers.events
         for ev in (events.inserted, events.removed, events.reordered):
             ev.disconnect(self._on_layers_changed)
@@ -187,22 +194,27 @@ class AnnotateWidget(DockLifetime, QWidget):
     def reset_choices(self, *_: Any) -> None:
         self._image.reset_choices()
 
+    def _warn(self, text: str) -> None:
+        warn(text, self.message)
+
+    def _new_action(self) -> None:
+        self.message.setText("")  # the last message is over
+
     def _image_name(self) -> str | None:
         return self._image.value
 
     def annotation_layer(self, create: bool = False):
         """The chosen image's annotation layer (created when ``create``)."""
-        from napari.utils.notifications import show_warning
 
         name = self._image_name()
         image = L.find_layer(self.viewer, name, "image") if name else None
         if image is None:
-            show_warning("Annotate: open an image first")
+            self._warn("Annotate: open an image first")
             return None
         ann_name = L.annotation_name(image.name)
         layer = L.find_layer(self.viewer, ann_name)
         if layer is not None and not L.is_labels(layer):
-            show_warning(f"{ann_name!r} is not a Labels layer: rename it")
+            self._warn(f"{ann_name!r} is not a Labels layer: rename it")
             return None
         if layer is not None and tuple(layer.data.shape) != L.spatial_shape(image):
             wrong, right = L.shape_text(layer.data.shape), L.shape_text(L.spatial_shape(image))
@@ -210,9 +222,7 @@ class AnnotateWidget(DockLifetime, QWidget):
                 return None
             # keep the person's mis-sized layer (renamed) and start one that fits
             layer.name = f"{ann_name} (old, {wrong})"
-            show_warning(
-                f"annotation {wrong} ≠ image {right}: old one kept (renamed), new one made"
-            )
+            self._warn(f"annotation {wrong} ≠ image {right}: old one kept (renamed), new one made")
             layer = None
         if layer is None and create and L.is_huge(image):
             # a huge image: an on-disk annotation, painted in place, read region by region
@@ -241,6 +251,7 @@ class AnnotateWidget(DockLifetime, QWidget):
     # ------------------------------------------------------------------ callbacks
     def _on_create(self):
         """Create (or select) ``<image> annotation``, ready to paint objects."""
+        self._new_action()
         layer = self.annotation_layer(create=True)
         if layer is None:
             return None
@@ -265,6 +276,7 @@ class AnnotateWidget(DockLifetime, QWidget):
             layer.selected_label = value
 
     def _on_brush(self, value: int) -> None:
+        self._new_action()
         layer = self.annotation_layer(create=True)
         if layer is not None:
             self._ready_brush(layer, value)
@@ -281,21 +293,22 @@ class AnnotateWidget(DockLifetime, QWidget):
             A huge image only: ``(y0, y1, x0, x1)`` to copy (default: the part of the
             image in view), so that training reads what is annotated, not everything.
         """
-        from napari.utils.notifications import show_info, show_warning
+        from napari.utils.notifications import show_info
 
         from napari_unet.core import mask_to_annotation
 
+        self._new_action()
         name = self._image_name()
         if not name:
-            show_warning("Annotate: open an image first")
+            self._warn("Annotate: open an image first")
             return None
         pred = L.find_layer(self.viewer, L.labels_name(name), "labels")
         if pred is None:
-            show_warning(f"no prediction of {name!r} yet: click Segment first")
+            self._warn(f"no prediction of {name!r} yet: click Segment first")
             return None
         image = L.find_layer(self.viewer, name, "image")
         if tuple(pred.data.shape) != L.spatial_shape(image):
-            show_warning(f"{pred.name!r} does not have the shape of {name!r}: segment again")
+            self._warn(f"{pred.name!r} does not have the shape of {name!r}: segment again")
             return None
         layer = self.annotation_layer(create=True)
         if layer is None:
@@ -339,7 +352,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         annotation block by block (within ``region``, ``(y0, y1, x0, x1)``, when given),
         in the background; returns the worker (``None`` when nothing started). Undo
         restores a copy of the annotation kept on disk."""
-        from napari.utils.notifications import show_info, show_warning
+        from napari.utils.notifications import show_info
 
         from napari_unet.core.regions import create_labels_zarr, is_lazy
 
@@ -349,7 +362,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         if self.copying:
             return None
         if len(layer.data.shape) != 2:
-            show_warning("a huge prediction is copied into a 2D annotation only")
+            self._warn("a huge prediction is copied into a 2D annotation only")
             return None
         if L.has_labels(layer.data):
             if mode is None:
@@ -381,6 +394,10 @@ class AnnotateWidget(DockLifetime, QWidget):
         def done(result) -> None:
             backup, copied = result
             if layer not in self.viewer.layers:
+                self._warn(
+                    f"{layer.name!r} was closed while the prediction was copied into it: "
+                    "nothing was changed; click 'Use prediction as annotation' again"
+                )
                 return
             if backup is not None:
                 self._backup[layer.name] = backup
@@ -407,7 +424,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         self.copy_worker = start_worker(
             work,
             returned=done,
-            errored=lambda e: notify_error(e, "Use prediction as annotation"),
+            errored=lambda e: notify_error(e, "Use prediction as annotation", self.message),
             finished=finished,
         )
         return self.copy_worker
@@ -433,6 +450,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         """Restore the annotation saved before the last copy. An on-disk annotation (a
         huge image) is restored block by block in the background, like the copy, and
         the worker is returned (``None`` otherwise)."""
+        self._new_action()
         from napari_unet.core.regions import copy_labels, is_lazy
 
         from ._ui import start_worker
@@ -469,7 +487,9 @@ class AnnotateWidget(DockLifetime, QWidget):
         self.copying = True
         self.use_prediction_button.setEnabled(False)
         self.copy_worker = start_worker(
-            work, errored=lambda e: notify_error(e, "Undo copy"), finished=finished
+            work,
+            errored=lambda e: notify_error(e, "Undo copy", self.message),
+            finished=finished,
         )
         return self.copy_worker
 
@@ -477,14 +497,16 @@ class AnnotateWidget(DockLifetime, QWidget):
         """Write the training set (and the current model) into a folder, in the
         background; returns the worker (``None`` when nothing started). ``saved`` holds
         the files written."""
-        from napari.utils.notifications import show_info, show_warning
+        from napari.utils.notifications import show_info
 
         from napari_unet.core.trainingset import write_training_set
 
         from .._writer import training_set_of_viewer
 
+        self._new_action()
+
         if not L.training_pairs(self.viewer):
-            show_warning("no training set yet: create an annotation layer and paint first")
+            self._warn("no training set yet: create an annotation layer and paint first")
             return None
         path = (
             None
@@ -517,13 +539,15 @@ class AnnotateWidget(DockLifetime, QWidget):
         """Write the chosen image's annotation layer to a ``.zarr`` folder in the
         background (only its painted chunks are read); returns the worker (``None``
         when nothing started). Opening the folder in napari gives the annotation back."""
-        from napari.utils.notifications import show_info, show_warning
+        from napari.utils.notifications import show_info
 
         from napari_unet.core.regions import is_lazy, save_labels_zarr
 
+        self._new_action()
+
         layer = self.annotation_layer(create=False) if self._image_name() else None
         if layer is None:
-            show_warning("no annotation layer to save: create one and paint first")
+            self._warn("no annotation layer to save: create one and paint first")
             return None
         path = (
             None
@@ -542,7 +566,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         # so painting can go on meanwhile
         data = layer.data if is_lazy(layer.data) else np.array(layer.data)
         if data.ndim != 2:
-            show_warning("Save annotation: only 2D annotations; use 'Save training set…'")
+            self._warn("Save annotation: only 2D annotations; use 'Save training set…'")
             return None
         self.saved, self.saving = None, True
 
@@ -563,14 +587,24 @@ class AnnotateWidget(DockLifetime, QWidget):
 
     def _on_open_training_set(self, path: str | None = None):
         """Open a training-set folder (images, annotations, model)."""
+        from napari_unet.core.trainingset import INDEX_NAME, is_training_set
+
+        self._new_action()
         if path is None:
-            path = QFileDialog.getExistingDirectory(self, "Open a napari-unet training set")
+            path = open_folder(self, "Open a napari-unet training set")
             if not path:
                 return None
+        if not is_training_set(path):
+            self._warn(
+                f"{Path(path).name!r} is not a napari-unet training set (it has no valid "
+                f"{INDEX_NAME}): choose the folder that 'Save training set…' wrote, or open "
+                "images with File ▸ Open"
+            )
+            return None
         try:
             return self.viewer.open(path, plugin="napari-unet")
         except Exception as e:  # noqa: BLE001 - shown to the person
-            notify_error(e, "Open training set")
+            notify_error(getattr(e, "original_error", None) or e, "Open training set", self.message)
             return None
 
     # ------------------------------------------------------------------ live list

@@ -10,7 +10,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from .. import _layers as L
-from ._ui import DockLifetime, button, combo, notify_error, start_worker, status_label
+from ._ui import DockLifetime, button, combo, notify_error, start_worker, status_label, warn
 from ._workers import evaluate_worker
 
 FIGURES = [
@@ -116,10 +116,9 @@ class EvaluateWidget(DockLifetime, QWidget):
 
     def _on_evaluate(self, prediction: str | None = None, truth: str | None = None):
         """Score ``prediction`` against ``truth`` (layer names; default: the chosen ones)."""
-        from napari.utils.notifications import show_warning
-
         if self._busy:
             return None
+        self.counts.setText("")  # a new action: the last message is over
         if prediction is not None:
             self._pred.value = prediction
         if truth is not None:
@@ -128,17 +127,17 @@ class EvaluateWidget(DockLifetime, QWidget):
         pred = L.find_layer(self.viewer, self._pred.value, "labels") if self._pred.value else None
         true = L.find_layer(self.viewer, self._truth.value, "labels") if self._truth.value else None
         if pred is None or true is None:
-            show_warning("Evaluate: choose a prediction and a ground-truth Labels layer")
+            warn("Evaluate: choose a prediction and a ground-truth Labels layer", self.counts)
             return None
         if pred.name == true.name:
-            show_warning("Evaluate: the prediction and the ground truth are the same layer")
+            warn("Evaluate: the prediction and the ground truth are the same layer", self.counts)
             return None
         maps = [
             L.find_layer(self.viewer, w.value, "labels") if w.value else None
             for w in (self._pred_classes, self._truth_classes)
         ]
         if (maps[0] is None) != (maps[1] is None):
-            show_warning(
+            warn(
                 "Evaluate: per-class scores need both class maps (prediction and truth); "
                 "scoring without classes"
             )
@@ -153,7 +152,7 @@ class EvaluateWidget(DockLifetime, QWidget):
             from napari_unet.core.metrics import evaluate_blockwise
 
             if maps[0] is not None:
-                show_warning("Evaluate: huge layers are scored without per-class figures")
+                warn("Evaluate: huge layers are scored without per-class figures")
             self.worker = start_worker(
                 evaluate_blockwise,
                 L.layer_array(pred),
@@ -262,5 +261,7 @@ class EvaluateWidget(DockLifetime, QWidget):
             self._on_evaluate(names[0], names[1])
 
     def _on_errored(self, error: BaseException) -> None:
-        notify_error(error, "Evaluate")
-        self.counts.setText(f"failed: {error}")
+        for label in self.values.values():
+            label.setText("–")  # no figures of an earlier run next to this failure
+        self.per_class.setText("")
+        notify_error(error, "Evaluate failed", self.counts)

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
@@ -16,7 +16,18 @@ from napari_unet.core.plan import ModelSpec
 from napari_unet.core.postprocess import PostprocessParams
 
 from .. import _layers as L
-from ._ui import JobWidget, button, combo, notify_error, progress_bar, status_label
+from ._ui import (
+    ImageFollower,
+    JobWidget,
+    button,
+    combo,
+    file_edit,
+    notify_error,
+    plain_error,
+    progress_bar,
+    status_label,
+    warn,
+)
 from ._workers import (
     LazySegmentResult,
     SegmentJob,
@@ -54,7 +65,7 @@ class SegmentWidget(JobWidget):
             value="current" if self.state.available else "default",
             tooltip="which network segments the image",
         )
-        self._file = FileEdit(label="model file", mode="r", filter="*.keras")
+        self._file = file_edit(label="model file", mode="r", filter="*.keras")
         self._file.visible = self._model.value == "file"
         self._model.changed.connect(lambda v: setattr(self._file, "visible", v == "file"))
         tiles = LIMITS["tile_size"]
@@ -127,6 +138,10 @@ class SegmentWidget(JobWidget):
 
         self.state.subscribe(self._on_state)
         self._on_state(switch=False)
+        self._follower = ImageFollower(napari_viewer, self._image)
+        self._job_name: str | None = None  # the image the run under way segments
+        self._discarded: str | None = None  # why the run's result is not shown
+        napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ------------------------------------------------------------------ plumbing
     def reset_choices(self, *_: Any) -> None:
@@ -177,22 +192,23 @@ class SegmentWidget(JobWidget):
     # ------------------------------------------------------------------ callbacks
     def _on_segment(self, image: str | None = None):
         """Segment the chosen (or named) image; returns the worker (``None`` if not started)."""
-        from napari.utils.notifications import show_warning
-
         if self.running:
             return None
         if image is not None:
             self._image.value = image
+        self.status.setText("")  # a new action: the last message is over
         from napari_unet.core import UserInputError
 
         try:
             job = self.job()
         except UserInputError as e:  # a setting out of range: said with the range
-            notify_error(e, "Segment")
+            notify_error(e, "Segment", self.status)
             return None
         if job is None:
-            show_warning("Segment: open an image first (File ▸ Open)")
+            warn("Segment: open an image first (File ▸ Open)", self.status)
             return None
+        self._job_name = job.name
+        self._discarded = None
         spec = self.model_spec()
         self._busy = True
         self._job = job
@@ -212,7 +228,27 @@ class SegmentWidget(JobWidget):
 
     def _dispose(self) -> None:
         super()._dispose()
+        self._follower.disconnect()
+        self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         self._on_stop()
+
+    def _on_layer_removed(self, event: Any) -> None:
+        """The image being segmented was deleted: stop the run (a block-by-block one
+        stops after the blocks under way) and show nothing of it."""
+        # names, not identities: a plugin sees the viewer's layers through proxies
+        name = self._job_name
+        if (
+            not self.running
+            or name is None
+            or event.value.name != name
+            or name in self.viewer.layers
+        ):
+            return
+        self._discarded = f"{name!r} was closed while it was being segmented"
+        if self._job is not None:
+            self._job.stop_event.set()
+        self.stop_button.setEnabled(False)
+        self.status.setText(f"{self._discarded}: stopping; its result will not be shown")
 
     def _on_yielded(self, batch: list) -> None:
         for item in batch:
@@ -223,6 +259,15 @@ class SegmentWidget(JobWidget):
                 self.status.setText(item.text)
 
     def _on_returned(self, result) -> None:
+        if self._discarded is not None:
+            warn(
+                f"Segment: {self._discarded}, so its result was discarded; open the "
+                "image again and click Segment",
+                self.status,
+            )
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            return
         if isinstance(result, SegmentStopped):
             self.status.setText(f"{result.name}: stopped; nothing was changed")
             self.progress.setRange(0, 1)
@@ -310,12 +355,13 @@ class SegmentWidget(JobWidget):
 
     def _on_errored(self, error: BaseException) -> None:
         notify_error(error, "Segment")
-        self.status.setText(f"failed: {error}")
+        self.status.setText(f"failed: {plain_error(error)}")  # kept until the next run
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
 
     def _on_finished(self) -> None:
         self._busy = False
         self._job = None
+        self._job_name = None
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)

@@ -13,7 +13,6 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import (
     QApplication,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QMessageBox,
@@ -32,6 +31,7 @@ from ._ui import (
     button,
     metric_name,
     notify_error,
+    open_path,
     plural,
     progress_bar,
     save_in_background,
@@ -721,9 +721,7 @@ class TrainWidget(JobWidget):
         from napari_unet.core.modelfile import read_metadata
 
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Load model", "", "napari-unet model (*.keras)"
-            )
+            path = open_path(self, "Load model", "napari-unet model (*.keras)")
             if not path:
                 return None
         try:
