@@ -515,22 +515,25 @@ def _owned(lab: np.ndarray, origin, core) -> tuple[np.ndarray, np.ndarray]:
     return new_ids[lab], idx[keep]
 
 
-def _centres(lab: np.ndarray, n: int, rows: int = 256) -> np.ndarray:
+def _centres(lab: np.ndarray, n: int, pixels: int = 1 << 16) -> np.ndarray:
     """``scipy.ndimage.center_of_mass(ones, lab, 1..n)`` as an ``(n, 2)`` array, the same
-    values, a strip of ``rows`` rows at a time (SciPy weighs a float64 copy of the whole
-    label image per axis). Each sum is of whole numbers below 2**53, exact in float64 in
-    any order, and divided by the pixel count as SciPy does; an id with no pixel is NaN."""
+    values, a strip of about ``pixels`` pixels at a time (SciPy weighs a float64 copy of
+    the whole label image per axis). Each sum is of whole numbers below 2**53, exact in
+    float64 in any order, and divided by the pixel count as SciPy does; an id with no
+    pixel is NaN."""
     count = np.zeros(n + 1, np.float64)
     sums = np.zeros((2, n + 1), np.float64)
     width = lab.shape[1]
+    rows = max(1, pixels // max(width, 1))
     xs = np.arange(width, dtype=np.float64)
     for y0 in range(0, lab.shape[0], rows):
-        strip = lab[y0 : y0 + rows]
-        flat = strip.ravel()
+        flat = lab[y0 : y0 + rows].ravel().astype(np.intp)
+        h = flat.size // max(width, 1)
         count += np.bincount(flat, minlength=n + 1)
-        ys = np.repeat(np.arange(y0, y0 + strip.shape[0], dtype=np.float64), width)
+        ys = np.repeat(np.arange(y0, y0 + h, dtype=np.float64), width)
         sums[0] += np.bincount(flat, weights=ys, minlength=n + 1)
-        sums[1] += np.bincount(flat, weights=np.tile(xs, strip.shape[0]), minlength=n + 1)
+        del ys
+        sums[1] += np.bincount(flat, weights=np.tile(xs, h), minlength=n + 1)
     return (sums[:, 1:] / count[1:]).T
 
 
