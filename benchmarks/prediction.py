@@ -10,6 +10,10 @@
 
     python benchmarks/prediction.py                       # everything (16k² takes minutes)
     python benchmarks/prediction.py --sizes 1024,4096     # skip the huge one
+    python benchmarks/prediction.py --sizes 6144 --skip-tiled-vs-whole   # 9 blocks: memory
+
+The last line of the output is the peak resident memory of each ``napari-unet predict``
+process (the goal: at most 2000 MB for 16384², whatever the number of blocks).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ import numpy as np
 from common import ROOT, load_sample, markdown_table, mosaic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: Issue 20: peak resident memory of one ``predict`` process on a 16384² image.
+GOAL_RSS_MB = 2000
 
 
 def get_net():
@@ -203,6 +210,11 @@ def main() -> None:
                     for r in rows
                 ],
             )
+        )
+        print(
+            "peak RSS per process: "
+            + ", ".join(f"{r['size']}² {r['input']} {r['peak_rss_mb']:.0f} MB" for r in rows)
+            + f" (goal ≤ {GOAL_RSS_MB} MB at 16384²)"
         )
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)

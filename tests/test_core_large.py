@@ -7,7 +7,7 @@ import pytest
 from conftest import make_blobs, seeded
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, evaluate
-from napari_unet.core.large import plan_blocks, predict_to_zarr, pyramid_levels
+from napari_unet.core.large import _centres, _owned, plan_blocks, predict_to_zarr, pyramid_levels
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +172,49 @@ def test_blockwise_sees_large_objects_at_the_models_scale(blob_net, tmp_path, ma
     sample[120:180, 200:280] = np.random.default_rng(0).random((60, 80, 1))
     y, x = busiest_window(sample, 64)
     assert 100 <= y <= 136 and 200 <= x <= 236
+
+
+def test_kept_instances_by_centre_without_whole_image_copies():
+    """A block keeps the instances whose centre lies in it: the centres are SciPy's
+    ``center_of_mass`` to the bit (gaps in the ids give NaN, never kept), computed
+    without SciPy's float64 copies of the whole labels (tracemalloc's peak)."""
+    import tracemalloc
+
+    from scipy import ndimage as ndi
+
+    _, mask = make_blobs(1024, 80, seed=3)
+    lab = mask.astype(np.int32)
+    lab[lab == 5] = 0  # an id with no pixel, as a crop leaves
+    n = int(lab.max())
+    expected = np.array(ndi.center_of_mass(np.ones_like(lab, np.uint8), lab, np.arange(1, n + 1)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        got = _centres(lab, n, pixels=10_000)
+    assert np.array_equal(got, expected.reshape(-1, 2), equal_nan=True)
+    assert np.isnan(got[4]).all()
+
+    core = (100, 700, 150, 800)
+    tracemalloc.start()
+    try:
+        owned, kept = _owned(lab, (0, 0), core)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    cy, cx = expected[kept - 1].T
+    assert kept.size > 10 and ((cy >= 100) & (cy < 700) & (cx >= 150) & (cx < 800)).all()
+    assert np.array_equal(np.unique(owned), np.arange(kept.size + 1))
+    assert np.array_equal(lab[owned > 0], kept[owned[owned > 0] - 1])
+    assert peak <= 1.5 * lab.nbytes, peak / lab.nbytes  # SciPy's way: 3.25x and more
+
+
+def test_command_line_block_processes_give_freed_buffers_back():
+    """The command line (and its dask workers) fix glibc's mmap threshold, so freed
+    block buffers leave the process (run in a process of its own: it lasts)."""
+    import platform
+    import subprocess
+    import sys
+
+    code = "from napari_unet.core.large import bound_heap; print(bound_heap(), bound_heap())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    expected = "True True" if glibc else "False False"
+    assert out.stdout.split() == expected.split(), out.stderr

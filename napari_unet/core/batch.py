@@ -357,6 +357,7 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
                 pyramid=zarr_format,
                 name=stem,
                 progress=progress,
+                bound_heap=True,  # a process of its own: memory stays at one block's
             )
             if not zarr_format:
                 items = [

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,6 +116,42 @@ def _net(ref: ModelRef):
 
             net = _NETS[ref.key] = UNet.load(ref.path)
     return net
+
+
+_HEAP_BOUNDED = False
+
+#: Buffers from this size up are mapped on their own and unmapped when freed (glibc).
+HEAP_MMAP_THRESHOLD = 1 << 20
+
+
+def bound_heap() -> bool:
+    """Make this process give the memory of freed block-sized buffers back to the system
+    (glibc on Linux; elsewhere nothing happens). Returns whether it took effect.
+
+    glibc serves a buffer of more than 128 KiB from a mapping of its own, unmapped when
+    it is freed, but raises that limit to the size of every such buffer freed, up to
+    32 MiB. After the first block, a block's many maps of a few MiB to ~20 MiB come
+    from the heap, which fragments and rarely shrinks, so the resident memory of a
+    block-wise run crept up block after block (by ~250 MB over the first ten blocks of
+    2048²) to settle well above one block's working set. A fixed limit of
+    :data:`HEAP_MMAP_THRESHOLD` stops that. It holds for the whole process, so it is
+    set only where a process does this work alone: the command line and dask workers
+    (``predict_to_zarr(bound_heap=True)``), not napari's.
+    """
+    global _HEAP_BOUNDED
+    if _HEAP_BOUNDED:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (or no mallopt): leave the allocator be
+        return False
+    m_mmap_threshold = -3  # glibc's M_MMAP_THRESHOLD
+    _HEAP_BOUNDED = bool(mallopt(m_mmap_threshold, HEAP_MMAP_THRESHOLD))
+    return _HEAP_BOUNDED
 
 
 # --------------------------------------------------------------------------- the grid
@@ -357,6 +394,7 @@ class _Spec:
     factors: tuple[int, ...]
     scale: float = 1.0
     classes_path: str | None = None  # the class map, for a model with several object classes
+    bound_heap: bool = False  # the task's process gives freed block buffers back (see below)
 
 
 class _Window:
@@ -384,6 +422,8 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     from .postprocess import foreground_probability, instances_from_probabilities
     from .predict import plan_tiles, predict_probabilities
 
+    if spec.bound_heap:
+        bound_heap()
     net = _net(spec.model)
     cfg = net.config
     grid = spec.grid
@@ -409,12 +449,17 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
         scores, lab = _scaled_scores(net, src, (ry0, ry1, rx0, rx1), lo, hi, spec)
     prob = foreground_probability(scores[by - ry0 : by1 - ry0, bx - rx0 : bx1 - rx0])
     _write_levels(spec.probability_path, by, bx, prob, list(spec.factors))
-    owned, kept = _owned(lab, (ry0, rx0), (by, by1, bx, bx1))
-    if spec.classes_path is not None:  # the class of each kept instance, by its pixels' vote
+    del prob
+    votes = None
+    if spec.classes_path is not None:  # the class of each instance, by its pixels' vote
         from .postprocess import instance_classes
 
-        np.save(_class_file(spec, i, j), instance_classes(scores, lab)[kept])
-    del scores
+        votes = instance_classes(scores, lab)
+    del scores  # one block's maps at a time: the probabilities go before the ids are made
+    owned, kept = _owned(lab, (ry0, rx0), (by, by1, bx, bx1))
+    del lab
+    if votes is not None:
+        np.save(_class_file(spec, i, j), votes[kept])
     scratch = zarr.open_array(spec.scratch_path, mode="r+")
     scratch[i, j, : owned.shape[0], : owned.shape[1]] = owned
     return int(owned.max(initial=0))
@@ -456,22 +501,40 @@ def _class_file(spec: _Spec, i: int, j: int) -> str:
 def _owned(lab: np.ndarray, origin, core) -> tuple[np.ndarray, np.ndarray]:
     """The instances of ``lab`` whose centre lies in ``core``, renumbered ``1..k``, and
     their ids in ``lab`` (in the new order)."""
-    from scipy import ndimage as ndi
-
     n = int(lab.max(initial=0))
-    out = np.zeros(lab.shape, np.uint32)
     if n == 0:
-        return out, np.zeros(0, np.int64)
+        return np.zeros(lab.shape, np.uint32), np.zeros(0, np.int64)
     by, by1, bx, bx1 = core
     idx = np.arange(1, n + 1)
     with np.errstate(invalid="ignore", divide="ignore"):  # ids a crop left out: NaN, not kept
-        centres = np.array(ndi.center_of_mass(np.ones_like(lab, np.uint8), lab, idx))
-    centres = centres.reshape(-1, 2)
+        centres = _centres(lab, n)
     cy, cx = centres[:, 0] + origin[0], centres[:, 1] + origin[1]
     keep = (cy >= by) & (cy < by1) & (cx >= bx) & (cx < bx1)
     new_ids = np.zeros(n + 1, np.uint32)
     new_ids[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
     return new_ids[lab], idx[keep]
+
+
+def _centres(lab: np.ndarray, n: int, pixels: int = 1 << 16) -> np.ndarray:
+    """``scipy.ndimage.center_of_mass(ones, lab, 1..n)`` as an ``(n, 2)`` array, the same
+    values, a strip of about ``pixels`` pixels at a time (SciPy weighs a float64 copy of
+    the whole label image per axis). Each sum is of whole numbers below 2**53, exact in
+    float64 in any order, and divided by the pixel count as SciPy does; an id with no
+    pixel is NaN."""
+    count = np.zeros(n + 1, np.float64)
+    sums = np.zeros((2, n + 1), np.float64)
+    width = lab.shape[1]
+    rows = max(1, pixels // max(width, 1))
+    xs = np.arange(width, dtype=np.float64)
+    for y0 in range(0, lab.shape[0], rows):
+        flat = lab[y0 : y0 + rows].ravel().astype(np.intp)
+        h = flat.size // max(width, 1)
+        count += np.bincount(flat, minlength=n + 1)
+        ys = np.repeat(np.arange(y0, y0 + h, dtype=np.float64), width)
+        sums[0] += np.bincount(flat, weights=ys, minlength=n + 1)
+        del ys
+        sums[1] += np.bincount(flat, weights=np.tile(xs, h), minlength=n + 1)
+    return (sums[:, 1:] / count[1:]).T
 
 
 def _stitch_block(offsets: np.ndarray, i: int, j: int, spec: _Spec) -> int:
@@ -575,6 +638,7 @@ def predict_to_zarr(
     name: str = "image",
     progress: Callable[[str, int, int], None] | None = None,
     stop_event: threading.Event | None = None,
+    bound_heap: bool = False,
 ) -> LargeResult:
     """Segment a large 2D image into two OME-Zarr images, block by block.
 
@@ -616,6 +680,10 @@ def predict_to_zarr(
         Called as ``progress(kind, done, total)``, ``kind`` ``"predict"`` or ``"stitch"``.
     stop_event
         When set, the run ends after the tasks running now with :class:`Stopped`.
+    bound_heap
+        Let each process that predicts blocks (this one without a ``client``) give
+        freed block buffers back to the system (:func:`bound_heap`): for processes that
+        do nothing else, as the command line's.
     """
     import dask
     import zarr
@@ -697,6 +765,7 @@ def predict_to_zarr(
         factors=tuple(factors),
         scale=float(scale),
         classes_path=None if classes_path is None else str(classes_path),
+        bound_heap=bool(bound_heap),
     )
 
     import dask.array as da

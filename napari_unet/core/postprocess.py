@@ -97,7 +97,7 @@ def instances_from_probabilities(
     numpy.ndarray
         ``int32`` labels, 0 = background, ids 1..N.
     """
-    return _Instances(prob).labels(
+    return _Instances(prob, keep=False).labels(
         PostprocessParams(threshold, core_threshold, seed_mode, split, min_size)
     )
 
@@ -111,32 +111,44 @@ class _Instances:
     :func:`_distance_transform`, :func:`relabel_and_filter`).
     """
 
-    def __init__(self, prob: np.ndarray) -> None:
+    def __init__(self, prob: np.ndarray, keep: bool = True) -> None:
         self.fg_prob = foreground_probability(prob)
-        self.interior = prob[..., 1:-1].sum(-1)
+        # one object class: its own channel (a view; the sum of one value is that value)
+        self.interior = prob[..., 1] if prob.shape[-1] == 3 else prob[..., 1:-1].sum(-1)
         self.boundary = prob[..., -1]
         self._cache: dict = {}
+        #: ``False``: one setting only (:func:`instances_from_probabilities`); each map is
+        #: let go as soon as the steps after it no longer need it, so one block's
+        #: post-processing holds a few maps at a time, not all of them.
+        self.keep = keep
+        self._used = False
 
     def _cached(self, key, make):
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
 
-    def _foreground(self, threshold: float):
-        """The foreground mask and its 4-connected blobs ``(fg, blobs, n)``."""
+    def _drop(self, *kinds: str) -> None:
+        """Forget the cached maps of these kinds (one-setting use only)."""
+        if not self.keep:
+            for key in [k for k in self._cache if k[0] in kinds]:
+                del self._cache[key]
+
+    def _foreground(self, threshold: float) -> np.ndarray:
+        """The foreground mask."""
+        return self._cached(("fg", threshold), lambda: self.fg_prob > threshold)
+
+    def _blobs(self, threshold: float):
+        """The foreground's 4-connected blobs ``(blobs, n)``."""
         from scipy import ndimage as ndi
 
-        def make():
-            fg = self.fg_prob > threshold
-            return (fg, *ndi.label(fg))
-
-        return self._cached(("fg", threshold), make)
+        return self._cached(("blobs", threshold), lambda: ndi.label(self._foreground(threshold)))
 
     def _core(self, threshold: float, core_threshold: float):
         """The foreground and the confident cores ``(fg, core)``."""
 
         def make():
-            fg = self._foreground(threshold)[0]
+            fg = self._foreground(threshold)
             return fg, fg & (self.interior > core_threshold) & (self.interior > self.boundary)
 
         return self._cached(("core", threshold, core_threshold), make)
@@ -167,7 +179,14 @@ class _Instances:
         from scipy import ndimage as ndi
         from skimage.segmentation import watershed
 
+        if not self.keep:
+            if self._used:
+                raise RuntimeError("a one-setting post-processing runs once")  # a bug
+            self._used = True
         fg, core = self._core(p.threshold, p.core_threshold)
+        if not self.keep:
+            self.fg_prob = None  # the foreground mask is made
+        dist = None
         if p.seed_mode != "boundary":
             edt, dist = self._distances(p.threshold, p.core_threshold)
         if not core.any():
@@ -177,8 +196,12 @@ class _Instances:
         else:
             regions, n = self._core_regions(p.threshold, p.core_threshold)
             h = max(0.5, p.split * _typical_radius(regions, n, edt) - 2.0)
+            del regions, edt
+            self._drop("regions", "distances")  # ``dist`` stays (below), the transform goes
             seeds, _ = ndi.label(_h_maxima(dist, h) & core)
-        _, blobs, nb = self._foreground(p.threshold)
+        del core
+        self._drop("regions", "distances", "core")
+        blobs, nb = self._blobs(p.threshold)
         if nb:
             # foreground blobs that hold no seed (tiny or unsure objects) keep a seed of
             # their own so that nothing predicted as object disappears
@@ -190,14 +213,25 @@ class _Instances:
                 top = int(seeds.max())
                 # int32 ids as long as they fit (the watershed copies ids, whatever type)
                 kind = np.int32 if top + nb < 2**31 else np.int64
-                if p.seed_mode == "boundary" or seeds.dtype != kind:
+                if (p.seed_mode == "boundary" and self.keep) or seeds.dtype != kind:
                     seeds = seeds.astype(kind)  # a copy: the core regions stay cached
                 seeds[orphan] = blobs[orphan] + top
+            del orphan
+        del blobs
+        self._drop("blobs")
         if p.seed_mode == "boundary":
             landscape = self.boundary - self.interior
-        else:
+        elif self.keep:
             landscape = -(dist + self.interior)
+        else:  # the same values, in the smoothed distances' own memory
+            landscape = dist
+            np.add(landscape, self.interior, out=landscape)
+            np.negative(landscape, out=landscape)
+        del dist
+        if not self.keep:
+            self.interior = self.boundary = None
         labels = watershed(landscape, markers=seeds, mask=fg)
+        del landscape, seeds, fg
         return relabel_and_filter(labels, p.min_size)
 
 
@@ -309,8 +343,13 @@ def _h_candidates(image: np.ndarray, h: float, lowest, largest, marker) -> np.nd
     height, width = image.shape
     rough = image.astype(np.float32)
     margin = np.float32(2.0**-20 * float(largest))  # float32 rounding, 4 times over
-    near_top = rough >= _maximum_3x3(rough) - margin
-    where = np.flatnonzero(near_top & (image > lowest))
+    top = _maximum_3x3(rough)
+    top -= margin
+    near_top = rough >= top
+    del rough, top
+    near_top &= image > lowest
+    where = np.flatnonzero(near_top)
+    del near_top
     y, x = np.divmod(where, width)
     highest_marker = np.full(where.size, -np.inf)
     for dy in (-1, 0, 1):
