@@ -15,12 +15,14 @@ from napari_unet.core.plan import ModelSpec
 from napari_unet.core.postprocess import PostprocessParams
 
 from .. import _layers as L
+from . import _workers
 from ._ui import JobWidget, button, combo, notify_error, progress_bar, status_label
 from ._workers import (
     LazySegmentResult,
     SegmentJob,
     SegmentResult,
     SegmentStopped,
+    StageUpdate,
     Status,
     TileProgress,
     segment_worker,
@@ -106,6 +108,7 @@ class SegmentWidget(JobWidget):
         )
         self.stop_button.setEnabled(False)
         self._job: SegmentJob | None = None
+        self.stages: list[str] = []  # the stages the last run showed, in order
         self.progress = progress_bar()
         self.status = status_label()
 
@@ -123,6 +126,9 @@ class SegmentWidget(JobWidget):
 
         self.state.subscribe(self._on_state)
         self._on_state(switch=False)
+        # TensorFlow and the bundled model load in the background meanwhile (a thread,
+        # never this one): the first Segment takes them or waits for them
+        _workers.PRELOAD.start(load_default=self._model.value == "default")
 
     # ------------------------------------------------------------------ plumbing
     def reset_choices(self, *_: Any) -> None:
@@ -188,6 +194,7 @@ class SegmentWidget(JobWidget):
         self.stop_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.status.setText(f"segmenting {job.name}…")
+        self.stages = []
         return self._start(segment_worker, spec, job)
 
     def _on_stop(self) -> None:
@@ -203,10 +210,18 @@ class SegmentWidget(JobWidget):
         self._on_stop()
 
     def _on_yielded(self, batch: list) -> None:
+        name = self._job.name if self._job is not None else ""
         for item in batch:
             if isinstance(item, TileProgress):
                 self.progress.setRange(0, max(1, item.total))
                 self.progress.setValue(item.done)
+                if item.done < item.total:
+                    self.status.setText(f"{name}: predicting tile {item.done + 1}/{item.total}…")
+            elif isinstance(item, StageUpdate):
+                if item.stage.name != "PREDICT":
+                    self.progress.setRange(0, 0)  # busy: no count to show
+                self.stages.append(item.stage.value)
+                self.status.setText(f"{name}: {item.stage.value}…")
             elif isinstance(item, Status):
                 self.status.setText(item.text)
 
