@@ -318,8 +318,11 @@ def test_the_quick_estimate_still_picks_the_scale_of_zoomed_nuclei(sample_image,
     crop = sample_image[128:384, 128:384].astype(np.float32)
     p = net.predict(rescale(crop, zoom, order=1, anti_aliasing=zoom < 1, preserve_range=True))
     assert p.scale == pytest.approx(1 / zoom, rel=0.15)
-    # the estimate stays cheaper than the prediction even where it refines
-    assert p.network_pixels["size estimate"] < p.network_pixels["prediction"]
+    # the estimate costs its small looks and at most one whole pass at a scale it refined
+    from napari_unet.core.size import LOOK_CROP, PROBE_SCALES
+
+    looks = len(PROBE_SCALES) * LOOK_CROP**2
+    assert p.network_pixels["size estimate"] <= looks + 1.5 * p.network_pixels["prediction"]
 
 
 def test_prediction_reports_its_stages_in_order(sample_image):

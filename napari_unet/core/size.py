@@ -167,6 +167,9 @@ CONSISTENT = 1.5
 #: centre crop): enough for dozens of objects of the model's size, and a small share
 #: of what the prediction itself costs.
 LOOK_CROP = 384
+#: The prediction is made again at the scale its own objects call for when that is
+#: more than this (relative) away from the scale it was made at.
+REFINE_TOLERANCE = 0.01
 #: The "crop" that asks for the whole image as the prediction sees it (not a look).
 WHOLE = (slice(None), slice(None))
 
@@ -191,8 +194,8 @@ def estimate_scale(
     it knows, which would look "right" at every larger scale — so the looks stop at the
     first trusted one. When that look suggests another scale, the whole image is seen
     at that scale (the prediction itself), and its objects refine the answer: only
-    when they call for a scale more than :data:`SCALE_TOLERANCE` away is the image
-    seen once more.
+    when they call for a scale more than :data:`REFINE_TOLERANCE` away is the image
+    seen once more (coarse looks tend to read objects a little wider).
 
     Returns
     -------
@@ -238,6 +241,6 @@ def estimate_scale(
         if d2 is not None and error(factor, d2) <= error(f, d):
             d = d2
             refined = clip_scale(model_diameter / d2)
-            if not near(refined, factor):
+            if abs(math.log(refined / factor)) > math.log1p(REFINE_TOLERANCE):
                 factor = refined
     return factor, d
