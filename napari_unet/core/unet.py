@@ -134,29 +134,32 @@ class UNet:
             With a message that says what is wrong with the file.
         """
         from .model import build_unet
-        from .modelfile import read_metadata
+        from .modelfile import read_metadata, read_weights
 
         meta = read_metadata(path)
         try:
             config = UNetConfig.from_dict(meta["architecture"])
         except (TypeError, UserInputError) as e:
             raise ModelFileError(f"{Path(path).name}: bad architecture in metadata ({e})") from None
-        # the file holds plain Keras layers: read it into their float32 twin, then hand
-        # the weights to the network that computes (fused, the machine's precision)
-        stored = build_unet(config, dtype_policy="float32")
-        try:
-            stored.load_weights(str(path))
-        except Exception as e:  # noqa: BLE001 - h5/keras raise many kinds
-            raise ModelFileError(
-                f"{Path(path).name}: weights do not fit its architecture ({type(e).__name__})"
-            ) from None
-        weights = stored.get_weights()
+        # the file holds plain Keras layers: their weights go to the network that
+        # computes (fused, the machine's precision), read straight from the file; a
+        # file laid out otherwise is read by Keras into a float32 twin first
+        model = build_unet(config, fused=True)
+        weights = read_weights(path, model)
+        if weights is None:
+            stored = build_unet(config, dtype_policy="float32")
+            try:
+                stored.load_weights(str(path))
+            except Exception as e:  # noqa: BLE001 - h5/keras raise many kinds
+                raise ModelFileError(
+                    f"{Path(path).name}: weights do not fit its architecture ({type(e).__name__})"
+                ) from None
+            weights = stored.get_weights()
         if not all(np.isfinite(w).all() for w in weights):
             raise ModelFileError(
                 f"{Path(path).name}: its weights are not finite numbers (a diverged "
                 "training); it cannot segment anything — use another model"
             )
-        model = build_unet(config, fused=True)
         model.set_weights(weights)
         meta["source_path"] = str(Path(path).resolve())
         return cls(model, config, meta)
