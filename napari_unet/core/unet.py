@@ -533,7 +533,14 @@ class UNet:
 
     # ------------------------------------------------------------------ prediction
     def _plane_scores(
-        self, plane, factor: float, tile_size=None, context=None, report=None, intensity=None
+        self,
+        plane,
+        factor: float,
+        tile_size=None,
+        context=None,
+        report=None,
+        intensity=None,
+        quick: bool = False,
     ):
         """Class probabilities of one channels-last plane resized by ``factor``
         (normalised by ``intensity``, ``(low, high)``, when given; else by its own
@@ -545,7 +552,7 @@ class UNet:
             lo, hi = intensity
         else:
             lo, hi = percentiles(plane, *percentile_range(self.normalization))
-        region = rescale_image(plane, factor)
+        region = rescale_image(plane, factor, quick)
         plan = self._plan(region.shape[0], region.shape[1], tile_size, context)
         scores = predict_probabilities(
             self.inference_function(),
@@ -564,7 +571,7 @@ class UNet:
         resized by ``factor``.
 
         A crop is a look of the size estimate: seen alone, without context (its borders
-        barely move a median object width). The whole plane is seen as the prediction
+        barely move a median object width), normalised as the whole plane is. The whole plane is seen as the prediction
         sees it (tiles with context, tile progress to ``report``, the stage to
         ``stage``), and its last pass is kept, so the prediction at the scale an
         estimate chose reuses it. ``scores.pixels`` counts the pixels the network
@@ -574,11 +581,13 @@ class UNet:
 
         last: dict = {}
         pixels = {"size estimate": 0, "prediction": 0}
+        if intensity is None:  # the plane's own, once for every look and pass
+            intensity = percentiles(plane, *percentile_range(self.normalization))
 
         def scores(factor, crop=None):
             if crop is not None and crop != WHOLE:
                 region = plane[crop]
-                s, n = self._plane_scores(region, factor, tile_size, 0, None, intensity)
+                s, n = self._plane_scores(region, factor, tile_size, 0, None, intensity, True)
                 pixels["size estimate"] += n
                 return s
             if last.get("factor") == factor:
