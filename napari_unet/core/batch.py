@@ -232,10 +232,10 @@ def run_predictions(
     written.
 
     ``client`` (a :class:`distributed.Client`) runs the block-wise images on a cluster.
-    ``note`` hears what the person should know (NaN pixels, block
-    progress); ``stage(name, stage)`` hears each :class:`~napari_unet.core.predict.Stage`
-    of an image segmented whole as it starts; ``check`` is called between blocks and before files are written: what it
-    raises ends the run with nothing half-written.
+    ``note`` hears what the person should know (NaN pixels, block progress);
+    ``stage(name, stage)`` hears each :class:`~napari_unet.core.predict.Stage` of an
+    image segmented whole as it starts; ``check`` is called between blocks and before
+    files are written: what it raises ends the run with nothing half-written.
 
     Raises
     ------

@@ -194,8 +194,8 @@ def estimate_scale(
 
     ``scores_at(factor, crop)`` returns the network's class probabilities for the
     ``crop`` of the image (in original pixels) resized by ``factor``; the crop
-    :data:`WHOLE` is the whole image seen as the prediction sees it (:meth:`UNet._scorer` keeps that
-    pass, so a prediction at the chosen scale reuses it). The network first looks at a
+    :data:`WHOLE` is the whole image seen as the prediction sees it (``UNet._scorer``
+    keeps that pass, so a prediction at the chosen scale reuses it). The network first looks at a
     centre crop of the image (at most :data:`LOOK_CROP` px per side once rescaled) at a
     few scales (:data:`PROBE_SCALES`), coarsest first, and the object width is measured
     in each look. A look is trusted when it sees objects of about the model's own size

@@ -571,12 +571,13 @@ class UNet:
         resized by ``factor``.
 
         A crop is a look of the size estimate: seen alone, without context (its borders
-        barely move a median object width), normalised as the whole plane is. The whole plane is seen as the prediction
-        sees it (tiles with context, tile progress to ``report``, the stage to
-        ``stage``), and its last pass is kept, so the prediction at the scale an
-        estimate chose reuses it. ``scores.pixels`` counts the pixels the network
-        evaluated: ``"size estimate"`` and ``"prediction"`` (the kept pass; a whole pass
-        that was not kept counts as estimate)."""
+        barely move a median object width), normalised as the whole plane is. The
+        whole plane is seen as the prediction sees it (tiles with context, tile
+        progress to ``report``, the stage to ``stage``), and its last pass is kept, so
+        the prediction at the scale an estimate chose reuses it. ``scores.pixels``
+        counts the pixels the network evaluated: ``"size estimate"`` and
+        ``"prediction"`` (the kept pass; a whole pass that was not kept counts as
+        estimate)."""
         from .size import WHOLE
 
         last: dict = {}
