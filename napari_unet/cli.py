@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import warnings
 
 from . import __version__
@@ -215,14 +216,29 @@ def cmd_predict(args) -> int:
             args.images, args.out, args.model, args.format, args.axes, args.overwrite,
             args.threshold, args.diameter, args.tile_size, bool(args.workers or args.scheduler),
         )  # fmt: skip
+    # a person watching the terminal sees each stage start; logs of scripts stay quiet
+    watched = sys.stderr.isatty()
+
+    def stage(name: str, what) -> None:
+        note(f"{name}: {what.value}…")
+
     # an unreachable scheduler is said before TensorFlow starts
     with DaskCluster(args.workers, args.scheduler, note=note) as client:
+        if watched:
+            note("importing TensorFlow…")
         import_tensorflow()
         from .core import UNet
 
+        if watched:
+            note("loading the model…")
         net = UNet.load(plan.model_path)
         for result in run_predictions(
-            plan, net, client=client, note=note, check=raise_lost_interrupt
+            plan,
+            net,
+            client=client,
+            note=note,
+            check=raise_lost_interrupt,
+            stage=stage if watched else None,
         ):
             print(result.summary(), flush=True)
     return 0

@@ -524,6 +524,45 @@ def test_ctrl_c_stops_training_without_a_model_file(bad_files, out_dir):
     assert list(out_dir.iterdir()) == []
 
 
+def test_predict_tells_a_person_at_the_terminal_each_stage(quadrants, tmp_path):
+    """Issue 20: with stderr on a terminal, predict says what it is doing, stage by
+    stage; piped into a log (every other test here) it prints only its result lines."""
+    import pty
+
+    main, other = pty.openpty()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    src = quadrants / "img_tl.tif"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_unet.cli", "predict", str(src), "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=other,
+        env=env,
+    )
+    os.close(other)
+    said = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        said += chunk
+    out, _ = proc.communicate(timeout=300)
+    os.close(main)
+    assert proc.returncode == 0, said
+    lines = [ln.strip() for ln in said.decode().splitlines() if ln.strip()]
+    stages = [
+        "napari-unet: importing TensorFlow…",
+        "napari-unet: loading the model…",
+        "napari-unet: img_tl.tif: estimating the object size…",
+        "napari-unet: img_tl.tif: predicting…",
+        "napari-unet: img_tl.tif: post-processing…",
+    ]
+    assert [ln for ln in lines if ln in stages] == stages, lines
+    assert b"objects ->" in out
+
+
 def test_predict_diameter_rescales_and_refuses_nonsense(quadrants, tmp_path):
     src = quadrants / "img_tl.tif"
     out = tmp_path

@@ -292,3 +292,51 @@ def test_prediction_is_traced_once_for_any_size_and_stays_fresh_after_training()
     after = net.predict(img, diameter=0).probability
     assert np.abs(after - before).max() > 1e-3  # ...and it answers with the new weights
     assert net._traced.experimental_get_tracing_count() == 1
+
+
+def test_the_size_estimate_costs_a_small_share_of_the_prediction(sample_image):
+    """Issue 20: the automatic size looks at small coarse views and the prediction
+    reuses the whole pass at the chosen scale, so on the sample (512², at the model's
+    scale) the network evaluates at most a third as many pixels for the estimate as for
+    the prediction (≤ 25 % of the work); with the size given it evaluates none."""
+    net = UNet.default()
+    img = sample_image.astype(np.float32)
+    auto = net.predict(img)
+    est, pred = auto.network_pixels["size estimate"], auto.network_pixels["prediction"]
+    assert auto.scale == 1.0 and pred > 0
+    assert est <= pred / 3, auto.network_pixels
+    given = net.predict(img, diameter=net.object_diameter)
+    assert given.network_pixels == {"size estimate": 0, "prediction": pred}
+    np.testing.assert_array_equal(given.labels, auto.labels)
+
+
+@pytest.mark.parametrize("zoom", [0.5, 2.0, 3.0])
+def test_the_quick_estimate_still_picks_the_scale_of_zoomed_nuclei(sample_image, zoom):
+    from skimage.transform import rescale
+
+    net = UNet.default()
+    crop = sample_image[128:384, 128:384].astype(np.float32)
+    p = net.predict(rescale(crop, zoom, order=1, anti_aliasing=zoom < 1, preserve_range=True))
+    assert p.scale == pytest.approx(1 / zoom, rel=0.15)
+    # the estimate costs its small looks and at most one whole pass at a scale it refined
+    from napari_unet.core.size import LOOK_CROP, PROBE_SCALES
+
+    looks = len(PROBE_SCALES) * LOOK_CROP**2
+    assert p.network_pixels["size estimate"] <= looks + 1.5 * p.network_pixels["prediction"]
+
+
+def test_prediction_reports_its_stages_in_order(sample_image):
+    from napari_unet.core.predict import Stage
+
+    net = UNet.default()
+    stages, tiles = [], []
+    crop = sample_image[:192, :192].astype(np.float32)
+    net.predict(
+        np.stack([crop, crop[::-1]]), stage=stages.append, progress=lambda *a: tiles.append(a)
+    )
+    one = [Stage.ESTIMATE, Stage.PREDICT, Stage.POSTPROCESS]
+    assert stages == one + one  # two planes, each measured
+    assert tiles[-1][0] == tiles[-1][1] and tiles[-1][1] > 0
+    stages.clear()
+    net.predict(crop, diameter=None, stage=stages.append)
+    assert stages == [Stage.PREDICT, Stage.POSTPROCESS]  # nothing to measure

@@ -77,6 +77,37 @@ def test_save_load_gives_identical_predictions(tiny_net, tmp_path):
         assert key in meta
 
 
+def test_loading_reads_the_weights_straight_from_the_file_as_keras_would(tiny_net, tmp_path):
+    """Issue 20: no float32 twin is built to load a model; the weights read from the
+    file are exactly those Keras reads, for the bundled model and a saved one, and a
+    file of another layout is left to Keras (which refuses it by name)."""
+    from napari_unet.core.model import build_unet
+    from napari_unet.core.modelfile import default_model_path, read_weights
+
+    saved = tiny_net.save(tmp_path / "tiny.keras")
+    other = UNet.new(UNetConfig(depth=1, base_filters=4), seed=0)
+    for path, net in ((saved, tiny_net), (default_model_path(), UNet.default())):
+        twin = build_unet(net.config, dtype_policy="float32")
+        twin.load_weights(str(path))
+        fast = read_weights(path, build_unet(net.config, fused=True))
+        keras_read = twin.get_weights()
+        assert fast is not None and len(fast) == len(keras_read)
+        for a, b in zip(fast, keras_read, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert read_weights(saved, other.keras_model) is None  # another architecture
+    with zipfile.ZipFile(saved) as z:  # the file, lied about: depth 1 in its metadata
+        meta = json.loads(z.read("napari_unet.json"))
+        entries = {n: z.read(n) for n in z.namelist()}
+    meta["architecture"]["depth"] = 1
+    entries["napari_unet.json"] = json.dumps(meta).encode()
+    liar = tmp_path / "liar.keras"
+    with zipfile.ZipFile(liar, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    with pytest.raises(ModelFileError, match="do not fit its architecture"):
+        UNet.load(liar)
+
+
 def test_foreign_files_are_refused(tmp_path):
     from napari_unet.core import import_tensorflow
 

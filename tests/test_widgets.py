@@ -77,13 +77,18 @@ def saved(qtbot, widget, worker, timeout=60_000):
 
 # ---------------------------------------------------------------------- no TF on import
 def test_opening_widgets_does_not_import_tensorflow():
-    """A fresh interpreter: import the plugin, open every widget and the sample."""
+    """A fresh interpreter: import the plugin, open every widget and the sample. Nothing
+    imports TensorFlow on the GUI thread: the Segment widget's preload does, in its own
+    thread, and the widgets open without waiting for it (held here until they are open)."""
     code = textwrap.dedent(
         f"""
-        import sys
+        import sys, threading
         import napari_unet
         assert "tensorflow" not in sys.modules, "import napari_unet imported TensorFlow"
         import napari
+        from napari_unet._widgets import _workers
+        gate = threading.Event()
+        _workers.PRELOAD = _workers.Preload(gate=gate)
         v = napari.Viewer(show=False)
         v.open_sample("napari-unet", "nuclei")
         for name in {WIDGETS!r}:
@@ -91,18 +96,24 @@ def test_opening_widgets_does_not_import_tensorflow():
         w = v.window.add_plugin_dock_widget("napari-unet", "Annotate")[1]
         w._on_create()
         heavy = [m for m in ("tensorflow", "keras") if m in sys.modules]
+        print("HEAVY", heavy, "STARTED", _workers.PRELOAD.started, _workers.PRELOAD.done)
+        gate.set()  # now the preload imports TensorFlow and loads the model, off this thread
+        _workers.PRELOAD.join()
+        print("PRELOADED", _workers.PRELOAD.imported_here, "tensorflow" in sys.modules,
+              _workers.PRELOAD.error)
         v.close()
-        print("HEAVY", heavy)
         assert not heavy, heavy
         """
     )
     env = dict(os.environ)
     env.setdefault("QT_API", "pyqt5")  # CI runs this file once more with QT_API=pyqt6
+    env.pop("NAPARI_UNET_PRELOAD", None)
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "HEAVY []" in out.stdout
+    assert "HEAVY [] STARTED True False" in out.stdout
+    assert "PRELOADED True True None" in out.stdout
 
 
 def test_the_suite_runs_under_the_binding_asked_for(viewer):
@@ -564,3 +575,55 @@ def test_the_live_preview_reads_channels_first_images(make_napari_viewer):
     plane, index, axis = preview_plane(viewer, cyx, 1)
     assert plane.shape == (48, 64, 1) and index == (1,) and axis is None
     assert preview_plane(viewer, cyx, 3) is None  # does not fit: no preview
+
+
+# ---------------------------------------------------------------------- first Segment
+FIRST_STAGES = ["estimating the object size", "predicting", "post-processing"]
+
+
+def _held_preload(monkeypatch):
+    """A fresh preload for this test (the process's own may be spent), held at its
+    start until the test lets it go."""
+    import threading
+
+    from napari_unet._widgets import _workers
+
+    gate = threading.Event()
+    preload = _workers.Preload(gate=gate)
+    monkeypatch.setattr(_workers, "PRELOAD", preload)
+    monkeypatch.delenv("NAPARI_UNET_PRELOAD", raising=False)
+    return preload, gate
+
+
+def test_segment_widget_preloads_the_model_and_the_first_click_takes_it(viewer, qtbot, monkeypatch):
+    preload, gate = _held_preload(monkeypatch)
+    segment = dock(viewer, "Segment")
+    # the widget is open and usable while the preload has not even begun
+    assert preload.started and not preload.done
+    assert segment.run_button.isEnabled() and segment._model.value == "default"
+    gate.set()
+    qtbot.waitUntil(lambda: preload.done, timeout=120_000)
+    assert preload.error is None
+    segment._on_segment("nuclei")
+    wait_idle(qtbot, segment, 60_000)
+    # nothing left to import or load: the stages of the prediction only, in order
+    assert segment.stages == FIRST_STAGES
+    assert preload.handed is not None
+    assert segment._cache["default"][1] is preload.handed is segment.state.model
+    assert "objects" in segment.status.text()
+
+
+def test_a_click_during_the_preload_waits_for_it_and_shows_each_stage(viewer, qtbot, monkeypatch):
+    preload, gate = _held_preload(monkeypatch)
+    segment = dock(viewer, "Segment")
+    worker = segment._on_segment("nuclei")
+    assert worker is not None and segment.running
+    gate.set()
+    wait_idle(qtbot, segment, 120_000)
+    shown = segment.stages
+    # the preload's stages first (importing only when this process had not yet)
+    assert shown[-3:] == FIRST_STAGES
+    assert "loading the model" in shown[:-3]
+    assert shown.index("loading the model") < shown.index("estimating the object size")
+    assert segment._cache["default"][1] is preload.handed
+    assert viewer.layers["nuclei labels"].data.max() > 50

@@ -26,6 +26,7 @@ import numpy as np
 from napari_unet.core.batch import LARGE_BLOCK, is_large  # the command line's rule, shared
 from napari_unet.core.config import PREVIEW_INTERVAL
 from napari_unet.core.plan import ModelSpec, resolve_model
+from napari_unet.core.predict import Stage
 
 #: Niceness added to the threads that run TensorFlow, so that on a small machine the
 #: GUI thread wins the CPU when it needs it (TensorFlow's own pools inherit it).
@@ -48,6 +49,13 @@ class TileProgress:
 
     done: int
     total: int
+
+
+@dataclass
+class StageUpdate:
+    """A segmentation moved on to ``stage`` (importing, loading, estimating, …)."""
+
+    stage: Stage
 
 
 @dataclass
@@ -220,16 +228,126 @@ def prepare_tensorflow() -> None:
         allow_gpu_memory_growth()
 
 
+class Preload:
+    """TensorFlow imported, and the bundled model loaded, in a background thread as soon
+    as the Segment widget opens, so that the first Segment finds them ready.
+
+    A plain daemon thread at low priority (never the GUI thread, never Qt); the first
+    Segment that asks for the bundled model takes the preloaded one (or waits for it,
+    reporting the stage under way) — once: later ones use the widget's own cache. Set
+    ``NAPARI_UNET_PRELOAD=0`` to import and load only when Segment is clicked.
+    """
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self._gate = gate  # tests hold the thread here to see that nothing waits for it
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._model: Any = None
+        self.handed: Any = None  # the model a Segment took
+        self.stage: Stage | None = None
+        self.stages: list[Stage] = []  # every stage begun, in order
+        self.done = False
+        self.imported_here = False  # TensorFlow was imported by this thread
+        self.error: BaseException | None = None
+
+    @staticmethod
+    def wanted() -> bool:
+        return os.environ.get("NAPARI_UNET_PRELOAD", "1") not in ("0", "false", "False", "")
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self, load_default: bool = True) -> bool:
+        """Start the thread (once per process); returns whether it runs now."""
+        with self._lock:
+            if self._thread is not None or not self.wanted():
+                return False
+            self._thread = threading.Thread(
+                target=self._run, args=(load_default,), name="napari-unet-preload", daemon=True
+            )
+            self._thread.start()
+        import atexit
+
+        atexit.register(self.join)  # never leave the interpreter in the middle of an import
+        return True
+
+    def join(self, timeout: float = 120.0) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _set(self, **changes: Any) -> None:
+        with self._changed:
+            for key, value in changes.items():
+                setattr(self, key, value)
+            if changes.get("stage") is not None:
+                self.stages.append(changes["stage"])
+            self._changed.notify_all()
+
+    def _run(self, load_default: bool) -> None:
+        lower_thread_priority()
+        try:
+            if self._gate is not None:
+                self._gate.wait()
+            if "tensorflow" not in sys.modules:
+                self._set(stage=Stage.IMPORT)
+                prepare_tensorflow()
+                self._set(imported_here=True)
+            if load_default:
+                self._set(stage=Stage.LOAD)
+                net = resolve_model(ModelSpec("default"))
+                # trace the prediction once: the first Segment does not pay for it
+                net.inference_function()(np.zeros((1, 32, 32, net.input_channels), np.float32))
+                self._set(_model=net)
+        except BaseException as e:  # noqa: BLE001 - Segment will load (and say why) itself
+            self._set(error=e)
+        finally:
+            self._set(done=True, stage=None)
+
+    def take(self, emit: Callable[[Any], None] | None = None, want_model: bool = True):
+        """Wait for the preload (reporting its stages to ``emit``) and hand over the
+        bundled model it loaded (``None``: not started, failed, taken already, or
+        ``want_model`` is false). Called from a worker thread, never the GUI thread."""
+        with self._changed:
+            if self._thread is None:
+                return None
+            shown = len(self.stages)  # stages before this call are over
+            if self.stage is not None:
+                shown -= 1  # the one under way is news to this Segment
+            while True:
+                if emit is not None:
+                    for stage in self.stages[shown:]:
+                        emit(StageUpdate(stage))
+                shown = len(self.stages)
+                if self.done:
+                    break
+                self._changed.wait()
+            if not want_model or self._model is None:
+                return None
+            self.handed, self._model = self._model, None
+            return self.handed
+
+
+#: The preload of this process (started by the first Segment widget).
+PRELOAD = Preload()
+
+
 def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
     t0 = time.perf_counter()
-    emit(Status("loading the model…"))
+    preloaded = PRELOAD.take(emit, want_model=spec.kind == "default" and spec.model is None)
+    if preloaded is not None:
+        spec = ModelSpec("default", model=preloaded)
+    if "tensorflow" not in sys.modules:
+        emit(StageUpdate(Stage.IMPORT))
     prepare_tensorflow()
+    if spec.model is None:
+        emit(StageUpdate(Stage.LOAD))
     net = resolve_model(spec)
     layout = _layout(job, net.input_channels)
     if is_large(layout, job.multiscale) or (job.multiscale and len(layout.spatial_shape) != 2):
         return _segment_lazy(spec, job, net, layout, emit, t0)
     image = layout.channels_last(job.image)  # (..., Y, X, C): as the network takes it
-    emit(Status(f"segmenting {job.name}…"))
     prediction = net.predict(
         image,
         tile_size=job.tile_size,
@@ -238,6 +356,7 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
         channel_axis=-1,
         diameter=job.diameter,
         progress=lambda done, total: emit(TileProgress(done, total)),
+        stage=lambda stage: emit(StageUpdate(stage)),
     )
     from napari_unet.core.normalize import nonfinite_pixels
 

@@ -16,6 +16,7 @@ from napari_unet.core.plan import ModelSpec
 from napari_unet.core.postprocess import PostprocessParams
 
 from .. import _layers as L
+from . import _workers
 from ._ui import (
     ImageFollower,
     JobWidget,
@@ -33,6 +34,7 @@ from ._workers import (
     SegmentJob,
     SegmentResult,
     SegmentStopped,
+    StageUpdate,
     Status,
     TileProgress,
     segment_worker,
@@ -121,6 +123,7 @@ class SegmentWidget(JobWidget):
         )
         self.stop_button.setEnabled(False)
         self._job: SegmentJob | None = None
+        self.stages: list[str] = []  # the stages the last run showed, in order
         self.progress = progress_bar()
         self.status = status_label()
 
@@ -142,6 +145,9 @@ class SegmentWidget(JobWidget):
         self._job_name: str | None = None  # the image the run under way segments
         self._discarded: str | None = None  # why the run's result is not shown
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
+        # TensorFlow and the bundled model load in the background meanwhile (a thread,
+        # never this one): the first Segment takes them or waits for them
+        _workers.PRELOAD.start(load_default=self._model.value == "default")
 
     # ------------------------------------------------------------------ plumbing
     def reset_choices(self, *_: Any) -> None:
@@ -216,6 +222,7 @@ class SegmentWidget(JobWidget):
         self.stop_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.status.setText(f"segmenting {job.name}…")
+        self.stages = []
         return self._start(segment_worker, spec, job)
 
     def _on_stop(self) -> None:
@@ -251,10 +258,18 @@ class SegmentWidget(JobWidget):
         self.status.setText(f"{self._discarded}: stopping; its result will not be shown")
 
     def _on_yielded(self, batch: list) -> None:
+        name = self._job.name if self._job is not None else ""
         for item in batch:
             if isinstance(item, TileProgress):
                 self.progress.setRange(0, max(1, item.total))
                 self.progress.setValue(item.done)
+                if item.done < item.total:
+                    self.status.setText(f"{name}: predicting tile {item.done + 1}/{item.total}…")
+            elif isinstance(item, StageUpdate):
+                if item.stage.name != "PREDICT":
+                    self.progress.setRange(0, 0)  # busy: no count to show
+                self.stages.append(item.stage.value)
+                self.status.setText(f"{name}: {item.stage.value}…")
             elif isinstance(item, Status):
                 self.status.setText(item.text)
 

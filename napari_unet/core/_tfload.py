@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import types
 from contextlib import contextmanager
 
@@ -56,6 +57,10 @@ def isolated_dlopen():
 
 
 _warned = {"done": False}
+#: One thread imports TensorFlow at a time: another one (a preload in the background,
+#: a Segment or Train worker) waits for the import to finish rather than finding a
+#: half-initialised module in ``sys.modules``.
+_IMPORT_LOCK = threading.RLock()
 
 
 def import_tensorflow():
@@ -71,7 +76,17 @@ def import_tensorflow():
     ``import keras``), its libraries are already loaded the usual way; this warns once,
     because such a process may crash once napari draws (Mesa's LLVM) — import napari-unet's
     models first, or set ``NAPARI_UNET_PLAIN_TF_IMPORT=1`` to silence it.
+
+    Keras is imported with it, and threads take turns: one that calls this while
+    another imports waits for the import to finish.
     """
+    with _IMPORT_LOCK:
+        tf = _import_tensorflow()
+        import keras  # noqa: F401 - under the lock too: its modules import TensorFlow's
+    return tf
+
+
+def _import_tensorflow():
     if "tensorflow" not in sys.modules:
         if applicable():
             with isolated_dlopen():
@@ -117,8 +132,15 @@ def quiet_import_tensorflow():
     """:func:`import_tensorflow` and device discovery with TensorFlow's C++ start-up
     lines filtered out of the process's stderr (other lines written meanwhile pass)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+    with _IMPORT_LOCK:  # a thread importing meanwhile finishes first
+        if "tensorflow" in sys.modules:
+            import keras  # noqa: F401 - as import_tensorflow does
+
+            return sys.modules["tensorflow"]
+        return _quiet_import()
+
+
+def _quiet_import():
     import tempfile
 
     try:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError, UserInputError
 
@@ -236,15 +237,17 @@ def run_predictions(
     client=None,
     note: Callable[[str], None] | None = None,
     check: Callable[[], None] | None = None,
+    stage: Callable[[str, Any], None] | None = None,
 ) -> Iterator[ImageResult]:
     """Segment the images of ``plan`` with ``net`` (loaded from ``plan.model_path``),
     one after the other, yielding an :class:`ImageResult` once each one's files are
     written.
 
     ``client`` (a :class:`distributed.Client`) runs the block-wise images on a cluster.
-    ``note`` hears what the person should know (NaN pixels, block
-    progress); ``check`` is called between blocks and before files are written: what it
-    raises ends the run with nothing half-written.
+    ``note`` hears what the person should know (NaN pixels, block progress);
+    ``stage(name, stage)`` hears each :class:`~napari_unet.core.predict.Stage` of an
+    image segmented whole as it starts; ``check`` is called between blocks and before
+    files are written: what it raises ends the run with nothing half-written.
 
     Raises
     ------
@@ -260,7 +263,7 @@ def run_predictions(
             if job.blockwise:
                 result = _predict_blockwise(net, plan, job, client, note, check)
             else:
-                result = _predict_whole(net, plan, job, note, check)
+                result = _predict_whole(net, plan, job, note, check, stage)
         except UserInputError as e:
             done = f" ({i - 1} of {n} images done)" if n > 1 else ""
             msg = str(e) if job.name in str(e) else f"{job.name}: {e}"
@@ -273,7 +276,7 @@ def run_predictions(
         yield result
 
 
-def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check) -> ImageResult:
+def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=None):
     """One image read whole, predicted in memory, its files written together."""
     from .io import check_output_folder, read_image, write_prediction
     from .normalize import nonfinite_message, nonfinite_pixels
@@ -288,6 +291,7 @@ def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check) -> Ima
         threshold=plan.threshold,
         axes=job.layout.axes,
         diameter="auto" if plan.diameter is None else plan.diameter,
+        stage=None if stage is None else (lambda s: stage(job.name, s)),
     )
     check()  # nothing written for an interrupted image
     check_output_folder(job.outputs["labels"])

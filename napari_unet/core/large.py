@@ -289,14 +289,14 @@ def choose_scale(net, x, sample: np.ndarray, step: int, diameter, threshold: flo
     ``diameter``: ``"auto"`` measures the objects (as :meth:`UNet.predict` does, on the
     most textured region of the image that the estimate looks at, read alone); a number
     says their width in px; ``None`` or 0 takes the image as it is."""
-    from .size import ESTIMATE_CROP, PROBE_SCALES
+    from .size import LOOK_CROP, PROBE_SCALES
 
     fixed = net._fixed_scale(diameter, (int(x.shape[0]), int(x.shape[1])))
     if fixed is not None:
         given = fixed != 1.0 and diameter not in (None, 0)
         return fixed, (float(diameter) if given else None)
     h, w = int(x.shape[0]), int(x.shape[1])
-    side = int(ESTIMATE_CROP / min(PROBE_SCALES))
+    side = int(LOOK_CROP / min(PROBE_SCALES))
     wy, wx = busiest_window(sample, -(-side // step))
     ch, cw = min(h, side), min(w, side)
     y0, x0 = min(wy * step, h - ch), min(wx * step, w - cw)

@@ -225,3 +225,56 @@ def _check_metadata(meta: dict[str, Any], name: str) -> None:
     pp = meta.get("postprocessing")
     if pp is not None and not isinstance(pp, dict):
         raise ModelFileError(f"{name}: damaged metadata, bad postprocessing {str(pp)[:40]!r}")
+
+
+def _keras_class(layer) -> type:
+    """The Keras class a layer is saved as: our fused layers subclass the plain ones
+    and hold the same variables."""
+    for cls in type(layer).__mro__:
+        if cls.__module__.startswith("keras."):
+            return cls
+    return type(layer)
+
+
+def read_weights(path: str | os.PathLike, model) -> list | None:
+    """The weights of the model file ``path`` in the order of ``model.get_weights()``,
+    read straight from its ``model.weights.h5`` (no Keras twin to build and fill), or
+    ``None`` when the file is not laid out as ``model`` expects (then Keras reads it).
+
+    Keras names each layer's group after its class (``conv2d``, ``conv2d_1``, … in the
+    order of ``model.layers``) and numbers its variables in the layer's own order.
+    """
+    import io as _io
+    import re
+
+    import h5py
+    import numpy as np
+
+    def snake(name: str) -> str:
+        name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
+        return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = z.read("model.weights.h5")
+        out, used = [], {}
+        with h5py.File(_io.BytesIO(data), "r") as f:
+            groups = f["layers"]
+            if len(groups) != len(model.layers):
+                return None
+            for layer in model.layers:
+                base = snake(_keras_class(layer).__name__)
+                name = base if base not in used else f"{base}_{used[base] + 1}"
+                used[base] = used.get(base, -1) + 1
+                stored = groups[name]["vars"] if name in groups else None
+                wanted = layer.weights
+                if stored is None or len(stored) != len(wanted):
+                    return None
+                for i, var in enumerate(wanted):
+                    value = np.asarray(stored[str(i)])
+                    if value.shape != tuple(var.shape):
+                        return None
+                    out.append(value)
+        return out
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+        return None

@@ -11,11 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
 from .data import read_region
 from .errors import UserInputError
+
+
+class Stage(str, Enum):
+    """What a segmentation is doing, in the words a progress line shows; core reports
+    the last three through :meth:`~napari_unet.core.UNet.predict`'s ``stage`` callback,
+    the front ends the first two."""
+
+    IMPORT = "importing TensorFlow"
+    LOAD = "loading the model"
+    ESTIMATE = "estimating the object size"
+    PREDICT = "predicting"
+    POSTPROCESS = "post-processing"
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,6 @@ from .config import MAX_SCALE, MIN_SCALE  # noqa: F401 - scale factors stay with
 
 #: Scale changes smaller than this (relative) are not worth an interpolation.
 SCALE_TOLERANCE = 0.15
-#: Size estimates look at most this many pixels per side (a centre crop).
-ESTIMATE_CROP = 1024
 
 
 def object_diameter(foreground: np.ndarray, min_size: int = 10) -> float | None:
@@ -38,9 +36,11 @@ def object_diameter(foreground: np.ndarray, min_size: int = 10) -> float | None:
     lab, n = ndi.label(fg)
     if n == 0:
         return None
-    idx = np.arange(1, n + 1)
-    radius = ndi.maximum(ndi.distance_transform_edt(fg), lab, idx)
-    area = ndi.sum(fg, lab, idx)
+    # per-region maxima and areas in one pass over the foreground (no sort by label)
+    radius = np.zeros(n + 1)
+    np.maximum.at(radius, lab[fg], ndi.distance_transform_edt(fg)[fg])
+    radius = radius[1:]
+    area = np.bincount(lab.ravel(), minlength=n + 1)[1:]
     keep = area >= max(1, min_size)
     if not keep.any():
         return None
@@ -106,9 +106,10 @@ def scaled_shape(shape: tuple[int, int], factor: float) -> tuple[int, int]:
     return tuple(max(8, int(round(s * factor))) for s in shape[:2])
 
 
-def rescale_image(image: np.ndarray, factor: float) -> np.ndarray:
+def rescale_image(image: np.ndarray, factor: float, quick: bool = False) -> np.ndarray:
     """A channels-last image ``(Y, X, C)`` resized by ``factor`` (linear, anti-aliased
-    when shrinking); the same array when ``factor`` is 1."""
+    when shrinking); the same array when ``factor`` is 1. ``quick``: shrinking by a
+    whole number (½, ¼) averages blocks of pixels instead (the size estimate's looks)."""
     if factor == 1.0:
         return image
     from skimage.transform import resize
@@ -118,6 +119,13 @@ def rescale_image(image: np.ndarray, factor: float) -> np.ndarray:
     if bad.any():  # NaN/inf would bleed into their neighbours: read them as the darkest value
         finite = a[~bad]
         a = np.where(bad, finite.min() if finite.size else 0.0, a)
+    k = round(1.0 / factor)
+    if quick and factor < 1 and abs(k * factor - 1.0) < 1e-9:
+        from skimage.transform import downscale_local_mean
+
+        h, w = (a.shape[0] // k) * k, (a.shape[1] // k) * k
+        if min(h, w) >= 8 * k:
+            return downscale_local_mean(a[:h, :w], (k, k) + (1,) * (a.ndim - 2)).astype(np.float32)
     shape = scaled_shape(a.shape, factor) + tuple(a.shape[2:])
     return resize(a, shape, order=1, preserve_range=True, anti_aliasing=factor < 1).astype(
         np.float32
@@ -160,14 +168,24 @@ def resize_annotation(annotation: np.ndarray, shape: tuple[int, int]) -> np.ndar
     return out
 
 
-#: Scales the network first looks at an image at, when its object size is unknown.
+#: Scales the network first looks at an image at, when its object size is unknown
+#: (coarsest first: the cheapest looks come first and often settle it).
 PROBE_SCALES = (0.25, 0.5, 1.0, 2.0)
 #: A look is self-consistent when it sees objects within this ratio of the model's size.
 CONSISTENT = 1.5
+#: Each look of the estimate sees at most this many pixels per side once rescaled (a
+#: centre crop): enough for dozens of objects of the model's size, and a small share
+#: of what the prediction itself costs.
+LOOK_CROP = 384
+#: The prediction is made again at the scale its own objects call for when that is
+#: more than this (relative) away from the scale it was made at.
+REFINE_TOLERANCE = 0.01
+#: The "crop" that asks for the whole image as the prediction sees it (not a look).
+WHOLE = (slice(None), slice(None))
 
 
 def estimate_scale(
-    scores_at: Callable[[float, tuple[slice, slice]], np.ndarray],
+    scores_at: Callable[..., np.ndarray],
     shape: tuple[int, int],
     model_diameter: float,
     threshold: float = 0.5,
@@ -175,13 +193,19 @@ def estimate_scale(
     """The factor that brings an image's objects to ``model_diameter``.
 
     ``scores_at(factor, crop)`` returns the network's class probabilities for the
-    ``crop`` of the image (in original pixels) resized by ``factor``. The network looks
-    at the image at a few scales (:data:`PROBE_SCALES`) and the object width is measured
+    ``crop`` of the image (in original pixels) resized by ``factor``; the crop
+    :data:`WHOLE` is the whole image seen as the prediction sees it (``UNet._scorer``
+    keeps that pass, so a prediction at the chosen scale reuses it). The network first looks at a
+    centre crop of the image (at most :data:`LOOK_CROP` px per side once rescaled) at a
+    few scales (:data:`PROBE_SCALES`), coarsest first, and the object width is measured
     in each look. A look is trusted when it sees objects of about the model's own size
-    (half to 1.5×): the model sees well there. Of the trusted looks the coarsest wins, since a model
-    shown objects larger than it knows tends to cut them into pieces of the size it
-    knows, which would look "right" at every larger scale. One more look at the scale
-    that look suggests refines the answer.
+    (half to 1.5×): the model sees well there. The coarsest trusted look wins, since a
+    model shown objects larger than it knows tends to cut them into pieces of the size
+    it knows, which would look "right" at every larger scale — so the looks stop at the
+    first trusted one. When that look suggests another scale, the whole image is seen
+    at that scale (the prediction itself), and its objects refine the answer: only
+    when they call for a scale more than :data:`REFINE_TOLERANCE` away is the image
+    seen once more (coarse looks tend to read objects a little wider).
 
     Returns
     -------
@@ -191,30 +215,44 @@ def estimate_scale(
     """
     h, w = shape[:2]
 
-    def look(factor: float) -> float | None:
-        # a centre crop that is at most ESTIMATE_CROP px wide once rescaled
-        side = int(ESTIMATE_CROP / factor)
+    def look(factor: float, whole: bool = False) -> float | None:
+        side = max(h, w) if whole else int(LOOK_CROP / factor)
         ch, cw = min(h, side), min(w, side)
-        y0, x0 = (h - ch) // 2, (w - cw) // 2
-        crop = (slice(y0, y0 + ch), slice(x0, x0 + cw))
         if min(ch, cw) * factor < 16:
             return None
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        crop = WHOLE if whole else (slice(y0, y0 + ch), slice(x0, x0 + cw))
         d = object_diameter((1.0 - scores_at(factor, crop)[..., 0]) > threshold)
         return None if d is None else d / factor  # in the image's own pixels
 
     def error(factor: float, d: float) -> float:
         return abs(math.log(d * factor / model_diameter))
 
-    looks = [(f, d) for f in PROBE_SCALES if (d := look(f)) is not None]
+    def trusted(factor: float, d: float) -> bool:
+        # objects seen at between half and 1.5x the model's size: a size it handles
+        return 0.5 <= d * factor / model_diameter <= CONSISTENT
+
+    def near(a: float, b: float) -> bool:
+        return abs(math.log(a / b)) < math.log1p(SCALE_TOLERANCE)
+
+    looks = []
+    for probe in PROBE_SCALES:
+        d = look(probe)
+        if d is not None:
+            looks.append((probe, d))
+            if trusted(probe, d):
+                break
     if not looks:
         return 1.0, None
-    # objects seen at between half and 1.5× the model's size: a size it handles
-    trusted = [(f, d) for f, d in looks if 0.5 <= d * f / model_diameter <= CONSISTENT]
-    f, d = min(trusted) if trusted else min(looks, key=lambda fd: error(*fd))
+    f, d = looks[-1] if trusted(*looks[-1]) else min(looks, key=lambda fd: error(*fd))
     factor = clip_scale(model_diameter / d)
-    if factor not in PROBE_SCALES:
-        d2 = look(factor)
+    # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
+    # to refine (a look at another scale said so)
+    if factor != 1.0 and not near(factor, f):
+        d2 = look(factor, whole=True)
         if d2 is not None and error(factor, d2) <= error(f, d):
             d = d2
-            factor = clip_scale(model_diameter / d2)
+            refined = clip_scale(model_diameter / d2)
+            if abs(math.log(refined / factor)) > math.log1p(REFINE_TOLERANCE):
+                factor = refined
     return factor, d

@@ -32,6 +32,7 @@ from .config import (  # noqa: F401 - the tile defaults are re-exported
 from .errors import ModelFileError, UserInputError
 from .modelfile import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
 from .normalize import DEFAULT_NORMALIZATION, normalize, percentile_range, percentiles
+from .predict import Stage
 
 
 @dataclass
@@ -60,6 +61,9 @@ class Prediction:
         by its id (``instance_classes[0]`` is 0). ``None`` for a one-class model.
     class_names
         Names of the object classes (class *k* is ``class_names[k - 1]``).
+    network_pixels
+        Pixels the network evaluated, over all planes: ``"size estimate"`` (the looks
+        that measured the object size) and ``"prediction"`` (the passes kept).
     """
 
     probability: np.ndarray
@@ -70,6 +74,7 @@ class Prediction:
     classes: np.ndarray | None = None
     instance_classes: np.ndarray | None = None
     class_names: list[str] | None = None
+    network_pixels: dict[str, int] | None = None
 
     @property
     def n_object_classes(self) -> int:
@@ -129,29 +134,32 @@ class UNet:
             With a message that says what is wrong with the file.
         """
         from .model import build_unet
-        from .modelfile import read_metadata
+        from .modelfile import read_metadata, read_weights
 
         meta = read_metadata(path)
         try:
             config = UNetConfig.from_dict(meta["architecture"])
         except (TypeError, UserInputError) as e:
             raise ModelFileError(f"{Path(path).name}: bad architecture in metadata ({e})") from None
-        # the file holds plain Keras layers: read it into their float32 twin, then hand
-        # the weights to the network that computes (fused, the machine's precision)
-        stored = build_unet(config, dtype_policy="float32")
-        try:
-            stored.load_weights(str(path))
-        except Exception as e:  # noqa: BLE001 - h5/keras raise many kinds
-            raise ModelFileError(
-                f"{Path(path).name}: weights do not fit its architecture ({type(e).__name__})"
-            ) from None
-        weights = stored.get_weights()
+        # the file holds plain Keras layers: their weights go to the network that
+        # computes (fused, the machine's precision), read straight from the file; a
+        # file laid out otherwise is read by Keras into a float32 twin first
+        model = build_unet(config, fused=True)
+        weights = read_weights(path, model)
+        if weights is None:
+            stored = build_unet(config, dtype_policy="float32")
+            try:
+                stored.load_weights(str(path))
+            except Exception as e:  # noqa: BLE001 - h5/keras raise many kinds
+                raise ModelFileError(
+                    f"{Path(path).name}: weights do not fit its architecture ({type(e).__name__})"
+                ) from None
+            weights = stored.get_weights()
         if not all(np.isfinite(w).all() for w in weights):
             raise ModelFileError(
                 f"{Path(path).name}: its weights are not finite numbers (a diverged "
                 "training); it cannot segment anything — use another model"
             )
-        model = build_unet(config, fused=True)
         model.set_weights(weights)
         meta["source_path"] = str(Path(path).resolve())
         return cls(model, config, meta)
@@ -382,7 +390,7 @@ class UNet:
         search = None
         if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
             # the trained network's view of its training planes, computed once
-            after = [self._plane_scores(p.image, 1.0, intensity=p.intensity) for p in planes]
+            after = [self._plane_scores(p.image, 1.0, intensity=p.intensity)[0] for p in planes]
             if cfg.tune_postprocessing:
                 search = self._tune_postprocessing(planes, after)
             self._calibrate_diameter(after, planes, [d for d in diameters if d])
@@ -415,7 +423,7 @@ class UNet:
         pixels — only where it already agrees with the person on the painted pixels
         (balanced accuracy ≥ 0.8): a model that cannot see these objects at all would
         otherwise teach "background" everywhere against the corrections."""
-        scores = self._plane_scores(plane.image, 1.0, intensity=plane.intensity)
+        scores, _ = self._plane_scores(plane.image, 1.0, intensity=plane.intensity)
         ann = np.asarray(plane.annotation)
         fg_pred = scores[..., 0] < 0.5
         hits = []
@@ -534,11 +542,18 @@ class UNet:
 
     # ------------------------------------------------------------------ prediction
     def _plane_scores(
-        self, plane, factor: float, tile_size=None, context=None, report=None, intensity=None
+        self,
+        plane,
+        factor: float,
+        tile_size=None,
+        context=None,
+        report=None,
+        intensity=None,
+        quick: bool = False,
     ):
         """Class probabilities of one channels-last plane resized by ``factor``
         (normalised by ``intensity``, ``(low, high)``, when given; else by its own
-        percentiles)."""
+        percentiles), and the number of pixels the network evaluated for them."""
         from .predict import predict_probabilities
         from .size import rescale_image
 
@@ -546,9 +561,9 @@ class UNet:
             lo, hi = intensity
         else:
             lo, hi = percentiles(plane, *percentile_range(self.normalization))
-        region = rescale_image(plane, factor)
+        region = rescale_image(plane, factor, quick)
         plan = self._plan(region.shape[0], region.shape[1], tile_size, context)
-        return predict_probabilities(
+        scores = predict_probabilities(
             self.inference_function(),
             region,
             self.config.n_outputs,
@@ -557,26 +572,46 @@ class UNet:
             2,
             report,
         )
+        return scores, len(plan.origins) * plan.in_y * plan.in_x
 
-    def _scorer(self, plane, tile_size=None, context=None, intensity=None):
-        """``scores(factor, crop=None, report=None)`` for one plane: class probabilities
-        of the plane (or a crop of it) resized by ``factor``. The last whole-plane pass
-        is kept, so the prediction at the scale an estimate chose reuses its last look."""
-        h, w = plane.shape[:2]
+    def _scorer(self, plane, tile_size=None, context=None, intensity=None, report=None, stage=None):
+        """``scores(factor, crop=None)`` for one plane: class probabilities of the plane
+        (or a crop of it; ``None`` or :data:`~napari_unet.core.size.WHOLE`: all of it)
+        resized by ``factor``.
+
+        A crop is a look of the size estimate: seen alone, without context (its borders
+        barely move a median object width), normalised as the whole plane is. The
+        whole plane is seen as the prediction sees it (tiles with context, tile
+        progress to ``report``, the stage to ``stage``), and its last pass is kept, so
+        the prediction at the scale an estimate chose reuses it. ``scores.pixels``
+        counts the pixels the network evaluated: ``"size estimate"`` and
+        ``"prediction"`` (the kept pass; a whole pass that was not kept counts as
+        estimate)."""
+        from .size import WHOLE
+
         last: dict = {}
+        pixels = {"size estimate": 0, "prediction": 0}
+        if intensity is None:  # the plane's own, once for every look and pass
+            intensity = percentiles(plane, *percentile_range(self.normalization))
 
-        def scores(factor, crop=None, report=None):
-            whole = crop is None or (
-                crop[0].stop - crop[0].start >= h and crop[1].stop - crop[1].start >= w
-            )
-            if whole and last.get("factor") == factor:
+        def scores(factor, crop=None):
+            if crop is not None and crop != WHOLE:
+                region = plane[crop]
+                s, n = self._plane_scores(region, factor, tile_size, 0, None, intensity, True)
+                pixels["size estimate"] += n
+                return s
+            if last.get("factor") == factor:
                 return last["scores"]
-            region = plane if whole else plane[crop]
-            s = self._plane_scores(region, factor, tile_size, context, report, intensity)
-            if whole:
-                last.update(factor=factor, scores=s)
+            if stage is not None:
+                stage(Stage.PREDICT)
+            s, n = self._plane_scores(plane, factor, tile_size, context, report, intensity)
+            # a pass replaced by another one served the estimate only
+            pixels["size estimate"] += pixels["prediction"]
+            pixels["prediction"] = n
+            last.update(factor=factor, scores=s)
             return s
 
+        scores.pixels = pixels
         return scores
 
     def _estimate_scale(self, scores, shape, threshold: float) -> tuple[float, float | None]:
@@ -657,6 +692,7 @@ class UNet:
         diameter: float | str | None = "auto",
         rgb: bool | None = None,
         axes: str | None = None,
+        stage: Callable | None = None,
     ) -> Prediction:
         """Segment a 2D image, a 2D multichannel image or a stack (plane by plane).
 
@@ -686,6 +722,10 @@ class UNet:
             training scale) and the results are brought back to the image's pixels.
         progress
             Called as ``progress(done, total)`` in tiles over all planes.
+        stage
+            Called with a :class:`~napari_unet.core.predict.Stage` as each stage of a
+            plane starts: estimating the object size (only when measured), predicting
+            (then ``progress`` counts its tiles), post-processing.
         """
         from .postprocess import (
             _Instances,
@@ -719,17 +759,10 @@ class UNet:
         votes = [np.zeros(1, np.uint8)]  # the class of every instance, id 0 first
         tiles_per_plane = len(plan.origins)
         factors, diameters = [], []
+        pixels = {"size estimate": 0, "prediction": 0}
         offset = 0
         for i in range(n_planes):
             plane = flat[i]
-            scores_at = self._scorer(plane, tile_size, context)
-            if fixed_scale is None:
-                factor, measured = self._estimate_scale(scores_at, (h, w), params.threshold)
-            else:
-                factor, measured = fixed_scale, None
-            factors.append(factor)
-            if measured is not None:
-                diameters.append(measured)
 
             def plane_progress(done, total, i=i):
                 if progress is not None:
@@ -739,7 +772,21 @@ class UNet:
                         n_planes * tiles_per_plane,
                     )
 
-            s = scores_at(factor, None, plane_progress)
+            scores_at = self._scorer(plane, tile_size, context, None, plane_progress, stage)
+            if fixed_scale is None:
+                if stage is not None:
+                    stage(Stage.ESTIMATE)
+                factor, measured = self._estimate_scale(scores_at, (h, w), params.threshold)
+            else:
+                factor, measured = fixed_scale, None
+            factors.append(factor)
+            if measured is not None:
+                diameters.append(measured)
+            s = scores_at(factor)
+            for k, n in scores_at.pixels.items():
+                pixels[k] += n
+            if stage is not None:
+                stage(Stage.POSTPROCESS)
             instances = _Instances(s)
             lab = instances.labels(params)
             if factor != 1.0:
@@ -770,6 +817,7 @@ class UNet:
             classes=None if classes is None else classes.reshape(shape),
             instance_classes=None if classes is None else np.concatenate(votes),
             class_names=self.object_class_names if classes is not None else None,
+            network_pixels=pixels,
         )
 
     def predict_dask(self, image, out=None, client=None, **kwargs):
