@@ -128,6 +128,23 @@ def make_two_classes(size: int = 128, n: int = 14, seed: int = 0, **kwargs):
     return two_class_image(size, n, seed, **kwargs)
 
 
+def with_metadata(path: Path, out: Path, edit) -> Path:
+    """A copy of the model file ``path`` at ``out`` whose napari-unet metadata ``edit``
+    (a function of the metadata dict) has changed in place: a file that lies."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        items = {n: z.read(n) for n in z.namelist()}
+    meta = json.loads(items["napari_unet.json"])
+    edit(meta)
+    items["napari_unet.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in items.items():
+            z.writestr(name, data)
+    return out
+
+
 # ---------------------------------------------------------------------- failing disks
 @pytest.fixture
 def small_disk(tmp_path):

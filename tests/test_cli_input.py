@@ -5,7 +5,6 @@ user runs it, in a separate process)."""
 from __future__ import annotations
 
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -264,19 +263,9 @@ def test_a_damaged_tiff_is_called_damaged_not_too_large(tmp_path):
 
 # --------------------------------------------------------------------------- free space
 @pytest.fixture
-def tiny_disk(tmp_path):
-    """A 2 MB file system (tmpfs), to fill up; skipped where mounting is not allowed."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip("cannot mount a small file system here")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
+def tiny_disk(small_disk):
+    """A 2 MB file system (tmpfs), to fill up."""
+    return small_disk(2 << 20)
 
 
 def test_model_size_estimate_covers_the_bundled_model():

@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import make_blobs
+from conftest import make_blobs, with_metadata
 
 from napari_unet.core import ModelFileError, UNet, UNetConfig, UserInputError
 from napari_unet.core.model import receptive_field_radius
@@ -95,15 +95,10 @@ def test_loading_reads_the_weights_straight_from_the_file_as_keras_would(tiny_ne
         for a, b in zip(fast, keras_read, strict=True):
             np.testing.assert_array_equal(a, b)
     assert read_weights(saved, other.keras_model) is None  # another architecture
-    with zipfile.ZipFile(saved) as z:  # the file, lied about: depth 1 in its metadata
-        meta = json.loads(z.read("napari_unet.json"))
-        entries = {n: z.read(n) for n in z.namelist()}
-    meta["architecture"]["depth"] = 1
-    entries["napari_unet.json"] = json.dumps(meta).encode()
-    liar = tmp_path / "liar.keras"
-    with zipfile.ZipFile(liar, "w") as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
+    # the file, lied about: depth 1 in its metadata
+    liar = with_metadata(
+        saved, tmp_path / "liar.keras", lambda m: m["architecture"].update(depth=1)
+    )
     with pytest.raises(ModelFileError, match="do not fit its architecture"):
         UNet.load(liar)
 

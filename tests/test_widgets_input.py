@@ -91,23 +91,11 @@ def test_train_says_how_many_pixels_are_nan_as_segment_does(make_napari_viewer, 
 
 
 @pytest.fixture
-def tiny_home(tmp_path, monkeypatch):
-    """A 4 MB file system (tmpfs) as the home folder; skipped where mounting is not
-    allowed."""
-    import subprocess
-
-    mnt = tmp_path / "home"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip("cannot mount a small file system here")
-    monkeypatch.setenv("HOME", str(mnt))
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
+def tiny_home(small_disk, monkeypatch):
+    """A 4 MB file system (tmpfs) as the home folder."""
+    home = small_disk(4 << 20)
+    monkeypatch.setenv("HOME", str(home))
+    return home
 
 
 def test_train_warns_before_training_when_the_disk_cannot_hold_the_model(viewer, tiny_home, notes):
