@@ -128,7 +128,7 @@ def main() -> None:
     ann = ui.annotate._on_use_prediction("replace")
     viewer.layers["nuclei labels"].visible = False
     viewer.layers["nuclei probability"].visible = False
-    shot("03_annotation", "Use prediction as annotation: background 1 (blue), object 2 (yellow)")
+    shot("03_annotation", "Use prediction as annotation: background 1 (faint blue), object 2 (magenta)")
 
     # 4. paint corrections where the prediction is wrong, with napari's brush API:
     #    background strokes between nuclei it merged, object strokes on nuclei it
