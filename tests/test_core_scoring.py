@@ -84,3 +84,68 @@ def test_the_verdict_never_lets_a_drop_pass_and_reads_plainly():
     assert first.verdict == "new" and not first.worse
     assert first.summary() == "After: Dice 0.870 — no previous model to compare with"
     assert first.change() == "Dice 0.870"
+
+
+def test_a_copied_prediction_is_not_scored_only_the_painted_corrections():
+    """After "Use prediction as annotation" most labels are the previous model's own
+    output: scoring them would give it a perfect figure. Only painted pixels count."""
+    img, mask = make_blobs(96, 8, seed=3)
+    ann = np.where(mask > 0, 2, 1).astype(np.uint8)
+    painted = np.zeros(mask.shape, bool)
+    painted[10:20, 10:20] = True  # a correction in the top-left corner
+    painted[70:80, 70:80] = True  # and one in the bottom right
+    pair = TrainingPair(img[..., None], annotation=ann, painted=painted)
+    everything = np.ones(mask.shape, bool)
+    top = np.zeros(mask.shape, bool)
+    top[:48] = True
+    data = ValidationSet.from_training([pair], [top])
+    assert data.corrections and data.held_out
+    assert np.array_equal(data.selections[0], painted & top) and data.pixels == 100
+    assert "pixels you painted" in data.where() and "not scored" in data.where()
+    # no held-out part: the painted training pixels, flattering the new model (said so)
+    data = ValidationSet.from_training([pair], None)
+    assert data.pixels == 200 and "flattered" in data.where()
+    # corrections that all went into training: nothing to measure fairly, and why
+    bottom = ~top
+    bottom[70:80, 70:80] = False
+    empty = ValidationSet.from_training([pair], [bottom])
+    assert not empty.planes and empty.where() == ""
+    assert "none of your corrections was held out" in empty.reason
+    net = UNet.new(UNetConfig(depth=1, base_filters=4), seed=0)
+    after = score_network(net, empty)
+    c = compare(Scores(0.9, None, 100, 0), after, empty.reason)
+    assert c.verdict == "untested" and not c.worse
+    assert c.summary().startswith("No fair comparison with the previous model: none of")
+    assert c.change() == "no fair comparison possible"
+    # an annotation without a painted map (painted by hand from scratch): all of it
+    plain = ValidationSet.from_training(
+        [TrainingPair(img[..., None], annotation=ann)], [everything]
+    )
+    assert not plain.corrections and plain.pixels == ann.size
+
+
+def test_the_validation_split_holds_out_some_corrections_and_keeps_most_for_training():
+    from napari_unet.core.data import PreparedImage, split_validation
+    from napari_unet.core.targets import WEIGHT_UNIT
+
+    target = np.zeros((256, 256, 3), np.uint8)
+    target[..., 0] = WEIGHT_UNIT  # background everywhere…
+    target[::16, ::16, 0] = 0
+    target[::16, ::16, 1] = WEIGHT_UNIT  # …and a grid of object pixels
+    corrections = np.zeros((256, 256), bool)
+    for y, x in ((5, 5), (5, 200), (200, 5), (200, 200), (100, 100), (150, 40)):
+        corrections[y : y + 6, x : x + 6] = True  # six corrections in six blocks
+    target[corrections] *= 4  # painted: weighted 4×
+    prepared = [PreparedImage(np.zeros((256, 256, 1), np.float32), target, "p")]
+    for seed in range(5):
+        train, val = split_validation(prepared, 0.25, 32, np.random.default_rng(seed))
+        held = int((val[0] & corrections).sum())
+        assert 0 < held <= corrections.sum() // 2, (seed, held)
+        assert int((train[0] & corrections).sum()) == corrections.sum() - held
+        share = val[0].sum() / prepared[0].labelled.sum()
+        assert 0.1 < share < 0.5, share
+    # without painted pixels the split is what it always was (same blocks for a seed)
+    plain = [PreparedImage(prepared[0].image, np.minimum(target, WEIGHT_UNIT), "p")]
+    a = split_validation(plain, 0.25, 32, np.random.default_rng(1))[1][0]
+    b = split_validation(plain, 0.25, 32, np.random.default_rng(1))[1][0]
+    assert np.array_equal(a, b) and 0 < a.sum()

@@ -14,6 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from napari_unet import _layers as L
 from napari_unet.core import mask_to_annotation
 
 pytestmark = pytest.mark.gui
@@ -178,6 +179,11 @@ def test_annotate_layer_brush_counts_and_prediction_copy(viewer, qtbot, notes):
     filled = layer.data
     assert np.array_equal(filled[painted > 0], painted[painted > 0])
     assert (filled == 1).sum() > 1000 and (filled == 2).sum() > 1000
+    # what Train counts as painted: the kept strokes where they differ from the
+    # prediction, never the filled-in prediction itself
+    predicted = mask_to_annotation(viewer.layers["nuclei labels"].data)
+    was_painted = L.painted_pixels(layer, layer.data)
+    assert np.array_equal(was_painted, (painted > 0) & (painted != predicted))
     annotate._on_use_prediction("replace")
     expected = mask_to_annotation(viewer.layers["nuclei labels"].data)
     assert np.array_equal(layer.data, expected)

@@ -204,3 +204,85 @@ def test_saves_ask_before_replacing_and_failures_speak_plainly(
     assert _plain(message), message
     assert list(full.iterdir()) == [] and list(ro.iterdir()) == []
     assert "nuclei annotation" in viewer.layers  # nothing the person made is lost
+
+
+def copy_and_correct(viewer, annotate, where=None) -> np.ndarray:
+    """Use the prediction as annotation, then paint the ground truth over it where the
+    prediction is wrong (within ``where``, a boolean map, when given), as a person
+    correcting it would. Returns the painted pixels."""
+    from napari_unet.core import mask_to_annotation
+
+    annotate._image.value = "nuclei"
+    layer = annotate._on_create()
+    annotate._on_use_prediction("replace")
+    copied = np.array(layer.data)
+    truth = mask_to_annotation(viewer.layers["nuclei ground truth"].data)
+    wrong = (copied >= 2) != (truth >= 2)
+    if where is not None:
+        wrong &= where
+    layer.data = np.where(wrong, truth, copied).astype(copied.dtype)
+    return wrong
+
+
+def test_after_copying_the_prediction_only_the_corrections_judge_the_new_model(
+    viewer, qtbot, notes, margin
+):
+    """The main loop: segment, copy, correct, train. The copied pixels are the previous
+    model's own output (it would score itself perfect there); the held-out corrections
+    are what both models are measured on, and a model that learned them is kept."""
+    widgets = {name: dock(viewer, name) for name in ("Annotate", "Train", "Segment")}
+    train, segment, annotate = widgets["Train"], widgets["Segment"], widgets["Annotate"]
+    segment_now(qtbot, segment, "default")
+    bundled = train.state.model
+    painted = copy_and_correct(viewer, annotate)
+    assert painted.sum() > 500  # the bundled model is wrong on some nuclei of the sample
+
+    train._init.value = "current"
+    train._epochs.value, train._steps.value = 1, 4
+    train._patch.value, train._batch.value = 64, 2
+    train._val.value = 0.25
+    assert train._on_train() is not None
+    wait_idle(qtbot, train)
+    assert train.outcome is not None, notes()
+    c = train.outcome.comparison
+    assert "pixels you painted" in c.where and "held out for validation" in c.where, c.where
+    # the previous model made the copy: on the corrections it was wrong by definition
+    margin("previous model's Dice on the corrections", 0.3 - c.before.dice, 0.1, c.summary())
+    assert c.verdict in ("better", "same"), c.summary()
+    assert train.state.model is train.outcome.model is not bundled
+    assert "pixels you painted" in train.compare_label.text()
+    assert train.go_back_button.isEnabled()
+
+
+def test_with_no_correction_held_out_the_panel_says_there_is_no_fair_comparison(
+    viewer, qtbot, notes
+):
+    widgets = {name: dock(viewer, name) for name in ("Annotate", "Train", "Segment")}
+    train, segment, annotate = widgets["Train"], widgets["Segment"], widgets["Annotate"]
+    segment_now(qtbot, segment, "default")
+    bundled = train.state.model
+    corner = np.zeros(viewer.layers["nuclei"].data.shape[:2], bool)
+    corner[:6, :6] = True  # one small correction: in a single block, kept for training
+    copy_and_correct(viewer, annotate, corner)
+    layer = viewer.layers["nuclei annotation"]
+    layer.data[:6, :6] = 1 if layer.data[0, 0] >= 2 else 2  # paint it, whatever it was
+    layer.refresh()
+
+    train._init.value = "current"
+    train._epochs.value, train._steps.value = 1, 1
+    train._patch.value, train._batch.value = 64, 2
+    train._val.value = 0.25
+    assert train._on_train() is not None
+    wait_idle(qtbot, train)
+    assert train.outcome is not None, notes()
+    c = train.outcome.comparison
+    assert c.verdict == "untested", c.summary()
+    assert c.before is None or not c.before.figures()
+    text = train.compare_label.text()
+    assert text.startswith("No fair comparison with the previous model: none of your corrections")
+    assert "'Go back to the previous one' restores" in text
+    # not judged: the new model is current, the previous one a click away
+    assert train.state.model is train.outcome.model is not bundled
+    assert "no fair comparison possible" in train.status.text()
+    train.go_back_button.click()
+    assert train.state.model is bundled

@@ -456,7 +456,9 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
     held_out = result.held_out
     emit(Status("comparing the new model with the previous one on your annotations…"))
     after = score_network(net, held_out)
-    before = score_network(previous, held_out) if previous is not None else None
+    before = None
+    if previous is not None and held_out.planes:
+        before = score_network(previous, held_out)
     outcome = TrainOutcome(
         net,
         result,
@@ -464,7 +466,7 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
         previous,
         previous_name,
         previous_path,
-        compare(before, after, held_out.where()),
+        compare(before, after, held_out.where() or held_out.reason),
     )
     if preview is not None:
         # what each model predicts on the preview plane (the best weights were restored

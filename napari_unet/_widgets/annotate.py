@@ -326,6 +326,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         new = mask_to_annotation(
             np.asarray(pred.data), None if classes is None else np.asarray(classes.data)
         )
+        predicted = new
         if old.any():
             if mode is None:
                 mode = self._ask_overwrite(layer.name)
@@ -338,8 +339,9 @@ class AnnotateWidget(DockLifetime, QWidget):
         if new.dtype != np.uint8 and int(new.max(initial=0)) <= np.iinfo(np.uint8).max:
             new = new.astype(np.uint8)
         layer.data = new
-        # what was copied, so that Train can tell painted corrections from copied pixels
-        layer.metadata[L.COPIED_KEY] = layer.data.copy()
+        # what the prediction says, so that Train can tell what a person painted (also
+        # strokes kept by "fill unpainted only") from copied pixels
+        layer.metadata[L.COPIED_KEY] = predicted.astype(layer.data.dtype)
         if layer.metadata.get("napari_unet_kind") != "annotation":
             L.style_annotation_layer(layer)
         self._ready_brush(layer, self.object_label)

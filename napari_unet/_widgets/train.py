@@ -606,7 +606,7 @@ class TrainWidget(JobWidget):
             )
         else:
             now = "The previous model is current; 'Keep the new model' uses the new one."
-        where = f" Measured {c.where}." if c.where else ""
+        where = f" Measured {c.where}." if c.where and c.verdict != "untested" else ""
         self.compare_label.setText(f"{c.summary()}\n{now}{where}")
         self.keep_new_button.setEnabled(choice.current != "new")
         self.go_back_button.setEnabled(choice.previous is not None and choice.current == "new")

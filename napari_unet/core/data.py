@@ -337,36 +337,65 @@ def split_validation(
     Returns per-image boolean masks (train, validation) of labelled pixels. Validation is
     empty when ``fraction`` is 0 or when either side would lose all background or all
     object labels.
+
+    Pixels a person painted (weighted above :data:`WEIGHT_UNIT`: corrections of a copied
+    prediction) are held out first, about ``fraction`` of them and never more than half,
+    when they span several blocks: the before/after comparison measures on them (the
+    rest of a copied annotation is the previous model's own prediction), and training
+    keeps most of them.
     """
     train_masks = [p.labelled.astype(bool) for p in prepared]
     val_masks = [np.zeros_like(m) for m in train_masks]
     if fraction <= 0:
         return train_masks, val_masks
     blocks = []
-    for i in range(len(prepared)):
+    for i, p in enumerate(prepared):
         w = train_masks[i]
+        painted = p.target.max(axis=-1) > WEIGHT_UNIT
         h, wd = w.shape
         for by in range(0, h, block):
             for bx in range(0, wd, block):
                 n = int(w[by : by + block, bx : bx + block].sum())
                 if n:
-                    blocks.append((i, by, bx, n))
+                    k = int(painted[by : by + block, bx : bx + block].sum())
+                    blocks.append((i, by, bx, n, k))
     total = sum(b[3] for b in blocks)
     if len(blocks) < 2:
         return train_masks, val_masks
     order = rng.permutation(len(blocks))
     goal = fraction * total
-    taken = 0
+    painted_total = sum(b[4] for b in blocks)
+    taken = taken_painted = 0
+    chosen = np.zeros(len(blocks), bool)
+    if painted_total and sum(1 for b in blocks if b[4]) >= 2:
+        painted_goal = fraction * painted_total
+        for j in order:
+            if taken_painted >= painted_goal:
+                break
+            n, k = blocks[j][3], blocks[j][4]
+            if not k or taken_painted + k > 0.5 * painted_total:
+                continue
+            if taken + n > 2 * goal and taken > 0:
+                continue
+            chosen[j] = True
+            taken += n
+            taken_painted += k
     for j in order:
         if taken >= goal:
             break
-        i, by, bx, n = blocks[j]
-        if taken + n > 2 * goal and taken > 0:
+        n, k = blocks[j][3], blocks[j][4]
+        if chosen[j] or (taken + n > 2 * goal and taken > 0):
             continue
+        if k and taken_painted + k > 0.5 * painted_total:
+            continue  # training keeps most of the corrections
+        chosen[j] = True
+        taken += n
+        taken_painted += k
+    for j in np.flatnonzero(chosen):
+        i, by, bx = blocks[j][:3]
         val_masks[i][by : by + block, bx : bx + block] = train_masks[i][
             by : by + block, bx : bx + block
         ]
-        taken += n
     for i in range(len(prepared)):
         train_masks[i] &= ~val_masks[i]
 

@@ -5,6 +5,14 @@ it would replace, measured on their own annotations: the part that training held
 for validation (:attr:`ValidationSet.held_out`), or, when nothing was held out, the
 annotated pixels the new model trained on (which flatters the new model; said so).
 
+An annotation copied from a prediction ("Use prediction as annotation") is mostly the
+previous model's own output: on those pixels it scores itself perfect, and any change
+looks like a loss. Where a plane knows which pixels a person painted
+(:attr:`~napari_unet.core.data.TrainingPair.painted`), only those are scored — the
+corrections, the one truth both models are measured against fairly. With no painted
+pixel held out there is nothing fair to compare on, and :func:`compare` says so
+(verdict ``"untested"``) instead of judging.
+
 Each network segments the planes exactly as Segment would (:meth:`UNet.predict` with
 the model's own settings), and is scored on the chosen pixels only:
 
@@ -35,12 +43,16 @@ class ValidationSet:
 
     ``planes`` are :class:`~napari_unet.core.data.TrainingPair` objects;
     ``selections`` hold a boolean map per plane; ``held_out`` says whether the pixels
-    are the validation part that training kept out (else: the training pixels).
+    are the validation part that training kept out (else: the training pixels);
+    ``corrections`` whether only painted corrections of copied predictions are scored
+    on some plane; ``reason`` why nothing is scored (empty when something is).
     """
 
     planes: list
     selections: list[np.ndarray]
     held_out: bool
+    corrections: bool = False
+    reason: str = ""
 
     @classmethod
     def from_training(
@@ -48,14 +60,20 @@ class ValidationSet:
     ) -> ValidationSet:
         """The pixels of ``planes`` training held out (``validation``: one boolean map
         per plane, at the plane's own size or at the scale it trained at), or, with no
-        held-out pixel, every labelled pixel of the planes."""
+        held-out pixel, every labelled pixel of the planes. Of a plane that knows which
+        pixels were painted (a copied prediction, corrected), only those."""
         from .size import resize_to
 
         held = validation is not None and any(np.any(m) for m in validation)
         keep_planes, selections = [], []
+        corrections = False
         for i, p in enumerate(planes):
             labels = np.asarray(p.labels)
             labelled = labels > 0 if p.kind == "annotation" else np.ones(labels.shape, bool)
+            painted = getattr(p, "painted", None)
+            if painted is not None and np.shape(painted) == labels.shape:
+                labelled = labelled & np.asarray(painted, bool)
+                corrections = True
             if held:
                 m = np.asarray(validation[i], bool)
                 if m.shape != labels.shape:
@@ -66,7 +84,19 @@ class ValidationSet:
             if sel.any():
                 keep_planes.append(p)
                 selections.append(sel)
-        return cls(keep_planes, selections, bool(held))
+        reason = ""
+        if not keep_planes:
+            if corrections and held:
+                reason = (
+                    "none of your corrections was held out for validation (they all went "
+                    "into training), and the rest of the annotation is the previous "
+                    "model's own prediction"
+                )
+            elif corrections:
+                reason = "the annotation is the copied prediction with no correction painted"
+            else:
+                reason = "no annotated pixel to measure on"
+        return cls(keep_planes, selections, bool(held), corrections, reason)
 
     @property
     def pixels(self) -> int:
@@ -74,11 +104,19 @@ class ValidationSet:
 
     def where(self) -> str:
         """Which annotations the figures are measured on, in words."""
+        if not self.planes:
+            return ""
+        what = "pixels you painted" if self.corrections else "annotated pixels"
+        note = (
+            " (the copied prediction is not scored: it is the previous model's own output)"
+            if self.corrections
+            else ""
+        )
         if self.held_out:
-            return f"on the {self.pixels:,} annotated pixels training held out for validation"
+            return f"on the {self.pixels:,} {what} that training held out for validation{note}"
         return (
-            f"on the {self.pixels:,} annotated pixels the new model trained on (no part was "
-            "held out for validation, so the new model's figure is flattered)"
+            f"on the {self.pixels:,} {what} the new model trained on (no part was "
+            f"held out for validation, so the new model's figure is flattered){note}"
         )
 
 
@@ -144,7 +182,8 @@ class Comparison:
     """Two networks' figures on the same pixels and what they say.
 
     ``verdict``: ``"better"``, ``"worse"``, ``"same"`` (no figure moved by more than
-    :data:`SAME_WITHIN`) or ``"new"`` (no previous model to compare with).
+    :data:`SAME_WITHIN`), ``"new"`` (no previous model to compare with) or
+    ``"untested"`` (no pixel to compare on fairly; ``where`` says why).
     """
 
     before: Scores | None
@@ -164,6 +203,9 @@ class Comparison:
             "same": "about the same",
             "new": "no previous model to compare with",
         }
+        if self.verdict == "untested":
+            why = f": {self.where}" if self.where else ""
+            return f"No fair comparison with the previous model{why}."
         after = f"After: {self.after.text()}"
         if self.before is None:
             return f"{after} — {words['new']}"
@@ -173,6 +215,8 @@ class Comparison:
         """The figure that tells, short: ``"Dice 0.910 → 0.870"`` (a figure that dropped
         when the new model is worse), ``"Dice 0.870"`` with nothing to compare with."""
         after = self.after.figures()
+        if self.verdict == "untested":
+            return "no fair comparison possible"
         if self.before is None or not after:
             return self.after.text()
         before = self.before.figures()
@@ -188,7 +232,10 @@ class Comparison:
 def compare(before: Scores | None, after: Scores, where: str = "") -> Comparison:
     """The verdict on ``after`` against ``before``: worse when any figure both have
     dropped by more than :data:`SAME_WITHIN` (a drop is never outweighed by a gain),
-    better when none dropped and one rose, else the same."""
+    better when none dropped and one rose, else the same; ``"untested"`` when the new
+    model has no figure (no pixel to measure on: ``where`` should say why)."""
+    if not after.figures():
+        return Comparison(before, after, "untested", where)
     if before is None:
         return Comparison(None, after, "new", where)
     a, b = after.figures(), before.figures()
