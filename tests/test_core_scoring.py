@@ -86,42 +86,51 @@ def test_the_verdict_never_lets_a_drop_pass_and_reads_plainly():
     assert first.change() == "Dice 0.870"
 
 
-def test_a_copied_prediction_is_not_scored_only_the_painted_corrections():
+def test_after_a_copied_prediction_the_held_out_corrections_get_a_figure_of_their_own():
     """After "Use prediction as annotation" most labels are the previous model's own
-    output: scoring them would give it a perfect figure. Only painted pixels count."""
+    output (right for it by construction): the painted pixels held out are scored on
+    their own too, and with none held out the comparison is refused, not made."""
     img, mask = make_blobs(96, 8, seed=3)
     ann = np.where(mask > 0, 2, 1).astype(np.uint8)
     painted = np.zeros(mask.shape, bool)
     painted[10:20, 10:20] = True  # a correction in the top-left corner
     painted[70:80, 70:80] = True  # and one in the bottom right
     pair = TrainingPair(img[..., None], annotation=ann, painted=painted)
-    everything = np.ones(mask.shape, bool)
     top = np.zeros(mask.shape, bool)
     top[:48] = True
     data = ValidationSet.from_training([pair], [top])
     assert data.corrections and data.held_out
-    assert np.array_equal(data.selections[0], painted & top) and data.pixels == 100
-    assert "pixels you painted" in data.where() and "not scored" in data.where()
-    # no held-out part: the painted training pixels, flattering the new model (said so)
-    data = ValidationSet.from_training([pair], None)
-    assert data.pixels == 200 and "flattered" in data.where()
+    assert np.array_equal(data.selections[0], top)  # the whole held-out annotation…
+    assert np.array_equal(data.painted[0], painted & top)  # …and the corrections in it
+    assert "the 100 of them you painted" in data.where()
+    # the network is scored on the corrections: the share of them it gets right
+    net = UNet.new(UNetConfig(depth=1, base_filters=4), seed=0)
+    s = score_network(net, data)
+    pred_fg = net.predict(img[..., None], channel_axis=-1).labels > 0
+    right = float((pred_fg == (ann >= 2))[painted & top].mean())
+    assert s.corrections == pytest.approx(right) and "corrections" in s.figures()
+    # an annotation painted from scratch (no painted map): no corrections figure
+    plain = ValidationSet.from_training([TrainingPair(img[..., None], annotation=ann)], [top])
+    assert not plain.corrections and score_network(net, plain).corrections is None
     # corrections that all went into training: nothing to measure fairly, and why
     bottom = ~top
     bottom[70:80, 70:80] = False
     empty = ValidationSet.from_training([pair], [bottom])
     assert not empty.planes and empty.where() == ""
     assert "none of your corrections was held out" in empty.reason
-    net = UNet.new(UNetConfig(depth=1, base_filters=4), seed=0)
     after = score_network(net, empty)
     c = compare(Scores(0.9, None, 100, 0), after, empty.reason)
     assert c.verdict == "untested" and not c.worse
     assert c.summary().startswith("No fair comparison with the previous model: none of")
     assert c.change() == "no fair comparison possible"
-    # an annotation without a painted map (painted by hand from scratch): all of it
-    plain = ValidationSet.from_training(
-        [TrainingPair(img[..., None], annotation=ann)], [everything]
-    )
-    assert not plain.corrections and plain.pixels == ann.size
+    # a copy with no correction at all: the same refusal
+    nothing = TrainingPair(img[..., None], annotation=ann, painted=np.zeros(mask.shape, bool))
+    assert "no correction painted" in ValidationSet.from_training([nothing], None).reason
+    # a model that fixed the corrections but broke what was kept is not better
+    kept_broken = compare(Scores(0.95, None, 100, 0, 0.0), Scores(0.90, None, 100, 0, 0.8))
+    assert kept_broken.worse and kept_broken.change() == "Dice 0.950 → 0.900"
+    fixed = compare(Scores(0.95, None, 100, 0, 0.0), Scores(0.95, None, 100, 0, 0.8))
+    assert fixed.verdict == "better" and fixed.change() == "corrections 0.000 → 0.800"
 
 
 def test_the_validation_split_holds_out_some_corrections_and_keeps_most_for_training():

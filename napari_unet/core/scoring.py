@@ -6,12 +6,17 @@ for validation (:attr:`ValidationSet.held_out`), or, when nothing was held out, 
 annotated pixels the new model trained on (which flatters the new model; said so).
 
 An annotation copied from a prediction ("Use prediction as annotation") is mostly the
-previous model's own output: on those pixels it scores itself perfect, and any change
-looks like a loss. Where a plane knows which pixels a person painted
-(:attr:`~napari_unet.core.data.TrainingPair.painted`), only those are scored — the
-corrections, the one truth both models are measured against fairly. With no painted
-pixel held out there is nothing fair to compare on, and :func:`compare` says so
-(verdict ``"untested"``) instead of judging.
+previous model's own output: on those pixels it is right by construction, and where no
+correction was held out it scores itself a perfect 1.000, which says nothing. Planes that
+know which pixels a person painted (:attr:`~napari_unet.core.data.TrainingPair.painted`)
+therefore add a figure of their own, *corrections*: the share of the held-out painted
+pixels each model gets right (the previous model, which made the copy, gets few). The
+validation split holds out part of the corrections for this
+(:func:`~napari_unet.core.data.split_validation`); with none held out there is nothing
+fair to compare on, and :func:`compare` says so (verdict ``"untested"``) instead of
+judging. Dice and F1 stay measured on the whole held-out annotation, copied part
+included: what the person kept counts too, and a model that fixes the corrections but
+breaks what was right is not better.
 
 Each network segments the planes exactly as Segment would (:meth:`UNet.predict` with
 the model's own settings), and is scored on the chosen pixels only:
@@ -28,7 +33,7 @@ in (TensorFlow is theirs).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,8 +49,9 @@ class ValidationSet:
     ``planes`` are :class:`~napari_unet.core.data.TrainingPair` objects;
     ``selections`` hold a boolean map per plane; ``held_out`` says whether the pixels
     are the validation part that training kept out (else: the training pixels);
-    ``corrections`` whether only painted corrections of copied predictions are scored
-    on some plane; ``reason`` why nothing is scored (empty when something is).
+    ``painted`` the painted pixels among them (``None`` for a plane painted from
+    scratch); ``corrections`` whether some plane knows its painted pixels (a copied
+    prediction, corrected); ``reason`` why nothing is scored (empty when something is).
     """
 
     planes: list
@@ -53,6 +59,7 @@ class ValidationSet:
     held_out: bool
     corrections: bool = False
     reason: str = ""
+    painted: list = field(default_factory=list)
 
     @classmethod
     def from_training(
@@ -60,20 +67,16 @@ class ValidationSet:
     ) -> ValidationSet:
         """The pixels of ``planes`` training held out (``validation``: one boolean map
         per plane, at the plane's own size or at the scale it trained at), or, with no
-        held-out pixel, every labelled pixel of the planes. Of a plane that knows which
-        pixels were painted (a copied prediction, corrected), only those."""
+        held-out pixel, every labelled pixel of the planes; with the painted ones among
+        them where a plane knows them (a copied prediction, corrected)."""
         from .size import resize_to
 
         held = validation is not None and any(np.any(m) for m in validation)
-        keep_planes, selections = [], []
+        keep_planes, selections, painted_sel = [], [], []
         corrections = False
         for i, p in enumerate(planes):
             labels = np.asarray(p.labels)
             labelled = labels > 0 if p.kind == "annotation" else np.ones(labels.shape, bool)
-            painted = getattr(p, "painted", None)
-            if painted is not None and np.shape(painted) == labels.shape:
-                labelled = labelled & np.asarray(painted, bool)
-                corrections = True
             if held:
                 m = np.asarray(validation[i], bool)
                 if m.shape != labels.shape:
@@ -81,22 +84,30 @@ class ValidationSet:
                 sel = m & labelled
             else:
                 sel = labelled
+            painted = getattr(p, "painted", None)
+            if painted is not None and np.shape(painted) == labels.shape:
+                corrections = True
+                painted = np.asarray(painted, bool) & sel
+            else:
+                painted = None
             if sel.any():
                 keep_planes.append(p)
                 selections.append(sel)
+                painted_sel.append(painted)
         reason = ""
-        if not keep_planes:
-            if corrections and held:
-                reason = (
-                    "none of your corrections was held out for validation (they all went "
-                    "into training), and the rest of the annotation is the previous "
-                    "model's own prediction"
-                )
-            elif corrections:
-                reason = "the annotation is the copied prediction with no correction painted"
-            else:
-                reason = "no annotated pixel to measure on"
-        return cls(keep_planes, selections, bool(held), corrections, reason)
+        if corrections and not any(m is not None and m.any() for m in painted_sel):
+            # the annotation is the previous model's copied prediction wherever it is scored
+            reason = (
+                "none of your corrections was held out for validation (they all went into "
+                "training), and the rest of the annotation is the previous model's own "
+                "prediction"
+                if held
+                else "the annotation is the copied prediction with no correction painted"
+            )
+            keep_planes, selections, painted_sel = [], [], []
+        elif not keep_planes:
+            reason = "no annotated pixel to measure on"
+        return cls(keep_planes, selections, bool(held), corrections, reason, painted_sel)
 
     @property
     def pixels(self) -> int:
@@ -106,18 +117,20 @@ class ValidationSet:
         """Which annotations the figures are measured on, in words."""
         if not self.planes:
             return ""
-        what = "pixels you painted" if self.corrections else "annotated pixels"
-        note = (
-            " (the copied prediction is not scored: it is the previous model's own output)"
-            if self.corrections
-            else ""
+        where = (
+            f"on the {self.pixels:,} annotated pixels training held out for validation"
+            if self.held_out
+            else f"on the {self.pixels:,} annotated pixels the new model trained on (no part "
+            "was held out for validation, so the new model's figure is flattered)"
         )
-        if self.held_out:
-            return f"on the {self.pixels:,} {what} that training held out for validation{note}"
-        return (
-            f"on the {self.pixels:,} {what} the new model trained on (no part was "
-            f"held out for validation, so the new model's figure is flattered){note}"
-        )
+        if self.corrections:
+            n = sum(int(m.sum()) for m in self.painted if m is not None)
+            where += (
+                f"; corrections: the share of the {n:,} of them you painted that the model "
+                "gets right (the rest is the copied prediction, right for the previous "
+                "model by construction)"
+            )
+        return where
 
 
 @dataclass(frozen=True)
@@ -128,9 +141,12 @@ class Scores:
     f1: float | None  # instance F1 at IoU ≥ 0.5 where masks were scored, else None
     pixels: int
     objects: int  # true instances the F1 counts
+    #: share of the scored painted pixels (corrections of a copied prediction) right
+    corrections: float | None = None
 
     def figures(self) -> dict[str, float]:
-        return {k: v for k, v in (("Dice", self.dice), ("F1", self.f1)) if v is not None}
+        pairs = (("Dice", self.dice), ("F1", self.f1), ("corrections", self.corrections))
+        return {k: v for k, v in pairs if v is not None}
 
     def text(self) -> str:
         """``"Dice 0.912 · F1 0.850"``."""
@@ -145,9 +161,11 @@ def score_network(net: Any, data: ValidationSet) -> Scores:
 
     tp = fp = fn = 0
     itp = ifp = ifn = 0
+    right = painted_total = 0
     objects = 0
     has_mask = False
-    for plane, sel in zip(data.planes, data.selections, strict=True):
+    painted_maps = data.painted or [None] * len(data.planes)
+    for plane, sel, painted in zip(data.planes, data.selections, painted_maps, strict=True):
         labels = np.asarray(plane.labels)
         pred = np.asarray(net.predict(np.asarray(plane.image), channel_axis=-1).labels)
         pred = pred.reshape(labels.shape)
@@ -159,6 +177,9 @@ def score_network(net: Any, data: ValidationSet) -> Scores:
         tp += int((pred_fg & truth_fg & sel).sum())
         fp += int((pred_fg & ~truth_fg & sel).sum())
         fn += int((~pred_fg & truth_fg & sel).sum())
+        if painted is not None:
+            right += int((pred_fg == truth_fg)[painted].sum())
+            painted_total += int(painted.sum())
         if plane.kind == "mask":
             has_mask = True
             iou, t_ids, _ = iou_matrix(np.where(sel, pred, 0), np.where(sel, labels, 0))
@@ -174,6 +195,7 @@ def score_network(net: Any, data: ValidationSet) -> Scores:
         None if f1 is None else float(f1),
         data.pixels,
         objects,
+        right / painted_total if painted_total else None,
     )
 
 
@@ -226,6 +248,8 @@ class Comparison:
         key = keys[0]
         if self.worse:
             key = min(keys, key=lambda k: after[k] - before[k])
+        elif self.verdict == "better":  # the figure that rose most
+            key = max(keys, key=lambda k: after[k] - before[k])
         return f"{key} {before[key]:.3f} → {after[key]:.3f}"
 
 
