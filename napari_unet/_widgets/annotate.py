@@ -359,13 +359,14 @@ class AnnotateWidget(DockLifetime, QWidget):
                 "nothing was changed; click 'Use prediction as annotation' again"
             )
             return
-        if copy.data is not layer.data:
+        if copy.data is layer.data:
+            layer.refresh()  # written in place, block by block
+        else:
             layer.data = copy.data
         self.session.record(layer.name, layer.metadata, copy)
         self.undo_button.setEnabled(self.session.can_undo)
         if layer.metadata.get("napari_unet_kind") != "annotation":
             L.style_annotation_layer(layer)
-        layer.refresh()
         self._ready_brush(layer, self.object_label)
         self.refresh()
         where = ""
