@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ._annotation_session import COPIED_KEY  # noqa: F401 (the key Train and tests read)
+from ._annotation_session import painted_pixels as _painted_pixels
 from ._workfolders import WORK_KEY
 
 ANNOTATION = " annotation"
@@ -91,26 +93,10 @@ def props_from_meta(meta: dict[str, Any], keys: tuple[str, ...]) -> dict[str, An
     return out
 
 
-#: Layer-metadata key of the annotation as "use prediction as annotation" copied it.
-COPIED_KEY = "napari_unet_copied"
-
-
 def painted_pixels(layer: Any, annotation: Any) -> Any:
-    """Pixels of ``annotation`` a person painted: those that differ from what was copied
-    from the prediction (``None`` when nothing was copied: every pixel was painted).
-    For an on-disk annotation (a huge image) a lazy map, read region by region."""
-    from .core.regions import is_lazy
-
-    copied = layer.metadata.get(COPIED_KEY)
-    if copied is None or np.shape(copied) != np.shape(annotation):
-        return None
-    if is_lazy(annotation) or is_lazy(copied):
-        import dask.array as da
-
-        return da.from_array(annotation, chunks=annotation.chunks) != da.from_array(
-            copied, chunks=copied.chunks
-        )
-    return np.asarray(annotation) != np.asarray(copied)
+    """Pixels of ``annotation`` a person painted, not copied from a prediction
+    (:func:`._annotation_session.painted_pixels` of the layer's metadata)."""
+    return _painted_pixels(layer.metadata, annotation)
 
 
 def annotation_name(image_name: str) -> str:

@@ -174,6 +174,7 @@ def test_lazy_prediction_becomes_an_on_disk_annotation_and_is_evaluated_block_by
     assert annotate._on_undo() is not None  # block by block, in the background
     qtbot.waitUntil(lambda: not annotate.copying, timeout=60_000)
     np.testing.assert_array_equal(layer.data[:], before)
+    assert "napari_unet_copied" not in layer.metadata  # nothing had been copied before
 
     # by default only the part of a huge image in view is copied (here: set by hand as
     # napari sets it when it draws a zoomed-in view)

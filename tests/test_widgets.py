@@ -190,6 +190,8 @@ def test_annotate_layer_brush_counts_and_prediction_copy(viewer, qtbot, notes):
     assert annotate.undo_button.isEnabled()
     annotate._on_undo()
     assert np.array_equal(layer.data, filled)
+    # and what was copied before: the same pixels count as painted as after "fill"
+    assert np.array_equal(L.painted_pixels(layer, layer.data), was_painted)
     assert layer_names(viewer).count("nuclei annotation") == 1
 
 

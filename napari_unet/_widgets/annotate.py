@@ -3,6 +3,7 @@ and the list of every image/annotation pair (the training set) with its pixel co
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from qtpy.QtWidgets import (
 
 from napari_unet.core.config import MAX_OBJECT_CLASSES
 
+from .. import _annotation_session as S
 from .. import _layers as L
 from .._state import state_for
 from ._ui import (
@@ -71,7 +73,8 @@ class AnnotateWidget(DockLifetime, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.state = state_for(napari_viewer)
-        self._backup: dict[str, np.ndarray] = {}
+        #: the copies of predictions into annotations, and their undo
+        self.session = S.AnnotationSession()
         self._watched: list[tuple[Any, tuple[str, ...]]] = []  # (layer, events followed)
         #: annotated pixels per class of every pair, as last shown
         self.last_counts: dict[str, dict[int, int]] = {}
@@ -282,7 +285,7 @@ class AnnotateWidget(DockLifetime, QWidget):
             self._ready_brush(layer, value)
 
     def _on_use_prediction(self, mode: str | None = None, region=None):
-        """Copy ``<image> labels`` into the annotation.
+        """Copy ``<image> labels`` into the annotation (:mod:`.._annotation_session`).
 
         Parameters
         ----------
@@ -292,11 +295,10 @@ class AnnotateWidget(DockLifetime, QWidget):
         region
             A huge image only: ``(y0, y1, x0, x1)`` to copy (default: the part of the
             image in view), so that training reads what is annotated, not everything.
+
+        Returns the annotation layer, or the worker that copies a huge prediction block by
+        block in the background (``None`` when nothing was copied).
         """
-        from napari.utils.notifications import show_info
-
-        from napari_unet.core import mask_to_annotation
-
         self._new_action()
         name = self._image_name()
         if not name:
@@ -316,118 +318,80 @@ class AnnotateWidget(DockLifetime, QWidget):
         classes = L.find_layer(self.viewer, L.classes_name(name), "labels")
         if classes is not None and tuple(classes.data.shape) != tuple(pred.data.shape):
             classes = None
-        if L.is_lazy_layer(pred) or L.is_lazy_layer(layer):
-            if region is None:
-                region = L.region_in_view(image)
-            return self._use_lazy_prediction(pred, classes, layer, mode, region)
-        old = np.asarray(layer.data)
-        # a model with several object classes: each object is copied as its class's
-        # label (class 1 → 2, class 2 → 3, …)
-        new = mask_to_annotation(
-            np.asarray(pred.data), None if classes is None else np.asarray(classes.data)
+        blockwise = L.is_lazy_layer(pred) or L.is_lazy_layer(layer)
+        if blockwise and self.copying:
+            return None
+        if blockwise and len(layer.data.shape) != 2:
+            self._warn("a huge prediction is copied into a 2D annotation only")
+            return None
+        mode = S.copy_mode(L.has_labels(layer.data), mode, lambda: self._ask_overwrite(layer.name))
+        if mode is None:
+            return None
+        from .._workfolders import WORK_KEY
+
+        copy = partial(
+            S.copy_prediction,
+            L.layer_array(pred),
+            layer.data,
+            mode,
+            None if classes is None else L.layer_array(classes),
+            reference=layer.metadata.get(S.COPIED_KEY),
+            folder=layer.metadata.get(WORK_KEY),
         )
-        predicted = new
-        if old.any():
-            if mode is None:
-                mode = self._ask_overwrite(layer.name)
-            if mode not in ("replace", "fill"):
-                return None
-            self._backup[layer.name] = old.copy()
-            self.undo_button.setEnabled(True)
-            if mode == "fill":
-                new = np.where(old > 0, old, new).astype(new.dtype)
-        if new.dtype != np.uint8 and int(new.max(initial=0)) <= np.iinfo(np.uint8).max:
-            new = new.astype(np.uint8)
-        layer.data = new
-        # what the prediction says, so that Train can tell what a person painted (also
-        # strokes kept by "fill unpainted only") from copied pixels
-        layer.metadata[L.COPIED_KEY] = predicted.astype(layer.data.dtype)
+        if not blockwise:
+            self._copied(layer, copy(), None)
+            return layer
+        if region is None:
+            region = L.region_in_view(image)
+        return self._in_background(
+            partial(copy, blockwise=True, region=region),
+            "Use prediction as annotation",
+            returned=lambda done: self._copied(layer, done, region),
+        )
+
+    def _copied(self, layer, copy: S.Copy, region) -> None:
+        """A copy is done: the layer shows it, ready to paint corrections."""
+        from napari.utils.notifications import show_info
+
+        if layer not in self.viewer.layers:
+            self._warn(
+                f"{layer.name!r} was closed while the prediction was copied into it: "
+                "nothing was changed; click 'Use prediction as annotation' again"
+            )
+            return
+        if copy.data is layer.data:
+            layer.refresh()  # written in place, block by block
+        else:
+            layer.data = copy.data
+        self.session.record(layer.name, layer.metadata, copy)
+        self.undo_button.setEnabled(self.session.can_undo)
         if layer.metadata.get("napari_unet_kind") != "annotation":
             L.style_annotation_layer(layer)
         self._ready_brush(layer, self.object_label)
         self.refresh()
-        show_info("prediction copied: paint corrections, then Train")
-        return layer
+        where = ""
+        if region is not None:
+            y0, y1, x0, x1 = region
+            where = f" (the part in view: rows {y0}–{y1}, columns {x0}–{x1})"
+        show_info(f"prediction copied{where}: paint corrections, then Train")
 
-    def _use_lazy_prediction(self, pred, classes, layer, mode: str | None, region=None):
-        """The prediction of a huge image (a lazy layer) copied into its on-disk
-        annotation block by block (within ``region``, ``(y0, y1, x0, x1)``, when given),
-        in the background; returns the worker (``None`` when nothing started). Undo
-        restores a copy of the annotation kept on disk."""
-        from napari.utils.notifications import show_info
-
-        from napari_unet.core.regions import create_labels_zarr, is_lazy
-
-        from .._workfolders import WORK_KEY
+    def _in_background(self, work, action: str, returned=None, finished=None):
+        """Run a block-by-block copy or undo in a worker; 'Use prediction' waits for it."""
         from ._ui import start_worker
 
-        if self.copying:
-            return None
-        if len(layer.data.shape) != 2:
-            self._warn("a huge prediction is copied into a 2D annotation only")
-            return None
-        if L.has_labels(layer.data):
-            if mode is None:
-                mode = self._ask_overwrite(layer.name)
-            if mode not in ("replace", "fill"):
-                return None
-        else:
-            mode = "replace"
-        folder = layer.metadata.get(WORK_KEY)
-        labels = L.layer_array(pred)
-        cls = None if classes is None else L.layer_array(classes)
-        target = layer.data
-
-        def work():
-            from napari_unet.core.regions import copy_labels, prediction_to_annotation
-
-            backup = copied = None
-            if folder and is_lazy(target):
-                backup = create_labels_zarr(
-                    f"{folder}/before-copy.zarr", target.shape, overwrite=True
-                )
-                copy_labels(target, backup)
-            prediction_to_annotation(labels, target, mode, cls, box=region)
-            if folder and is_lazy(target):
-                copied = create_labels_zarr(f"{folder}/copied.zarr", target.shape, overwrite=True)
-                copy_labels(target, copied)
-            return backup, copied
-
-        def done(result) -> None:
-            backup, copied = result
-            if layer not in self.viewer.layers:
-                self._warn(
-                    f"{layer.name!r} was closed while the prediction was copied into it: "
-                    "nothing was changed; click 'Use prediction as annotation' again"
-                )
-                return
-            if backup is not None:
-                self._backup[layer.name] = backup
-                self.undo_button.setEnabled(True)
-            if copied is not None:
-                layer.metadata[L.COPIED_KEY] = copied
-            if layer.metadata.get("napari_unet_kind") != "annotation":
-                L.style_annotation_layer(layer)
-            layer.refresh()
-            self._ready_brush(layer, self.object_label)
-            self.refresh()
-            where = ""
-            if region is not None:
-                y0, y1, x0, x1 = region
-                where = f" (the part in view: rows {y0}–{y1}, columns {x0}–{x1})"
-            show_info(f"prediction copied{where}: paint corrections, then Train")
-
-        def finished() -> None:
+        def done() -> None:
             self.copying = False
             self.use_prediction_button.setEnabled(True)
+            if finished is not None:
+                finished()
 
         self.copying = True
         self.use_prediction_button.setEnabled(False)
         self.copy_worker = start_worker(
             work,
-            returned=done,
-            errored=lambda e: notify_error(e, "Use prediction as annotation", self.message),
-            finished=finished,
+            returned=returned,
+            errored=lambda e: notify_error(e, action, self.message),
+            finished=done,
         )
         return self.copy_worker
 
@@ -449,51 +413,43 @@ class AnnotateWidget(DockLifetime, QWidget):
         return "replace" if clicked is replace else "fill" if clicked is fill else None
 
     def _on_undo(self):
-        """Restore the annotation saved before the last copy. An on-disk annotation (a
-        huge image) is restored block by block in the background, like the copy, and
-        the worker is returned (``None`` otherwise)."""
+        """Restore the annotations as they were before their last copy (with what had
+        been copied before). An on-disk annotation (a huge image) is restored block by
+        block in the background, like the copy, and the worker is returned (``None``
+        otherwise)."""
         self._new_action()
-        from napari_unet.core.regions import copy_labels, is_lazy
-
-        from ._ui import start_worker
-
         if self.copying:
             return None
         on_disk = []
-        for name, data in list(self._backup.items()):
+        for name, undo in self.session.take_undo().items():
             layer = L.find_layer(self.viewer, name, "labels")
-            if layer is not None and layer.data.shape == data.shape:
-                if is_lazy(data) and is_lazy(layer.data):
-                    on_disk.append((data, layer))
-                else:
-                    layer.data = data
-                layer.metadata.pop(L.COPIED_KEY, None)
-        self._backup.clear()
+            if layer is None or layer.data.shape != undo.backup.shape:
+                continue
+            if undo.blockwise(layer.data):
+                on_disk.append((undo, layer))
+            else:
+                data, reference = undo.put_back(layer.data)
+                layer.data = data
+                S.remember(layer.metadata, reference)
         self.undo_button.setEnabled(False)
         self.refresh()
         if not on_disk:
             return None
 
-        def work() -> None:
-            for data, layer in on_disk:
-                copy_labels(data, layer.data)  # only the blocks that hold labels
+        def work():
+            return [undo.put_back(layer.data)[1] for undo, layer in on_disk]
+
+        def returned(references) -> None:
+            for (_, layer), reference in zip(on_disk, references):
+                S.remember(layer.metadata, reference)
 
         def finished() -> None:
-            self.copying = False
-            self.use_prediction_button.setEnabled(True)
             for _, layer in on_disk:
                 if layer in self.viewer.layers:
                     layer.refresh()
             self.refresh()
 
-        self.copying = True
-        self.use_prediction_button.setEnabled(False)
-        self.copy_worker = start_worker(
-            work,
-            errored=lambda e: notify_error(e, "Undo copy", self.message),
-            finished=finished,
-        )
-        return self.copy_worker
+        return self._in_background(work, "Undo copy", returned=returned, finished=finished)
 
     def _on_save_training_set(self, path: str | None = None):
         """Write the training set (and the current model) into a folder, in the
@@ -638,21 +594,14 @@ class AnnotateWidget(DockLifetime, QWidget):
     def refresh(self) -> None:
         """Recount the annotated pixels of every pair and show them."""
         pairs = L.training_pairs(self.viewer)
-        counts = [L.annotated_counts(p.annotation.data) for p in pairs]
-        self.last_counts = {p.name: c for p, c in zip(pairs, counts)}
-        extra = sorted({v for c in counts for v in c if v > 2})
-        headers = ["image", "background px", "object px"] + [
-            f"class {v - 1} ({v}) px" for v in extra
-        ]
-        self.table.setColumnCount(len(headers))
-        self.table.setHorizontalHeaderLabels(headers)
-        self.table.setRowCount(len(pairs))
-        for row, (pair, c) in enumerate(zip(pairs, counts)):
-            values = [pair.name] + [f"{c.get(v, 0):,}" for v in [1, 2] + extra]
+        self.last_counts = {p.name: L.annotated_counts(p.annotation.data) for p in pairs}
+        table = S.count_table(self.last_counts)
+        self.table.setColumnCount(len(table.headers))
+        self.table.setHorizontalHeaderLabels(table.headers)
+        self.table.setRowCount(len(table.rows))
+        for row, values in enumerate(table.rows):
             for col, text in enumerate(values):
                 self.table.setItem(row, col, QTableWidgetItem(text))
-        bg = sum(c.get(1, 0) for c in counts)
-        obj = sum(c.get(v, 0) for c in counts for v in c if v >= 2)
         misfits = L.misfit_annotations(self.viewer)
         if misfits:
             image, ann = misfits[0]
@@ -661,10 +610,5 @@ class AnnotateWidget(DockLifetime, QWidget):
                 f"{L.shape_text(L.spatial_shape(image))}: it is left out of training; "
                 "click 'Create annotation layer' to start one that fits"
             )
-        elif not pairs:
-            self.summary.setText("no annotation layer yet: click 'Create annotation layer'")
-        elif bg == 0 or obj == 0:
-            missing = "background (1)" if bg == 0 else "object (2)"
-            self.summary.setText(f"paint some {missing} pixels before training")
         else:
-            self.summary.setText(f"{len(pairs)} image(s) ready to train")
+            self.summary.setText(table.readiness)
