@@ -316,7 +316,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         classes = L.find_layer(self.viewer, L.classes_name(name), "labels")
         if classes is not None and tuple(classes.data.shape) != tuple(pred.data.shape):
             classes = None
-        if L.is_lazy_layer(pred) or L.is_lazy_layer(layer):
+        if L.is_huge(pred) or L.is_huge(layer):
             if region is None:
                 region = L.region_in_view(image)
             return self._use_lazy_prediction(pred, classes, layer, mode, region)

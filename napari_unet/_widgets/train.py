@@ -354,7 +354,7 @@ class TrainWidget(JobWidget):
         """Read the widget and the layers into a plain job (GUI thread; copies the
         annotations, so painting can go on while training runs)."""
         from napari_unet.core import TrainingPair, UserInputError
-        from napari_unet.core.regions import is_lazy
+        from napari_unet.core.memory import is_lazy
 
         pairs, annotations = [], []
         for pair in L.training_pairs(self.viewer):
@@ -426,9 +426,9 @@ class TrainWidget(JobWidget):
         from napari.utils.notifications import show_warning
 
         from napari_unet.core import UserInputError
+        from napari_unet.core.memory import is_lazy
         from napari_unet.core.normalize import nonfinite_message, nonfinite_pixels
         from napari_unet.core.plan import check_training_space
-        from napari_unet.core.regions import is_lazy
 
         for p in pairs:
             bad = 0 if is_lazy(p.image) else nonfinite_pixels(p.image)
