@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import check_diameter, check_limit, check_threshold, diameter_argument
 from .errors import ConfigError, UserInputError
 from .memory import block_by_block
 
@@ -128,7 +129,6 @@ def plan_predictions(
         a disk too full for them.
     """
     from .axes import channel_layout
-    from .config import check_diameter, check_limit
     from .io import (
         check_free_space,
         ensure_output_folder,
@@ -144,8 +144,7 @@ def plan_predictions(
         raise ConfigError("format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if out.exists() and not out.is_dir():
         raise ConfigError("out", f"must be a folder, got the file {out}")
-    if threshold is not None and not 0.0 < threshold < 1.0:
-        raise ConfigError("threshold", f"must be between 0 and 1, got {threshold}")
+    check_threshold(threshold)
     check_diameter(diameter, None)
     if tile_size is not None:
         check_limit("tile_size", tile_size)
@@ -282,7 +281,7 @@ def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=
         tile_size=plan.tile_size,
         threshold=plan.threshold,
         axes=job.layout.axes,
-        diameter="auto" if plan.diameter is None else plan.diameter,
+        diameter=diameter_argument(plan.diameter),
         stage=None if stage is None else (lambda s: stage(job.name, s)),
     )
     check()  # nothing written for an interrupted image
@@ -348,7 +347,7 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
                 tile_size=plan.tile_size,
                 threshold=plan.threshold,
                 axes=job.layout.axes,
-                diameter="auto" if plan.diameter is None else plan.diameter,
+                diameter=diameter_argument(plan.diameter),
                 classes_path=zc,
                 pyramid=zarr_format,
                 name=stem,
