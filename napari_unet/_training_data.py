@@ -1,6 +1,6 @@
 """What the Train widget reads from a viewer and says about a run, without Qt: the
 painted image/annotation pairs as core training pairs, the plane the live preview
-predicts, the two models a run leaves to choose from and the line that sums it up.
+predicts, how far a run is, why it ended and the two models it leaves to choose from.
 
 Imports :mod:`._layers` and core (lazily); never qtpy, magicgui or TensorFlow.
 """
@@ -110,3 +110,38 @@ class ModelChoice:
     comparison: Any
     previews: dict = field(default_factory=dict)  # "new"/"previous" -> Prediction
     current: str = "new"
+
+    def text(self) -> str:
+        """What the before/after panel says: the comparison, which model is current
+        and what the buttons would do, and where it was measured."""
+        c = self.comparison
+        if self.previous is None:
+            now = "The new model is current (there was no model before it)."
+        elif self.current == "new":
+            now = (
+                "The new model is current; 'Go back to the previous one' restores "
+                f"{self.previous[1] or 'the previous model'}."
+            )
+        elif c.worse:
+            now = (
+                "The new model scored worse, so the previous model stays current; "
+                "'Keep the new model' uses the new one anyway."
+            )
+        else:
+            now = "The previous model is current; 'Keep the new model' uses the new one."
+        where = f" Measured {c.where}." if c.where and c.verdict != "untested" else ""
+        return f"{c.summary()}\n{now}{where}"
+
+
+def fraction_done(rec, time_limit: float | None) -> tuple[float, int]:
+    """How far a run is after the batch record ``rec`` (core ``TrainProgress``): by
+    epochs or by the time limit, whichever ends it first; and how many steps it will
+    probably make."""
+    total = max(1, rec.total_steps)
+    done = rec.step / total
+    expected = total
+    if time_limit:
+        done = max(done, min(1.0, rec.elapsed / time_limit))
+        if rec.elapsed > 1.0 and rec.step > 0:
+            expected = min(total, int(rec.step / rec.elapsed * time_limit) + 1)
+    return min(done, 1.0), max(expected, rec.step)

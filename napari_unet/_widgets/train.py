@@ -31,7 +31,13 @@ from napari_unet.core.plan import ModelSpec, default_model_installed, plan_netwo
 from napari_unet.core.training import ProgressKind
 
 from .. import _layers as L
-from .._training_data import ModelChoice, painted_pairs, preview_plane, stop_reason
+from .._training_data import (
+    ModelChoice,
+    fraction_done,
+    painted_pairs,
+    preview_plane,
+    stop_reason,
+)
 from ._plot import LossPlot
 from ._ui import (
     JobWidget,
@@ -412,7 +418,8 @@ class TrainWidget(JobWidget):
                 continue
             kind = getattr(rec, "kind", None)
             if kind is ProgressKind.BATCH:
-                done, expected = self._fraction_done(rec)
+                limit = self.job.config.time_limit if self.job is not None else None
+                done, expected = fraction_done(rec, limit)
                 if self.progress.maximum() != PROGRESS_STEPS:
                     self.progress.setRange(0, PROGRESS_STEPS)
                 self.progress.setValue(int(round(PROGRESS_STEPS * done)))
@@ -442,19 +449,6 @@ class TrainWidget(JobWidget):
                 name, index, drop_axis = self._preview_target
                 if L.find_layer(self.viewer, name, "image") is not None:
                     L.show_prediction(self.viewer, name, rec.preview, drop_axis, index=index)
-
-    def _fraction_done(self, rec) -> tuple[float, int]:
-        """How far the run is (epochs or time limit, whichever ends it first) and how
-        many steps it will probably make."""
-        total = max(1, rec.total_steps)
-        done = rec.step / total
-        expected = total
-        limit = self.job.config.time_limit if self.job is not None else None
-        if limit:
-            done = max(done, min(1.0, rec.elapsed / limit))
-            if rec.elapsed > 1.0 and rec.step > 0:
-                expected = min(total, int(rec.step / rec.elapsed * limit) + 1)
-        return min(done, 1.0), max(expected, rec.step)
 
     def _on_returned(self, outcome: TrainOutcome) -> None:
         from napari.utils.notifications import show_info, show_warning
@@ -526,23 +520,7 @@ class TrainWidget(JobWidget):
         if choice is None:
             self.compare_panel.setVisible(False)
             return
-        c = choice.comparison
-        if choice.previous is None:
-            now = "The new model is current (there was no model before it)."
-        elif choice.current == "new":
-            now = (
-                "The new model is current; 'Go back to the previous one' restores "
-                f"{choice.previous[1] or 'the previous model'}."
-            )
-        elif c.worse:
-            now = (
-                "The new model scored worse, so the previous model stays current; "
-                "'Keep the new model' uses the new one anyway."
-            )
-        else:
-            now = "The previous model is current; 'Keep the new model' uses the new one."
-        where = f" Measured {c.where}." if c.where and c.verdict != "untested" else ""
-        self.compare_label.setText(f"{c.summary()}\n{now}{where}")
+        self.compare_label.setText(choice.text())
         self.keep_new_button.setEnabled(choice.current != "new")
         self.go_back_button.setEnabled(choice.previous is not None and choice.current == "new")
         self.compare_panel.setVisible(True)
