@@ -115,7 +115,7 @@ class SegmentWidget(JobWidget):
         more = QCollapsible("Advanced")
         more.addWidget(advanced.native)
         self._forms = (form, advanced)
-        # 0 means "let napari-unet decide": say so in the field
+        # the values that let napari-unet decide (the lowest): say so in the field
         self._threshold.native.setSpecialValueText("model's own")
         self._diameter.native.setSpecialValueText("auto")
         self._min_size.native.setSpecialValueText("model's own")

@@ -117,8 +117,7 @@ def check_diameter(
 ) -> None:
     """Refuse an object diameter (px) the model cannot be brought to, with the valid
     range (``None`` and 0 mean "measure it" / "as it is", :func:`diameter_argument`, and
-    always pass); ``name``:
-    the image it is for, said in the message."""
+    always pass); ``name``: the image it is for, said in the message."""
     if diameter is None or diameter == 0:
         return
     d = float(diameter)
@@ -132,7 +131,7 @@ def check_diameter(
         raise ConfigError(
             "diameter",
             f"of {d:g} px is wider than the image{of} ({h}×{w} px): give the width of one "
-            "object in pixels, or 0 to measure it",
+            "object in pixels, or leave it out (auto) to measure it",
         )
     span = diameter_range(model_diameter, image_shape)
     if span is not None and not span[0] <= d <= span[1]:
@@ -140,8 +139,8 @@ def check_diameter(
             "diameter",
             f"of {d:g} px is out of reach{of}: this model learned objects ~{model_diameter:.0f}"
             f" px wide and can see objects from {span[0]:.0f} to {span[1]:.0f} px wide (the "
-            "image is shrunk at most 8× or enlarged 4×); give a diameter in that range, or 0 "
-            "to measure it",
+            "image is shrunk at most 8× or enlarged 4×); give a diameter in that range, or "
+            "leave it out (auto) to measure it",
         )
 
 
