@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from .core.memory import is_lazy
 from .core.regions import (
     Box,
     copy_labels,
     create_labels_zarr,
-    is_lazy,
     prediction_to_annotation,
 )
 from .core.targets import mask_to_annotation

@@ -535,19 +535,15 @@ def outline_over_annotation(viewer: Any, annotation: Any, labels: Any | None) ->
 
 # ---------------------------------------------------------------------- huge images
 def is_huge(layer: Any) -> bool:
-    """Whether a 2D image layer is kept out of memory by napari-unet: multiscale,
-    backed by a chunked (dask, zarr) array, or larger than the command line's
-    block-by-block rule (:func:`napari_unet.core.batch.is_large`)."""
-    from .core.axes import channel_layout
-    from .core.batch import is_large
-    from .core.regions import is_lazy
+    """Whether a layer is worked on block by block, never read whole: core's one rule
+    (:func:`napari_unet.core.memory.block_by_block`) on its shape without colours, its
+    pyramid and whether its data is chunked (dask, zarr)."""
+    from .core.memory import block_by_block, is_lazy
 
-    shape = spatial_shape(layer)
-    if len(shape) != 2:
-        return False
-    multiscale = bool(getattr(layer, "multiscale", False))
-    return (
-        multiscale or is_lazy(layer_array(layer)) or is_large(channel_layout(shape, 1), multiscale)
+    return block_by_block(
+        spatial_shape(layer),
+        multiscale=bool(getattr(layer, "multiscale", False)),
+        lazy=is_lazy(layer_array(layer)),
     )
 
 
@@ -575,7 +571,8 @@ def add_lazy_annotation(viewer: Any, image: Any, name: str) -> Any:
 def annotated_counts(data: Any) -> dict[int, int]:
     """Pixels per annotation label of a Labels layer's data, read chunk by chunk when
     it is a chunked (zarr, dask) array."""
-    from .core.regions import is_lazy, label_counts
+    from .core.memory import is_lazy
+    from .core.regions import label_counts
     from .core.targets import annotated_pixel_counts
 
     if is_lazy(data) and len(data.shape) == 2:
@@ -586,19 +583,12 @@ def annotated_counts(data: Any) -> dict[int, int]:
 def has_labels(data: Any) -> bool:
     """Whether a Labels layer's data holds a non-zero pixel (chunk by chunk when
     chunked)."""
-    from .core.regions import any_label, is_lazy
+    from .core.memory import is_lazy
+    from .core.regions import any_label
 
     if is_lazy(data) and len(data.shape) == 2:
         return any_label(data)
     return bool(np.asarray(data).any())
-
-
-def is_lazy_layer(layer: Any) -> bool:
-    """Whether a layer's data is multiscale or a chunked (dask, zarr) array: read block
-    by block, never whole."""
-    from .core.regions import is_lazy
-
-    return bool(getattr(layer, "multiscale", False)) or is_lazy(layer_array(layer))
 
 
 def region_in_view(layer: Any) -> tuple[int, int, int, int] | None:

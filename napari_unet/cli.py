@@ -67,7 +67,15 @@ def _options_of(parser, options) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     # the defaults are core's, read here once (no TensorFlow: plain dataclasses)
-    from .core.config import DEFAULT_TILE_SIZE, LIMITS, TrainConfig, UNetConfig
+    from .core.batch import FORMATS
+    from .core.config import (
+        DEFAULT_TILE_SIZE,
+        FINE_TUNE_LEARNING_RATE,
+        LIMITS,
+        NEW_NETWORK_LEARNING_RATE,
+        TrainConfig,
+        UNetConfig,
+    )
 
     tc, uc = TrainConfig(), UNetConfig()
     bundled = "model file (.keras); default: the bundled nuclei model"
@@ -110,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="replace existing output files that napari-unet did not "
                              "write (its own earlier outputs are always replaced)")),
     ])  # fmt: skip
-    p.add_argument("--format", choices=["tiff", "zarr"], default="tiff",
+    p.add_argument("--format", choices=FORMATS, default=FORMATS[0],
                    help="tiff (default): <name>_labels.tif and <name>_probability.tif; zarr: "
                    "<name>_labels.zarr and <name>_probability.zarr, OME-Zarr with a pyramid, "
                    "written block by block (napari opens them lazily)")  # fmt: skip
@@ -158,9 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("--val-fraction", core(tc.val_fraction, "share of labelled pixels held out for "
                                 "validation", "val_fraction")),
         ("--learning-rate", dict(type=float, metavar="LR", help="Adam learning rate "
-                                 "(default 3e-4 when fine-tuning, 1e-3 for a new network)")),
+                                 f"(default {FINE_TUNE_LEARNING_RATE:g} when fine-tuning, "
+                                 f"{NEW_NETWORK_LEARNING_RATE:g} for a new network)")),
         ("--depth", dict(type=int, metavar="N", help=f"new networks: pooling levels "
-                         f"({uc.depth}, with --init none)")),
+                         f"({uc.depth}, {LIMITS['depth'].text()}, with --init none)")),
         ("--base-filters", dict(type=int, metavar="N", help=f"new networks: filters of the "
                                 f"first level ({uc.base_filters}, with --init none)")),
         ("--seed", dict(type=int, default=tc.seed, help=f"random seed ({tc.seed})")),

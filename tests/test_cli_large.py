@@ -9,7 +9,7 @@ import tifffile
 from conftest import make_blobs
 
 from napari_unet import cli
-from napari_unet.core import batch
+from napari_unet.core import batch, memory
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_large_tiff_and_zarr_match_the_in_memory_path(blob_model, big_image, tmp
     ref_labels = tifffile.imread(small_out / "big_labels.tif")
     ref_prob = tifffile.imread(small_out / "big_probability.tif")
 
-    monkeypatch.setattr(batch, "LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(memory, "LARGE_PIXELS", 100_000)
     big_out = tmp_path / "blockwise"
     big_out.mkdir()
     args = ["predict", str(src), str(zsrc), "--model", str(blob_model), "--out", str(big_out)]
@@ -107,7 +107,7 @@ def test_large_prediction_leaves_nothing_behind_on_error(
         return real(*a, **k)
 
     monkeypatch.setattr(postprocess, "instances_from_probabilities", fail_on_second_block)
-    monkeypatch.setattr(batch, "LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(memory, "LARGE_PIXELS", 100_000)
     monkeypatch.setattr(batch, "LARGE_BLOCK", 256)
     out = tmp_path / "out"
     out.mkdir()

@@ -9,8 +9,9 @@ import tifffile
 
 from napari_unet.core import UserInputError
 from napari_unet.core.axes import channel_layout
-from napari_unet.core.batch import LARGE_PIXELS, is_large, plan_predictions
+from napari_unet.core.batch import plan_predictions
 from napari_unet.core.errors import ConfigError, DefaultModelMissing
+from napari_unet.core.memory import LARGE_PIXELS, block_by_block
 
 
 @pytest.fixture
@@ -36,8 +37,8 @@ def test_the_plan_names_every_output_and_chooses_block_wise(images, tmp_path):
     assert zarr_plan.jobs[0].blockwise and zarr_plan.jobs[0].outputs["labels"].suffix == ".zarr"
     assert plan_predictions(images[:1], out, distributed=True).jobs[0].blockwise
     side = int(np.sqrt(LARGE_PIXELS)) + 1
-    assert is_large(channel_layout((side, side), 1)) and not is_large(
-        channel_layout((3, side, side), 1)
+    assert block_by_block(channel_layout((side, side), 1).spatial_shape) and not block_by_block(
+        channel_layout((3, side, side), 1).spatial_shape
     )
 
 

@@ -63,7 +63,7 @@ def lazy_setup(monkeypatch, tmp_path):
     working folders under ``tmp_path``."""
     from napari_unet._widgets import _workers
 
-    monkeypatch.setattr("napari_unet.core.batch.LARGE_PIXELS", 500_000)
+    monkeypatch.setattr("napari_unet.core.memory.LARGE_PIXELS", 500_000)
     monkeypatch.setattr(_workers, "LARGE_BLOCK", 256)
     monkeypatch.setattr("napari_unet.core.large.PYRAMID_MIN", 128)
     work = tmp_path / "work"

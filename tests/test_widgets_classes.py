@@ -80,7 +80,7 @@ def test_a_huge_layer_segmented_block_by_block_gets_a_lazy_class_map(
 
     from napari_unet._widgets import _workers
 
-    monkeypatch.setattr("napari_unet.core.batch.LARGE_PIXELS", 100_000)
+    monkeypatch.setattr("napari_unet.core.memory.LARGE_PIXELS", 100_000)
     monkeypatch.setattr(_workers, "LARGE_BLOCK", 256)
     monkeypatch.setenv("NAPARI_UNET_WORK_DIR", str(tmp_path / "work"))
     image = viewer.layers["nuclei"].data

@@ -148,3 +148,33 @@ def test_evaluate_counts_follow_edits_and_undo_of_the_prediction(viewer, qtbot):
     pred.undo()  # Ctrl+Z
     qtbot.waitUntil(lambda: evaluate.scores["n_pred"] == n, timeout=10_000)
     assert f"{n} predicted" in evaluate.counts.text()
+
+
+def test_segment_and_train_read_the_settings_meanings_from_core(make_napari_viewer):
+    """Segment's diameter means what --diameter means (empty: measured; 0: the image as it
+    is); a new network for colour pictures takes their colours, as core says."""
+    from napari_unet.core.config import MEASURE_DIAMETER
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((32, 32), np.float32), name="blank")
+    segment = dock(viewer, "Segment")
+    segment.reset_choices()
+    segment._image.value = "blank"
+    box = segment._diameter
+    assert box.value == box.min and box.native.specialValueText() == "auto"  # shown so
+    assert segment.job().diameter == MEASURE_DIAMETER
+    segment._diameter.value = 0
+    assert segment.job().diameter == 0.0
+    segment._diameter.value = 30
+    assert segment.job().diameter == 30.0
+
+    train = dock(viewer, "Train")
+    assert (train._depth.min, train._depth.max) == (LIMITS["depth"].lo, LIMITS["depth"].hi)
+    rgb = viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="photo", rgb=True)
+    grey = viewer.layers["blank"]
+    from napari_unet._layers import Pair
+
+    train._init.value = "new"
+    spec = train.init_spec([Pair(rgb, None)])
+    assert spec.kind == "new" and spec.architecture.input_channels == 3
+    assert train.init_spec([Pair(rgb, None), Pair(grey, None)]).architecture.input_channels == 1

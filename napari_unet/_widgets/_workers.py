@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_unet.core.batch import LARGE_BLOCK, is_large  # the command line's rule, shared
+from napari_unet.core.batch import LARGE_BLOCK
 from napari_unet.core.config import PREVIEW_INTERVAL
+from napari_unet.core.memory import block_by_block, is_lazy  # the one rule, shared
 from napari_unet.core.plan import ModelSpec, resolve_model
 from napari_unet.core.predict import Stage
 
@@ -345,7 +346,11 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
         emit(StageUpdate(Stage.LOAD))
     net = resolve_model(spec)
     layout = _layout(job, net.input_channels)
-    if is_large(layout, job.multiscale) or (job.multiscale and len(layout.spatial_shape) != 2):
+    blocks = block_by_block(
+        layout.spatial_shape, multiscale=job.multiscale, lazy=is_lazy(job.image)
+    )
+    # a pyramid is never read whole: one that is not 2D is refused there in plain words
+    if blocks or job.multiscale:
         return _segment_lazy(spec, job, net, layout, emit, t0)
     image = layout.channels_last(job.image)  # (..., Y, X, C): as the network takes it
     prediction = net.predict(
@@ -505,8 +510,6 @@ def _in_memory_unless_huge(pairs: list) -> list:
     copy (an image that is not huge: the whole image trains, as always); a huge image
     with its on-disk annotation stays lazy and trains from its painted regions."""
     from dataclasses import replace
-
-    from napari_unet.core.regions import is_lazy
 
     return [
         replace(p, image=np.asarray(p.image)) if is_lazy(p.image) and not is_lazy(p.labels) else p

@@ -318,7 +318,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         classes = L.find_layer(self.viewer, L.classes_name(name), "labels")
         if classes is not None and tuple(classes.data.shape) != tuple(pred.data.shape):
             classes = None
-        blockwise = L.is_lazy_layer(pred) or L.is_lazy_layer(layer)
+        blockwise = L.is_huge(pred) or L.is_huge(layer)
         if blockwise and self.copying:
             return None
         if blockwise and len(layer.data.shape) != 2:
@@ -499,7 +499,8 @@ class AnnotateWidget(DockLifetime, QWidget):
         when nothing started). Opening the folder in napari gives the annotation back."""
         from napari.utils.notifications import show_info
 
-        from napari_unet.core.regions import is_lazy, save_labels_zarr
+        from napari_unet.core.memory import is_lazy
+        from napari_unet.core.regions import save_labels_zarr
 
         self._new_action()
 
@@ -567,7 +568,7 @@ class AnnotateWidget(DockLifetime, QWidget):
 
     # ------------------------------------------------------------------ live list
     def _on_layers_changed(self, *_: Any) -> None:
-        from napari_unet.core.regions import is_lazy
+        from napari_unet.core.memory import is_lazy
 
         self._unwatch()
         for layer in self.viewer.layers:

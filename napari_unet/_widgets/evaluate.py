@@ -147,7 +147,7 @@ class EvaluateWidget(DockLifetime, QWidget):
         self.run_button.setEnabled(False)
         self.counts.setText("evaluating…")
         self.per_class.setText("")
-        if L.is_lazy_layer(pred) or L.is_lazy_layer(true):
+        if L.is_huge(pred) or L.is_huge(true):
             # a huge (lazy) layer: overlaps counted block by block, never read whole
             from napari_unet.core.metrics import evaluate_blockwise
 
@@ -228,7 +228,7 @@ class EvaluateWidget(DockLifetime, QWidget):
 
         return [
             None
-            if L.is_lazy_layer(layer)
+            if L.is_huge(layer)
             else hashlib.blake2b(np.ascontiguousarray(layer.data).view(np.uint8)).digest()
             for layer in layers
         ]
@@ -250,7 +250,7 @@ class EvaluateWidget(DockLifetime, QWidget):
             self._unfollow()
             self._scored = None
             return
-        if any(L.is_lazy_layer(layer) for layer in layers):
+        if any(L.is_huge(layer) for layer in layers):
             if "changed since" not in self.counts.text():
                 self.counts.setText(
                     f"{self.counts.text()} (labels changed since: click Evaluate again)"

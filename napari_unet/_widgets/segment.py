@@ -11,7 +11,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
-from napari_unet.core.config import LIMITS, check_limit
+from napari_unet.core.config import LIMITS, check_limit, diameter_argument
 from napari_unet.core.plan import ModelSpec
 from napari_unet.core.postprocess import PostprocessParams
 
@@ -40,6 +40,8 @@ from ._workers import (
     segment_worker,
 )
 
+#: The object diameter field's "auto" (measured in each image); 0 is the image as it is.
+MEASURE = -1
 MODEL_CHOICES = [
     ("current model (trained / loaded here)", "current"),
     ("bundled nuclei model", "default"),
@@ -90,13 +92,14 @@ class SegmentWidget(JobWidget):
             "0 = the model's own (tuned on its training annotation; 0.5 for the bundled model)",
         )
         self._diameter = SpinBox(
-            label="object diameter (px, 0 = auto)",
-            value=0,
-            min=0,
+            label="object diameter (px)",
+            value=MEASURE,
+            min=MEASURE,
             max=100_000,  # the real bound depends on the model and image: core checks it
             tooltip="typical width of the objects in this image, in pixels; the image is "
             "rescaled so they match what the model learned (from a quarter to 8× the "
-            "model's own object width, and less than the image). 0 = measured automatically",
+            "model's own object width, and less than the image). auto = measured "
+            "automatically; 0 = the image as it is (as --diameter 0 on the command line)",
         )
         self._min_size = SpinBox(
             label="min size (px)",
@@ -112,8 +115,9 @@ class SegmentWidget(JobWidget):
         more = QCollapsible("Advanced")
         more.addWidget(advanced.native)
         self._forms = (form, advanced)
-        # 0 means "let napari-unet decide": say so in the field
+        # the values that let napari-unet decide (the lowest): say so in the field
         self._threshold.native.setSpecialValueText("model's own")
+        self._diameter.native.setSpecialValueText("auto")
         self._min_size.native.setSpecialValueText("model's own")
 
         self.model_label = status_label()
@@ -179,7 +183,7 @@ class SegmentWidget(JobWidget):
         layer = L.find_layer(self.viewer, name, "image") if name else None
         if layer is None:
             return None
-        tile = int(self._tile.value) or None
+        tile, diameter = int(self._tile.value) or None, int(self._diameter.value)
         if tile is not None:  # 0 is automatic; a tile too small is refused with the range
             check_limit("tile_size", tile, say="tile size")
         # the layer's own data (a dask or zarr array stays one: a huge image is read
@@ -192,7 +196,7 @@ class SegmentWidget(JobWidget):
             tile_size=tile,
             threshold=float(self._threshold.value) or None,
             min_size=int(self._min_size.value) or None,
-            diameter=float(self._diameter.value) or "auto",
+            diameter=diameter_argument(None if diameter == MEASURE else float(diameter)),
         )
 
     # ------------------------------------------------------------------ callbacks

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import (
     QApplication,
@@ -20,11 +18,26 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from napari_unet.core.config import LIMITS, PREVIEW_INTERVAL, TrainConfig, UNetConfig
+from napari_unet.core.config import (
+    FINE_TUNE_LEARNING_RATE,
+    LIMITS,
+    NEW_NETWORK_LEARNING_RATE,
+    PREVIEW_INTERVAL,
+    TrainConfig,
+    UNetConfig,
+    input_channels_for,
+)
 from napari_unet.core.plan import ModelSpec, default_model_installed, plan_network
 from napari_unet.core.training import ProgressKind
 
 from .. import _layers as L
+from .._training_data import (
+    ModelChoice,
+    fraction_done,
+    painted_pairs,
+    preview_plane,
+    stop_reason,
+)
 from ._plot import LossPlot
 from ._ui import (
     JobWidget,
@@ -46,37 +59,10 @@ INIT_CHOICES = [
     ("new network (from scratch)", "new"),
 ]
 PROGRESS_STEPS = 1000
-STOP_REASONS = {
-    "epochs": "finished",
-    "early_stopping": "stopped early: validation stopped improving",
-    "time_limit": "time limit reached",
-    "stop_event": "stopped by you",
-    "non_finite": "stopped: the loss became NaN; the last good epoch was kept",
-}
 
 
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
-
-
-def preview_plane(viewer: Any, layer: Any, channels: int):
-    """The plane of ``layer`` shown now as a ``channels``-input network takes it,
-    ``(Y, X, C)``, with where it goes: its index over the stack axes (``None`` for one
-    plane) and the image axis that held the channels (``None`` for colours, which
-    napari keeps out of a layer's geometry). ``None`` when the image does not fit."""
-    from napari_unet.core import UserInputError
-    from napari_unet.core.axes import channel_layout
-
-    data = L.layer_array(layer)
-    try:
-        layout = channel_layout(np.shape(data), channels, rgb=bool(layer.rgb))
-    except UserInputError:
-        return None
-    coords = np.asarray(layer.world_to_data(viewer.dims.point), float)
-    stack = [i for i in range(len(layout.shape)) if i != layout.axis][:-2]
-    index = tuple(int(np.clip(np.round(coords[i]), 0, layout.shape[i] - 1)) for i in stack)
-    plane = np.ascontiguousarray(layout.read(data, index))
-    return plane, index or None, None if layer.rgb else layout.axis
 
 
 def _spin(name: str, kind=int) -> dict:
@@ -84,19 +70,6 @@ def _spin(name: str, kind=int) -> dict:
     line's)."""
     limit = LIMITS[name]
     return {"min": kind(limit.lo), "max": kind(limit.hi)}
-
-
-@dataclass
-class ModelChoice:
-    """The two models after a training run: the new one and the one it would replace,
-    each as ``(model, name, path)`` for :meth:`ModelState.set_model`, with its preview
-    (what it predicts on the preview plane) and which of them is current."""
-
-    new: tuple
-    previous: tuple | None
-    comparison: Any
-    previews: dict = field(default_factory=dict)  # "new"/"previous" -> Prediction
-    current: str = "new"
 
 
 class TrainWidget(JobWidget):
@@ -128,7 +101,10 @@ class TrainWidget(JobWidget):
         arch, cfg = UNetConfig.interactive(), TrainConfig.interactive()
         self._init = ComboBox(label="start from", choices=INIT_CHOICES, value=init)
         self._depth = SpinBox(
-            label="depth", value=arch.depth, min=1, max=6, tooltip="pooling steps of the new U-Net"
+            label="depth",
+            value=arch.depth,
+            tooltip="pooling steps of the new U-Net",
+            **_spin("depth"),
         )
         self._filters = ComboBox(
             label="base filters",
@@ -156,7 +132,8 @@ class TrainWidget(JobWidget):
             min=0.0,
             max=0.1,
             step=0.0001,
-            tooltip="0 = automatic: 0.0003 to fine-tune a trained model, 0.001 for a new one",
+            tooltip=f"0 = automatic: {FINE_TUNE_LEARNING_RATE:g} to fine-tune a trained model, "
+            f"{NEW_NETWORK_LEARNING_RATE:g} for a new one",
         )
         self._lr.native.setSpecialValueText("auto")
         self._preview = ComboBox(
@@ -340,55 +317,19 @@ class TrainWidget(JobWidget):
             return ModelSpec(
                 "current", path=self.state.path, model=self.state.model, name=self.state.name
             )
-        # colour pictures train a colour network (an RGBA's alpha is dropped); a new
-        # network is also what "bundled" starts from when the bundled model is missing
-        rgb = all(p.image.rgb for p in pairs)
+        # a new network is also what "bundled" starts from when the bundled model is
+        # missing; core says how many channels it takes for these images
         arch = UNetConfig.interactive(
             depth=int(self._depth.value),
             base_filters=int(self._filters.value),
-            input_channels=3 if rgb else 1,
+            input_channels=input_channels_for(p.image.rgb for p in pairs),
         )
         return ModelSpec("new" if kind == "new" else "default", architecture=arch)
 
     def make_job(self) -> TrainJob:
         """Read the widget and the layers into a plain job (GUI thread; copies the
         annotations, so painting can go on while training runs)."""
-        from napari_unet.core import TrainingPair, UserInputError
-        from napari_unet.core.regions import is_lazy
-
-        pairs, annotations = [], []
-        for pair in L.training_pairs(self.viewer):
-            if is_lazy(pair.annotation.data) and L.is_huge(pair.image):
-                # an on-disk annotation of a huge image: training reads its painted
-                # regions (and only those of the image), never the whole of either
-                ann = pair.annotation.data
-                if not L.has_labels(ann):
-                    continue
-            else:
-                ann = np.array(pair.annotation.data)  # a copy: painting may go on
-                if not ann.any():  # an annotation layer not painted yet teaches nothing
-                    continue
-            pairs.append(pair)
-            annotations.append(ann)
-        if not pairs:
-            misfits = L.misfit_annotations(self.viewer)
-            if misfits:
-                image, ann = misfits[0]
-                raise UserInputError(
-                    f"{ann.name!r} is {L.shape_text(ann.data.shape)} but {image.name!r} is "
-                    f"{L.shape_text(L.spatial_shape(image))}, so it cannot train; click "
-                    "'Create annotation layer' (Annotate) to start one that fits"
-                )
-            raise UserInputError("nothing painted yet: annotate objects and background first")
-        data = [
-            TrainingPair(
-                image=L.layer_array(p.image),
-                annotation=a,
-                name=p.name,
-                painted=L.painted_pixels(p.annotation, a),
-            )
-            for p, a in zip(pairs, annotations, strict=True)
-        ]
+        pairs, data = painted_pairs(self.viewer)
         # the model to start from and the settings, checked before anything starts
         network = plan_network(self.init_spec(pairs))
         config = self.train_config()
@@ -426,9 +367,9 @@ class TrainWidget(JobWidget):
         from napari.utils.notifications import show_warning
 
         from napari_unet.core import UserInputError
+        from napari_unet.core.memory import is_lazy
         from napari_unet.core.normalize import nonfinite_message, nonfinite_pixels
         from napari_unet.core.plan import check_training_space
-        from napari_unet.core.regions import is_lazy
 
         for p in pairs:
             bad = 0 if is_lazy(p.image) else nonfinite_pixels(p.image)
@@ -477,7 +418,8 @@ class TrainWidget(JobWidget):
                 continue
             kind = getattr(rec, "kind", None)
             if kind is ProgressKind.BATCH:
-                done, expected = self._fraction_done(rec)
+                limit = self.job.config.time_limit if self.job is not None else None
+                done, expected = fraction_done(rec, limit)
                 if self.progress.maximum() != PROGRESS_STEPS:
                     self.progress.setRange(0, PROGRESS_STEPS)
                 self.progress.setValue(int(round(PROGRESS_STEPS * done)))
@@ -508,19 +450,6 @@ class TrainWidget(JobWidget):
                 if L.find_layer(self.viewer, name, "image") is not None:
                     L.show_prediction(self.viewer, name, rec.preview, drop_axis, index=index)
 
-    def _fraction_done(self, rec) -> tuple[float, int]:
-        """How far the run is (epochs or time limit, whichever ends it first) and how
-        many steps it will probably make."""
-        total = max(1, rec.total_steps)
-        done = rec.step / total
-        expected = total
-        limit = self.job.config.time_limit if self.job is not None else None
-        if limit:
-            done = max(done, min(1.0, rec.elapsed / limit))
-            if rec.elapsed > 1.0 and rec.step > 0:
-                expected = min(total, int(rec.step / rec.elapsed * limit) + 1)
-        return min(done, 1.0), max(expected, rec.step)
-
     def _on_returned(self, outcome: TrainOutcome) -> None:
         from napari.utils.notifications import show_info, show_warning
 
@@ -546,7 +475,7 @@ class TrainWidget(JobWidget):
             best = (
                 f"; best epoch {r.best_epoch} ({metric_name(r.monitor)} {r.best_monitor:.3f}) kept"
             )
-        reason = STOP_REASONS.get(r.stopped_by, str(r.stopped_by).replace("_", " "))
+        reason = stop_reason(r.stopped_by)
         n_classes = outcome.model.config.n_object_classes
         classes = f" It tells {n_classes} object classes apart." if n_classes > 1 else ""
         text = (
@@ -591,23 +520,7 @@ class TrainWidget(JobWidget):
         if choice is None:
             self.compare_panel.setVisible(False)
             return
-        c = choice.comparison
-        if choice.previous is None:
-            now = "The new model is current (there was no model before it)."
-        elif choice.current == "new":
-            now = (
-                "The new model is current; 'Go back to the previous one' restores "
-                f"{choice.previous[1] or 'the previous model'}."
-            )
-        elif c.worse:
-            now = (
-                "The new model scored worse, so the previous model stays current; "
-                "'Keep the new model' uses the new one anyway."
-            )
-        else:
-            now = "The previous model is current; 'Keep the new model' uses the new one."
-        where = f" Measured {c.where}." if c.where and c.verdict != "untested" else ""
-        self.compare_label.setText(f"{c.summary()}\n{now}{where}")
+        self.compare_label.setText(choice.text())
         self.keep_new_button.setEnabled(choice.current != "new")
         self.go_back_button.setEnabled(choice.previous is not None and choice.current == "new")
         self.compare_panel.setVisible(True)

@@ -5,7 +5,8 @@ files scored (``evaluate``).
 anything is written (unreadable images, images the model cannot take, two images
 writing one file, an output that would replace an input or a file the user made, the
 free space); :func:`run_predictions` then segments the images one by one, each in
-memory or block by block (:func:`is_large`: a dask graph, :mod:`napari_unet.core.large`)
+memory or block by block (the rule of :mod:`napari_unet.core.memory`; a dask graph,
+:mod:`napari_unet.core.large`)
 and writes its files, all of them or none.
 
 Nothing here prints: notes go to a ``note`` callback and ``check`` is called between
@@ -23,24 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import check_diameter, check_limit, check_threshold, diameter_argument
 from .errors import ConfigError, UserInputError
+from .memory import block_by_block
 
-#: Above this many pixels a single 2D image is predicted block by block from a lazily
-#: read input straight into the output files, in bounded memory.
-LARGE_PIXELS = 16_000_000
 #: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
 LARGE_BLOCK = 2048
 #: Output formats: ``tiff`` (whole files) and ``zarr`` (OME-Zarr, written block by block).
 FORMATS = ("tiff", "zarr")
-
-
-def is_large(layout, multiscale: bool = False) -> bool:
-    """Whether an image of this :class:`~napari_unet.core.axes.ChannelLayout` is
-    segmented block by block: a single 2D plane of more than :data:`LARGE_PIXELS`, or
-    any 2D ``multiscale`` image (a pyramid is how napari holds images too big for
-    memory)."""
-    spatial = layout.spatial_shape
-    return len(spatial) == 2 and (multiscale or spatial[0] * spatial[1] > LARGE_PIXELS)
 
 
 @dataclass
@@ -138,7 +129,6 @@ def plan_predictions(
         a disk too full for them.
     """
     from .axes import channel_layout
-    from .config import check_diameter, check_limit
     from .io import (
         check_free_space,
         ensure_output_folder,
@@ -154,8 +144,7 @@ def plan_predictions(
         raise ConfigError("format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if out.exists() and not out.is_dir():
         raise ConfigError("out", f"must be a folder, got the file {out}")
-    if threshold is not None and not 0.0 < threshold < 1.0:
-        raise ConfigError("threshold", f"must be between 0 and 1, got {threshold}")
+    check_threshold(threshold)
     check_diameter(diameter, None)
     if tile_size is not None:
         check_limit("tile_size", tile_size)
@@ -215,9 +204,11 @@ def plan_predictions(
         if not overwrite:
             refuse_to_replace(classes)
 
-    lazy = fmt == "zarr" or distributed
+    # zarr outputs are written block by block and a cluster works on blocks; otherwise
+    # the size decides (the files are read by us: either way is possible)
+    by_blocks = fmt == "zarr" or distributed
     jobs = [
-        ImageJob(path, shape, layout, files, blockwise=lazy or is_large(layout))
+        ImageJob(path, shape, layout, files, by_blocks or block_by_block(layout.spatial_shape))
         for path, shape, layout, files in zip(inputs, shapes, layouts, outputs, strict=True)
     ]
     ensure_output_folder(out)
@@ -290,7 +281,7 @@ def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=
         tile_size=plan.tile_size,
         threshold=plan.threshold,
         axes=job.layout.axes,
-        diameter="auto" if plan.diameter is None else plan.diameter,
+        diameter=diameter_argument(plan.diameter),
         stage=None if stage is None else (lambda s: stage(job.name, s)),
     )
     check()  # nothing written for an interrupted image
@@ -356,7 +347,7 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
                 tile_size=plan.tile_size,
                 threshold=plan.threshold,
                 axes=job.layout.axes,
-                diameter="auto" if plan.diameter is None else plan.diameter,
+                diameter=diameter_argument(plan.diameter),
                 classes_path=zc,
                 pyramid=zarr_format,
                 name=stem,

@@ -1,4 +1,7 @@
-"""Plain, JSON-serialisable configuration for the U-Net and its training.
+"""Plain, JSON-serialisable configuration for the U-Net and its training, and what every
+setting a person types means: its default, its valid range (:data:`LIMITS`) and what
+its special values say (a diameter of 0, an empty threshold, the channels of a new
+network). The command line and the widgets read them here and decide none of it.
 
 Nothing here imports TensorFlow, so a widget can read and validate a configuration
 without paying the TensorFlow import.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,6 +29,10 @@ DEFAULT_TILE_SIZE = 1024
 DEFAULT_CONTEXT = 64
 #: Seconds between live previews of a prediction while training runs.
 PREVIEW_INTERVAL = 5.0
+#: Adam's first learning rate when none is given: gentle when fine-tuning a trained
+#: model (it keeps what it knows), larger for a new network.
+FINE_TUNE_LEARNING_RATE = 3e-4
+NEW_NETWORK_LEARNING_RATE = 1e-3
 #: Scale factors an image may be seen at (8× smaller to 4× larger): the object sizes a
 #: model can be brought to (see :mod:`.size`).
 MIN_SCALE, MAX_SCALE = 1.0 / 8.0, 4.0
@@ -58,6 +66,7 @@ LIMITS: dict[str, Limit] = {
     "val_fraction": Limit(0.0, 0.5),
     "tile_size": Limit(128, 16384, "pixels"),
     "early_stopping_patience": Limit(1, 10_000),
+    "depth": Limit(1, 6),
 }
 
 
@@ -88,6 +97,18 @@ def diameter_range(
     return float(lo), float(hi)
 
 
+#: The ``diameter`` a prediction takes when a person gives none: measured in each image.
+MEASURE_DIAMETER = "auto"
+
+
+def diameter_argument(typed: float | None) -> float | str:
+    """What an object diameter a person typed (``--diameter``, Segment's field) means to
+    a prediction (:meth:`~napari_unet.core.unet.UNet.predict`'s ``diameter``): none given
+    (``None``): measured in each image (:data:`MEASURE_DIAMETER`); 0: the image as it
+    is; a number of pixels: the image rescaled so its objects match the model's."""
+    return MEASURE_DIAMETER if typed is None else float(typed)
+
+
 def check_diameter(
     diameter: float | None,
     model_diameter: float | None,
@@ -95,8 +116,8 @@ def check_diameter(
     name: str | None = None,
 ) -> None:
     """Refuse an object diameter (px) the model cannot be brought to, with the valid
-    range (``None`` and 0 mean "measure it" / "as it is" and always pass); ``name``:
-    the image it is for, said in the message."""
+    range (``None`` and 0 mean "measure it" / "as it is", :func:`diameter_argument`, and
+    always pass); ``name``: the image it is for, said in the message."""
     if diameter is None or diameter == 0:
         return
     d = float(diameter)
@@ -110,7 +131,7 @@ def check_diameter(
         raise ConfigError(
             "diameter",
             f"of {d:g} px is wider than the image{of} ({h}×{w} px): give the width of one "
-            "object in pixels, or 0 to measure it",
+            "object in pixels, or leave it out (auto) to measure it",
         )
     span = diameter_range(model_diameter, image_shape)
     if span is not None and not span[0] <= d <= span[1]:
@@ -118,9 +139,24 @@ def check_diameter(
             "diameter",
             f"of {d:g} px is out of reach{of}: this model learned objects ~{model_diameter:.0f}"
             f" px wide and can see objects from {span[0]:.0f} to {span[1]:.0f} px wide (the "
-            "image is shrunk at most 8× or enlarged 4×); give a diameter in that range, or 0 "
-            "to measure it",
+            "image is shrunk at most 8× or enlarged 4×); give a diameter in that range, or "
+            "leave it out (auto) to measure it",
         )
+
+
+def check_threshold(threshold: float | None) -> None:
+    """Refuse a foreground probability threshold outside (0, 1) (ConfigError); ``None``
+    means the model's own (tuned on its training annotation) and always passes."""
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise ConfigError("threshold", f"must be between 0 and 1, got {threshold}")
+
+
+def input_channels_for(colour: Iterable[bool]) -> int:
+    """Input channels of a new network for its training images, ``colour`` telling
+    which of them are colour pictures (RGB or RGBA, whose alpha is dropped): 3 when all
+    of them are, else 1 (colours are then seen as grey, :mod:`.axes`)."""
+    flags = [bool(c) for c in colour]
+    return 3 if flags and all(flags) else 1
 
 
 def _whole(name: str, value: Any, lo: int, hi: int) -> int:
@@ -178,7 +214,8 @@ class UNetConfig:
     padding: str = "same"
 
     def __post_init__(self) -> None:
-        self.depth = _whole("depth", self.depth, 1, 6)
+        depth = LIMITS["depth"]
+        self.depth = _whole("depth", self.depth, int(depth.lo), int(depth.hi))
         self.base_filters = _whole("base_filters", self.base_filters, 1, MAX_BASE_FILTERS)
         self.input_channels = _whole("input_channels", self.input_channels, 1, 64)
         self.n_object_classes = _whole(
@@ -250,8 +287,9 @@ class TrainConfig:
     val_fraction
         Share of the annotated pixels held out (by image blocks) for validation.
     learning_rate
-        Initial Adam learning rate; reduced on plateau. ``None``: 3e-4 when
-        fine-tuning a trained model (gentle on what it knows), 1e-3 for a new one.
+        Initial Adam learning rate; reduced on plateau. ``None``:
+        :meth:`first_learning_rate` (3e-4 when fine-tuning a trained model, gentle on
+        what it knows; 1e-3 for a new one).
     augment, elastic
         Flips / 90° rotations / intensity jitter, and the paper's elastic deformation.
     annotated_fraction
@@ -317,6 +355,14 @@ class TrainConfig:
             0.0 <= float(self.pseudo_label_weight) < 1.0,
             f"must be in [0, 1), got {self.pseudo_label_weight}",
         )
+
+    def first_learning_rate(self, pretrained: bool) -> float:
+        """The learning rate training starts at: the one given, else
+        :data:`FINE_TUNE_LEARNING_RATE` for a trained model (``pretrained``) and
+        :data:`NEW_NETWORK_LEARNING_RATE` for a new one."""
+        if self.learning_rate:
+            return float(self.learning_rate)
+        return FINE_TUNE_LEARNING_RATE if pretrained else NEW_NETWORK_LEARNING_RATE
 
     @classmethod
     def interactive(cls, **changes: Any) -> TrainConfig:

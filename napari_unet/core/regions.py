@@ -20,19 +20,13 @@ from collections.abc import Iterator
 import numpy as np
 
 from .errors import UserInputError
+from .memory import is_lazy  # the type question, answered in one place
 
 #: Edge of the blocks that copies and conversions of whole label images go by (a
 #: multiple of the annotation chunks of :func:`create_labels_zarr`).
 BLOCK = 2048
 #: Box: ``(y0, y1, x0, x1)``, half-open, in pixels.
 Box = tuple[int, int, int, int]
-
-
-def is_lazy(array) -> bool:
-    """Whether ``array`` is read by slicing rather than held in memory: a dask or
-    zarr array, or any array-like with ``chunks`` (a numpy array, memory-mapped or
-    not, is not)."""
-    return not isinstance(array, np.ndarray) and hasattr(array, "chunks")
 
 
 def _is_dask(array) -> bool:

@@ -280,7 +280,7 @@ def fit(
         if val is not None:
             val = (val[0], val[1].astype(np.float32))
     monitor = "val_loss" if val is not None else "loss"
-    lr = float(learning_rate or cfg.learning_rate or 1e-3)
+    lr = float(learning_rate or cfg.first_learning_rate(pretrained=False))
 
     from .model import reseed_random_layers
 

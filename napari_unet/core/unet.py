@@ -363,7 +363,7 @@ class UNet:
         )
         for p in planes:
             p.pseudo = None  # free the teacher's maps
-        lr = cfg.learning_rate or (3e-4 if pretrained else 1e-3)
+        lr = cfg.first_learning_rate(pretrained)
         preview = None
         if preview_image is not None:
 
