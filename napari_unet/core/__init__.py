@@ -25,7 +25,7 @@ from .config import TrainConfig, UNetConfig
 from .data import TrainingPair
 from .errors import ModelFileError, TrainingFailed, UserInputError
 from .metrics import evaluate
-from .predictor import Prediction
+from .predictor import Prediction, Predictor
 from .targets import mask_to_annotation
 from .unet import DEFAULT_MODEL_PATH, UNet, default_model_path
 
@@ -34,6 +34,7 @@ __all__ = [
     "ModelFileError",
     "TrainingFailed",
     "Prediction",
+    "Predictor",
     "TrainConfig",
     "TrainingPair",
     "UNet",

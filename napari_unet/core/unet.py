@@ -345,6 +345,8 @@ class UNet:
             plane; a number says it; ``None`` or 0 uses the image as it is. The image
             is rescaled so its objects match :attr:`object_diameter` (the model's
             training scale) and the results are brought back to the image's pixels.
+        batch_size
+            Tiles the network sees at once.
         progress
             Called as ``progress(done, total)`` in tiles over all planes.
         stage
