@@ -77,8 +77,6 @@ def main() -> None:
 
     from napari_unet.core import UNet, large, postprocess, predict
     from napari_unet.core.axes import channel_layout
-    from napari_unet.core.normalize import percentile_range, percentiles
-    from napari_unet.core.unet import DEFAULT_CONTEXT, DEFAULT_TILE_SIZE
 
     ph = Phases()
     net = UNet.default()
@@ -95,17 +93,17 @@ def main() -> None:
         image[y : y + h] = (row[:, :size].astype(np.uint32) * 200).clip(0, 65535)
     ph.mark("make the image")
 
-    tile, ctx = DEFAULT_TILE_SIZE, DEFAULT_CONTEXT
+    predictor = net.predictor(batch_size=1)  # predict_to_zarr's defaults
+    tile, ctx = predictor.tile_size, predictor.context
     layout = channel_layout(image.shape, net.config.input_channels)
     grid = large.plan_blocks(size, size, 2048, 64, tile, ctx, net.config.size_multiple)
     x = large.as_channels_last(image, layout, grid.chunks)
     step = max(1, int(np.ceil(np.sqrt(size * size / 4_000_000))))
     sample = large._compute(x[::step, ::step], None)
-    lo, hi = percentiles(sample, *percentile_range(net.normalization))
-    params = net.postprocessing.to_dict()
-    scale, _ = large.choose_scale(net, x, sample, step, "auto", params["threshold"], None)
+    lo, hi = predictor.intensity(sample)
+    scale, _ = large.measure_scale(predictor, x, sample, step, None)
     if scale != 1.0:
-        probe = net._plan(2048, 2048, tile, ctx)
+        probe = predictor.plan(2048, 2048)
         grid = large.plan_scaled_blocks(size, size, 2048, 64, probe.context + probe.shrink, scale)
         x = x.rechunk(grid.chunks + ((x.shape[-1],),))
     ph.mark("percentiles and object size")
@@ -132,10 +130,7 @@ def main() -> None:
         channels=1,
         lo=tuple(float(v) for v in lo),
         hi=tuple(float(v) for v in hi),
-        tile_size=tile,
-        context=ctx,
-        batch_size=1,
-        params=params,
+        options=predictor.options(),
         labels_path=str(work / "l.zarr"),
         probability_path=str(work / "p.zarr"),
         scratch_path=str(work / "kept.zarr"),
@@ -151,7 +146,7 @@ def main() -> None:
     for module, name in (
         (predict, "predict_probabilities"),
         (postprocess, "instances_from_probabilities"),
-        (large, "_write_levels"),
+        (large, "write_levels"),
         (large, "_owned"),
     ):
         ph.wrap(module, name)

@@ -123,7 +123,9 @@ def test_annotated_diameter_reads_objects_painted_whole_not_strokes():
 def test_training_on_a_few_painted_rods_brings_them_to_the_model_width():
     from scipy import ndimage as ndi
 
+    from napari_unet.core.calibration import calibrate_diameter
     from napari_unet.core.data import planes_of
+    from napari_unet.core.training_run import to_model_scale
 
     mask = touching_rods()
     img = (mask > 0).astype(np.float32)
@@ -135,7 +137,7 @@ def test_training_on_a_few_painted_rods_brings_them_to_the_model_width():
     net = UNet.new(TINY, seed=0)
     net.metadata["object_diameter"] = 16.0
     planes = planes_of([TrainingPair(img, annotation=ann)], 1)
-    scaled, diameters = net._to_model_scale(planes, TrainConfig())
+    scaled, diameters = to_model_scale(net, planes, TrainConfig())
     assert diameters[0] == pytest.approx(8, abs=2)
     assert scaled[0].image.shape[0] == pytest.approx(2 * img.shape[0], rel=0.3)
     # after training, the width is measured on what the network calls the painted
@@ -149,7 +151,7 @@ def test_training_on_a_few_painted_rods_brings_them_to_the_model_width():
     p_fg = (fg | specks).astype(np.float32)
     assert object_diameter(p_fg > 0) < 8  # the whole plane would say "5 px"
     scores = np.stack([1 - p_fg, p_fg, 0 * p_fg], -1)
-    net._calibrate_diameter([scores], [painted], [8.0])
+    calibrate_diameter(net, [scores], [painted], [8.0])
     assert net.object_diameter == pytest.approx(16, rel=0.3)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .arrays import read_region, reflect_indices  # noqa: F401 - read_region: re-exported
 from .errors import UserInputError
 from .normalize import normalize, normalize_image
 from .targets import (
@@ -300,33 +301,6 @@ def prepare_pairs(
     if n_fg == 0:
         raise UserInputError("the annotations have no object pixel (label 2): paint some objects")
     return prepared
-
-
-def reflect_indices(start: int, stop: int, size: int) -> np.ndarray:
-    """Indices ``start..stop-1`` mirrored into ``[0, size)`` (numpy's ``reflect`` mode)."""
-    idx = np.arange(start, stop)
-    if size == 1:
-        return np.zeros_like(idx)
-    period = 2 * (size - 1)
-    idx = np.mod(idx, period)
-    return np.where(idx >= size, period - idx, idx)
-
-
-def read_region(array, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    """``array[y0:y1, x0:x1]`` with mirrored borders where the window leaves the array.
-
-    Reads only the bounding box it needs, so it works on memory-mapped, zarr or dask
-    arrays without loading them whole.
-    """
-    h, w = array.shape[0], array.shape[1]
-    if 0 <= y0 and y1 <= h and 0 <= x0 and x1 <= w:
-        return np.asarray(array[y0:y1, x0:x1])
-    iy = reflect_indices(y0, y1, h)
-    ix = reflect_indices(x0, x1, w)
-    ya, yb = int(iy.min()), int(iy.max()) + 1
-    xa, xb = int(ix.min()), int(ix.max()) + 1
-    box = np.asarray(array[ya:yb, xa:xb])
-    return box[np.ix_(iy - ya, ix - xa)]
 
 
 def split_validation(

@@ -27,9 +27,7 @@ synchronous scheduler); with a :class:`distributed.Client` it runs on that clust
 
 from __future__ import annotations
 
-import hashlib
 import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,14 +35,26 @@ from pathlib import Path
 
 import numpy as np
 
+from .arrays import Window
+from .blockgrid import (  # noqa: F401 - the grid is part of this module's interface
+    BlockGrid,
+    busiest_window,
+    plan_blocks,
+    plan_scaled_blocks,
+)
 from .errors import UserInputError
-from .io import ZARR_MARK
+from .omezarr import OUTPUT_CHUNK, create_ome_zarr, pyramid_levels, write_levels  # noqa: F401
+from .predictor import Predictor
+from .worker import (  # noqa: F401 - bound_heap, model_ref: part of this module's interface
+    ModelRef,
+    bound_heap,
+    model_ref,
+    network,
+    weights_digest,
+)
 
 #: Pyramid levels stop when the next level's larger side would be below this.
 PYRAMID_MIN = 512
-#: Edge of the output zarr chunks (a divisor of the block size).
-OUTPUT_CHUNK = 512
-#: The attribute that marks an OME-Zarr written by napari-unet (may be replaced).
 
 
 @dataclass
@@ -59,249 +69,24 @@ class LargeResult:
     diameter: float | None = None  # the object width measured or given (px)
 
 
-# --------------------------------------------------------------------------- the model
-@dataclass(frozen=True)
-class ModelRef:
-    """What a task needs to find the network: a ``.keras`` path every worker can read
-    and a digest of the weights (the cache key). Pickles as two strings."""
-
-    path: str
-    key: str
-
-
-_NETS: dict[str, object] = {}
-_NETS_LOCK = threading.Lock()
-
-
-def weights_digest(net) -> str:
-    """A digest of a network's weights and architecture (cache key of :class:`ModelRef`)."""
-    h = hashlib.sha1(repr(sorted(net.config.to_dict().items())).encode())
-    for w in net.keras_model.get_weights():
-        h.update(np.ascontiguousarray(w).tobytes())
-    return h.hexdigest()[:16]
-
-
-def model_ref(
-    net, model_path: str | os.PathLike | None, folder: str | os.PathLike, save: bool = True
-) -> ModelRef:
-    """A reference to ``net`` for tasks: ``model_path`` when it is the file ``net`` was
-    loaded from unchanged, else a copy saved into ``folder`` (which workers can read;
-    not saved when ``save`` is false: every task runs in this process).
-
-    ``net`` is also registered in this process, so tasks run here never load it again.
-    """
-    key = weights_digest(net)
-    if model_path is None and not save:
-        path = Path(folder) / f"model-{key}.keras"
-    elif model_path is None:
-        path = Path(folder) / f"model-{key}.keras"
-        if not path.exists():
-            net.save(path)
-    else:
-        path = Path(model_path).resolve()
-    with _NETS_LOCK:
-        _NETS[key] = net
-    return ModelRef(str(path), key)
-
-
-def _net(ref: ModelRef):
-    """The network of ``ref``, loaded once per process."""
-    with _NETS_LOCK:
-        net = _NETS.get(ref.key)
-        if net is None:
-            from ._tfload import quiet_import_tensorflow
-
-            quiet_import_tensorflow()  # a worker's terminal is the user's too
-            from .unet import UNet
-
-            net = _NETS[ref.key] = UNet.load(ref.path)
-    return net
-
-
-_HEAP_BOUNDED = False
-
-#: Buffers from this size up are mapped on their own and unmapped when freed (glibc).
-HEAP_MMAP_THRESHOLD = 1 << 20
-
-
-def bound_heap() -> bool:
-    """Make this process give the memory of freed block-sized buffers back to the system
-    (glibc on Linux; elsewhere nothing happens). Returns whether it took effect.
-
-    glibc serves a buffer of more than 128 KiB from a mapping of its own, unmapped when
-    it is freed, but raises that limit to the size of every such buffer freed, up to
-    32 MiB. After the first block, a block's many maps of a few MiB to ~20 MiB come
-    from the heap, which fragments and rarely shrinks, so the resident memory of a
-    block-wise run crept up block after block (by ~250 MB over the first ten blocks of
-    2048²) to settle well above one block's working set. A fixed limit of
-    :data:`HEAP_MMAP_THRESHOLD` stops that. It holds for the whole process, so it is
-    set only where a process does this work alone: the command line and dask workers
-    (``predict_to_zarr(bound_heap=True)``), not napari's.
-    """
-    global _HEAP_BOUNDED
-    if _HEAP_BOUNDED:
-        return True
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (or no mallopt): leave the allocator be
-        return False
-    m_mmap_threshold = -3  # glibc's M_MMAP_THRESHOLD
-    _HEAP_BOUNDED = bool(mallopt(m_mmap_threshold, HEAP_MMAP_THRESHOLD))
-    return _HEAP_BOUNDED
-
-
-# --------------------------------------------------------------------------- the grid
-@dataclass(frozen=True)
-class BlockGrid:
-    """Where the blocks are (per axis: edges ``0 = e0 < e1 < … = n``), the halo around
-    each, and how many pixels of its neighbours each block reads (``depth``)."""
-
-    edges_y: tuple[int, ...]
-    edges_x: tuple[int, ...]
-    block: int
-    halo: int
-    depth_y: int
-    depth_x: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.edges_y) - 1, len(self.edges_x) - 1
-
-    @property
-    def chunks(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        return tuple(np.diff(self.edges_y).tolist()), tuple(np.diff(self.edges_x).tolist())
-
-    def core(self, i: int, j: int) -> tuple[int, int, int, int]:
-        return self.edges_y[i], self.edges_y[i + 1], self.edges_x[j], self.edges_x[j + 1]
-
-    def region(self, i: int, j: int) -> tuple[int, int, int, int]:
-        """Block + halo, clipped to the image."""
-        y0, y1, x0, x1 = self.core(i, j)
-        h, w = self.edges_y[-1], self.edges_x[-1]
-        t = self.halo
-        return max(0, y0 - t), min(h, y1 + t), max(0, x0 - t), min(w, x1 + t)
-
-    def window(self, i: int, j: int) -> tuple[int, int]:
-        """Where block ``(i, j)`` of the overlapped dask array starts in the image."""
-        y0, _, x0, _ = self.core(i, j)
-        dy = self.depth_y if self.shape[0] > 1 else 0
-        dx = self.depth_x if self.shape[1] > 1 else 0
-        return max(0, y0 - dy), max(0, x0 - dx)
-
-    @property
-    def slot(self) -> tuple[int, int]:
-        """The largest block + halo (the scratch array's slot)."""
-        return (
-            max(np.diff(self.edges_y)) + 2 * self.halo,
-            max(np.diff(self.edges_x)) + 2 * self.halo,
-        )
-
-
-def _edges(n: int, block: int, least: int) -> tuple[int, ...]:
-    edges = list(range(0, n, block)) + [n]
-    if len(edges) > 2 and edges[-1] - edges[-2] < least:
-        del edges[-2]  # a sliver at the end joins the block before it
-    return tuple(edges)
-
-
-def plan_blocks(
-    height: int, width: int, block_size: int, halo: int, tile_size: int, context: int, multiple: int
-) -> BlockGrid:
-    """The block grid of an image: blocks on the network's pooling grid, and the depth of
-    neighbouring pixels each block reads so that its tiles see exactly what they would
-    see in a whole-image pass (tile context and the last tile's overhang included)."""
-    from .predict import plan_tiles
-
-    m = multiple
-    block = max(m, (int(block_size) // m) * m)
-    halo = -(-int(halo) // m) * m
-    if halo >= block:
-        raise UserInputError(f"the halo ({halo} px) must be smaller than a block ({block} px)")
-
-    def depth(n: int, edges: tuple[int, ...]) -> int:
-        need = 0
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
-            r0, r1 = max(0, a - halo), min(n, b + halo)
-            plan = plan_tiles(r1 - r0, 1, tile_size, context, m)
-            pad = plan.context + plan.shrink
-            count = -(-(r1 - r0) // plan.out_y)
-            lo, hi = max(0, r0 - pad), min(n, r0 + count * plan.out_y + pad)
-            need = max(need, a - lo, hi - b)
-        return need
-
-    # the last block must be at least as deep as what it reads (dask's overlap rule)
-    probe = _edges(max(height, width), block, 0)
-    least = depth(max(height, width), probe) if len(probe) > 2 else 0
-    ey, ex = _edges(height, block, least), _edges(width, block, least)
-    return BlockGrid(ey, ex, block, halo, depth(height, ey), depth(width, ex))
-
-
-def plan_scaled_blocks(
-    height: int, width: int, block_size: int, halo: int, pad: int, scale: float
-) -> BlockGrid:
-    """The block grid of an image seen at ``scale`` (objects resized to the model's
-    size): blocks of about ``block_size`` px *once rescaled* (at most 4× that in the
-    image), a halo that still holds an object of ``halo`` px radius at the model's size,
-    and enough neighbouring pixels for the rescaled tiles' context (``pad`` px at the
-    model's scale) around block + halo."""
-    unit = 256  # keeps the pyramid's downsampling factors whole
-    block = max(unit, round(min(block_size / scale, 4 * block_size) / unit) * unit)
-    halo_px = int(np.ceil(halo / scale))
-    if halo_px >= block:
-        raise UserInputError(f"the halo ({halo_px} px) must be smaller than a block ({block} px)")
-    depth = halo_px + int(np.ceil(pad / scale)) + 2
-    ey, ex = _edges(height, block, depth), _edges(width, block, depth)
-    return BlockGrid(ey, ex, block, halo_px, depth, depth)
-
-
-def busiest_window(sample: np.ndarray, side: int) -> tuple[int, int]:
-    """Top-left corner (in ``sample``'s pixels) of the ``side`` × ``side`` window of a
-    channels-last ``sample`` whose intensities vary most: where the objects are, so an
-    object size measured there is the image's (a slide's empty margins say nothing)."""
-    g = np.asarray(sample, np.float64).mean(axis=-1)
-    g = np.where(np.isfinite(g), g, np.nanmin(g) if np.isfinite(g).any() else 0.0)
-    h, w = g.shape
-    sy, sx = min(side, h), min(side, w)
-    if (sy, sx) == (h, w):
-        return 0, 0
-    c1 = np.pad(g.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    c2 = np.pad((g * g).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    ys = np.unique(np.r_[np.arange(0, h - sy + 1, max(1, sy // 2)), h - sy])
-    xs = np.unique(np.r_[np.arange(0, w - sx + 1, max(1, sx // 2)), w - sx])
-    Y, X = np.meshgrid(ys, xs, indexing="ij")
-
-    def box(c):
-        return c[Y + sy, X + sx] - c[Y, X + sx] - c[Y + sy, X] + c[Y, X]
-
-    n = sy * sx
-    var = box(c2) / n - (box(c1) / n) ** 2
-    k = int(np.argmax(var))
-    return int(Y.flat[k]), int(X.flat[k])
-
-
-def choose_scale(net, x, sample: np.ndarray, step: int, diameter, threshold: float, client):
-    """The factor a block-wise prediction sees the image at, and the object width.
-
-    ``diameter``: ``"auto"`` measures the objects (as :meth:`UNet.predict` does, on the
-    most textured region of the image that the estimate looks at, read alone); a number
-    says their width in px; ``None`` or 0 takes the image as it is."""
+def measure_scale(predictor: Predictor, x, sample: np.ndarray, step: int, client):
+    """The factor a block-wise prediction sees the image ``x`` at, and the object width:
+    the predictor's, fixed by its diameter or measured (as :meth:`Predictor.predict
+    <napari_unet.core.predictor.Predictor.predict>` does) on the most textured region of
+    the image (found on ``sample``, ``x`` read every ``step`` px) that the estimate
+    looks at, read alone."""
     from .size import LOOK_CROP, PROBE_SCALES
 
-    fixed = net._fixed_scale(diameter, (int(x.shape[0]), int(x.shape[1])))
-    if fixed is not None:
-        given = fixed != 1.0 and diameter not in (None, 0)
-        return fixed, (float(diameter) if given else None)
     h, w = int(x.shape[0]), int(x.shape[1])
+    fixed = predictor.fixed_scale((h, w))
+    if fixed is not None:
+        return fixed
     side = int(LOOK_CROP / min(PROBE_SCALES))
     wy, wx = busiest_window(sample, -(-side // step))
     ch, cw = min(h, side), min(w, side)
     y0, x0 = min(wy * step, h - ch), min(wx * step, w - cw)
     region = _compute(x[y0 : y0 + ch, x0 : x0 + cw], client).astype(np.float32)
-    return net._estimate_scale(net._scorer(region), region.shape, threshold)
+    return predictor.estimate_scale(predictor.scorer(region), region.shape)
 
 
 # --------------------------------------------------------------------------- OME-Zarr
@@ -312,64 +97,6 @@ def pyramid_factors(height: int, width: int, block: int) -> list[int]:
     while max(height, width) // (factors[-1] * 2) >= PYRAMID_MIN and block % (factors[-1] * 2) == 0:
         factors.append(factors[-1] * 2)
     return factors
-
-
-def create_ome_zarr(
-    path: str | os.PathLike,
-    shape: tuple[int, int],
-    dtype,
-    block: int,
-    name: str,
-    factors: list[int],
-    kind: str,
-) -> None:
-    """An empty OME-Zarr image (NGFF 0.4 ``multiscales``, zarr format 2) with one
-    array per pyramid level, chunks that blocks fill whole."""
-    import zarr
-
-    g = zarr.open_group(str(path), mode="w", zarr_format=2)
-    datasets = []
-    for k, f in enumerate(factors):
-        level = (-(-shape[0] // f), -(-shape[1] // f))
-        c = min(OUTPUT_CHUNK, block // f)
-        g.create_array(
-            str(k),
-            shape=level,
-            chunks=(c, c),
-            dtype=dtype,
-            fill_value=0,
-            chunk_key_encoding={"name": "v2", "separator": "/"},
-        )
-        datasets.append(
-            {
-                "path": str(k),
-                "coordinateTransformations": [{"type": "scale", "scale": [float(f), float(f)]}],
-            }
-        )
-    g.attrs["multiscales"] = [
-        {
-            "version": "0.4",
-            "name": name,
-            "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
-            "datasets": datasets,
-            "type": "nearest",
-        }
-    ]
-    if kind == "labels":
-        g.attrs["image-label"] = {"version": "0.4"}
-    from .. import __version__
-
-    g.attrs[ZARR_MARK] = {"kind": kind, "version": str(__version__)}
-
-
-def _write_levels(path: str, y0: int, x0: int, data: np.ndarray, factors: list[int]) -> None:
-    """Write a block (origin ``y0, x0`` at full resolution) into every level."""
-    import zarr
-
-    for k, f in enumerate(factors):
-        arr = zarr.open_array(f"{path}/{k}", mode="r+")  # fails if the output was removed
-        sub = data[::f, ::f].astype(arr.dtype, copy=False)
-        arr[y0 // f : y0 // f + sub.shape[0], x0 // f : x0 // f + sub.shape[1]] = sub
 
 
 # --------------------------------------------------------------------------- tasks
@@ -384,10 +111,7 @@ class _Spec:
     channels: int
     lo: tuple[float, ...]
     hi: tuple[float, ...]
-    tile_size: int
-    context: int
-    batch_size: int
-    params: dict = field(hash=False)
+    options: dict = field(hash=False)  # the predictor's settings (Predictor.options)
     labels_path: str
     probability_path: str
     scratch_path: str
@@ -397,58 +121,25 @@ class _Spec:
     bound_heap: bool = False  # the task's process gives freed block buffers back (see below)
 
 
-class _Window:
-    """A window of the image read into memory, indexed in image coordinates (what
-    :func:`~napari_unet.core.data.read_region` and the tiling expect)."""
-
-    def __init__(self, local: np.ndarray, y0: int, x0: int, shape: tuple[int, ...]) -> None:
-        self.local, self.y0, self.x0 = local, y0, x0
-        self.shape, self.ndim, self.dtype = shape, len(shape), local.dtype
-
-    def __getitem__(self, key):
-        ys, xs = key[0], key[1]
-        a, b = ys.start - self.y0, ys.stop - self.y0
-        c, d = xs.start - self.x0, xs.stop - self.x0
-        if a < 0 or c < 0 or b > self.local.shape[0] or d > self.local.shape[1]:
-            raise AssertionError(f"read {key} outside the block's window")  # a planning bug
-        return self.local[a:b, c:d]
-
-
 def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
-    """Task 1: predict block ``(i, j)``; write its probabilities and kept instances."""
+    """Task 1: predict block ``(i, j)`` (the predictor's steps on block + halo); write
+    its probabilities and kept instances."""
     import zarr
 
-    from .normalize import normalize
-    from .postprocess import foreground_probability, instances_from_probabilities
-    from .predict import plan_tiles, predict_probabilities
+    from .postprocess import foreground_probability
 
     if spec.bound_heap:
         bound_heap()
-    net = _net(spec.model)
-    cfg = net.config
+    predictor = Predictor(network(spec.model), **spec.options)
     grid = spec.grid
     wy, wx = grid.window(i, j)
-    src = _Window(np.asarray(local), wy, wx, (spec.height, spec.width, spec.channels))
-    lo, hi = np.asarray(spec.lo, np.float32), np.asarray(spec.hi, np.float32)
+    src = Window(np.asarray(local), wy, wx, (spec.height, spec.width, spec.channels))
+    intensity = np.asarray(spec.lo, np.float32), np.asarray(spec.hi, np.float32)
     by, by1, bx, bx1 = grid.core(i, j)
     ry0, ry1, rx0, rx1 = grid.region(i, j)
-    if spec.scale == 1.0:
-        plan = plan_tiles(
-            ry1 - ry0, rx1 - rx0, spec.tile_size, spec.context, cfg.size_multiple, origin=(ry0, rx0)
-        )
-        scores = predict_probabilities(
-            net.inference_function(),
-            src,
-            cfg.n_outputs,
-            plan,
-            lambda t: normalize(t, lo, hi),
-            spec.batch_size,
-        )
-        lab = instances_from_probabilities(scores, **spec.params)
-    else:
-        scores, lab = _scaled_scores(net, src, (ry0, ry1, rx0, rx1), lo, hi, spec)
+    scores, lab = predictor.predict_region(src, grid.region(i, j), intensity, spec.scale)
     prob = foreground_probability(scores[by - ry0 : by1 - ry0, bx - rx0 : bx1 - rx0])
-    _write_levels(spec.probability_path, by, bx, prob, list(spec.factors))
+    write_levels(spec.probability_path, by, bx, prob, list(spec.factors))
     del prob
     votes = None
     if spec.classes_path is not None:  # the class of each instance, by its pixels' vote
@@ -463,35 +154,6 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     scratch = zarr.open_array(spec.scratch_path, mode="r+")
     scratch[i, j, : owned.shape[0], : owned.shape[1]] = owned
     return int(owned.max(initial=0))
-
-
-def _scaled_scores(net, src: _Window, region, lo, hi, spec: _Spec):
-    """Probabilities and instances of a block + halo seen at ``spec.scale``: its whole
-    window (the block's neighbourhood, which gives the tiles their context) is resized,
-    predicted and labelled at the model's scale, and both are brought back to the
-    image's pixels (as :meth:`UNet.predict` does for a whole image)."""
-    from .normalize import normalize
-    from .postprocess import instances_from_probabilities
-    from .predict import predict_probabilities
-    from .size import rescale_image, resize_to
-
-    ry0, ry1, rx0, rx1 = region
-    local = src.local
-    scaled = rescale_image(np.asarray(local, np.float32), spec.scale)
-    plan = net._plan(scaled.shape[0], scaled.shape[1], spec.tile_size, spec.context)
-    s = predict_probabilities(
-        net.inference_function(),
-        scaled,
-        net.config.n_outputs,
-        plan,
-        lambda t: normalize(t, lo, hi),
-        spec.batch_size,
-    )
-    lab = instances_from_probabilities(s, **spec.params)
-    h, w = local.shape[:2]
-    a, b, c, d = ry0 - src.y0, ry1 - src.y0, rx0 - src.x0, rx1 - src.x0
-    # ids may have gaps where an object fell outside the crop: _owned renumbers
-    return resize_to(s, (h, w))[a:b, c:d], resize_to(lab, (h, w), labels=True)[a:b, c:d]
 
 
 def _class_file(spec: _Spec, i: int, j: int) -> str:
@@ -560,9 +222,9 @@ def _stitch_block(offsets: np.ndarray, i: int, j: int, spec: _Spec) -> int:
             if classes is not None:
                 table = np.concatenate([[0], np.load(_class_file(spec, ni, nj))])
                 classes[y0 - by : y1 - by, x0 - bx : x1 - bx][put] = table[win[put]]
-    _write_levels(spec.labels_path, by, bx, out, list(spec.factors))
+    write_levels(spec.labels_path, by, bx, out, list(spec.factors))
     if classes is not None:
-        _write_levels(spec.classes_path, by, bx, classes, list(spec.factors))
+        write_levels(spec.classes_path, by, bx, classes, list(spec.factors))
     return int(out.max(initial=0))
 
 
@@ -689,35 +351,36 @@ def predict_to_zarr(
     import zarr
 
     from .axes import channel_layout
-    from .normalize import percentile_range, percentiles
-    from .unet import DEFAULT_CONTEXT, DEFAULT_TILE_SIZE
 
     cfg = net.config
+    predictor = Predictor(
+        net,
+        tile_size=tile_size,
+        context=context,
+        threshold=threshold,
+        min_size=min_size,
+        diameter=diameter,
+        batch_size=batch_size,
+    )
     layout = channel_layout(tuple(np.shape(image)), cfg.input_channels, axes=axes)
     if len(layout.spatial_shape) != 2:
         raise UserInputError(
             f"a large image must be 2D (optionally with channels), got {tuple(np.shape(image))}"
         )
     h, w = (int(s) for s in layout.spatial_shape)
-    tile = int(tile_size or DEFAULT_TILE_SIZE)
-    ctx = DEFAULT_CONTEXT if context is None else int(context)
-    grid = plan_blocks(h, w, block_size, halo, tile, ctx, cfg.size_multiple)
+    grid = plan_blocks(
+        h, w, block_size, halo, predictor.tile_size, predictor.context, cfg.size_multiple
+    )
 
     x = as_channels_last(image, layout, grid.chunks)
     # normalisation: percentiles of a regular subsample, as for whole images
     step = max(1, int(np.ceil(np.sqrt(h * w / 4_000_000))))
     sample = _compute(x[::step, ::step], client)
-    lo, hi = percentiles(sample, *percentile_range(net.normalization))
-
-    params = net.postprocessing.to_dict()
-    if threshold is not None:
-        params["threshold"] = float(threshold)
-    if min_size is not None:
-        params["min_size"] = int(min_size)
-    scale, measured = choose_scale(net, x, sample, step, diameter, params["threshold"], client)
+    lo, hi = predictor.intensity(sample)
+    scale, measured = measure_scale(predictor, x, sample, step, client)
     del sample
     if scale != 1.0:
-        probe = net._plan(block_size, block_size, tile, ctx)
+        probe = predictor.plan(block_size, block_size)
         grid = plan_scaled_blocks(h, w, block_size, halo, probe.context + probe.shrink, scale)
         x = x.rechunk(grid.chunks + ((x.shape[-1],),))
     factors = pyramid_factors(h, w, grid.block) if pyramid else [1]
@@ -755,10 +418,7 @@ def predict_to_zarr(
         channels=int(x.shape[-1]),
         lo=tuple(float(v) for v in lo),
         hi=tuple(float(v) for v in hi),
-        tile_size=tile,
-        context=ctx,
-        batch_size=int(batch_size),
-        params=params,
+        options=predictor.options(),
         labels_path=str(labels_path),
         probability_path=str(probability_path),
         scratch_path=str(scratch / "kept.zarr"),
@@ -890,16 +550,6 @@ def _task_name(e) -> str:
             parts = text.rsplit("-", 2)
             return f"{kind} block ({parts[-2]}, {parts[-1]})"
     return "a task"
-
-
-def pyramid_levels(path: str | os.PathLike) -> list:
-    """The levels of an OME-Zarr image as dask arrays (full resolution first)."""
-    import dask.array as da
-    import zarr
-
-    g = zarr.open_group(str(path), mode="r")
-    datasets = g.attrs["multiscales"][0]["datasets"]
-    return [da.from_zarr(g[d["path"]]) for d in datasets]
 
 
 def zarr_to_tiffs(items, rows: int = 2048) -> None:

@@ -15,7 +15,7 @@ from enum import Enum
 
 import numpy as np
 
-from .data import read_region
+from .arrays import read_region
 from .errors import UserInputError
 
 

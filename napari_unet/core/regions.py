@@ -320,7 +320,7 @@ def save_labels_zarr(labels, path, name: str = "annotation", replace: bool = Fal
     from pathlib import Path
 
     from .io import AtomicWrite, is_our_output
-    from .large import OUTPUT_CHUNK, create_ome_zarr
+    from .omezarr import OUTPUT_CHUNK, create_ome_zarr
 
     path = Path(path)
     if path.suffix.lower() != ".zarr":

@@ -194,7 +194,7 @@ def estimate_scale(
 
     ``scores_at(factor, crop)`` returns the network's class probabilities for the
     ``crop`` of the image (in original pixels) resized by ``factor``; the crop
-    :data:`WHOLE` is the whole image seen as the prediction sees it (``UNet._scorer``
+    :data:`WHOLE` is the whole image seen as the prediction sees it (``Predictor.scorer``
     keeps that pass, so a prediction at the chosen scale reuses it). The network first looks at a
     centre crop of the image (at most :data:`LOOK_CROP` px per side once rescaled) at a
     few scales (:data:`PROBE_SCALES`), coarsest first, and the object width is measured

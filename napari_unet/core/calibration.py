@@ -1,0 +1,67 @@
+"""What a network learns about its own output after a training run, kept in its
+metadata so that prediction repeats it: the object width it measures at its own scale
+(:func:`calibrate_diameter`, the ``object_diameter`` that :class:`~napari_unet.core.
+predictor.Predictor` brings images to) and the post-processing settings that suit the
+training annotation (:func:`tune_postprocessing`).
+
+numpy and scipy; the network is handed in (its scores on the training planes too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[float]) -> None:
+    """Record the object width ``net`` measures on its own training planes.
+
+    Prediction brings an image to the scale where the network *measures* objects of
+    :attr:`~napari_unet.core.unet.UNet.object_diameter`, so that width must be in the
+    network's own measure: a network that draws objects a little thin measures them
+    thin on new images too. The training planes are at the model's scale (or, for a
+    new network, at the scale it learned), so what it measures there is the width to
+    aim for. Without a measurement, a new network falls back on the widths of its
+    masks (``known``).
+
+    On an annotation only the predicted regions that hold annotated object pixels
+    are measured: after a few corrections the network may still scatter small
+    false detections over the unpainted rest of the image, which say nothing about
+    the width of the objects it was taught.
+    """
+    from scipy import ndimage as ndi
+
+    from .size import object_diameter
+
+    th = net.postprocessing.threshold
+    seen = []
+    for s, p in zip(scores, planes):
+        fg = s[..., 0] < 1 - th
+        if p.kind == "annotation":
+            regions, _ = ndi.label(fg)
+            taught = np.unique(regions[(np.asarray(p.annotation) >= 2) & fg])
+            fg = np.isin(regions, taught[taught > 0])
+        d = object_diameter(fg)
+        if d:
+            seen.append(d)
+    if seen:
+        net.metadata["object_diameter"] = round(float(np.median(seen)), 2)
+    elif known and not net.object_diameter:
+        net.metadata["object_diameter"] = round(float(np.median(known)), 2)
+
+
+def tune_postprocessing(net, planes: list, scores: list[np.ndarray]) -> dict | None:
+    """Choose and keep (in ``net``'s metadata) the post-processing that suits the
+    training annotation; returns the search's record, ``None`` with too few objects
+    to judge by."""
+    from .postprocess import search_postprocessing
+
+    found = search_postprocessing(
+        scores,
+        [np.asarray(p.labels) for p in planes],
+        [p.kind for p in planes],
+        net.postprocessing,
+    )
+    if found.n_objects < 3:
+        return None  # too few objects to judge by
+    net.metadata["postprocessing"] = found.params.to_dict()
+    return found.to_dict()

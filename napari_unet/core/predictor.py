@@ -1,0 +1,424 @@
+"""One prediction, whatever the image's size: the :class:`Predictor`.
+
+A predictor holds a network and everything one prediction needs, each decided here
+and nowhere else:
+
+- **normalisation**: :meth:`Predictor.intensity`, the model's percentiles of an image
+  (one function, so both paths and training's views agree);
+- **object scale**: fixed by a diameter (:meth:`Predictor.fixed_scale`) or measured
+  (:meth:`Predictor.estimate_scale`, :func:`~napari_unet.core.size.estimate_scale`);
+- **tiling**: :meth:`Predictor.plan` (overlap tiles on the network's grid);
+- **post-processing**: :meth:`Predictor.instances` (the model's settings, or those given).
+
+:meth:`Predictor.predict` segments an image in memory; the dask graph of images too
+large for memory (:mod:`~napari_unet.core.large`) calls :meth:`Predictor.predict_region`
+on each block with the same steps. :meth:`UNet.predict
+<napari_unet.core.unet.UNet.predict>` and :meth:`UNet.predict_dask
+<napari_unet.core.unet.UNet.predict_dask>` build one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import DEFAULT_CONTEXT, DEFAULT_TILE_SIZE
+from .errors import UserInputError
+from .normalize import normalize, percentile_range, percentiles
+from .predict import Stage
+
+if TYPE_CHECKING:
+    from .arrays import Window
+    from .postprocess import PostprocessParams
+    from .predict import TilePlan
+
+
+@dataclass
+class Prediction:
+    """Prediction for one image (or a stack, with the same leading axes).
+
+    Attributes
+    ----------
+    probability
+        Foreground probability ``1 - P(background)``, float32 in [0, 1].
+    labels
+        Instance ids (0 = background), unique across planes of a stack.
+    scores
+        Full class probabilities ``(..., Y, X, K)`` when asked for, else ``None``.
+    scale
+        Factor the image was resized by before the network saw it (median over planes).
+    diameter
+        Object width (px, in the image) that set the scale, measured or given; ``None``
+        when the image was used as it is.
+    classes
+        For a model with several object classes: the class map, ``uint8`` of the
+        labels' shape, 0 on background and the class (1..n) of each instance on its
+        pixels (one class per instance). ``None`` for a one-class model.
+    instance_classes
+        For a model with several object classes: the class of every instance, indexed
+        by its id (``instance_classes[0]`` is 0). ``None`` for a one-class model.
+    class_names
+        Names of the object classes (class *k* is ``class_names[k - 1]``).
+    network_pixels
+        Pixels the network evaluated, over all planes: ``"size estimate"`` (the looks
+        that measured the object size) and ``"prediction"`` (the passes kept).
+    """
+
+    probability: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray | None = None
+    scale: float = 1.0
+    diameter: float | None = None
+    classes: np.ndarray | None = None
+    instance_classes: np.ndarray | None = None
+    class_names: list[str] | None = None
+    network_pixels: dict[str, int] | None = None
+
+    @property
+    def n_object_classes(self) -> int:
+        """Object classes of the model that made this prediction."""
+        return len(self.class_names) if self.class_names else 1
+
+
+class Predictor:
+    """A network with the settings of one prediction.
+
+    Parameters
+    ----------
+    net
+        A :class:`~napari_unet.core.unet.UNet`.
+    tile_size
+        Edge of the tiles the network sees (context included).
+    context
+        Pixels of context per tile side (rounded up to the network's size multiple).
+    threshold, min_size
+        Override the model's post-processing settings (:attr:`UNet.postprocessing
+        <napari_unet.core.unet.UNet.postprocessing>`); ``postprocessing`` replaces them
+        all (a dict of :class:`~napari_unet.core.postprocess.PostprocessParams`).
+    diameter
+        Typical object width in the image (px): ``"auto"`` measures it, a number says
+        it, ``None`` or 0 takes the image as it is.
+    batch_size
+        Tiles the network sees at once.
+    """
+
+    def __init__(
+        self,
+        net,
+        tile_size: int | None = None,
+        context: int | None = None,
+        threshold: float | None = None,
+        min_size: int | None = None,
+        diameter: float | str | None = "auto",
+        batch_size: int = 2,
+        postprocessing: dict | None = None,
+    ) -> None:
+        from .postprocess import PostprocessParams
+
+        self.net = net
+        self.tile_size = int(tile_size or DEFAULT_TILE_SIZE)
+        self.context = DEFAULT_CONTEXT if context is None else int(context)
+        params = (
+            net.postprocessing
+            if postprocessing is None
+            else PostprocessParams.from_dict(postprocessing)
+        )
+        if threshold is not None:
+            if not 0.0 < float(threshold) < 1.0:
+                raise UserInputError(f"threshold must be between 0 and 1, got {threshold}")
+            params = replace(params, threshold=float(threshold))
+        if min_size is not None:
+            params = replace(params, min_size=int(min_size))
+        self.params: PostprocessParams = params
+        self.diameter = diameter
+        self.batch_size = max(1, int(batch_size))
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this predictor around a copy of its network
+        (what a block task carries to a worker: numbers and strings only)."""
+        return {
+            "tile_size": self.tile_size,
+            "context": self.context,
+            "diameter": self.diameter,
+            "batch_size": self.batch_size,
+            "postprocessing": self.params.to_dict(),
+        }
+
+    # ------------------------------------------------------------ normalisation
+    def intensity(self, image) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` per channel that map a channels-last image to the network's
+        0–1 range: the percentiles the model's metadata names (on a regular subsample
+        of a very large image). Every view of an image is normalised by these."""
+        return percentiles(image, *percentile_range(self.net.normalization))
+
+    # ------------------------------------------------------------ tiling
+    def plan(self, height: int, width: int, context: int | None = None, origin=(0, 0)) -> TilePlan:
+        """The tiles of a ``height`` × ``width`` image (or of a region of it starting at
+        ``origin``, tiles on the image's grid)."""
+        from .model import output_size, valid_input_sizes
+        from .predict import TilePlan, plan_tiles
+
+        cfg = self.net.config
+        if cfg.padding == "valid":
+            sizes = valid_input_sizes(cfg, 1, max(self.tile_size, 64))
+            if not sizes:
+                raise UserInputError(f"no valid tile size up to {self.tile_size}")
+            inp = sizes[-1]
+            out = output_size(cfg, inp)
+            return TilePlan(height, width, out, out, 0, (inp - out) // 2, *origin)
+        ctx = self.context if context is None else int(context)
+        return plan_tiles(height, width, self.tile_size, ctx, cfg.size_multiple, origin=origin)
+
+    # ------------------------------------------------------------ object scale
+    def fixed_scale(
+        self, shape: tuple[int, ...] | None = None
+    ) -> tuple[float, float | None] | None:
+        """The scale factor the ``diameter`` fixes and the width it says (``None`` when
+        the image is taken as it is), or ``None`` when the size is to be measured. A
+        diameter this model cannot be brought to (or wider than an image of ``shape``)
+        is refused with the valid range (:func:`~napari_unet.core.config.check_diameter`)."""
+        diameter = self.diameter
+        model_d = self.net.object_diameter
+        if diameter is None or (isinstance(diameter, (int, float)) and diameter == 0):
+            return 1.0, None
+        if isinstance(diameter, str):
+            if diameter != "auto":
+                raise UserInputError(f"diameter must be a number or 'auto', got {diameter!r}")
+            return None if model_d else (1.0, None)
+        d = float(diameter)
+        if not np.isfinite(d) or d < 0:
+            raise UserInputError(f"diameter must be a positive number of pixels, got {diameter}")
+        if not model_d:
+            raise UserInputError(
+                "this model does not record the object size it was trained at, so it cannot "
+                "rescale to a diameter; leave the diameter empty (or 0)"
+            )
+        from .config import check_diameter
+        from .size import clip_scale
+
+        check_diameter(d, model_d, shape)
+        factor = clip_scale(model_d / d)
+        return factor, (d if factor != 1.0 else None)
+
+    def estimate_scale(self, scores_at, shape) -> tuple[float, float | None]:
+        """Scale factor and measured object width, from ``scores_at`` (a
+        :meth:`scorer`) of an image of ``shape`` (see
+        :func:`~napari_unet.core.size.estimate_scale`)."""
+        from .size import estimate_scale
+
+        return estimate_scale(scores_at, shape[:2], self.net.object_diameter, self.params.threshold)
+
+    # ------------------------------------------------------------ the network
+    def scores(
+        self,
+        plane,
+        factor: float = 1.0,
+        intensity=None,
+        context: int | None = None,
+        report: Callable | None = None,
+        quick: bool = False,
+        region: tuple[int, int, int, int] | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Class probabilities of one channels-last plane resized by ``factor``
+        (normalised by ``intensity``, ``(low, high)``, when given; else by its own
+        :meth:`intensity`), and the number of pixels the network evaluated for them.
+        ``region`` ``(y0, y1, x0, x1)``: only that part of the plane (at factor 1),
+        its tiles reading their context around it."""
+        from .predict import predict_probabilities
+        from .size import rescale_image
+
+        lo, hi = self.intensity(plane) if intensity is None else intensity
+        image = rescale_image(plane, factor, quick)
+        if region is None:
+            plan = self.plan(image.shape[0], image.shape[1], context)
+        else:
+            y0, y1, x0, x1 = region
+            plan = self.plan(y1 - y0, x1 - x0, context, origin=(y0, x0))
+        scores = predict_probabilities(
+            self.net.inference_function(),
+            image,
+            self.net.config.n_outputs,
+            plan,
+            lambda t: normalize(t, lo, hi),
+            self.batch_size,
+            report,
+        )
+        return scores, len(plan.origins) * plan.in_y * plan.in_x
+
+    def scorer(self, plane, intensity=None, report=None, stage=None):
+        """``scores(factor, crop=None)`` for one plane: class probabilities of the plane
+        (or a crop of it; ``None`` or :data:`~napari_unet.core.size.WHOLE`: all of it)
+        resized by ``factor``.
+
+        A crop is a look of the size estimate: seen alone, without context (its borders
+        barely move a median object width), normalised as the whole plane is. The
+        whole plane is seen as the prediction sees it (tiles with context, tile
+        progress to ``report``, the stage to ``stage``), and its last pass is kept, so
+        the prediction at the scale an estimate chose reuses it. ``scores.pixels``
+        counts the pixels the network evaluated: ``"size estimate"`` and
+        ``"prediction"`` (the kept pass; a whole pass that was not kept counts as
+        estimate)."""
+        from .size import WHOLE
+
+        last: dict = {}
+        pixels = {"size estimate": 0, "prediction": 0}
+        if intensity is None:  # the plane's own, once for every look and pass
+            intensity = self.intensity(plane)
+
+        def scores(factor, crop=None):
+            if crop is not None and crop != WHOLE:
+                s, n = self.scores(plane[crop], factor, intensity, context=0, quick=True)
+                pixels["size estimate"] += n
+                return s
+            if last.get("factor") == factor:
+                return last["scores"]
+            if stage is not None:
+                stage(Stage.PREDICT)
+            s, n = self.scores(plane, factor, intensity, report=report)
+            # a pass replaced by another one served the estimate only
+            pixels["size estimate"] += pixels["prediction"]
+            pixels["prediction"] = n
+            last.update(factor=factor, scores=s)
+            return s
+
+        scores.pixels = pixels
+        return scores
+
+    # ------------------------------------------------------------ post-processing
+    def instances(self, scores: np.ndarray) -> np.ndarray:
+        """Instance labels (``int32``, ids 1..N) of class probabilities, with this
+        predictor's post-processing settings."""
+        from .postprocess import instances_from_probabilities
+
+        return instances_from_probabilities(scores, **self.params.to_dict())
+
+    # ------------------------------------------------------------ in memory
+    def planes(self, image, channel_axis=None, rgb=None, axes=None):
+        """Reshape to ``(planes, Y, X, C)``; returns the planes and the leading shape.
+
+        Where the channels are is decided by :func:`~napari_unet.core.axes.channel_layout`.
+        """
+        from .axes import channel_layout
+
+        layout = channel_layout(
+            np.shape(image), self.net.input_channels, rgb=rgb, axes=axes, channel_axis=channel_axis
+        )
+        a = layout.channels_last(image)
+        if min(layout.spatial_shape[-2:]) < 2:
+            raise UserInputError(f"image {tuple(np.shape(image))} is too small to segment")
+        return a, layout.stack_shape
+
+    def predict(
+        self,
+        image,
+        channel_axis: int | None = None,
+        rgb: bool | None = None,
+        axes: str | None = None,
+        return_scores: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        stage: Callable | None = None,
+    ) -> Prediction:
+        """Segment an image in memory, plane by plane (see :meth:`UNet.predict
+        <napari_unet.core.unet.UNet.predict>` for the arguments)."""
+        from .postprocess import foreground_probability, instance_classes, relabel_and_filter
+        from .size import resize_to
+
+        if image is None:
+            raise UserInputError("no image given")
+        a, lead = self.planes(image, channel_axis, rgb, axes)
+        h, w = a.shape[-3], a.shape[-2]
+        fixed = self.fixed_scale((h, w))
+        tiles_per_plane = len(self.plan(h, w).origins)
+        n_out = self.net.config.n_outputs
+        n_planes = int(np.prod(lead)) if lead else 1
+        flat = a.reshape((n_planes,) + tuple(a.shape[-3:])) if lead else a[None]
+        prob = np.empty((n_planes, h, w), np.float32)
+        labels = np.empty((n_planes, h, w), np.int32)
+        scores = np.empty((n_planes, h, w, n_out), np.float32) if return_scores else None
+        n_classes = self.net.config.n_object_classes
+        classes = np.empty((n_planes, h, w), np.uint8) if n_classes > 1 else None
+        votes = [np.zeros(1, np.uint8)]  # the class of every instance, id 0 first
+        factors, diameters = [], []
+        pixels = {"size estimate": 0, "prediction": 0}
+        offset = 0
+        total = n_planes * tiles_per_plane
+        for i in range(n_planes):
+
+            def plane_progress(done, n, i=i):
+                if progress is not None:
+                    frac = done / max(n, 1)
+                    progress(i * tiles_per_plane + round(frac * tiles_per_plane), total)
+
+            scores_at = self.scorer(flat[i], report=plane_progress, stage=stage)
+            if fixed is None:
+                if stage is not None:
+                    stage(Stage.ESTIMATE)
+                factor, measured = self.estimate_scale(scores_at, (h, w))
+            else:
+                factor, measured = fixed
+            factors.append(factor)
+            if measured is not None:
+                diameters.append(measured)
+            s = scores_at(factor)
+            for k, n in scores_at.pixels.items():
+                pixels[k] += n
+            if stage is not None:
+                stage(Stage.POSTPROCESS)
+            lab = self.instances(s)
+            if factor != 1.0:  # back to the image's pixels
+                s = resize_to(s, (h, w))
+                lab = relabel_and_filter(resize_to(lab, (h, w), labels=True))
+            prob[i] = foreground_probability(s)
+            labels[i] = np.where(lab > 0, lab + offset, 0) if offset else lab
+            if classes is not None:
+                vote = instance_classes(s, lab)
+                classes[i] = vote[lab]
+                votes.append(vote[1:])
+            offset += int(lab.max(initial=0))
+            if scores is not None:
+                scores[i] = s
+            if progress is not None:
+                progress((i + 1) * tiles_per_plane, total)
+        shape = lead + (h, w)
+        if fixed is not None:
+            diameters = [] if fixed[1] is None else [fixed[1]]
+        return Prediction(
+            prob.reshape(shape),
+            labels.reshape(shape),
+            None if scores is None else scores.reshape(shape + (n_out,)),
+            scale=float(np.median(factors)),
+            diameter=float(np.median(diameters)) if diameters else None,
+            classes=None if classes is None else classes.reshape(shape),
+            instance_classes=None if classes is None else np.concatenate(votes),
+            class_names=self.net.object_class_names if classes is not None else None,
+            network_pixels=pixels,
+        )
+
+    # ------------------------------------------------------------ block by block
+    def predict_region(
+        self, window: Window, region: tuple[int, int, int, int], intensity, factor: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities and instances of ``region`` ``(y0, y1, x0, x1)`` of a
+        large image seen at ``factor``, with the image's ``intensity``: the same steps
+        as :meth:`predict`, for one block (plus its halo) of the dask graph.
+
+        ``window`` holds the region and the neighbours its tiles read. At factor 1 the
+        tiles lie on the image's grid, so the probabilities equal a whole-image pass;
+        otherwise the whole window is resized, predicted and labelled at the model's
+        scale, and both come back to the image's pixels (ids may then have gaps where
+        an object fell outside the region)."""
+        from .size import resize_to
+
+        y0, y1, x0, x1 = region
+        if factor == 1.0:
+            scores, _ = self.scores(window, 1.0, intensity, region=region)
+            return scores, self.instances(scores)
+        local = window.local
+        scores, _ = self.scores(np.asarray(local, np.float32), factor, intensity)
+        labels = self.instances(scores)
+        h, w = local.shape[:2]
+        a, b, c, d = y0 - window.y0, y1 - window.y0, x0 - window.x0, x1 - window.x0
+        return resize_to(scores, (h, w))[a:b, c:d], resize_to(labels, (h, w), labels=True)[a:b, c:d]

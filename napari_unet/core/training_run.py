@@ -1,0 +1,217 @@
+"""One training run of a :class:`~napari_unet.core.unet.UNet` (what :meth:`UNet.train
+<napari_unet.core.unet.UNet.train>` does): its planes prepared (split into 2D
+channels-last planes, labels checked, brought to the model's object scale, pseudo-labels
+from the model itself where it already agrees with the person), the loop
+(:func:`~napari_unet.core.training.fit`), then what the model learns about itself
+(:mod:`~napari_unet.core.calibration`) and the run's record in its metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .config import MAX_OBJECT_CLASSES, PREVIEW_INTERVAL, TrainConfig
+from .errors import UserInputError
+from .predictor import Predictor
+
+if TYPE_CHECKING:
+    from .training import TrainResult
+
+
+def train(
+    net,
+    pairs: Sequence,
+    config: TrainConfig | None = None,
+    progress: Callable | None = None,
+    stop_event: threading.Event | None = None,
+    preview_image: np.ndarray | None = None,
+    preview_interval: float = PREVIEW_INTERVAL,
+) -> TrainResult:
+    """Fine-tune ``net`` in place on image/label pairs (see :meth:`UNet.train
+    <napari_unet.core.unet.UNet.train>`)."""
+    from .calibration import calibrate_diameter, tune_postprocessing
+    from .data import planes_of, prepare_pairs, sampling_margin
+    from .scoring import ValidationSet
+    from .targets import annotation_object_classes, check_classes_painted
+    from .training import fit
+
+    cfg = config or TrainConfig()
+    if net.config.padding != "same":
+        raise UserInputError("training is implemented for 'same' padding networks")
+    if cfg.patch_size % net.config.size_multiple:
+        raise UserInputError(
+            f"patch size {cfg.patch_size} must be a multiple of {net.config.size_multiple} "
+            f"for a depth-{net.config.depth} network"
+        )
+    pretrained = net.pretrained
+    # pairs of chunked (dask, zarr) arrays: the regions around their labels
+    planes = planes_of(
+        list(pairs),
+        net.input_channels,
+        margin=sampling_margin(cfg.patch_size),
+        normalization=dict(net.normalization),
+    )
+    # annotation labels 3, 4, … are further object classes: a network with fewer
+    # gets an output per class (a trained one keeps what it knows, see widen)
+    needed, where = 1, ""
+    for p in planes:
+        if p.kind == "annotation" and annotation_object_classes(p.annotation) > needed:
+            needed, where = annotation_object_classes(p.annotation), p.name
+    if needed > MAX_OBJECT_CLASSES:
+        raise UserInputError(
+            f"{where}: the annotation uses label {needed + 1}, but annotations hold "
+            f"0 (not annotated), 1 (background) and 2..{MAX_OBJECT_CLASSES + 1} (object "
+            "classes); a mask with one id per object is given as a mask, not an annotation"
+        )
+    # a stray label (7 among 1–3) or a mask given as an annotation: refused plainly
+    check_classes_painted(
+        [(p.name, p.annotation) for p in planes if p.kind == "annotation"],
+        net.config.n_object_classes,
+    )
+    originals = list(planes)  # at their own pixels: the before/after figures
+    planes, diameters = to_model_scale(net, planes, cfg)
+    if pretrained and cfg.pseudo_label_weight > 0:
+        planes = [
+            replace(p, pseudo=teacher(net, p)) if p.kind == "annotation" else p for p in planes
+        ]
+    widened_from = None
+    if needed > net.config.n_object_classes:
+        # after the teacher: its pseudo-labels say object, not which class
+        widened_from = net.config.n_object_classes
+        net.widen(needed, seed=cfg.seed)
+    prepared = prepare_pairs(
+        planes,
+        net.input_channels,
+        net.config.n_object_classes,
+        dict(net.normalization),
+        painted_weight=cfg.painted_weight,
+        pseudo_weight=cfg.pseudo_label_weight if pretrained else 0.0,
+        split=False,
+    )
+    for p in planes:
+        p.pseudo = None  # free the teacher's maps
+    lr = cfg.first_learning_rate(pretrained)
+    preview = None
+    if preview_image is not None:
+
+        def preview():
+            return net.predict(preview_image)
+
+    with net.lock:
+        # the inference function reads the weights as they are when it runs, so a
+        # trace made before (the first Segment, a preview) serves after training too
+        result = fit(
+            net.keras_model,
+            prepared,
+            cfg,
+            progress=progress,
+            stop_event=stop_event,
+            preview=preview,
+            preview_interval=preview_interval,
+            learning_rate=lr,
+            config=net.config,
+        )
+    result.held_out = ValidationSet.from_training(originals, result.validation)
+    search = None
+    if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
+        # the trained network's view of its training planes, computed once
+        predictor = Predictor(net)
+        after = [predictor.scores(p.image, 1.0, p.intensity)[0] for p in planes]
+        if cfg.tune_postprocessing:
+            search = tune_postprocessing(net, planes, after)
+        calibrate_diameter(net, after, planes, [d for d in diameters if d])
+    hist = net.metadata["history"]
+    for key, values in result.history.items():
+        hist.setdefault(key, []).extend(values)
+    net.metadata["patch_size"] = cfg.patch_size
+    net.metadata["training_runs"].append(
+        {
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": cfg.to_dict(),
+            "learning_rate": lr,
+            "data": result.data,
+            "epochs": result.epochs_run,
+            "steps": result.steps_run,
+            "seconds": round(result.seconds, 2),
+            "stopped_by": result.stopped_by,
+            "best_epoch": result.best_epoch,
+            "monitor": result.monitor,
+            "best_monitor": result.best_monitor,
+            "postprocessing_search": search,
+            "object_classes": net.config.n_object_classes,
+            **({"widened_from": widened_from} if widened_from else {}),
+        }
+    )
+    return result
+
+
+def teacher(net, plane) -> np.ndarray | None:
+    """``net``'s probabilities for a plane, as pseudo-labels for its unannotated
+    pixels — only where it already agrees with the person on the painted pixels
+    (balanced accuracy ≥ 0.8): a model that cannot see these objects at all would
+    otherwise teach "background" everywhere against the corrections."""
+    scores, _ = Predictor(net).scores(plane.image, 1.0, plane.intensity)
+    ann = np.asarray(plane.annotation)
+    fg_pred = scores[..., 0] < 0.5
+    hits = []
+    for sel, want in ((ann == 1, False), (ann >= 2, True)):
+        if sel.any():
+            hits.append(float((fg_pred[sel] == want).mean()))
+    return scores if hits and min(hits) >= 0.8 else None
+
+
+def to_model_scale(net, planes: list, cfg: TrainConfig) -> tuple[list, list]:
+    """Planes resized so their objects match ``net``'s :attr:`~napari_unet.core.unet.
+    UNet.object_diameter`, and the object widths measured in each (``None`` where
+    unknown)."""
+    from .size import (
+        annotated_diameter,
+        clip_scale,
+        mask_diameter,
+        rescale_image,
+        resize_annotation,
+        resize_to,
+        scaled_shape,
+    )
+
+    model_d = net.object_diameter
+    predictor = Predictor(net)
+    out, diameters = [], []
+    for p in planes:
+        d = p.diameter
+        if d is None:
+            d = mask_diameter(p.mask) if p.kind == "mask" else annotated_diameter(p.annotation)
+        factor = 1.0
+        if model_d and cfg.rescale:
+            if d is None and p.kind == "annotation":
+                scores_at = predictor.scorer(p.image, intensity=p.intensity)
+                factor, _ = predictor.estimate_scale(scores_at, p.image.shape)
+            elif d:
+                factor = clip_scale(model_d / d)
+        diameters.append(d)
+        if factor != 1.0:
+            shape = scaled_shape(p.image.shape, factor)
+            if p.kind == "mask":
+                labels = resize_to(np.asarray(p.labels), shape, labels=True)
+            else:
+                labels = resize_annotation(p.labels, shape)
+            painted = (
+                None
+                if p.painted is None
+                else resize_annotation(np.asarray(p.painted, np.uint8), shape) > 0
+            )
+            p = replace(
+                p,
+                image=rescale_image(p.image, factor),
+                painted=painted,
+                diameter=None,
+                **{p.kind: labels},
+            )
+        out.append(p)
+    return out, diameters
