@@ -92,7 +92,7 @@ def get_zarr_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tupl
     """Claim an OME-Zarr folder only when napari-unet wrote it (``predict --format zarr``,
     ``UNet.predict_dask``): labels open as a Labels layer, probabilities in the look of
     the Segment widget, both as lazy pyramids. Other zarr folders are left to napari."""
-    from .core.io import zarr_written_by_us
+    from .core.outputs import zarr_written_by_us
 
     if isinstance(path, list | tuple):
         if len(path) != 1:
@@ -107,8 +107,8 @@ def read_prediction_zarr(path: str | os.PathLike | list) -> list[tuple]:
     """One lazy multiscale layer for a napari-unet OME-Zarr output."""
     import json
 
-    from .core.io import ZARR_MARK
     from .core.large import pyramid_levels
+    from .core.outputs import ZARR_MARK
 
     path = Path(path[0] if isinstance(path, list | tuple) else path)
     attrs = json.loads((path / ".zattrs").read_text())

@@ -16,7 +16,7 @@ from test_cli import assert_user_error, cli
 from napari_unet.core import TrainingPair, UNet, UNetConfig, UserInputError
 from napari_unet.core.config import LIMITS, TrainConfig, check_diameter, diameter_range
 from napari_unet.core.errors import ConfigError
-from napari_unet.core.io import image_info, read_image
+from napari_unet.core.image_files import image_info, read_image
 from napari_unet.core.plan import check_training_pairs, model_file_bytes
 from napari_unet.core.targets import check_classes_painted
 
@@ -315,7 +315,7 @@ def _fill_with_chunks(folder: Path) -> None:
 def test_a_work_folder_is_gone_after_a_full_disk_even_with_writes_in_flight(tiny_disk):
     """The race behind a hidden work folder left in --out: removing it while zarr's
     queued chunk writes go on lets them recreate it (the removal frees the disk)."""
-    from napari_unet.core.io import AtomicWrite, remove_folder, settle_zarr_writes
+    from napari_unet.core.outputs import AtomicWrite, remove_folder, settle_zarr_writes
 
     work = tiny_disk / ".img.napari-unet-work"
     work.mkdir()
@@ -340,7 +340,7 @@ def test_a_large_prediction_that_fills_the_disk_leaves_nothing_of_ours(tiny_disk
         net.predict_dask(
             da.from_array(img, chunks=256), out=tiny_disk / "res", block_size=256, diameter=None
         )
-    from napari_unet.core.io import settle_zarr_writes
+    from napari_unet.core.outputs import settle_zarr_writes
 
     settle_zarr_writes()
     assert list(tiny_disk.rglob("*")) == [tiny_disk / "res"]  # the folder asked for, empty

@@ -217,7 +217,7 @@ def test_model_files_check_their_class_names(tmp_path):
 def test_writing_a_prediction_adds_the_class_map_only_for_several_classes(tmp_path):
     import tifffile
 
-    from napari_unet.core.io import prediction_paths, write_prediction
+    from napari_unet.core.outputs import prediction_paths, write_prediction
 
     img, mask, classes = make_two_classes(64, 6, seed=5)
     one = UNet.new(UNetConfig(depth=1, base_filters=2)).predict(img, diameter=None)

@@ -86,7 +86,7 @@ def test_lazy_inputs_give_the_same_labels_and_a_pyramid(blob_net, tmp_path):
     import dask.array as da
     import tifffile
 
-    from napari_unet.core.io import LazyImage
+    from napari_unet.core.image_files import LazyImage
 
     img, _ = _mosaic(seed=50, tiles=4)  # 512²
     src = tmp_path / "in.tif"

@@ -314,7 +314,7 @@ def test_the_save_error_names_the_folder_not_a_hidden_file(tmp_path):
 def test_png_grey_plus_alpha_is_one_plane(tmp_path):
     import imageio.v3 as iio
 
-    from napari_unet.core.io import image_info, read_image
+    from napari_unet.core.image_files import image_info, read_image
 
     la = np.zeros((40, 50, 2), np.uint8)
     la[..., 0] = 100
@@ -326,7 +326,7 @@ def test_png_grey_plus_alpha_is_one_plane(tmp_path):
 
 
 def test_truncated_and_lying_tiffs_get_a_plain_message(tmp_path):
-    from napari_unet.core.io import open_lazy
+    from napari_unet.core.image_files import open_lazy
 
     full = tmp_path / "full.tif"
     tifffile.imwrite(full, np.ones((500, 400), np.uint16))
@@ -354,7 +354,7 @@ def test_truncated_and_lying_tiffs_get_a_plain_message(tmp_path):
 
 
 def test_outputs_we_wrote_may_be_replaced_others_not(tmp_path):
-    from napari_unet.core.io import refuse_to_replace, write_tiff_atomic, written_by_us
+    from napari_unet.core.outputs import refuse_to_replace, write_tiff_atomic, written_by_us
 
     ours = tmp_path / "a_labels.tif"
     write_tiff_atomic(ours, np.zeros((8, 8), np.uint16))
@@ -369,7 +369,7 @@ def test_outputs_we_wrote_may_be_replaced_others_not(tmp_path):
 
 def test_atomic_write_renames_all_or_nothing_and_names_the_target(tmp_path):
     """The one "temporary beside the target, then rename" every output goes through."""
-    from napari_unet.core.io import AtomicWrite
+    from napari_unet.core.outputs import AtomicWrite
 
     kept = tmp_path / "kept.txt"
     kept.write_text("the user's")
@@ -411,7 +411,7 @@ def tiny_disk(small_disk):
 
 
 def test_a_full_disk_fails_up_front_not_with_sigbus(tiny_disk):
-    from napari_unet.core.io import BlockwiseTiffs, check_free_space
+    from napari_unet.core.outputs import BlockwiseTiffs, check_free_space
 
     with pytest.raises(UserInputError, match="not enough disk space"):
         check_free_space(tiny_disk, 10_000_000)

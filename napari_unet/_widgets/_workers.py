@@ -386,8 +386,8 @@ def _segment_lazy(spec: ModelSpec, job: SegmentJob, net, layout, emit, t0: float
     import math
 
     from napari_unet._workfolders import new_work_folder, remove
-    from napari_unet.core.io import check_free_space
     from napari_unet.core.large import Stopped
+    from napari_unet.core.outputs import check_free_space
 
     h, w = layout.spatial_shape[-2:]
     steps = {"predict": ("predicted", 0), "stitch": ("stitched", 1)}

@@ -129,14 +129,8 @@ def plan_predictions(
         a disk too full for them.
     """
     from .axes import channel_layout
-    from .io import (
-        check_free_space,
-        ensure_output_folder,
-        image_info,
-        image_stem,
-        prediction_paths,
-        refuse_to_replace,
-    )
+    from .image_files import image_info, image_stem
+    from .outputs import check_free_space, ensure_output_folder, prediction_paths, refuse_to_replace
     from .plan import model_file
 
     out = Path(out)
@@ -269,8 +263,9 @@ def run_predictions(
 
 def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=None):
     """One image read whole, predicted in memory, its files written together."""
-    from .io import check_output_folder, read_image, write_prediction
+    from .image_files import read_image
     from .normalize import nonfinite_message, nonfinite_pixels
+    from .outputs import check_output_folder, write_prediction
 
     image = read_image(job.path)
     bad = nonfinite_pixels(image)
@@ -299,15 +294,9 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
 
     import numpy as np
 
-    from .io import (
-        AtomicWrite,
-        BlockwiseTiffs,
-        LazyImage,
-        class_map_dtype,
-        image_stem,
-        remove_folder,
-    )
+    from .image_files import LazyImage, image_stem
     from .large import predict_to_zarr, zarr_to_tiffs
+    from .outputs import AtomicWrite, BlockwiseTiffs, class_map_dtype, remove_folder
 
     labels_path, prob_path = job.outputs["labels"], job.outputs["probability"]
     classes_path = job.outputs.get("classes")
@@ -385,7 +374,7 @@ def evaluate_files(
     """Scores (:func:`~napari_unet.core.metrics.evaluate`) of the label image ``pred``
     against ``truth``, per class with both class maps; files of different shapes are
     refused by name."""
-    from .io import read_labels
+    from .image_files import read_labels
     from .metrics import evaluate
 
     labels = [read_labels(pred), read_labels(truth)]

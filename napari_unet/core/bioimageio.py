@@ -253,7 +253,7 @@ def _test_input(image: np.ndarray | None, channels: int, side: int) -> np.ndarra
     if image is None:
         import tifffile
 
-        from .io import sample_dir
+        from .image_files import sample_dir
 
         image = tifffile.imread(sample_dir() / "img2d.tif")
     a = np.asarray(image, dtype=np.float32)
@@ -347,7 +347,7 @@ def _write_cover(path: Path, raw: np.ndarray, probs: np.ndarray, low: float, hig
 
 
 def _zip_atomically(folder: Path, out: Path) -> None:
-    from .io import AtomicWrite
+    from .outputs import AtomicWrite
 
     with AtomicWrite(out) as (tmp,), zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for p in sorted(folder.iterdir()):

@@ -391,7 +391,7 @@ def predict_to_zarr(
     )
     n_classes = int(cfg.n_object_classes)
     if classes_path is not None and n_classes > 1:
-        from .io import class_map_dtype
+        from .outputs import class_map_dtype
 
         dtype = class_map_dtype(n_classes)
         create_ome_zarr(
@@ -513,7 +513,7 @@ def _run_distributed(counts, stitched, offsets, client, tick: _Progress, token: 
             _quiesce(client, token)
             # a failed task's other chunk writes go on in its worker: let them end
             # before the caller removes the folders they write into
-            from .io import settle_zarr_writes
+            from .outputs import settle_zarr_writes
 
             try:
                 client.run(settle_zarr_writes, on_error="ignore")
@@ -600,7 +600,7 @@ def predict_dask(
     """
     import tempfile
 
-    from .io import AtomicWrite, is_our_output, remove_folder
+    from .outputs import AtomicWrite, is_our_output, remove_folder
 
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="napari-unet-"))
     folder.mkdir(parents=True, exist_ok=True)

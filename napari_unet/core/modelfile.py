@@ -3,7 +3,7 @@
 Saving writes the Keras archive to a temporary file beside the target, adds
 ``napari_unet.json`` (architecture, channels, classes, normalisation, patch size,
 training history and data, package version) and renames it into place
-(:class:`~napari_unet.core.io.AtomicWrite`), so a crash never leaves a half-written model.
+(:class:`~napari_unet.core.outputs.AtomicWrite`), so a crash never leaves a half-written model.
 
 Loading never deserialises anything executable: the file's own ``config.json`` is only
 *inspected* (a layer outside the U-Net's vocabulary, a ``Lambda`` above all, makes the
@@ -71,7 +71,7 @@ def save_keras_with_metadata(
     meta = dict(metadata)
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
-    from .io import AtomicWrite
+    from .outputs import AtomicWrite
 
     with AtomicWrite(path) as (tmp,):
         keras_model.save(str(tmp))

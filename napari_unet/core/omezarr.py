@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .io import ZARR_MARK
+from .outputs import ZARR_MARK
 
 #: Edge of the output zarr chunks (a divisor of the block size).
 OUTPUT_CHUNK = 512

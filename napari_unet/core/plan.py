@@ -242,7 +242,7 @@ def resolve_model(spec: ModelSpec):
 def check_model_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse a model file name before training: not ``.keras``, its folder missing or
     not writable, or an existing file without ``overwrite``."""
-    from .io import check_output_folder, check_writable
+    from .outputs import check_output_folder, check_writable
 
     p = Path(path)
     if p.suffix != ".keras":
@@ -272,7 +272,7 @@ def model_file_bytes(config: UNetConfig) -> int:
 def check_training_space(folder: str | os.PathLike, config: UNetConfig) -> None:
     """Refuse to train when the disk of ``folder`` cannot hold the model it would save
     (said before training, not after minutes of it)."""
-    from .io import check_free_space
+    from .outputs import check_free_space
 
     check_free_space(folder, model_file_bytes(config), "the trained model")
 
@@ -315,7 +315,7 @@ def save_model_as(
     """
     import shutil
 
-    from .io import AtomicWrite, check_output_folder, os_error_message
+    from .outputs import AtomicWrite, check_output_folder, os_error_message
 
     path = Path(path)
     if model is None and source is None:
@@ -351,7 +351,7 @@ def save_model_safely(net, path: str | os.PathLike) -> Path:
     where in the :class:`UserInputError` raised."""
     import tempfile
 
-    from .io import os_error_message
+    from .outputs import os_error_message
 
     try:
         return net.save(path)
@@ -411,7 +411,7 @@ def load_training_pairs(
     into checked :class:`~napari_unet.core.data.TrainingPair` objects named after the
     images; ``warn`` hears about NaN or infinite pixels (read as background)."""
     from .data import TrainingPair
-    from .io import read_image, read_labels
+    from .image_files import read_image, read_labels
     from .normalize import nonfinite_message, nonfinite_pixels
 
     pairs = []

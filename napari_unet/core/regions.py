@@ -319,8 +319,8 @@ def save_labels_zarr(labels, path, name: str = "annotation", replace: bool = Fal
     """
     from pathlib import Path
 
-    from .io import AtomicWrite, is_our_output
     from .omezarr import OUTPUT_CHUNK, create_ome_zarr
+    from .outputs import AtomicWrite, is_our_output
 
     path = Path(path)
     if path.suffix.lower() != ".zarr":

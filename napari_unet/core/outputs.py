@@ -1,17 +1,16 @@
-"""Every file napari-unet reads or writes goes through here (Qt-free, TensorFlow-free).
+"""Everything napari-unet writes, and the rules outputs follow (Qt-free, TensorFlow-free).
 
-- reading: :func:`read_image`, :func:`read_labels`, :func:`image_info`; TIFF through
-  tifffile, PNG/JPEG through imageio, zarr/OME-Zarr lazily (:func:`open_lazy`);
-- writing: :class:`AtomicWrite`, the one "temporary file beside the target, then rename"
-  that every output uses (TIFF outputs, model files, training-set folders, bioimage.io
-  packages), and on it :func:`write_tiffs_atomic` and :class:`BlockwiseTiffs` (large
-  outputs through :class:`RowMappedArray`);
-- the output rules: a free-space check before work starts, the TIFF ``Software`` tag
-  that marks what this tool wrote (:func:`refuse_to_replace` keeps everything else).
+- :class:`AtomicWrite`, the one "temporary file beside the target, then rename" that
+  every output uses (TIFF outputs, model files, training-set folders, bioimage.io
+  packages), and on it :func:`write_tiffs_atomic`, :func:`write_prediction` and
+  :class:`BlockwiseTiffs` (large outputs through
+  :class:`~napari_unet.core.image_files.RowMappedArray`);
+- the output rules: a free-space check before work starts (:func:`check_free_space`),
+  the TIFF ``Software`` tag that marks what this tool wrote (:func:`refuse_to_replace`
+  keeps everything else), plain words for the operating system's errors
+  (:func:`os_error_message`).
 
-Every problem a user can cause (missing file, unsupported format, a file that is not an
-image, float labels) raises :class:`~napari_unet.core.errors.UserInputError` with a
-message that says what to do.
+Reading is in :mod:`~napari_unet.core.image_files`.
 """
 
 from __future__ import annotations
@@ -25,194 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserInputError
-
-TIFF_SUFFIXES = (".tif", ".tiff")
-OTHER_SUFFIXES = (".png", ".jpg", ".jpeg")
-ZARR_SUFFIXES = (".zarr",)
-IMAGE_SUFFIXES = TIFF_SUFFIXES + OTHER_SUFFIXES + ZARR_SUFFIXES
-
-
-def sample_dir() -> Path:
-    """The folder holding the sample nuclei image ``img2d.tif`` and its ground truth
-    ``mask2d.tif`` (installed with the package, or beside it in a source tree)."""
-    package = Path(__file__).resolve().parent.parent
-    for folder in (package / "sample_data", package.parent / "sample_data"):
-        if (folder / "img2d.tif").is_file():
-            return folder
-    raise FileNotFoundError(
-        "the napari-unet sample images (sample_data/img2d.tif) are not installed"
-    )
-
-
-def image_stem(path: str | os.PathLike) -> str:
-    """File name without its image extension (``a.ome.tif`` → ``a``)."""
-    name = Path(path).name
-    low = name.lower()
-    for suffix in (".ome.tiff", ".ome.tif") + IMAGE_SUFFIXES:
-        if low.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(path).stem
-
-
-def _check_path(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise UserInputError(f"file not found: {p}")
-    if p.is_dir() and p.suffix.lower() not in ZARR_SUFFIXES:
-        raise UserInputError(f"{p} is a folder, not an image file")
-    if p.suffix.lower() not in IMAGE_SUFFIXES:
-        raise UserInputError(
-            f"{p.name}: unsupported file type {p.suffix or '(no extension)'!r}; "
-            f"use TIFF (.tif, .tiff), PNG, JPEG or zarr (.zarr)"
-        )
-    if not os.access(p, os.R_OK):
-        raise UserInputError(f"{p}: permission denied (cannot read the file)")
-    return p
-
-
-def _not_an_image(p: Path, err: Exception) -> UserInputError:
-    kind = "TIFF" if p.suffix.lower() in TIFF_SUFFIXES else p.suffix.lstrip(".").upper()
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return UserInputError(f"{p.name} could not be read as a {kind} image ({reason})")
-
-
-def image_info(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of an image file without reading its pixels.
-
-    The shape is the one :func:`read_image` returns (singleton axes squeezed).
-    """
-    p = _check_path(path)
-    try:
-        if p.suffix.lower() in ZARR_SUFFIXES:
-            z = _open_zarr(p)
-            shape, dtype = tuple(int(s) for s in z.shape), np.dtype(z.dtype)
-        elif p.suffix.lower() in TIFF_SUFFIXES:
-            import tifffile
-
-            with tifffile.TiffFile(p) as tif:
-                if not tif.series:
-                    raise ValueError("no image data in the file")
-                series = tif.series[0]
-                shape, dtype = tuple(int(s) for s in series.shape), np.dtype(series.dtype)
-                damage = _tiff_damage(tif, series)
-            if damage:
-                raise UserInputError(f"{p.name} is damaged: {damage}")
-        else:
-            import imageio.v3 as iio
-
-            props = iio.improps(p)
-            shape, dtype = tuple(int(s) for s in props.shape), np.dtype(props.dtype)
-            from .axes import grey_alpha
-
-            if grey_alpha(shape):
-                shape = shape[:-1]
-    except (MemoryError, UserInputError):
-        raise
-    except Exception as e:  # noqa: BLE001 - readers raise many kinds for bad files
-        raise _not_an_image(p, e) from None
-    _check_array(p, shape, dtype)
-    return shape, dtype
-
-
-def _tiff_damage(tif, series) -> str | None:
-    """What is wrong when a TIFF's header promises more pixel data than the file holds
-    (a file cut short: an interrupted copy or download), else ``None``. Said before
-    anything is planned from the header's shape (a 150-byte file claiming 200000² px
-    would otherwise be "too large for the disk").
-
-    Uncompressed pixels need their full size in the file; compressed ones (LZW, zstd,
-    JPEG, …) may be far smaller than the pixels, but the strips or tiles the header
-    lists must still lie inside the file.
-    """
-    size = int(tif.filehandle.size)
-    page = series.keyframe if getattr(series, "keyframe", None) is not None else series.pages[0]
-    offsets = [int(o) for o in (getattr(page, "dataoffsets", None) or ())]
-    counts = [int(c) for c in (getattr(page, "databytecounts", None) or ())]
-    hint = "copy or export it again (an interrupted copy or download leaves such a file)"
-    shape = "×".join(str(int(s)) for s in series.shape)
-    ends = [o + c for o, c in zip(offsets, counts, strict=False) if c > 0]
-    if ends and max(ends) > size:
-        return (
-            f"its header places pixel data up to byte {max(ends):,} of a file of "
-            f"{size:,} bytes (a {shape} image promised, far more than the file holds); {hint}"
-        )
-    uncompressed = int(getattr(page, "compression", 1)) == 1
-    if uncompressed and counts and all(counts) and int(series.nbytes) > size:
-        return (
-            f"its header promises a {shape} image ({int(series.nbytes):,} bytes of pixels) "
-            f"but the file holds only {size:,} bytes; {hint}"
-        )
-    return None
-
-
-def _check_array(p: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    if dtype.kind not in "biuf":
-        raise UserInputError(f"{p.name}: unsupported pixel type {dtype}")
-    if len(shape) < 2 or min(shape) == 0:
-        raise UserInputError(
-            f"{p.name}: shape {shape} is not an image; give at least a 2D (Y, X) image"
-        )
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image (TIFF, PNG or JPEG) into a numpy array.
-
-    Raises
-    ------
-    UserInputError
-        The file is missing, of an unsupported type, not an image, or not at least 2D.
-    """
-    p = _check_path(path)
-    try:
-        if p.suffix.lower() in ZARR_SUFFIXES:
-            data = _open_zarr(p)[...]
-        elif p.suffix.lower() in TIFF_SUFFIXES:
-            import tifffile
-
-            with tifffile.TiffFile(p) as tif:
-                if tif.series:  # a damaged file is said before its pixels are read
-                    damage = _tiff_damage(tif, tif.series[0])
-                    if damage:
-                        raise UserInputError(f"{p.name} is damaged: {damage}")
-                data = tif.asarray()
-        else:
-            import imageio.v3 as iio
-
-            from .axes import grey_alpha
-
-            data = iio.imread(p)
-            if grey_alpha(data.shape):  # grey + alpha: the alpha is no image data
-                data = data[..., 0]
-    except (MemoryError, UserInputError):
-        raise
-    except Exception as e:  # noqa: BLE001 - readers raise many kinds for bad files
-        raise _not_an_image(p, e) from None
-    data = np.asarray(data)
-    _check_array(p, data.shape, data.dtype)
-    return data
-
-
-def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """Read a label image (mask or annotation): non-negative integers.
-
-    Boolean images become 0/1; float images are accepted only when every value is a
-    whole number.
-    """
-    p = Path(path)
-    data = read_image(p)
-    if data.dtype == bool:
-        return data.astype(np.uint8)
-    if data.dtype.kind == "f":
-        if not np.isfinite(data).all() or not np.array_equal(data, np.round(data)):
-            raise UserInputError(
-                f"{p.name} is not a label image (it holds fractional values, {data.dtype}); "
-                f"give integer labels, e.g. a uint16 TIFF"
-            )
-        top = float(data.max(initial=0))
-        data = data.astype(np.uint32 if top <= np.iinfo(np.uint32).max else np.int64)
-    if data.dtype.kind == "i" and data.min(initial=0) < 0:
-        raise UserInputError(f"{p.name} has negative labels; labels must be 0, 1, 2, …")
-    return data
+from .image_files import ZARR_SUFFIXES, RowMappedArray
 
 
 def labels_dtype(labels: np.ndarray) -> np.dtype:
@@ -605,79 +417,6 @@ def write_prediction(prediction, paths: dict[str, Path]) -> list[Path]:
     return write_tiffs_atomic(prediction_arrays(prediction, paths))
 
 
-# --------------------------------------------------------------------------- large images
-def _open_zarr(p: Path):
-    import zarr
-
-    z = zarr.open(str(p), mode="r")
-    if not hasattr(z, "shape"):  # a group: take its first array (e.g. OME-Zarr level 0)
-        arrays = list(z.arrays()) if hasattr(z, "arrays") else []
-        if not arrays:
-            raise ValueError("the zarr folder holds no array")
-        z = arrays[0][1]
-    return z
-
-
-def open_lazy(path: str | os.PathLike):
-    """An array-like view of an image that reads pixels only when sliced.
-
-    Uncompressed TIFFs are memory-mapped, other TIFFs go through tifffile's zarr store,
-    zarr folders are opened directly; PNG/JPEG are small and read whole.
-    """
-    p = _check_path(path)
-    try:
-        if p.suffix.lower() in ZARR_SUFFIXES:
-            return _open_zarr(p)
-        if p.suffix.lower() in TIFF_SUFFIXES:
-            import tifffile
-
-            try:
-                mm = tifffile.memmap(p, mode="r")
-            except ValueError:  # compressed or tiled: read through zarr
-                import zarr
-
-                store = tifffile.imread(p, aszarr=True)
-                z = zarr.open(store, mode="r")
-                z = z if hasattr(z, "shape") else list(z.arrays())[0][1]
-                return _DamageChecked(z, p.name)
-            offset, shape, dtype = mm.offset, mm.shape, mm.dtype
-            del mm
-            if offset + int(np.prod(shape)) * dtype.itemsize > p.stat().st_size:
-                raise UserInputError(
-                    f"{p.name} is truncated or damaged: it claims {' x '.join(map(str, shape))} "
-                    f"pixels but the file is only {p.stat().st_size:,} bytes"
-                )
-            # map rows only while they are read, so pages do not pile up in memory
-            return RowMappedArray(p, offset, shape, dtype, mode="r")
-    except (MemoryError, UserInputError):
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise _not_an_image(p, e) from None
-    return read_image(p)
-
-
-class LazyImage:
-    """An image file as an array-like that reads only what is sliced, and pickles as
-    its path: dask workers (other processes, other machines) open it themselves."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = str(Path(path).resolve())
-        shape, dtype = image_info(self.path)
-        self.shape, self.dtype, self.ndim = shape, dtype, len(shape)
-        self._array = None
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_array"}
-
-    def __setstate__(self, state) -> None:
-        self.__dict__.update(state, _array=None)
-
-    def __getitem__(self, key):
-        if self._array is None:
-            self._array = open_lazy(self.path)
-        return np.asarray(self._array[key])
-
-
 def _reserve(path: str, nbytes: int) -> None:
     """Allocate the disk blocks of a memory-mapped output now: on a full disk this
     fails here, with "no space left on device", instead of killing the process with
@@ -693,25 +432,6 @@ def _reserve(path: str, nbytes: int) -> None:
         raise OSError(e.errno, e.strerror, path) from None
     finally:
         os.close(fd)
-
-
-class _DamageChecked:
-    """An array-like whose reads turn a damaged file's errors into a plain message."""
-
-    def __init__(self, array, name: str) -> None:
-        self._array, self._name = array, name
-        self.shape, self.dtype, self.ndim = array.shape, array.dtype, len(array.shape)
-
-    def __getitem__(self, key):
-        try:
-            return self._array[key]
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001 - codecs and stores raise many kinds
-            raise UserInputError(
-                f"{self._name} is damaged or truncated: part of it cannot be read "
-                f"({type(e).__name__})"
-            ) from None
 
 
 class BlockwiseTiffs:
@@ -754,61 +474,3 @@ class BlockwiseTiffs:
 
     def discard(self) -> None:
         self._files.discard()
-
-
-class RowMappedArray:
-    """An array stored contiguously (C order) in a file at ``offset``, mapped
-    rows-at-a-time.
-
-    Slicing ``a[y0:y1, ...]`` maps rows ``y0..y1`` only for the duration of the access,
-    so pages read or written do not accumulate in the process's resident memory. The
-    first axis may be sliced with a step (every step-th row is touched).
-    """
-
-    def __init__(self, path, offset: int, shape: tuple[int, ...], dtype, mode: str = "r+") -> None:
-        self.path = str(path)
-        self.offset = int(offset)
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
-        self.ndim = len(self.shape)
-        self.mode = mode
-
-    def _rows(self, y0: int, y1: int, mode: str) -> np.memmap:
-        row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
-        return np.memmap(
-            self.path,
-            dtype=self.dtype,
-            mode=mode,
-            offset=self.offset + y0 * row_bytes,
-            shape=(max(0, y1 - y0),) + self.shape[1:],
-        )
-
-    def _split(self, key):
-        if not isinstance(key, tuple):
-            key = (key,)
-        ys = key[0]
-        if not isinstance(ys, slice):
-            raise IndexError("RowMappedArray is indexed with slices")
-        start, stop, step = ys.indices(self.shape[0])
-        if step < 1:
-            raise IndexError("RowMappedArray supports increasing row slices only")
-        stop = max(start, stop)
-        return start, stop, step, key[1:]
-
-    def __getitem__(self, key) -> np.ndarray:
-        y0, y1, step, rest = self._split(key)
-        if y1 <= y0:
-            return np.zeros((0,) + self.shape[1:], self.dtype)[(slice(None), *rest)]
-        m = self._rows(y0, y1, "r")
-        out = np.array(m[(slice(None, None, step), *rest)])
-        del m
-        return out
-
-    def __setitem__(self, key, value) -> None:
-        y0, y1, step, rest = self._split(key)
-        if self.mode == "r":
-            raise ValueError("read-only")
-        m = self._rows(y0, y1, "r+")
-        m[(slice(None, None, step), *rest)] = value
-        m.flush()
-        del m
