@@ -21,7 +21,7 @@ from common import markdown_table
 from synthetic_classes import two_class_image
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, evaluate
-from napari_unet.core.targets import mask_to_annotation
+from napari_unet.core.training.targets import mask_to_annotation
 
 TRAIN_SEEDS = (100, 101)
 TEST_SEEDS = tuple(range(200, 206))

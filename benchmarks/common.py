@@ -102,7 +102,7 @@ def otsu_watershed(image, min_size: int = 10, min_distance: int = 5):
     from skimage.filters import gaussian, threshold_otsu
     from skimage.segmentation import watershed
 
-    from napari_unet.core.postprocess import relabel_and_filter
+    from napari_unet.core.prediction.instances import relabel_and_filter
 
     sm = gaussian(image.astype(np.float32), 1.0, preserve_range=True)
     fg = sm > threshold_otsu(sm)
@@ -124,7 +124,7 @@ def _binary_to_instances(fg, min_size=10, min_distance=5):
     from skimage.filters import gaussian
     from skimage.segmentation import watershed
 
-    from napari_unet.core.postprocess import relabel_and_filter
+    from napari_unet.core.prediction.instances import relabel_and_filter
 
     dist = gaussian(ndi.distance_transform_edt(fg), 1.0)
     peaks = peak_local_max(
@@ -174,7 +174,7 @@ def tutorial_unet(train_images, train_masks, test_image, seconds: float, seed: i
     import keras
     from scipy import ndimage as ndi
 
-    from napari_unet.core.postprocess import relabel_and_filter
+    from napari_unet.core.prediction.instances import relabel_and_filter
 
     keras.utils.set_random_seed(seed)
 

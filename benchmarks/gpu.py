@@ -32,7 +32,7 @@ def main() -> None:
 
     from napari_unet.core import UNet, UNetConfig
     from napari_unet.core.hardware import compute_dtype_policy, has_gpu
-    from napari_unet.core.model import build_unet
+    from napari_unet.core.network.architecture import build_unet
 
     gpu = has_gpu()
     policy = compute_dtype_policy()

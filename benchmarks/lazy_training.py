@@ -53,7 +53,7 @@ def make_data(folder: Path, size: int) -> None:
     from common import load_sample
 
     from napari_unet.core import mask_to_annotation
-    from napari_unet.core.regions import create_labels_zarr
+    from napari_unet.core.training.huge_annotations import create_labels_zarr
 
     image, mask = load_sample()
     tile = image.shape[0]
@@ -94,7 +94,7 @@ def child(kind: str, folder: Path, steps: int, patch: int) -> dict:
     import zarr
 
     from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig
-    from napari_unet.core.data import sampling_margin
+    from napari_unet.core.training.samples import sampling_margin
 
     class Counting(zarr.storage.LocalStore):
         keys: set = set()

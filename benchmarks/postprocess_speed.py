@@ -6,7 +6,7 @@ turn it into instance labels with the same settings, in alternating rounds:
 * the plain recipe (``reference_labels`` of ``tests/test_core_postprocess.py``: SciPy's
   distance transform, skimage ``gaussian``, ``h_maxima`` and ``watershed``, ``np.unique``
   renumbering), what ``_Instances.labels`` computed before;
-* ``napari_unet.core.postprocess._Instances(prob).labels(params)`` — fresh for each call,
+* ``napari_unet.core.prediction.instances._Instances(prob).labels(params)`` — fresh for each call,
   as ``UNet.predict`` makes it.
 
 It checks that both give the same labels (to the bit, the same ids) and prints the
@@ -39,7 +39,7 @@ def main() -> None:
     from test_core_postprocess import reference_labels
 
     from napari_unet.core import UNet
-    from napari_unet.core.postprocess import PostprocessParams, _Instances
+    from napari_unet.core.prediction.instances import PostprocessParams, _Instances
 
     os.environ["NAPARI_UNET_PRECISION"] = "float32"
     image, _ = load_sample()

@@ -106,7 +106,7 @@ def conv_ceiling(shapes, dtype, reps: int = 3) -> float:
 def train_rate(net, image, mask, steps: int, patch: int, batch: int) -> tuple[float, float]:
     """Steps/s of ``UNet.train`` after its first (tracing) epoch, and the batch
     producer's seconds per batch measured alongside."""
-    from napari_unet.core import training as training_mod
+    from napari_unet.core.training import loop as training_mod
 
     produce: list[float] = []
     original = training_mod.PatchSampler.batch
@@ -425,8 +425,8 @@ def main() -> None:
     from training_throughput import conv_flops
 
     from napari_unet.core.config import UNetConfig
-    from napari_unet.core.model import build_unet
-    from napari_unet.core.training import _Trainer
+    from napari_unet.core.network.architecture import build_unet
+    from napari_unet.core.training.loop import _Trainer
 
     auto = compute_dtype_policy()
     units = cpu_bfloat16_units()

@@ -46,7 +46,7 @@ def get_net():
 
 
 def tiled_vs_whole(net, size: int = 2048, rounds: int = 3) -> dict:
-    from napari_unet.core.unet import DEFAULT_CONTEXT
+    from napari_unet.core.network.unet import DEFAULT_CONTEXT
 
     image, _ = load_sample()
     img = mosaic(image, size // image.shape[0])

@@ -103,7 +103,7 @@ def main() -> None:
     import keras
 
     from napari_unet.core import UNet, UNetConfig
-    from napari_unet.core.model import build_unet
+    from napari_unet.core.network.architecture import build_unet
 
     image, mask = load_sample()
     cfg = UNetConfig()

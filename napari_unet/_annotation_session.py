@@ -5,7 +5,7 @@ The Annotate widget drives it and keeps only the Qt parts (buttons, the replace/
 question, notifications, background workers). Everything here works on plain arrays and
 on the ``metadata`` dict of the layers handed in: numpy, with dask and zarr for the
 on-disk annotation of a huge image, which is copied, backed up and restored block by
-block (:mod:`napari_unet.core.regions`), never read whole.
+block (:mod:`napari_unet.core.training.huge_annotations`), never read whole.
 
 What was copied is kept in the annotation layer's metadata (:data:`COPIED_KEY`): what the
 prediction says where it was copied, so that Train can tell the pixels a person painted
@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 
 from .core.memory import is_lazy
-from .core.regions import (
+from .core.training.huge_annotations import (
     Box,
     copy_labels,
     create_labels_zarr,
     prediction_to_annotation,
 )
-from .core.targets import mask_to_annotation
+from .core.training.targets import mask_to_annotation
 
 #: Layer-metadata key of the annotation as "use prediction as annotation" copied it.
 COPIED_KEY = "napari_unet_copied"

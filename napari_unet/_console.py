@@ -114,7 +114,7 @@ def _run(args) -> int:
     except MemoryError:
         return error("not enough memory; use smaller images, --tile-size or --batch-size")
     except OSError as e:
-        from .core.outputs import os_error_message
+        from .core.files.outputs import os_error_message
 
         return error(os_error_message(e))
     except Exception as e:  # noqa: BLE001

@@ -400,7 +400,7 @@ def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=Non
 def show_lazy_prediction(
     viewer: Any, image_name: str, prediction: Any, drop_axis=None, folder=None
 ) -> list[Any]:
-    """Show a :class:`~napari_unet.core.large.LazyPrediction` in ``<image> probability``
+    """Show a :class:`~napari_unet.core.prediction.blockwise.LazyPrediction` in ``<image> probability``
     and ``<image> labels`` as lazy (multiscale) layers read from its OME-Zarr images;
     the layers remember the working ``folder`` they read (removed with them)."""
     from ._workfolders import release_unused, unpin, watch
@@ -554,7 +554,7 @@ def add_lazy_annotation(viewer: Any, image: Any, name: str) -> Any:
     The folder lives as long as a layer shows it (it is the person's work: save it with
     'Save annotation…' in Annotate before closing napari)."""
     from ._workfolders import new_work_folder, unpin, watch
-    from .core.regions import create_labels_zarr
+    from .core.training.huge_annotations import create_labels_zarr
 
     folder = new_work_folder(name)
     data = create_labels_zarr(folder / "annotation.zarr", spatial_shape(image))
@@ -572,8 +572,8 @@ def annotated_counts(data: Any) -> dict[int, int]:
     """Pixels per annotation label of a Labels layer's data, read chunk by chunk when
     it is a chunked (zarr, dask) array."""
     from .core.memory import is_lazy
-    from .core.regions import label_counts
-    from .core.targets import annotated_pixel_counts
+    from .core.training.huge_annotations import label_counts
+    from .core.training.targets import annotated_pixel_counts
 
     if is_lazy(data) and len(data.shape) == 2:
         return label_counts(data)
@@ -584,7 +584,7 @@ def has_labels(data: Any) -> bool:
     """Whether a Labels layer's data holds a non-zero pixel (chunk by chunk when
     chunked)."""
     from .core.memory import is_lazy
-    from .core.regions import any_label
+    from .core.training.huge_annotations import any_label
 
     if is_lazy(data) and len(data.shape) == 2:
         return any_label(data)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ._layers import ANNOTATION_KEYS, IMAGE_KEYS, annotation_layer_kwargs, annotation_name
 from ._state import MODEL_METADATA_KEY, MODEL_NAME_METADATA_KEY
-from .core.trainingset import is_training_set, read_training_set
+from .core.files.training_sets import is_training_set, read_training_set
 
 
 def get_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tuple]] | None:
@@ -32,7 +32,7 @@ def _index_problem(path: str | os.PathLike) -> str | None:
     ``path`` does not try to be a training set: that is left to other readers)."""
     import json
 
-    from .core.trainingset import FORMAT, INDEX_NAME
+    from .core.files.training_sets import FORMAT, INDEX_NAME
 
     p = Path(path)
     index = p if p.name == INDEX_NAME else p / INDEX_NAME
@@ -92,7 +92,7 @@ def get_zarr_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tupl
     """Claim an OME-Zarr folder only when napari-unet wrote it (``predict --format zarr``,
     ``UNet.predict_dask``): labels open as a Labels layer, probabilities in the look of
     the Segment widget, both as lazy pyramids. Other zarr folders are left to napari."""
-    from .core.outputs import zarr_written_by_us
+    from .core.files.outputs import zarr_written_by_us
 
     if isinstance(path, list | tuple):
         if len(path) != 1:
@@ -107,8 +107,8 @@ def read_prediction_zarr(path: str | os.PathLike | list) -> list[tuple]:
     """One lazy multiscale layer for a napari-unet OME-Zarr output."""
     import json
 
-    from .core.large import pyramid_levels
-    from .core.outputs import ZARR_MARK
+    from .core.files.outputs import ZARR_MARK
+    from .core.prediction.blockwise import pyramid_levels
 
     path = Path(path[0] if isinstance(path, list | tuple) else path)
     attrs = json.loads((path / ".zattrs").read_text())
@@ -131,7 +131,7 @@ def _annotation_copy(path: Path, name: str) -> list[tuple]:
     so painting never changes the saved folder until it is saved again."""
     from ._layers import WORK_KEY
     from ._workfolders import new_work_folder, unpin
-    from .core.regions import open_labels_copy
+    from .core.training.huge_annotations import open_labels_copy
 
     folder = new_work_folder(name)
     data = open_labels_copy(path, folder)

@@ -6,7 +6,7 @@ CC0), as bundled in the stardist 0.9.2 wheel; see ``sample_data/LICENSE.md``.
 
 from __future__ import annotations
 
-from .core.image_files import sample_dir  # noqa: F401 - where the files are: core's to know
+from .core.files.images import sample_dir  # noqa: F401 - where the files are: core's to know
 
 IMAGE_NAME = "nuclei"
 TRUTH_NAME = "nuclei ground truth"

@@ -31,7 +31,7 @@ def stop_reason(stopped_by: str) -> str:
 
 def painted_pairs(viewer: Any) -> tuple[list[L.Pair], list]:
     """The viewer's image/annotation pairs that hold painted labels, with core
-    :class:`~napari_unet.core.data.TrainingPair` objects for them (annotations copied,
+    :class:`~napari_unet.core.training.samples.TrainingPair` objects for them (annotations copied,
     so painting may go on while training runs; the on-disk annotation of a huge image
     stays on disk: training reads its painted regions only).
 

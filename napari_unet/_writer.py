@@ -1,5 +1,5 @@
 """napari writer: save images, their annotation layers and a model as a training-set
-folder (see :mod:`napari_unet.core.trainingset`).
+folder (see :mod:`napari_unet.core.files.training_sets`).
 
 The model to save is handed in (:func:`write_layers`); only the npe2 entry point, whose
 signature napari fixes, looks it up: the current model of the current viewer.
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._layers import ANNOTATION, ANNOTATION_KEYS, IMAGE_KEYS, props_from_meta
-from .core.trainingset import Entry, write_training_set
+from .core.files.training_sets import Entry, write_training_set
 
 
 def _level0(data: Any) -> np.ndarray:
@@ -49,7 +49,7 @@ def entries_from_layer_data(layer_data: list[tuple]) -> list[Entry]:
 
 def model_of(state: Any) -> dict[str, Any]:
     """The current model of ``state`` (a :class:`~napari_unet._state.ModelState`, or
-    ``None``: no model) as :func:`~napari_unet.core.trainingset.write_training_set`'s
+    ``None``: no model) as :func:`~napari_unet.core.files.training_sets.write_training_set`'s
     arguments: the network in memory, else its file."""
     if state is None:
         return {}
@@ -82,7 +82,7 @@ def write_training_set_layers(path: str, layer_data: list[tuple]) -> list[str]:
 def training_set_of_viewer(viewer: Any, state: Any) -> tuple[list[Entry], dict[str, Any]]:
     """Every image/annotation pair of ``viewer`` (the annotations copied: painting may
     go on while they are written) and ``state``'s model: the arguments of
-    :func:`~napari_unet.core.trainingset.write_training_set`, read on the GUI thread."""
+    :func:`~napari_unet.core.files.training_sets.write_training_set`, read on the GUI thread."""
     from ._layers import training_pairs
 
     layer_data = []

@@ -67,7 +67,6 @@ def _options_of(parser, options) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     # the defaults are core's, read here once (no TensorFlow: plain dataclasses)
-    from .core.batch import FORMATS
     from .core.config import (
         DEFAULT_TILE_SIZE,
         FINE_TUNE_LEARNING_RATE,
@@ -76,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         TrainConfig,
         UNetConfig,
     )
+    from .core.jobs.file_jobs import FORMATS
 
     tc, uc = TrainConfig(), UNetConfig()
     bundled = "model file (.keras); default: the bundled nuclei model"
@@ -217,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
-    from .core.batch import plan_predictions, run_predictions
-    from .core.cluster import DaskCluster
+    from .core.jobs.file_jobs import plan_predictions, run_predictions
+    from .core.prediction.cluster import DaskCluster
 
     with _options():  # every input and output checked before a model is loaded
         plan = plan_predictions(
@@ -284,7 +284,7 @@ def _fmt(value, spec=".4f") -> str:
 
 
 def cmd_train(args) -> int:
-    from .core import plan
+    from .core.jobs import planning as plan
 
     out = plan.check_model_target(args.out, args.overwrite)
     files = _pair_inputs(args.inputs)
@@ -317,7 +317,7 @@ def cmd_train(args) -> int:
                 f"  val_dice {_fmt(p.val_dice, '.3f')}  {p.elapsed:.1f} s"
             )
 
-    from .core.training import ProgressKind
+    from .core.training.loop import ProgressKind
 
     result = train_until_interrupted(net, pairs, cfg, progress)
     path = plan.save_model_safely(net, out)
@@ -336,7 +336,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from .core.batch import evaluate_files
+    from .core.jobs.file_jobs import evaluate_files
 
     if (args.pred_classes is None) != (args.truth_classes is None):
         raise UserInputError(
@@ -349,8 +349,8 @@ def cmd_evaluate(args) -> int:
 
 # --------------------------------------------------------------------------- export
 def cmd_export(args) -> int:
-    from .core.bioimageio import check_package_target, export_bioimageio
-    from .core.plan import model_file
+    from .core.files.bioimageio import check_package_target, export_bioimageio
+    from .core.jobs.planning import model_file
 
     model, _ = model_file(args.model)  # clear messages before TensorFlow starts
     out = check_package_target(args.out, args.overwrite)

@@ -128,14 +128,17 @@ def main() -> None:
     ann = ui.annotate._on_use_prediction("replace")
     viewer.layers["nuclei labels"].visible = False
     viewer.layers["nuclei probability"].visible = False
-    shot("03_annotation", "Use prediction as annotation: background 1 (faint blue), object 2 (magenta)")
+    shot(
+        "03_annotation",
+        "Use prediction as annotation: background 1 (faint blue), object 2 (magenta)",
+    )
 
     # 4. paint corrections where the prediction is wrong, with napari's brush API:
     #    background strokes between nuclei it merged, object strokes on nuclei it
     #    missed, background over false detections
     from scipy import ndimage as ndi
 
-    from napari_unet.core.targets import instance_boundaries
+    from napari_unet.core.training.targets import instance_boundaries
 
     ann.brush_size = 3
     strokes = []  # (label, pixels) of each correction

@@ -71,7 +71,7 @@ def main() -> None:
     ]
 
     if args.metadata_only:
-        from napari_unet.core.size import mask_diameter
+        from napari_unet.core.prediction.object_size import mask_diameter
 
         net = UNet.load(args.out)
         widths = [mask_diameter(p.mask) for p in pairs]

@@ -40,7 +40,7 @@ def test_annotate_and_train_on_a_huge_dask_image(make_napari_viewer, qtbot, monk
 
     from napari_unet import _layers as L
     from napari_unet._workfolders import WORK_KEY, release_unused
-    from napari_unet.core.data import sampling_margin
+    from napari_unet.core.training.samples import sampling_margin
 
     work = tmp_path / "work"
     monkeypatch.setenv("NAPARI_UNET_WORK_DIR", str(work))
@@ -143,7 +143,7 @@ def test_lazy_prediction_becomes_an_on_disk_annotation_and_is_evaluated_block_by
     from napari_unet.core import evaluate, mask_to_annotation
 
     monkeypatch.setenv("NAPARI_UNET_WORK_DIR", str(tmp_path / "work"))
-    monkeypatch.setattr("napari_unet.core.regions.BLOCK", 200)  # several blocks
+    monkeypatch.setattr("napari_unet.core.training.huge_annotations.BLOCK", 200)  # several blocks
     truth = np.tile(sample_mask, (2, 2)).astype(np.uint32)
     truth[512:] += np.where(truth[512:] > 0, 1000, 0).astype(np.uint32)
     pred = np.roll(truth, 2, axis=0)

@@ -12,7 +12,7 @@ import pytest
 
 from napari_unet import _annotation_session as S
 from napari_unet.core import mask_to_annotation
-from napari_unet.core.regions import create_labels_zarr
+from napari_unet.core.training.huge_annotations import create_labels_zarr
 
 
 def prediction(shape=(96, 128)) -> np.ndarray:
@@ -127,7 +127,7 @@ def test_undo_puts_back_the_annotation_and_what_was_copied_before():
 def test_block_by_block_copy_of_a_lazy_prediction_equals_the_copy_in_memory(monkeypatch):
     import dask.array as da
 
-    monkeypatch.setattr("napari_unet.core.regions.BLOCK", 32)  # several blocks
+    monkeypatch.setattr("napari_unet.core.training.huge_annotations.BLOCK", 32)  # several blocks
     labels, before = prediction(), strokes()
     whole = S.copy_prediction(labels, before, "fill")
     target = before.copy()
@@ -144,7 +144,7 @@ def test_on_disk_copy_and_undo_of_a_zarr_annotation(tmp_path, monkeypatch):
     import dask.array as da
     import zarr
 
-    monkeypatch.setattr("napari_unet.core.regions.BLOCK", 32)
+    monkeypatch.setattr("napari_unet.core.training.huge_annotations.BLOCK", 32)
     shape = (96, 128)
     labels, painted = prediction(shape), strokes(shape)
     expected = mask_to_annotation(labels)

@@ -19,7 +19,7 @@ import tomllib
 
 from napari_unet import cli
 from napari_unet.core import UNet, UNetConfig
-from napari_unet.core.bioimageio import read_package_metadata
+from napari_unet.core.files.bioimageio import read_package_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,7 +113,7 @@ def test_onnx_weights_match_keras(package):
         y = np.load(z.open("test_output.npy"))
         session = onnxruntime.InferenceSession(z.read("weights.onnx"))
     # the test output is the Keras model's answer to the preprocessed test input
-    from napari_unet.core.bioimageio import _scale_range
+    from napari_unet.core.files.bioimageio import _scale_range
 
     (got,) = session.run(None, {session.get_inputs()[0].name: _scale_range(x, 1.0, 99.8)})
     assert np.abs(got - y).max() < 1e-4
@@ -123,7 +123,7 @@ def test_bioimageio_core_test_model_passes_offline(package, monkeypatch):
     why = extra_missing()
     if why:
         pytest.skip(f"the bioimageio extra is not installed ({why})")
-    from napari_unet.core.bioimageio import run_bioimageio_test, validate_package
+    from napari_unet.core.files.bioimageio import run_bioimageio_test, validate_package
 
     def offline(*args, **kwargs):
         raise OSError("offline: the package must be tested without the network")
@@ -161,7 +161,7 @@ def test_export_never_overwrites_and_explains_bad_input(package, tmp_path, capsy
 
 def test_a_two_class_model_exports_with_its_class_names(tmp_path, monkeypatch):
     """A model of two object classes: four named output channels, documented."""
-    from napari_unet.core.bioimageio import export_bioimageio
+    from napari_unet.core.files.bioimageio import export_bioimageio
 
     net = UNet.new(UNetConfig(depth=2, base_filters=4, n_object_classes=2), seed=0)
     net.metadata["classes"] = ["background", "round cell", "rod", "boundary"]
@@ -179,7 +179,7 @@ def test_a_two_class_model_exports_with_its_class_names(tmp_path, monkeypatch):
     np.testing.assert_allclose(y.sum(axis=-1), 1.0, atol=1e-4)
     assert "2 object classes apart (round cell, rod)" in readme
     if extra_missing() is None:
-        from napari_unet.core.bioimageio import validate_package
+        from napari_unet.core.files.bioimageio import validate_package
 
         monkeypatch.setattr(socket.socket, "connect", _offline)
         assert validate_package(out).startswith("0.5.")

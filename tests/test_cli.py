@@ -162,7 +162,7 @@ def test_fine_tune_from_a_model_file_and_default_init(quadrants, tiny_model, tmp
         "--out", out, "--init", tiny_model, *quick,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    from napari_unet.core.modelfile import read_metadata
+    from napari_unet.core.network.model_file import read_metadata
 
     meta = read_metadata(out)
     assert meta["architecture"]["base_filters"] == 4  # the tiny model's, not the default

@@ -97,7 +97,7 @@ def test_train_on_three_labels_then_predict_writes_a_class_map_and_evaluate_scor
     import zarr
 
     from napari_unet.core import UNet
-    from napari_unet.core.large import predict_to_zarr
+    from napari_unet.core.prediction.blockwise import predict_to_zarr
 
     def level0(path):
         return zarr.open_array(str(path / "0"), mode="r")[...]

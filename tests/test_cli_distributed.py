@@ -17,8 +17,8 @@ import zarr
 from conftest import make_blobs
 
 from napari_unet import cli
-from napari_unet.core import batch
-from napari_unet.core import cluster as cluster_module
+from napari_unet.core.jobs import file_jobs as batch
+from napari_unet.core.prediction import cluster as cluster_module
 
 
 @pytest.fixture(scope="module")

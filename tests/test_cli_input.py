@@ -16,9 +16,9 @@ from test_cli import assert_user_error, cli
 from napari_unet.core import TrainingPair, UNet, UNetConfig, UserInputError
 from napari_unet.core.config import LIMITS, TrainConfig, check_diameter, diameter_range
 from napari_unet.core.errors import ConfigError
-from napari_unet.core.image_files import image_info, read_image
-from napari_unet.core.plan import check_training_pairs, model_file_bytes
-from napari_unet.core.targets import check_classes_painted
+from napari_unet.core.files.images import image_info, read_image
+from napari_unet.core.jobs.planning import check_training_pairs, model_file_bytes
+from napari_unet.core.training.targets import check_classes_painted
 
 COMPRESSIONS = ("lzw", "zstd", "jpeg")
 
@@ -44,7 +44,7 @@ def test_train_settings_out_of_range_are_refused_with_the_range(setting, value):
 
 def test_a_validation_fraction_in_range_still_holds_pixels_out():
     """The top of the range is no silent zero: half of the blocks are held out."""
-    from napari_unet.core.data import prepare_pairs, split_validation
+    from napari_unet.core.training.samples import prepare_pairs, split_validation
 
     img, mask = make_blobs(128, 12, seed=1)
     prepared = prepare_pairs([TrainingPair(img, mask=mask)], 1, 1, {"low": 1, "high": 99.8})
@@ -221,7 +221,7 @@ def test_cli_predicts_compressed_tiffs(compressed, tmp_path):
 
 def test_the_training_set_reader_reads_compressed_images(compressed, tmp_path):
     from napari_unet._reader import get_reader
-    from napari_unet.core.trainingset import Entry, write_training_set
+    from napari_unet.core.files.training_sets import Entry, write_training_set
 
     img = read_image(compressed["plain"])
     ann = np.zeros(img.shape, np.uint8)
@@ -269,7 +269,7 @@ def tiny_disk(small_disk):
 
 
 def test_model_size_estimate_covers_the_bundled_model():
-    from napari_unet.core.modelfile import default_model_path
+    from napari_unet.core.network.model_file import default_model_path
 
     path = default_model_path()
     if not path.exists():
@@ -315,7 +315,7 @@ def _fill_with_chunks(folder: Path) -> None:
 def test_a_work_folder_is_gone_after_a_full_disk_even_with_writes_in_flight(tiny_disk):
     """The race behind a hidden work folder left in --out: removing it while zarr's
     queued chunk writes go on lets them recreate it (the removal frees the disk)."""
-    from napari_unet.core.outputs import AtomicWrite, remove_folder, settle_zarr_writes
+    from napari_unet.core.files.outputs import AtomicWrite, remove_folder, settle_zarr_writes
 
     work = tiny_disk / ".img.napari-unet-work"
     work.mkdir()
@@ -340,7 +340,7 @@ def test_a_large_prediction_that_fills_the_disk_leaves_nothing_of_ours(tiny_disk
         net.predict_dask(
             da.from_array(img, chunks=256), out=tiny_disk / "res", block_size=256, diameter=None
         )
-    from napari_unet.core.outputs import settle_zarr_writes
+    from napari_unet.core.files.outputs import settle_zarr_writes
 
     settle_zarr_writes()
     assert list(tiny_disk.rglob("*")) == [tiny_disk / "res"]  # the folder asked for, empty

@@ -9,7 +9,8 @@ import tifffile
 from conftest import make_blobs
 
 from napari_unet import cli
-from napari_unet.core import batch, memory
+from napari_unet.core import memory
+from napari_unet.core.jobs import file_jobs as batch
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_large_tiff_and_zarr_match_the_in_memory_path(blob_model, big_image, tmp
 def test_large_prediction_leaves_nothing_behind_on_error(
     blob_model, big_image, tmp_path, monkeypatch
 ):
-    import napari_unet.core.postprocess as postprocess
+    import napari_unet.core.prediction.instances as postprocess
     from napari_unet.core import UserInputError
 
     src = tmp_path / "big.tif"
@@ -130,7 +131,7 @@ def test_zarr_output_is_ome_zarr_napari_opens_lazily(blob_model, big_image, tmp_
     tifffile.imwrite(src, big_image)
     out = tmp_path / "out"
     monkeypatch.setattr(batch, "LARGE_BLOCK", 256)
-    monkeypatch.setattr("napari_unet.core.large.PYRAMID_MIN", 128)
+    monkeypatch.setattr("napari_unet.core.prediction.blockwise.PYRAMID_MIN", 128)
     args = ["predict", str(src), "--model", str(blob_model), "--out", str(out), "--format", "zarr"]
     assert cli.main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["big_labels.zarr", "big_probability.zarr"]

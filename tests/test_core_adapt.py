@@ -11,20 +11,20 @@ import pytest
 from conftest import ROOT, make_blobs
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, evaluate
-from napari_unet.core.postprocess import (
+from napari_unet.core.prediction.instances import (
     PostprocessParams,
     annotated_f1,
     annotated_objects,
     instances_from_probabilities,
     search_postprocessing,
 )
-from napari_unet.core.size import (
+from napari_unet.core.prediction.object_size import (
     annotated_diameter,
     clip_scale,
     estimate_scale,
     object_diameter,
 )
-from napari_unet.core.targets import WEIGHT_UNIT, mask_targets
+from napari_unet.core.training.targets import WEIGHT_UNIT, mask_targets
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from synthetic_rods import synth_rods  # noqa: E402
@@ -104,7 +104,7 @@ def test_object_diameter_measures_width_for_discs_and_rods():
 
 
 def test_annotated_diameter_reads_objects_painted_whole_not_strokes():
-    from napari_unet.core.targets import mask_to_annotation
+    from napari_unet.core.training.targets import mask_to_annotation
 
     mask = touching_rods()  # rods 8 px wide, many touching
     ann = mask_to_annotation(mask)  # copied or corrected: whole objects
@@ -123,9 +123,9 @@ def test_annotated_diameter_reads_objects_painted_whole_not_strokes():
 def test_training_on_a_few_painted_rods_brings_them_to_the_model_width():
     from scipy import ndimage as ndi
 
-    from napari_unet.core.calibration import calibrate_diameter
-    from napari_unet.core.data import planes_of
-    from napari_unet.core.training_run import to_model_scale
+    from napari_unet.core.training.calibration import calibrate_diameter
+    from napari_unet.core.training.run import to_model_scale
+    from napari_unet.core.training.samples import planes_of
 
     mask = touching_rods()
     img = (mask > 0).astype(np.float32)
@@ -156,7 +156,7 @@ def test_training_on_a_few_painted_rods_brings_them_to_the_model_width():
 
 
 def test_estimate_scale_converges_to_the_model_scale():
-    from napari_unet.core.size import rescale_image
+    from napari_unet.core.prediction.object_size import rescale_image
 
     _, mask = make_blobs(256, 12, seed=2, radius=(14, 16))  # ~30 px wide objects
 
@@ -191,8 +191,8 @@ def test_default_model_measures_zoomed_nuclei_and_segments_them_at_its_scale(sam
 
 
 def test_weighted_targets_painted_pixels_count_more_and_pseudo_labels_fill_gaps():
-    from napari_unet.core.data import weighted_target
-    from napari_unet.core.targets import annotation_targets
+    from napari_unet.core.training.samples import weighted_target
+    from napari_unet.core.training.targets import annotation_targets
 
     ann = np.zeros((20, 20), np.uint8)
     ann[:, :10] = 1
@@ -211,7 +211,7 @@ def test_weighted_targets_painted_pixels_count_more_and_pseudo_labels_fill_gaps(
 
 
 def test_sampler_gives_a_few_objects_in_a_large_frame_their_share():
-    from napari_unet.core.data import PatchSampler
+    from napari_unet.core.training.samples import PatchSampler
 
     mask = np.zeros((512, 512), np.uint16)
     mask[100:110, 100:110] = 1
@@ -245,7 +245,7 @@ def test_fine_tuning_from_scribbles_keeps_the_last_weights_and_tunes_postprocess
 
 
 def test_a_repeated_run_on_a_copy_reuses_the_compiled_step_and_stop_returns_at_once():
-    from napari_unet.core import training
+    from napari_unet.core.training import loop as training
 
     img, mask = make_blobs(96, 8, seed=5)
     base = UNet.new(TINY, seed=0)
@@ -321,14 +321,14 @@ def test_the_quick_estimate_still_picks_the_scale_of_zoomed_nuclei(sample_image,
     p = net.predict(rescale(crop, zoom, order=1, anti_aliasing=zoom < 1, preserve_range=True))
     assert p.scale == pytest.approx(1 / zoom, rel=0.15)
     # the estimate costs its small looks and at most one whole pass at a scale it refined
-    from napari_unet.core.size import LOOK_CROP, PROBE_SCALES
+    from napari_unet.core.prediction.object_size import LOOK_CROP, PROBE_SCALES
 
     looks = len(PROBE_SCALES) * LOOK_CROP**2
     assert p.network_pixels["size estimate"] <= looks + 1.5 * p.network_pixels["prediction"]
 
 
 def test_prediction_reports_its_stages_in_order(sample_image):
-    from napari_unet.core.predict import Stage
+    from napari_unet.core.prediction.tiling import Stage
 
     net = UNet.default()
     stages, tiles = [], []

@@ -1,4 +1,4 @@
-"""core/batch.py: a batch of predictions planned and checked before any work, without
+"""core/jobs/file_jobs.py: a batch of predictions planned and checked before any work, without
 TensorFlow (the run itself is tested through the command line, tests/test_cli*.py)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import tifffile
 
 from napari_unet.core import UserInputError
 from napari_unet.core.axes import channel_layout
-from napari_unet.core.batch import plan_predictions
 from napari_unet.core.errors import ConfigError, DefaultModelMissing
+from napari_unet.core.jobs.file_jobs import plan_predictions
 from napari_unet.core.memory import LARGE_PIXELS, block_by_block
 
 

@@ -17,8 +17,8 @@ from napari_unet.core import (
     evaluate,
     mask_to_annotation,
 )
-from napari_unet.core.data import weighted_target
-from napari_unet.core.targets import WEIGHT_UNIT, annotation_targets, mask_targets
+from napari_unet.core.training.samples import weighted_target
+from napari_unet.core.training.targets import WEIGHT_UNIT, annotation_targets, mask_targets
 
 TINY = UNetConfig(depth=2, base_filters=8)
 FAST = TrainConfig(epochs=1, steps_per_epoch=2, patch_size=32, batch_size=2, seed=0)
@@ -217,7 +217,7 @@ def test_model_files_check_their_class_names(tmp_path):
 def test_writing_a_prediction_adds_the_class_map_only_for_several_classes(tmp_path):
     import tifffile
 
-    from napari_unet.core.outputs import prediction_paths, write_prediction
+    from napari_unet.core.files.outputs import prediction_paths, write_prediction
 
     img, mask, classes = make_two_classes(64, 6, seed=5)
     one = UNet.new(UNetConfig(depth=1, base_filters=2)).predict(img, diameter=None)

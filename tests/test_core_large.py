@@ -7,7 +7,13 @@ import pytest
 from conftest import make_blobs, seeded
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, evaluate
-from napari_unet.core.large import _centres, _owned, plan_blocks, predict_to_zarr, pyramid_levels
+from napari_unet.core.prediction.blockwise import (
+    _centres,
+    _owned,
+    plan_blocks,
+    predict_to_zarr,
+    pyramid_levels,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +92,7 @@ def test_lazy_inputs_give_the_same_labels_and_a_pyramid(blob_net, tmp_path):
     import dask.array as da
     import tifffile
 
-    from napari_unet.core.image_files import LazyImage
+    from napari_unet.core.files.images import LazyImage
 
     img, _ = _mosaic(seed=50, tiles=4)  # 512²
     src = tmp_path / "in.tif"
@@ -121,7 +127,7 @@ def test_predict_dask_returns_lazy_pyramids_and_can_be_stopped(blob_net, tmp_pat
 
     import dask.array as da
 
-    from napari_unet.core.large import Stopped
+    from napari_unet.core.prediction.blockwise import Stopped
 
     img, _ = _mosaic(seed=70, tiles=2)
     res = blob_net.predict_dask(da.from_array(img, chunks=64), tmp_path / "r", block_size=128)
@@ -142,7 +148,7 @@ def test_blockwise_sees_large_objects_at_the_models_scale(blob_net, tmp_path, ma
     import dask.array as da
     from skimage.transform import resize
 
-    from napari_unet.core.large import busiest_window
+    from napari_unet.core.prediction.blockwise import busiest_window
 
     small, truth_small = _mosaic(seed=70, tiles=2)  # 256², objects as learned
     img = resize(small, (512, 512), order=1, preserve_range=True).astype(np.float32)
@@ -213,7 +219,7 @@ def test_command_line_block_processes_give_freed_buffers_back():
     import subprocess
     import sys
 
-    code = "from napari_unet.core.large import bound_heap; print(bound_heap(), bound_heap())"
+    code = "from napari_unet.core.prediction.blockwise import bound_heap; print(bound_heap(), bound_heap())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     expected = "True True" if glibc else "False False"

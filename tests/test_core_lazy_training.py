@@ -50,8 +50,8 @@ def test_dask_pair_is_read_only_around_its_annotation():
     import dask.array as da
 
     from napari_unet.core import TrainingPair
-    from napari_unet.core.data import planes_of
-    from napari_unet.core.regions import annotated_boxes
+    from napari_unet.core.training.huge_annotations import annotated_boxes
+    from napari_unet.core.training.samples import planes_of
 
     image, ann = huge_pair()
     rec_image, rec_ann = Recorder(image), Recorder(ann)
@@ -109,8 +109,8 @@ def test_tiny_model_trains_from_a_zarr_image_reading_only_the_annotated_regions(
     import zarr
 
     from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig
-    from napari_unet.core.data import sampling_margin
-    from napari_unet.core.regions import annotated_boxes
+    from napari_unet.core.training.huge_annotations import annotated_boxes
+    from napari_unet.core.training.samples import sampling_margin
 
     image, ann = huge_pair()
     zi = zarr.create_array(
@@ -167,7 +167,7 @@ def test_blockwise_evaluation_and_prediction_copy_equal_the_whole_image_ones(sam
 
     from napari_unet.core import evaluate, mask_to_annotation
     from napari_unet.core.metrics import evaluate_blockwise
-    from napari_unet.core.regions import prediction_to_annotation
+    from napari_unet.core.training.huge_annotations import prediction_to_annotation
 
     truth = sample_mask
     pred = np.roll(truth, 3, axis=1)  # shifted: some objects match, some do not

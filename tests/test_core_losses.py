@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_unet.core import UserInputError, evaluate, mask_to_annotation
-from napari_unet.core.targets import (
+from napari_unet.core.training.targets import (
     annotation_targets,
     check_annotation,
     instance_boundaries,
@@ -29,7 +29,7 @@ def _random_case(seed=0, shape=(2, 16, 16), n=3):
     "name", ["masked_crossentropy", "soft_dice_loss", "dice_crossentropy_loss", "dice_coefficient"]
 )
 def test_masked_loss_equals_plain_loss_on_labelled_subset(name):
-    from napari_unet.core import losses
+    from napari_unet.core.training import losses
 
     fn = getattr(losses, name)
     probs, onehot, masked, labelled = _random_case()
@@ -46,8 +46,8 @@ def test_masked_loss_equals_plain_loss_on_labelled_subset(name):
 
 
 def test_crossentropy_matches_the_textbook_formula():
-    from napari_unet.core.losses import masked_crossentropy
-    from napari_unet.core.targets import WEIGHT_UNIT
+    from napari_unet.core.training.losses import masked_crossentropy
+    from napari_unet.core.training.targets import WEIGHT_UNIT
 
     probs, onehot, _, _ = _random_case(1)
     expected = -np.mean(np.log((onehot * probs).sum(-1)))
@@ -56,8 +56,8 @@ def test_crossentropy_matches_the_textbook_formula():
 
 
 def test_target_values_weight_pixels_painted_more_pseudo_labels_less():
-    from napari_unet.core.losses import masked_crossentropy
-    from napari_unet.core.targets import WEIGHT_UNIT
+    from napari_unet.core.training.losses import masked_crossentropy
+    from napari_unet.core.training.targets import WEIGHT_UNIT
 
     probs, onehot, _, _ = _random_case(2)
     ce = -np.log((onehot * probs).sum(-1))  # per pixel
@@ -70,7 +70,7 @@ def test_target_values_weight_pixels_painted_more_pseudo_labels_less():
 
 
 def test_dice_is_one_for_a_perfect_prediction_and_low_for_the_inverse():
-    from napari_unet.core.losses import dice_coefficient, soft_dice_loss
+    from napari_unet.core.training.losses import dice_coefficient, soft_dice_loss
 
     t = np.zeros((1, 8, 8, 3), "float32")
     t[..., 0] = 1
@@ -82,7 +82,7 @@ def test_dice_is_one_for_a_perfect_prediction_and_low_for_the_inverse():
 
 
 def test_partial_labels_accept_any_allowed_class():
-    from napari_unet.core.losses import masked_crossentropy
+    from napari_unet.core.training.losses import masked_crossentropy
 
     t = np.zeros((1, 1, 2, 3), "float32")
     t[0, 0, :, 1:] = 1  # interior or boundary both allowed

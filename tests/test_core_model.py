@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_unet.core import UNetConfig, UserInputError
-from napari_unet.core.model import (
+from napari_unet.core.network.architecture import (
     build_unet,
     output_size,
     receptive_field_radius,
@@ -100,7 +100,7 @@ def test_receptive_field_bounds_the_influence_of_a_pixel():
 
 def test_core_imports_no_gui_and_no_tensorflow():
     code = (
-        "import sys, napari_unet, napari_unet.core, napari_unet.core.image_files, napari_unet.core.outputs, napari_unet.core.trainingset;"
+        "import sys, napari_unet, napari_unet.core, napari_unet.core.files.images, napari_unet.core.files.outputs, napari_unet.core.files.training_sets;"
         "bad=[m for m in ('napari','qtpy','magicgui','PyQt5','tensorflow') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

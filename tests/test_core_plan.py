@@ -1,4 +1,4 @@
-"""core/plan.py: the decisions the command line and the widgets share, without Qt."""
+"""core/jobs/planning.py: the decisions the command line and the widgets share, without Qt."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tifffile
 
 from napari_unet.core import TrainConfig, TrainingPair, UNetConfig, UserInputError
 from napari_unet.core.errors import ConfigError, DefaultModelMissing
-from napari_unet.core.plan import (
+from napari_unet.core.jobs.planning import (
     ModelSpec,
     check_model_target,
     check_training_pairs,
@@ -120,7 +120,7 @@ def tiny_net():
 def test_a_model_file_is_replaced_only_when_asked_and_the_bundled_one_never(
     tmp_path, monkeypatch, tiny_net
 ):
-    from napari_unet.core.plan import save_model_as
+    from napari_unet.core.jobs.planning import save_model_as
 
     bundled = tmp_path / "bundled.keras"
     tiny_net.save(bundled)
@@ -144,7 +144,7 @@ def test_a_model_file_is_replaced_only_when_asked_and_the_bundled_one_never(
 
 
 def test_failed_model_saves_say_what_to_do_and_keep_the_model(tmp_path, small_disk, tiny_net):
-    from napari_unet.core.plan import save_model_as
+    from napari_unet.core.jobs.planning import save_model_as
 
     a_file = tmp_path / "notes.txt"
     a_file.write_text("x")
@@ -167,7 +167,7 @@ def test_failed_model_saves_say_what_to_do_and_keep_the_model(tmp_path, small_di
 
 
 def test_training_set_saves_check_free_space_and_fail_plainly(tmp_path, small_disk, tiny_net):
-    from napari_unet.core.trainingset import Entry, write_training_set
+    from napari_unet.core.files.training_sets import Entry, write_training_set
 
     ann = np.ones((64, 64), np.uint8)
     ann[20:40, 20:40] = 2

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_unet.core.postprocess import (
+from napari_unet.core.prediction.instances import (
     PostprocessParams,
     _distance_transform,
     _h_maxima,

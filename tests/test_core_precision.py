@@ -70,7 +70,7 @@ def test_without_an_override_the_machine_decides(monkeypatch):
 
 
 def _twins(config, policy="float32"):
-    from napari_unet.core.model import build_unet, initialise_weights
+    from napari_unet.core.network.architecture import build_unet, initialise_weights
 
     plain = build_unet(config, dtype_policy="float32")
     initialise_weights(plain, 3)
@@ -181,8 +181,8 @@ def test_the_fused_adam_updates_like_keras_adam():
     tf = import_tensorflow()
     import keras
 
-    from napari_unet.core.fused import FusedAdam
-    from napari_unet.core.model import build_unet, initialise_weights
+    from napari_unet.core.network.architecture import build_unet, initialise_weights
+    from napari_unet.core.network.fused_kernels import FusedAdam
 
     cfg = UNetConfig(depth=1, base_filters=4)
     rng = np.random.default_rng(1)
@@ -226,7 +226,7 @@ def test_the_elementwise_softmax_is_tensorflows_softmax(channels):
     from napari_unet.core import import_tensorflow
 
     tf = import_tensorflow()
-    from napari_unet.core.fused import channel_softmax
+    from napari_unet.core.network.fused_kernels import channel_softmax
 
     rng = np.random.default_rng(4)
     z = tf.constant(rng.normal(0, 4, (2, 9, 7, channels)).astype(np.float32))

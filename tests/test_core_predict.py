@@ -10,8 +10,8 @@ import pytest
 from conftest import make_blobs, with_metadata
 
 from napari_unet.core import ModelFileError, UNet, UNetConfig, UserInputError
-from napari_unet.core.model import receptive_field_radius
-from napari_unet.core.predict import plan_tiles
+from napari_unet.core.network.architecture import receptive_field_radius
+from napari_unet.core.prediction.tiling import plan_tiles
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,8 @@ def test_loading_reads_the_weights_straight_from_the_file_as_keras_would(tiny_ne
     """Issue 20: no float32 twin is built to load a model; the weights read from the
     file are exactly those Keras reads, for the bundled model and a saved one, and a
     file of another layout is left to Keras (which refuses it by name)."""
-    from napari_unet.core.model import build_unet
-    from napari_unet.core.modelfile import default_model_path, read_weights
+    from napari_unet.core.network.architecture import build_unet
+    from napari_unet.core.network.model_file import default_model_path, read_weights
 
     saved = tiny_net.save(tmp_path / "tiny.keras")
     other = UNet.new(UNetConfig(depth=1, base_filters=4), seed=0)

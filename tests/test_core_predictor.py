@@ -8,7 +8,7 @@ import pytest
 from conftest import make_blobs, seeded
 
 from napari_unet.core import UNet, UNetConfig, UserInputError, evaluate
-from napari_unet.core.predictor import Prediction, Predictor
+from napari_unet.core.prediction.predictor import Prediction, Predictor
 
 TINY = UNetConfig(depth=1, base_filters=4)
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import make_blobs, seeded
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig
-from napari_unet.core.scoring import (
+from napari_unet.core.training.comparison import (
     SAME_WITHIN,
     Scores,
     ValidationSet,
@@ -134,8 +134,8 @@ def test_after_a_copied_prediction_the_held_out_corrections_get_a_figure_of_thei
 
 
 def test_the_validation_split_holds_out_some_corrections_and_keeps_most_for_training():
-    from napari_unet.core.data import PreparedImage, split_validation
-    from napari_unet.core.targets import WEIGHT_UNIT
+    from napari_unet.core.training.samples import PreparedImage, split_validation
+    from napari_unet.core.training.targets import WEIGHT_UNIT
 
     target = np.zeros((256, 256, 3), np.uint8)
     target[..., 0] = WEIGHT_UNIT  # background everywhere…

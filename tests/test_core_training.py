@@ -9,7 +9,7 @@ import pytest
 from conftest import make_blobs, seeded
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, UserInputError, evaluate
-from napari_unet.core.data import PatchSampler, prepare_pairs, split_validation
+from napari_unet.core.training.samples import PatchSampler, prepare_pairs, split_validation
 
 TINY = UNetConfig(depth=2, base_filters=8)
 

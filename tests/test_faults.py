@@ -17,13 +17,13 @@ import pytest
 import tifffile
 
 from napari_unet.core import ModelFileError, TrainingFailed, UserInputError
-from napari_unet.core.normalize import nonfinite_pixels, normalize_image, percentiles
-from napari_unet.core.trainingset import (
+from napari_unet.core.files.training_sets import (
     INDEX_NAME,
     Entry,
     read_training_set,
     write_training_set,
 )
+from napari_unet.core.normalize import nonfinite_pixels, normalize_image, percentiles
 
 SECRET = "TOP-SECRET-CONTENT"
 
@@ -227,7 +227,7 @@ def _rewrite_metadata(src: Path, dst: Path, edit=None, raw: bytes | None = None)
 )
 def test_edited_metadata_is_refused_with_a_message(tmp_path, edit, fragment):
     from napari_unet.core import UNet
-    from napari_unet.core.modelfile import read_metadata
+    from napari_unet.core.network.model_file import read_metadata
 
     bad = _rewrite_metadata(_tiny_model_file(tmp_path), tmp_path / "edited.keras", edit)
     with pytest.raises(ModelFileError, match=fragment):
@@ -237,7 +237,7 @@ def test_edited_metadata_is_refused_with_a_message(tmp_path, edit, fragment):
 
 
 def test_a_metadata_bomb_is_refused_unread(tmp_path):
-    from napari_unet.core.modelfile import MAX_JSON_BYTES, read_metadata
+    from napari_unet.core.network.model_file import MAX_JSON_BYTES, read_metadata
 
     big = b'{"format": "napari-unet-model", "pad": "' + b" " * (MAX_JSON_BYTES + 10) + b'"}'
     bomb = _rewrite_metadata(_tiny_model_file(tmp_path), tmp_path / "bomb.keras", raw=big)
@@ -261,8 +261,8 @@ def test_non_finite_weights_are_never_saved_nor_loaded(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
     # a file holding NaN weights (written by something else) is refused on load
-    from napari_unet.core.model import build_unet
-    from napari_unet.core.modelfile import save_keras_with_metadata
+    from napari_unet.core.network.architecture import build_unet
+    from napari_unet.core.network.model_file import save_keras_with_metadata
 
     twin = build_unet(net.config, dtype_policy="float32")
     twin.set_weights(net.keras_model.get_weights())
@@ -314,7 +314,7 @@ def test_the_save_error_names_the_folder_not_a_hidden_file(tmp_path):
 def test_png_grey_plus_alpha_is_one_plane(tmp_path):
     import imageio.v3 as iio
 
-    from napari_unet.core.image_files import image_info, read_image
+    from napari_unet.core.files.images import image_info, read_image
 
     la = np.zeros((40, 50, 2), np.uint8)
     la[..., 0] = 100
@@ -326,7 +326,7 @@ def test_png_grey_plus_alpha_is_one_plane(tmp_path):
 
 
 def test_truncated_and_lying_tiffs_get_a_plain_message(tmp_path):
-    from napari_unet.core.image_files import open_lazy
+    from napari_unet.core.files.images import open_lazy
 
     full = tmp_path / "full.tif"
     tifffile.imwrite(full, np.ones((500, 400), np.uint16))
@@ -354,7 +354,7 @@ def test_truncated_and_lying_tiffs_get_a_plain_message(tmp_path):
 
 
 def test_outputs_we_wrote_may_be_replaced_others_not(tmp_path):
-    from napari_unet.core.outputs import refuse_to_replace, write_tiff_atomic, written_by_us
+    from napari_unet.core.files.outputs import refuse_to_replace, write_tiff_atomic, written_by_us
 
     ours = tmp_path / "a_labels.tif"
     write_tiff_atomic(ours, np.zeros((8, 8), np.uint16))
@@ -369,7 +369,7 @@ def test_outputs_we_wrote_may_be_replaced_others_not(tmp_path):
 
 def test_atomic_write_renames_all_or_nothing_and_names_the_target(tmp_path):
     """The one "temporary beside the target, then rename" every output goes through."""
-    from napari_unet.core.outputs import AtomicWrite
+    from napari_unet.core.files.outputs import AtomicWrite
 
     kept = tmp_path / "kept.txt"
     kept.write_text("the user's")
@@ -411,7 +411,7 @@ def tiny_disk(small_disk):
 
 
 def test_a_full_disk_fails_up_front_not_with_sigbus(tiny_disk):
-    from napari_unet.core.outputs import BlockwiseTiffs, check_free_space
+    from napari_unet.core.files.outputs import BlockwiseTiffs, check_free_space
 
     with pytest.raises(UserInputError, match="not enough disk space"):
         check_free_space(tiny_disk, 10_000_000)

@@ -65,7 +65,7 @@ def lazy_setup(monkeypatch, tmp_path):
 
     monkeypatch.setattr("napari_unet.core.memory.LARGE_PIXELS", 500_000)
     monkeypatch.setattr(_workers, "LARGE_BLOCK", 256)
-    monkeypatch.setattr("napari_unet.core.large.PYRAMID_MIN", 128)
+    monkeypatch.setattr("napari_unet.core.prediction.blockwise.PYRAMID_MIN", 128)
     work = tmp_path / "work"
     monkeypatch.setenv("NAPARI_UNET_WORK_DIR", str(work))
     return work
@@ -192,8 +192,8 @@ def test_cli_zarr_outputs_open_in_napari(make_napari_viewer, tmp_path, monkeypat
 
     img, _ = make_blobs(640, 60, seed=3)
     tifffile.imwrite(tmp_path / "big.tif", img)
-    monkeypatch.setattr("napari_unet.core.batch.LARGE_BLOCK", 256)
-    monkeypatch.setattr("napari_unet.core.large.PYRAMID_MIN", 128)
+    monkeypatch.setattr("napari_unet.core.jobs.file_jobs.LARGE_BLOCK", 256)
+    monkeypatch.setattr("napari_unet.core.prediction.blockwise.PYRAMID_MIN", 128)
     out = tmp_path / "out"
     args = ["predict", str(tmp_path / "big.tif"), "--model", str(model), "--out", str(out)]
     assert cli.main([*args, "--format", "zarr"]) == 0

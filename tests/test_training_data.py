@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from napari_unet._training_data import ModelChoice, fraction_done, stop_reason
-from napari_unet.core.scoring import Scores, compare
-from napari_unet.core.training import ProgressKind, TrainProgress
+from napari_unet.core.training.comparison import Scores, compare
+from napari_unet.core.training.loop import ProgressKind, TrainProgress
 
 
 def _batch(step: int, elapsed: float, total: int = 100) -> TrainProgress:

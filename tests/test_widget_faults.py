@@ -81,7 +81,7 @@ def test_a_training_set_pointing_outside_is_refused_with_a_message(
 ):
     import tifffile
 
-    from napari_unet.core.trainingset import Entry, write_training_set
+    from napari_unet.core.files.training_sets import Entry, write_training_set
 
     secret = tmp_path / "secret.tif"
     tifffile.imwrite(secret, np.full((16, 16), 9, np.uint8))

@@ -551,7 +551,7 @@ def test_screenshot_with_widgets_docked_is_not_blank(make_napari_viewer, qtbot):
 def test_widget_defaults_come_from_core(make_napari_viewer, qtbot):
     """Train and Segment start from core's presets and dataclasses, not their own numbers."""
     from napari_unet.core import TrainConfig, UNetConfig
-    from napari_unet.core.postprocess import PostprocessParams
+    from napari_unet.core.prediction.instances import PostprocessParams
 
     viewer = make_napari_viewer()
     train = dock(viewer, "Train")

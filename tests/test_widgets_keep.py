@@ -149,7 +149,7 @@ def _plain(message: str) -> bool:
 def test_saves_ask_before_replacing_and_failures_speak_plainly(
     viewer, qtbot, tmp_path, small_disk, notes
 ):
-    from napari_unet.core.plan import default_model_path
+    from napari_unet.core.jobs.planning import default_model_path
 
     widgets = {name: dock(viewer, name) for name in ("Annotate", "Train")}
     train, annotate = widgets["Train"], widgets["Annotate"]

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from napari_unet.core.batch import LARGE_BLOCK
 from napari_unet.core.config import PREVIEW_INTERVAL
+from napari_unet.core.jobs.file_jobs import LARGE_BLOCK
+from napari_unet.core.jobs.planning import ModelSpec, resolve_model
 from napari_unet.core.memory import block_by_block, is_lazy  # the one rule, shared
-from napari_unet.core.plan import ModelSpec, resolve_model
-from napari_unet.core.predict import Stage
+from napari_unet.core.prediction.tiling import Stage
 
 #: Niceness added to the threads that run TensorFlow, so that on a small machine the
 #: GUI thread wins the CPU when it needs it (TensorFlow's own pools inherit it).
@@ -380,14 +380,14 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
 
 
 def _segment_lazy(spec: ModelSpec, job: SegmentJob, net, layout, emit, t0: float):
-    """Block by block as a dask graph (:func:`napari_unet.core.large.predict_dask`) in
+    """Block by block as a dask graph (:func:`napari_unet.core.prediction.blockwise.predict_dask`) in
     this thread, into a new working folder (removed again if the run fails or stops).
     The layer's data is only ever read block by block, never converted as a whole."""
     import math
 
     from napari_unet._workfolders import new_work_folder, remove
-    from napari_unet.core.large import Stopped
-    from napari_unet.core.outputs import check_free_space
+    from napari_unet.core.files.outputs import check_free_space
+    from napari_unet.core.prediction.blockwise import Stopped
 
     h, w = layout.spatial_shape[-2:]
     steps = {"predict": ("predicted", 0), "stitch": ("stitched", 1)}
@@ -437,7 +437,7 @@ def segment_worker(spec: ModelSpec, job: SegmentJob) -> Generator[list, None, Se
 
 # ---------------------------------------------------------------------- train
 def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
-    from napari_unet.core.scoring import compare, score_network
+    from napari_unet.core.training.comparison import compare, score_network
 
     emit(Status("preparing the network…"))
     prepare_tensorflow()
@@ -499,7 +499,7 @@ def _previous_model(job: TrainJob, net: Any, name: str) -> tuple[Any, str, str |
         return prev, job.previous.name or job.previous.describe(prev.config), job.previous.path
     if init.kind == "new":
         return None, "", None
-    from napari_unet.core.plan import default_model_path
+    from napari_unet.core.jobs.planning import default_model_path
 
     path = str(default_model_path()) if init.kind == "default" else init.path
     return net.copy(), name, path

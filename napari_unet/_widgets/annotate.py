@@ -457,7 +457,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         the files written."""
         from napari.utils.notifications import show_info
 
-        from napari_unet.core.trainingset import write_training_set
+        from napari_unet.core.files.training_sets import write_training_set
 
         from .._writer import training_set_of_viewer
 
@@ -500,7 +500,7 @@ class AnnotateWidget(DockLifetime, QWidget):
         from napari.utils.notifications import show_info
 
         from napari_unet.core.memory import is_lazy
-        from napari_unet.core.regions import save_labels_zarr
+        from napari_unet.core.training.huge_annotations import save_labels_zarr
 
         self._new_action()
 
@@ -546,7 +546,7 @@ class AnnotateWidget(DockLifetime, QWidget):
 
     def _on_open_training_set(self, path: str | None = None):
         """Open a training-set folder (images, annotations, model)."""
-        from napari_unet.core.trainingset import INDEX_NAME, is_training_set
+        from napari_unet.core.files.training_sets import INDEX_NAME, is_training_set
 
         self._new_action()
         if path is None:

@@ -12,8 +12,8 @@ from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
 from napari_unet.core.config import LIMITS, check_limit, diameter_argument
-from napari_unet.core.plan import ModelSpec
-from napari_unet.core.postprocess import PostprocessParams
+from napari_unet.core.jobs.planning import ModelSpec
+from napari_unet.core.prediction.instances import PostprocessParams
 
 from .. import _layers as L
 from . import _workers
@@ -326,7 +326,7 @@ class SegmentWidget(JobWidget):
             # the model just used becomes the one to correct and fine-tune (Train),
             # unless that would drop a model trained here and not saved yet
             if not state.unsaved and state.model is not result.model:
-                from napari_unet.core.plan import default_model_path
+                from napari_unet.core.jobs.planning import default_model_path
 
                 path = spec.path if spec.kind == "file" else str(default_model_path())
                 name = "bundled nuclei model" if spec.kind == "default" else None

@@ -27,8 +27,8 @@ from napari_unet.core.config import (
     UNetConfig,
     input_channels_for,
 )
-from napari_unet.core.plan import ModelSpec, default_model_installed, plan_network
-from napari_unet.core.training import ProgressKind
+from napari_unet.core.jobs.planning import ModelSpec, default_model_installed, plan_network
+from napari_unet.core.training.loop import ProgressKind
 
 from .. import _layers as L
 from .._training_data import (
@@ -367,9 +367,9 @@ class TrainWidget(JobWidget):
         from napari.utils.notifications import show_warning
 
         from napari_unet.core import UserInputError
+        from napari_unet.core.jobs.planning import check_training_space
         from napari_unet.core.memory import is_lazy
         from napari_unet.core.normalize import nonfinite_message, nonfinite_pixels
-        from napari_unet.core.plan import check_training_space
 
         for p in pairs:
             bad = 0 if is_lazy(p.image) else nonfinite_pixels(p.image)
@@ -568,7 +568,7 @@ class TrainWidget(JobWidget):
         from napari.utils.notifications import show_info, show_warning
 
         from napari_unet.core import UserInputError
-        from napari_unet.core.plan import refuse_bundled_model, save_model_as
+        from napari_unet.core.jobs.planning import refuse_bundled_model, save_model_as
 
         if not self.state.available:
             show_warning("no model to save yet: train one first")
@@ -631,7 +631,7 @@ class TrainWidget(JobWidget):
         """Make a model file the current model (checked now, loaded when first used)."""
         from napari.utils.notifications import show_info
 
-        from napari_unet.core.modelfile import read_metadata
+        from napari_unet.core.network.model_file import read_metadata
 
         if path is None:
             path = open_path(self, "Load model", "napari-unet model (*.keras)")

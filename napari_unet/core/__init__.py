@@ -4,30 +4,45 @@ Importing this package is cheap: TensorFlow is imported only when a network is b
 trained, run or loaded. Nothing under ``napari_unet.core`` imports napari, qtpy or
 magicgui.
 
+The layout says what each part does (a reader knows their room from the path):
+
+- ``network/``: the U-Net's architecture, its kernels, :class:`UNet` and its ``.keras`` file;
+- ``prediction/``: the :class:`Predictor` (normalisation, object scale, tiles,
+  post-processing), the one path every image takes, in memory or block by block;
+- ``training/``: labels and targets, samples, losses, the loop, a training run, huge
+  annotations, the before/after comparison, calibration;
+- ``files/``: images read, outputs written, OME-Zarr, training sets, bioimage.io;
+- ``jobs/``: what the front ends run (planned before it starts);
+- at the top, what all of them share: ``config`` (every setting and what it means),
+  ``memory`` (in memory or block by block), ``normalize``, ``axes``, ``arrays``,
+  ``metrics``, ``hardware``, ``errors``.
+
 The modules import one another in one direction only, function-local imports included
 (no circle): each floor imports only floors below it. Lowest first::
 
-    1  errors  normalize  arrays  _tfload
-    2  config  axes  targets  predict (tiles)  postprocess  worker  hardware  fused  cluster
-    3  size  io  model  losses  blockgrid
-    4  predictor  calibration  omezarr  modelfile  trainingset
-    5  large (the dask graph; handed a network, never imports unet)  regions
-    6  data  metrics
-    7  training (the loop)  scoring
-    8  training_run
-    9  unet
-    10 plan  bioimageio
-    11 batch
+     1  _tfload  arrays  errors  memory  normalize
+     2  axes  config  hardware  network.fused_kernels  prediction.cluster
+        prediction.instances  prediction.model_ref  prediction.tiling  training.targets
+     3  files.images  network.architecture  prediction.block_grid  prediction.object_size  training.losses
+     4  files.outputs  prediction.predictor  training.calibration
+     5  files.ome_zarr  files.training_sets  network.model_file
+     6  prediction.blockwise  training.huge_annotations
+     7  metrics  training.samples
+     8  training.comparison  training.loop
+     9  training.run
+    10  network.unet
+    11  files.bioimageio  jobs.planning
+    12  jobs.file_jobs
 """
 
 from ._tfload import import_tensorflow
 from .config import TrainConfig, UNetConfig
-from .data import TrainingPair
 from .errors import ModelFileError, TrainingFailed, UserInputError
 from .metrics import evaluate
-from .predictor import Prediction, Predictor
-from .targets import mask_to_annotation
-from .unet import DEFAULT_MODEL_PATH, UNet, default_model_path
+from .network.unet import DEFAULT_MODEL_PATH, UNet, default_model_path
+from .prediction.predictor import Prediction, Predictor
+from .training.samples import TrainingPair
+from .training.targets import mask_to_annotation
 
 __all__ = [
     "DEFAULT_MODEL_PATH",

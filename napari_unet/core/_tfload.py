@@ -69,7 +69,7 @@ def import_tensorflow():
     The first import of the process loads TensorFlow's libraries isolated (see the
     module docstring); later calls return the module at once. napari-unet calls this
     before it touches TensorFlow or Keras (the widgets' workers, the command line, and
-    :func:`~napari_unet.core.model.build_unet` for scripts and notebooks), and nothing
+    :func:`~napari_unet.core.network.architecture.build_unet` for scripts and notebooks), and nothing
     is changed for anybody else: no import hook, no interpreter-wide flags left behind.
 
     When TensorFlow was imported before (by another plugin, a notebook cell, a plain

@@ -103,7 +103,7 @@ MEASURE_DIAMETER = "auto"
 
 def diameter_argument(typed: float | None) -> float | str:
     """What an object diameter a person typed (``--diameter``, Segment's field) means to
-    a prediction (:meth:`~napari_unet.core.unet.UNet.predict`'s ``diameter``): none given
+    a prediction (:meth:`~napari_unet.core.network.unet.UNet.predict`'s ``diameter``): none given
     (``None``): measured in each image (:data:`MEASURE_DIAMETER`); 0: the image as it
     is; a number of pixels: the image rescaled so its objects match the model's."""
     return MEASURE_DIAMETER if typed is None else float(typed)
@@ -254,7 +254,7 @@ class UNetConfig:
         A person waits for it and watches the live preview on what is often a laptop
         CPU: one pooling level less has about a quarter of the weights (the deepest
         level holds most of them) and costs less per patch, and its receptive field
-        (radius up to 58 px, :func:`~napari_unet.core.model.receptive_field_radius`)
+        (radius up to 58 px, :func:`~napari_unet.core.network.architecture.receptive_field_radius`)
         still spans nuclei-sized objects. The command line, meant for longer unattended
         runs, uses the class defaults.
         """

@@ -224,10 +224,10 @@ def evaluate_blockwise(pred, truth, block: int | None = None) -> dict[str, Any]:
     prediction) pair of ids are summed over the blocks, then matched as a whole.
 
     Memory holds one block (edge ``block``, default
-    :data:`napari_unet.core.regions.BLOCK`) of each image and one count per id and per
+    :data:`napari_unet.core.training.huge_annotations.BLOCK`) of each image and one count per id and per
     overlapping pair; an instance across a block border is still one instance.
     """
-    from .regions import BLOCK
+    from .training.huge_annotations import BLOCK
 
     if tuple(pred.shape) != tuple(truth.shape):
         raise UserInputError(

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .arrays import read_region, reflect_indices  # noqa: F401 - read_region: re-exported
-from .errors import UserInputError
-from .normalize import normalize, normalize_image
+from ..arrays import read_region, reflect_indices  # noqa: F401 - read_region: re-exported
+from ..errors import UserInputError
+from ..normalize import normalize, normalize_image
 from .targets import (
     WEIGHT_UNIT,
     annotated_pixel_counts,
@@ -127,7 +127,7 @@ def weighted_target(
 def pair_layout(pair: TrainingPair, channels: int):
     """Where ``pair.image`` keeps its channels (the one rule of :mod:`.axes`), checked
     against the labels, which must cover the image's planes pixel for pixel."""
-    from .axes import channel_layout
+    from ..axes import channel_layout
 
     img_shape, lab_shape = tuple(np.shape(pair.image)), tuple(np.shape(pair.labels))
     layout = channel_layout(img_shape, channels, name=pair.name)
@@ -144,7 +144,7 @@ def pair_layout(pair: TrainingPair, channels: int):
 
 def _channels_last(image: np.ndarray, channels: int, name: str) -> np.ndarray:
     """A 2D plane ``(Y, X)`` or ``(Y, X, C)`` as ``(Y, X, channels)``."""
-    from .axes import channel_layout
+    from ..axes import channel_layout
 
     a = np.asarray(image)
     layout = channel_layout(a.shape, channels, name=name)
@@ -169,8 +169,8 @@ def split_planes(
     """Split a pair into 2D pairs with channels-last images ``(Y, X, channels)``,
     keeping the planes of a stack that carry labels. A 2D pair of chunked (lazy) arrays
     becomes the regions around its labels, ``margin`` pixels wider
-    (:func:`~napari_unet.core.regions.region_pairs`); a stack is read plane by plane."""
-    from .regions import is_lazy, region_pairs
+    (:func:`~napari_unet.core.training.huge_annotations.region_pairs`); a stack is read plane by plane."""
+    from .huge_annotations import is_lazy, region_pairs
 
     if (is_lazy(pair.labels) or is_lazy(pair.image)) and len(np.shape(pair.labels)) == 2:
         return region_pairs(_lazy_labels(pair), channels, margin, normalization)
@@ -206,7 +206,7 @@ def split_planes(
 def _lazy_labels(pair: TrainingPair) -> TrainingPair:
     """``pair`` with chunked labels: in-memory labels of a lazy image are wrapped (as
     chunked views, no copy), so the regions are found the same way."""
-    from .regions import is_lazy
+    from .huge_annotations import is_lazy
 
     if is_lazy(pair.labels):
         return pair

@@ -1,6 +1,6 @@
 """Masked losses and metrics for multi-hot targets (TensorFlow).
 
-``y_true`` is the weighted multi-hot target of :mod:`napari_unet.core.targets` (float,
+``y_true`` is the weighted multi-hot target of :mod:`napari_unet.core.training.targets` (float,
 shape ``(B, Y, X, C)``): a class is allowed where it is positive, and the value
 (``WEIGHT_UNIT`` × weight) says how much the pixel counts. A pixel with no allowed class
 (label 0 in an annotation) contributes nothing to any loss or metric. ``y_pred`` holds softmax
@@ -9,7 +9,7 @@ probabilities over the same classes, channel 0 being background.
 
 from __future__ import annotations
 
-from ._tfload import import_tensorflow
+from .._tfload import import_tensorflow
 from .targets import WEIGHT_UNIT
 
 tf = import_tensorflow()  # importing this module needs TensorFlow: load it isolated

@@ -9,7 +9,7 @@ memory is mapped row by row (:class:`RowMappedArray`).
 Every problem a user can cause (missing file, unsupported format, a file that is not an
 image, a damaged file, float labels) raises
 :class:`~napari_unet.core.errors.UserInputError` with a message that says what to do.
-Writing is in :mod:`~napari_unet.core.outputs`.
+Writing is in :mod:`~napari_unet.core.files.outputs`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 OTHER_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -30,7 +30,7 @@ IMAGE_SUFFIXES = TIFF_SUFFIXES + OTHER_SUFFIXES + ZARR_SUFFIXES
 def sample_dir() -> Path:
     """The folder holding the sample nuclei image ``img2d.tif`` and its ground truth
     ``mask2d.tif`` (installed with the package, or beside it in a source tree)."""
-    package = Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parents[2]  # napari_unet/
     for folder in (package / "sample_data", package.parent / "sample_data"):
         if (folder / "img2d.tif").is_file():
             return folder
@@ -97,7 +97,7 @@ def image_info(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
 
             props = iio.improps(p)
             shape, dtype = tuple(int(s) for s in props.shape), np.dtype(props.dtype)
-            from .axes import grey_alpha
+            from ..axes import grey_alpha
 
             if grey_alpha(shape):
                 shape = shape[:-1]
@@ -173,7 +173,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         else:
             import imageio.v3 as iio
 
-            from .axes import grey_alpha
+            from ..axes import grey_alpha
 
             data = iio.imread(p)
             if grey_alpha(data.shape):  # grey + alpha: the alpha is no image data

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserInputError
-from .normalize import percentile_range
+from ..errors import UserInputError
+from ..normalize import percentile_range
 
 FORMAT_VERSION = "0.5.4"
 UNET_CITATION = {
@@ -111,8 +111,8 @@ def export_bioimageio(
     overwrite
         Replace an existing ``out``.
     """
-    from .modelfile import read_metadata
-    from .unet import DEFAULT_MODEL_PATH, UNet
+    from ..network.model_file import read_metadata
+    from ..network.unet import DEFAULT_MODEL_PATH, UNet
 
     model_path = Path(model_path)
     out = check_package_target(out, overwrite)
@@ -209,7 +209,7 @@ def _login_name() -> str:
 
 
 def _class_names(n_object_classes: int) -> list[str]:
-    from .config import class_names
+    from ..config import class_names
 
     return class_names(n_object_classes)
 
@@ -228,8 +228,8 @@ def _title(model_path: Path, bundled: bool) -> str:
 
 def _input_sizes(cfg) -> dict[str, int]:
     """Sizes the network accepts (``min + n * step``), the output's offset and the halo."""
-    from .model import output_size, valid_input_sizes
-    from .unet import DEFAULT_CONTEXT
+    from ..network.architecture import output_size, valid_input_sizes
+    from ..network.unet import DEFAULT_CONTEXT
 
     step = int(cfg.size_multiple)
     if cfg.padding == "same":
@@ -253,7 +253,7 @@ def _test_input(image: np.ndarray | None, channels: int, side: int) -> np.ndarra
     if image is None:
         import tifffile
 
-        from .image_files import sample_dir
+        from .images import sample_dir
 
         image = tifffile.imread(sample_dir() / "img2d.tif")
     a = np.asarray(image, dtype=np.float32)

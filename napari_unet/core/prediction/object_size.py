@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .config import MAX_SCALE, MIN_SCALE  # noqa: F401 - scale factors stay within these
+from ..config import MAX_SCALE, MIN_SCALE  # noqa: F401 - scale factors stay within these
 
 #: Scale changes smaller than this (relative) are not worth an interpolation.
 SCALE_TOLERANCE = 0.15

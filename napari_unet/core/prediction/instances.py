@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 SEED_MODES = ("distance", "boundary")
 

@@ -16,7 +16,7 @@ def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[
     """Record the object width ``net`` measures on its own training planes.
 
     Prediction brings an image to the scale where the network *measures* objects of
-    :attr:`~napari_unet.core.unet.UNet.object_diameter`, so that width must be in the
+    :attr:`~napari_unet.core.network.unet.UNet.object_diameter`, so that width must be in the
     network's own measure: a network that draws objects a little thin measures them
     thin on new images too. The training planes are at the model's scale (or, for a
     new network, at the scale it learned), so what it measures there is the width to
@@ -30,7 +30,7 @@ def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[
     """
     from scipy import ndimage as ndi
 
-    from .size import object_diameter
+    from ..prediction.object_size import object_diameter
 
     th = net.postprocessing.threshold
     seen = []
@@ -53,7 +53,7 @@ def tune_postprocessing(net, planes: list, scores: list[np.ndarray]) -> dict | N
     """Choose and keep (in ``net``'s metadata) the post-processing that suits the
     training annotation; returns the search's record, ``None`` with too few objects
     to judge by."""
-    from .postprocess import search_postprocessing
+    from ..prediction.instances import search_postprocessing
 
     found = search_postprocessing(
         scores,

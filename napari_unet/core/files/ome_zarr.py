@@ -60,7 +60,7 @@ def create_ome_zarr(
     ]
     if kind == "labels":
         g.attrs["image-label"] = {"version": "0.4"}
-    from .. import __version__
+    from ... import __version__
 
     g.attrs[ZARR_MARK] = {"kind": kind, "version": str(__version__)}
 

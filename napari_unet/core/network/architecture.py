@@ -9,8 +9,8 @@ and the object boundary.
 
 from __future__ import annotations
 
-from .config import UNetConfig
-from .errors import UserInputError
+from ..config import UNetConfig
+from ..errors import UserInputError
 
 
 def _valid_trace(config: UNetConfig, size: int) -> list[int] | None:
@@ -109,9 +109,9 @@ def build_unet(
     (mixed float16 on a GPU, mixed bfloat16 on a CPU with bfloat16 matrix units,
     float32 elsewhere); weights are float32 either way, so model files do not depend on
     where they were made. ``fused=True`` normalises through TensorFlow's fused kernel
-    (:class:`~napari_unet.core.fused.FusedBatchNormalization`, same weights and
+    (:class:`~napari_unet.core.network.fused_kernels.FusedBatchNormalization`, same weights and
     results, several times faster on a CPU), up-convolves as a 1×1 convolution and
-    computes the scores' softmax elementwise (:mod:`~napari_unet.core.fused`): that is
+    computes the scores' softmax elementwise (:mod:`~napari_unet.core.network.fused_kernels`): that is
     the network that trains and predicts. The default, plain Keras layers only, is what model files hold.
 
     Returns
@@ -120,13 +120,13 @@ def build_unet(
         Softmax output with ``config.n_outputs`` channels, float32 even under a
         mixed-precision policy.
     """
-    from ._tfload import import_tensorflow
+    from .._tfload import import_tensorflow
 
     import_tensorflow()  # first: isolated from OpenGL's LLVM inside napari
     import keras
     from keras import layers
 
-    from .hardware import compute_dtype_policy
+    from ..hardware import compute_dtype_policy
 
     policy = dtype_policy or compute_dtype_policy()
     pad = config.padding
@@ -134,10 +134,10 @@ def build_unet(
     BatchNorm, UpConv, Conv = layers.BatchNormalization, layers.Conv2DTranspose, layers.Conv2D
     Scores = layers.Conv2D
     if fused:
-        from .fused import FoldingConv2D as Conv
-        from .fused import FusedBatchNormalization as BatchNorm
-        from .fused import ScoresConv2D as Scores
-        from .fused import UpConvolution as UpConv
+        from .fused_kernels import FoldingConv2D as Conv
+        from .fused_kernels import FusedBatchNormalization as BatchNorm
+        from .fused_kernels import ScoresConv2D as Scores
+        from .fused_kernels import UpConvolution as UpConv
 
     # bfloat16 keeps 8 significant bits: the image would lose its fine grey levels, and
     # rounding the first level's kernels moves the probabilities most (up to 0.06 on the

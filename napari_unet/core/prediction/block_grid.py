@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserInputError
-from .predict import plan_tiles
+from ..errors import UserInputError
+from .tiling import plan_tiles
 
 
 @dataclass(frozen=True)

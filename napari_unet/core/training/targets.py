@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 BACKGROUND = 1  # annotation value for background
 FIRST_OBJECT = 2  # annotation value of the first object class
@@ -52,7 +52,7 @@ def mask_to_annotation(mask: np.ndarray, classes: np.ndarray | None = None) -> n
     nor splits them until a person paints there.
 
     ``classes`` (a class map of the mask's shape, 1..n on objects, as
-    :attr:`Prediction.classes <napari_unet.core.unet.Prediction>` holds) writes each
+    :attr:`Prediction.classes <napari_unet.core.network.unet.Prediction>` holds) writes each
     object pixel as its class's annotation label, ``1 + class`` (class 1 → 2, class 2 →
     3, …), instead of 2 everywhere.
     """

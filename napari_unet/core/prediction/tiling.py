@@ -15,8 +15,8 @@ from enum import Enum
 
 import numpy as np
 
-from .arrays import read_region
-from .errors import UserInputError
+from ..arrays import read_region
+from ..errors import UserInputError
 
 
 class Stage(str, Enum):

@@ -8,11 +8,11 @@ annotated pixels the new model trained on (which flatters the new model; said so
 An annotation copied from a prediction ("Use prediction as annotation") is mostly the
 previous model's own output: on those pixels it is right by construction, and where no
 correction was held out it scores itself a perfect 1.000, which says nothing. Planes that
-know which pixels a person painted (:attr:`~napari_unet.core.data.TrainingPair.painted`)
+know which pixels a person painted (:attr:`~napari_unet.core.training.samples.TrainingPair.painted`)
 therefore add a figure of their own, *corrections*: the share of the held-out painted
 pixels each model gets right (the previous model, which made the copy, gets few). The
 validation split holds out part of the corrections for this
-(:func:`~napari_unet.core.data.split_validation`); with none held out there is nothing
+(:func:`~napari_unet.core.training.samples.split_validation`); with none held out there is nothing
 fair to compare on, and :func:`compare` says so (verdict ``"untested"``) instead of
 judging. Dice and F1 stay measured on the whole held-out annotation, copied part
 included: what the person kept counts too, and a model that fixes the corrections but
@@ -46,7 +46,7 @@ SAME_WITHIN = 0.001
 class ValidationSet:
     """2D planes (channels-last images at their own pixels) with the pixels to score.
 
-    ``planes`` are :class:`~napari_unet.core.data.TrainingPair` objects;
+    ``planes`` are :class:`~napari_unet.core.training.samples.TrainingPair` objects;
     ``selections`` hold a boolean map per plane; ``held_out`` says whether the pixels
     are the validation part that training kept out (else: the training pixels);
     ``painted`` the painted pixels among them (``None`` for a plane painted from
@@ -69,7 +69,7 @@ class ValidationSet:
         per plane, at the plane's own size or at the scale it trained at), or, with no
         held-out pixel, every labelled pixel of the planes; with the painted ones among
         them where a plane knows them (a copied prediction, corrected)."""
-        from .size import resize_to
+        from ..prediction.object_size import resize_to
 
         held = validation is not None and any(np.any(m) for m in validation)
         keep_planes, selections, painted_sel = [], [], []
@@ -157,7 +157,7 @@ class Scores:
 def score_network(net: Any, data: ValidationSet) -> Scores:
     """Segment each plane of ``data`` with ``net`` as Segment would and score the
     selected pixels (see the module's docstring)."""
-    from .metrics import iou_matrix, match_counts
+    from ..metrics import iou_matrix, match_counts
 
     tp = fp = fn = 0
     itp = ifp = ifn = 0

@@ -35,23 +35,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import Window
-from .blockgrid import (  # noqa: F401 - the grid is part of this module's interface
+from ..arrays import Window
+from ..errors import UserInputError
+from ..files.ome_zarr import OUTPUT_CHUNK, create_ome_zarr, pyramid_levels, write_levels  # noqa: F401
+from .block_grid import (  # noqa: F401 - the grid is part of this module's interface
     BlockGrid,
     busiest_window,
     plan_blocks,
     plan_scaled_blocks,
 )
-from .errors import UserInputError
-from .omezarr import OUTPUT_CHUNK, create_ome_zarr, pyramid_levels, write_levels  # noqa: F401
-from .predictor import Predictor
-from .worker import (  # noqa: F401 - bound_heap, model_ref: part of this module's interface
+from .model_ref import (  # noqa: F401 - bound_heap, model_ref: part of this module's interface
     ModelRef,
     bound_heap,
     model_ref,
     network,
     weights_digest,
 )
+from .predictor import Predictor
 
 #: Pyramid levels stop when the next level's larger side would be below this.
 PYRAMID_MIN = 512
@@ -72,10 +72,10 @@ class LargeResult:
 def measure_scale(predictor: Predictor, x, sample: np.ndarray, step: int, client):
     """The factor a block-wise prediction sees the image ``x`` at, and the object width:
     the predictor's, fixed by its diameter or measured (as :meth:`Predictor.predict
-    <napari_unet.core.predictor.Predictor.predict>` does) on the most textured region of
+    <napari_unet.core.prediction.predictor.Predictor.predict>` does) on the most textured region of
     the image (found on ``sample``, ``x`` read every ``step`` px) that the estimate
     looks at, read alone."""
-    from .size import LOOK_CROP, PROBE_SCALES
+    from .object_size import LOOK_CROP, PROBE_SCALES
 
     h, w = int(x.shape[0]), int(x.shape[1])
     fixed = predictor.fixed_scale((h, w))
@@ -126,7 +126,7 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     its probabilities and kept instances."""
     import zarr
 
-    from .postprocess import foreground_probability
+    from .instances import foreground_probability
 
     if spec.bound_heap:
         bound_heap()
@@ -143,7 +143,7 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     del prob
     votes = None
     if spec.classes_path is not None:  # the class of each instance, by its pixels' vote
-        from .postprocess import instance_classes
+        from .instances import instance_classes
 
         votes = instance_classes(scores, lab)
     del scores  # one block's maps at a time: the probabilities go before the ids are made
@@ -307,7 +307,7 @@ def predict_to_zarr(
     Parameters
     ----------
     net
-        A :class:`~napari_unet.core.unet.UNet`.
+        A :class:`~napari_unet.core.network.unet.UNet`.
     image
         A 2D image (``(Y, X)``, ``(Y, X, C)``, ``(C, Y, X)``, RGB(A)): a dask array or an
         array-like read by slicing; where its channels are is decided by
@@ -331,13 +331,13 @@ def predict_to_zarr(
     diameter
         Typical object width in px: ``"auto"`` measures it (on the most textured region
         of the image), ``None`` or 0 takes the image as it is. As in
-        :meth:`~napari_unet.core.unet.UNet.predict`, the image is seen at the scale where
+        :meth:`~napari_unet.core.network.unet.UNet.predict`, the image is seen at the scale where
         its objects match the model's, block by block, and the results come back at the
         image's pixels. At scale 1 the probabilities equal a whole-image pass.
     classes_path
         For a model with several object classes: a third folder to create, the class of
         every pixel's instance (by a vote of its pixels, as
-        :func:`~napari_unet.core.postprocess.instance_classes`).
+        :func:`~napari_unet.core.prediction.instances.instance_classes`).
     progress
         Called as ``progress(kind, done, total)``, ``kind`` ``"predict"`` or ``"stitch"``.
     stop_event
@@ -350,7 +350,7 @@ def predict_to_zarr(
     import dask
     import zarr
 
-    from .axes import channel_layout
+    from ..axes import channel_layout
 
     cfg = net.config
     predictor = Predictor(
@@ -391,7 +391,7 @@ def predict_to_zarr(
     )
     n_classes = int(cfg.n_object_classes)
     if classes_path is not None and n_classes > 1:
-        from .outputs import class_map_dtype
+        from ..files.outputs import class_map_dtype
 
         dtype = class_map_dtype(n_classes)
         create_ome_zarr(
@@ -513,7 +513,7 @@ def _run_distributed(counts, stitched, offsets, client, tick: _Progress, token: 
             _quiesce(client, token)
             # a failed task's other chunk writes go on in its worker: let them end
             # before the caller removes the folders they write into
-            from .outputs import settle_zarr_writes
+            from ..files.outputs import settle_zarr_writes
 
             try:
                 client.run(settle_zarr_writes, on_error="ignore")
@@ -600,7 +600,7 @@ def predict_dask(
     """
     import tempfile
 
-    from .outputs import AtomicWrite, is_our_output, remove_folder
+    from ..files.outputs import AtomicWrite, is_our_output, remove_folder
 
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="napari-unet-"))
     folder.mkdir(parents=True, exist_ok=True)

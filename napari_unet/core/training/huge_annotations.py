@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .errors import UserInputError
-from .memory import is_lazy  # the type question, answered in one place
+from ..errors import UserInputError
+from ..memory import is_lazy  # the type question, answered in one place
 
 #: Edge of the blocks that copies and conversions of whole label images go by (a
 #: multiple of the annotation chunks of :func:`create_labels_zarr`).
@@ -159,7 +159,7 @@ def any_label(labels) -> bool:
 
 def label_counts(labels) -> dict[int, int]:
     """How many pixels carry each non-zero label of a 2D chunked ``labels`` array
-    (as :func:`~napari_unet.core.targets.annotated_pixel_counts`), chunk by chunk."""
+    (as :func:`~napari_unet.core.training.targets.annotated_pixel_counts`), chunk by chunk."""
     from .targets import annotated_pixel_counts
 
     if _is_dask(labels):
@@ -247,7 +247,7 @@ def annotated_boxes(labels, margin: int = 0) -> list[Box]:
 
 
 def region_pairs(pair, channels: int, margin: int, normalization: dict | None = None) -> list:
-    """A lazy 2D :class:`~napari_unet.core.data.TrainingPair` as in-memory pairs, one
+    """A lazy 2D :class:`~napari_unet.core.training.samples.TrainingPair` as in-memory pairs, one
     per annotated region (with ``margin`` pixels of image around it).
 
     The regions share one normalisation: the percentiles of the model's
@@ -261,8 +261,8 @@ def region_pairs(pair, channels: int, margin: int, normalization: dict | None = 
     """
     import dataclasses
 
-    from .axes import channel_layout
-    from .normalize import percentile_range, percentiles
+    from ..axes import channel_layout
+    from ..normalize import percentile_range, percentiles
 
     labels = pair.labels
     if len(labels.shape) != 2:
@@ -319,8 +319,8 @@ def save_labels_zarr(labels, path, name: str = "annotation", replace: bool = Fal
     """
     from pathlib import Path
 
-    from .omezarr import OUTPUT_CHUNK, create_ome_zarr
-    from .outputs import AtomicWrite, is_our_output
+    from ..files.ome_zarr import OUTPUT_CHUNK, create_ome_zarr
+    from ..files.outputs import AtomicWrite, is_our_output
 
     path = Path(path)
     if path.suffix.lower() != ".zarr":
@@ -381,7 +381,7 @@ def prediction_to_annotation(
     block: int | None = None,
     box: Box | None = None,
 ) -> None:
-    """Write :func:`~napari_unet.core.targets.mask_to_annotation` of a 2D instance
+    """Write :func:`~napari_unet.core.training.targets.mask_to_annotation` of a 2D instance
     ``labels`` image into the 2D ``annotation`` array, block by block: chunked (dask,
     zarr) arrays of a huge image, never read whole. The result is the same as on the
     whole image (each block is converted with a one-pixel rim, so the line where two

@@ -6,7 +6,7 @@ anything is written (unreadable images, images the model cannot take, two images
 writing one file, an output that would replace an input or a file the user made, the
 free space); :func:`run_predictions` then segments the images one by one, each in
 memory or block by block (the rule of :mod:`napari_unet.core.memory`; a dask graph,
-:mod:`napari_unet.core.large`)
+:mod:`napari_unet.core.prediction.blockwise`)
 and writes its files, all of them or none.
 
 Nothing here prints: notes go to a ``note`` callback and ``check`` is called between
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import check_diameter, check_limit, check_threshold, diameter_argument
-from .errors import ConfigError, UserInputError
-from .memory import block_by_block
+from ..config import check_diameter, check_limit, check_threshold, diameter_argument
+from ..errors import ConfigError, UserInputError
+from ..memory import block_by_block
 
 #: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
 LARGE_BLOCK = 2048
@@ -128,10 +128,15 @@ def plan_predictions(
         replace an input or (without ``overwrite``) a file napari-unet did not write, or
         a disk too full for them.
     """
-    from .axes import channel_layout
-    from .image_files import image_info, image_stem
-    from .outputs import check_free_space, ensure_output_folder, prediction_paths, refuse_to_replace
-    from .plan import model_file
+    from ..axes import channel_layout
+    from ..files.images import image_info, image_stem
+    from ..files.outputs import (
+        check_free_space,
+        ensure_output_folder,
+        prediction_paths,
+        refuse_to_replace,
+    )
+    from .planning import model_file
 
     out = Path(out)
     if fmt not in FORMATS:
@@ -230,7 +235,7 @@ def run_predictions(
 
     ``client`` (a :class:`distributed.Client`) runs the block-wise images on a cluster.
     ``note`` hears what the person should know (NaN pixels, block progress);
-    ``stage(name, stage)`` hears each :class:`~napari_unet.core.predict.Stage` of an
+    ``stage(name, stage)`` hears each :class:`~napari_unet.core.prediction.tiling.Stage` of an
     image segmented whole as it starts; ``check`` is called between blocks and before
     files are written: what it raises ends the run with nothing half-written.
 
@@ -263,9 +268,9 @@ def run_predictions(
 
 def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=None):
     """One image read whole, predicted in memory, its files written together."""
-    from .image_files import read_image
-    from .normalize import nonfinite_message, nonfinite_pixels
-    from .outputs import check_output_folder, write_prediction
+    from ..files.images import read_image
+    from ..files.outputs import check_output_folder, write_prediction
+    from ..normalize import nonfinite_message, nonfinite_pixels
 
     image = read_image(job.path)
     bad = nonfinite_pixels(image)
@@ -287,16 +292,16 @@ def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=
 
 
 def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, check):
-    """One image as a dask graph (:mod:`napari_unet.core.large`): OME-Zarr outputs
+    """One image as a dask graph (:mod:`napari_unet.core.prediction.blockwise`): OME-Zarr outputs
     written block by block, or TIFFs copied from them; a hidden work folder beside the
     outputs, removed whatever happens."""
     import tempfile
 
     import numpy as np
 
-    from .image_files import LazyImage, image_stem
-    from .large import predict_to_zarr, zarr_to_tiffs
-    from .outputs import AtomicWrite, BlockwiseTiffs, class_map_dtype, remove_folder
+    from ..files.images import LazyImage, image_stem
+    from ..files.outputs import AtomicWrite, BlockwiseTiffs, class_map_dtype, remove_folder
+    from ..prediction.blockwise import predict_to_zarr, zarr_to_tiffs
 
     labels_path, prob_path = job.outputs["labels"], job.outputs["probability"]
     classes_path = job.outputs.get("classes")
@@ -374,8 +379,8 @@ def evaluate_files(
     """Scores (:func:`~napari_unet.core.metrics.evaluate`) of the label image ``pred``
     against ``truth``, per class with both class maps; files of different shapes are
     refused by name."""
-    from .image_files import read_labels
-    from .metrics import evaluate
+    from ..files.images import read_labels
+    from ..metrics import evaluate
 
     labels = [read_labels(pred), read_labels(truth)]
     if labels[0].shape != labels[1].shape:

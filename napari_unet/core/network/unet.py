@@ -1,8 +1,8 @@
 """The :class:`UNet`: the network and its file (new, load, default, copy, widen, save)
 with the metadata that travels with it — usable from a notebook. Training runs in
-:mod:`~napari_unet.core.training_run`, prediction in :mod:`~napari_unet.core.predictor`
-(:meth:`UNet.predict` builds a :class:`~napari_unet.core.predictor.Predictor`), images
-too large for memory in :mod:`~napari_unet.core.large`.
+:mod:`~napari_unet.core.training.run`, prediction in :mod:`~napari_unet.core.prediction.predictor`
+(:meth:`UNet.predict` builds a :class:`~napari_unet.core.prediction.predictor.Predictor`), images
+too large for memory in :mod:`~napari_unet.core.prediction.blockwise`.
 
 >>> from napari_unet.core import UNet, UNetConfig, TrainConfig, TrainingPair
 >>> net = UNet.new(UNetConfig(depth=3, base_filters=16))          # doctest: +SKIP
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import (  # noqa: F401 - the tile defaults are re-exported
+from ..config import (  # noqa: F401 - the tile defaults are re-exported
     DEFAULT_CONTEXT,
     DEFAULT_TILE_SIZE,
     PREVIEW_INTERVAL,
@@ -32,10 +32,10 @@ from .config import (  # noqa: F401 - the tile defaults are re-exported
     UNetConfig,
     class_names,
 )
-from .errors import ModelFileError, UserInputError
-from .modelfile import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
-from .normalize import DEFAULT_NORMALIZATION
-from .predictor import Prediction, Predictor  # noqa: F401 - Prediction is re-exported
+from ..errors import ModelFileError, UserInputError
+from ..normalize import DEFAULT_NORMALIZATION
+from ..prediction.predictor import Prediction, Predictor  # noqa: F401 - Prediction is re-exported
+from .model_file import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
 
 
 def _package_version() -> str:
@@ -69,10 +69,10 @@ class UNet:
     @classmethod
     def new(cls, config: UNetConfig | None = None, seed: int | None = 0) -> UNet:
         """A freshly initialised network."""
-        from ._tfload import import_tensorflow
+        from .._tfload import import_tensorflow
 
         import_tensorflow()
-        from .model import build_unet, initialise_weights
+        from .architecture import build_unet, initialise_weights
 
         config = config or UNetConfig()
         model = build_unet(config, fused=True)
@@ -89,8 +89,8 @@ class UNet:
         ModelFileError
             With a message that says what is wrong with the file.
         """
-        from .model import build_unet
-        from .modelfile import read_metadata, read_weights
+        from .architecture import build_unet
+        from .model_file import read_metadata, read_weights
 
         meta = read_metadata(path)
         try:
@@ -123,7 +123,7 @@ class UNet:
     @classmethod
     def default(cls) -> UNet:
         """The bundled pretrained nuclei model."""
-        from .modelfile import default_model_missing
+        from .model_file import default_model_missing
 
         path = default_model_path()
         if not path.exists():
@@ -134,7 +134,7 @@ class UNet:
         """An independent copy (same weights, own metadata)."""
         import copy
 
-        from .model import build_unet
+        from .architecture import build_unet
 
         model = build_unet(self.config, fused=True)
         model.set_weights(self.keras_model.get_weights())
@@ -152,7 +152,7 @@ class UNet:
         network the new columns are drawn from the layer's initializer (seeded by
         ``seed``). A network with as many classes or more is left as it is.
         """
-        from .model import build_unet, initialise_weights
+        from .architecture import build_unet, initialise_weights
 
         old = self.config.n_object_classes
         n = int(n_object_classes)
@@ -200,7 +200,7 @@ class UNet:
         """This network's weights in plain Keras layers computing in float32: what model
         files and exports hold, independent of the machine (:attr:`keras_model` is the
         network that computes: fused batch normalisation, the machine's precision)."""
-        from .model import build_unet
+        from .architecture import build_unet
 
         with self._lock:
             twin = build_unet(self.config, dtype_policy="float32")
@@ -250,11 +250,11 @@ class UNet:
         Parameters
         ----------
         pairs
-            :class:`~napari_unet.core.data.TrainingPair` objects (annotations or masks).
+            :class:`~napari_unet.core.training.samples.TrainingPair` objects (annotations or masks).
         config
             Training settings; defaults to :class:`TrainConfig`'s.
         progress
-            Called with :class:`~napari_unet.core.training.TrainProgress` records after
+            Called with :class:`~napari_unet.core.training.loop.TrainProgress` records after
             every batch and epoch (from the training thread).
         stop_event
             When set, training stops after the current batch; the best weights are kept.
@@ -266,7 +266,7 @@ class UNet:
         -------
         TrainResult
         """
-        from .training_run import train
+        from ..training.run import train
 
         return train(self, pairs, config, progress, stop_event, preview_image, preview_interval)
 
@@ -288,7 +288,7 @@ class UNet:
             if self._infer is None:
                 import tensorflow as tf
 
-                from .hardware import inference_jit
+                from ..hardware import inference_jit
 
                 model = self.keras_model
                 spec = tf.TensorSpec([None, None, None, self.input_channels], tf.float32)
@@ -350,7 +350,7 @@ class UNet:
         progress
             Called as ``progress(done, total)`` in tiles over all planes.
         stage
-            Called with a :class:`~napari_unet.core.predict.Stage` as each stage of a
+            Called with a :class:`~napari_unet.core.prediction.tiling.Stage` as each stage of a
             plane starts: estimating the object size (only when measured), predicting
             (then ``progress`` counts its tiles), post-processing.
         """
@@ -367,7 +367,7 @@ class UNet:
         return predictor.predict(image, channel_axis, rgb, axes, return_scores, progress, stage)
 
     def predictor(self, **options) -> Predictor:
-        """A :class:`~napari_unet.core.predictor.Predictor` of this network: what one
+        """A :class:`~napari_unet.core.prediction.predictor.Predictor` of this network: what one
         prediction needs (normalisation, object scale, tiles, post-processing);
         ``options`` are its settings (``tile_size``, ``context``, ``threshold``,
         ``min_size``, ``diameter``, ``batch_size``)."""
@@ -376,9 +376,9 @@ class UNet:
     def predict_dask(self, image, out=None, client=None, **kwargs):
         """Segment a 2D image of any size block by block as a dask graph, in this
         process or on a :class:`distributed.Client`'s cluster; returns a
-        :class:`~napari_unet.core.large.LazyPrediction` (OME-Zarr pyramids in ``out``,
-        as dask arrays). See :func:`napari_unet.core.large.predict_dask`."""
-        from .large import predict_dask
+        :class:`~napari_unet.core.prediction.blockwise.LazyPrediction` (OME-Zarr pyramids in ``out``,
+        as dask arrays). See :func:`napari_unet.core.prediction.blockwise.predict_dask`."""
+        from ..prediction.blockwise import predict_dask
 
         return predict_dask(self, image, out, client, **kwargs)
 
@@ -394,9 +394,9 @@ class UNet:
 
     @property
     def postprocessing(self):
-        """The :class:`~napari_unet.core.postprocess.PostprocessParams` of this model
+        """The :class:`~napari_unet.core.prediction.instances.PostprocessParams` of this model
         (tuned on its training annotation after each run; defaults otherwise)."""
-        from .postprocess import PostprocessParams
+        from ..prediction.instances import PostprocessParams
 
         try:
             return PostprocessParams.from_dict(self.metadata.get("postprocessing"))
@@ -416,7 +416,7 @@ class UNet:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to one ``.keras`` file (atomically)."""
-        from .modelfile import save_keras_with_metadata
+        from .model_file import save_keras_with_metadata
 
         with self._lock:
             # an uncompiled float32 twin: the file names no loss or optimizer code and

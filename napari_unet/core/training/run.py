@@ -1,9 +1,9 @@
-"""One training run of a :class:`~napari_unet.core.unet.UNet` (what :meth:`UNet.train
-<napari_unet.core.unet.UNet.train>` does): its planes prepared (split into 2D
+"""One training run of a :class:`~napari_unet.core.network.unet.UNet` (what :meth:`UNet.train
+<napari_unet.core.network.unet.UNet.train>` does): its planes prepared (split into 2D
 channels-last planes, labels checked, brought to the model's object scale, pseudo-labels
 from the model itself where it already agrees with the person), the loop
-(:func:`~napari_unet.core.training.fit`), then what the model learns about itself
-(:mod:`~napari_unet.core.calibration`) and the run's record in its metadata.
+(:func:`~napari_unet.core.training.loop.fit`), then what the model learns about itself
+(:mod:`~napari_unet.core.training.calibration`) and the run's record in its metadata.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import MAX_OBJECT_CLASSES, PREVIEW_INTERVAL, TrainConfig
-from .errors import UserInputError
-from .predictor import Predictor
+from ..config import MAX_OBJECT_CLASSES, PREVIEW_INTERVAL, TrainConfig
+from ..errors import UserInputError
+from ..prediction.predictor import Predictor
 
 if TYPE_CHECKING:
-    from .training import TrainResult
+    from .loop import TrainResult
 
 
 def train(
@@ -34,12 +34,12 @@ def train(
     preview_interval: float = PREVIEW_INTERVAL,
 ) -> TrainResult:
     """Fine-tune ``net`` in place on image/label pairs (see :meth:`UNet.train
-    <napari_unet.core.unet.UNet.train>`)."""
+    <napari_unet.core.network.unet.UNet.train>`)."""
     from .calibration import calibrate_diameter, tune_postprocessing
-    from .data import planes_of, prepare_pairs, sampling_margin
-    from .scoring import ValidationSet
+    from .comparison import ValidationSet
+    from .loop import fit
+    from .samples import planes_of, prepare_pairs, sampling_margin
     from .targets import annotation_object_classes, check_classes_painted
-    from .training import fit
 
     cfg = config or TrainConfig()
     if net.config.padding != "same":
@@ -167,10 +167,10 @@ def teacher(net, plane) -> np.ndarray | None:
 
 
 def to_model_scale(net, planes: list, cfg: TrainConfig) -> tuple[list, list]:
-    """Planes resized so their objects match ``net``'s :attr:`~napari_unet.core.unet.
+    """Planes resized so their objects match ``net``'s :attr:`~napari_unet.core.network.unet.
     UNet.object_diameter`, and the object widths measured in each (``None`` where
     unknown)."""
-    from .size import (
+    from ..prediction.object_size import (
         annotated_diameter,
         clip_scale,
         mask_diameter,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 #: Seconds to wait for a scheduler to answer (connecting, then its first worker).
 SCHEDULER_TIMEOUT = 10

@@ -69,7 +69,7 @@ def network(ref: ModelRef):
     with _NETS_LOCK:
         net = _NETS.get(ref.key)
         if net is None:
-            from ._tfload import quiet_import_tensorflow
+            from .._tfload import quiet_import_tensorflow
 
             quiet_import_tensorflow()  # a worker's terminal is the user's too
             net = _NETS[ref.key] = ref.load(ref.path)

@@ -6,15 +6,15 @@ and nowhere else:
 - **normalisation**: :meth:`Predictor.intensity`, the model's percentiles of an image
   (one function, so both paths and training's views agree);
 - **object scale**: fixed by a diameter (:meth:`Predictor.fixed_scale`) or measured
-  (:meth:`Predictor.estimate_scale`, :func:`~napari_unet.core.size.estimate_scale`);
+  (:meth:`Predictor.estimate_scale`, :func:`~napari_unet.core.prediction.object_size.estimate_scale`);
 - **tiling**: :meth:`Predictor.plan` (overlap tiles on the network's grid);
 - **post-processing**: :meth:`Predictor.instances` (the model's settings, or those given).
 
 :meth:`Predictor.predict` segments an image in memory; the dask graph of images too
-large for memory (:mod:`~napari_unet.core.large`) calls :meth:`Predictor.predict_region`
+large for memory (:mod:`~napari_unet.core.prediction.blockwise`) calls :meth:`Predictor.predict_region`
 on each block with the same steps. :meth:`UNet.predict
-<napari_unet.core.unet.UNet.predict>` and :meth:`UNet.predict_dask
-<napari_unet.core.unet.UNet.predict_dask>` build one.
+<napari_unet.core.network.unet.UNet.predict>` and :meth:`UNet.predict_dask
+<napari_unet.core.network.unet.UNet.predict_dask>` build one.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import DEFAULT_CONTEXT, DEFAULT_TILE_SIZE
-from .errors import UserInputError
-from .normalize import normalize, percentile_range, percentiles
-from .predict import Stage
+from ..config import DEFAULT_CONTEXT, DEFAULT_TILE_SIZE
+from ..errors import UserInputError
+from ..normalize import normalize, percentile_range, percentiles
+from .tiling import Stage
 
 if TYPE_CHECKING:
-    from .arrays import Window
-    from .postprocess import PostprocessParams
-    from .predict import TilePlan
+    from ..arrays import Window
+    from .instances import PostprocessParams
+    from .tiling import TilePlan
 
 
 @dataclass
@@ -89,15 +89,15 @@ class Predictor:
     Parameters
     ----------
     net
-        A :class:`~napari_unet.core.unet.UNet`.
+        A :class:`~napari_unet.core.network.unet.UNet`.
     tile_size
         Edge of the tiles the network sees (context included).
     context
         Pixels of context per tile side (rounded up to the network's size multiple).
     threshold, min_size
         Override the model's post-processing settings (:attr:`UNet.postprocessing
-        <napari_unet.core.unet.UNet.postprocessing>`); ``postprocessing`` replaces them
-        all (a dict of :class:`~napari_unet.core.postprocess.PostprocessParams`).
+        <napari_unet.core.network.unet.UNet.postprocessing>`); ``postprocessing`` replaces them
+        all (a dict of :class:`~napari_unet.core.prediction.instances.PostprocessParams`).
     diameter
         Typical object width in the image (px): ``"auto"`` measures it, a number says
         it, ``None`` or 0 takes the image as it is.
@@ -116,7 +116,7 @@ class Predictor:
         batch_size: int = 2,
         postprocessing: dict | None = None,
     ) -> None:
-        from .postprocess import PostprocessParams
+        from .instances import PostprocessParams
 
         self.net = net
         self.tile_size = int(tile_size or DEFAULT_TILE_SIZE)
@@ -158,8 +158,8 @@ class Predictor:
     def plan(self, height: int, width: int, context: int | None = None, origin=(0, 0)) -> TilePlan:
         """The tiles of a ``height`` × ``width`` image (or of a region of it starting at
         ``origin``, tiles on the image's grid)."""
-        from .model import output_size, valid_input_sizes
-        from .predict import TilePlan, plan_tiles
+        from ..network.architecture import output_size, valid_input_sizes
+        from .tiling import TilePlan, plan_tiles
 
         cfg = self.net.config
         if cfg.padding == "valid":
@@ -196,8 +196,8 @@ class Predictor:
                 "this model does not record the object size it was trained at, so it cannot "
                 "rescale to a diameter; leave the diameter empty (or 0)"
             )
-        from .config import check_diameter
-        from .size import clip_scale
+        from ..config import check_diameter
+        from .object_size import clip_scale
 
         check_diameter(d, model_d, shape)
         factor = clip_scale(model_d / d)
@@ -206,8 +206,8 @@ class Predictor:
     def estimate_scale(self, scores_at, shape) -> tuple[float, float | None]:
         """Scale factor and measured object width, from ``scores_at`` (a
         :meth:`scorer`) of an image of ``shape`` (see
-        :func:`~napari_unet.core.size.estimate_scale`)."""
-        from .size import estimate_scale
+        :func:`~napari_unet.core.prediction.object_size.estimate_scale`)."""
+        from .object_size import estimate_scale
 
         return estimate_scale(scores_at, shape[:2], self.net.object_diameter, self.params.threshold)
 
@@ -227,8 +227,8 @@ class Predictor:
         :meth:`intensity`), and the number of pixels the network evaluated for them.
         ``region`` ``(y0, y1, x0, x1)``: only that part of the plane (at factor 1),
         its tiles reading their context around it."""
-        from .predict import predict_probabilities
-        from .size import rescale_image
+        from .object_size import rescale_image
+        from .tiling import predict_probabilities
 
         lo, hi = self.intensity(plane) if intensity is None else intensity
         image = rescale_image(plane, factor, quick)
@@ -250,7 +250,7 @@ class Predictor:
 
     def scorer(self, plane, intensity=None, report=None, stage=None):
         """``scores(factor, crop=None)`` for one plane: class probabilities of the plane
-        (or a crop of it; ``None`` or :data:`~napari_unet.core.size.WHOLE`: all of it)
+        (or a crop of it; ``None`` or :data:`~napari_unet.core.prediction.object_size.WHOLE`: all of it)
         resized by ``factor``.
 
         A crop is a look of the size estimate: seen alone, without context (its borders
@@ -261,7 +261,7 @@ class Predictor:
         counts the pixels the network evaluated: ``"size estimate"`` and
         ``"prediction"`` (the kept pass; a whole pass that was not kept counts as
         estimate)."""
-        from .size import WHOLE
+        from .object_size import WHOLE
 
         last: dict = {}
         pixels = {"size estimate": 0, "prediction": 0}
@@ -291,7 +291,7 @@ class Predictor:
     def instances(self, scores: np.ndarray) -> np.ndarray:
         """Instance labels (``int32``, ids 1..N) of class probabilities, with this
         predictor's post-processing settings."""
-        from .postprocess import instances_from_probabilities
+        from .instances import instances_from_probabilities
 
         return instances_from_probabilities(scores, **self.params.to_dict())
 
@@ -301,7 +301,7 @@ class Predictor:
 
         Where the channels are is decided by :func:`~napari_unet.core.axes.channel_layout`.
         """
-        from .axes import channel_layout
+        from ..axes import channel_layout
 
         layout = channel_layout(
             np.shape(image), self.net.input_channels, rgb=rgb, axes=axes, channel_axis=channel_axis
@@ -322,9 +322,9 @@ class Predictor:
         stage: Callable | None = None,
     ) -> Prediction:
         """Segment an image in memory, plane by plane (see :meth:`UNet.predict
-        <napari_unet.core.unet.UNet.predict>` for the arguments)."""
-        from .postprocess import foreground_probability, instance_classes, relabel_and_filter
-        from .size import resize_to
+        <napari_unet.core.network.unet.UNet.predict>` for the arguments)."""
+        from .instances import foreground_probability, instance_classes, relabel_and_filter
+        from .object_size import resize_to
 
         if image is None:
             raise UserInputError("no image given")
@@ -410,7 +410,7 @@ class Predictor:
         otherwise the whole window is resized, predicted and labelled at the model's
         scale, and both come back to the image's pixels (ids may then have gaps where
         an object fell outside the region)."""
-        from .size import resize_to
+        from .object_size import resize_to
 
         y0, y1, x0, x1 = region
         if factor == 1.0:

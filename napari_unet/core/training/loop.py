@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import PREVIEW_INTERVAL, TrainConfig
-from .data import (
+from ..config import PREVIEW_INTERVAL, TrainConfig
+from .samples import (
     PatchSampler,
     PreparedImage,
     split_validation,
@@ -70,8 +70,8 @@ class TrainResult:
     #: the labelled pixels held out for validation, one boolean map per training plane
     #: (at the scale it trained at); ``None`` when nothing was held out
     validation: list[np.ndarray] | None = field(default=None, repr=False)
-    #: those pixels on the planes as given (a :class:`~napari_unet.core.scoring.ValidationSet`,
-    #: set by :meth:`UNet.train <napari_unet.core.unet.UNet.train>`)
+    #: those pixels on the planes as given (a :class:`~napari_unet.core.training.comparison.ValidationSet`,
+    #: set by :meth:`UNet.train <napari_unet.core.network.unet.UNet.train>`)
     held_out: Any = field(default=None, repr=False)
 
     def summary(self) -> str:
@@ -144,9 +144,9 @@ class _Trainer:
         import keras
         import tensorflow as tf
 
-        from .fused import FusedAdam
+        from ..network.architecture import build_unet
+        from ..network.fused_kernels import FusedAdam
         from .losses import dice_coefficient, dice_crossentropy_loss
-        from .model import build_unet
 
         self.lock = threading.Lock()
         self.model = build_unet(config, dtype_policy=policy, fused=True)
@@ -200,7 +200,7 @@ def _trainer_for(config) -> _Trainer:
     """The cached trainer for an architecture (a fresh one if that one is busy)."""
     import json
 
-    from .hardware import compute_dtype_policy
+    from ..hardware import compute_dtype_policy
 
     policy = compute_dtype_policy()
     key = (json.dumps(config.to_dict(), sort_keys=True), policy)
@@ -282,7 +282,7 @@ def fit(
     monitor = "val_loss" if val is not None else "loss"
     lr = float(learning_rate or cfg.first_learning_rate(pretrained=False))
 
-    from .model import reseed_random_layers
+    from ..network.architecture import reseed_random_layers
 
     trainer = _trainer_for(config)
     reseed_random_layers(trainer.model, cfg.seed)  # the cached twin is what trains
@@ -389,7 +389,7 @@ def fit(
             producer.close()
         trainer.lock.release()
     if stopped_by == "non_finite" and epochs_run == 0:
-        from .errors import TrainingFailed
+        from ..errors import TrainingFailed
 
         raise TrainingFailed(
             f"training failed: the loss became {losses[-1]} (not a number) at step {step}, "

@@ -3,7 +3,7 @@
 Saving writes the Keras archive to a temporary file beside the target, adds
 ``napari_unet.json`` (architecture, channels, classes, normalisation, patch size,
 training history and data, package version) and renames it into place
-(:class:`~napari_unet.core.outputs.AtomicWrite`), so a crash never leaves a half-written model.
+(:class:`~napari_unet.core.files.outputs.AtomicWrite`), so a crash never leaves a half-written model.
 
 Loading never deserialises anything executable: the file's own ``config.json`` is only
 *inspected* (a layer outside the U-Net's vocabulary, a ``Lambda`` above all, makes the
@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .errors import DefaultModelMissing, ModelFileError
+from ..errors import DefaultModelMissing, ModelFileError
 
 METADATA_NAME = "napari_unet.json"
 FORMAT = "napari-unet-model"
@@ -30,7 +30,7 @@ MAX_JSON_BYTES = 16_000_000
 
 
 #: The bundled pretrained nuclei model.
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default_nuclei.keras"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "default_nuclei.keras"
 
 
 def default_model_path() -> Path:
@@ -71,7 +71,7 @@ def save_keras_with_metadata(
     meta = dict(metadata)
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
-    from .outputs import AtomicWrite
+    from ..files.outputs import AtomicWrite
 
     with AtomicWrite(path) as (tmp,):
         keras_model.save(str(tmp))
@@ -92,7 +92,7 @@ def _json_default(o):
 
 def _foreign_parts(config) -> list[str]:
     """Names of everything in a Keras config outside the U-Net's vocabulary."""
-    from .model import ALLOWED_LAYER_CLASSES
+    from .architecture import ALLOWED_LAYER_CLASSES
 
     bad: set[str] = set()
 
@@ -188,8 +188,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 def _check_metadata(meta: dict[str, Any], name: str) -> None:
     """Refuse metadata that was edited into something the loader cannot use."""
-    from .config import UNetConfig
-    from .errors import UserInputError
+    from ..config import UNetConfig
+    from ..errors import UserInputError
 
     try:
         config = UNetConfig.from_dict(meta["architecture"])

@@ -15,13 +15,13 @@ when predicting.
 of ``BatchNormalization`` (same moving averages, with the biased batch variance), so
 weights move between the two with ``set_weights``. Only the networks that train and
 predict use it; the network written to a model file is built from plain Keras layers
-(:func:`~napari_unet.core.model.build_unet` with ``fused=False``), so files stay
+(:func:`~napari_unet.core.network.architecture.build_unet` with ``fused=False``), so files stay
 loadable by any Keras.
 """
 
 from __future__ import annotations
 
-from ._tfload import import_tensorflow
+from .._tfload import import_tensorflow
 
 tf = import_tensorflow()  # importing this module needs TensorFlow: load it isolated
 

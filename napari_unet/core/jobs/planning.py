@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrainConfig, UNetConfig
-from .errors import ConfigError, UserInputError
-from .modelfile import (  # noqa: F401 - where the default model is: part of the plan
+from ..config import TrainConfig, UNetConfig
+from ..errors import ConfigError, UserInputError
+from ..network.model_file import (  # noqa: F401 - where the default model is: part of the plan
     DEFAULT_MODEL_PATH,
     default_model_installed,
     default_model_missing,
@@ -52,7 +52,7 @@ def model_file(path: str | os.PathLike | None) -> tuple[Path, dict]:
     ModelFileError
         The file is missing, foreign or damaged.
     """
-    from .modelfile import read_metadata
+    from ..network.model_file import read_metadata
 
     if path is None:
         path = default_model_path()
@@ -185,7 +185,7 @@ def plan_network(spec: ModelSpec) -> NetworkPlan:
     UserInputError
         There is no current model.
     """
-    from .modelfile import read_metadata
+    from ..network.model_file import read_metadata
 
     if spec.model is not None and spec.kind != "new":
         return NetworkPlan(spec, spec.model.config, dict(spec.model.metadata))
@@ -224,7 +224,7 @@ def resolve_model(spec: ModelSpec):
     ModelFileError, UserInputError
         With a message for the person (no current model, unreadable file, …).
     """
-    from .unet import UNet
+    from ..network.unet import UNet
 
     if spec.model is not None and spec.kind != "new":
         return spec.model
@@ -242,7 +242,7 @@ def resolve_model(spec: ModelSpec):
 def check_model_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse a model file name before training: not ``.keras``, its folder missing or
     not writable, or an existing file without ``overwrite``."""
-    from .outputs import check_output_folder, check_writable
+    from ..files.outputs import check_output_folder, check_writable
 
     p = Path(path)
     if p.suffix != ".keras":
@@ -272,7 +272,7 @@ def model_file_bytes(config: UNetConfig) -> int:
 def check_training_space(folder: str | os.PathLike, config: UNetConfig) -> None:
     """Refuse to train when the disk of ``folder`` cannot hold the model it would save
     (said before training, not after minutes of it)."""
-    from .outputs import check_free_space
+    from ..files.outputs import check_free_space
 
     check_free_space(folder, model_file_bytes(config), "the trained model")
 
@@ -315,7 +315,7 @@ def save_model_as(
     """
     import shutil
 
-    from .outputs import AtomicWrite, check_output_folder, os_error_message
+    from ..files.outputs import AtomicWrite, check_output_folder, os_error_message
 
     path = Path(path)
     if model is None and source is None:
@@ -351,7 +351,7 @@ def save_model_safely(net, path: str | os.PathLike) -> Path:
     where in the :class:`UserInputError` raised."""
     import tempfile
 
-    from .outputs import os_error_message
+    from ..files.outputs import os_error_message
 
     try:
         return net.save(path)
@@ -374,8 +374,8 @@ def check_training_pairs(pairs: Sequence, channels: int, n_object_classes: int =
     not integers, an empty annotation, a mask without objects or background, no
     background or no object painted at all, a label that would add classes nobody
     painted (a stray value, a mask given as an annotation)."""
-    from .data import pair_layout
-    from .targets import check_annotation, check_classes_painted, check_mask
+    from ..training.samples import pair_layout
+    from ..training.targets import check_annotation, check_classes_painted, check_mask
 
     if not pairs:
         raise UserInputError("no training data: add at least one image with labels")
@@ -408,11 +408,11 @@ def load_training_pairs(
     n_object_classes: int = 1,
 ) -> list:
     """Read ``(image, kind, labels)`` files (``kind``: ``"mask"`` or ``"annotation"``)
-    into checked :class:`~napari_unet.core.data.TrainingPair` objects named after the
+    into checked :class:`~napari_unet.core.training.samples.TrainingPair` objects named after the
     images; ``warn`` hears about NaN or infinite pixels (read as background)."""
-    from .data import TrainingPair
-    from .image_files import read_image, read_labels
-    from .normalize import nonfinite_message, nonfinite_pixels
+    from ..files.images import read_image, read_labels
+    from ..normalize import nonfinite_message, nonfinite_pixels
+    from ..training.samples import TrainingPair
 
     pairs = []
     for image_path, kind, labels_path in files:

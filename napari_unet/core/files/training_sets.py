@@ -9,7 +9,7 @@
       model.keras                     # the current model (optional)
 
 Qt-free and TensorFlow-free (a model in memory is saved through its own ``save``).
-Writing is atomic (:class:`~napari_unet.core.outputs.AtomicWrite`): a new set is built in a
+Writing is atomic (:class:`~napari_unet.core.files.outputs.AtomicWrite`): a new set is built in a
 temporary folder renamed into place; saving into an existing set writes each file of the
 set beside its target and renames them all at the end, the index last. The layer looks
 (``image_layer``, ``annotation_layer``) are plain JSON objects here; what they hold is
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 from .outputs import AtomicWrite, check_free_space, os_error_message
 
 INDEX_NAME = "napari-unet-training-set.json"

@@ -4,13 +4,13 @@
   every output uses (TIFF outputs, model files, training-set folders, bioimage.io
   packages), and on it :func:`write_tiffs_atomic`, :func:`write_prediction` and
   :class:`BlockwiseTiffs` (large outputs through
-  :class:`~napari_unet.core.image_files.RowMappedArray`);
+  :class:`~napari_unet.core.files.images.RowMappedArray`);
 - the output rules: a free-space check before work starts (:func:`check_free_space`),
   the TIFF ``Software`` tag that marks what this tool wrote (:func:`refuse_to_replace`
   keeps everything else), plain words for the operating system's errors
   (:func:`os_error_message`).
 
-Reading is in :mod:`~napari_unet.core.image_files`.
+Reading is in :mod:`~napari_unet.core.files.images`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserInputError
-from .image_files import ZARR_SUFFIXES, RowMappedArray
+from ..errors import UserInputError
+from .images import ZARR_SUFFIXES, RowMappedArray
 
 
 def labels_dtype(labels: np.ndarray) -> np.dtype:
@@ -412,7 +412,7 @@ def prediction_arrays(prediction, paths: dict[str, Path]) -> list[tuple[Path, np
 
 
 def write_prediction(prediction, paths: dict[str, Path]) -> list[Path]:
-    """Write a :class:`~napari_unet.core.unet.Prediction` to the files of
+    """Write a :class:`~napari_unet.core.network.unet.Prediction` to the files of
     :func:`prediction_paths`, atomically: all of them appear or none does."""
     return write_tiffs_atomic(prediction_arrays(prediction, paths))
 
