@@ -3,7 +3,7 @@
 The probability map is the bundled model's (float32) on a mosaic of the sample; both
 turn it into instance labels with the same settings, in alternating rounds:
 
-* the plain recipe (``reference_labels`` of ``tests/test_core_postprocess.py``: SciPy's
+* the plain recipe (``reference_labels`` of ``tests/core/test_instances.py``: SciPy's
   distance transform, skimage ``gaussian``, ``h_maxima`` and ``watershed``, ``np.unique``
   renumbering), what ``_Instances.labels`` computed before;
 * ``napari_unet.core.prediction.instances._Instances(prob).labels(params)`` — fresh for each call,
@@ -27,7 +27,7 @@ import numpy as np
 from common import ROOT, load_sample, markdown_table, mosaic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests" / "core"), str(ROOT / "tests")]
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
-    from test_core_postprocess import reference_labels
+    from test_instances import reference_labels
 
     from napari_unet.core import UNet
     from napari_unet.core.prediction.instances import PostprocessParams, _Instances

@@ -7,32 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SAMPLE_IMAGE, SAMPLE_MASK, SEED_OFFSET, make_blobs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The suite checks exact properties (tiles reproduce a whole pass to 1e-5, seeded runs
 # repeat bit for bit) that hold in float32; on a CPU with AMX the automatic precision
-# would be bfloat16. test_core_precision.py checks bfloat16 and the automatic choice.
+# would be bfloat16. core/test_precision.py checks bfloat16 and the automatic choice.
 os.environ.setdefault("NAPARI_UNET_PRECISION", "float32")
 # pytest-qt takes the first binding it finds (PyQt6 before PyQt5) unless told: follow
 # QT_API, so that with both installed (CI) the PyQt5 pass really runs PyQt5.
 os.environ.setdefault("PYTEST_QT_API", os.environ.get("QT_API", "pyqt5").lower())
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_IMAGE = ROOT / "sample_data" / "img2d.tif"
-SAMPLE_MASK = ROOT / "sample_data" / "mask2d.tif"
-
-
-# ---------------------------------------------------------------------- learned results
-# A test of a learned result (accuracy, F1, a loss going down) must hold on any x86-64 CPU:
-# oneDNN picks other float32 kernels on AMD than on Intel, so training takes another path.
-# Such tests are marked `learned`, take their seeds through `seeded` and assert through
-# `margin`; scripts/learned_margins.py reruns them with other seeds and prints the margins.
-SEED_OFFSET = int(os.environ.get("NAPARI_UNET_TEST_SEED", "0"))
-
-
-def seeded(seed: int) -> int:
-    """A seed of a learned-result test, shifted by ``NAPARI_UNET_TEST_SEED``."""
-    return seed + SEED_OFFSET
 
 
 @pytest.fixture
@@ -72,28 +56,6 @@ def sample_mask() -> np.ndarray:
     return tifffile.imread(SAMPLE_MASK)
 
 
-def make_blobs(size: int = 128, n: int = 12, seed: int = 0, radius=(5, 10)):
-    """A synthetic fluorescence image of round blobs and its instance mask."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    mask = np.zeros((size, size), np.uint16)
-    image = np.zeros((size, size), np.float32)
-    placed = 0
-    for _ in range(n * 20):
-        if placed == n:
-            break
-        r = rng.uniform(*radius)
-        cy, cx = rng.uniform(r, size - r, 2)
-        disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-        if (mask[disk] > 0).any():
-            continue
-        placed += 1
-        mask[disk] = placed
-        image[disk] = rng.uniform(0.6, 1.0)
-    image = image + rng.normal(0, 0.05, image.shape).astype(np.float32)
-    return np.clip(image * 1000 + 200, 0, 65535).astype(np.uint16), mask
-
-
 @pytest.fixture
 def blobs():
     return make_blobs()
@@ -115,34 +77,6 @@ def notes():
 
     start = len(notification_manager.records)
     yield lambda: [str(n.message) for n in notification_manager.records[start:]]
-
-
-def make_two_classes(size: int = 128, n: int = 14, seed: int = 0, **kwargs):
-    """Bright round blobs (class 1) and dim rods (class 2): see
-    ``scripts/synthetic_classes.py``. Returns image, instance mask, class map."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from synthetic_classes import two_class_image
-
-    return two_class_image(size, n, seed, **kwargs)
-
-
-def with_metadata(path: Path, out: Path, edit) -> Path:
-    """A copy of the model file ``path`` at ``out`` whose napari-unet metadata ``edit``
-    (a function of the metadata dict) has changed in place: a file that lies."""
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(path) as z:
-        items = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(items["napari_unet.json"])
-    edit(meta)
-    items["napari_unet.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(out, "w") as z:
-        for name, data in items.items():
-            z.writestr(name, data)
-    return out
 
 
 # ---------------------------------------------------------------------- failing disks

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_blobs, make_two_classes, seeded, with_metadata
+from helpers import make_blobs, make_two_classes, seeded, with_metadata
 
 from napari_unet.core import (
     ModelFileError,

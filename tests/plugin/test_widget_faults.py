@@ -11,7 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from test_widgets import annotate_from_truth, dock, saved, set_tiny_training, wait_idle
+from widget_helpers import annotate_from_truth, dock, saved, set_tiny_training, wait_idle
 
 pytestmark = pytest.mark.gui
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-from test_widgets import dock, wait_idle
+from widget_helpers import dock, wait_idle
 
 from napari_unet.core.config import LIMITS
 

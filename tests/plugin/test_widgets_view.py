@@ -10,7 +10,7 @@ from itertools import combinations
 
 import numpy as np
 import pytest
-from test_widgets import dock, wait_idle
+from widget_helpers import dock, wait_idle
 
 pytestmark = pytest.mark.gui
 

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import tifffile
-from conftest import make_two_classes
-from test_cli import assert_user_error, cli
+from cli_helpers import assert_user_error, cli
+from helpers import make_two_classes
 
 from napari_unet.core import mask_to_annotation
 

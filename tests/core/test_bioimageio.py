@@ -21,7 +21,7 @@ from napari_unet import cli
 from napari_unet.core import UNet, UNetConfig
 from napari_unet.core.files.bioimageio import read_package_metadata
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def extra_missing(name: str = "bioimageio") -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-from conftest import make_blobs
+from helpers import make_blobs
 
 from napari_unet import cli
 from napari_unet.core import memory

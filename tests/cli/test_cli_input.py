@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import make_blobs
-from test_cli import assert_user_error, cli
+from cli_helpers import assert_user_error, cli
+from helpers import make_blobs
 
 from napari_unet.core import TrainingPair, UNet, UNetConfig, UserInputError
 from napari_unet.core.config import LIMITS, TrainConfig, check_diameter, diameter_range

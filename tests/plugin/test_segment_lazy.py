@@ -3,10 +3,9 @@ block path, lazy result layers, Stop, and the working folders they live in."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
+from widget_helpers import Guard
 
 pytestmark = pytest.mark.gui
 
@@ -24,37 +23,6 @@ def nuclei_net(sample_image, sample_mask):
         TrainConfig(epochs=8, steps_per_epoch=10, patch_size=64, batch_size=8, seed=0),
     )
     return net
-
-
-class Guard:
-    """Make any conversion of ``array`` as a whole, outside the GUI thread, raise.
-
-    napari itself draws a (non-multiscale) layer by reading it on the GUI thread; the
-    segmentation runs in a worker thread and must only ever read blocks."""
-
-    def __init__(self, monkeypatch, array) -> None:
-        import dask.array as da
-
-        self.name = array.name
-        self.hits: list[str] = []
-        compute, to_numpy = da.Array.compute, da.Array.__array__
-        guard = self
-
-        def check(a) -> None:
-            if a.name == guard.name and threading.current_thread() is not threading.main_thread():
-                guard.hits.append(threading.current_thread().name)
-                raise AssertionError("the whole layer was converted in a worker")
-
-        def guarded_compute(self, *args, **kwargs):
-            check(self)
-            return compute(self, *args, **kwargs)
-
-        def guarded_array(self, *args, **kwargs):
-            check(self)
-            return to_numpy(self, *args, **kwargs)
-
-        monkeypatch.setattr(da.Array, "compute", guarded_compute)
-        monkeypatch.setattr(da.Array, "__array__", guarded_array)
 
 
 @pytest.fixture
@@ -188,7 +156,7 @@ def test_cli_zarr_outputs_open_in_napari(make_napari_viewer, tmp_path, monkeypat
 
     model = tmp_path / "tiny.keras"
     nuclei_net.save(model)
-    from conftest import make_blobs
+    from helpers import make_blobs
 
     img, _ = make_blobs(640, 60, seed=3)
     tifffile.imwrite(tmp_path / "big.tif", img)

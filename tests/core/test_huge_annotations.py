@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_blobs
+from helpers import make_blobs
 
 SIZE, CHUNK = 3000, 250
 #: two small annotated regions (y0, y1, x0, x1), far apart

@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import make_blobs, with_metadata
+from helpers import make_blobs, with_metadata
 
 from napari_unet.core import ModelFileError, UNet, UNetConfig, UserInputError
 from napari_unet.core.network.architecture import receptive_field_radius

@@ -1,5 +1,5 @@
 """core/jobs/file_jobs.py: a batch of predictions planned and checked before any work, without
-TensorFlow (the run itself is tested through the command line, tests/test_cli*.py)."""
+TensorFlow (the run itself is tested through the command line, tests/cli/)."""
 
 from __future__ import annotations
 

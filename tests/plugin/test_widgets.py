@@ -13,67 +13,23 @@ import textwrap
 
 import numpy as np
 import pytest
+from widget_helpers import (
+    PLUGIN,
+    WAIT_TRAIN_MS,
+    WIDGETS,
+    annotate_from_truth,
+    dock,
+    layer_names,
+    saved,
+    set_tiny_training,
+    toast_is_cut_off,
+    wait_idle,
+)
 
 from napari_unet import _layers as L
 from napari_unet.core import mask_to_annotation
 
 pytestmark = pytest.mark.gui
-
-PLUGIN = "napari-unet"
-WIDGETS = ["U-Net", "Segment", "Annotate", "Train", "Evaluate"]
-TINY = {"depth": 2, "filters": 8}
-WAIT_TRAIN_MS = 120_000
-
-
-# ---------------------------------------------------------------------- helpers
-def dock(viewer, name):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
-    return widget
-
-
-def layer_names(viewer):
-    return [layer.name for layer in viewer.layers]
-
-
-def set_tiny_training(train, epochs=2, steps=3, time_limit=0):
-    """A run of a few seconds: tiny network, small patches, no early stop."""
-    train._init.value = "new"
-    train._depth.value = TINY["depth"]
-    train._filters.value = TINY["filters"]
-    train._epochs.value = epochs
-    train._steps.value = steps
-    train._time.value = time_limit
-    train._patch.value = 64
-    train._batch.value = 2
-    train._interval.value = 1
-
-
-def annotate_from_truth(viewer, annotate, crop=None):
-    """Fill ``nuclei annotation`` from the ground truth (as a person would paint)."""
-    annotate._image.value = "nuclei"
-    layer = annotate._on_create()
-    ann = mask_to_annotation(viewer.layers["nuclei ground truth"].data)
-    if crop is not None:
-        keep = np.zeros(ann.shape, bool)
-        keep[crop] = True
-        ann = np.where(keep, ann, 0).astype(np.uint8)
-    layer.data = ann
-    return layer
-
-
-def wait_idle(qtbot, widget, timeout=WAIT_TRAIN_MS):
-    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
-
-
-def saved(qtbot, widget, worker, timeout=60_000):
-    """What a Save … button's background worker wrote (``None`` when it failed), once
-    it is done; the button is disabled meanwhile."""
-    assert worker is not None
-    button = getattr(widget, "save_button", None) or widget.save_set_button
-    assert widget.saving and not button.isEnabled()
-    qtbot.waitUntil(lambda: not widget.saving, timeout=timeout)
-    assert button.isEnabled()
-    return widget.saved
 
 
 # ---------------------------------------------------------------------- no TF on import
@@ -283,18 +239,6 @@ def test_train_segment_evaluate_loop(viewer, qtbot, tmp_path, notes):
         assert not toast_is_cut_off(qtbot, message), message
 
 
-def toast_is_cut_off(qtbot, message: str) -> bool:
-    """Whether napari's notification toast elides ``message``."""
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-
-    toast = NapariQtNotification(message, "info")
-    qtbot.addWidget(toast)
-    toast.show()
-    qtbot.wait(10)
-    shown = toast.message.fontMetrics().horizontalAdvance(message)
-    return shown > toast.message.width()
-
-
 def test_stop_in_the_middle_restores_ui_and_keeps_a_working_model(viewer, qtbot):
     widgets = {name: dock(viewer, name) for name in ("Annotate", "Train")}
     train = widgets["Train"]
@@ -486,7 +430,7 @@ def test_the_model_used_becomes_current_but_never_replaces_unsaved_work(
 
 def test_live_preview_of_a_stack_fills_the_plane_shown(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    from conftest import make_blobs
+    from helpers import make_blobs
 
     planes = [make_blobs(64, n=5, seed=s) for s in range(3)]
     stack = np.stack([p[0] for p in planes])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_widgets import (
+from widget_helpers import (
     annotate_from_truth,
     dock,
     saved,

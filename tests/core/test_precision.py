@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import make_blobs, seeded
+from helpers import make_blobs, seeded
 
 from napari_unet.core import hardware
 from napari_unet.core.config import UNetConfig

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from cli_helpers import assert_user_error, cli
 
 from napari_unet.core import DEFAULT_MODEL_PATH, mask_to_annotation
 
@@ -24,31 +25,6 @@ TINY = [
 ]  # fmt: skip
 METRICS = ("pixel_dice", "pixel_iou", "precision", "recall", "f1", "mean_ap")
 QUADRANTS = {"tl": (0, 0), "tr": (0, 256), "bl": (256, 0), "br": (256, 256)}
-
-
-def cli(*args, cwd=None, timeout=300, env_extra=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **(env_extra or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "napari_unet.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
-    )
-
-
-def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit code 2, exactly one line on stderr, no traceback; return that line."""
-    lines = proc.stderr.splitlines()
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1, proc.stderr
-    line = lines[0]
-    assert line.startswith("napari-unet: error: ") and len(line) > 25, line
-    assert "Traceback" not in proc.stderr
-    for fragment in fragments:
-        assert fragment.lower() in line.lower(), line
-    return line
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +190,7 @@ def test_evaluate_perfect_prediction(sample_mask, tmp_path):
     ],
 )
 def test_help_and_evaluate_do_not_import_tensorflow(argv):
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     code = (
         "import sys\n"
         "from napari_unet.cli import main\n"
@@ -578,7 +554,7 @@ def test_cli_training_widget_and_predict_agree_on_an_rgba_image(tmp_path):
     """One rule for channels: an RGBA picture and a 3-channel model are read the same way
     (colours, alpha dropped) by `predict`, `train`, the widgets and ``UNet.predict``."""
     import imageio.v3 as iio
-    from conftest import make_blobs
+    from helpers import make_blobs
 
     from napari_unet._widgets._workers import SegmentJob, _layout
     from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_blobs
-from test_segment_lazy import Guard
+from helpers import make_blobs
+from widget_helpers import Guard
 
 pytestmark = pytest.mark.gui
 

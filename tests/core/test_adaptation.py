@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_blobs
+from helpers import ROOT, make_blobs
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, evaluate
 from napari_unet.core.prediction.instances import (

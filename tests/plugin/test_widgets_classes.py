@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_widgets import dock, wait_idle
+from widget_helpers import dock, wait_idle
 
 pytestmark = pytest.mark.gui
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_blobs, seeded
+from helpers import make_blobs, seeded
 
 from napari_unet.core import UNet, UNetConfig, UserInputError, evaluate
 from napari_unet.core.prediction.predictor import Prediction, Predictor

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import make_blobs
+from helpers import make_blobs
 
 from napari_unet import cli
 from napari_unet.core.jobs import file_jobs as batch

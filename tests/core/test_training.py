@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import make_blobs, seeded
+from helpers import make_blobs, seeded
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, UserInputError, evaluate
 from napari_unet.core.training.samples import PatchSampler, prepare_pairs, split_validation

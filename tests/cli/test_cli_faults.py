@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from test_cli import assert_user_error, cli
+from cli_helpers import assert_user_error, cli
 
 from napari_unet import cli as cli_module
 
