@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{DEFAULT_TILE_SIZE}, {LIMITS['tile_size'].text()}); lower it to "
                              "save memory")),
         ("--threshold", dict(type=float, metavar="P",
-                             help="foreground probability threshold (default: the model's "
-                             "own, tuned when it was trained; 0.5 for the bundled model)")),
+                             help="foreground probability threshold (default or 0: the "
+                             "model's own, tuned when it was trained; 0.5 for the bundled "
+                             "model)")),
         ("--diameter", dict(type=float, metavar="PX",
                             help="typical object width in pixels; the image is rescaled so "
                             "its objects match the model's, from a quarter to 8x the model's "
@@ -165,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("--batch-size", core(tc.batch_size, "patches per batch", "batch_size")),
         ("--val-fraction", core(tc.val_fraction, "share of labelled pixels held out for "
                                 "validation", "val_fraction")),
-        ("--learning-rate", dict(type=float, metavar="LR", help="Adam learning rate "
-                                 f"(default {FINE_TUNE_LEARNING_RATE:g} when fine-tuning, "
+        ("--learning-rate", dict(type=float, metavar="LR", help="Adam learning rate, up to "
+                                 f"{LIMITS['learning_rate'].hi:g} (default or 0: "
+                                 f"{FINE_TUNE_LEARNING_RATE:g} when fine-tuning, "
                                  f"{NEW_NETWORK_LEARNING_RATE:g} for a new network)")),
         ("--depth", dict(type=int, metavar="N", help=f"new networks: pooling levels "
                          f"({uc.depth}, {LIMITS['depth'].text()}, with --init none)")),
@@ -217,13 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
+    from .core.config import typed_setting
     from .core.jobs.file_jobs import plan_predictions, run_predictions
     from .core.prediction.cluster import DaskCluster
 
     with _options():  # every input and output checked before a model is loaded
         plan = plan_predictions(
             args.images, args.out, args.model, args.format, args.axes, args.overwrite,
-            args.threshold, args.diameter, args.tile_size, bool(args.workers or args.scheduler),
+            typed_setting("threshold", args.threshold), args.diameter, args.tile_size,
+            bool(args.workers or args.scheduler),
         )  # fmt: skip
     # a person watching the terminal sees each stage start; logs of scripts stay quiet
     watched = sys.stderr.isatty()
@@ -284,6 +288,7 @@ def _fmt(value, spec=".4f") -> str:
 
 
 def cmd_train(args) -> int:
+    from .core.config import typed_setting
     from .core.jobs import planning as plan
 
     out = plan.check_model_target(args.out, args.overwrite)
@@ -295,7 +300,8 @@ def cmd_train(args) -> int:
         cfg = network.train_config(
             patch_size=args.patch_size,
             **{k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "seed")},
-            **{k: getattr(args, k) for k in ("time_limit", "val_fraction", "learning_rate")},
+            **{k: getattr(args, k) for k in ("time_limit", "val_fraction")},
+            learning_rate=typed_setting("learning_rate", args.learning_rate),
         )
     pairs = plan.load_training_pairs(
         files, network.config.input_channels, warn=note,

@@ -11,7 +11,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
-from napari_unet.core.config import LIMITS, check_limit, diameter_argument
+from napari_unet.core.config import LIMITS, check_limit, diameter_argument, typed_setting
 from napari_unet.core.jobs.planning import ModelSpec
 from napari_unet.core.prediction.instances import PostprocessParams
 
@@ -104,8 +104,8 @@ class SegmentWidget(JobWidget):
         self._min_size = SpinBox(
             label="min size (px)",
             value=0,
-            min=0,
-            max=1_000_000,
+            min=int(LIMITS["min_size"].lo),
+            max=int(LIMITS["min_size"].hi),
             tooltip="drop objects smaller than this many pixels; 0 = the model's own "
             f"(tuned on its training annotation; {PostprocessParams().min_size} for a new "
             "model), 1 = keep every object",
@@ -183,7 +183,8 @@ class SegmentWidget(JobWidget):
         layer = L.find_layer(self.viewer, name, "image") if name else None
         if layer is None:
             return None
-        tile, diameter = int(self._tile.value) or None, int(self._diameter.value)
+        tile = typed_setting("tile_size", int(self._tile.value))
+        diameter = int(self._diameter.value)
         if tile is not None:  # 0 is automatic; a tile too small is refused with the range
             check_limit("tile_size", tile, say="tile size")
         # the layer's own data (a dask or zarr array stays one: a huge image is read
@@ -194,8 +195,8 @@ class SegmentWidget(JobWidget):
             name=layer.name,
             rgb=bool(layer.rgb),
             tile_size=tile,
-            threshold=float(self._threshold.value) or None,
-            min_size=int(self._min_size.value) or None,
+            threshold=typed_setting("threshold", float(self._threshold.value)),
+            min_size=typed_setting("min_size", int(self._min_size.value)),
             diameter=diameter_argument(None if diameter == MEASURE else float(diameter)),
         )
 

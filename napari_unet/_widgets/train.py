@@ -26,6 +26,7 @@ from napari_unet.core.config import (
     TrainConfig,
     UNetConfig,
     input_channels_for,
+    typed_setting,
 )
 from napari_unet.core.jobs.planning import ModelSpec, default_model_installed, plan_network
 from napari_unet.core.training.loop import ProgressKind
@@ -129,9 +130,8 @@ class TrainWidget(JobWidget):
         self._lr = FloatSpinBox(
             label="learning rate",
             value=cfg.learning_rate or 0.0,
-            min=0.0,
-            max=0.1,
             step=0.0001,
+            **_spin("learning_rate", float),
             tooltip=f"0 = automatic: {FINE_TUNE_LEARNING_RATE:g} to fine-tune a trained model, "
             f"{NEW_NETWORK_LEARNING_RATE:g} for a new one",
         )
@@ -154,7 +154,7 @@ class TrainWidget(JobWidget):
             **_spin("val_fraction", float),
         )
         self._interval = SpinBox(
-            label="preview every (s)", value=int(PREVIEW_INTERVAL), min=1, max=3600
+            label="preview every (s)", value=int(PREVIEW_INTERVAL), **_spin("preview_interval")
         )
         self._patience = SpinBox(
             label="early-stop patience",
@@ -300,7 +300,7 @@ class TrainWidget(JobWidget):
             time_limit=float(limit) if limit > 0 else None,
             patch_size=int(self._patch.value),
             batch_size=int(self._batch.value),
-            learning_rate=float(self._lr.value) or None,
+            learning_rate=typed_setting("learning_rate", float(self._lr.value)),
             val_fraction=float(self._val.value),
             early_stopping_patience=int(self._patience.value),
         )

@@ -67,7 +67,26 @@ LIMITS: dict[str, Limit] = {
     "tile_size": Limit(128, 16384, "pixels"),
     "early_stopping_patience": Limit(1, 10_000),
     "depth": Limit(1, 6),
+    "learning_rate": Limit(0, 0.1),  # above 0.1 Adam diverges on a U-Net; 0 = automatic
+    "min_size": Limit(0, 1_000_000, "pixels"),
+    "preview_interval": Limit(1, 3600, "seconds"),
 }
+
+#: Settings whose 0 (or nothing typed) means "automatic": the model's own threshold and
+#: minimum object size (tuned on its training annotation), the automatic tile size, the
+#: first learning rate of :meth:`TrainConfig.first_learning_rate`. The same in every
+#: front end: ``--threshold 0`` on the command line is the widget's 0.
+AUTOMATIC_WHEN_ZERO = ("threshold", "min_size", "tile_size", "learning_rate")
+
+
+def typed_setting(name: str, value: Any) -> Any:
+    """What a typed value of the setting ``name`` means: ``None`` (automatic, see
+    :data:`AUTOMATIC_WHEN_ZERO`) for nothing typed or 0, else the value itself."""
+    if value is None:
+        return None
+    if name in AUTOMATIC_WHEN_ZERO and float(value) == 0:
+        return None
+    return value
 
 
 def check_limit(name: str, value: Any, say: str | None = None) -> None:
@@ -340,10 +359,11 @@ class TrainConfig:
             check_limit(name, getattr(self, name), say=name.replace("_", " "))
         if self.time_limit is not None:
             check_limit("time_limit", self.time_limit, say="time limit")
+        lr = LIMITS["learning_rate"]
         check(
             "learning_rate",
-            self.learning_rate is None or 0 < float(self.learning_rate) < 10,
-            f"must be a small positive number, got {self.learning_rate}",
+            self.learning_rate is None or lr.lo < float(self.learning_rate) <= lr.hi,
+            f"must be a positive number up to {lr.hi:g} (0: automatic), got {self.learning_rate}",
         )
         check(
             "painted_weight",

@@ -127,6 +127,14 @@ def test_predict_writes_to_current_folder_by_default(quadrants, tiny_model, tmp_
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "img_tr_labels.tif").is_file()
     assert (tmp_path / "img_tr_probability.tif").is_file()
+    # --threshold 0 is the model's own threshold, as 0 in the Segment widget: the same labels
+    zero = tmp_path / "zero"
+    proc = cli("predict", quadrants / "img_tr.tif", "--model", tiny_model, "--out", zero,
+               "--threshold", "0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert np.array_equal(
+        tifffile.imread(zero / "img_tr_labels.tif"), tifffile.imread(tmp_path / "img_tr_labels.tif")
+    )
 
 
 def test_fine_tune_from_a_model_file_and_default_init(quadrants, tiny_model, tmp_path):

@@ -67,3 +67,17 @@ def test_threshold_and_depth_ranges():
     assert UNetConfig(depth=int(depth.hi)).depth == depth.hi
     with pytest.raises(UserInputError, match=f"from {depth.lo:g} to {depth.hi:g}"):
         UNetConfig(depth=int(depth.hi) + 1)
+
+
+def test_zero_means_automatic_in_every_front_end_and_ranges_come_from_core():
+    from napari_unet.core.config import AUTOMATIC_WHEN_ZERO, LIMITS, typed_setting
+
+    for name in AUTOMATIC_WHEN_ZERO:
+        assert typed_setting(name, 0) is None and typed_setting(name, None) is None
+    assert typed_setting("threshold", 0.3) == 0.3 and typed_setting("min_size", 1) == 1
+    assert typed_setting("epochs", 0) == 0  # not an automatic setting: checked as typed
+    # a learning rate above the range is refused with the range, not clamped
+    assert LIMITS["learning_rate"].hi == 0.1
+    TrainConfig(learning_rate=0.1)
+    with pytest.raises(ConfigError, match="up to 0.1"):
+        TrainConfig(learning_rate=0.5)
