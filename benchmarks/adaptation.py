@@ -264,7 +264,7 @@ def hitl(train_img, train_gt, test_imgs, test_gts, ks, label):
                 "dice": s["pixel_dice"],
                 "seconds": sec,
                 "cpu_s": cpu,
-                "postprocessing": net.metadata.get("postprocessing"),
+                "postprocessing": net.metadata.postprocessing,
             }
         )
         print(
@@ -295,7 +295,7 @@ def dense_finetune(pairs, test_imgs, test_gts):
     net.train(pairs, TrainConfig(**FT))
     s = mean_scores(net, test_imgs, test_gts)
     s["seconds"] = time.perf_counter() - t0
-    s["postprocessing"] = net.metadata.get("postprocessing")
+    s["postprocessing"] = net.metadata.postprocessing
     return s
 
 
@@ -394,7 +394,7 @@ def precision(train_img, train_gt, test_imgs, test_gts):
         net = UNet.default()
         net2 = UNet.new(net.config)  # built under this policy
         net2.keras_model.set_weights(net.keras_model.get_weights())
-        net2.metadata = dict(net.metadata)
+        net2.metadata = net.metadata.copy()
         steps = []
 
         def progress(p, steps=steps):

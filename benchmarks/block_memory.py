@@ -98,10 +98,10 @@ def main() -> None:
     layout = channel_layout(image.shape, net.config.input_channels)
     grid = large.plan_blocks(size, size, 2048, 64, tile, ctx, net.config.size_multiple)
     x = large.as_channels_last(image, layout, grid.chunks)
-    step = max(1, int(np.ceil(np.sqrt(size * size / 4_000_000))))
+    step = predictor.normalizer.step(size, size)
     sample = large._compute(x[::step, ::step], None)
-    lo, hi = predictor.intensity(sample)
-    scale, _ = large.measure_scale(predictor, x, sample, step, None)
+    lo, hi = predictor.normalizer.of_sample(sample)
+    scale, _ = large.measure_scale(predictor, x, sample, step, None, (lo, hi))
     if scale != 1.0:
         probe = predictor.plan(2048, 2048)
         grid = large.plan_scaled_blocks(size, size, 2048, 64, probe.context + probe.shrink, scale)

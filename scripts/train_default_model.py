@@ -75,9 +75,9 @@ def main() -> None:
 
         net = UNet.load(args.out)
         widths = [mask_diameter(p.mask) for p in pairs]
-        net.metadata["object_diameter"] = round(float(np.median([w for w in widths if w])), 2)
+        net.metadata.object_diameter = round(float(np.median([w for w in widths if w])), 2)
         net.save(args.out)
-        print(f"object_diameter {net.metadata['object_diameter']} px recorded in {args.out}")
+        print(f"object_diameter {net.metadata.object_diameter} px recorded in {args.out}")
         return
 
     net = UNet.new(UNetConfig(depth=4, base_filters=16), seed=args.seed)
@@ -108,7 +108,7 @@ def main() -> None:
     print(f"held-out {HELD_OUT} quadrant:", scores, flush=True)
     # the metadata says how this model was made; the per-image list of the training run
     # would be 243 entries, so it is summarised
-    run = net.metadata["training_runs"][-1]
+    run = net.metadata.training_runs[-1]
     run["data"] = [
         {
             "name": "synthetic nuclei (scripts/synthetic_nuclei.py)",
@@ -125,13 +125,13 @@ def main() -> None:
             for name, q in real
         ],
     ]
-    net.metadata["description"] = (
+    net.metadata.description = (
         "napari-unet default nuclei model: U-Net depth 4, 16 base filters, trained by "
         "scripts/train_default_model.py on synthetic fluorescence nuclei and three quadrants "
         f"of the CC0 BBBC038 sample image ({HELD_OUT} held out)."
     )
-    net.metadata["held_out_scores"] = {HELD_OUT: scores}
-    net.metadata["trained_by"] = "scripts/train_default_model.py " + " ".join(sys.argv[1:])
+    net.metadata.held_out_scores = {HELD_OUT: scores}
+    net.metadata.trained_by = "scripts/train_default_model.py " + " ".join(sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     net.save(args.out)
     size = args.out.stat().st_size / 1e6

@@ -1,4 +1,6 @@
-"""Per-image percentile normalisation, recorded in the model so prediction repeats it.
+"""Per-image percentile normalisation, recorded in the model so prediction repeats it:
+the :class:`Normalizer` (the one place an image is normalised, for training and
+prediction, small and huge images).
 
 Pixels that are not finite (NaN, ±inf: a dead detector row, a failed stitch, a division
 by zero upstream) are left out of the percentiles and set to 0 after normalisation (the
@@ -8,6 +10,7 @@ probability map into NaN. :func:`nonfinite_pixels` counts them, so callers can s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,25 +21,70 @@ import numpy as np
 DEFAULT_NORMALIZATION: dict[str, Any] = {"method": "percentile", "low": 1.0, "high": 99.8}
 
 
-def percentile_range(method: dict[str, Any] | None = None) -> tuple[float, float]:
-    """``(low, high)`` percentiles of a normalisation record (a model's
-    ``normalization`` metadata), with :data:`DEFAULT_NORMALIZATION`'s for what it lacks."""
-    method = method or {}
-    return (
-        float(method.get("low", DEFAULT_NORMALIZATION["low"])),
-        float(method.get("high", DEFAULT_NORMALIZATION["high"])),
-    )
-
-
 #: Above this many pixels, percentiles are taken on a regular subsample (lazy inputs).
 _MAX_SAMPLE = 4_000_000
 
 
-def _subsample(a, max_pixels: int = _MAX_SAMPLE) -> np.ndarray:
-    """A strided view of a (Y, X, C) array with at most ``max_pixels`` pixels per channel."""
-    h, w = a.shape[0], a.shape[1]
-    step = max(1, int(np.ceil(np.sqrt(h * w / max_pixels))))
-    return np.asarray(a[::step, ::step])
+@dataclass(frozen=True)
+class Normalizer:
+    """The one way napari-unet maps an image's intensities to the network's 0–1 range,
+    built from a model's ``normalization`` record (:meth:`of`) and used alike by
+    training and prediction, in memory and block by block.
+
+    Per channel, the ``low`` and ``high`` percentiles of the image go to 0 and 1. They
+    are taken on :meth:`sample`: the image read every ``step`` pixels along y and x
+    (``step`` 1 up to :data:`_MAX_SAMPLE` pixels), so a small image uses all its pixels
+    and a huge (lazy) one a regular subsample of all of it, the same pixels whichever
+    path reads it.
+    """
+
+    low: float = DEFAULT_NORMALIZATION["low"]
+    high: float = DEFAULT_NORMALIZATION["high"]
+
+    @classmethod
+    def of(cls, method: dict[str, Any] | None = None) -> Normalizer:
+        """The normaliser of a normalisation record (a model's ``normalization``
+        metadata), with :data:`DEFAULT_NORMALIZATION`'s percentiles for what it lacks."""
+        method = method or {}
+        return cls(
+            float(method.get("low", DEFAULT_NORMALIZATION["low"])),
+            float(method.get("high", DEFAULT_NORMALIZATION["high"])),
+        )
+
+    @staticmethod
+    def step(height: int, width: int) -> int:
+        """Every how many pixels :meth:`sample` reads an image of this size."""
+        return max(1, int(np.ceil(np.sqrt(height * width / _MAX_SAMPLE))))
+
+    def sample(self, image) -> np.ndarray:
+        """The pixels the percentiles of a channels-last image ``(Y, X, C)`` are taken
+        on (a strided view; a lazy image is read there only)."""
+        s = self.step(image.shape[0], image.shape[1])
+        return np.asarray(image[::s, ::s])
+
+    def intensity(self, image) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` per channel of a channels-last image ``(Y, X, C)``."""
+        return self.of_sample(self.sample(image))
+
+    def of_sample(self, sample) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` per channel of the pixels ``sample`` (``(..., C)``: a
+        :meth:`sample`, or the pixels of several regions), all of them."""
+        flat = np.asarray(sample).astype(np.float32, copy=False)
+        flat = flat.reshape(-1, flat.shape[-1])
+        if np.isfinite(flat).all():
+            lo, hi = np.percentile(flat, [self.low, self.high], axis=0)
+        else:
+            lo, hi = _finite_percentiles(flat, self.low, self.high)
+        return lo.astype(np.float32), hi.astype(np.float32)
+
+    @staticmethod
+    def apply(image, intensity: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """``image`` with ``intensity``'s ``(low, high)`` mapped to 0 and 1."""
+        return normalize(image, *intensity)
+
+    def __call__(self, image) -> np.ndarray:
+        """A whole channels-last image normalised by its own :meth:`intensity`."""
+        return normalize(image, *self.intensity(image))
 
 
 def percentiles(
@@ -44,17 +92,9 @@ def percentiles(
     low: float = DEFAULT_NORMALIZATION["low"],
     high: float = DEFAULT_NORMALIZATION["high"],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Low and high percentiles per channel of a channels-last image ``(Y, X, C)``.
-
-    Works on a subsample for very large (possibly lazy) arrays.
-    """
-    s = _subsample(image).astype(np.float32, copy=False)
-    flat = s.reshape(-1, s.shape[-1])
-    if np.isfinite(flat).all():
-        lo, hi = np.percentile(flat, [low, high], axis=0)
-    else:
-        lo, hi = _finite_percentiles(flat, low, high)
-    return lo.astype(np.float32), hi.astype(np.float32)
+    """Low and high percentiles per channel of a channels-last image ``(Y, X, C)``
+    (:meth:`Normalizer.intensity`)."""
+    return Normalizer(low, high).intensity(image)
 
 
 def _finite_percentiles(flat: np.ndarray, low: float, high: float):
@@ -99,6 +139,6 @@ def normalize(image, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def normalize_image(image, method: dict[str, Any] | None = None) -> np.ndarray:
-    """Percentile-normalise a whole channels-last image in memory."""
-    lo, hi = percentiles(image, *percentile_range(method))
-    return normalize(image, lo, hi)
+    """Percentile-normalise a whole channels-last image in memory (the
+    :class:`Normalizer` of ``method``)."""
+    return Normalizer.of(method)(image)

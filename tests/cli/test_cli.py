@@ -149,8 +149,8 @@ def test_fine_tune_from_a_model_file_and_default_init(quadrants, tiny_model, tmp
     from napari_unet.core.network.model_file import read_metadata
 
     meta = read_metadata(out)
-    assert meta["architecture"]["base_filters"] == 4  # the tiny model's, not the default
-    assert meta["training_runs"][-1]["data"][0]["name"] == "img_tl.tif"
+    assert meta.architecture["base_filters"] == 4  # the tiny model's, not the default
+    assert meta.training_runs[-1]["data"][0]["name"] == "img_tl.tif"
 
     # without a default model (a broken install), --init default trains from scratch
     out2 = tmp_path / "scratch.keras"

@@ -70,7 +70,7 @@ def test_diameter_range_follows_the_model_and_the_image():
 
 def test_predict_in_memory_refuses_a_diameter_wider_than_the_image():
     net = UNet.new(UNetConfig(depth=1, base_filters=2))
-    net.metadata["object_diameter"] = 20.0
+    net.metadata.object_diameter = 20.0
     with pytest.raises(UserInputError, match="wider than the image"):
         net.predict(np.zeros((64, 64), np.float32), diameter=10_000)
 

@@ -135,7 +135,7 @@ def test_training_on_a_few_painted_rods_brings_them_to_the_model_width():
         ann[grown] = 1
         ann[mask == i] = 2
     net = UNet.new(TINY, seed=0)
-    net.metadata["object_diameter"] = 16.0
+    net.metadata.object_diameter = 16.0
     planes = planes_of([TrainingPair(img, annotation=ann)], 1)
     scaled, diameters = to_model_scale(net, planes, TrainConfig())
     assert diameters[0] == pytest.approx(8, abs=2)
@@ -230,7 +230,7 @@ def test_fine_tuning_from_scribbles_keeps_the_last_weights_and_tunes_postprocess
         [TrainingPair(img, mask=mask)], TrainConfig(epochs=2, steps_per_epoch=5, patch_size=64)
     )
     assert net.object_diameter is not None  # a new model learns its scale from the masks
-    assert "postprocessing" in net.metadata
+    assert net.metadata.postprocessing is not None
     ann = np.zeros(mask.shape, np.uint8)
     ann[mask == 3] = 2
     ann[:4] = 1
@@ -239,9 +239,9 @@ def test_fine_tuning_from_scribbles_keeps_the_last_weights_and_tunes_postprocess
         TrainConfig(epochs=2, steps_per_epoch=5, patch_size=64),
     )
     assert result.monitor == "last" and result.best_epoch is None  # scribbles: no ranking
-    run = net.metadata["training_runs"][-1]
+    run = net.metadata.training_runs[-1]
     assert run["learning_rate"] == pytest.approx(3e-4)  # gentler for fine-tuning
-    PostprocessParams.from_dict(net.metadata["postprocessing"])  # stays valid
+    PostprocessParams.from_dict(net.metadata.postprocessing)  # stays valid
 
 
 def test_a_repeated_run_on_a_copy_reuses_the_compiled_step_and_stop_returns_at_once():

@@ -164,7 +164,7 @@ def test_a_two_class_model_exports_with_its_class_names(tmp_path, monkeypatch):
     from napari_unet.core.files.bioimageio import export_bioimageio
 
     net = UNet.new(UNetConfig(depth=2, base_filters=4, n_object_classes=2), seed=0)
-    net.metadata["classes"] = ["background", "round cell", "rod", "boundary"]
+    net.metadata.classes = ["background", "round cell", "rod", "boundary"]
     model = net.save(tmp_path / "two.keras")
     out = tmp_path / "two.zip"
     result = export_bioimageio(model, out, authors=["A. Person"])

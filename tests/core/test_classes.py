@@ -46,9 +46,9 @@ def test_two_classes_are_learned_from_labels_1_2_3_and_told_apart_on_new_images(
         TrainConfig(epochs=25, steps_per_epoch=10, patch_size=64, batch_size=8, seed=seeded(0)),
     )
     assert net.config.n_object_classes == 2  # inferred: highest label 3 − 1
-    assert net.metadata["classes"] == ["background", "object class 1", "object class 2",
+    assert net.metadata.classes == ["background", "object class 1", "object class 2",
                                        "boundary"]  # fmt: skip
-    assert net.metadata["training_runs"][-1]["object_classes"] == 2
+    assert net.metadata.training_runs[-1]["object_classes"] == 2
     assert result.steps_run > 0
     for seed in (102, 104):  # images it never trained on
         test_img, test_mask, test_classes = make_two_classes(160, 20, seed=seeded(seed))
@@ -82,7 +82,7 @@ def test_widening_a_trained_network_keeps_its_predictions(sample_image):
     assert before.classes is None and before.instance_classes is None
     net.widen(3)
     assert net.config.n_object_classes == 3
-    assert net.metadata["classes"] == class_names_3()
+    assert net.metadata.classes == class_names_3()
     after = net.predict(crop, diameter=None, return_scores=True)
     np.testing.assert_allclose(after.probability, before.probability, atol=1e-5)
     assert np.array_equal(after.labels, before.labels)
@@ -103,7 +103,7 @@ def test_fine_tuning_on_a_new_class_widens_the_model_and_records_it():
     assert net.pretrained and net.config.n_object_classes == 1
     net.train([TrainingPair(img, annotation=mask_to_annotation(mask, classes))], FAST)
     assert net.config.n_object_classes == 2
-    assert net.metadata["training_runs"][-1]["widened_from"] == 1
+    assert net.metadata.training_runs[-1]["widened_from"] == 1
     assert net.predict(img, diameter=None).classes is not None
     # a dense mask next to a three-label annotation: the mask teaches objects, any class
     net2 = UNet.new(TINY)
@@ -207,7 +207,7 @@ def test_model_files_check_their_class_names(tmp_path):
 
     net = UNet.new(UNetConfig(depth=1, base_filters=2, n_object_classes=2))
     path = net.save(tmp_path / "m.keras")
-    assert UNet.load(path).metadata["classes"][1:3] == ["object class 1", "object class 2"]
+    assert UNet.load(path).metadata.classes[1:3] == ["object class 1", "object class 2"]
     three_names = ["background", "object", "boundary"]  # 3 names for 4 outputs
     bad = with_metadata(path, tmp_path / "bad.keras", lambda m: m.update(classes=three_names))
     with pytest.raises(ModelFileError, match="classes"):

@@ -62,7 +62,7 @@ def test_channels_and_stacks(tiny_net):
 def test_save_load_gives_identical_predictions(tiny_net, tmp_path):
     img, _ = make_blobs(96, 8, seed=2)
     before = tiny_net.predict(img, return_scores=True)
-    tiny_net.metadata["history"] = {"loss": [1.0, 0.5]}
+    tiny_net.metadata.history = {"loss": [1.0, 0.5]}
     path = tiny_net.save(tmp_path / "model.keras")
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temp file left
     loaded = UNet.load(path)
@@ -70,11 +70,11 @@ def test_save_load_gives_identical_predictions(tiny_net, tmp_path):
     np.testing.assert_array_equal(before.scores, after.scores)
     np.testing.assert_array_equal(before.labels, after.labels)
     meta = loaded.metadata
-    assert meta["architecture"]["depth"] == 2 and meta["input_channels"] == 1
-    assert meta["normalization"]["method"] == "percentile"
-    assert meta["history"]["loss"] == [1.0, 0.5]
+    assert meta.architecture["depth"] == 2 and meta.input_channels == 1
+    assert meta.normalization["method"] == "percentile"
+    assert meta.history["loss"] == [1.0, 0.5]
     for key in ("classes", "patch_size", "package_version", "training_runs"):
-        assert key in meta
+        assert getattr(meta, key) is not None
 
 
 def test_loading_reads_the_weights_straight_from_the_file_as_keras_would(tiny_net, tmp_path):

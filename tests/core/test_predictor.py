@@ -31,7 +31,7 @@ def test_a_predictor_holds_the_settings_of_one_prediction():
     assert Predictor(net).fixed_scale() == (1.0, None)  # no size recorded: nothing to measure
     with pytest.raises(UserInputError, match="does not record the object size"):
         Predictor(net, diameter=12).fixed_scale()
-    net.metadata["object_diameter"] = 16.0
+    net.metadata.object_diameter = 16.0
     assert Predictor(net).fixed_scale() is None  # "auto": to be measured
     assert Predictor(net, diameter=8).fixed_scale((256, 256)) == (2.0, 8.0)
     assert Predictor(net, diameter=16.5).fixed_scale() == (1.0, None)  # close enough: as it is

@@ -32,7 +32,7 @@ def test_a_diameter_of_zero_predicts_the_image_as_it_is():
     from napari_unet.core import UNet
 
     net = UNet.new(UNetConfig(depth=1, base_filters=2), seed=0)
-    net.metadata["object_diameter"] = 6.0
+    net.metadata.object_diameter = 6.0
     img = np.random.default_rng(0).random((64, 64)).astype(np.float32)
     as_is = net.predict(img, diameter=diameter_argument(0))
     assert as_is.scale == 1.0

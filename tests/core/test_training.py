@@ -92,7 +92,7 @@ def test_time_limit_and_progress_records():
     epochs = [r for r in records if r.kind == "epoch"]
     assert all(r.val_loss is not None and r.val_dice is not None for r in epochs)
     assert len(result.history["loss"]) == result.epochs_run
-    assert net.metadata["training_runs"][-1]["stopped_by"] == "time_limit"
+    assert net.metadata.training_runs[-1]["stopped_by"] == "time_limit"
 
 
 def test_fine_tuning_continues_from_existing_weights():
@@ -100,10 +100,10 @@ def test_fine_tuning_continues_from_existing_weights():
     net = UNet.new(TINY)
     cfg = TrainConfig(epochs=3, steps_per_epoch=10, patch_size=64, batch_size=4, seed=1)
     net.train([TrainingPair(img, mask=mask)], cfg)
-    first = net.metadata["history"]["loss"][0]
+    first = net.metadata.history["loss"][0]
     net.train([TrainingPair(img, mask=mask)], cfg)
-    hist = net.metadata["history"]["loss"]
-    assert len(hist) == 6 and len(net.metadata["training_runs"]) == 2
+    hist = net.metadata.history["loss"]
+    assert len(hist) == 6 and len(net.metadata.training_runs) == 2
     assert hist[3] < first  # the second run starts where the first ended
 
 

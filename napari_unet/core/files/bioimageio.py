@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserInputError
-from ..normalize import percentile_range
+from ..network.metadata import ModelMetadata
+from ..normalize import Normalizer
 
 FORMAT_VERSION = "0.5.4"
 UNET_CITATION = {
@@ -124,13 +125,13 @@ def export_bioimageio(
         authors = BUNDLED_AUTHORS if bundled else [_login_name()]
     if not authors or not all(a.strip() for a in authors):
         raise UserInputError("every author needs a name")
-    classes = list(meta.get("classes") or _class_names(cfg.n_object_classes))
+    classes = list(meta.classes or _class_names(cfg.n_object_classes))
 
     sizes = _input_sizes(cfg)
     side = _round_to_size(max(TEST_SIZE, sizes["min"]), sizes["min"], sizes["step"])
     raw = _test_input(test_image, cfg.input_channels, side)  # (1, Y, X, C) float32
-    norm = net.normalization
-    low, high = percentile_range(norm)
+    normalizer = Normalizer.of(net.normalization)
+    low, high = normalizer.low, normalizer.high
     model = net.portable_model()  # float32, plain Keras layers: what a consumer runs
     normalized = _scale_range(raw, low, high)
     expected = np.asarray(model(normalized, training=False), np.float32)
@@ -360,7 +361,7 @@ class _About:
     """What a package says about its model: the rdf and its README both tell it."""
 
     title: str
-    meta: dict[str, Any]
+    meta: ModelMetadata
     net: Any
     classes: list[str]
     sizes: dict[str, int]  # see _input_sizes
@@ -392,11 +393,11 @@ def _rdf(about: _About, weights: dict[str, Any]) -> dict[str, Any]:
     cite = [UNET_CITATION]
     if bundled:
         cite.append(BBBC038_CITATION)
-    diameter = meta.get("object_diameter")
+    diameter = meta.object_diameter
     description = (
         f"2D U-Net (depth {cfg.depth}, {cfg.base_filters} base filters) that predicts "
         f"{', '.join(classes)} probabilities for instance segmentation; trained with "
-        f"napari-unet {meta.get('package_version', __version__)}."
+        f"napari-unet {meta.package_version or __version__}."
     )
     return {
         "format_version": FORMAT_VERSION,
@@ -486,8 +487,8 @@ def _documentation(about: _About, result: ExportResult) -> str:
     title, meta, net, classes = about.title, about.meta, about.net, about.classes
     sizes, low, high, halo = about.sizes, about.low, about.high, about.sizes["halo"]
     pp = _postprocessing(net)
-    diameter = meta.get("object_diameter")
-    runs = meta.get("training_runs") or []
+    diameter = meta.object_diameter
+    runs = meta.training_runs or []
     data_lines = []
     for run in runs:
         for d in run.get("data", []):
@@ -514,8 +515,8 @@ def _documentation(about: _About, result: ExportResult) -> str:
     return f"""# {title}
 
 A 2D U-Net (Ronneberger et al. 2015) trained with
-napari-unet {meta.get("package_version", "")}, an interactive U-Net plugin for
-napari. {meta.get("description", "")}
+napari-unet {meta.package_version or ""}, an interactive U-Net plugin for
+napari. {meta.description or ""}
 
 ## Input
 

@@ -27,6 +27,7 @@ from typing import Any
 from ..config import check_diameter, check_limit, check_threshold, diameter_argument
 from ..errors import ConfigError, UserInputError
 from ..memory import block_by_block
+from ..network.metadata import ModelMetadata
 
 #: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
 LARGE_BLOCK = 2048
@@ -54,7 +55,7 @@ class PredictionPlan:
     """A checked batch of predictions (:func:`plan_predictions`)."""
 
     model_path: Path
-    metadata: dict
+    metadata: ModelMetadata
     out: Path
     format: str
     axes: str | None
@@ -90,10 +91,10 @@ class ImageResult:
         return f"{self.job.name}: {self.n_objects} objects -> {written} ({how})"
 
 
-def _model_diameter(meta: dict) -> float | None:
+def _model_diameter(meta: ModelMetadata) -> float | None:
     """The object width (px) a model file's metadata records, if any."""
     try:
-        d = float(meta.get("object_diameter") or 0)
+        d = float(meta.object_diameter or 0)
     except (TypeError, ValueError):
         return None
     return d if d > 0 and math.isfinite(d) else None
@@ -177,8 +178,8 @@ def plan_predictions(
 
     # a foreign model file and images it cannot take are refused before TensorFlow
     model_path, meta = model_file(model)
-    arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}
-    channels = int(arch.get("input_channels", meta.get("input_channels", 1)) or 1)
+    arch = meta.architecture if isinstance(meta.architecture, dict) else {}
+    channels = int(arch.get("input_channels", meta.input_channels or 1) or 1)
     layouts = [
         channel_layout(shape, channels, axes=axes, name=path.name)
         for path, shape in zip(inputs, shapes, strict=True)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..config import TrainConfig, UNetConfig
 from ..errors import ConfigError, UserInputError
+from ..network.metadata import ModelMetadata
 from ..network.model_file import (  # noqa: F401 - where the default model is: part of the plan
     DEFAULT_MODEL_PATH,
     default_model_installed,
@@ -136,7 +137,7 @@ class NetworkPlan:
 
     spec: ModelSpec  # what :func:`resolve_model` loads or builds
     config: UNetConfig
-    metadata: dict = field(default_factory=dict)
+    metadata: ModelMetadata = field(default_factory=ModelMetadata)
     notice: str | None = None  # something the person should know (said once)
 
     def summary(self, cfg: TrainConfig, n_images: int) -> str:
@@ -155,7 +156,7 @@ class NetworkPlan:
     def train_config(self, patch_size: int | None = None, **settings: Any) -> TrainConfig:
         """Training settings for this network: the patch edge defaults to the one the
         model was trained with, and must fit its depth."""
-        patch = patch_size or int(self.metadata.get("patch_size") or TrainConfig().patch_size)
+        patch = patch_size or int(self.metadata.patch_size or TrainConfig().patch_size)
         cfg = TrainConfig(patch_size=patch, **settings)
         self.check_patch(cfg.patch_size)
         return cfg
@@ -188,7 +189,7 @@ def plan_network(spec: ModelSpec) -> NetworkPlan:
     from ..network.model_file import read_metadata
 
     if spec.model is not None and spec.kind != "new":
-        return NetworkPlan(spec, spec.model.config, dict(spec.model.metadata))
+        return NetworkPlan(spec, spec.model.config, spec.model.metadata.copy())
     if spec.kind == "new":
         return NetworkPlan(spec, spec.architecture or UNetConfig())
     if spec.kind == "current" and not spec.path:
@@ -203,7 +204,7 @@ def plan_network(spec: ModelSpec) -> NetworkPlan:
     if not path:
         raise UserInputError("choose a model file (.keras) first")
     meta = read_metadata(path)  # a foreign or damaged file is refused here
-    return NetworkPlan(spec, UNetConfig.from_dict(meta["architecture"]), meta)
+    return NetworkPlan(spec, UNetConfig.from_dict(meta.architecture), meta)
 
 
 def _no_current_model() -> UserInputError:

@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DefaultModelMissing, ModelFileError
+from .metadata import ModelMetadata
 
 METADATA_NAME = "napari_unet.json"
 FORMAT = "napari-unet-model"
+#: The shape of the metadata JSON (:class:`ModelMetadata`'s fields, flat). Files of this
+#: version and older are read; bump it only when the JSON written changes shape (and
+#: migrate the older shapes in :meth:`ModelMetadata.from_dict`).
 FORMAT_VERSION = 1
 #: Metadata and Keras config larger than this are refused unread (a compressed "JSON
 #: bomb" would otherwise inflate to gigabytes in memory).
@@ -52,9 +56,7 @@ def default_model_missing() -> DefaultModelMissing:
     )
 
 
-def save_keras_with_metadata(
-    keras_model, path: str | os.PathLike, metadata: dict[str, Any]
-) -> Path:
+def save_keras_with_metadata(keras_model, path: str | os.PathLike, metadata: ModelMetadata) -> Path:
     """Atomically write ``keras_model`` and ``metadata`` to ``path`` (``.keras``)."""
     path = Path(path)
     if path.suffix != ".keras":
@@ -68,7 +70,7 @@ def save_keras_with_metadata(
             f"not saving {path.name}: the model's weights are not finite numbers (training "
             "diverged); train again with a lower learning rate"
         )
-    meta = dict(metadata)
+    meta = metadata.to_dict()
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
     from ..files.outputs import AtomicWrite
@@ -122,8 +124,9 @@ def _foreign_parts(config) -> list[str]:
     return sorted(bad)
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """Check that ``path`` is a napari-unet model and return its metadata.
+def read_metadata(path: str | os.PathLike) -> ModelMetadata:
+    """Check that ``path`` is a napari-unet model and return its metadata (files of
+    every format version up to :data:`FORMAT_VERSION`, migrated).
 
     Raises
     ------
@@ -183,7 +186,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         if key not in meta:
             raise ModelFileError(f"{path.name}: metadata lacks '{key}'")
     _check_metadata(meta, path.name)
-    return meta
+    return ModelMetadata.from_dict({**meta, "format_version": version})
 
 
 def _check_metadata(meta: dict[str, Any], name: str) -> None:

@@ -33,8 +33,8 @@ from ..config import (  # noqa: F401 - the tile defaults are re-exported
     class_names,
 )
 from ..errors import ModelFileError, UserInputError
-from ..normalize import DEFAULT_NORMALIZATION
 from ..prediction.predictor import Prediction, Predictor  # noqa: F401 - Prediction is re-exported
+from .metadata import ModelMetadata
 from .model_file import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
 
 
@@ -53,14 +53,19 @@ class UNet:
     Create one with :meth:`new`, :meth:`load` or :meth:`default`.
     """
 
-    def __init__(self, keras_model, config: UNetConfig, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        keras_model,
+        config: UNetConfig,
+        metadata: ModelMetadata | dict[str, Any] | None = None,
+    ):
         self.keras_model = keras_model
         self.config = config
-        self.metadata: dict[str, Any] = metadata or {}
-        self.metadata.setdefault("normalization", dict(DEFAULT_NORMALIZATION))
-        self.metadata.setdefault("history", {})
-        self.metadata.setdefault("training_runs", [])
-        self.metadata.setdefault("classes", config.class_names)
+        if not isinstance(metadata, ModelMetadata):
+            metadata = ModelMetadata.from_dict(metadata)
+        self.metadata: ModelMetadata = metadata
+        if self.metadata.classes is None:
+            self.metadata.classes = config.class_names
         self._infer = None
         self._traced = None  # the tf.function behind _infer
         self._lock = threading.RLock()
@@ -94,7 +99,7 @@ class UNet:
 
         meta = read_metadata(path)
         try:
-            config = UNetConfig.from_dict(meta["architecture"])
+            config = UNetConfig.from_dict(meta.architecture)
         except (TypeError, UserInputError) as e:
             raise ModelFileError(f"{Path(path).name}: bad architecture in metadata ({e})") from None
         # the file holds plain Keras layers: their weights go to the network that
@@ -117,7 +122,7 @@ class UNet:
                 "training); it cannot segment anything — use another model"
             )
         model.set_weights(weights)
-        meta["source_path"] = str(Path(path).resolve())
+        meta.source_path = str(Path(path).resolve())
         return cls(model, config, meta)
 
     @classmethod
@@ -132,13 +137,12 @@ class UNet:
 
     def copy(self) -> UNet:
         """An independent copy (same weights, own metadata)."""
-        import copy
 
         from .architecture import build_unet
 
         model = build_unet(self.config, fused=True)
         model.set_weights(self.keras_model.get_weights())
-        return UNet(model, self.config, copy.deepcopy(self.metadata))
+        return UNet(model, self.config, self.metadata.copy())
 
     def widen(self, n_object_classes: int, seed: int | None = 0) -> None:
         """Give the network more object classes, in place, keeping what it learned.
@@ -185,16 +189,16 @@ class UNet:
             self.keras_model = model
             self.config = config
             self._infer = self._traced = None
-        names = self.metadata.get("classes")
+        names = self.metadata.classes
         if isinstance(names, list) and names == class_names(old):
-            self.metadata["classes"] = class_names(n)
+            self.metadata.classes = class_names(n)
         elif isinstance(names, list) and len(names) == old + 2:
             # names a person gave: keep them, name the new classes
-            self.metadata["classes"] = (
+            self.metadata.classes = (
                 names[:-1] + [f"object class {k}" for k in range(old + 1, n + 1)] + names[-1:]
             )
         else:
-            self.metadata["classes"] = class_names(n)
+            self.metadata.classes = class_names(n)
 
     def portable_model(self):
         """This network's weights in plain Keras layers computing in float32: what model
@@ -210,7 +214,7 @@ class UNet:
     # ------------------------------------------------------------------ properties
     @property
     def normalization(self) -> dict[str, Any]:
-        return self.metadata["normalization"]
+        return self.metadata.normalization
 
     @property
     def n_object_classes(self) -> int:
@@ -219,7 +223,7 @@ class UNet:
     @property
     def object_class_names(self) -> list[str]:
         """Names of the object classes (class *k* is item *k* − 1)."""
-        names = self.metadata.get("classes")
+        names = self.metadata.classes
         n = self.config.n_object_classes
         if isinstance(names, list) and len(names) == n + 2:
             return [str(c) for c in names[1:-1]]
@@ -273,7 +277,7 @@ class UNet:
     @property
     def pretrained(self) -> bool:
         """True when the network has learned something (trained here or loaded)."""
-        return bool(self.metadata.get("training_runs") or self.metadata.get("source_path"))
+        return bool(self.metadata.training_runs or self.metadata.source_path)
 
     # ------------------------------------------------------------------ prediction
     def inference_function(self):
@@ -385,7 +389,7 @@ class UNet:
     @property
     def object_diameter(self) -> float | None:
         """Typical object width (px) in the data the model was trained at, if known."""
-        d = self.metadata.get("object_diameter")
+        d = self.metadata.object_diameter
         try:
             d = float(d) if d is not None else None
         except (TypeError, ValueError):
@@ -399,19 +403,21 @@ class UNet:
         from ..prediction.instances import PostprocessParams
 
         try:
-            return PostprocessParams.from_dict(self.metadata.get("postprocessing"))
+            return PostprocessParams.from_dict(self.metadata.postprocessing)
         except (TypeError, ValueError, UserInputError):
             return PostprocessParams()
 
     # ------------------------------------------------------------------ saving
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> ModelMetadata:
         """The metadata written into the model file."""
-        meta = {k: v for k, v in self.metadata.items() if k != "source_path"}
-        meta["architecture"] = self.config.to_dict()
-        meta["input_channels"] = self.config.input_channels
-        meta["package_version"] = _package_version()
-        meta["saved"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        meta.setdefault("patch_size", TrainConfig().patch_size)
+        meta = self.metadata.copy()
+        meta.source_path = None
+        meta.architecture = self.config.to_dict()
+        meta.input_channels = self.config.input_channels
+        meta.package_version = _package_version()
+        meta.saved = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        if meta.patch_size is None:
+            meta.patch_size = TrainConfig().patch_size
         return meta
 
     def save(self, path: str | os.PathLike) -> Path:

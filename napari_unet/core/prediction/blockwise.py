@@ -69,12 +69,13 @@ class LargeResult:
     diameter: float | None = None  # the object width measured or given (px)
 
 
-def measure_scale(predictor: Predictor, x, sample: np.ndarray, step: int, client):
+def measure_scale(predictor: Predictor, x, sample: np.ndarray, step: int, client, intensity=None):
     """The factor a block-wise prediction sees the image ``x`` at, and the object width:
     the predictor's, fixed by its diameter or measured (as :meth:`Predictor.predict
     <napari_unet.core.prediction.predictor.Predictor.predict>` does) on the most textured region of
     the image (found on ``sample``, ``x`` read every ``step`` px) that the estimate
-    looks at, read alone."""
+    looks at, read alone, normalised by the whole image's ``intensity`` (as the
+    in-memory estimate normalises its looks; ``None``: the region's own)."""
     from .object_size import LOOK_CROP, PROBE_SCALES
 
     h, w = int(x.shape[0]), int(x.shape[1])
@@ -86,7 +87,7 @@ def measure_scale(predictor: Predictor, x, sample: np.ndarray, step: int, client
     ch, cw = min(h, side), min(w, side)
     y0, x0 = min(wy * step, h - ch), min(wx * step, w - cw)
     region = _compute(x[y0 : y0 + ch, x0 : x0 + cw], client).astype(np.float32)
-    return predictor.estimate_scale(predictor.scorer(region), region.shape)
+    return predictor.estimate_scale(predictor.scorer(region, intensity), region.shape)
 
 
 # --------------------------------------------------------------------------- OME-Zarr
@@ -373,11 +374,13 @@ def predict_to_zarr(
     )
 
     x = as_channels_last(image, layout, grid.chunks)
-    # normalisation: percentiles of a regular subsample, as for whole images
-    step = max(1, int(np.ceil(np.sqrt(h * w / 4_000_000))))
+    # normalisation: the percentiles of the pixels an in-memory prediction (or training)
+    # of the whole image takes them on (Normalizer.sample), read through dask
+    normalizer = predictor.normalizer
+    step = normalizer.step(h, w)
     sample = _compute(x[::step, ::step], client)
-    lo, hi = predictor.intensity(sample)
-    scale, measured = measure_scale(predictor, x, sample, step, client)
+    lo, hi = normalizer.of_sample(sample)
+    scale, measured = measure_scale(predictor, x, sample, step, client, (lo, hi))
     del sample
     if scale != 1.0:
         probe = predictor.plan(block_size, block_size)

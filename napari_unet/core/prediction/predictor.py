@@ -27,7 +27,7 @@ import numpy as np
 
 from ..config import DEFAULT_CONTEXT, DEFAULT_TILE_SIZE
 from ..errors import UserInputError
-from ..normalize import normalize, percentile_range, percentiles
+from ..normalize import Normalizer, normalize
 from .tiling import Stage
 
 if TYPE_CHECKING:
@@ -148,11 +148,17 @@ class Predictor:
         }
 
     # ------------------------------------------------------------ normalisation
+    @property
+    def normalizer(self) -> Normalizer:
+        """The model's :class:`~napari_unet.core.normalize.Normalizer` (its metadata's
+        percentiles), the one training used."""
+        return Normalizer.of(self.net.normalization)
+
     def intensity(self, image) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` per channel that map a channels-last image to the network's
         0–1 range: the percentiles the model's metadata names (on a regular subsample
         of a very large image). Every view of an image is normalised by these."""
-        return percentiles(image, *percentile_range(self.net.normalization))
+        return self.normalizer.intensity(image)
 
     # ------------------------------------------------------------ tiling
     def plan(self, height: int, width: int, context: int | None = None, origin=(0, 0)) -> TilePlan:

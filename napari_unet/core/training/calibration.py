@@ -44,9 +44,9 @@ def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[
         if d:
             seen.append(d)
     if seen:
-        net.metadata["object_diameter"] = round(float(np.median(seen)), 2)
+        net.metadata.object_diameter = round(float(np.median(seen)), 2)
     elif known and not net.object_diameter:
-        net.metadata["object_diameter"] = round(float(np.median(known)), 2)
+        net.metadata.object_diameter = round(float(np.median(known)), 2)
 
 
 def tune_postprocessing(net, planes: list, scores: list[np.ndarray]) -> dict | None:
@@ -63,5 +63,5 @@ def tune_postprocessing(net, planes: list, scores: list[np.ndarray]) -> dict | N
     )
     if found.n_objects < 3:
         return None  # too few objects to judge by
-    net.metadata["postprocessing"] = found.params.to_dict()
+    net.metadata.postprocessing = found.params.to_dict()
     return found.to_dict()

@@ -262,7 +262,7 @@ def region_pairs(pair, channels: int, margin: int, normalization: dict | None = 
     import dataclasses
 
     from ..axes import channel_layout
-    from ..normalize import percentile_range, percentiles
+    from ..normalize import Normalizer
 
     labels = pair.labels
     if len(labels.shape) != 2:
@@ -295,7 +295,7 @@ def region_pairs(pair, channels: int, margin: int, normalization: dict | None = 
         )
     # one normalisation for all regions of the image, from the pixels read
     flat = np.concatenate([p.image.reshape(-1, p.image.shape[-1]) for p in out])
-    shared = percentiles(flat[:, None, :], *percentile_range(normalization))
+    shared = Normalizer.of(normalization).intensity(flat[:, None, :])
     for p in out:
         p.intensity = shared
     return out

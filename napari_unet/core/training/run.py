@@ -126,11 +126,11 @@ def train(
         if cfg.tune_postprocessing:
             search = tune_postprocessing(net, planes, after)
         calibrate_diameter(net, after, planes, [d for d in diameters if d])
-    hist = net.metadata["history"]
+    hist = net.metadata.history
     for key, values in result.history.items():
         hist.setdefault(key, []).extend(values)
-    net.metadata["patch_size"] = cfg.patch_size
-    net.metadata["training_runs"].append(
+    net.metadata.patch_size = cfg.patch_size
+    net.metadata.training_runs.append(
         {
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "config": cfg.to_dict(),

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..arrays import read_region, reflect_indices  # noqa: F401 - read_region: re-exported
 from ..errors import UserInputError
-from ..normalize import normalize, normalize_image
+from ..normalize import Normalizer
 from .targets import (
     WEIGHT_UNIT,
     annotated_pixel_counts,
@@ -254,7 +254,7 @@ def prepare_pairs(
     if not pairs:
         raise UserInputError("no training data: add at least one image with labels")
     # ``split=False``: the pairs are planes_of() already (2D, channels last)
-    planes = planes_of(pairs, channels) if split else list(pairs)
+    planes = planes_of(pairs, channels, normalization=normalization) if split else list(pairs)
     prepared = []
     n_fg = n_bg = 0
     for p in planes:
@@ -281,10 +281,9 @@ def prepare_pairs(
         )
         n_bg += counts.get(1, 0)
         n_fg += sum(v for k, v in counts.items() if k >= 2)
-        if p.intensity is not None:
-            norm = normalize(image, *p.intensity)
-        else:
-            norm = normalize_image(image, normalization)
+        normalizer = Normalizer.of(normalization)
+        shared = p.intensity  # a huge image's regions share one
+        norm = normalizer.apply(image, normalizer.intensity(image) if shared is None else shared)
         summary = {
             "name": p.name,
             "kind": p.kind,

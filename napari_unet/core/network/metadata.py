@@ -1,0 +1,89 @@
+"""What a model knows about itself, typed: :class:`ModelMetadata`.
+
+A model file keeps it as JSON (``napari_unet.json`` inside the ``.keras`` archive,
+written and read only by :mod:`~napari_unet.core.network.model_file`); everything else
+reads attributes (``net.metadata.object_diameter``), never string keys.
+
+The JSON is flat, one key per field; its ``format_version`` (``model_file.FORMAT_VERSION``)
+says its shape:
+
+- version 1 (and files from before versions were written, read as 0): today's shape,
+  read as is. Keys this version does not know (a newer minor addition, a note written
+  by hand) are kept in :attr:`ModelMetadata.extra` and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..normalize import DEFAULT_NORMALIZATION
+
+#: Fields kept in memory only, never written (where the model was loaded from).
+_NOT_WRITTEN = ("source_path",)
+
+
+@dataclass
+class ModelMetadata:
+    """A model's record: how it normalises, what it was trained on, what it found.
+
+    Fields left ``None`` are unknown (and not written)."""
+
+    #: The percentiles images are normalised with (``method``, ``low``, ``high``).
+    normalization: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_NORMALIZATION))
+    #: Per-epoch values of every training run, one list per measure.
+    history: dict[str, list] = field(default_factory=dict)
+    #: One record per training run (data, settings, how it stopped).
+    training_runs: list[dict[str, Any]] = field(default_factory=list)
+    #: Names of the outputs: background, the object classes, boundary.
+    classes: list[str] | None = None
+    #: The architecture (:meth:`UNetConfig.to_dict`) and its input channels, as saved.
+    architecture: dict[str, Any] | None = None
+    input_channels: int | None = None
+    #: Patch side the model was trained with (px).
+    patch_size: int | None = None
+    #: Typical object width (px) in the data the model was trained at.
+    object_diameter: float | None = None
+    #: Post-processing tuned on its training annotation (``PostprocessParams.to_dict``).
+    postprocessing: dict[str, Any] | None = None
+    #: Words about the model, who or what made it, its scores on held-out images.
+    description: str | None = None
+    trained_by: str | None = None
+    held_out_scores: dict[str, Any] | None = None
+    #: napari-unet version and time (UTC, ISO) of the save.
+    package_version: str | None = None
+    saved: str | None = None
+    #: The file this model was loaded from (in memory only).
+    source_path: str | None = None
+    #: The ``format_version`` the file was written with (``None``: not read from a file).
+    format_version: int | None = None
+    #: Keys this version does not know, kept so that saving loses nothing.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> ModelMetadata:
+        """The metadata of a file's JSON (version 1 or older) or of an untyped dict."""
+        d = copy.deepcopy(dict(d or {}))
+        d.pop("format", None)
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs = {k: d.pop(k) for k in list(d) if k in known}
+        meta = cls(**{k: v for k, v in kwargs.items() if v is not None}, extra=d)
+        if not isinstance(meta.normalization, dict):
+            meta.normalization = dict(DEFAULT_NORMALIZATION)
+        return meta
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON written into a model file (flat; unknown keys back in place)."""
+        out = copy.deepcopy(self.extra)
+        for f in fields(self):
+            if f.name in ("extra", "format_version", *_NOT_WRITTEN):
+                continue
+            v = getattr(self, f.name)
+            if v is not None:
+                out[f.name] = copy.deepcopy(v)
+        return out
+
+    def copy(self) -> ModelMetadata:
+        """An independent copy."""
+        return copy.deepcopy(self)
