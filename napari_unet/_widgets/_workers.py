@@ -132,7 +132,7 @@ class TrainOutcome:
     previous: Any = None
     previous_name: str = ""
     previous_path: str | None = None
-    comparison: Any = None  # core scoring.Comparison: before/after on the same pixels
+    comparison: Any = None  # core training.comparison.Comparison: before/after on the same pixels
     #: the preview plane as each model segments it (``None`` without a preview)
     preview_after: Any = None
     preview_before: Any = None

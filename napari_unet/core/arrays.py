@@ -1,8 +1,8 @@
 """Array-likes read by slicing: a window with mirrored borders, and a block of an image
 held in memory but indexed in the image's coordinates.
 
-numpy only; the lowest floor of the tiling (``predict.py``) and of the training patches
-(``data.py``).
+numpy only; the lowest floor of the tiling (``prediction/tiling.py``) and of the
+training patches (``training/samples.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ predicted around each and how many pixels of its neighbours each block reads, at
 image's scale (:func:`plan_blocks`) or seen rescaled (:func:`plan_scaled_blocks`); and
 where the objects are (:func:`busiest_window`), for the one size estimate of a run.
 
-numpy only; ``large.py`` builds its dask graph on these grids.
+numpy only; ``blockwise.py`` builds its dask graph on these grids.
 """
 
 from __future__ import annotations

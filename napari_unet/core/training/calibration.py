@@ -1,7 +1,7 @@
 """What a network learns about its own output after a training run, kept in its
 metadata so that prediction repeats it: the object width it measures at its own scale
 (:func:`calibrate_diameter`, the ``object_diameter`` that :class:`~napari_unet.core.
-predictor.Predictor` brings images to) and the post-processing settings that suit the
+prediction.predictor.Predictor` brings images to) and the post-processing settings that suit the
 training annotation (:func:`tune_postprocessing`).
 
 numpy and scipy; the network is handed in (its scores on the training planes too).

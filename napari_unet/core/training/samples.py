@@ -1,5 +1,5 @@
 """Training data: image/label pairs, the validation split, patch sampling and
-augmentation (numpy + scipy only; the TensorFlow pipeline lives in training.py)."""
+augmentation (numpy + scipy only; the TensorFlow pipeline lives in loop.py)."""
 
 from __future__ import annotations
 
