@@ -75,7 +75,10 @@ def main() -> None:
 
     import zarr
 
-    from napari_unet.core import UNet, large, postprocess, predict
+    from napari_unet.core import UNet
+    from napari_unet.core.prediction import blockwise as large
+    from napari_unet.core.prediction import instances as postprocess
+    from napari_unet.core.prediction import tiling as predict
     from napari_unet.core.axes import channel_layout
 
     ph = Phases()
