@@ -454,8 +454,8 @@ def main() -> None:
         for name, (train, imgs, gts) in rods.items():
             results[f"hitl_{name}"] = hitl(*train, imgs, gts, (5, 10, 20), name)
     if "rods" in want:
-        for name, ((train_img, train_mask), imgs, gts) in rods.items():
-            s = dense_finetune([TrainingPair(train_img, mask=train_mask)], imgs, gts)
+        for name, ((rod_img, rod_mask), imgs, gts) in rods.items():
+            s = dense_finetune([TrainingPair(rod_img, mask=rod_mask)], imgs, gts)
             results[f"{name} dense"] = s
             print(
                 f"touching {name}, fine-tuned on one annotated image: F1 {s['f1']:.3f} "

@@ -3,8 +3,8 @@
 The 16384² run takes long; the peak comes from one block's work on top of what the
 process already holds. This script builds the same kind of image as ``prediction.py``
 (the sample tiled with flips, uint16, in memory), prepares the run as
-``core.large.predict_to_zarr`` does (percentiles, object size, block grid) and then runs
-the predict task of the blocks asked for, one after the other, reporting for each the
+``core.prediction.blockwise.predict_to_zarr`` does (percentiles, object size, block grid)
+and then runs the predict task of the blocks asked for, one after the other, reporting for each the
 resident memory before it and its peak (``VmHWM`` of ``/proc/self/status``, reset through
 ``/proc/self/clear_refs``: Linux only), and the peak of each step inside it
 (network, post-processing, probability write, kept instances).
@@ -75,8 +75,11 @@ def main() -> None:
 
     import zarr
 
-    from napari_unet.core import UNet, large, postprocess, predict
+    from napari_unet.core import UNet
     from napari_unet.core.axes import channel_layout
+    from napari_unet.core.prediction import blockwise as large
+    from napari_unet.core.prediction import instances as postprocess
+    from napari_unet.core.prediction import tiling as predict
 
     ph = Phases()
     net = UNet.default()

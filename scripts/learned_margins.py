@@ -4,7 +4,7 @@ far each figure stays from its threshold.
 float32 results differ between CPUs (oneDNN picks other kernels on AMD than on Intel, with
 or without AMX), so a learned result must hold with a clear margin, not just with the one
 seed and the one CPU its author tried. Each run shifts every seed of those tests by
-``NAPARI_UNET_TEST_SEED`` (tests/conftest.py: ``seeded``); ``--no-onednn`` adds runs with
+``NAPARI_UNET_TEST_SEED`` (tests/helpers.py: ``seeded``); ``--no-onednn`` adds runs with
 TensorFlow's oneDNN kernels switched off, another float path on the same machine.
 
 Usage: .venv/bin/python scripts/learned_margins.py [--seeds 0 1 2] [--no-onednn] [-k EXPR]
