@@ -206,6 +206,17 @@ def test_saves_ask_before_replacing_and_failures_speak_plainly(
     assert "nuclei annotation" in viewer.layers  # nothing the person made is lost
 
 
+def fine_tune_current(qtbot, train, notes, steps: int) -> None:
+    """Fine-tune the current model a few fixed steps, a quarter held out, and wait."""
+    train._init.value = "current"
+    train._epochs.value, train._steps.value = 1, steps
+    train._patch.value, train._batch.value = 64, 2
+    train._val.value = 0.25
+    assert train._on_train() is not None
+    wait_idle(qtbot, train)
+    assert train.outcome is not None, notes()
+
+
 def copy_and_correct(viewer, annotate, where=None) -> np.ndarray:
     """Use the prediction as annotation, then paint the ground truth over it where the
     prediction is wrong (within ``where``, a boolean map, when given), as a person
@@ -237,13 +248,7 @@ def test_after_copying_the_prediction_held_out_corrections_are_scored_on_their_o
     painted = copy_and_correct(viewer, annotate)
     assert painted.sum() > 500  # the bundled model is wrong on some nuclei of the sample
 
-    train._init.value = "current"
-    train._epochs.value, train._steps.value = 1, 4
-    train._patch.value, train._batch.value = 64, 2
-    train._val.value = 0.25
-    assert train._on_train() is not None
-    wait_idle(qtbot, train)
-    assert train.outcome is not None, notes()
+    fine_tune_current(qtbot, train, notes, steps=4)
     c = train.outcome.comparison
     assert "held out for validation" in c.where and "you painted" in c.where, c.where
     # corrections were held out, so the previous model is not perfect on its own copy…
@@ -273,13 +278,7 @@ def test_with_no_correction_held_out_the_panel_says_there_is_no_fair_comparison(
     layer.data[:6, :6] = 1 if layer.data[0, 0] >= 2 else 2  # paint it, whatever it was
     layer.refresh()
 
-    train._init.value = "current"
-    train._epochs.value, train._steps.value = 1, 1
-    train._patch.value, train._batch.value = 64, 2
-    train._val.value = 0.25
-    assert train._on_train() is not None
-    wait_idle(qtbot, train)
-    assert train.outcome is not None, notes()
+    fine_tune_current(qtbot, train, notes, steps=1)
     c = train.outcome.comparison
     assert c.verdict == "untested", c.summary()
     assert c.before is None or not c.before.figures()
