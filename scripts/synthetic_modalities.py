@@ -90,7 +90,10 @@ def draw_params(modality: str, size: int = 256, seed: int = 0, **fixed) -> dict:
     p["max_overlap"] = float(rng.choice([0.0, 0.05, 0.15]))
     p["blur"] = rng.uniform(0.0, 2.2)
     p["illumination"] = rng.uniform(0.0, 0.6)  # strength of the uneven illumination
-    p["photons"] = _log_uniform(rng, 4.0, 5000.0)  # per unit of signal: noise level
+    # photons per unit of signal: the noise level (transmitted light is never as dim)
+    p["photons"] = _log_uniform(
+        rng, 40.0 if modality in ("he", "brightfield", "phase") else 4.0, 5000.0
+    )
     p["read_noise"] = rng.uniform(0.0, 0.04)
     if modality == "he":
         p["dtype"] = "uint8" if rng.random() < 0.75 else "float32"
@@ -348,7 +351,7 @@ def _fluo_cytoplasm(mask, p, rng):
     d = p["diameter"]
     dist = _inner_distance(mask)
     level = _per_object(mask, rng, 0.35, 1.0)
-    thick = np.clip(dist / (rng.uniform(0.1, 0.35) * d), 0.25, 1.0)  # thin, dim cell edges
+    thick = np.clip(dist / (rng.uniform(0.05, 0.2) * d), 0.5, 1.0)  # thin, dimmer cell edges
     nucleus = dist > rng.uniform(0.2, 0.35) * d
     inside = rng.choice([rng.uniform(1.3, 2.0), rng.uniform(0.3, 0.7), 1.0])
     tex = 1 + rng.uniform(0.1, 0.5) * _smooth_noise(mask.shape, rng.uniform(1.0, 0.1 * d + 1), rng)
