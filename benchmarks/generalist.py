@@ -225,7 +225,9 @@ def load_huh7(quick: bool) -> LabelledSet | None:
 def synthetic_set(modality: str, n: int, size: int) -> LabelledSet:
     kind, name = SYNTHETIC[modality]
     seed = BENCHMARK_SEEDS + 1000 * MODALITIES.index(modality)
-    pairs = synth_series(modality, n + 1, size, seed)
+    # the bacteria are phase contrast: so are the benchmark's rods
+    pinned = {"look": "phase"} if modality == "rods" else {}
+    pairs = synth_series(modality, n + 1, size, seed, **pinned)
     (img0, m0), rest = pairs[0], pairs[1:]
     return LabelledSet(
         name,
@@ -291,14 +293,15 @@ def main() -> None:
         help="a model file (repeat to compare; default: the bundled model)",
     )
     ap.add_argument("--quick", action="store_true", help="few images, few steps")
-    ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps (120; quick 16)")
-    ap.add_argument("--batch", type=int, default=None, help="fine-tuning batch (8; quick 4)")
+    ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps (120; quick 40)")
+    ap.add_argument("--batch", type=int, default=None, help="fine-tuning batch (8)")
     ap.add_argument("--images", type=int, default=None, help="synthetic images scored per set")
     ap.add_argument("--size", type=int, default=256, help="synthetic image size")
     ap.add_argument("--sets", nargs="*", default=None, help="cells3d cho3d huh7 or modalities")
+    ap.add_argument("--tag", default="", help="benchmarks/out/generalist-TAG.json")
     args = ap.parse_args()
-    steps = args.steps or (16 if args.quick else 120)
-    batch = args.batch or (4 if args.quick else 8)
+    steps = args.steps or (40 if args.quick else 120)
+    batch = args.batch or 8
     n_synth = args.images or (2 if args.quick else 6)
     want = set(
         args.sets or ["cells3d", "cho3d", "huh7", *(QUICK_SYNTHETIC if args.quick else SYNTHETIC)]
@@ -379,7 +382,8 @@ def main() -> None:
         )
     out = ROOT / "benchmarks" / "out"
     out.mkdir(exist_ok=True)
-    (out / "generalist.json").write_text(json.dumps(results, indent=1))
+    name = f"generalist-{args.tag}.json" if args.tag else "generalist.json"
+    (out / name).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -454,7 +454,7 @@ def _he(mask, p, rng):
     fibre = ndi.rotate(
         fibre / (fibre.std() + 1e-9), rng.uniform(0, 180), reshape=False, mode="reflect"
     )
-    eosin = rng.uniform(0.3, 0.9) * np.clip(
+    eosin = rng.uniform(0.3, 1.4) * np.clip(
         1 + 0.35 * _smooth_noise(shape, rng.uniform(3, 15), rng) + rng.uniform(0.1, 0.4) * fibre,
         0.05,
         None,
@@ -464,7 +464,7 @@ def _he(mask, p, rng):
     in_gap = ndi.mean(gaps, mask, np.arange(1, mask.max() + 1)) if mask.max() else []
     mask[np.isin(mask, np.nonzero(np.asarray(in_gap) > 0.3)[0] + 1)] = 0
     dist = _inner_distance(mask)
-    level = _per_object(mask, rng, 0.5, 1.4)
+    level = _per_object(mask, rng, 0.3, 1.4)
     chromatin = np.clip(
         1 + rng.uniform(0.1, 0.5) * _smooth_noise(shape, rng.uniform(0.7, 0.06 * d + 1), rng),
         0.2,
@@ -474,6 +474,14 @@ def _he(mask, p, rng):
     rim = 1 - pale * (1 - np.exp(-dist / max(0.12 * d, 1.0)))
     haem = (mask > 0) * level * chromatin * rim + rng.uniform(0.0, 0.15) * np.where(gaps, 0, 1)
     eosin = eosin * np.where(mask > 0, rng.uniform(0.2, 0.7), 1.0)
+    # red blood cells: small eosin-dense discs about a nucleus wide, which are no nuclei
+    n_red = int(rng.integers(0, 40))
+    if n_red:
+        red = np.zeros(shape, np.float32)
+        ys, xs = rng.integers(0, shape[0], size=n_red), rng.integers(0, shape[1], size=n_red)
+        red[ys, xs] = 1
+        red = ndi.binary_dilation(red, iterations=max(2, int(0.3 * d))) & (mask == 0) & ~gaps
+        eosin = eosin + rng.uniform(0.8, 2.0) * ndi.gaussian_filter(red.astype(np.float32), 1.0)
     # one colour per experiment (single draws: the look's stream)
     h_vec = np.array([0.65, 0.70, 0.29]) + [rng.normal(0, 0.06) for _ in range(3)]
     e_vec = np.array([0.07, 0.99, 0.11]) + [rng.normal(0, 0.06) for _ in range(3)]
