@@ -318,6 +318,7 @@ def main() -> None:
     classic(synthetic_set("fluo_nuclei", 1, 64).images[0])  # warm-up: imports
     models = args.model or [None]
     names = ["bundled" if m is None else m.name for m in models]
+    names = [n if names.count(n) == 1 else f"{n} #{i + 1}" for i, n in enumerate(names)]
     results: dict = {"steps": steps, "batch": batch, "sets": {}}
     rows = []
     for s in sets:
