@@ -138,3 +138,13 @@ def test_block_by_block_judges_the_image_as_in_memory(bundled, crop, tmp_path):
     assert sure.signs.size == memory.size
     assert sure.signs.confidence == pytest.approx(memory.confidence, abs=0.05)
     assert sure.signs.objects == pytest.approx(memory.objects, rel=0.2)
+
+
+def test_a_network_that_learned_nothing_is_unsure(crop):
+    from napari_unet.core import UNetConfig
+
+    net = UNet.new(UNetConfig(depth=2, base_filters=4), seed=0)  # never trained
+    pred = net.predict(crop[:128, :128])
+    assert pred.signs.size == "as is"  # no object size recorded: nothing to measure
+    assert pred.doubt is not None and pred.doubt.reason == "unsure", pred.signs
+    assert pred.signs.uncertain > 0.5

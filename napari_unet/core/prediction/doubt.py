@@ -58,15 +58,15 @@ HEADLINES = {
     "crowded": "too many objects, likely false",
 }
 REASONS = {
-    "inverted": "the objects look darker than the background, and this model learned bright "
-    "objects on a dark background, so the result is likely wrong; do not invert the image: "
-    "correct a few objects in the annotation layer and Train",
+    "inverted": "the objects look darker than the background, unlike the bright objects this "
+    "model learned, so the result is likely wrong; do not invert the image: correct a few "
+    "objects and Train, so that it learns your images",
     "size": "the object size could not be found in this image, so the result is likely "
     "wrong; give the typical object diameter in pixels{where}, or correct a few objects "
     "and Train",
     "unsure": "the model is unsure of most of what it found (objects {confidence:.0%} sure "
-    "on average), so the result is likely wrong; correct a few objects in the annotation "
-    "layer and Train, or give the object diameter{where} if the size is off",
+    "on average), so the result is likely wrong; correct a few objects and Train, or give "
+    "the object diameter{where} if the size is off",
     "crowded": "the model found far more objects than fit at their size ({objects} objects "
     "about {diameter:.0f} px wide), so most are likely false; give the object "
     "diameter{where}, or correct a few objects and Train",
