@@ -28,3 +28,9 @@ def test_predict_warns_in_one_line_about_an_image_it_cannot_handle(sample_image,
     assert "nuclei.tif" not in proc.stderr  # the sample itself: nothing to doubt
     labels = tifffile.imread(out / "inverted_labels.tif")
     assert labels.shape == crop.shape and labels.dtype in (np.uint16, np.uint32)
+    # block by block (OME-Zarr), the same judgement and the same line
+    zproc = cli("predict", tmp_path / "inverted.tif", "--out", out, "--format", "zarr")
+    assert zproc.returncode == 0, zproc.stderr
+    assert (out / "inverted_labels.zarr").is_dir()
+    zlines = [ln for ln in zproc.stderr.splitlines() if "warning" in ln]
+    assert zlines == [line], zproc.stderr
