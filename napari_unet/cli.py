@@ -254,6 +254,9 @@ def cmd_predict(args) -> int:
             stage=stage if watched else None,
         ):
             print(result.summary(), flush=True)
+            doubt = result.warning(" (--diameter PX)")
+            if doubt:  # a warning: the files are written, the exit code stays 0
+                note(f"warning: {doubt}")
     return 0
 
 

@@ -42,6 +42,8 @@ from ._workers import (
 
 #: The object diameter field's "auto" (measured in each image); 0 is the image as it is.
 MEASURE = -1
+#: Characters a napari notification shows on its one line.
+TOAST_CHARS = 45
 MODEL_CHOICES = [
     ("current model (trained / loaded here)", "current"),
     ("bundled nuclei model", "default"),
@@ -311,6 +313,7 @@ class SegmentWidget(JobWidget):
             f"{result.name}: {pred.n_instances} objects in {result.seconds:.1f} s "
             f"(block by block, {result.blocks} blocks{size})"
         )
+        self._say_doubt(result.name, pred.doubt)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
 
@@ -370,8 +373,21 @@ class SegmentWidget(JobWidget):
             from napari_unet.core.normalize import nonfinite_message
 
             show_warning(nonfinite_message(result.name, result.nonfinite))
+        self._say_doubt(result.name, pred.doubt)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
+
+    def _say_doubt(self, name: str, doubt) -> None:
+        """A result the model is likely wrong about: a short warning, and the whole line
+        (what to do) kept in the panel under the count until the next run."""
+        if doubt is None:
+            return
+        from napari.utils.notifications import show_warning
+
+        toast = f"{name}: {doubt.headline}"  # a toast shows one line: the name if it fits
+        show_warning(toast if len(toast) <= TOAST_CHARS else doubt.headline)
+        line = doubt.say(" (object diameter, under Advanced)")
+        self.status.setText(f"{self.status.text()}\n⚠ {line}")
 
     def _on_errored(self, error: BaseException) -> None:
         notify_error(error, "Segment")

@@ -22,7 +22,8 @@ The modules import one another in one direction only, function-local imports inc
 
      1  _tfload  arrays  errors  memory  normalize
      2  axes  config  hardware  network.fused_kernels  network.metadata  prediction.cluster
-        prediction.instances  prediction.model_ref  prediction.tiling  training.targets
+        prediction.doubt  prediction.instances  prediction.model_ref  prediction.tiling
+        training.targets
      3  files.images  network.architecture  prediction.block_grid  prediction.object_size  training.losses
      4  files.outputs  prediction.predictor  training.calibration
      5  files.ome_zarr  files.training_sets  network.model_file

@@ -75,6 +75,7 @@ class ImageResult:
     files: list[Path]
     scale: float = 1.0  # the image was rescaled by this before the network saw it
     diameter: float | None = None  # the object width measured or given
+    doubt: Any = None  # why the result is likely wrong (prediction.doubt.Doubt), or None
 
     @property
     def blockwise(self) -> bool:
@@ -89,6 +90,11 @@ class ImageResult:
             how = f"objects ~{self.diameter:.0f} px wide, rescaled x{self.scale:.2f}; {how}"
         written = ", ".join(str(f) for f in self.files)
         return f"{self.job.name}: {self.n_objects} objects -> {written} ({how})"
+
+    def warning(self, where: str = "") -> str | None:
+        """One plain line when the result is likely wrong (what to do included, ``where``
+        naming how to give a diameter), else ``None``."""
+        return None if self.doubt is None else f"{self.job.name}: {self.doubt.say(where)}"
 
 
 def _model_diameter(meta: ModelMetadata) -> float | None:
@@ -289,7 +295,8 @@ def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=
     check_output_folder(job.outputs["labels"])
     write_prediction(pred, job.outputs)
     n_objects = int(pred.labels.max(initial=0))  # ids are 1..N
-    return ImageResult(job, n_objects, 0.0, list(job.outputs.values()), pred.scale, pred.diameter)
+    files = list(job.outputs.values())
+    return ImageResult(job, n_objects, 0.0, files, pred.scale, pred.diameter, pred.doubt)
 
 
 def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, check):
@@ -368,7 +375,9 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
     finally:
         remove_folder(work)  # after the chunk writes still in flight (a full disk)
     files = [p for p in (labels_path, prob_path, classes_path) if p is not None]
-    return ImageResult(job, result.n_instances, 0.0, files, result.scale, result.diameter)
+    return ImageResult(
+        job, result.n_instances, 0.0, files, result.scale, result.diameter, result.doubt
+    )
 
 
 def evaluate_files(

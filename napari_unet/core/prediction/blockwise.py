@@ -10,7 +10,9 @@ a dask array. The graph has two kinds of tasks:
    image (tiles on the *global* grid, so the probabilities equal a single pass);
    instances are found on block + halo and the block keeps those whose centre lies
    inside it, whole, halo included. It writes its probabilities into the output and its
-   kept instances (ids ``1..k``) into a scratch array, and returns ``k``.
+   kept instances (ids ``1..k``) into a scratch array, and returns ``k``. Its figures
+   (:class:`~napari_unet.core.prediction.doubt.Tally`) go beside them, so the whole image
+   is judged as one held in memory is (:attr:`LargeResult.doubt`).
 2. **stitch** (one per block, after every predict): the output labels of a block are
    the kept instances of the 3 × 3 blocks around it, each block's ids shifted by the
    number of instances kept by the blocks before it (raster order), a pixel claimed by
@@ -32,6 +34,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -53,6 +56,9 @@ from .model_ref import (  # noqa: F401 - bound_heap, model_ref: part of this mod
 )
 from .predictor import Predictor
 
+if TYPE_CHECKING:
+    from .doubt import Doubt, Signs
+
 #: Pyramid levels stop when the next level's larger side would be below this.
 PYRAMID_MIN = 512
 
@@ -67,15 +73,20 @@ class LargeResult:
     width: int
     scale: float = 1.0  # the factor the image was seen at (objects brought to the model's size)
     diameter: float | None = None  # the object width measured or given (px)
+    doubt: Doubt | None = None  # why the result is likely wrong (None: the model looks sure)
+    signs: Signs | None = None  # the figures it was judged by
 
 
-def measure_scale(predictor: Predictor, x, sample: np.ndarray, step: int, client, intensity=None):
+def measure_scale(
+    predictor: Predictor, x, sample: np.ndarray, step: int, client, intensity=None, found=None
+):
     """The factor a block-wise prediction sees the image ``x`` at, and the object width:
     the predictor's, fixed by its diameter or measured (as :meth:`Predictor.predict
     <napari_unet.core.prediction.predictor.Predictor.predict>` does) on the most textured region of
     the image (found on ``sample``, ``x`` read every ``step`` px) that the estimate
     looks at, read alone, normalised by the whole image's ``intensity`` (as the
-    in-memory estimate normalises its looks; ``None``: the region's own)."""
+    in-memory estimate normalises its looks; ``None``: the region's own). ``found``
+    hears how sure the estimate is (:func:`~napari_unet.core.prediction.object_size.estimate_scale`)."""
     from .object_size import LOOK_CROP, PROBE_SCALES
 
     h, w = int(x.shape[0]), int(x.shape[1])
@@ -87,7 +98,7 @@ def measure_scale(predictor: Predictor, x, sample: np.ndarray, step: int, client
     ch, cw = min(h, side), min(w, side)
     y0, x0 = min(wy * step, h - ch), min(wx * step, w - cw)
     region = _compute(x[y0 : y0 + ch, x0 : x0 + cw], client).astype(np.float32)
-    return predictor.estimate_scale(predictor.scorer(region, intensity), region.shape)
+    return predictor.estimate_scale(predictor.scorer(region, intensity), region.shape, found)
 
 
 # --------------------------------------------------------------------------- OME-Zarr
@@ -127,6 +138,7 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     its probabilities and kept instances."""
     import zarr
 
+    from .doubt import Tally
     from .instances import foreground_probability
 
     if spec.bound_heap:
@@ -141,7 +153,6 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     scores, lab = predictor.predict_region(src, grid.region(i, j), intensity, spec.scale)
     prob = foreground_probability(scores[by - ry0 : by1 - ry0, bx - rx0 : bx1 - rx0])
     write_levels(spec.probability_path, by, bx, prob, list(spec.factors))
-    del prob
     votes = None
     if spec.classes_path is not None:  # the class of each instance, by its pixels' vote
         from .instances import instance_classes
@@ -150,6 +161,10 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     del scores  # one block's maps at a time: the probabilities go before the ids are made
     owned, kept = _owned(lab, (ry0, rx0), (by, by1, bx, bx1))
     del lab
+    core = owned[by - ry0 : by1 - ry0, bx - rx0 : bx1 - rx0]
+    tally = Tally.of(prob, core, src[by:by1, bx:bx1], intensity)
+    np.save(_tally_file(spec, i, j), tally.to_array())
+    del prob, core
     if votes is not None:
         np.save(_class_file(spec, i, j), votes[kept])
     scratch = zarr.open_array(spec.scratch_path, mode="r+")
@@ -159,6 +174,10 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
 
 def _class_file(spec: _Spec, i: int, j: int) -> str:
     return str(Path(spec.scratch_path).parent / f"classes-{i}-{j}.npy")
+
+
+def _tally_file(spec: _Spec, i: int, j: int) -> str:
+    return str(Path(spec.scratch_path).parent / f"tally-{i}-{j}.npy")
 
 
 def _owned(lab: np.ndarray, origin, core) -> tuple[np.ndarray, np.ndarray]:
@@ -380,7 +399,8 @@ def predict_to_zarr(
     step = normalizer.step(h, w)
     sample = _compute(x[::step, ::step], client)
     lo, hi = normalizer.of_sample(sample)
-    scale, measured = measure_scale(predictor, x, sample, step, client, (lo, hi))
+    found: dict = {}  # how sure the size estimate is (empty: a diameter fixed it)
+    scale, measured = measure_scale(predictor, x, sample, step, client, (lo, hi), found)
     del sample
     if scale != 1.0:
         probe = predictor.plan(block_size, block_size)
@@ -453,7 +473,16 @@ def predict_to_zarr(
     tick = _Progress(progress, ny * nx, stop_event)
     results = _run(counts, stitched, offsets, client, tick, token)
     n = int(results[-1])
-    return LargeResult(n, ny * nx, h, w, float(scale), measured)
+    from .doubt import Tally
+
+    tally = Tally.empty()
+    for i in range(ny):
+        for j in range(nx):
+            tally += Tally.from_array(np.load(_tally_file(spec, i, j)))
+    fixed = None if found else (scale, measured)
+    sizes = [found["size"]] if found else []
+    signs, doubt = predictor.judge(tally, sizes, fixed, float(scale), measured)
+    return LargeResult(n, ny * nx, h, w, float(scale), measured, doubt, signs)
 
 
 def _compute(collection, client):
@@ -579,6 +608,8 @@ class LazyPrediction:
     diameter: float | None = None
     classes: list | None = None  # the class map's pyramid, for several object classes
     class_names: list | None = None
+    doubt: Doubt | None = None  # why the result is likely wrong (None: the model looks sure)
+    signs: Signs | None = None
 
 
 def predict_dask(
@@ -644,4 +675,6 @@ def predict_dask(
         res.diameter,
         pyramid_levels(targets[2]) if len(targets) > 2 else None,
         list(net.object_class_names) if len(targets) > 2 else None,
+        res.doubt,
+        res.signs,
     )

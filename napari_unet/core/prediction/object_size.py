@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..config import MAX_SCALE, MIN_SCALE  # noqa: F401 - scale factors stay within these
+from ..config import MAX_SCALE, MIN_SCALE
 
 #: Scale changes smaller than this (relative) are not worth an interpolation.
 SCALE_TOLERANCE = 0.15
@@ -189,6 +189,7 @@ def estimate_scale(
     shape: tuple[int, int],
     model_diameter: float,
     threshold: float = 0.5,
+    found: dict | None = None,
 ) -> tuple[float, float | None]:
     """The factor that brings an image's objects to ``model_diameter``.
 
@@ -207,12 +208,20 @@ def estimate_scale(
     when they call for a scale more than :data:`REFINE_TOLERANCE` away is the image
     seen once more (coarse looks tend to read objects a little wider).
 
+    ``found``, when given, is told how sure the answer is: ``found["size"]`` is
+    ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
+    model handles), ``"edge"`` (the width calls for a scale beyond
+    :data:`~napari_unet.core.config.MIN_SCALE`–:data:`~napari_unet.core.config.MAX_SCALE`)
+    or ``"none"`` (no look saw an object); :mod:`~napari_unet.core.prediction.doubt`
+    reads it.
+
     Returns
     -------
     factor, diameter
         The scale factor (1 when no object was found) and the measured object width in
         the image's own pixels (``None`` when no object was found).
     """
+    found = {} if found is None else found
     h, w = shape[:2]
 
     def look(factor: float, whole: bool = False) -> float | None:
@@ -243,8 +252,10 @@ def estimate_scale(
             if trusted(probe, d):
                 break
     if not looks:
+        found["size"] = "none"
         return 1.0, None
     f, d = looks[-1] if trusted(*looks[-1]) else min(looks, key=lambda fd: error(*fd))
+    found["size"] = "measured" if trusted(f, d) else "unclear"
     factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
     # to refine (a look at another scale said so)
@@ -255,4 +266,6 @@ def estimate_scale(
             refined = clip_scale(model_diameter / d2)
             if abs(math.log(refined / factor)) > math.log1p(REFINE_TOLERANCE):
                 factor = refined
+    if not MIN_SCALE <= model_diameter / d <= MAX_SCALE:
+        found["size"] = "edge"
     return factor, d

@@ -32,6 +32,7 @@ from .tiling import Stage
 
 if TYPE_CHECKING:
     from ..arrays import Window
+    from .doubt import Doubt, Signs
     from .instances import PostprocessParams
     from .tiling import TilePlan
 
@@ -65,6 +66,12 @@ class Prediction:
     network_pixels
         Pixels the network evaluated, over all planes: ``"size estimate"`` (the looks
         that measured the object size) and ``"prediction"`` (the passes kept).
+    doubt
+        Why the result is likely wrong and what to do (one plain line,
+        :class:`~napari_unet.core.prediction.doubt.Doubt`), or ``None`` when the model
+        looks sure of it.
+    signs
+        The figures it was judged by (:class:`~napari_unet.core.prediction.doubt.Signs`).
     """
 
     probability: np.ndarray
@@ -76,6 +83,8 @@ class Prediction:
     instance_classes: np.ndarray | None = None
     class_names: list[str] | None = None
     network_pixels: dict[str, int] | None = None
+    doubt: Doubt | None = None
+    signs: Signs | None = None
 
     @property
     def n_object_classes(self) -> int:
@@ -209,13 +218,18 @@ class Predictor:
         factor = clip_scale(model_d / d)
         return factor, (d if factor != 1.0 else None)
 
-    def estimate_scale(self, scores_at, shape) -> tuple[float, float | None]:
+    def estimate_scale(
+        self, scores_at, shape, found: dict | None = None
+    ) -> tuple[float, float | None]:
         """Scale factor and measured object width, from ``scores_at`` (a
         :meth:`scorer`) of an image of ``shape`` (see
-        :func:`~napari_unet.core.prediction.object_size.estimate_scale`)."""
+        :func:`~napari_unet.core.prediction.object_size.estimate_scale`, which tells
+        ``found`` how sure it is)."""
         from .object_size import estimate_scale
 
-        return estimate_scale(scores_at, shape[:2], self.net.object_diameter, self.params.threshold)
+        return estimate_scale(
+            scores_at, shape[:2], self.net.object_diameter, self.params.threshold, found
+        )
 
     # ------------------------------------------------------------ the network
     def scores(
@@ -329,6 +343,7 @@ class Predictor:
     ) -> Prediction:
         """Segment an image in memory, plane by plane (see :meth:`UNet.predict
         <napari_unet.core.network.unet.UNet.predict>` for the arguments)."""
+        from .doubt import Tally
         from .instances import foreground_probability, instance_classes, relabel_and_filter
         from .object_size import resize_to
 
@@ -349,6 +364,7 @@ class Predictor:
         votes = [np.zeros(1, np.uint8)]  # the class of every instance, id 0 first
         factors, diameters = [], []
         pixels = {"size estimate": 0, "prediction": 0}
+        tally, sizes = Tally.empty(), []
         offset = 0
         total = n_planes * tiles_per_plane
         for i in range(n_planes):
@@ -358,11 +374,14 @@ class Predictor:
                     frac = done / max(n, 1)
                     progress(i * tiles_per_plane + round(frac * tiles_per_plane), total)
 
-            scores_at = self.scorer(flat[i], report=plane_progress, stage=stage)
+            intensity = self.intensity(flat[i])
+            scores_at = self.scorer(flat[i], intensity, report=plane_progress, stage=stage)
             if fixed is None:
                 if stage is not None:
                     stage(Stage.ESTIMATE)
-                factor, measured = self.estimate_scale(scores_at, (h, w))
+                found: dict = {}
+                factor, measured = self.estimate_scale(scores_at, (h, w), found)
+                sizes.append(found.get("size", "none"))
             else:
                 factor, measured = fixed
             factors.append(factor)
@@ -378,6 +397,7 @@ class Predictor:
                 s = resize_to(s, (h, w))
                 lab = relabel_and_filter(resize_to(lab, (h, w), labels=True))
             prob[i] = foreground_probability(s)
+            tally += Tally.of(prob[i], lab, flat[i], intensity)
             labels[i] = np.where(lab > 0, lab + offset, 0) if offset else lab
             if classes is not None:
                 vote = instance_classes(s, lab)
@@ -391,17 +411,35 @@ class Predictor:
         shape = lead + (h, w)
         if fixed is not None:
             diameters = [] if fixed[1] is None else [fixed[1]]
+        scale = float(np.median(factors))
+        diameter = float(np.median(diameters)) if diameters else None
+        signs, doubt = self.judge(tally, sizes, fixed, scale, diameter)
         return Prediction(
             prob.reshape(shape),
             labels.reshape(shape),
             None if scores is None else scores.reshape(shape + (n_out,)),
-            scale=float(np.median(factors)),
-            diameter=float(np.median(diameters)) if diameters else None,
+            scale=scale,
+            diameter=diameter,
             classes=None if classes is None else classes.reshape(shape),
             instance_classes=None if classes is None else np.concatenate(votes),
             class_names=self.net.object_class_names if classes is not None else None,
             network_pixels=pixels,
+            doubt=doubt,
+            signs=signs,
         )
+
+    def judge(self, tally, sizes: list[str], fixed, scale: float, diameter: float | None):
+        """The :class:`~napari_unet.core.prediction.doubt.Signs` of a prediction's
+        ``tally`` and its :class:`~napari_unet.core.prediction.doubt.Doubt` (or ``None``):
+        ``sizes`` says how each plane's object size was found (empty when ``fixed``, the
+        :meth:`fixed_scale`), ``scale`` and ``diameter`` are the prediction's."""
+        from .doubt import Signs, judge, size_found
+
+        size = size_found(sizes, fixed is not None, fixed is not None and fixed[1] is not None)
+        model_d = self.net.object_diameter
+        expected = model_d / scale if model_d else diameter
+        signs = Signs.of(tally, size, expected)
+        return signs, judge(signs)
 
     # ------------------------------------------------------------ block by block
     def predict_region(
