@@ -77,7 +77,7 @@ def test_a_huge_image_is_normalised_block_by_block_as_in_memory(tiny_net, tmp_pa
     class Stop(Exception):
         pass
 
-    def stop(predictor, x, sample, step, client, intensity=None):
+    def stop(predictor, x, sample, step, client, intensity=None, found=None):
         seen.update(step=step, intensity=intensity)
         raise Stop
 
