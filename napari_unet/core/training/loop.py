@@ -77,6 +77,10 @@ class TrainResult:
     def summary(self) -> str:
         """One line: epochs, steps and time, what stopped the run, the best epoch."""
         best = "no finite loss recorded"
+        last = {k: v[-1] for k, v in self.history.items() if k in ("loss", "val_loss") and v}
+        if last and all(math.isfinite(v) for v in last.values()):
+            # sparse labels (scribbles) keep the last weights: say their loss
+            best = "kept the last weights, " + ", ".join(f"{k} {v:.4f}" for k, v in last.items())
         if self.best_epoch:
             best = f"best {self.monitor} {self.best_monitor:.4f} at epoch {self.best_epoch}"
             dice = self.history.get("val_dice_coefficient")

@@ -37,9 +37,10 @@ def train(
     <napari_unet.core.network.unet.UNet.train>`)."""
     from .calibration import calibrate_diameter, tune_postprocessing
     from .comparison import ValidationSet
+    from .huge_annotations import is_lazy
     from .loop import fit
     from .samples import planes_of, prepare_pairs, sampling_margin
-    from .targets import annotation_object_classes, check_classes_painted
+    from .targets import annotation_object_classes, check_annotation, check_classes_painted
 
     cfg = config or TrainConfig()
     if net.config.padding != "same":
@@ -74,6 +75,11 @@ def train(
         [(p.name, p.annotation) for p in planes if p.kind == "annotation"],
         net.config.n_object_classes,
     )
+    # nothing painted, or one class alone (only object or only background strokes),
+    # cannot say where objects end: refused before the model looks at any image
+    annotations = [p.annotation for p in planes if p.kind == "annotation"]
+    if len(annotations) == len(planes) and not any(map(is_lazy, annotations)):
+        check_annotation(annotations)
     originals = list(planes)  # at their own pixels: the before/after figures
     planes, diameters = to_model_scale(net, planes, cfg)
     if pretrained and cfg.pseudo_label_weight > 0:

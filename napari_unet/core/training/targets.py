@@ -87,7 +87,8 @@ def mask_to_annotation(mask: np.ndarray, classes: np.ndarray | None = None) -> n
 
 def check_annotation(annotations) -> None:
     """Refuse annotations (one array or several) that cannot train anything together:
-    labels that are not non-negative integers, no background or no object painted."""
+    labels that are not non-negative integers, nothing painted, no background or no
+    object painted."""
     arrays = [annotations] if isinstance(annotations, np.ndarray) else list(annotations)
     n_bg = n_obj = 0
     for a in map(np.asarray, arrays):
@@ -99,6 +100,11 @@ def check_annotation(annotations) -> None:
             )
         n_bg += int(np.count_nonzero(a == BACKGROUND))
         n_obj += int(np.count_nonzero(a >= FIRST_OBJECT))
+    if not n_obj and not n_bg:
+        raise UserInputError(
+            "the annotation is empty (every pixel is 0, not annotated); "
+            "paint 1 = background and 2 = object"
+        )
     if not n_obj:
         raise UserInputError(
             "the annotation has no object pixel (label 2): paint some objects before training"
