@@ -84,8 +84,8 @@ class ValidationSet:
                 sel = m & labelled
             else:
                 sel = labelled
-            painted = getattr(p, "painted", None)
-            if painted is not None and np.shape(painted) == labels.shape:
+            painted = p.painted  # a TrainingPair checks its shape
+            if painted is not None:
                 corrections = True
                 painted = np.asarray(painted, bool) & sel
             else:
