@@ -76,9 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
         UNetConfig,
     )
     from .core.jobs.file_jobs import FORMATS
+    from .core.network.model_file import BUNDLED_MODELS, DEFAULT_MODEL_NAME
 
     tc, uc = TrainConfig(), UNetConfig()
-    bundled = "model file (.keras); default: the bundled nuclei model"
+    others = " or ".join(n for n in BUNDLED_MODELS if n != DEFAULT_MODEL_NAME)
+    bundled = (
+        f"model file (.keras) or a bundled model by name; default: the bundled "
+        f"{DEFAULT_MODEL_NAME} model ({others}: the bundled {others} model)"
+    )
+    names = "|".join(BUNDLED_MODELS)
     parser = _Parser(
         prog=PROG,
         description="U-Net segmentation of microscopy images (the napari-unet plugin, headless).",
@@ -95,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _options_of(p, [
         ("images", dict(nargs="+", metavar="IMAGE", help="TIFF, PNG or JPEG images")),
-        ("--model", dict(metavar="PATH", help=bundled)),
+        ("--model", dict(metavar=f"PATH|{names}", help=bundled)),
         ("--out", dict(metavar="DIR", default=".",
                        help="output folder, created when missing (default: current folder)")),
         ("--tile-size", dict(type=_positive_int, metavar="N",
@@ -104,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "save memory")),
         ("--threshold", dict(type=float, metavar="P",
                              help="foreground probability threshold (default or 0: the "
-                             "model's own, tuned when it was trained; 0.5 for the bundled "
-                             "model)")),
+                             "model's own, tuned when it was trained; 0.5 for a model "
+                             "without one)")),
         ("--diameter", dict(type=float, metavar="PX",
                             help="typical object width in pixels; the image is rescaled so "
                             "its objects match the model's, from a quarter to 8x the model's "
@@ -153,9 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("--mask", dict(action=_Ordered, metavar="M", help="instance mask of that image")),
         ("--annotation", dict(action=_Ordered, metavar="A", help="sparse annotation of it")),
         ("--out", dict(required=True, metavar="MODEL.keras", help="where to save the model")),
-        ("--init", dict(default="default", metavar="PATH|default|none",
-                        help="start from a model file, the bundled model (default) or a "
-                        "new network (none)")),
+        ("--init", dict(default="default", metavar=f"PATH|default|{names}|none",
+                        help=f"start from a model file, the bundled {DEFAULT_MODEL_NAME} "
+                        f"model (default), a bundled model by name ({others}) or a new "
+                        "network (none)")),
         ("--epochs", core(tc.epochs, "maximum epochs", "epochs")),
         ("--steps-per-epoch", core(tc.steps_per_epoch, "batches per epoch", "steps_per_epoch")),
         ("--time-limit", dict(type=float, metavar="SECONDS", help="stop after this long ("
@@ -204,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "documentation (ONNX needs: pip install 'napari-unet[bioimageio]').",
     )
     _options_of(x, [
-        ("--model", dict(metavar="PATH", help=bundled)),
+        ("--model", dict(metavar=f"PATH|{names}", help=bundled)),
         ("--format", dict(required=True, choices=["bioimageio"], help="package format")),
         ("--out", dict(required=True, metavar="PACKAGE.zip", help="package to write")),
         ("--author", dict(action="append", metavar="NAME", help="who trained the model "

@@ -4,11 +4,13 @@ segment → use the prediction as annotation → paint corrections → train →
 → evaluate, in a real napari window (under Xvfb when there is no display), saving PNGs
 to docs/images/ for docs/walkthrough.md.
 
-    python scripts/screenshots.py                 # uses the bundled model if installed
+    python scripts/screenshots.py                 # the bundled nuclei model, if installed
     python scripts/screenshots.py --seconds 90    # training time of the walkthrough
 
-Without the bundled default model, a stand-in starts the loop: a small network trained
-for ``--starter-seconds`` on the ground truth of the top-left quarter only (the
+The walkthrough's figures are the bundled nuclei model's ("bundled nuclei model" in the
+Segment widget; the default there is the generalist). Without it, a stand-in starts the
+loop: a small network trained for ``--starter-seconds`` on the ground truth of the
+top-left quarter only (the
 screenshots then say "current model" where a user would see "bundled nuclei model").
 """
 
@@ -64,7 +66,8 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_unet.core import DEFAULT_MODEL_PATH, evaluate
+    from napari_unet.core import evaluate
+    from napari_unet.core.network.model_file import bundled_model_path
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,8 +96,8 @@ def main() -> None:
 
     # 2. one click: segment
     seg, train = ui.segment, ui.train
-    if DEFAULT_MODEL_PATH.exists():
-        seg._model.value = "default"
+    if bundled_model_path("nuclei").exists():
+        seg._model.value = "nuclei"
         starter = "bundled nuclei model"
     else:
         print("no bundled model: training a stand-in on the top-left quarter", flush=True)
@@ -181,7 +184,7 @@ def main() -> None:
 
     # 5. train in the background: loss curve, live preview, Stop
     ui.tabs.setCurrentWidget(train)
-    train._init.value = "current"  # what Segment just used: the bundled model
+    train._init.value = "current"  # what Segment just used: the bundled nuclei model
     train._time.value = args.seconds
     train._preview.value = "nuclei"
     train._interval.value = 5

@@ -1,4 +1,4 @@
-"""The built wheel is a complete package: sample data, manifest, model, every module.
+"""The built wheel is a complete package: sample data, manifest, models, every module.
 
 The repository keeps ``sample_data/`` at the top level; the build maps it into the
 package. These tests build the wheel from a copy of the sources (nothing is written into
@@ -48,10 +48,17 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def test_wheel_carries_sample_data_manifest_model_and_every_module(wheel):
+    from napari_unet.core.network.model_file import BUNDLED_MODELS
+
     names = set(zipfile.ZipFile(wheel).namelist())
+    models = [f"napari_unet/models/{path.name}" for path in BUNDLED_MODELS.values()]
+    assert models == [
+        "napari_unet/models/generalist.keras",
+        "napari_unet/models/default_nuclei.keras",
+    ]
     for data in (
         "napari_unet/napari.yaml",
-        "napari_unet/models/default_nuclei.keras",
+        *models,  # every bundled model: the generalist (the default) and the nuclei model
         "napari_unet/sample_data/img2d.tif",
         "napari_unet/sample_data/mask2d.tif",
         "napari_unet/sample_data/LICENSE.md",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,12 @@ from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 from superqt import QCollapsible
 
 from napari_unet.core.config import LIMITS, check_limit, diameter_argument, typed_setting
-from napari_unet.core.jobs.planning import ModelSpec
+from napari_unet.core.jobs.planning import (
+    BUNDLED_MODELS,
+    ModelSpec,
+    bundled_choices,
+    bundled_model_name,
+)
 from napari_unet.core.prediction.instances import PostprocessParams
 
 from .. import _layers as L
@@ -46,9 +52,15 @@ MEASURE = -1
 TOAST_CHARS = 45
 MODEL_CHOICES = [
     ("current model (trained / loaded here)", "current"),
-    ("bundled nuclei model", "default"),
+    *bundled_choices(),  # the default ("default"), then the others by name ("nuclei")
     ("model file…", "file"),
 ]
+
+
+def _file_slot(path: str | None) -> str:
+    """Where the cache keeps a network loaded from ``path``: one place per bundled model
+    (``"nuclei"``), one for the file chosen by hand (``"file"``)."""
+    return (bundled_model_name(path) if path else None) or "file"
 
 
 class SegmentWidget(JobWidget):
@@ -62,7 +74,9 @@ class SegmentWidget(JobWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__(napari_viewer)
-        self._cache: dict[str, tuple[Any, Any]] = {}  # kind -> (key, UNet)
+        # "default", a bundled model's name ("nuclei") or "file" -> (key, UNet); a
+        # file's key is its path and modification time (see _file_slot)
+        self._cache: dict[str, tuple[Any, Any]] = {}
 
         self._image = combo("image", napari_viewer, "image", tip="the image layer to segment")
         self._model = ComboBox(
@@ -91,7 +105,7 @@ class SegmentWidget(JobWidget):
             max=0.95,
             step=0.05,
             tooltip="foreground probability above which a pixel belongs to an object; "
-            "0 = the model's own (tuned on its training annotation; 0.5 for the bundled model)",
+            "0 = the model's own (tuned on its training annotation; 0.5 for a model without one)",
         )
         self._diameter = SpinBox(
             label="object diameter (px)",
@@ -170,14 +184,22 @@ class SegmentWidget(JobWidget):
         kind = self._model.value
         if kind == "current":
             return ModelSpec("current", path=self.state.path, model=self.state.model)
-        if kind == "file":
-            path = str(self._file.value) if str(self._file.value) not in ("", ".") else None
-            key = (path, os.path.getmtime(path)) if path and os.path.isfile(path) else None
-            cached = self._cache.get("file")
-            model = cached[1] if cached and cached[0] == key and key else None
-            return ModelSpec("file", path=path, model=model)
+        if kind == "file" or kind in BUNDLED_MODELS:
+            if kind == "file":
+                path = str(self._file.value) if str(self._file.value) not in ("", ".") else None
+                spec = ModelSpec("file", path=path)
+            else:
+                spec = ModelSpec.bundled(kind)
+            return replace(spec, model=self._cached(spec.path))
         cached = self._cache.get("default")
         return ModelSpec(kind, model=cached[1] if cached else None)
+
+    def _cached(self, path: str | None):
+        """The network last loaded from the file ``path``, if the file has not changed
+        since."""
+        key = (path, os.path.getmtime(path)) if path and os.path.isfile(path) else None
+        cached = self._cache.get(_file_slot(path)) if key else None
+        return cached[1] if cached and cached[0] == key else None
 
     def job(self) -> SegmentJob | None:
         """Read the widget into a plain job (GUI thread)."""
@@ -324,7 +346,8 @@ class SegmentWidget(JobWidget):
                 state.model = result.model  # loaded lazily: keep it
         else:
             if spec.kind == "file" and spec.path:
-                self._cache["file"] = ((spec.path, os.path.getmtime(spec.path)), result.model)
+                key = (spec.path, os.path.getmtime(spec.path))
+                self._cache[_file_slot(spec.path)] = (key, result.model)
             elif spec.kind == "default":
                 self._cache["default"] = (None, result.model)
             # the model just used becomes the one to correct and fine-tune (Train),
@@ -333,7 +356,7 @@ class SegmentWidget(JobWidget):
                 from napari_unet.core.jobs.planning import default_model_path
 
                 path = spec.path if spec.kind == "file" else str(default_model_path())
-                name = "bundled nuclei model" if spec.kind == "default" else None
+                name = spec.describe() if spec.kind == "default" else spec.name
                 state.set_model(result.model, name or os.path.basename(path), path)
 
     def _show(self, result: SegmentResult) -> None:

@@ -28,7 +28,13 @@ from napari_unet.core.config import (
     input_channels_for,
     typed_setting,
 )
-from napari_unet.core.jobs.planning import ModelSpec, default_model_installed, plan_network
+from napari_unet.core.jobs.planning import (
+    BUNDLED_MODELS,
+    ModelSpec,
+    bundled_choices,
+    default_model_installed,
+    plan_network,
+)
 from napari_unet.core.training.loop import ProgressKind
 
 from .. import _layers as L
@@ -56,7 +62,7 @@ from ._workers import Status, TrainJob, TrainOutcome, train_worker
 
 INIT_CHOICES = [
     ("current model", "current"),
-    ("bundled nuclei model", "default"),
+    *bundled_choices(),  # the default ("default"), then the others by name ("nuclei")
     ("new network (from scratch)", "new"),
 ]
 PROGRESS_STEPS = 1000
@@ -317,6 +323,8 @@ class TrainWidget(JobWidget):
             return ModelSpec(
                 "current", path=self.state.path, model=self.state.model, name=self.state.name
             )
+        if kind in BUNDLED_MODELS:
+            return ModelSpec.bundled(kind)
         # a new network is also what "bundled" starts from when the bundled model is
         # missing; core says how many channels it takes for these images
         arch = UNetConfig.interactive(

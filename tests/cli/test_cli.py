@@ -17,7 +17,8 @@ import pytest
 import tifffile
 from cli_helpers import assert_user_error, cli
 
-from napari_unet.core import DEFAULT_MODEL_PATH, mask_to_annotation
+from napari_unet.core import mask_to_annotation
+from napari_unet.core.network.model_file import BUNDLED_MODELS
 
 TINY = [
     "--depth", "2", "--base-filters", "8", "--epochs", "2", "--steps-per-epoch", "5",
@@ -320,7 +321,7 @@ TRAIN_CASES = {
     ),
     "out onto the bundled model": (
         lambda f, o: (
-            _train_args(f["image"], "mask", f["mask"], DEFAULT_MODEL_PATH) + ["--overwrite"]
+            _train_args(f["image"], "mask", f["mask"], BUNDLED_MODELS["nuclei"]) + ["--overwrite"]
         ),
         ["bundled nuclei model", "never replaced", "another name"],
     ),
@@ -448,6 +449,33 @@ def test_predict_without_bundled_model(bad_files, out_dir, tmp_path):
     proc = cli("predict", bad_files["image"], "--out", out_dir, env_extra=missing)
     assert_user_error(proc, "--model")
     assert list(out_dir.iterdir()) == []
+
+
+def test_model_nuclei_is_the_bundled_nuclei_model(bad_files, tmp_path):
+    """--model nuclei predicts with the bundled nuclei file, whatever the default is."""
+    missing = {"NAPARI_UNET_DEFAULT_MODEL": str(tmp_path / "absent.keras")}
+    probabilities = []
+    for model in ("nuclei", BUNDLED_MODELS["nuclei"]):
+        out = tmp_path / f"out_{len(probabilities)}"
+        args = ("predict", bad_files["image"], "--model", model, "--diameter", "0")
+        proc = cli(*args, "--out", out, env_extra=missing)
+        assert proc.returncode == 0, proc.stderr
+        probabilities.append(tifffile.imread(out / "image_probability.tif"))
+    assert probabilities[0].max() > 0.5  # the sample's nuclei are found
+    np.testing.assert_array_equal(probabilities[0], probabilities[1])
+
+
+def test_an_unknown_model_name_is_one_line_naming_the_bundled_models(bad_files, out_dir):
+    for args in (
+        ("predict", bad_files["image"], "--out", out_dir, "--model", "nucleus"),
+        ("train", "--image", bad_files["image"], "--mask", bad_files["mask"],
+         "--out", out_dir / "m.keras", "--init", "nucleus"),
+        ("export", "--model", "nucleus", "--format", "bioimageio", "--out", out_dir / "p.zip"),
+    ):  # fmt: skip
+        proc = cli(*args)
+        line = assert_user_error(proc, "'nucleus'", "generalist (the default), nuclei")
+        assert "neither a model file nor a bundled model" in line
+        assert list(out_dir.iterdir()) == []
 
 
 EVALUATE_CASES = {

@@ -23,10 +23,10 @@ from napari_unet.core.prediction import cluster as cluster_module
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from napari_unet.core import default_model_path
+    from napari_unet.core.network.model_file import bundled_model_path
 
     d = tmp_path_factory.mktemp("dist")
-    model = default_model_path()  # the bundled nuclei model: real objects to stitch
+    model = bundled_model_path("nuclei")  # real objects to stitch
     rows = [
         np.concatenate([make_blobs(128, 14, seed=60 + 3 * i + j)[0] for j in range(3)], 1)
         for i in range(3)

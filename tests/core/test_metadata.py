@@ -11,8 +11,10 @@ import pytest
 from helpers import with_metadata
 
 from napari_unet.core.network.metadata import ModelMetadata
-from napari_unet.core.network.model_file import FORMAT_VERSION, read_metadata
-from napari_unet.core.network.unet import DEFAULT_MODEL_PATH
+from napari_unet.core.network.model_file import BUNDLED_MODELS, FORMAT_VERSION, read_metadata
+
+#: A model file of today, written by napari-unet (format version 1): the bundled nuclei model.
+NUCLEI_MODEL = BUNDLED_MODELS["nuclei"]
 
 
 def _file_json(path) -> dict:
@@ -54,9 +56,9 @@ def test_a_record_goes_to_json_and_back_unchanged():
 
 
 def test_a_version_1_file_of_today_migrates_to_typed_fields_and_writes_back_the_same():
-    raw = _file_json(DEFAULT_MODEL_PATH)  # the bundled model: format version 1
+    raw = _file_json(NUCLEI_MODEL)  # a bundled model: format version 1
     assert raw["format_version"] == 1 == FORMAT_VERSION
-    meta = read_metadata(DEFAULT_MODEL_PATH)
+    meta = read_metadata(NUCLEI_MODEL)
     assert isinstance(meta, ModelMetadata) and meta.format_version == 1
     assert meta.object_diameter == raw["object_diameter"]
     assert meta.classes == raw["classes"] and meta.patch_size == raw["patch_size"]
@@ -103,8 +105,8 @@ def test_unknown_keys_survive_loading_and_saving(tiny_file, tmp_path):
 def test_loading_the_bundled_model_gives_typed_fields_and_leaves_its_file_alone():
     from napari_unet.core import UNet
 
-    before = hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest()
-    net = UNet.load(DEFAULT_MODEL_PATH)
+    before = hashlib.sha256(NUCLEI_MODEL.read_bytes()).hexdigest()
+    net = UNet.load(NUCLEI_MODEL)
     meta = net.metadata
     assert isinstance(meta, ModelMetadata)
     assert isinstance(meta.object_diameter, float) and meta.object_diameter > 0
@@ -112,9 +114,9 @@ def test_loading_the_bundled_model_gives_typed_fields_and_leaves_its_file_alone(
     assert isinstance(meta.patch_size, int) and isinstance(meta.training_runs, list)
     assert meta.classes == ["background", "object", "boundary"]
     assert meta.normalization["low"] == 1.0 and meta.normalization["high"] == 99.8
-    assert meta.source_path == str(DEFAULT_MODEL_PATH.resolve())
+    assert meta.source_path == str(NUCLEI_MODEL.resolve())
     assert net.pretrained
     copy = net.copy()
     copy.metadata.training_runs.append({"epochs": 1})  # a copy's record is its own
     assert len(copy.metadata.training_runs) == len(meta.training_runs) + 1
-    assert hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest() == before
+    assert hashlib.sha256(NUCLEI_MODEL.read_bytes()).hexdigest() == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -39,9 +41,58 @@ def test_command_line_words_name_a_model():
         ModelSpec("bundled")
 
 
+def test_a_bundled_model_is_named_by_its_name_and_a_file_of_that_name_wins(
+    tmp_path, monkeypatch, tiny_net
+):
+    from napari_unet.core.network.model_file import BUNDLED_MODELS, DEFAULT_MODEL_NAME
+
+    assert DEFAULT_MODEL_NAME == "generalist" and set(BUNDLED_MODELS) == {"generalist", "nuclei"}
+    assert BUNDLED_MODELS["nuclei"].name == "default_nuclei.keras"
+    nuclei = ModelSpec.parse("nuclei")
+    assert nuclei.kind == "file" and nuclei.path == str(BUNDLED_MODELS["nuclei"])
+    assert nuclei.describe() == "bundled nuclei model"
+    assert ModelSpec.parse(None).describe() == "bundled generalist model"
+    path, meta = model_file("nuclei")
+    assert path == BUNDLED_MODELS["nuclei"] and meta.classes
+    assert plan_network(nuclei).metadata.architecture == meta.architecture
+    # an unknown word: one line that names the bundled models
+    for words in (lambda w: ModelSpec.parse(w), model_file):
+        with pytest.raises(UserInputError) as e:
+            words("nucleus")
+        assert "\n" not in str(e.value)
+        assert "'nucleus' is neither a model file nor a bundled model" in str(e.value)
+        assert "generalist (the default), nuclei" in str(e.value)
+    # something that looks like a file is a file: said missing as before
+    with pytest.raises(UserInputError, match="model file not found"):
+        model_file("nucleus.keras")
+    # a file that exists wins over a bundled model's name
+    monkeypatch.chdir(tmp_path)
+    tiny_net.save(tmp_path / "mine.keras")
+    (tmp_path / "mine.keras").rename(tmp_path / "nuclei")
+    assert ModelSpec.parse("nuclei") == ModelSpec("file", path="nuclei")
+    assert model_file("nuclei")[0] == Path("nuclei")
+    assert model_file("nuclei")[1].architecture["base_filters"] == tiny_net.config.base_filters
+
+
+def test_a_bundled_model_not_installed_is_said_by_name(tmp_path, monkeypatch):
+    from napari_unet.core.errors import ModelFileError
+    from napari_unet.core.network.model_file import BUNDLED_MODELS
+
+    monkeypatch.setitem(BUNDLED_MODELS, "nuclei", tmp_path / "gone.keras")
+    for name in ("nuclei", "generalist"):
+        if BUNDLED_MODELS[name].exists():
+            continue
+        with pytest.raises(ModelFileError, match=f"bundled {name} model .*not installed"):
+            model_file(name)
+        with pytest.raises(ModelFileError, match=f"bundled {name} model .*not installed"):
+            ModelSpec.parse(name)
+
+
 def test_a_missing_default_model_is_one_error_and_training_starts_new(no_default_model):
-    with pytest.raises(DefaultModelMissing, match="not installed"):
+    with pytest.raises(DefaultModelMissing, match="bundled generalist model .* not installed"):
         model_file(None)
+    with pytest.raises(DefaultModelMissing, match="not installed"):
+        model_file("default")
     with pytest.raises(DefaultModelMissing, match="not installed"):
         resolve_model(ModelSpec("default"))
     arch = UNetConfig(depth=2, base_filters=4)
@@ -126,12 +177,22 @@ def test_a_model_file_is_replaced_only_when_asked_and_the_bundled_one_never(
     tiny_net.save(bundled)
     monkeypatch.setenv("NAPARI_UNET_DEFAULT_MODEL", str(bundled))
     before = bundled.read_bytes()
+    from napari_unet.core.network.model_file import BUNDLED_MODELS
+
+    nuclei = BUNDLED_MODELS["nuclei"]
+    stamp = nuclei.stat().st_mtime_ns, nuclei.stat().st_size
     for overwrite in (False, True):
-        with pytest.raises(UserInputError, match="bundled nuclei model .* never replaced"):
+        with pytest.raises(UserInputError, match="the default model .* never replaced"):
             save_model_as(tiny_net, None, bundled, overwrite=overwrite)
         with pytest.raises(UserInputError, match="never replaced"):
             check_model_target(bundled, overwrite=overwrite)
+        # every bundled model, not only the default one
+        with pytest.raises(UserInputError, match="bundled nuclei model .* never replaced"):
+            save_model_as(tiny_net, None, nuclei, overwrite=overwrite)
+        with pytest.raises(UserInputError, match="bundled nuclei model .* never replaced"):
+            check_model_target(nuclei, overwrite=overwrite)
     assert bundled.read_bytes() == before
+    assert (nuclei.stat().st_mtime_ns, nuclei.stat().st_size) == stamp
     mine = tmp_path / "mine.keras"
     mine.write_bytes(b"a model the person saved")
     with pytest.raises(UserInputError, match="already exists .* confirm"):

@@ -311,7 +311,7 @@ def test_segment_without_model_explains(viewer, qtbot, notes):
         segment._model.value = "default"
         segment._on_segment("nuclei")
         wait_idle(qtbot, segment, 60_000)
-        assert "bundled default nuclei model is not installed" in notes()[-1]
+        assert "bundled generalist model (the default) is not installed" in notes()[-1]
 
 
 # ---------------------------------------------------------------------- training set
@@ -563,6 +563,37 @@ def test_segment_widget_preloads_the_model_and_the_first_click_takes_it(viewer, 
     assert preload.handed is not None
     assert segment._cache["default"][1] is preload.handed is segment.state.model
     assert "objects" in segment.status.text()
+
+
+def test_both_bundled_models_are_offered_and_the_nuclei_one_loads_once(viewer, qtbot):
+    """Segment and Train offer the bundled generalist model (the default) and the older
+    nuclei model; the nuclei model is its file, named so, and is loaded once."""
+    from napari_unet.core.jobs.planning import ModelSpec, bundled_model_path
+
+    segment, train = dock(viewer, "Segment"), dock(viewer, "Train")
+    for combo in (segment._model, train._init):
+        assert combo.get_choice("bundled generalist model") == "default"
+        assert combo.get_choice("bundled nuclei model") == "nuclei"
+    assert segment._model.value == "default"  # the generalist, when nothing is current
+    nuclei = str(bundled_model_path("nuclei"))
+    segment._model.value = "nuclei"
+    assert segment.model_spec() == ModelSpec("file", path=nuclei, name="bundled nuclei model")
+    segment._on_segment("nuclei")
+    wait_idle(qtbot, segment, 120_000)
+    net = segment.state.model
+    assert net is not None and segment.state.name == "bundled nuclei model"
+    assert segment.state.path == nuclei and segment._cache["nuclei"][1] is net
+    assert "default" not in segment._cache and "file" not in segment._cache
+    assert viewer.layers["nuclei labels"].data.max() > 50
+    # chosen again, or its file chosen by hand: the network already loaded travels along
+    segment._model.value = "nuclei"
+    assert segment.model_spec().model is net
+    segment._model.value = "file"
+    segment._file.value = nuclei
+    assert segment.model_spec() == ModelSpec("file", path=nuclei, model=net)
+    train._init.value = "nuclei"
+    spec = train.init_spec([])
+    assert (spec.kind, spec.path, spec.describe()) == ("file", nuclei, "bundled nuclei model")
 
 
 def test_a_click_during_the_preload_waits_for_it_and_shows_each_stage(viewer, qtbot, monkeypatch):

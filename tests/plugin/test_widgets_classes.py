@@ -15,7 +15,7 @@ def two_class_model(favour: int = 2):
     object is class ``favour`` (the widened model itself cannot tell them apart)."""
     from napari_unet.core import UNet
 
-    net = UNet.default()
+    net = UNet.bundled("nuclei")
     net.widen(2)
     scores = net.keras_model.get_layer("scores")
     kernel, bias = scores.get_weights()

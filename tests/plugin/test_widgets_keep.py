@@ -2,8 +2,8 @@
 it replaced one click away; a worse model never becomes current without their say.
 
 Real viewer, real TensorFlow: a tiny network trained a few fixed steps against the
-bundled nuclei model, which is far better on the sample (so the verdicts hold on any
-CPU: the bundled model's Dice on the sample is ~0.9, a 1-step tiny network's ~0.7).
+bundled nuclei model ("nuclei" in the widgets), which is far better on the sample (so
+the verdicts hold on any CPU: its Dice on the sample is ~0.9, a 1-step tiny network's ~0.7).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def test_a_worse_model_is_not_adopted_and_keep_or_go_back_switch_exactly(
 ):
     widgets = {name: dock(viewer, name) for name in ("Annotate", "Train", "Segment")}
     train, segment = widgets["Train"], widgets["Segment"]
-    # the bundled model segments the sample and becomes the current model
-    bundled_layers = segment_now(qtbot, segment, "default")
+    # the bundled nuclei model segments the sample and becomes the current model
+    bundled_layers = segment_now(qtbot, segment, "nuclei")
     bundled = train.state.model
     assert bundled is not None and train.state.name == "bundled nuclei model"
     assert not train.compare_panel.isVisible() and train.choice is None
@@ -113,7 +113,7 @@ def test_a_better_model_becomes_current_and_go_back_restores_the_old_one(
     tiny_layers = segment_now(qtbot, segment)
 
     # the bundled model fine-tuned two small steps: better than the tiny one
-    train._init.value = "default"
+    train._init.value = "nuclei"
     train._epochs.value, train._steps.value = 1, 2
     train._lr.value = 0.0001
     train._val.value = 0.25
@@ -149,7 +149,7 @@ def _plain(message: str) -> bool:
 def test_saves_ask_before_replacing_and_failures_speak_plainly(
     viewer, qtbot, tmp_path, small_disk, notes
 ):
-    from napari_unet.core.jobs.planning import default_model_path
+    from napari_unet.core.jobs.planning import bundled_model_path
 
     widgets = {name: dock(viewer, name) for name in ("Annotate", "Train")}
     train, annotate = widgets["Train"], widgets["Annotate"]
@@ -168,8 +168,8 @@ def test_saves_ask_before_replacing_and_failures_speak_plainly(
     assert mine.read_bytes() == b"an earlier model" and train.state.unsaved
     assert saved(qtbot, train, train._on_save(str(mine), overwrite=True)) == mine
     assert train.state.path == str(mine) and mine.stat().st_size > 1000
-    # the bundled model: never, whatever was said
-    bundled = default_model_path()
+    # a bundled model: never, whatever was said
+    bundled = bundled_model_path("nuclei")
     stamp = bundled.stat().st_mtime_ns, bundled.stat().st_size
     assert train._on_save(str(bundled), overwrite=True) is None
     assert "never replaced" in notes()[-1]
@@ -243,7 +243,7 @@ def test_after_copying_the_prediction_held_out_corrections_are_scored_on_their_o
     out): some corrections are held out, and get a figure of their own."""
     widgets = {name: dock(viewer, name) for name in ("Annotate", "Train", "Segment")}
     train, segment, annotate = widgets["Train"], widgets["Segment"], widgets["Annotate"]
-    segment_now(qtbot, segment, "default")
+    segment_now(qtbot, segment, "nuclei")
     bundled = train.state.model
     painted = copy_and_correct(viewer, annotate)
     assert painted.sum() > 500  # the bundled model is wrong on some nuclei of the sample
@@ -269,7 +269,7 @@ def test_with_no_correction_held_out_the_panel_says_there_is_no_fair_comparison(
 ):
     widgets = {name: dock(viewer, name) for name in ("Annotate", "Train", "Segment")}
     train, segment, annotate = widgets["Train"], widgets["Segment"], widgets["Annotate"]
-    segment_now(qtbot, segment, "default")
+    segment_now(qtbot, segment, "nuclei")
     bundled = train.state.model
     corner = np.zeros(viewer.layers["nuclei"].data.shape[:2], bool)
     corner[:6, :6] = True  # one small correction: in a single block, kept for training

@@ -112,15 +112,15 @@ def export_bioimageio(
     overwrite
         Replace an existing ``out``.
     """
-    from ..network.model_file import read_metadata
-    from ..network.unet import DEFAULT_MODEL_PATH, UNet
+    from ..network.model_file import bundled_model_name, read_metadata
+    from ..network.unet import UNet
 
     model_path = Path(model_path)
     out = check_package_target(out, overwrite)
     meta = read_metadata(model_path)
     net = UNet.load(model_path)
     cfg = net.config
-    bundled = model_path.resolve() == Path(DEFAULT_MODEL_PATH).resolve()
+    bundled = bundled_model_name(model_path)  # "generalist", "nuclei" or None
     if authors is None:
         authors = BUNDLED_AUTHORS if bundled else [_login_name()]
     if not authors or not all(a.strip() for a in authors):
@@ -221,9 +221,9 @@ def _version(dist: str) -> str:
     return version(dist)
 
 
-def _title(model_path: Path, bundled: bool) -> str:
+def _title(model_path: Path, bundled: str | None) -> str:
     if bundled:
-        return "napari-unet nuclei U-Net"
+        return f"napari-unet {bundled} U-Net"
     return f"napari-unet U-Net {model_path.stem}"
 
 
@@ -369,7 +369,7 @@ class _About:
     high: float
     authors: list[str]
     license: str
-    bundled: bool
+    bundled: str | None  # the bundled model's name
 
 
 def _rdf(about: _About, weights: dict[str, Any]) -> dict[str, Any]:
@@ -419,7 +419,7 @@ def _rdf(about: _About, weights: dict[str, Any]) -> dict[str, Any]:
             "tensorflow",
             "napari-unet",
         ]
-        + (["nuclei"] if bundled else []),
+        + (["nuclei"] if bundled == "nuclei" else []),
         "version": "1.0",
         "inputs": [
             {

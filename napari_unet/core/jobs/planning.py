@@ -31,10 +31,15 @@ from ..config import TrainConfig, UNetConfig
 from ..errors import ConfigError, UserInputError
 from ..network.metadata import ModelMetadata
 from ..network.model_file import (  # noqa: F401 - where the default model is: part of the plan
+    BUNDLED_MODELS,
+    DEFAULT_MODEL_NAME,
     DEFAULT_MODEL_PATH,
+    bundled_model_name,
+    bundled_model_path,
     default_model_installed,
     default_model_missing,
     default_model_path,
+    named_model_path,
 )
 
 #: What a model spec's ``kind`` may be.
@@ -43,23 +48,30 @@ MODEL_KINDS = ("current", "default", "file", "new")
 
 # --------------------------------------------------------------------------- models
 def model_file(path: str | os.PathLike | None) -> tuple[Path, dict]:
-    """The model file ``path`` names, or the default model's when ``path`` is ``None``,
-    with its metadata: checked without TensorFlow.
+    """The model file ``path`` names (a file, or a bundled model's name: ``"nuclei"``),
+    or the default model's when ``path`` is ``None``, with its metadata: checked without
+    TensorFlow.
 
     Raises
     ------
     DefaultModelMissing
         No ``path`` and no default model installed.
     ModelFileError
-        The file is missing, foreign or damaged.
+        The file is missing, foreign or damaged; a bundled model not installed.
+    UserInputError
+        A word that is neither a file nor a bundled model's name.
     """
     from ..network.model_file import read_metadata
 
-    if path is None:
-        path = default_model_path()
-        if not path.exists():
-            raise default_model_missing()
-    return Path(path), read_metadata(path)
+    path = named_model_path("default" if path is None else path)
+    return path, read_metadata(path)
+
+
+def bundled_choices() -> list[tuple[str, str]]:
+    """Each bundled model as ``(what to call it, the word that picks it)``, the default
+    first (``"default"``), the others by name (``"nuclei"``: :meth:`ModelSpec.bundled`)."""
+    others = [(f"bundled {n} model", n) for n in BUNDLED_MODELS if n != DEFAULT_MODEL_NAME]
+    return [(f"bundled {DEFAULT_MODEL_NAME} model", "default"), *others]
 
 
 #: What to do when a network's shape is given for a model that already has one.
@@ -74,10 +86,11 @@ class ModelSpec:
     """Which model a job uses, as plain data.
 
     ``kind`` is ``"current"`` (``model`` in memory, else the file ``path``),
-    ``"default"`` (the bundled nuclei model), ``"file"`` (``path``) or ``"new"``
-    (a fresh network from ``architecture``, a :class:`UNetConfig`, drawn with ``seed``).
-    For ``"default"``, ``architecture`` is the new network a training run starts from
-    when the default model is missing.
+    ``"default"`` (the bundled generalist model, or the file ``NAPARI_UNET_DEFAULT_MODEL``
+    names), ``"file"`` (``path``; a bundled model by name is one: :meth:`bundled`) or
+    ``"new"`` (a fresh network from ``architecture``, a :class:`UNetConfig`, drawn with
+    ``seed``). For ``"default"``, ``architecture`` is the new network a training run
+    starts from when the default model is missing.
     """
 
     kind: str
@@ -92,12 +105,18 @@ class ModelSpec:
             raise UserInputError(f"unknown model choice {self.kind!r}")
 
     @classmethod
+    def bundled(cls, name: str, **kw: Any) -> ModelSpec:
+        """The bundled model called ``name`` (``"nuclei"``): its file, named so."""
+        return cls("file", path=str(bundled_model_path(name)), name=f"bundled {name} model", **kw)
+
+    @classmethod
     def parse(
         cls, text: str | None, depth: int | None = None, base_filters: int | None = None, seed=0
     ) -> ModelSpec:
-        """The command line's words: a model file, ``"default"`` (also ``None``) or
-        ``"none"`` (a new network of ``depth`` and ``base_filters``, which may also
-        shape the new network that replaces a missing default model)."""
+        """The command line's words: a model file, a bundled model's name (``"nuclei"``;
+        a file of that name wins), ``"default"`` (also ``None``) or ``"none"`` (a new
+        network of ``depth`` and ``base_filters``, which may also shape the new network
+        that replaces a missing default model)."""
         shape = {
             k: v for k, v in (("depth", depth), ("base_filters", base_filters)) if v is not None
         }
@@ -115,6 +134,9 @@ class ModelSpec:
                 "--depth and --base-filters only apply to a new network, not when "
                 f"fine-tuning {Path(text).name}; {_NEW_NETWORK}"
             )
+        named_model_path(text)  # an unknown word, a bundled model not installed: refused
+        if text in BUNDLED_MODELS and not os.path.exists(text):
+            return cls.bundled(text, seed=seed)
         return cls("file", path=str(text), seed=seed)
 
     def describe(self, config: UNetConfig | None = None) -> str:
@@ -122,7 +144,7 @@ class ModelSpec:
         if self.name:
             return self.name
         if self.kind == "default":
-            return "bundled nuclei model"
+            return f"bundled {DEFAULT_MODEL_NAME} model"
         if self.kind == "new":
             cfg = config or self.architecture or UNetConfig()
             return f"new U-Net (depth {cfg.depth}, {cfg.base_filters} filters)"
@@ -143,7 +165,7 @@ class NetworkPlan:
     def summary(self, cfg: TrainConfig, n_images: int) -> str:
         """One line: what trains on how much, for how long."""
         c, origin = self.config, self.spec.describe(self.config)
-        origin = {"new": "a new network", "default": "the bundled default model"}.get(
+        origin = {"new": "a new network", "default": f"the {self.spec.describe()}"}.get(
             self.spec.kind, origin
         )
         return (
@@ -279,19 +301,28 @@ def check_training_space(folder: str | os.PathLike, config: UNetConfig) -> None:
 
 
 def is_bundled_model(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is the bundled default model file (never written)."""
+    """Whether ``path`` is a bundled model's file or the default model's (never written)."""
+    return _bundled_what(path) is not None
+
+
+def _bundled_what(path: str | os.PathLike) -> str | None:
+    name = bundled_model_name(path)
+    if name is not None:
+        return f"the bundled {name} model that comes with napari-unet"
     try:
-        return os.path.samefile(path, default_model_path())
+        if os.path.samefile(path, default_model_path()):
+            return "the default model (NAPARI_UNET_DEFAULT_MODEL)"
     except OSError:  # either is missing
-        return False
+        pass
+    return None
 
 
 def refuse_bundled_model(path: str | os.PathLike) -> None:
-    """Refuse to write over the bundled default model, whatever the person said."""
-    if is_bundled_model(path):
+    """Refuse to write over a bundled model or the default one, whatever the person said."""
+    what = _bundled_what(path)
+    if what is not None:
         raise UserInputError(
-            f"{Path(path).name} is the bundled nuclei model that comes with napari-unet "
-            "and is never replaced; save under another name"
+            f"{Path(path).name} is {what} and is never replaced; save under another name"
         )
 
 

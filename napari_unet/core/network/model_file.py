@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import DefaultModelMissing, ModelFileError
+from ..errors import DefaultModelMissing, ModelFileError, UserInputError
 from .metadata import ModelMetadata
 
 METADATA_NAME = "napari_unet.json"
@@ -33,13 +33,92 @@ FORMAT_VERSION = 1
 MAX_JSON_BYTES = 16_000_000
 
 
-#: The bundled pretrained nuclei model.
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "default_nuclei.keras"
+#: Where the models that come with napari-unet are.
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+#: The models that come with napari-unet, by the name a person gives them
+#: (``--model nuclei``): the generalist (the default) and the older nuclei model.
+BUNDLED_MODELS: dict[str, Path] = {
+    "generalist": BUNDLED_MODELS_DIR / "generalist.keras",
+    "nuclei": BUNDLED_MODELS_DIR / "default_nuclei.keras",
+}
+#: The bundled model used when none is named.
+DEFAULT_MODEL_NAME = "generalist"
+#: The bundled default model's file.
+DEFAULT_MODEL_PATH = BUNDLED_MODELS[DEFAULT_MODEL_NAME]
+
+
+def bundled_model_path(name: str) -> Path:
+    """The file of the bundled model called ``name`` (``"generalist"``, ``"nuclei"``);
+    it may be missing (see :func:`bundled_model_missing`).
+
+    Raises
+    ------
+    UserInputError
+        ``name`` is not a bundled model's name (the message lists them).
+    """
+    if name not in BUNDLED_MODELS:
+        raise UserInputError(
+            f"{name!r} is neither a model file nor a bundled model; the bundled models are "
+            f"{_bundled_names()}"
+        )
+    return BUNDLED_MODELS[name]
+
+
+def _bundled_names() -> str:
+    names = [f"{n} (the default)" if n == DEFAULT_MODEL_NAME else n for n in BUNDLED_MODELS]
+    return ", ".join(names)
+
+
+def bundled_model_name(path: str | os.PathLike) -> str | None:
+    """The name of the bundled model whose file ``path`` is, else ``None``."""
+    for name, bundled in BUNDLED_MODELS.items():
+        try:
+            if os.path.samefile(path, bundled):
+                return name
+        except OSError:  # either is missing
+            continue
+    return None
+
+
+def named_model_path(text: str | os.PathLike) -> Path:
+    """The model file a person named: a file that exists (whatever it is called), else
+    the bundled model of that name (``"default"``: :func:`default_model_path`).
+
+    A word that is neither (no folder, no suffix) is refused with the bundled models'
+    names; anything that looks like a path is returned as it is, for
+    :func:`read_metadata` to say that it is missing.
+
+    Raises
+    ------
+    UserInputError
+        An unknown name.
+    ModelFileError
+        A bundled model that is not installed (:class:`DefaultModelMissing` for the
+        default).
+    """
+    path, word = Path(text), str(text)
+    named = word in BUNDLED_MODELS or word == "default"
+    if path.exists() or (not named and _looks_like_a_path(word)):
+        return path
+    if word == "default":
+        path = default_model_path()
+        if not path.exists():
+            raise default_model_missing()
+        return path
+    path = bundled_model_path(word)
+    if not path.exists():
+        raise bundled_model_missing(word)
+    return path
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """A folder or a suffix in it: meant as a file, not as a bundled model's name."""
+    return Path(text).suffix != "" or os.sep in text or "/" in text or text in ("", ".", "..")
 
 
 def default_model_path() -> Path:
-    """The default model: the bundled one, or the file ``NAPARI_UNET_DEFAULT_MODEL`` names
-    (a facility can point every user at a shared, fine-tuned model)."""
+    """The default model: the bundled generalist, or the file ``NAPARI_UNET_DEFAULT_MODEL``
+    names (a facility can point every user at a shared, fine-tuned model)."""
     return Path(os.environ.get("NAPARI_UNET_DEFAULT_MODEL") or DEFAULT_MODEL_PATH)
 
 
@@ -51,8 +130,18 @@ def default_model_installed() -> bool:
 def default_model_missing() -> DefaultModelMissing:
     """The one message for a default model that is not there (front ends add how to
     name another model)."""
-    return DefaultModelMissing(
-        f"the bundled default nuclei model is not installed ({default_model_path()} is missing)"
+    return bundled_model_missing(DEFAULT_MODEL_NAME, default_model_path())
+
+
+def bundled_model_missing(name: str, path: str | os.PathLike | None = None) -> ModelFileError:
+    """The message for a bundled model whose file is not there (a
+    :class:`DefaultModelMissing` for the default)."""
+    path = path or BUNDLED_MODELS[name]
+    default = name == DEFAULT_MODEL_NAME
+    kind = DefaultModelMissing if default else ModelFileError
+    return kind(
+        f"the bundled {name} model{' (the default)' if default else ''} is not installed "
+        f"({path} is missing)"
     )
 
 

@@ -127,12 +127,23 @@ class UNet:
 
     @classmethod
     def default(cls) -> UNet:
-        """The bundled pretrained nuclei model."""
+        """The default model: the bundled generalist (or the file
+        ``NAPARI_UNET_DEFAULT_MODEL`` names)."""
         from .model_file import default_model_missing
 
         path = default_model_path()
         if not path.exists():
             raise default_model_missing()
+        return cls.load(path)
+
+    @classmethod
+    def bundled(cls, name: str) -> UNet:
+        """The bundled model called ``name`` (``"generalist"``, ``"nuclei"``)."""
+        from .model_file import bundled_model_missing, bundled_model_path
+
+        path = bundled_model_path(name)
+        if not path.exists():
+            raise bundled_model_missing(name)
         return cls.load(path)
 
     def copy(self) -> UNet:
