@@ -70,6 +70,9 @@ LIMITS: dict[str, Limit] = {
     "learning_rate": Limit(0, 0.1),  # above 0.1 Adam diverges on a U-Net; 0 = automatic
     "min_size": Limit(0, 1_000_000, "pixels"),
     "preview_interval": Limit(1, 3600, "seconds"),
+    # a volume's z-step over its XY pixel size (anisotropy); beyond 100 it is a series
+    # of planes, not a volume
+    "z_scale": Limit(0.01, 100, "times the pixel size"),
 }
 
 #: Settings whose 0 (or nothing typed) means "automatic": the model's own threshold and

@@ -44,6 +44,9 @@ class ImageJob:
     layout: object  # ChannelLayout
     outputs: dict[str, Path]  # "labels", "probability"[, "classes"]
     blockwise: bool = False
+    #: which axes are Z and T and the z-step (files.image_axes.ImageAxes); prediction
+    #: still goes plane by plane, a volume's own post-processing reads it
+    image_axes: Any = None
 
     @property
     def name(self) -> str:
@@ -63,6 +66,7 @@ class PredictionPlan:
     tile_size: int | None = None
     threshold: float | None = None  # None: the model's own
     diameter: float | None = None  # None: measured in each image; 0: as it is
+    z_scale: float | None = None  # None: each file's own z-step (1 when it says none)
 
 
 @dataclass
@@ -117,12 +121,15 @@ def plan_predictions(
     diameter: float | None = None,
     tile_size: int | None = None,
     distributed: bool = False,
+    z_scale: float | None = None,
 ) -> PredictionPlan:
     """Check a batch of predictions before any work: ``images`` into the folder ``out``
     (created here when missing) with the model file ``model`` (the default model when
     ``None``), as ``fmt`` files, with these prediction settings (``diameter`` ``None``:
     measured in each image, ``0``: the images as they are); ``distributed``: the work
-    goes to a dask cluster (every image then block by block).
+    goes to a dask cluster (every image then block by block); ``z_scale``: the z-step of
+    volumes over their XY pixel size, instead of what their files say
+    (:mod:`~napari_unet.core.files.image_axes`, each job's ``image_axes``).
 
     Raises
     ------
@@ -136,6 +143,7 @@ def plan_predictions(
         a disk too full for them.
     """
     from ..axes import channel_layout
+    from ..files.image_axes import check_z_scale, image_axes
     from ..files.images import image_info, image_stem
     from ..files.outputs import (
         check_free_space,
@@ -154,6 +162,8 @@ def plan_predictions(
     check_diameter(diameter, None)
     if tile_size is not None:
         check_limit("tile_size", tile_size)
+    if z_scale is not None:
+        z_scale = check_z_scale(z_scale)
 
     # every input is read (its header) and every output named before the model
     inputs = [Path(p) for p in images]
@@ -214,7 +224,14 @@ def plan_predictions(
     # the size decides (the files are read by us: either way is possible)
     by_blocks = fmt == "zarr" or distributed
     jobs = [
-        ImageJob(path, shape, layout, files, by_blocks or block_by_block(layout.spatial_shape))
+        ImageJob(
+            path,
+            shape,
+            layout,
+            files,
+            by_blocks or block_by_block(layout.spatial_shape),
+            image_axes(path, shape=shape, channel_axis=layout.axis, axes=axes, z_scale=z_scale),
+        )
         for path, shape, layout, files in zip(inputs, shapes, layouts, outputs, strict=True)
     ]
     ensure_output_folder(out)
@@ -224,7 +241,9 @@ def plan_predictions(
     per_value = 16 if any(j.blockwise for j in jobs) else 8
     values = sum(math.prod(j.shape) for j in jobs)
     check_free_space(out, per_value * values, "the output of these images")
-    return PredictionPlan(model_path, meta, out, fmt, axes, jobs, tile_size, threshold, diameter)
+    return PredictionPlan(
+        model_path, meta, out, fmt, axes, jobs, tile_size, threshold, diameter, z_scale
+    )
 
 
 def run_predictions(
