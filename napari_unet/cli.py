@@ -119,8 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "each image; 0: use the image as it is)")),
         ("--axes", dict(metavar="AXES",
                         help="what the image axes are, e.g. YX, YXC, CYX, ZYX, ZCYX, TZYXC "
-                        "(C: channels); default: decided from the shape (channels last or "
-                        "first, RGB(A) colours, stacks)")),
+                        "(C: channels; Z: a volume; T: time points); default: the file's "
+                        "metadata (ImageJ, OME), else decided from the shape (channels last "
+                        "or first, RGB(A) colours; one stack axis is Z, two are T and Z)")),
+        ("--z-scale", dict(type=float, metavar="F",
+                           help="a volume's z-step over its XY pixel size, e.g. 5 for "
+                           "1 um slices of 0.2 um pixels (default: from the file's "
+                           f"metadata, else 1; {LIMITS['z_scale'].text()})")),
         ("--overwrite", dict(action="store_true",
                              help="replace existing output files that napari-unet did not "
                              "write (its own earlier outputs are always replaced)")),
@@ -234,8 +239,11 @@ def cmd_predict(args) -> int:
         plan = plan_predictions(
             args.images, args.out, args.model, args.format, args.axes, args.overwrite,
             typed_setting("threshold", args.threshold), args.diameter, args.tile_size,
-            bool(args.workers or args.scheduler),
+            bool(args.workers or args.scheduler), args.z_scale,
         )  # fmt: skip
+    for job in plan.jobs:  # what the stack axes are, and from where, in one line each
+        if job.image_axes is not None and job.image_axes.stack_axes:
+            note(job.image_axes.describe(job.name))
     # a person watching the terminal sees each stage start; logs of scripts stay quiet
     watched = sys.stderr.isatty()
 
