@@ -263,6 +263,19 @@ def geometry_of(image: Any, drop_axis: int | None = None) -> dict[str, Any]:
     return {"scale": scale, "translate": translate}
 
 
+def axes_layer_kwargs(axes: Any, channel_layers: int = 0) -> dict[str, Any]:
+    """``scale`` (the z-step on Z, the XY pixel as unit) and ``axis_labels`` (``z``,
+    ``t``, ``y``, ``x``) of an image layer from an
+    :class:`~napari_unet.core.files.image_axes.ImageAxes`; the channel axis is left out
+    (an RGB layer or one layer per channel: ``channel_layers`` such layers, each given its
+    own labels, as napari's ``channel_axis`` wants them)."""
+    labels = axes.axis_labels()
+    return {
+        "scale": list(axes.scale()),
+        "axis_labels": [labels] * channel_layers if channel_layers else labels,
+    }
+
+
 def put_layer(viewer: Any, name: str, data: np.ndarray, kind: str, **kwargs: Any) -> Any | None:
     """Update the layer ``name`` in place, or add it: one layer per name, ever.
 

@@ -10,7 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._layers import ANNOTATION_KEYS, IMAGE_KEYS, annotation_layer_kwargs, annotation_name
+from ._layers import (
+    ANNOTATION_KEYS,
+    IMAGE_KEYS,
+    annotation_layer_kwargs,
+    annotation_name,
+    axes_layer_kwargs,
+)
 from ._state import MODEL_METADATA_KEY, MODEL_NAME_METADATA_KEY
 from .core.files.training_sets import is_training_set, read_training_set
 
@@ -91,16 +97,59 @@ def read_training_set_layers(path: str | os.PathLike | list) -> list[tuple]:
 def get_zarr_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tuple]] | None:
     """Claim an OME-Zarr folder only when napari-unet wrote it (``predict --format zarr``,
     ``UNet.predict_dask``): labels open as a Labels layer, probabilities in the look of
-    the Segment widget, both as lazy pyramids. Other zarr folders are left to napari."""
+    the Segment widget, both as lazy pyramids. An OME-Zarr image whose ``multiscales``
+    name a Z or T axis opens with its z-step as ``scale`` and its axis labels
+    (:func:`read_image_layers`). Other zarr folders are left to napari."""
     from .core.files.outputs import zarr_written_by_us
 
     if isinstance(path, list | tuple):
         if len(path) != 1:
             return None
         path = path[0]
-    if not str(path).lower().rstrip("/\\").endswith(".zarr") or not zarr_written_by_us(path):
+    if not str(path).lower().rstrip("/\\").endswith(".zarr"):
         return None
-    return read_prediction_zarr
+    if zarr_written_by_us(path):
+        return read_prediction_zarr
+    return read_image_layers if _names_stack_axes(path) else None
+
+
+def _names_stack_axes(path: str | os.PathLike) -> bool:
+    """Whether an OME-Zarr image's ``multiscales`` say which axes are Z or T (other
+    zarr folders are left to napari)."""
+    from .core.files.image_axes import read_file_axes
+
+    found = read_file_axes(path)
+    return bool(found.axes) and any(a in "TZ" for a in found.axes)
+
+
+def read_image_layers(path: str | os.PathLike | list) -> list[tuple]:
+    """An image file as one Image layer whose ``scale`` and ``axis_labels`` follow its
+    axes (:func:`napari_unet.core.files.image_axes.image_axes`: Z and T from ImageJ, OME
+    or OME-Zarr metadata, else the shape; the z-step on the Z axis), so a volume looks
+    right in 3D. TIFF is memory-mapped or read lazily, zarr opened lazily; channels
+    become an RGB layer (3 or 4, last) or one layer each."""
+    import numpy as np
+
+    from .core.files.image_axes import image_axes
+    from .core.files.images import image_info, image_stem, open_lazy, read_image
+
+    path = Path(path[0] if isinstance(path, list | tuple) else path)
+    shape, _ = image_info(path)
+    axes = image_axes(path, shape=shape)
+    data = open_lazy(path) if path.suffix.lower() == ".zarr" else read_image(path)
+    if path.suffix.lower() == ".zarr":
+        import dask.array as da
+
+        data = da.from_zarr(data) if hasattr(data, "chunks") else np.asarray(data)
+    meta: dict[str, Any] = {"name": image_stem(path), "metadata": {"napari_unet_axes": axes.axes}}
+    c = axes.channel_axis
+    if c is None:
+        meta.update(axes_layer_kwargs(axes))
+    elif c == len(shape) - 1 and shape[c] in (3, 4):
+        meta.update(axes_layer_kwargs(axes), rgb=True)
+    else:
+        meta.update(axes_layer_kwargs(axes, channel_layers=shape[c]), channel_axis=c)
+    return [(data, meta, "image")]
 
 
 def read_prediction_zarr(path: str | os.PathLike | list) -> list[tuple]:
