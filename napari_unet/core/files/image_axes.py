@@ -308,7 +308,9 @@ def read_file_axes(path: str | os.PathLike, ndim: int | None = None) -> FileAxes
             return _tiff_axes(p)
         if low.rstrip("/\\").endswith(".zarr"):
             return _zarr_axes(p, ndim)
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - metadata is a hint: a damaged header says nothing
         return FileAxes()
     return FileAxes()
 
