@@ -254,13 +254,20 @@ def style_annotation_layer(layer: Any) -> None:
 
 
 def geometry_of(image: Any, drop_axis: int | None = None) -> dict[str, Any]:
-    """``scale``/``translate`` of an image layer for layers over its spatial axes."""
+    """``scale``/``translate`` of an image layer for layers over its spatial axes, and its
+    ``axis_labels`` when it has its own (``z``, ``t``, … from its file's axes)."""
     scale = list(image.scale)
     translate = list(image.translate)
+    labels = [str(a) for a in getattr(image, "axis_labels", ())]
     if drop_axis is not None:
         ax = drop_axis % len(scale)
         del scale[ax], translate[ax]
-    return {"scale": scale, "translate": translate}
+        if len(labels) > ax:
+            del labels[ax]
+    geometry = {"scale": scale, "translate": translate}
+    if len(labels) == len(scale) and not all(a.lstrip("-").isdigit() for a in labels):
+        geometry["axis_labels"] = tuple(labels)
+    return geometry
 
 
 def axes_layer_kwargs(axes: Any, channel_layers: int = 0) -> dict[str, Any]:
@@ -280,8 +287,9 @@ def put_layer(viewer: Any, name: str, data: np.ndarray, kind: str, **kwargs: Any
     """Update the layer ``name`` in place, or add it: one layer per name, ever.
 
     ``kwargs`` (colormap, blending, …) apply only when the layer is created, so a
-    person's display choices survive re-runs; ``scale``/``translate`` always follow
-    the image. Returns ``None`` when a layer of another type already has the name.
+    person's display choices survive re-runs; ``scale``/``translate`` (and
+    ``axis_labels``) always follow the image. Returns ``None`` when a layer of another
+    type already has the name.
     """
     existing = viewer.layers[name] if name in viewer.layers else None
     if existing is not None:
@@ -296,6 +304,10 @@ def put_layer(viewer: Any, name: str, data: np.ndarray, kind: str, **kwargs: Any
                 and not np.allclose(getattr(existing, key), value)
             ):
                 setattr(existing, key, value)
+        labels = kwargs.get("axis_labels")
+        if labels is not None and len(labels) == existing.ndim:
+            if tuple(existing.axis_labels) != tuple(labels):
+                existing.axis_labels = tuple(labels)
         existing.metadata.pop(WORK_KEY, None)  # whatever it showed is replaced
         if bool(getattr(existing, "multiscale", False)) != bool(kwargs.get("multiscale")):
             # napari cannot turn a layer into a pyramid (or back): a new layer takes its

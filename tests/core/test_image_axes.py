@@ -79,7 +79,11 @@ def test_tifffile_axes_metadata_and_the_shape_rule(tmp_path):
     tifffile.imwrite(tmp_path / "plain.tif", STACK, metadata=None)
     a = image_axes(tmp_path / "plain.tif")
     assert (a.axes, a.source, a.z_scale, a.z_source) == ("ZYX", FROM_SHAPE, 1.0, FROM_SHAPE)
-    assert "give --axes" in a.describe("plain.tif") and "give --z-scale" in a.describe("p")
+    assert a.describe("plain.tif") == (
+        "plain.tif: Z×Y×X volume (axes from the shape; if this is wrong, say it with --axes, "
+        "e.g. TYX for a time-lapse), z-step not in the file: taken as 1× the pixel size "
+        "(give --z-scale)"
+    )
     four = np.zeros((2, 3, 24, 32), np.uint8)
     tifffile.imwrite(tmp_path / "four.tif", four, metadata=None)
     assert image_axes(tmp_path / "four.tif").axes == "TZYX"

@@ -65,3 +65,23 @@ def test_an_ome_zarr_volume_opens_with_its_z_step(make_napari_viewer, tmp_path):
 
     zarr.open_array(str(tmp_path / "plain.zarr"), mode="w", shape=(8, 8), dtype="uint8")
     assert get_zarr_reader(str(tmp_path / "plain.zarr")) is None
+
+
+def test_prediction_layers_follow_the_volumes_scale_and_labels(make_napari_viewer, tmp_path):
+    from napari_unet._layers import geometry_of, put_layer
+
+    path = _ome_zarr_volume(tmp_path / "vol.zarr", [3.0, 1.0, 1.0])
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(path), plugin=PLUGIN)
+    labels = np.zeros((4, 24, 32), np.uint16)
+    layer = put_layer(viewer, "vol labels", labels, "labels", **geometry_of(image))
+    assert np.allclose(layer.scale, (3.0, 1.0, 1.0))
+    assert tuple(layer.axis_labels) == ("z", "y", "x")
+    image.axis_labels = ("t", "y", "x")  # said again: the re-run follows
+    image.scale = (1.0, 1.0, 1.0)
+    again = put_layer(viewer, "vol labels", labels, "labels", **geometry_of(image))
+    assert again is layer and tuple(layer.axis_labels) == ("t", "y", "x")
+    assert np.allclose(layer.scale, (1.0, 1.0, 1.0))
+    # a plain image has napari's default labels: none are passed on
+    plain = viewer.add_image(np.zeros((24, 32)))
+    assert "axis_labels" not in geometry_of(plain)

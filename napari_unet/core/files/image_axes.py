@@ -129,8 +129,11 @@ class ImageAxes:
         letters = self.axes.replace("C", "") if drop_channels else self.axes
         return tuple(a.lower() for a in letters)
 
-    def describe(self, name: str) -> str:
-        """One plain line for a person: what the axes are, from where, and the z-step."""
+    def describe(self, name: str, axes_hint: str = "--axes", z_hint: str = "--z-scale") -> str:
+        """One plain line for a person: what the axes are, from where, and the z-step.
+
+        ``axes_hint`` and ``z_hint`` name where the person can say them (the command
+        line's options by default; a widget passes its own words)."""
         shown = "×".join(self.axes)
         kinds = {"Z": "volume", "T": "time-lapse", "S": "stack of planes"}
         kind = " ".join(kinds[a] for a in self.stack_axes if a in kinds) or "image"
@@ -141,12 +144,13 @@ class ImageAxes:
         )
         line = f"{name}: {shown} {kind} (axes {where}"
         if self.source == FROM_SHAPE and self.stack_axes:
-            line += "; give --axes if this is wrong, e.g. TYX for a time-lapse"
+            example = "TYX for a time-lapse" if len(self.stack_axes) == 1 else "ZTYX"
+            line += f"; if this is wrong, say it with {axes_hint}, e.g. {example}"
         line += ")"
         if self.is_volume:
             step = f"{self.z_scale:.3g}× the pixel size"
             if self.z_source == FROM_SHAPE:
-                line += f", z-step not in the file: taken as {step} (give --z-scale)"
+                line += f", z-step not in the file: taken as {step} (give {z_hint})"
             elif self.z_source == FROM_PERSON:
                 line += f", z-step {step} (as given)"
             elif self.z_source == self.source:
