@@ -128,12 +128,17 @@ def main(argv=None) -> int:
         command = "python benchmarks/volumes.py" + "".join(
             f" {a}" for a in (argv if argv is not None else sys.argv[1:])
         )
+        results = ROOT / "benchmarks" / "RESULTS.md"
+        heading = "## Volumes (issue 23)"
+        if heading not in results.read_text():
+            with open(results, "a") as f:
+                f.write(f"\n{heading}\n")
         text = (
-            f"\n## Volumes (issue 23)\n\n`{command}` ({datetime.date.today()}, model "
+            f"\n`{command}` ({datetime.date.today()}, model "
             f"`{model}`, diameter {args.diameter}, z scale {args.z_scale:.3f}; cells3d nuclei "
             f"60 × 256 × 256, 20 labelled nuclei, labels not human ground truth)\n\n{table}\n"
         )
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
+        with open(results, "a") as f:
             f.write(text)
     return 0
 
