@@ -333,8 +333,12 @@ class UNet:
         rgb: bool | None = None,
         axes: str | None = None,
         stage: Callable | None = None,
+        volume: bool = False,
+        z_scale: float = 1.0,
+        views: str = "yx",
     ) -> Prediction:
-        """Segment a 2D image, a 2D multichannel image or a stack (plane by plane).
+        """Segment a 2D image, a 2D multichannel image or a stack (plane by plane), or a
+        z-stack as one volume (``volume=True``).
 
         Parameters
         ----------
@@ -368,6 +372,18 @@ class UNet:
             Called with a :class:`~napari_unet.core.prediction.tiling.Stage` as each stage of a
             plane starts: estimating the object size (only when measured), predicting
             (then ``progress`` counts its tiles), post-processing.
+        volume
+            The stack's last axis before Y, X is Z and it is one volume: objects get one
+            id through z, touching ones are split in 3-D (axes before Z are frames, each a
+            volume of its own); see :meth:`Predictor.predict_volume
+            <napari_unet.core.prediction.predictor.Predictor.predict_volume>`.
+            ``progress`` then counts network passes (planes), not tiles.
+        z_scale
+            A volume's z step over its pixel size (e.g. 2.0 for 0.5 µm pixels and 1 µm
+            steps).
+        views
+            What the network sees of a volume: ``"yx"`` (its planes) or ``"all"`` (also
+            its ZY and ZX planes, averaged; about three times the time).
         """
         if image is None:
             raise UserInputError("no image given")
@@ -379,6 +395,10 @@ class UNet:
             diameter=diameter,
             batch_size=batch_size,
         )
+        if volume:
+            return predictor.predict_volume(
+                image, z_scale, views, channel_axis, rgb, axes, return_scores, progress, stage
+            )
         return predictor.predict(image, channel_axis, rgb, axes, return_scores, progress, stage)
 
     def predictor(self, **options) -> Predictor:

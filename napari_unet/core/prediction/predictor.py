@@ -10,7 +10,9 @@ and nowhere else:
 - **tiling**: :meth:`Predictor.plan` (overlap tiles on the network's grid);
 - **post-processing**: :meth:`Predictor.instances` (the model's settings, or those given).
 
-:meth:`Predictor.predict` segments an image in memory; the dask graph of images too
+:meth:`Predictor.predict` segments an image in memory; :meth:`Predictor.predict_volume`
+a z-stack as one volume (one id per object through z; the 2-D network on YX planes, and
+on ZY and ZX planes too when asked); the dask graph of images too
 large for memory (:mod:`~napari_unet.core.prediction.blockwise`) calls :meth:`Predictor.predict_region`
 on each block with the same steps. :meth:`UNet.predict
 <napari_unet.core.network.unet.UNet.predict>` and :meth:`UNet.predict_dask
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
     from .doubt import Doubt, Signs
     from .instances import PostprocessParams
     from .tiling import TilePlan
+
+
+#: What the network sees of a volume: its YX planes only, or its ZY and ZX planes too.
+VOLUME_VIEWS = ("yx", "all")
 
 
 @dataclass
@@ -308,12 +314,13 @@ class Predictor:
         return scores
 
     # ------------------------------------------------------------ post-processing
-    def instances(self, scores: np.ndarray) -> np.ndarray:
-        """Instance labels (``int32``, ids 1..N) of class probabilities, with this
-        predictor's post-processing settings."""
+    def instances(self, scores: np.ndarray, z_scale: float = 1.0) -> np.ndarray:
+        """Instance labels (``int32``, ids 1..N) of class probabilities (a plane's
+        ``(Y, X, C)`` or a volume's ``(Z, Y, X, C)``, z steps of ``z_scale`` pixels), with
+        this predictor's post-processing settings."""
         from .instances import instances_from_probabilities
 
-        return instances_from_probabilities(scores, **self.params.to_dict())
+        return instances_from_probabilities(scores, **self.params.to_dict(), z_scale=z_scale)
 
     # ------------------------------------------------------------ in memory
     def planes(self, image, channel_axis=None, rgb=None, axes=None):
@@ -427,6 +434,217 @@ class Predictor:
             doubt=doubt,
             signs=signs,
         )
+
+    # ------------------------------------------------------------ volumes
+    def predict_volume(
+        self,
+        image,
+        z_scale: float = 1.0,
+        views: str = VOLUME_VIEWS[0],
+        channel_axis: int | None = None,
+        rgb: bool | None = None,
+        axes: str | None = None,
+        return_scores: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        stage: Callable | None = None,
+    ) -> Prediction:
+        """Segment a z-stack as one volume: one id per object through z.
+
+        The 2-D network sees the YX planes (``views="yx"``), or also the ZY and ZX
+        planes (``views="all"``: each resampled in z by ``z_scale`` and to the model's
+        object scale, so it looks like the images the network learned from); the views'
+        class probabilities are averaged on the image's grid and turned into 3-D
+        instances (:func:`~napari_unet.core.prediction.instances.instances_from_probabilities`
+        with ``z_scale``). The image's axes end in ``Z, Y, X`` (channels anywhere
+        :func:`~napari_unet.core.axes.channel_layout` finds them); axes before Z are
+        frames, each segmented as a volume of its own, ids unique over all of them.
+
+        The object scale (a ``diameter`` or ``"auto"``) is decided once per volume, on its
+        brightest plane; the whole volume is normalised by its own percentiles. The
+        smallest instance kept is the ball as wide as the plane's ``min_size`` disc
+        (:func:`~napari_unet.core.prediction.instances.volume_min_size`).
+        """
+        from .doubt import Tally
+        from .instances import (
+            foreground_probability,
+            instance_classes,
+            instances_from_probabilities,
+            volume_min_size,
+        )
+
+        if image is None:
+            raise UserInputError("no image given")
+        min_size = self.params.min_size
+        if views not in VOLUME_VIEWS:
+            raise UserInputError(f"views must be one of {VOLUME_VIEWS}, got {views!r}")
+        z_scale = float(z_scale)
+        if not (np.isfinite(z_scale) and z_scale > 0):
+            raise UserInputError(
+                f"z scale (z step / pixel size) must be a positive number, got {z_scale}"
+            )
+        a, lead = self.planes(image, channel_axis, rgb, axes)
+        if not lead:
+            raise UserInputError(
+                f"image {tuple(np.shape(image))} is a single plane, not a volume: it needs a z axis"
+            )
+        n_z, h, w = lead[-1], a.shape[-3], a.shape[-2]
+        n_frames = int(np.prod(lead[:-1])) if len(lead) > 1 else 1
+        frames = a.reshape((n_frames, n_z) + tuple(a.shape[-3:]))
+        fixed = self.fixed_scale((h, w))
+        n_out = self.net.config.n_outputs
+        prob = np.empty((n_frames, n_z, h, w), np.float32)
+        labels = np.empty((n_frames, n_z, h, w), np.int32)
+        scores = np.empty((n_frames, n_z, h, w, n_out), np.float32) if return_scores else None
+        n_classes = self.net.config.n_object_classes
+        classes = np.empty((n_frames, n_z, h, w), np.uint8) if n_classes > 1 else None
+        votes = [np.zeros(1, np.uint8)]
+        factors, diameters, sizes = [], [], []
+        pixels = {"size estimate": 0, "prediction": 0}
+        tally = Tally.empty()
+        per_frame = n_z + (h + w if views == "all" else 0)  # network passes of a frame
+        total, offset = n_frames * per_frame, 0
+        for f in range(n_frames):
+            vol = frames[f]
+            intensity = self.intensity(vol)
+            done = f * per_frame
+
+            def tick(k, done=done):
+                if progress is not None:
+                    progress(done + k, total)
+
+            brightest = int(np.argmax(vol.reshape(n_z, -1).mean(axis=1)))
+            scores_at = self.scorer(vol[brightest], intensity, stage=stage)
+            if fixed is None:
+                if stage is not None:
+                    stage(Stage.ESTIMATE)
+                found: dict = {}
+                factor, measured = self.estimate_scale(scores_at, (h, w), found)
+                sizes.append(found.get("size", "none"))
+            else:
+                factor, measured = fixed
+            factors.append(factor)
+            if measured is not None:
+                diameters.append(measured)
+            if stage is not None:
+                stage(Stage.PREDICT)
+            s, n = self._view_scores(vol, factor, intensity, z_scale, views, scores_at, tick)
+            pixels["prediction"] += n
+            pixels["size estimate"] += scores_at.pixels["size estimate"]
+            if stage is not None:
+                stage(Stage.POSTPROCESS)
+            lab = instances_from_probabilities(
+                s,
+                **{**self.params.to_dict(), "min_size": volume_min_size(min_size, factor, z_scale)},
+                z_scale=z_scale,
+            )
+            prob[f] = foreground_probability(s)
+            for z in range(n_z):  # the doubt's figures are a plane's: summed over planes
+                tally += Tally.of(prob[f, z], lab[z], vol[z], intensity)
+            labels[f] = np.where(lab > 0, lab + offset, 0) if offset else lab
+            if classes is not None:
+                vote = instance_classes(s, lab)
+                classes[f] = vote[lab]
+                votes.append(vote[1:])
+            offset += int(lab.max(initial=0))
+            if scores is not None:
+                scores[f] = s
+            tick(per_frame)
+        shape = lead + (h, w)
+        if fixed is not None:
+            diameters = [] if fixed[1] is None else [fixed[1]]
+        scale = float(np.median(factors))
+        diameter = float(np.median(diameters)) if diameters else None
+        signs, doubt = self.judge(tally, sizes, fixed, scale, diameter)
+        return Prediction(
+            prob.reshape(shape),
+            labels.reshape(shape),
+            None if scores is None else scores.reshape(shape + (n_out,)),
+            scale=scale,
+            diameter=diameter,
+            classes=None if classes is None else classes.reshape(shape),
+            instance_classes=None if classes is None else np.concatenate(votes),
+            class_names=self.net.object_class_names if classes is not None else None,
+            network_pixels=pixels,
+            doubt=doubt,
+            signs=signs,
+        )
+
+    def _view_scores(self, vol, factor, intensity, z_scale, views, scores_at, tick):
+        """A volume's ``(Z, Y, X, C)`` class probabilities on its own grid, averaged over
+        the views the network sees, and the pixels it evaluated. ``scores_at`` is the
+        :meth:`scorer` of the plane the scale was measured on (its pass is reused)."""
+        from .object_size import resize_to
+
+        n_z, h, w = vol.shape[:3]
+        out = np.empty((n_z, h, w, self.net.config.n_outputs), np.float32)
+        brightest = int(np.argmax(vol.reshape(n_z, -1).mean(axis=1)))
+        evaluated = 0
+        for z in range(n_z):
+            if z == brightest:
+                s = scores_at(factor)
+                evaluated += scores_at.pixels["prediction"]
+            else:
+                s, n = self.scores(vol[z], factor, intensity)
+                evaluated += n
+            out[z] = resize_to(s, (h, w))
+            tick(z + 1)
+        if views == "yx":
+            return out, evaluated
+        # ZY and ZX planes of the volume resampled to the model's scale in all three axes
+        # (z by ``z_scale`` too): the looks the network learned from, one batch of slices
+        from skimage.transform import resize
+
+        grid = tuple(
+            max(2, round(n * k)) for n, k in zip((n_z, h, w), (z_scale * factor, factor, factor))
+        )
+        a = np.asarray(vol, np.float32)
+        if grid != (n_z, h, w):
+            a = resize(
+                a, grid + a.shape[3:], order=1, preserve_range=True, anti_aliasing=factor < 1
+            ).astype(np.float32)
+        for axis in (2, 1):  # ZY planes (one per x), then ZX planes (one per y)
+            slices = np.moveaxis(a, axis, 0)  # (n, Z', other, C)
+            s, n = self._slice_scores(slices, intensity)
+            evaluated += n
+            s = np.moveaxis(s, 0, axis)
+            out += resize(s, (n_z, h, w, s.shape[-1]), order=1, preserve_range=True)
+            tick(n_z + (w if axis == 2 else w + h))
+        out /= 3.0
+        return out, evaluated
+
+    def _slice_scores(self, slices: np.ndarray, intensity) -> tuple[np.ndarray, int]:
+        """Class probabilities ``(N, H, W, K)`` of ``N`` channels-last planes of one
+        size (already at the model's scale), several planes to a network batch, and the
+        pixels evaluated."""
+        from ..arrays import read_region
+
+        n, height, width = slices.shape[:3]
+        plan = self.plan(height, width)
+        lo, hi = intensity
+        infer = self.net.inference_function()
+        out = np.empty((n, height, width, self.net.config.n_outputs), np.float32)
+        pad, c = plan.context + plan.shrink, plan.context
+        per_batch = max(self.batch_size, (256 * 256) // max(plan.in_y * plan.in_x, 1))
+        for y, x in plan.origins:
+            th, tw = min(plan.out_y, height - y), min(plan.out_x, width - x)
+            for start in range(0, n, per_batch):
+                tiles = np.stack(
+                    [
+                        normalize(
+                            read_region(
+                                plane, y - pad, y + plan.out_y + pad, x - pad, x + plan.out_x + pad
+                            ),
+                            lo,
+                            hi,
+                        )
+                        for plane in slices[start : start + per_batch]
+                    ]
+                ).astype(np.float32, copy=False)
+                scores = np.asarray(infer(tiles))
+                out[start : start + per_batch, y : y + th, x : x + tw] = scores[
+                    :, c : c + th, c : c + tw
+                ]
+        return out, n * len(plan.origins) * plan.in_y * plan.in_x
 
     def judge(self, tally, sizes: list[str], fixed, scale: float, diameter: float | None):
         """The :class:`~napari_unet.core.prediction.doubt.Signs` of a prediction's

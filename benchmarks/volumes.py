@@ -1,0 +1,147 @@
+"""A z-stack as one volume against a pile of planes (issue 23).
+
+On ``../shared/data/cells3d`` (60 × 256 × 256 nuclei, 3-D labels; skipped with a message when
+absent): the bundled model segments the stack plane by plane (each plane its own ids, the
+old way), as one volume from its YX planes (``views="yx"``) and as one volume from its YX,
+ZY and ZX planes (``views="all"``). Prints, for each: 3-D instance F1 and recall (objects
+matched at IoU ≥ 0.5 between 3-D objects), ids (and those of at least 1000 voxels: a
+nucleus here has about 30 000; the labels miss dim nuclei, so precision is a lower
+bound), predicted ids per true nucleus (ids that
+overlap it), the share of each nucleus' voxels in its largest id, the time and its ratio to
+plane by plane (measured side by side in this run, the fastest of ``--repeat`` runs).
+
+    python benchmarks/volumes.py [--model PATH|nuclei] [--diameter PX] [--z-scale Z] [--append]
+
+``--append`` adds the table to ``benchmarks/RESULTS.md`` under "Volumes (issue 23)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "cells3d"
+sys.path.insert(0, str(ROOT))
+
+
+def load_model(name: str | None):
+    from napari_unet.core import UNet
+    from napari_unet.core.errors import UserInputError
+
+    if name:
+        from napari_unet.core.network.model_file import named_model_path
+
+        return UNet.load(named_model_path(name)), name
+    try:
+        return UNet.default(), "default"
+    except UserInputError:  # the default model's file is not there: the older bundled one
+        return UNet.bundled("nuclei"), "nuclei"
+
+
+def object_figures(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Mean over true objects of the ids that overlap them, and of the share of their
+    voxels in their largest id."""
+    ids, share = [], []
+    for t in np.unique(truth[truth > 0]):
+        p = pred[truth == t]
+        p = p[p > 0]
+        if p.size == 0:
+            ids.append(0)
+            share.append(0.0)
+            continue
+        u, c = np.unique(p, return_counts=True)
+        ids.append(len(u))
+        share.append(c.max() / (truth == t).sum())
+    return float(np.mean(ids)), float(np.mean(share))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--diameter", default="auto")
+    ap.add_argument("--z-scale", type=float, default=0.29 / 0.26)
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each; the fastest is kept")
+    ap.add_argument("--append", action="store_true")
+    args = ap.parse_args(argv)
+    if not (DATA / "nuclei.tif").exists():
+        print(f"skipped: {DATA} is absent (the cells3d nuclei volume)")
+        return 0
+    import tifffile
+
+    from napari_unet.core.metrics import evaluate
+
+    image = tifffile.imread(DATA / "nuclei.tif")
+    truth = tifffile.imread(DATA / "nuclei_labels.tif").astype(np.int32)
+    net, model = load_model(args.model)
+    diameter = args.diameter if args.diameter == "auto" else float(args.diameter)
+    net.predict(image[30], diameter=diameter)  # warm up (tracing) outside the timings
+    runs = [
+        ("plane by plane", {}),
+        ("volume, YX views", {"volume": True, "z_scale": args.z_scale, "views": "yx"}),
+        ("volume, YX+ZY+ZX views", {"volume": True, "z_scale": args.z_scale, "views": "all"}),
+    ]
+    rows, base = [], None
+    for name, kw in runs:
+        seconds = np.inf
+        for _ in range(max(1, args.repeat)):  # the fastest run: the machine may be busy
+            t0 = time.perf_counter()
+            pred = net.predict(image, diameter=diameter, axes="ZYX", **kw)
+            seconds = min(seconds, time.perf_counter() - t0)
+        base = base or seconds
+        scores = evaluate(pred.labels, truth)
+        ids, share = object_figures(pred.labels, truth)
+        big = int((np.bincount(pred.labels.ravel())[1:] >= 1000).sum())
+        rows.append(
+            (
+                name,
+                scores["f1"],
+                scores["recall"],
+                scores["precision"],
+                int(len(np.unique(pred.labels)) - 1),
+                big,
+                ids,
+                share,
+                seconds,
+                seconds / base,
+            )
+        )
+        print(f"{name}: done in {seconds:.1f} s (scale {pred.scale:.2f})", flush=True)
+    head = (
+        "| run | 3-D F1 | recall | precision | ids | ids ≥ 1000 voxels | ids per true nucleus "
+        "| largest id's share | time (s) | × planes |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )
+    lines = [head] + [
+        f"| {r[0]} | {r[1]:.3f} | {r[2]:.3f} | {r[3]:.3f} | {r[4]} | {r[5]} | {r[6]:.2f} "
+        f"| {r[7]:.2f} | {r[8]:.1f} | {r[9]:.2f} |"
+        for r in rows
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if args.append:
+        command = "python benchmarks/volumes.py" + "".join(
+            f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+        )
+        results = ROOT / "benchmarks" / "RESULTS.md"
+        heading = "## Volumes (issue 23)"
+        if heading not in results.read_text():
+            with open(results, "a") as f:
+                f.write(f"\n{heading}\n")
+        text = (
+            f"\n`{command}` ({datetime.date.today()}, model "
+            f"`{model}`, diameter {args.diameter}, z scale {args.z_scale:.3f}; cells3d nuclei "
+            f"60 × 256 × 256, 20 labelled nuclei, labels not human ground truth)\n\n{table}\n"
+        )
+        with open(results, "a") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
