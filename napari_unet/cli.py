@@ -378,13 +378,15 @@ def cmd_evaluate(args) -> int:
     )
     print(json.dumps(scores), flush=True)
     if scores["matching"] != "2d":  # a stack: say how it was scored
-        from .core.files.image_axes import FROM_SHAPE
+        from .core.files.image_axes import FROM_PERSON, FROM_SHAPE
         from .core.metrics import describe_scores
 
         where = scores["axes_from"]
-        example = "TYX for a time-lapse" if len(scores["axes"]) == 3 else "ZTYX"
-        hint = f"; if this is wrong, say it with --axes, e.g. {example}" * (where == FROM_SHAPE)
-        note(f"{describe_scores(scores)} (axes from {where}{hint})")
+        where = "axes as given with --axes" if where == FROM_PERSON else f"axes from {where}"
+        if scores["axes_from"] == FROM_SHAPE:
+            example = "TYX for a time-lapse" if len(scores["axes"]) == 3 else "ZTYX"
+            where += f"; if this is wrong, say it with --axes, e.g. {example}"
+        note(f"{describe_scores(scores)} ({where})")
     return 0
 
 

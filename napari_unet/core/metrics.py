@@ -161,7 +161,7 @@ def label_axes(shape, axes: str | None = None) -> str:
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2:
         raise UserInputError(f"a label image has at least two axes (Y, X), got shape {shape}")
-    letters = decide_axes(shape, channel_axis=None, axes=axes, name="the labels").axes
+    letters = decide_axes(shape, channel_axis=None, axes=axes, name="each label image").axes
     if "C" in letters:
         raise UserInputError(
             f"label images have no channel axis: axes {letters} do not fit labels of shape "
