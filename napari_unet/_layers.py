@@ -283,6 +283,39 @@ def axes_layer_kwargs(axes: Any, channel_layers: int = 0) -> dict[str, Any]:
     }
 
 
+#: What a layer's axis label says about its axis (``axis_labels``, case ignored).
+_AXIS_WORDS = {"t": "T", "time": "T", "z": "Z", "depth": "Z", "s": "S"}
+#: Where :func:`stack_axes_of` found the axes (the words the Evaluate widget shows).
+FROM_AXIS_LABELS = "the layers' axis labels"
+
+
+def stack_axes_of(shape: tuple[int, ...], layers: list[Any]) -> tuple[str, str]:
+    """The axis letters of label data of ``shape`` (``"YX"``, ``"ZYX"``, ``"TYX"``,
+    ``"TZYX"``) and where they came from: an axis any of ``layers`` (of that many axes)
+    labels ``t``/``time`` is T, ``z`` is Z; what none of them says is decided by core's
+    shape rule (:func:`napari_unet.core.files.image_axes.decide_axes`: one stack axis is
+    Z, two are T, Z). So a 3D pair of Labels layers is a volume unless an axis label
+    says T."""
+    from .core.files.image_axes import FileAxes, decide_axes
+
+    nd = len(shape)
+    said = ["?"] * nd
+    for layer in (x for x in layers if x is not None):
+        labels = [str(a).strip().lower() for a in getattr(layer, "axis_labels", ())]
+        if len(labels) != nd:
+            continue
+        for i, word in enumerate(labels[:-2]):
+            letter = _AXIS_WORDS.get(word)
+            if letter is not None and (said[i] == "?" or letter == "T"):
+                said[i] = letter  # T wins: a time axis is never a volume
+    named = [a for a in said[:-2] if a != "?"]
+    found = None
+    if named and len(set(named)) == len(named):  # two axes both called t: not said
+        found = FileAxes("".join(said), None, FROM_AXIS_LABELS)
+    axes = decide_axes(shape, channel_axis=None, found=found)
+    return axes.axes, axes.source
+
+
 def put_layer(viewer: Any, name: str, data: np.ndarray, kind: str, **kwargs: Any) -> Any | None:
     """Update the layer ``name`` in place, or add it: one layer per name, ever.
 

@@ -195,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="score a label image against ground truth",
         description="Print one JSON object: pixel_dice, pixel_iou, precision, recall, f1 "
-        "(instances matched at IoU >= 0.5), mean_ap (IoU 0.5:0.95) and instance counts.",
+        "(instances matched at IoU >= 0.5), mean_ap (IoU 0.5:0.95), instance counts and "
+        "'matching': how a stack was scored ('3d': a volume, objects matched in 3D; '2d per "
+        "frame': a time-lapse, each frame on its own, counts summed; '3d per frame'; '2d'). "
+        "A stack also gets one line on stderr saying so.",
     )
     _options_of(e, [
         ("--pred", dict(required=True, metavar="LABELS", help="predicted instance labels")),
@@ -205,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 "precision, recall and F1 under 'per_class'")),
         ("--truth-classes", dict(metavar="C", help="class map of the ground truth "
                                  "(0 = background)")),
+        ("--axes", dict(metavar="AXES", help="axes of the label stacks when their files do "
+                        "not say them: ZYX (a volume: objects matched in 3D), TYX (a "
+                        "time-lapse: frame by frame), TZYX; default: the files' metadata, "
+                        "else one stack axis is Z")),
     ])  # fmt: skip
     e.set_defaults(func=cmd_evaluate)
 
@@ -366,8 +373,20 @@ def cmd_evaluate(args) -> int:
         raise UserInputError(
             "per-class scores need both --pred-classes and --truth-classes (or neither)"
         )
-    scores = evaluate_files(args.pred, args.truth, args.pred_classes, args.truth_classes)
+    scores = evaluate_files(
+        args.pred, args.truth, args.pred_classes, args.truth_classes, axes=args.axes
+    )
     print(json.dumps(scores), flush=True)
+    if scores["matching"] != "2d":  # a stack: say how it was scored
+        from .core.files.image_axes import FROM_PERSON, FROM_SHAPE
+        from .core.metrics import describe_scores
+
+        where = scores["axes_from"]
+        where = "axes as given with --axes" if where == FROM_PERSON else f"axes from {where}"
+        if scores["axes_from"] == FROM_SHAPE:
+            example = "TYX for a time-lapse" if len(scores["axes"]) == 3 else "ZTYX"
+            where += f"; if this is wrong, say it with --axes, e.g. {example}"
+        note(f"{describe_scores(scores)} ({where})")
     return 0
 
 

@@ -528,9 +528,11 @@ def evaluate_worker(
     truth: np.ndarray,
     prediction_classes: np.ndarray | None = None,
     truth_classes: np.ndarray | None = None,
+    axes: str | None = None,
 ) -> dict[str, Any]:
     """Scores of a prediction against ground truth (numpy/scipy, no TensorFlow); with
-    both class maps, per-class scores too."""
+    both class maps, per-class scores too; a stack along ``axes`` (Z in 3D, T frame by
+    frame)."""
     from napari_unet.core import evaluate
 
-    return evaluate(prediction, truth, prediction_classes, truth_classes)
+    return evaluate(prediction, truth, prediction_classes, truth_classes, axes=axes)

@@ -1,4 +1,9 @@
-"""Evaluate: score a predicted labels layer against a ground-truth labels layer."""
+"""Evaluate: score a predicted labels layer against a ground-truth labels layer.
+
+A stack is scored along its axes (:func:`napari_unet._layers.stack_axes_of`): a 3D pair
+is a volume, its objects matched in 3D, unless the layers' (or their image's) axis labels
+name the first axis ``t``: then frame by frame; 4D is one volume per time point. The
+counts line says which."""
 
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ class EvaluateWidget(DockLifetime, QWidget):
         self.worker = None
         self._busy = False
         self.scores: dict[str, float] | None = None
+        self._axes_from = ""  # where the axes of the last scored labels came from
         self._pred = combo("labels", napari_viewer, "prediction", tip="predicted instance labels")
         self._truth = combo("labels", napari_viewer, "ground truth", tip="true instance labels")
         self._pred_classes = combo(
@@ -142,6 +148,10 @@ class EvaluateWidget(DockLifetime, QWidget):
                 "scoring without classes"
             )
             maps = [None, None]
+        # a 3D pair is a volume (objects matched in 3D) unless an axis label says T
+        image = L.find_layer(self.viewer, pred.name[: -len(L.LABELS)], "image")
+        shape = tuple(int(n) for n in L.layer_array(pred).shape)
+        axes, self._axes_from = L.stack_axes_of(shape, [pred, true, image])
         self._follow([pred, true, *[m for m in maps if m is not None]])
         self._busy = True
         self.run_button.setEnabled(False)
@@ -157,6 +167,8 @@ class EvaluateWidget(DockLifetime, QWidget):
                 evaluate_blockwise,
                 L.layer_array(pred),
                 L.layer_array(true),
+                None,  # the default block
+                axes,
                 returned=self._on_returned,
                 errored=self._on_errored,
                 finished=self._on_finished,
@@ -167,6 +179,7 @@ class EvaluateWidget(DockLifetime, QWidget):
             np.asarray(pred.data),
             np.asarray(true.data),
             *[None if m is None else np.asarray(m.data) for m in maps],
+            axes,
             returned=self._on_returned,
             errored=self._on_errored,
             finished=self._on_finished,
@@ -177,10 +190,16 @@ class EvaluateWidget(DockLifetime, QWidget):
         self.scores = scores
         for key, _ in FIGURES:
             self.values[key].setText(f"{scores[key]:.3f}")
-        self.counts.setText(
-            f"{scores.get('n_true', 0)} true objects, {scores.get('n_pred', 0)} predicted, "
-            f"{scores.get('tp', 0)} matched at IoU ≥ 0.5"
-        )
+        from napari_unet.core.files.image_axes import FROM_SHAPE
+        from napari_unet.core.metrics import describe_scores
+
+        line = describe_scores(scores)
+        if scores.get("matching", "2d") != "2d":  # a stack: say where its axes came from
+            line += f" (axes from {self._axes_from}"
+            if self._axes_from == FROM_SHAPE:
+                line += "; a time-lapse: label its first axis 't' (layer axis labels)"
+            line += ")"
+        self.counts.setText(line)
         per_class = scores.get("per_class") or {}
         self.per_class.setText(
             "<br>".join(

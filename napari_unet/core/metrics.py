@@ -4,6 +4,15 @@ Pixel Dice and IoU on foreground; instances matched one-to-one (Hungarian matchi
 IoU) at IoU ≥ 0.5 for precision / recall / F1; mean average precision over IoU
 thresholds 0.5:0.05:0.95 with the 2018 Data Science Bowl definition
 ``AP(t) = TP / (TP + FP + FN)``.
+
+Stacks are scored along their axes (the letters of
+:mod:`napari_unet.core.files.image_axes`): a volume (``ZYX``) as one volume, its objects
+3D (an object is the set of its voxels through every plane, so one object cut into two
+ids between planes is one match and one false positive, however perfect each plane
+looks alone); a time-lapse (``TYX``, or planes ``S``) frame by frame, each frame's
+objects matched only within that frame and the counts summed over the frames; ``TZYX``
+one 3D volume per time point. IoU counts voxels: the z-step does not change it. The
+result says which (``matching``, ``axes``; :func:`describe_scores` for a person).
 """
 
 from __future__ import annotations
@@ -131,6 +140,93 @@ def per_class_scores(
     return out
 
 
+#: How the objects of a stack were matched, by the kind of its axes (``matching``).
+MATCHING = {
+    (False, False): "2d",
+    (False, True): "3d",
+    (True, False): "2d per frame",
+    (True, True): "3d per frame",
+}
+#: Axes along which every index is a frame of its own: time, and planes one by one.
+FRAME_AXES = "TS"
+
+
+def label_axes(shape, axes: str | None = None) -> str:
+    """The axis letters of a label image of ``shape``: ``axes`` checked against it (a
+    channel axis refused: labels have none), else the shape rule of
+    :func:`napari_unet.core.files.image_axes.decide_axes` (one stack axis is Z, two are
+    T, Z)."""
+    from .files.image_axes import decide_axes
+
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 2:
+        raise UserInputError(f"a label image has at least two axes (Y, X), got shape {shape}")
+    letters = decide_axes(shape, channel_axis=None, axes=axes, name="each label image").axes
+    if "C" in letters:
+        raise UserInputError(
+            f"label images have no channel axis: axes {letters} do not fit labels of shape "
+            f"{shape} (say Z, T, Y and X)"
+        )
+    return letters
+
+
+def _matching(letters: str) -> str:
+    """``matching`` of a stack with axis letters ``letters``."""
+    stack = letters[:-2]
+    return MATCHING[(any(a in FRAME_AXES for a in stack), "Z" in stack)]
+
+
+def _frames_apart(a: np.ndarray, letters: str) -> np.ndarray:
+    """Labels whose ids differ between frames (axes ``T``/``S``), so that matching the
+    whole stack at once matches each frame's objects only within their frame.
+
+    Ids become consecutive (0 stays background); ids one frame shares with another
+    become distinct objects, as frames scored one by one would count them."""
+    frame_axes = [i for i, c in enumerate(letters[:-2]) if c in FRAME_AXES]
+    if not frame_axes:
+        return a
+    shape = a.shape
+    frame = np.zeros(shape, np.int64)
+    stride = 1
+    for i in reversed(frame_axes):
+        index = np.arange(shape[i], dtype=np.int64).reshape(
+            [-1 if k == i else 1 for k in range(a.ndim)]
+        )
+        frame = frame + index * stride
+        stride *= shape[i]
+    ids = a.astype(np.int64)
+    n_ids = int(ids.max(initial=0)) + 1
+    keys = np.where(ids > 0, frame * n_ids + ids, 0)
+    _, inverse = np.unique(keys, return_inverse=True)
+    inverse = inverse.reshape(shape)
+    return inverse if (keys == 0).any() else inverse + 1
+
+
+def describe_scores(scores: dict[str, Any]) -> str:
+    """One plain line: how the labels were matched and the main figures, e.g.
+    ``scored as a 3D volume (Z×Y×X, objects matched in 3D): 20 true objects, 22 predicted,
+    18 matched at IoU ≥ 0.5, F1 0.857, pixel Dice 0.912``."""
+    letters = str(scores.get("axes", ""))
+    shown = "×".join(letters)
+    matching = scores.get("matching", "2d")
+    frames = int(scores.get("frames", 1))
+    t = next((a for a in letters[:-2] if a in FRAME_AXES), "T")
+    volume = "×".join(a for a in letters if a not in FRAME_AXES)
+    how = {
+        "2d": f"scored as a 2D image ({shown})",
+        "3d": f"scored as a 3D volume ({shown}, objects matched in 3D)",
+        "2d per frame": f"scored frame by frame ({t}={frames}, each frame in 2D; counts summed "
+        "over the frames)",
+        "3d per frame": f"scored one 3D volume per frame ({t}={frames}, each {volume}; objects "
+        "matched in 3D within their frame, counts summed)",
+    }[matching]
+    return (
+        f"{how}: {scores.get('n_true', 0)} true objects, {scores.get('n_pred', 0)} predicted, "
+        f"{scores.get('tp', 0)} matched at IoU ≥ 0.5, F1 {scores['f1']:.3f}, "
+        f"pixel Dice {scores['pixel_dice']:.3f}"
+    )
+
+
 def _check_labels(name: str, a: np.ndarray) -> None:
     if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
         raise UserInputError(f"{name} must be a label image of integers, got {a.dtype}")
@@ -141,6 +237,7 @@ def evaluate(
     truth: np.ndarray,
     pred_classes: np.ndarray | None = None,
     truth_classes: np.ndarray | None = None,
+    axes: str | None = None,
 ) -> dict[str, Any]:
     """All evaluation figures of a predicted instance label image against truth.
 
@@ -152,13 +249,18 @@ def evaluate(
         Class maps of the same shape (0 = background, 1..n = object class), both or
         neither: with them the result holds ``per_class`` figures
         (:func:`per_class_scores`).
+    axes
+        The labels' axis letters (``"YX"``, ``"ZYX"``, ``"TYX"``, ``"TZYX"``; ``S`` as
+        ``T``); ``None``: from the shape (one stack axis is Z, two are T, Z). Z is matched
+        in 3D, T frame by frame (see the module docstring).
 
     Returns
     -------
     dict
         ``pixel_dice, pixel_iou, precision, recall, f1`` (instances at IoU ≥ 0.5),
-        ``mean_ap`` (IoU 0.5:0.95), the instance counts and, with class maps,
-        ``per_class``.
+        ``mean_ap`` (IoU 0.5:0.95), the instance counts (summed over frames),
+        ``matching`` (``"2d"``, ``"3d"``, ``"2d per frame"``, ``"3d per frame"``),
+        ``axes``, ``frames`` (1 without T) and, with class maps, ``per_class``.
     """
     pred = np.asarray(pred)
     truth = np.asarray(truth)
@@ -181,12 +283,21 @@ def evaluate(
                 raise UserInputError(
                     f"the {name} {a.shape} and the labels {pred.shape} differ in shape"
                 )
+    letters = label_axes(pred.shape, axes)
+    matching = _matching(letters)
+    frames = _n_frames(pred.shape, letters)
+    pred, truth = _frames_apart(pred, letters), _frames_apart(truth, letters)
     dice, iou_px = pixel_scores(pred, truth)
     iou, t_ids, p_ids = iou_matrix(pred, truth)
     result = _scores(lambda thr: match_counts(iou, thr), dice, iou_px, len(t_ids), len(p_ids))
+    result.update(matching=matching, axes=letters, frames=frames)
     if pred_classes is not None:
         result["per_class"] = per_class_scores(pred, truth, pred_classes, truth_classes)
     return result
+
+
+def _n_frames(shape, letters: str) -> int:
+    return int(np.prod([n for n, a in zip(shape, letters, strict=True) if a in FRAME_AXES]))
 
 
 def _scores(counts_at, dice: float, iou_px: float, n_true: int, n_pred: int) -> dict[str, Any]:
@@ -217,11 +328,15 @@ def _blocks(shape: tuple[int, ...], block: int):
             yield slice(y, min(y + block, shape[0])), slice(x, min(x + block, shape[1]))
 
 
-def evaluate_blockwise(pred, truth, block: int | None = None) -> dict[str, Any]:
-    """:func:`evaluate` (without classes) of two 2D label images read block by block:
+def evaluate_blockwise(pred, truth, block: int | None = None, axes: str | None = None) -> dict:
+    """:func:`evaluate` (without classes) of two label images read block by block:
     chunked (dask, zarr) arrays too large for memory. Exactly the same figures: the
     foreground pixel counts, the area of every id and the overlap of every (truth,
     prediction) pair of ids are summed over the blocks, then matched as a whole.
+
+    A stack is read one plane at a time, each in ``(Y, X)`` blocks; ``axes`` as in
+    :func:`evaluate`: the counts of a Z stack add up over its planes (objects in 3D),
+    those of a T stack are kept per frame (each id counts once per frame).
 
     Memory holds one block (edge ``block``, default
     :data:`napari_unet.core.training.huge_annotations.BLOCK`) of each image and one count per id and per
@@ -229,55 +344,69 @@ def evaluate_blockwise(pred, truth, block: int | None = None) -> dict[str, Any]:
     """
     from .training.huge_annotations import BLOCK
 
-    if tuple(pred.shape) != tuple(truth.shape):
+    shape = tuple(int(n) for n in pred.shape)
+    if shape != tuple(int(n) for n in truth.shape):
         raise UserInputError(
-            f"prediction {tuple(pred.shape)} and ground truth {tuple(truth.shape)} differ in shape"
+            f"prediction {shape} and ground truth {tuple(truth.shape)} differ in shape"
         )
-    if len(pred.shape) != 2:
-        raise UserInputError("block-by-block evaluation takes 2D label images")
     for name, a in (("prediction", pred), ("ground truth", truth)):
         _check_labels(name, np.empty(0, np.dtype(a.dtype)))
+    letters = label_axes(shape, axes)
+    frame_axes = [i for i, c in enumerate(letters[:-2]) if c in FRAME_AXES]
     inter_px = p_px = t_px = 0
-    t_area: dict[int, int] = {}
-    p_area: dict[int, int] = {}
-    overlap: dict[tuple[int, int], int] = {}
+    # keys: (frame, id) for an area, (frame, truth id, prediction id) for an overlap
+    t_area: dict[tuple[int, ...], int] = {}
+    p_area: dict[tuple[int, ...], int] = {}
+    overlap: dict[tuple[int, ...], int] = {}
 
     def add(into: dict, keys, counts) -> None:
         for k, c in zip(keys, counts):
             into[k] = into.get(k, 0) + int(c)
 
-    for ys, xs in _blocks(tuple(pred.shape), int(block or BLOCK)):
-        p = np.asarray(pred[ys, xs]).ravel().astype(np.int64)
-        t = np.asarray(truth[ys, xs]).ravel().astype(np.int64)
-        pf, tf = p > 0, t > 0
-        both = pf & tf
-        inter_px += int(both.sum())
-        p_px += int(pf.sum())
-        t_px += int(tf.sum())
-        add(t_area, *(v.tolist() for v in np.unique(t[tf], return_counts=True)))
-        add(p_area, *(v.tolist() for v in np.unique(p[pf], return_counts=True)))
-        if both.any():
-            pairs, counts = np.unique(np.stack([t[both], p[both]]), axis=1, return_counts=True)
-            add(overlap, zip(pairs[0].tolist(), pairs[1].tolist()), counts)
+    lead = shape[:-2]
+    for plane in np.ndindex(*lead):
+        f = (
+            int(np.ravel_multi_index([plane[i] for i in frame_axes], [lead[i] for i in frame_axes]))
+            if frame_axes
+            else 0
+        )
+        for ys, xs in _blocks(shape[-2:], int(block or BLOCK)):
+            p = np.asarray(pred[(*plane, ys, xs)]).ravel().astype(np.int64)
+            t = np.asarray(truth[(*plane, ys, xs)]).ravel().astype(np.int64)
+            pf, tf = p > 0, t > 0
+            both = pf & tf
+            inter_px += int(both.sum())
+            p_px += int(pf.sum())
+            t_px += int(tf.sum())
+            for area, v in ((t_area, t[tf]), (p_area, p[pf])):
+                ids, counts = np.unique(v, return_counts=True)
+                add(area, ((f, k) for k in ids.tolist()), counts)
+            if both.any():
+                pairs, counts = np.unique(np.stack([t[both], p[both]]), axis=1, return_counts=True)
+                add(overlap, zip([f] * len(counts), pairs[0].tolist(), pairs[1].tolist()), counts)
     total = p_px + t_px
     union = total - inter_px
     dice = 1.0 if total == 0 else 2.0 * inter_px / total
     iou_px = 1.0 if union == 0 else inter_px / union
-    t_ids = np.array(sorted(t_area), np.int64)
-    p_ids = np.array(sorted(p_area), np.int64)
+    t_index = {k: i for i, k in enumerate(sorted(t_area))}
+    p_index = {k: i for i, k in enumerate(sorted(p_area))}
     pair_iou = np.array(
-        [c / (t_area[a] + p_area[b] - c) for (a, b), c in overlap.items()], np.float64
+        [c / (t_area[(f, a)] + p_area[(f, b)] - c) for (f, a, b), c in overlap.items()],
+        np.float64,
     )
 
     def counts_at(threshold: float) -> tuple[int, int, int]:
-        n_true, n_pred = len(t_ids), len(p_ids)
+        n_true, n_pred = len(t_index), len(p_index)
         if threshold > 0.5 or max(n_true, n_pred) > 5000 or not overlap:
             # as match_counts: pairs above 0.5 IoU are one-to-one
             tp = int((pair_iou >= threshold).sum()) if n_true and n_pred else 0
             return tp, n_pred - tp, n_true - tp
         iou = np.zeros((n_true, n_pred), np.float64)
-        keys = np.array(list(overlap), np.int64)
-        iou[np.searchsorted(t_ids, keys[:, 0]), np.searchsorted(p_ids, keys[:, 1])] = pair_iou
+        rows = [t_index[(f, a)] for f, a, _ in overlap]
+        cols = [p_index[(f, b)] for f, _, b in overlap]
+        iou[rows, cols] = pair_iou
         return match_counts(iou, threshold)
 
-    return _scores(counts_at, dice, iou_px, len(t_ids), len(p_ids))
+    result = _scores(counts_at, dice, iou_px, len(t_index), len(p_index))
+    result.update(matching=_matching(letters), axes=letters, frames=_n_frames(shape, letters))
+    return result

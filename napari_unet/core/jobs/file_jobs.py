@@ -404,10 +404,16 @@ def evaluate_files(
     truth: str | os.PathLike,
     pred_classes: str | os.PathLike | None = None,
     truth_classes: str | os.PathLike | None = None,
+    axes: str | None = None,
 ) -> dict:
     """Scores (:func:`~napari_unet.core.metrics.evaluate`) of the label image ``pred``
     against ``truth``, per class with both class maps; files of different shapes are
-    refused by name."""
+    refused by name.
+
+    A stack is scored along its axes: ``axes`` when given, else what the files say
+    (:func:`~napari_unet.core.files.image_axes.image_axes`: the truth's metadata, then
+    the prediction's; two files that say different axes are refused), else the shape
+    (one stack axis is Z). The result adds ``axes_from``: where the axes came from."""
     from ..files.images import read_labels
     from ..metrics import evaluate
 
@@ -424,4 +430,35 @@ def evaluate_files(
                 f"{Path(c).name} {m.shape} and {Path(pred).name} {labels[0].shape} "
                 "differ in shape; a class map covers its labels pixel for pixel"
             )
-    return evaluate(*labels, *maps)
+    letters, source = label_file_axes(truth, pred, labels[0].shape, axes)
+    scores = evaluate(*labels, *maps, axes=letters)
+    scores["axes_from"] = source
+    return scores
+
+
+def label_file_axes(
+    truth: str | os.PathLike, pred: str | os.PathLike, shape, axes: str | None = None
+) -> tuple[str, str]:
+    """The axis letters of two label files of ``shape`` and where they came from
+    (``"given"``, a file's metadata, ``"the shape"``): see :func:`evaluate_files`."""
+    from ..files.image_axes import FROM_PERSON, FROM_SHAPE, image_axes
+    from ..metrics import label_axes
+
+    if axes is not None:
+        return label_axes(shape, axes), FROM_PERSON
+    said = []
+    for path in (truth, pred):
+        if len(shape) > 2:
+            found = image_axes(path, shape=shape, channel_axis=None)
+            if found.source != FROM_SHAPE:
+                said.append((Path(path).name, found))
+    if len(said) == 2 and said[0][1].axes != said[1][1].axes:
+        (a, fa), (b, fb) = said
+        raise UserInputError(
+            f"{a} has axes {fa.axes} ({fa.source}) but {b} has {fb.axes} ({fb.source}); "
+            "say which with --axes, e.g. --axes ZYX for a volume or TYX for a time-lapse"
+        )
+    if said:
+        name, found = said[0]
+        return label_axes(shape, found.axes), f"{found.source} of {name}"
+    return label_axes(shape), FROM_SHAPE
