@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from .core.jobs.file_jobs import FORMATS
     from .core.network.model_file import BUNDLED_MODELS, DEFAULT_MODEL_NAME
+    from .core.prediction.predictor import VOLUME_VIEWS
 
     tc, uc = TrainConfig(), UNetConfig()
     others = " or ".join(n for n in BUNDLED_MODELS if n != DEFAULT_MODEL_NAME)
@@ -126,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a volume's z-step over its XY pixel size, e.g. 5 for "
                            "1 um slices of 0.2 um pixels (default: from the file's "
                            f"metadata, else 1; {LIMITS['z_scale'].text()})")),
+        ("--views", dict(choices=VOLUME_VIEWS, default=VOLUME_VIEWS[0],
+                         help="what the network looks at in a volume (a stack whose axes "
+                         "say Z, segmented in 3-D with one id per object through z): yx "
+                         "(default), its planes one by one; all: also its ZY and ZX "
+                         "planes, better at telling touching nuclei apart, about 2-3x "
+                         "slower")),
         ("--overwrite", dict(action="store_true",
                              help="replace existing output files that napari-unet did not "
                              "write (its own earlier outputs are always replaced)")),
@@ -246,7 +253,7 @@ def cmd_predict(args) -> int:
         plan = plan_predictions(
             args.images, args.out, args.model, args.format, args.axes, args.overwrite,
             typed_setting("threshold", args.threshold), args.diameter, args.tile_size,
-            bool(args.workers or args.scheduler), args.z_scale,
+            bool(args.workers or args.scheduler), args.z_scale, args.views,
         )  # fmt: skip
     for job in plan.jobs:  # what the stack axes are, and from where, in one line each
         if job.image_axes is not None and job.image_axes.stack_axes:

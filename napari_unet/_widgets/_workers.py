@@ -46,10 +46,11 @@ class Status:
 
 @dataclass
 class TileProgress:
-    """Prediction progress in tiles."""
+    """Prediction progress in tiles (a volume's: in planes, ``unit="plane"``)."""
 
     done: int
     total: int
+    unit: str = "tile"
 
 
 @dataclass
@@ -72,6 +73,11 @@ class SegmentJob:
     channel_axis: int | None = None
     diameter: float | str | None = "auto"  # object width in px, "auto" or None
     multiscale: bool = False  # ``image`` is the full-resolution level of a pyramid
+    #: the layer's napari ``axis_labels`` and ``scale``: which axis is Z (a volume,
+    #: segmented as one) and its z-step (core.files.image_axes.layer_axes)
+    axis_labels: tuple[str, ...] | None = None
+    scale: tuple[float, ...] | None = None
+    views: str = "yx"  # what the network sees of a volume: its YX planes, or "all" three
     stop_event: threading.Event = field(default_factory=threading.Event)
 
 
@@ -84,6 +90,7 @@ class SegmentResult:
     channel_axis: int | None  # image axis that held channels (dropped in the result)
     seconds: float
     nonfinite: int = 0  # NaN/inf pixels of the image (read as background)
+    volume: str | None = None  # "Z×Y×X" when segmented as a 3-D volume, else None
 
 
 @dataclass
@@ -353,14 +360,23 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
     if blocks or job.multiscale:
         return _segment_lazy(spec, job, net, layout, emit, t0)
     image = layout.channels_last(job.image)  # (..., Y, X, C): as the network takes it
-    prediction = net.predict(
+    axes = _volume_axes(job, layout)  # a stack whose axes say Z: one 3-D volume
+    unit = "tile" if axes is None else "plane"
+    if axes is not None:
+        emit(Status(f"{job.name}: segmenting as a 3D volume ({_shown(axes)})…"))
+    from napari_unet.core.prediction.stacks import predict_stack
+
+    prediction = predict_stack(
+        net,
         image,
+        axes,
+        views=job.views,
         tile_size=job.tile_size,
         threshold=job.threshold,
         min_size=job.min_size,
         channel_axis=-1,
         diameter=job.diameter,
-        progress=lambda done, total: emit(TileProgress(done, total)),
+        progress=lambda done, total: emit(TileProgress(done, total, unit)),
         stage=lambda stage: emit(StageUpdate(stage)),
     )
     from napari_unet.core.normalize import nonfinite_pixels
@@ -376,7 +392,35 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
         dropped,
         time.perf_counter() - t0,
         nonfinite_pixels(image),
+        None if axes is None else _shown(axes),
     )
+
+
+def _volume_axes(job: SegmentJob, layout):
+    """The axes of the image as the network takes it (channels last, ``C``) when it is
+    segmented as a volume (its layer's axis labels, else its shape, say Z:
+    :func:`napari_unet.core.files.image_axes.layer_axes`), else ``None``."""
+    from dataclasses import replace
+
+    from napari_unet.core.files.image_axes import layer_axes
+    from napari_unet.core.prediction.stacks import segments_as_volume
+
+    spatial = layout.spatial_shape
+    if len(spatial) < 3:
+        return None
+    labels, scale = list(job.axis_labels or ()), list(job.scale or ())
+    if layout.axis is not None and not job.rgb:  # a channel axis that is a layer axis
+        for items in (labels, scale):
+            if len(items) == len(layout.shape):
+                del items[layout.axis]
+    axes = layer_axes(spatial, labels, scale, job.name)
+    axes = replace(axes, axes=axes.axes + "C")
+    return axes if segments_as_volume(axes, spatial + (1,)) else None
+
+
+def _shown(axes) -> str:
+    """``Z×Y×X``: a volume's axes for a person (channels left out)."""
+    return "×".join(axes.axes.replace("C", ""))
 
 
 def _segment_lazy(spec: ModelSpec, job: SegmentJob, net, layout, emit, t0: float):

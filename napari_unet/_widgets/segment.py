@@ -216,6 +216,8 @@ class SegmentWidget(JobWidget):
         return SegmentJob(
             image=L.layer_array(layer),
             multiscale=bool(getattr(layer, "multiscale", False)),
+            axis_labels=tuple(str(a) for a in getattr(layer, "axis_labels", ())),
+            scale=tuple(float(s) for s in layer.scale),
             name=layer.name,
             rgb=bool(layer.rgb),
             tile_size=tile,
@@ -293,7 +295,9 @@ class SegmentWidget(JobWidget):
                 self.progress.setRange(0, max(1, item.total))
                 self.progress.setValue(item.done)
                 if item.done < item.total:
-                    self.status.setText(f"{name}: predicting tile {item.done + 1}/{item.total}…")
+                    self.status.setText(
+                        f"{name}: predicting {item.unit} {item.done + 1}/{item.total}…"
+                    )
             elif isinstance(item, StageUpdate):
                 if item.stage.name != "PREDICT":
                     self.progress.setRange(0, 0)  # busy: no count to show
@@ -390,6 +394,12 @@ class SegmentWidget(JobWidget):
         self.status.setText(
             f"{result.name}: {n} objects{per_class}{change} in {result.seconds:.1f} s{size}"
         )
+        if result.volume:  # a stack whose axes say Z: one id per object through z
+            from napari.utils.notifications import show_info
+
+            said = f"{result.name}: segmented as a 3D volume ({result.volume})"
+            show_info(said)
+            self.status.setText(f"{self.status.text()}\n{said}")
         if result.nonfinite:
             from napari.utils.notifications import show_warning
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_one_id_each, balls, nuclei_volume
 from scipy import ndimage as ndi
 
 from napari_unet.core.errors import UserInputError
@@ -23,18 +24,6 @@ MODES = ("distance", "boundary")
 
 
 # ---------------------------------------------------------------------- volumes
-def balls(shape, centres, radii, z_scale=1.0) -> np.ndarray:
-    """Instance mask of ellipsoids ``radii`` ``(rz, ry, rx)`` in pixels (``rz`` in
-    pixels of the xy grid: ``rz / z_scale`` planes); a later one wins where they meet."""
-    zz, yy, xx = np.indices(shape, dtype=np.float32)
-    zz *= z_scale
-    mask = np.zeros(shape, np.int32)
-    for i, ((cz, cy, cx), (rz, ry, rx)) in enumerate(zip(centres, radii), start=1):
-        inside = ((zz - cz * z_scale) / rz) ** 2 + ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
-        mask[inside <= 1.0] = i
-    return mask
-
-
 def plane_targets(mask: np.ndarray, axis: int = 0) -> np.ndarray:
     """``[background, object, boundary]`` probabilities of each plane across ``axis``,
     as the 2-D network sees the planes (boundaries within a plane only), a little
@@ -49,29 +38,6 @@ def plane_targets(mask: np.ndarray, axis: int = 0) -> np.ndarray:
 def all_views(mask: np.ndarray) -> np.ndarray:
     """The three views' probabilities averaged (what ``views="all"`` computes)."""
     return sum(plane_targets(mask, a) for a in range(3)) / 3.0
-
-
-def ids_of(pred: np.ndarray, truth: np.ndarray, t: int) -> tuple[int, float]:
-    """Predicted ids that hold at least 5 % of true object ``t``, and the share of its
-    voxels in its largest id."""
-    p = pred[truth == t]
-    ids, counts = np.unique(p[p > 0], return_counts=True)
-    if not ids.size:
-        return 0, 0.0
-    return int((counts >= 0.05 * p.size).sum()), float(counts.max() / p.size)
-
-
-def assert_one_id_each(pred: np.ndarray, truth: np.ndarray, share: float = 0.9) -> None:
-    for t in range(1, int(truth.max()) + 1):
-        n, s = ids_of(pred, truth, t)
-        assert n == 1 and s >= share, f"object {t}: {n} ids, {s:.2f} in the largest"
-    # and no two true objects share an id
-    owners = {}
-    for t in range(1, int(truth.max()) + 1):
-        p = pred[truth == t]
-        top = int(np.bincount(p[p > 0]).argmax())
-        assert top not in owners, f"objects {owners.get(top)} and {t} share id {top}"
-        owners[top] = t
 
 
 # ---------------------------------------------------------------------- post-processing
@@ -162,21 +128,6 @@ def test_volume_min_size_and_bad_z_scale():
 
 
 # ---------------------------------------------------------------------- the network
-def nuclei_volume(seed: int = 0):
-    """Bright blurred balls (about the bundled nuclei model's object width, 21 px), two
-    touching side by side and one lying across the planes of another."""
-    shape = (24, 64, 64)
-    truth = balls(
-        shape,
-        [(12, 20, 18), (12, 20, 38), (12, 46, 30)],
-        [(10, 10, 10), (10, 10, 10), (10, 10, 12)],
-    )
-    rng = np.random.default_rng(seed)
-    image = ndi.gaussian_filter((truth > 0).astype(np.float32), 1.5) * 800 + 100
-    image += rng.normal(0, 20, shape)
-    return image.astype(np.float32), truth
-
-
 @pytest.fixture(scope="module")
 def nuclei_net():
     from napari_unet.core import UNet

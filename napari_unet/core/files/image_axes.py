@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UserInputError
@@ -211,6 +211,33 @@ def decide_axes(
     else:
         zs, z_source = 1.0, FROM_SHAPE
     return ImageAxes(letters, zs, source, z_source)
+
+
+#: Where the axes of a viewer layer come from (:func:`layer_axes`).
+FROM_LAYER = "the layer's axis labels"
+FROM_LAYER_SCALE = "the layer's scale"
+#: Axis labels (lower case) that name Z or T.
+_LABEL_LETTERS = {"z": "Z", "t": "T", "time": "T"}
+
+
+def layer_axes(spatial_shape, labels=None, scale=None, name: str = "the image") -> ImageAxes:
+    """The axes of an image layer of ``spatial_shape`` (channels left out) from napari's
+    ``axis_labels`` (``"z"``, ``"t"``; napari's own ``"axis -3"`` says nothing) and its
+    ``scale``: the rule of the module docstring with the labels in the place of a file's
+    metadata; the z-step is the Z axis' scale over X's (1 when it is out of range).
+    ``labels`` and ``scale`` that do not name every axis of ``spatial_shape`` are ignored."""
+    shape = tuple(int(s) for s in spatial_shape)
+    nd = len(shape)
+    labels = [str(a).strip().lower() for a in (labels or ())]
+    said = "".join(_LABEL_LETTERS.get(a, "?") for a in labels) if len(labels) == nd else None
+    found = FileAxes(said, None, FROM_LAYER) if said and said.strip("?") else None
+    ax = decide_axes(shape, found=found, name=name)
+    scale = [float(s) for s in (scale or ())]
+    if ax.z_axis is not None and len(scale) == nd and scale[-1] > 0:
+        z = scale[ax.z_axis] / scale[-1]
+        if _usable(z):
+            ax = replace(ax, z_scale=z, z_source=FROM_LAYER_SCALE)
+    return ax
 
 
 def _usable(z: float) -> bool:
