@@ -1,7 +1,8 @@
 """``predict`` on a z-stack (issue 23): a file whose axes say Z is segmented as one volume,
 one id per object through z; a time-lapse stays frame by frame; Z anywhere in front of
 the plane (``ZTYX``) comes back in the file's own order; ``--views all`` is taken; block
-by block (``--format zarr``) refuses a stack in one line before any work.
+by block (``--format zarr``) takes a Z×Y×X volume in 3-D blocks and refuses other
+stacks in one line before any work.
 
 The bundled nuclei model on blurred balls about its object width (``--diameter 0``)."""
 
@@ -73,12 +74,12 @@ def test_z_in_front_of_time_all_views_and_the_z_scale(stacks, tmp_path):
     assert first and second and not first & second
 
 
-def test_a_stack_block_by_block_is_refused_in_one_line(stacks, tmp_path):
+def test_a_time_lapse_block_by_block_is_refused_in_one_line(stacks, tmp_path):
     d, _, _ = stacks
     out = tmp_path / "out"
     line = assert_user_error(
-        cli("predict", d / "vol.tif", "--model", "nuclei", "--format", "zarr", "--out", out),
-        "vol.tif", "Z×Y×X", "2-D", "without --format zarr",
+        cli("predict", d / "movie.tif", "--model", "nuclei", "--format", "zarr", "--out", out),
+        "movie.tif", "T×Y×X", "Z×Y×X volumes", "without --format zarr",
     )  # fmt: skip
     assert "Traceback" not in line
     assert not out.exists() or not list(out.iterdir())
@@ -86,3 +87,34 @@ def test_a_stack_block_by_block_is_refused_in_one_line(stacks, tmp_path):
         cli("predict", d / "vol.tif", "--model", "nuclei", "--views", "xz", "--out", out),
         "--views",
     )
+
+
+def test_an_ome_zarr_volume_block_by_block(stacks, tmp_path, monkeypatch):
+    """``--format zarr`` on an OME-Zarr volume: 3-D blocks (here 2 × 1 × 1 of 16 planes),
+    3-D OME-Zarr labels with one id per ball through z (those across the z border at
+    plane 17 included)."""
+    import zarr
+
+    from napari_unet import cli as cli_module
+    from napari_unet.core.files.ome_zarr import create_ome_zarr, write_levels
+    from napari_unet.core.files.outputs import ZARR_MARK
+    from napari_unet.core.jobs import file_jobs
+
+    _, one, one_truth = stacks
+    image = np.concatenate([one, one])  # 48 planes, six balls
+    truth = np.concatenate([one_truth, np.where(one_truth > 0, one_truth + 3, 0)])
+    src = tmp_path / "big_volume.zarr"
+    create_ome_zarr(src, image.shape, np.uint16, 64, "volume", [1], "image", 8, 1.0)
+    write_levels(str(src), 0, 0, image, [1], z0=0)
+    zarr.open_group(str(src), mode="r+").attrs.pop(ZARR_MARK, None)  # not one of ours
+    monkeypatch.setattr(file_jobs, "VOLUME_BLOCK_Z", 12)
+    monkeypatch.setattr(file_jobs, "VOLUME_HALO", 16)  # 16 planes: blocks of 17 and 31
+    out = tmp_path / "out"
+    argv = ["predict", str(src), "--model", "nuclei", "--diameter", "0", "--format", "zarr"]
+    assert cli_module.main(argv + ["--out", str(out)]) == 0
+    labels = zarr.open_group(str(out / "big_volume_labels.zarr"), mode="r")
+    assert [a["name"] for a in labels.attrs["multiscales"][0]["axes"]] == ["z", "y", "x"]
+    vol = np.asarray(labels["0"])
+    assert vol.shape == truth.shape
+    assert_one_id_each(vol, truth, share=0.7)
+    assert int(vol.max()) == 6

@@ -31,6 +31,10 @@ from ..network.metadata import ModelMetadata
 
 #: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
 LARGE_BLOCK = 2048
+#: Blocks of a volume segmented block by block: px in y and x, planes in z.
+VOLUME_BLOCK = 256
+VOLUME_BLOCK_Z = 32
+VOLUME_HALO = 32
 #: Output formats: ``tiff`` (whole files) and ``zarr`` (OME-Zarr, written block by block).
 FORMATS = ("tiff", "zarr")
 
@@ -58,7 +62,7 @@ class ImageJob:
         Z (:func:`~napari_unet.core.prediction.stacks.segments_as_volume`)."""
         from ..prediction.stacks import segments_as_volume
 
-        return not self.blockwise and segments_as_volume(self.image_axes, self.shape)
+        return segments_as_volume(self.image_axes, self.shape)
 
 
 @dataclass
@@ -252,13 +256,22 @@ def plan_predictions(
         )
         for path, shape, layout, files in zip(inputs, shapes, layouts, outputs, strict=True)
     ]
-    for job in jobs:  # block by block is for 2-D images (prediction/blockwise.py)
+    for job in jobs:  # block by block: 2-D images and single volumes (Z×Y×X)
         if job.blockwise and job.layout.stack_shape:
+            letters = job.image_axes.axes.replace("C", "")
+            if job.volume and letters == "ZYX":
+                if views != VOLUME_VIEWS[0]:
+                    raise ConfigError(
+                        "views",
+                        f"{job.name}: a volume block by block is seen in its YX planes only; "
+                        "leave --views out, or run without --format zarr/--workers/--scheduler",
+                    )
+                continue
             how = "--format zarr" if fmt == "zarr" else "--workers/--scheduler"
             raise UserInputError(
                 f"{job.name} is a {'×'.join(job.image_axes.axes)} stack, and {how} works "
-                f"on 2-D images only (block by block); run it without {how} to segment "
-                "it in memory into TIFF files (a volume as one 3-D volume)"
+                f"on 2-D images and single Z×Y×X volumes only (block by block); run it "
+                f"without {how} to segment it in memory into TIFF files"
             )
     ensure_output_folder(out)
     # labels (up to 4 bytes) and probabilities (4 bytes) per input value: an upper bound
@@ -363,7 +376,13 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
 
     labels_path, prob_path = job.outputs["labels"], job.outputs["probability"]
     classes_path = job.outputs.get("classes")
-    h, w = job.layout.spatial_shape
+    shape = tuple(int(s) for s in job.layout.spatial_shape)
+    options: dict = {"block_size": LARGE_BLOCK}
+    if job.volume:  # a Z×Y×X volume: 3-D blocks (prediction/volume_blocks.py)
+        from ..prediction.volume_blocks import predict_volume_to_zarr as predict_to_zarr
+
+        options = {"block_size": VOLUME_BLOCK, "block_z": VOLUME_BLOCK_Z, "halo": VOLUME_HALO}
+        options["z_scale"] = float(job.image_axes.z_scale)
     stem = image_stem(job.path)
     work = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".napari-unet-work", dir=plan.out))
     steps = {"predict": "predicted", "stitch": "stitched"}
@@ -395,7 +414,6 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
                 work,
                 client=client,
                 model_path=plan.model_path,
-                block_size=LARGE_BLOCK,
                 tile_size=plan.tile_size,
                 threshold=plan.threshold,
                 axes=job.layout.axes,
@@ -405,17 +423,19 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
                 name=stem,
                 progress=progress,
                 bound_heap=True,  # a process of its own: memory stays at one block's
+                **options,
             )
             if not zarr_format:
                 items = [
-                    (labels_path, (h, w), np.dtype(np.uint32)),
-                    (prob_path, (h, w), np.dtype(np.float32)),
+                    (labels_path, shape, np.dtype(np.uint32)),
+                    (prob_path, shape, np.dtype(np.float32)),
                 ]
                 if zc is not None:
                     dtype = class_map_dtype(int(net.config.n_object_classes))
-                    items.append((classes_path, (h, w), dtype))
+                    items.append((classes_path, shape, dtype))
                 outputs = BlockwiseTiffs(items)
-                zarr_to_tiffs(list(zip((zl, zp, zc), outputs.arrays, strict=False)))
+                rows = 1 if job.volume else 2048  # a plane of a volume at a time
+                zarr_to_tiffs(list(zip((zl, zp, zc), outputs.arrays, strict=False)), rows)
             check()
             outputs.commit()
         except BaseException:

@@ -117,6 +117,59 @@ def plan_scaled_blocks(
     return BlockGrid(ey, ex, block, halo_px, depth, depth)
 
 
+@dataclass(frozen=True)
+class VolumeGrid:
+    """The 3-D block grid of a volume too large for memory: a plane's :class:`BlockGrid`
+    in y and x, and slabs of planes in z (edges ``0 = e0 < … = Z``) with a halo of
+    ``halo_z`` planes (the tiles see planes one by one: a block reads no more in z)."""
+
+    edges_z: tuple[int, ...]
+    halo_z: int
+    plane: BlockGrid
+    block_z: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.edges_z) - 1,) + self.plane.shape
+
+    @property
+    def chunks(self) -> tuple[tuple[int, ...], ...]:
+        return (tuple(np.diff(self.edges_z).tolist()),) + self.plane.chunks
+
+    @property
+    def depth_z(self) -> int:
+        return self.halo_z if self.shape[0] > 1 else 0
+
+    def core(self, k: int, i: int, j: int) -> tuple[int, ...]:
+        return (self.edges_z[k], self.edges_z[k + 1]) + self.plane.core(i, j)
+
+    def region(self, k: int, i: int, j: int) -> tuple[int, ...]:
+        """Block + halo, clipped to the volume."""
+        z0, z1 = self.edges_z[k], self.edges_z[k + 1]
+        n, t = self.edges_z[-1], self.halo_z
+        return (max(0, z0 - t), min(n, z1 + t)) + self.plane.region(i, j)
+
+    def window(self, k: int, i: int, j: int) -> tuple[int, int, int]:
+        """Where block ``(k, i, j)`` of the overlapped dask array starts in the volume."""
+        return (max(0, self.edges_z[k] - self.depth_z),) + self.plane.window(i, j)
+
+    @property
+    def slot(self) -> tuple[int, int, int]:
+        """The largest block + halo (the scratch array's slot)."""
+        return (int(max(np.diff(self.edges_z))) + 2 * self.halo_z,) + tuple(
+            int(v) for v in self.plane.slot
+        )
+
+
+def plan_volume_blocks(n_z: int, plane: BlockGrid, block_z: int, z_scale: float) -> VolumeGrid:
+    """The 3-D grid of a volume of ``n_z`` planes on the plane grid ``plane``: slabs of
+    about ``block_z`` planes, a z halo that holds an object as wide as the plane's halo
+    (``plane.halo`` px, ``z_scale`` px a plane), slabs never thinner than that halo."""
+    halo_z = min(int(n_z), int(np.ceil(plane.halo / float(z_scale))))
+    block_z = max(int(block_z), halo_z + 1, 1)
+    return VolumeGrid(_edges(int(n_z), block_z, halo_z), halo_z, plane, block_z)
+
+
 def busiest_window(sample: np.ndarray, side: int) -> tuple[int, int]:
     """Top-left corner (in ``sample``'s pixels) of the ``side`` × ``side`` window of a
     channels-last ``sample`` whose intensities vary most: where the objects are, so an

@@ -29,6 +29,7 @@ synchronous scheduler); with a :class:`distributed.Client` it runs on that clust
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -182,40 +183,45 @@ def _tally_file(spec: _Spec, i: int, j: int) -> str:
 
 def _owned(lab: np.ndarray, origin, core) -> tuple[np.ndarray, np.ndarray]:
     """The instances of ``lab`` whose centre lies in ``core``, renumbered ``1..k``, and
-    their ids in ``lab`` (in the new order)."""
+    their ids in ``lab`` (in the new order). ``origin``: where ``lab`` starts in the
+    image, per axis; ``core``: ``(start, stop)`` per axis, flat (``y0, y1, x0, x1``; a
+    volume's ``z0, z1, y0, y1, x0, x1``)."""
     n = int(lab.max(initial=0))
     if n == 0:
         return np.zeros(lab.shape, np.uint32), np.zeros(0, np.int64)
-    by, by1, bx, bx1 = core
     idx = np.arange(1, n + 1)
     with np.errstate(invalid="ignore", divide="ignore"):  # ids a crop left out: NaN, not kept
         centres = _centres(lab, n)
-    cy, cx = centres[:, 0] + origin[0], centres[:, 1] + origin[1]
-    keep = (cy >= by) & (cy < by1) & (cx >= bx) & (cx < bx1)
+    keep = np.ones(n, bool)
+    for axis in range(lab.ndim):
+        c = centres[:, axis] + origin[axis]
+        keep &= (c >= core[2 * axis]) & (c < core[2 * axis + 1])
     new_ids = np.zeros(n + 1, np.uint32)
     new_ids[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
     return new_ids[lab], idx[keep]
 
 
 def _centres(lab: np.ndarray, n: int, pixels: int = 1 << 16) -> np.ndarray:
-    """``scipy.ndimage.center_of_mass(ones, lab, 1..n)`` as an ``(n, 2)`` array, the same
-    values, a strip of about ``pixels`` pixels at a time (SciPy weighs a float64 copy of
-    the whole label image per axis). Each sum is of whole numbers below 2**53, exact in
-    float64 in any order, and divided by the pixel count as SciPy does; an id with no
-    pixel is NaN."""
+    """``scipy.ndimage.center_of_mass(ones, lab, 1..n)`` as an ``(n, lab.ndim)`` array,
+    the same values, a slab of about ``pixels`` pixels at a time (SciPy weighs a float64
+    copy of the whole label image per axis). Each sum is of whole numbers below 2**53,
+    exact in float64 in any order, and divided by the pixel count as SciPy does; an id
+    with no pixel is NaN."""
     count = np.zeros(n + 1, np.float64)
-    sums = np.zeros((2, n + 1), np.float64)
-    width = lab.shape[1]
-    rows = max(1, pixels // max(width, 1))
-    xs = np.arange(width, dtype=np.float64)
+    sums = np.zeros((lab.ndim, n + 1), np.float64)
+    row = int(np.prod(lab.shape[1:]))
+    rows = max(1, pixels // max(row, 1))
     for y0 in range(0, lab.shape[0], rows):
-        flat = lab[y0 : y0 + rows].ravel().astype(np.intp)
-        h = flat.size // max(width, 1)
+        slab = lab[y0 : y0 + rows]
+        flat = slab.ravel().astype(np.intp)
         count += np.bincount(flat, minlength=n + 1)
-        ys = np.repeat(np.arange(y0, y0 + h, dtype=np.float64), width)
-        sums[0] += np.bincount(flat, weights=ys, minlength=n + 1)
-        del ys
-        sums[1] += np.bincount(flat, weights=np.tile(xs, h), minlength=n + 1)
+        for axis in range(lab.ndim):
+            shape = [1] * slab.ndim
+            shape[axis] = slab.shape[axis]
+            at = np.arange(slab.shape[axis], dtype=np.float64) + (y0 if axis == 0 else 0)
+            weights = np.broadcast_to(at.reshape(shape), slab.shape).ravel()
+            sums[axis] += np.bincount(flat, weights=weights, minlength=n + 1)
+            del weights
     return (sums[:, 1:] / count[1:]).T
 
 
@@ -225,27 +231,49 @@ def _stitch_block(offsets: np.ndarray, i: int, j: int, spec: _Spec) -> int:
 
     grid = spec.grid
     by, by1, bx, bx1 = grid.core(i, j)
-    out = np.zeros((by1 - by, bx1 - bx), np.uint32)
-    classes = None if spec.classes_path is None else np.zeros(out.shape, np.uint16)
     scratch = zarr.open_array(spec.scratch_path, mode="r")
-    ny, nx = grid.shape
-    for ni in range(max(0, i - 1), min(ny, i + 2)):  # raster order: earlier blocks win
-        for nj in range(max(0, j - 1), min(nx, j + 2)):
-            ry0, ry1, rx0, rx1 = grid.region(ni, nj)
-            y0, y1, x0, x1 = max(by, ry0), min(by1, ry1), max(bx, rx0), min(bx1, rx1)
-            if y0 >= y1 or x0 >= x1:
-                continue
-            win = np.asarray(scratch[ni, nj, y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0])
-            cur = out[y0 - by : y1 - by, x0 - bx : x1 - bx]
-            put = (win > 0) & (cur == 0)
-            cur[put] = win[put] + np.uint32(offsets[ni * nx + nj])
-            if classes is not None:
-                table = np.concatenate([[0], np.load(_class_file(spec, ni, nj))])
-                classes[y0 - by : y1 - by, x0 - bx : x1 - bx][put] = table[win[put]]
+    table = None
+    if spec.classes_path is not None:
+
+        def table(ni, nj):
+            return np.load(_class_file(spec, ni, nj))
+
+    out, classes = stitch_kept(scratch, (i, j), grid.shape, grid.core, grid.region, offsets, table)
     write_levels(spec.labels_path, by, bx, out, list(spec.factors))
     if classes is not None:
         write_levels(spec.classes_path, by, bx, classes, list(spec.factors))
     return int(out.max(initial=0))
+
+
+def stitch_kept(scratch, index, shape, core, region, offsets, class_table=None):
+    """The labels of the block at ``index`` (of a grid of ``shape`` blocks, 2-D or 3-D):
+    the kept instances of the blocks around it (3 × 3, or 3 × 3 × 3), read from their
+    ``scratch`` slots (``scratch[neighbour]`` holds its region ``region(*neighbour)``,
+    ids ``1..k``), each block's ids shifted by its ``offsets`` entry (raster order), a
+    pixel claimed by two instances going to the earlier block. With ``class_table``
+    (``(neighbour) -> votes``) also the class of each pixel's instance."""
+    box = core(*index)
+    lo, hi = box[0::2], box[1::2]
+    out = np.zeros(tuple(b - a for a, b in zip(lo, hi, strict=True)), np.uint32)
+    classes = None if class_table is None else np.zeros(out.shape, np.uint16)
+    around = [range(max(0, k - 1), min(n, k + 2)) for k, n in zip(index, shape, strict=True)]
+    for nb in itertools.product(*around):  # raster order: earlier blocks win
+        reg = region(*nb)
+        r0 = reg[0::2]
+        a = [max(x, y) for x, y in zip(lo, r0, strict=True)]
+        b = [min(x, y) for x, y in zip(hi, reg[1::2], strict=True)]
+        if any(p >= q for p, q in zip(a, b, strict=True)):
+            continue
+        src = tuple(slice(p - r, q - r) for p, q, r in zip(a, b, r0, strict=True))
+        dst = tuple(slice(p - c, q - c) for p, q, c in zip(a, b, lo, strict=True))
+        win = np.asarray(scratch[tuple(nb) + src])
+        cur = out[dst]
+        put = (win > 0) & (cur == 0)
+        cur[put] = win[put] + np.uint32(offsets[np.ravel_multi_index(nb, shape)])
+        if classes is not None:
+            votes = np.concatenate([[0], class_table(*nb)])
+            classes[dst][put] = votes[win[put]]
+    return out, classes
 
 
 def _offsets(*counts: int) -> np.ndarray:

@@ -684,3 +684,45 @@ class Predictor:
         h, w = local.shape[:2]
         a, b, c, d = y0 - window.y0, y1 - window.y0, x0 - window.x0, x1 - window.x0
         return resize_to(scores, (h, w))[a:b, c:d], resize_to(labels, (h, w), labels=True)[a:b, c:d]
+
+    def predict_volume_region(
+        self,
+        local: np.ndarray,
+        origin: tuple[int, int, int],
+        shape: tuple[int, ...],
+        region: tuple[int, int, int, int, int, int],
+        intensity,
+        factor: float,
+        z_scale: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities ``(Z, Y, X, C)`` and 3-D instances of ``region`` ``(z0, z1,
+        y0, y1, x0, x1)`` of a volume too large for memory, seen at ``factor`` with the
+        volume's ``intensity``: the steps of :meth:`predict_volume` (YX views) for one
+        block (plus its halo) of the dask graph.
+
+        ``local`` ``(Z, Y, X, C)`` holds the region and the neighbours its tiles read,
+        starting at ``origin`` in a volume of ``shape`` ``(Z, Y, X, C)``. Each plane is
+        predicted as :meth:`predict_region` predicts a block of a large plane (at factor
+        1 on the volume's tile grid, so the probabilities equal a whole-volume pass);
+        the instances come from the region's probabilities in 3-D, with ``z_scale``."""
+        from ..arrays import Window
+        from .instances import instances_from_probabilities, volume_min_size
+        from .object_size import resize_to
+
+        wz, wy, wx = origin
+        z0, z1, y0, y1, x0, x1 = region
+        out = []
+        for z in range(z0 - wz, z1 - wz):
+            if factor == 1.0:
+                window = Window(local[z], wy, wx, tuple(shape[1:]))
+                s, _ = self.scores(window, 1.0, intensity, region=(y0, y1, x0, x1))
+            else:
+                plane = np.asarray(local[z], np.float32)
+                s, _ = self.scores(plane, factor, intensity)
+                s = resize_to(s, plane.shape[:2])[y0 - wy : y1 - wy, x0 - wx : x1 - wx]
+            out.append(s)
+        scores = np.stack(out)
+        del out
+        params = {**self.params.to_dict()}
+        params["min_size"] = volume_min_size(self.params.min_size, factor, z_scale)
+        return scores, instances_from_probabilities(scores, **params, z_scale=z_scale)
