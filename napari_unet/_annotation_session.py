@@ -145,6 +145,7 @@ def copy_prediction(
     region: Box | None = None,
     folder: str | Path | None = None,
     blockwise: bool = False,
+    axes: str | None = None,
 ) -> Copy:
     """Copy an instance prediction into an annotation (1 = background, 2 = object; with a
     class map ``classes``: 1 + class on objects).
@@ -170,6 +171,11 @@ def copy_prediction(
     blockwise
         Copy block by block (a huge, lazy prediction or annotation; 2D only); also when
         a ``region`` is given.
+    axes
+        The letters of the prediction's axes (``"ZYX"``, ``"TYX"``, …): with a Z axis,
+        the surfaces where two instances touch in 3D are left unannotated (see
+        :func:`~napari_unet.core.training.targets.mask_to_annotation`); else each plane's
+        lines.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be 'replace' or 'fill', not {mode!r}")
@@ -179,7 +185,9 @@ def copy_prediction(
         return _copy_blockwise(labels, annotation, mode, classes, reference, region, folder)
     old = np.asarray(annotation)
     # a model with several object classes: each object is copied as its class's label
-    new = mask_to_annotation(np.asarray(labels), None if classes is None else np.asarray(classes))
+    new = mask_to_annotation(
+        np.asarray(labels), None if classes is None else np.asarray(classes), axes=axes
+    )
     predicted = new
     if mode == "fill" and old.any():
         new = np.where(old > 0, old, new).astype(new.dtype)

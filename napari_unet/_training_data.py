@@ -73,10 +73,24 @@ def painted_pairs(viewer: Any) -> tuple[list[L.Pair], list]:
             annotation=a,
             name=p.name,
             painted=L.painted_pixels(p.annotation, a),
+            z_scale=volume_z_scale(p.image, p.annotation),
         )
         for p, a in zip(pairs, annotations, strict=True)
     ]
     return pairs, data
+
+
+def volume_z_scale(image: Any, annotation: Any) -> float | None:
+    """The z-step (over the XY pixel) of a ``(Z, Y, X)`` image layer that is a volume
+    (the layers' axis labels, else the shape, say Z: the rule Segment follows), from
+    its scale; ``None`` for a 2D image or a stack of frames."""
+    shape = tuple(int(s) for s in annotation.data.shape)
+    if len(shape) != 3 or L.stack_axes_of(shape, [image, annotation])[0] != "ZYX":
+        return None
+    scale = [float(s) for s in image.scale][-3:]
+    from napari_unet.core.files.image_axes import layer_axes
+
+    return layer_axes(shape, ["z", "y", "x"], scale).z_scale
 
 
 def preview_plane(viewer: Any, layer: Any, channels: int):

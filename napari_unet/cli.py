@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
                          f"({uc.depth}, {LIMITS['depth'].text()}, with --init none)")),
         ("--base-filters", dict(type=int, metavar="N", help=f"new networks: filters of the "
                                 f"first level ({uc.base_filters}, with --init none)")),
+        ("--z-scale", dict(type=float, metavar="F",
+                           help="a volume's z-step over its XY pixel size (default: from "
+                           "the file's metadata, else 1); a volume trains from its annotated "
+                           "planes, and from side views where 5 or more planes in a row are "
+                           f"annotated ({LIMITS['z_scale'].text()})")),
         ("--seed", dict(type=int, default=tc.seed, help=f"random seed ({tc.seed})")),
         ("--overwrite", dict(action="store_true", help="replace the --out model file")),
     ])  # fmt: skip
@@ -337,7 +342,7 @@ def cmd_train(args) -> int:
         )
     pairs = plan.load_training_pairs(
         files, network.config.input_channels, warn=note,
-        n_object_classes=network.config.n_object_classes,
+        n_object_classes=network.config.n_object_classes, z_scale=args.z_scale,
     )  # fmt: skip
     import_tensorflow()
     net = plan.resolve_model(network.spec)

@@ -110,6 +110,24 @@ def nuclei_volume(seed: int = 0):
     return image.astype(np.float32), truth
 
 
+def ball_volume(seed: int = 0, shape=(12, 64, 64), z_scale: float = 2.0):
+    """Nine balls (radius 6–9 px of the xy grid) on a 3×3 grid at random depths, in a
+    volume ``z_scale`` px per plane: an image and its instance mask."""
+    rng = np.random.default_rng(seed)
+    centres, radii = [], []
+    for cy in (14, 32, 50):
+        for cx in (14, 32, 50):
+            centres.append((rng.uniform(3, 8), cy + rng.uniform(-3, 3), cx + rng.uniform(-3, 3)))
+            r = rng.uniform(6, 9)
+            radii.append((r, r, r))
+    truth = balls(shape, centres, radii, z_scale=z_scale)
+    from scipy import ndimage as ndi
+
+    image = ndi.gaussian_filter((truth > 0).astype(np.float32), 1.0) * 800 + 100
+    image += rng.normal(0, 30, shape)
+    return image.astype(np.float32), truth
+
+
 def ids_of(pred: np.ndarray, truth: np.ndarray, t: int) -> tuple[int, float]:
     """Predicted ids that hold at least 5 % of true object ``t``, and the share of its
     voxels in its largest id."""

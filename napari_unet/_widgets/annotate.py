@@ -234,8 +234,8 @@ class AnnotateWidget(DockLifetime, QWidget):
             layer = self.viewer.add_labels(
                 np.zeros(L.spatial_shape(image), np.uint8),
                 name=ann_name,
-                scale=image.scale,
-                translate=image.translate,
+                # a volume's z-step and axis labels: painted on any plane, in 3D
+                **L.geometry_of(image),
                 **L.annotation_layer_kwargs(),
             )
         return layer
@@ -337,6 +337,8 @@ class AnnotateWidget(DockLifetime, QWidget):
             None if classes is None else L.layer_array(classes),
             reference=layer.metadata.get(S.COPIED_KEY),
             folder=layer.metadata.get(WORK_KEY),
+            # a volume: the surfaces where instances touch in 3D stay unannotated
+            axes=L.stack_axes_of(tuple(pred.data.shape), [pred, image])[0],
         )
         if not blockwise:
             self._copied(layer, copy(), None)

@@ -438,10 +438,16 @@ def load_training_pairs(
     channels: int,
     warn: Callable[[str], None] | None = None,
     n_object_classes: int = 1,
+    z_scale: float | None = None,
 ) -> list:
     """Read ``(image, kind, labels)`` files (``kind``: ``"mask"`` or ``"annotation"``)
     into checked :class:`~napari_unet.core.training.samples.TrainingPair` objects named after the
-    images; ``warn`` hears about NaN or infinite pixels (read as background)."""
+    images; ``warn`` hears about NaN or infinite pixels (read as background).
+
+    A ``(Z, Y, X)`` pair whose image's axes say Z (its metadata, else the shape:
+    :func:`~napari_unet.core.files.image_axes.image_axes`) is a volume: it trains from its
+    annotated planes (any number of them) and, where a block of planes is annotated,
+    from its side views at its z-step (``z_scale`` given, else the file's)."""
     from ..files.images import read_image, read_labels
     from ..normalize import nonfinite_message, nonfinite_pixels
     from ..training.samples import TrainingPair
@@ -454,6 +460,13 @@ def load_training_pairs(
         bad = nonfinite_pixels(image)
         if bad and warn is not None:
             warn(nonfinite_message(name, bad))
-        pairs.append(TrainingPair(image, name=name, **{kind: labels}))
+        volume_z = None
+        if np.ndim(labels) == 3:
+            from ..files.image_axes import image_axes
+
+            axes = image_axes(image_path, shape=np.shape(image), z_scale=z_scale)
+            if axes.axes.replace("C", "") == "ZYX":
+                volume_z = axes.z_scale
+        pairs.append(TrainingPair(image, name=name, z_scale=volume_z, **{kind: labels}))
     check_training_pairs(pairs, channels, n_object_classes)
     return pairs

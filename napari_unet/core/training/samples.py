@@ -47,6 +47,12 @@ class TrainingPair:
     #: per-channel ``(low, high)`` values to normalise with instead of this image's own
     #: percentiles: the regions of one huge image share its scaling (see :mod:`.regions`)
     intensity: tuple[np.ndarray, np.ndarray] | None = None
+    #: a volume ``(Z, Y, X)``: its z-step over the XY pixel size. Its annotated YX planes
+    #: train, scaled alike (the whole volume's percentiles, as it is segmented), and a
+    #: dense annotated block (:data:`SIDE_VIEW_PLANES` planes or more in a row) also
+    #: gives ZY and ZX planes, resampled to square pixels (:func:`side_planes`).
+    #: ``None``: a stack of unrelated planes or frames (each scaled on its own).
+    z_scale: float | None = None
 
     def __post_init__(self) -> None:
         if (self.annotation is None) == (self.mask is None):
@@ -182,6 +188,12 @@ def split_planes(
         raise UserInputError(f"{pair.name}: {lab.ndim}D labels are not supported")
     lead = lab.shape[:-2]
     painted = None if pair.painted is None else np.asarray(pair.painted)
+    volume = pair.z_scale is not None and lab.ndim == 3
+    intensity = pair.intensity
+    if volume and intensity is None and normalization is not None:
+        # the volume is segmented with its own percentiles: its planes train so too
+        stack = np.stack([layout.read(pair.image, (z,)) for z in range(lab.shape[0])])
+        intensity = Normalizer.of(normalization).intensity(stack)
     out = []
     for i, index in enumerate(np.ndindex(*lead)):
         lb = lab[index]
@@ -195,11 +207,91 @@ def split_planes(
                 weight=pair.weight,
                 painted=None if painted is None else painted[index],
                 diameter=pair.diameter,
+                intensity=intensity,
                 **kw,
             )
         )
     if not out:
         raise UserInputError(f"{pair.name}: no plane of the stack is annotated")
+    if volume:
+        out += side_planes(pair, layout, intensity)
+    return out
+
+
+#: A run of at least this many annotated YX planes in a row is a dense block: its ZY and
+#: ZX planes train too. Fewer (a few corrected planes spread through z) train as YX
+#: planes only: across them a side view would hold a few annotated rows between wide
+#: unannotated gaps, which teach the side views little.
+SIDE_VIEW_PLANES = 5
+#: At most this many ZY and as many ZX planes per dense block (evenly spaced): side
+#: views add to the YX planes, they do not outnumber them.
+MAX_SIDE_PLANES = 12
+
+
+def annotated_runs(labels: np.ndarray, min_planes: int = SIDE_VIEW_PLANES) -> list[tuple]:
+    """``(z0, z1)`` of each run of at least ``min_planes`` consecutive planes of a
+    ``(Z, Y, X)`` label stack that carry labels."""
+    has = np.asarray([np.asarray(p).any() for p in labels] + [False])
+    runs, start = [], None
+    for z, h in enumerate(has):
+        if h and start is None:
+            start = z
+        elif not h and start is not None:
+            if z - start >= min_planes:
+                runs.append((start, z))
+            start = None
+    return runs
+
+
+def resample_z(a: np.ndarray, z_scale: float, labels: bool) -> np.ndarray:
+    """``a`` (axis 0 = Z) resampled to ``round(Z × z_scale)`` planes, square voxels:
+    linear between planes for an image, the nearest plane for labels."""
+    n = a.shape[0]
+    m = max(1, int(round(n * z_scale)))
+    pos = np.clip((np.arange(m) + 0.5) / z_scale - 0.5, 0, n - 1)
+    if labels:
+        return a[np.rint(pos).astype(int)]
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (pos - lo).astype(np.float32).reshape((-1,) + (1,) * (a.ndim - 1))
+    return (a[lo] * (1 - w) + a[hi] * w).astype(np.float32)
+
+
+def side_planes(pair: TrainingPair, layout, intensity) -> list[TrainingPair]:
+    """The ZY and ZX planes of each dense annotated block of a volume pair
+    (:func:`annotated_runs`), resampled along z by ``pair.z_scale``; planes without
+    labels, or thinner than 16 pixels once resampled, are left out."""
+    lab = np.asarray(pair.labels)
+    z_scale = float(pair.z_scale)
+    painted = None if pair.painted is None else np.asarray(pair.painted)
+    out = []
+    for z0, z1 in annotated_runs(lab):
+        if round((z1 - z0) * z_scale) < 16:
+            continue
+        image = np.stack([layout.read(pair.image, (z,)) for z in range(z0, z1)])  # ZYXC
+        image = resample_z(image, z_scale, labels=False)
+        block = resample_z(lab[z0:z1], z_scale, labels=True)
+        pblock = None if painted is None else resample_z(painted[z0:z1], z_scale, True)
+        for axis, view in ((2, "ZY"), (1, "ZX")):
+            n = block.shape[axis]
+            keep = [i for i in range(n) if np.take(block, i, axis=axis).any()]
+            if len(keep) > MAX_SIDE_PLANES:
+                keep = [keep[int(j)] for j in np.linspace(0, len(keep) - 1, MAX_SIDE_PLANES)]
+            for i in keep:
+                lb = np.take(block, i, axis=axis)
+                if min(lb.shape) < 8:
+                    continue
+                out.append(
+                    TrainingPair(
+                        np.take(image, i, axis=axis),
+                        name=f"{pair.name}[{view} {i}, planes {z0}–{z1 - 1}]",
+                        weight=pair.weight,
+                        painted=None if pblock is None else np.take(pblock, i, axis=axis),
+                        diameter=pair.diameter,
+                        intensity=intensity,
+                        **{pair.kind: lb},
+                    )
+                )
     return out
 
 

@@ -44,7 +44,9 @@ def instance_boundaries(mask: np.ndarray) -> np.ndarray:
     return (mask > 0) & _neighbour_differs(mask)
 
 
-def mask_to_annotation(mask: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+def mask_to_annotation(
+    mask: np.ndarray, classes: np.ndarray | None = None, axes: str | None = None
+) -> np.ndarray:
     """Turn a dense instance mask (or a prediction) into an annotation to correct.
 
     1 where the mask is 0, 2 where it is positive, except the line where two different
@@ -55,6 +57,11 @@ def mask_to_annotation(mask: np.ndarray, classes: np.ndarray | None = None) -> n
     :attr:`Prediction.classes <napari_unet.core.network.unet.Prediction>` holds) writes each
     object pixel as its class's annotation label, ``1 + class`` (class 1 → 2, class 2 →
     3, …), instead of 2 everywhere.
+
+    ``axes`` (one letter per axis of the mask, such as ``"ZYX"`` or ``"TZYX"``) says
+    which axes are space: where two instances touch across Z too (one lying on another
+    in a volume) the contact surface is left 0 in 3D, each time point on its own. Without
+    it every 2D plane is taken on its own (a time-lapse, a stack of unrelated planes).
     """
     mask = np.asarray(mask)
     if mask.ndim < 2:
@@ -65,6 +72,8 @@ def mask_to_annotation(mask: np.ndarray, classes: np.ndarray | None = None) -> n
             raise UserInputError(
                 f"the class map {classes.shape} and the mask {mask.shape} differ in shape"
             )
+    if axes is not None and "Z" in axes.upper() and mask.ndim >= 3:
+        return _volume_to_annotation(mask, classes, axes.upper())
     if mask.ndim > 2:
         if classes is None:
             return np.stack([mask_to_annotation(m) for m in mask])
@@ -82,6 +91,26 @@ def mask_to_annotation(mask: np.ndarray, classes: np.ndarray | None = None) -> n
     for nb in (p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]):
         touching |= (c > 0) & (nb > 0) & (nb != c)
     ann[touching] = 0
+    return ann
+
+
+def _volume_to_annotation(mask: np.ndarray, classes, axes: str) -> np.ndarray:
+    """:func:`mask_to_annotation` of a stack with a Z axis: each plane's labels, with
+    the voxels where two instances touch across Y, X or Z left 0 (along the axes of
+    space only: a T axis separates frames)."""
+    if len(axes) != mask.ndim or not axes.endswith("YX"):
+        raise UserInputError(f"axes {axes!r} do not name the {mask.ndim} axes of the mask")
+    flat = mask.reshape((-1,) + mask.shape[-2:])
+    flat_classes = None if classes is None else classes.reshape(flat.shape)
+    ann = mask_to_annotation(flat, flat_classes).reshape(mask.shape)
+    z = axes.index("Z")
+    lo = [slice(None)] * mask.ndim
+    hi = [slice(None)] * mask.ndim
+    lo[z], hi[z] = slice(None, -1), slice(1, None)
+    a, b = mask[tuple(lo)], mask[tuple(hi)]
+    contact = (a > 0) & (b > 0) & (a != b)
+    ann[tuple(lo)][contact] = 0
+    ann[tuple(hi)][contact] = 0
     return ann
 
 
