@@ -545,7 +545,17 @@ def test_predict_tells_a_person_at_the_terminal_each_stage(quadrants, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     src = quadrants / "img_tl.tif"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "napari_unet.cli", "predict", str(src), "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "napari_unet.cli",
+            "predict",
+            str(src),
+            "--out",
+            str(tmp_path),
+            "--model",
+            "nuclei",
+        ],
         stdout=subprocess.PIPE,
         stderr=other,
         env=env,
@@ -578,7 +588,9 @@ def test_predict_tells_a_person_at_the_terminal_each_stage(quadrants, tmp_path):
 def test_predict_diameter_rescales_and_refuses_nonsense(quadrants, tmp_path):
     src = quadrants / "img_tl.tif"
     out = tmp_path
-    proc = cli("predict", src, "--out", out, "--diameter", "42")  # objects twice as wide
+    proc = cli(
+        "predict", src, "--out", out, "--diameter", "42", "--model", "nuclei"
+    )  # objects twice as wide
     assert proc.returncode == 0, proc.stderr
     assert "rescaled x0.5" in proc.stdout, proc.stdout
     assert (out / "img_tl_labels.tif").exists()

@@ -13,7 +13,15 @@ def test_predict_warns_in_one_line_about_an_image_it_cannot_handle(sample_image,
     tifffile.imwrite(tmp_path / "nuclei.tif", crop)
     tifffile.imwrite(tmp_path / "inverted.tif", (crop.max() - crop).astype(crop.dtype))
     out = tmp_path / "out"
-    proc = cli("predict", tmp_path / "nuclei.tif", tmp_path / "inverted.tif", "--out", out)
+    proc = cli(
+        "predict",
+        tmp_path / "nuclei.tif",
+        tmp_path / "inverted.tif",
+        "--out",
+        out,
+        "--model",
+        "nuclei",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     # every file written, the doubtful image's too
@@ -29,7 +37,9 @@ def test_predict_warns_in_one_line_about_an_image_it_cannot_handle(sample_image,
     labels = tifffile.imread(out / "inverted_labels.tif")
     assert labels.shape == crop.shape and labels.dtype in (np.uint16, np.uint32)
     # block by block (OME-Zarr), the same judgement and the same line
-    zproc = cli("predict", tmp_path / "inverted.tif", "--out", out, "--format", "zarr")
+    zproc = cli(
+        "predict", tmp_path / "inverted.tif", "--out", out, "--format", "zarr", "--model", "nuclei"
+    )
     assert zproc.returncode == 0, zproc.stderr
     assert (out / "inverted_labels.zarr").is_dir()
     zlines = [ln for ln in zproc.stderr.splitlines() if "warning" in ln]

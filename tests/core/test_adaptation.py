@@ -174,7 +174,7 @@ def test_estimate_scale_converges_to_the_model_scale():
 def test_default_model_measures_zoomed_nuclei_and_segments_them_at_its_scale(sample_image):
     from skimage.transform import rescale
 
-    net = UNet.default()
+    net = UNet.bundled("nuclei")
     assert net.object_diameter and 15 < net.object_diameter < 30
     crop = sample_image[:256, :256].astype(np.float32)
     one = net.predict(crop)
@@ -301,7 +301,7 @@ def test_the_size_estimate_costs_a_small_share_of_the_prediction(sample_image):
     reuses the whole pass at the chosen scale, so on the sample (512², at the model's
     scale) the network evaluates at most a third as many pixels for the estimate as for
     the prediction (≤ 25 % of the work); with the size given it evaluates none."""
-    net = UNet.default()
+    net = UNet.bundled("nuclei")
     img = sample_image.astype(np.float32)
     auto = net.predict(img)
     est, pred = auto.network_pixels["size estimate"], auto.network_pixels["prediction"]
@@ -316,7 +316,7 @@ def test_the_size_estimate_costs_a_small_share_of_the_prediction(sample_image):
 def test_the_quick_estimate_still_picks_the_scale_of_zoomed_nuclei(sample_image, zoom):
     from skimage.transform import rescale
 
-    net = UNet.default()
+    net = UNet.bundled("nuclei")
     crop = sample_image[128:384, 128:384].astype(np.float32)
     p = net.predict(rescale(crop, zoom, order=1, anti_aliasing=zoom < 1, preserve_range=True))
     assert p.scale == pytest.approx(1 / zoom, rel=0.15)
@@ -330,7 +330,7 @@ def test_the_quick_estimate_still_picks_the_scale_of_zoomed_nuclei(sample_image,
 def test_prediction_reports_its_stages_in_order(sample_image):
     from napari_unet.core.prediction.tiling import Stage
 
-    net = UNet.default()
+    net = UNet.bundled("nuclei")
     stages, tiles = [], []
     crop = sample_image[:192, :192].astype(np.float32)
     net.predict(

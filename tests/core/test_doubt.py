@@ -105,7 +105,7 @@ def test_the_size_estimate_says_how_sure_it_is():
 # ---------------------------------------------------------------------- the bundled model
 @pytest.fixture(scope="module")
 def bundled():
-    return UNet.default()
+    return UNet.bundled("nuclei")
 
 
 @pytest.fixture(scope="module")
