@@ -415,7 +415,40 @@ class Predictor:
                 scores[i] = s
             if progress is not None:
                 progress((i + 1) * tiles_per_plane, total)
-        shape = lead + (h, w)
+        return self._assemble(
+            lead + (h, w),
+            prob,
+            labels,
+            scores,
+            classes,
+            votes,
+            n_out,
+            fixed,
+            factors,
+            diameters,
+            tally,
+            sizes,
+            pixels,
+        )
+
+    def _assemble(
+        self,
+        shape,
+        prob,
+        labels,
+        scores,
+        classes,
+        votes,
+        n_out,
+        fixed,
+        factors,
+        diameters,
+        tally,
+        sizes,
+        pixels,
+    ) -> Prediction:
+        """The :class:`Prediction` of planes or volumes segmented one by one: their
+        arrays brought to ``shape``, one scale and diameter for all, and the doubt."""
         if fixed is not None:
             diameters = [] if fixed[1] is None else [fixed[1]]
         scale = float(np.median(factors))
@@ -549,24 +582,20 @@ class Predictor:
             if scores is not None:
                 scores[f] = s
             tick(per_frame)
-        shape = lead + (h, w)
-        if fixed is not None:
-            diameters = [] if fixed[1] is None else [fixed[1]]
-        scale = float(np.median(factors))
-        diameter = float(np.median(diameters)) if diameters else None
-        signs, doubt = self.judge(tally, sizes, fixed, scale, diameter)
-        return Prediction(
-            prob.reshape(shape),
-            labels.reshape(shape),
-            None if scores is None else scores.reshape(shape + (n_out,)),
-            scale=scale,
-            diameter=diameter,
-            classes=None if classes is None else classes.reshape(shape),
-            instance_classes=None if classes is None else np.concatenate(votes),
-            class_names=self.net.object_class_names if classes is not None else None,
-            network_pixels=pixels,
-            doubt=doubt,
-            signs=signs,
+        return self._assemble(
+            lead + (h, w),
+            prob,
+            labels,
+            scores,
+            classes,
+            votes,
+            n_out,
+            fixed,
+            factors,
+            diameters,
+            tally,
+            sizes,
+            pixels,
         )
 
     def _view_scores(self, vol, factor, intensity, z_scale, views, scores_at, tick):
