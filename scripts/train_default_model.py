@@ -35,6 +35,17 @@ QUADRANTS = {
 HELD_OUT = "bottom-right"
 
 
+def print_epoch(p) -> None:
+    """A training run's progress, one line per epoch (the bundled models' scripts)."""
+    if p.kind == "epoch":
+        print(
+            f"epoch {p.epoch:3d}  loss {p.loss:.4f}  val_loss {p.val_loss or float('nan'):.4f}  "
+            f"val_dice {p.val_dice or float('nan'):.3f}  lr {p.learning_rate:.2e}  "
+            f"{p.elapsed:.0f} s",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "napari_unet/models/default_nuclei.keras")
@@ -95,15 +106,7 @@ def main() -> None:
     )
     held = QUADRANTS[HELD_OUT]
 
-    def progress(p):
-        if p.kind == "epoch":
-            print(
-                f"epoch {p.epoch:3d}  loss {p.loss:.4f}  val_loss {p.val_loss or float('nan'):.4f}  "
-                f"val_dice {p.val_dice or float('nan'):.3f}  lr {p.learning_rate:.2e}  {p.elapsed:.0f} s",
-                flush=True,
-            )
-
-    result = net.train(pairs, cfg, progress=progress)
+    result = net.train(pairs, cfg, progress=print_epoch)
     scores = evaluate(net.predict(image[held]).labels, mask[held])
     print(f"held-out {HELD_OUT} quadrant:", scores, flush=True)
     # the metadata says how this model was made; the per-image list of the training run

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic_modalities import BENCHMARK_SEEDS, MODALITIES, synth  # noqa: E402
+from train_default_model import HELD_OUT, QUADRANTS, print_epoch  # noqa: E402
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, evaluate  # noqa: E402
 from napari_unet.core.prediction.object_size import (  # noqa: E402
@@ -49,13 +50,6 @@ from napari_unet.core.prediction.object_size import (  # noqa: E402
 )
 
 CELLS3D = ROOT.parent / "shared" / "data" / "cells3d"
-QUADRANTS = {
-    "top-left": (slice(0, 256), slice(0, 256)),
-    "top-right": (slice(0, 256), slice(256, 512)),
-    "bottom-left": (slice(256, 512), slice(0, 256)),
-    "bottom-right": (slice(256, 512), slice(256, 512)),
-}
-HELD_OUT = "bottom-right"
 FLUORESCENT = ("fluo_nuclei", "fluo_cytoplasm", "fluo_membrane")
 
 
@@ -117,9 +111,7 @@ def real_pairs(widths, rng, weight_sample: float, weight_cells3d: float):
             if m.max() == 0:
                 continue
             im, m = to_width(im, m, float(np.exp(rng.uniform(lo, hi))))
-            pairs.append(
-                TrainingPair(im, mask=m, name=f"cells3d z{z} top", weight=weight_cells3d)
-            )
+            pairs.append(TrainingPair(im, mask=m, name=f"cells3d z{z} top", weight=weight_cells3d))
             used.append(z)
     else:
         print(f"cells3d: no data at {CELLS3D}; trained without it", flush=True)
@@ -168,16 +160,7 @@ def main() -> None:
         seed=args.seed,
     )
 
-    def progress(p):
-        if p.kind == "epoch":
-            print(
-                f"epoch {p.epoch:3d}  loss {p.loss:.4f}  val_loss {p.val_loss or float('nan'):.4f}"
-                f"  val_dice {p.val_dice or float('nan'):.3f}  lr {p.learning_rate:.2e}  "
-                f"{p.elapsed:.0f} s",
-                flush=True,
-            )
-
-    result = net.train(pairs, cfg, progress=progress)
+    result = net.train(pairs, cfg, progress=print_epoch)
     image = tifffile.imread(ROOT / "sample_data/img2d.tif")
     mask = tifffile.imread(ROOT / "sample_data/mask2d.tif")
     held = QUADRANTS[HELD_OUT]
