@@ -336,6 +336,7 @@ class UNet:
         volume: bool = False,
         z_scale: float = 1.0,
         views: str = "yx",
+        suggest: bool = False,
     ) -> Prediction:
         """Segment a 2D image, a 2D multichannel image or a stack (plane by plane), or a
         z-stack as one volume (``volume=True``).
@@ -384,6 +385,11 @@ class UNet:
         views
             What the network sees of a volume: ``"yx"`` (its planes) or ``"all"`` (also
             its ZY and ZX planes, averaged; about three times the time).
+        suggest
+            Also say what to correct next: :attr:`Prediction.suggestions
+            <napari_unet.core.prediction.predictor.Prediction.suggestions>` (most doubtful
+            first) and :attr:`~napari_unet.core.prediction.predictor.Prediction.doubt_map`
+            (:mod:`napari_unet.core.prediction.suggestions`).
         """
         if image is None:
             raise UserInputError("no image given")
@@ -397,9 +403,20 @@ class UNet:
         )
         if volume:
             return predictor.predict_volume(
-                image, z_scale, views, channel_axis, rgb, axes, return_scores, progress, stage
+                image,
+                z_scale,
+                views,
+                channel_axis,
+                rgb,
+                axes,
+                return_scores,
+                progress,
+                stage,
+                suggest=suggest,
             )
-        return predictor.predict(image, channel_axis, rgb, axes, return_scores, progress, stage)
+        return predictor.predict(
+            image, channel_axis, rgb, axes, return_scores, progress, stage, suggest=suggest
+        )
 
     def predictor(self, **options) -> Predictor:
         """A :class:`~napari_unet.core.prediction.predictor.Predictor` of this network: what one

@@ -78,6 +78,13 @@ class Prediction:
         looks sure of it.
     signs
         The figures it was judged by (:class:`~napari_unet.core.prediction.doubt.Signs`).
+    suggestions
+        When asked for (``suggest=True``): what to correct next, most doubtful first
+        (:class:`~napari_unet.core.prediction.suggestions.Suggestion`, boxes over the
+        labels' axes, ids of :attr:`labels`), else ``None``.
+    doubt_map
+        When asked for: ``float32`` of the labels' shape, 0–1, high where the result is
+        likely wrong (:func:`~napari_unet.core.prediction.suggestions.suggestions_of`).
     """
 
     probability: np.ndarray
@@ -91,6 +98,8 @@ class Prediction:
     network_pixels: dict[str, int] | None = None
     doubt: Doubt | None = None
     signs: Signs | None = None
+    suggestions: list | None = None
+    doubt_map: np.ndarray | None = None
 
     @property
     def n_object_classes(self) -> int:
@@ -347,6 +356,7 @@ class Predictor:
         return_scores: bool = False,
         progress: Callable[[int, int], None] | None = None,
         stage: Callable | None = None,
+        suggest: bool = False,
     ) -> Prediction:
         """Segment an image in memory, plane by plane (see :meth:`UNet.predict
         <napari_unet.core.network.unet.UNet.predict>` for the arguments)."""
@@ -372,6 +382,8 @@ class Predictor:
         factors, diameters = [], []
         pixels = {"size estimate": 0, "prediction": 0}
         tally, sizes = Tally.empty(), []
+        suggested = [] if suggest else None
+        dmap = np.empty((n_planes, h, w), np.float32) if suggest else None
         offset = 0
         total = n_planes * tiles_per_plane
         for i in range(n_planes):
@@ -410,6 +422,9 @@ class Predictor:
                 vote = instance_classes(s, lab)
                 classes[i] = vote[lab]
                 votes.append(vote[1:])
+            if suggested is not None:
+                where = tuple(int(j) for j in np.unravel_index(i, lead)) if lead else ()
+                dmap[i] = self._suggest(s, lab, where, offset, suggested)
             offset += int(lab.max(initial=0))
             if scores is not None:
                 scores[i] = s
@@ -429,7 +444,26 @@ class Predictor:
             tally,
             sizes,
             pixels,
+            suggested,
+            dmap,
         )
+
+    def _suggest(self, s, lab, where, offset, found, min_size=None, z_scale=1.0):
+        """Add one plane's (or volume's) suggestions to ``found``, in the stack's frame
+        (``where``: its index; ids after ``offset``); returns its doubt map."""
+        from .suggestions import shift, suggestions_of
+
+        p = self.params
+        entries, dmap = suggestions_of(
+            s,
+            lab,
+            threshold=p.threshold,
+            core_threshold=p.core_threshold,
+            min_size=p.min_size if min_size is None else min_size,
+            z_scale=z_scale,
+        )
+        found.extend(shift(entries, where, offset))
+        return dmap
 
     def _assemble(
         self,
@@ -446,9 +480,13 @@ class Predictor:
         tally,
         sizes,
         pixels,
+        found=None,
+        dmap=None,
     ) -> Prediction:
         """The :class:`Prediction` of planes or volumes segmented one by one: their
         arrays brought to ``shape``, one scale and diameter for all, and the doubt."""
+        from .suggestions import ranked
+
         if fixed is not None:
             diameters = [] if fixed[1] is None else [fixed[1]]
         scale = float(np.median(factors))
@@ -466,6 +504,8 @@ class Predictor:
             network_pixels=pixels,
             doubt=doubt,
             signs=signs,
+            suggestions=None if found is None else ranked(found),
+            doubt_map=None if dmap is None else dmap.reshape(shape),
         )
 
     # ------------------------------------------------------------ volumes
@@ -480,6 +520,7 @@ class Predictor:
         return_scores: bool = False,
         progress: Callable[[int, int], None] | None = None,
         stage: Callable | None = None,
+        suggest: bool = False,
     ) -> Prediction:
         """Segment a z-stack as one volume: one id per object through z.
 
@@ -534,6 +575,8 @@ class Predictor:
         factors, diameters, sizes = [], [], []
         pixels = {"size estimate": 0, "prediction": 0}
         tally = Tally.empty()
+        suggested = [] if suggest else None
+        dmap = np.empty((n_frames, n_z, h, w), np.float32) if suggest else None
         per_frame = n_z + (h + w if views == "all" else 0)  # network passes of a frame
         total, offset = n_frames * per_frame, 0
         for f in range(n_frames):
@@ -565,10 +608,9 @@ class Predictor:
             pixels["size estimate"] += scores_at.pixels["size estimate"]
             if stage is not None:
                 stage(Stage.POSTPROCESS)
+            vol_min = volume_min_size(min_size, factor, z_scale)
             lab = instances_from_probabilities(
-                s,
-                **{**self.params.to_dict(), "min_size": volume_min_size(min_size, factor, z_scale)},
-                z_scale=z_scale,
+                s, **{**self.params.to_dict(), "min_size": vol_min}, z_scale=z_scale
             )
             prob[f] = foreground_probability(s)
             for z in range(n_z):  # the doubt's figures are a plane's: summed over planes
@@ -578,6 +620,9 @@ class Predictor:
                 vote = instance_classes(s, lab)
                 classes[f] = vote[lab]
                 votes.append(vote[1:])
+            if suggested is not None:
+                where = tuple(int(j) for j in np.unravel_index(f, lead[:-1])) if lead[:-1] else ()
+                dmap[f] = self._suggest(s, lab, where, offset, suggested, vol_min, z_scale)
             offset += int(lab.max(initial=0))
             if scores is not None:
                 scores[f] = s
@@ -596,6 +641,8 @@ class Predictor:
             tally,
             sizes,
             pixels,
+            suggested,
+            dmap,
         )
 
     def _view_scores(self, vol, factor, intensity, z_scale, views, scores_at, tick):
