@@ -187,8 +187,38 @@ LOOK_CROP = 384
 #: The prediction is made again at the scale its own objects call for when that is
 #: more than this (relative) away from the scale it was made at.
 REFINE_TOLERANCE = 0.01
+#: The looks at the image's own scale or finer see a smaller crop (px per side once
+#: rescaled): objects there are small enough for dozens to fit.
+FINE_CROP = 256
+#: A look that sees objects within this ratio of the model's size settles the estimate.
+CLOSE = 1.15
+#: A look must be at least this many model object widths per side (else a blob or two of
+#: merged small objects would be all it sees).
+ROOM = 2.0
+#: Looks whose objects are within this (log) of the best look's agreement with the model's
+#: size count as agreeing as well; the coarsest of them wins.
+TIE = 0.1
 #: The "crop" that asks for the whole image as the prediction sees it (not a look).
 WHOLE = (slice(None), slice(None))
+
+
+def choose_look(looks: list[tuple[float, float]], model_diameter: float) -> tuple[float, float]:
+    """The look ``(factor, diameter)`` whose objects the model sees closest to its own
+    size; of those within :data:`TIE` of the closest, the coarsest.
+
+    A model trained on one size of object, shown objects larger than it knows, tends to
+    cut them into pieces of the size it knows, which look "right" at every finer scale:
+    the coarsest agreeing look avoids that. A model trained on many sizes (the
+    generalist) also sees clusters of small objects as blobs of a size it knows at coarse
+    scales, but less well than the objects themselves at the right scale: the closest
+    agreement picks that one.
+    """
+
+    def error(fd):
+        return abs(math.log(fd[1] * fd[0] / model_diameter))
+
+    best = min(error(fd) for fd in looks)
+    return min((fd for fd in looks if error(fd) <= best + TIE), key=lambda fd: fd[0])
 
 
 def estimate_scale(
@@ -204,16 +234,17 @@ def estimate_scale(
     ``crop`` of the image (in original pixels) resized by ``factor``; the crop
     :data:`WHOLE` is the whole image seen as the prediction sees it (``Predictor.scorer``
     keeps that pass, so a prediction at the chosen scale reuses it). The network first looks at a
-    centre crop of the image (at most :data:`LOOK_CROP` px per side once rescaled) at a
-    few scales (:data:`PROBE_SCALES`), coarsest first, and the object width is measured
-    in each look. A look is trusted when it sees objects of about the model's own size
-    (half to 1.5×): the model sees well there. The coarsest trusted look wins, since a
-    model shown objects larger than it knows tends to cut them into pieces of the size
-    it knows, which would look "right" at every larger scale — so the looks stop at the
-    first trusted one. When that look suggests another scale, the whole image is seen
-    at that scale (the prediction itself), and its objects refine the answer: only
-    when they call for a scale more than :data:`REFINE_TOLERANCE` away is the image
-    seen once more (coarse looks tend to read objects a little wider).
+    centre crop of the image (at most :data:`LOOK_CROP` px per side once rescaled,
+    :data:`FINE_CROP` at scale 1 and finer, and at least :data:`ROOM` model object widths)
+    at a few scales (:data:`PROBE_SCALES`), coarsest first, and the object width is
+    measured in each look. The looks stop at the first that sees objects within
+    :data:`CLOSE` of the model's own size; otherwise the look closest to it wins
+    (:func:`choose_look`: the coarsest of the near-best, since a model shown objects
+    larger than it knows cuts them into pieces of the size it knows). When that look
+    suggests another scale, the whole image is seen at that scale (the prediction
+    itself), and its objects refine the answer: only when they call for a scale more
+    than :data:`REFINE_TOLERANCE` away is the image seen once more (coarse looks tend to
+    read objects a little wider).
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
@@ -232,10 +263,10 @@ def estimate_scale(
     h, w = shape[:2]
 
     def look(factor: float, whole: bool = False) -> float | None:
-        side = max(h, w) if whole else int(LOOK_CROP / factor)
+        side = max(h, w) if whole else int((LOOK_CROP if factor < 1 else FINE_CROP) / factor)
         ch, cw = min(h, side), min(w, side)
-        if min(ch, cw) * factor < 16:
-            return None
+        if min(ch, cw) * factor < max(16.0, ROOM * model_diameter):
+            return None  # too few objects of the model's size would fit to measure them
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         crop = WHOLE if whole else (slice(y0, y0 + ch), slice(x0, x0 + cw))
         d = object_diameter((1.0 - scores_at(factor, crop)[..., 0]) > threshold)
@@ -256,12 +287,12 @@ def estimate_scale(
         d = look(probe)
         if d is not None:
             looks.append((probe, d))
-            if trusted(probe, d):
-                break
+            if error(probe, d) <= math.log(CLOSE):
+                break  # objects seen at the model's own size: no finer look can do better
     if not looks:
         found["size"] = "none"
         return 1.0, None
-    f, d = looks[-1] if trusted(*looks[-1]) else min(looks, key=lambda fd: error(*fd))
+    f, d = choose_look(looks, model_diameter)
     found["size"] = "measured" if trusted(f, d) else "unclear"
     factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
