@@ -332,13 +332,19 @@ def ranked(suggestions: list[Suggestion], k: int | None = None) -> list[Suggesti
     return out if k is None else out[: max(int(k), 0)]
 
 
+def json_text(suggestions: list[Suggestion], k: int | None = None) -> str:
+    """At most ``k`` suggestions, most doubtful first, as the text of a JSON list of
+    ``{"bbox", "score", "reason", "label"}`` (what :func:`write_json` writes)."""
+    entries = [json.dumps(s.to_dict()) for s in ranked(suggestions, k)]
+    return "[\n" + ",\n".join(f" {e}" for e in entries) + ("\n]\n" if entries else "]\n")
+
+
 def write_json(path, suggestions: list[Suggestion], k: int | None = None) -> Path:
     """Write at most ``k`` suggestions, most doubtful first, as a JSON list of
     ``{"bbox", "score", "reason", "label"}`` (the file must not exist yet)."""
     path = Path(path)
-    text = json.dumps([s.to_dict() for s in ranked(suggestions, k)], indent=1)
     with open(path, "x", encoding="utf-8") as f:
-        f.write(text + "\n")
+        f.write(json_text(suggestions, k))
     return path
 
 
