@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("--overwrite", dict(action="store_true",
                              help="replace existing output files that napari-unet did not "
                              "write (its own earlier outputs are always replaced)")),
+        ("--suggest", dict(type=_positive_int, metavar="K",
+                           help="also write OUT/<name>_suggestions.json: the K places most "
+                           "likely wrong, most doubtful first, each with its box, score, "
+                           "reason and label id (images segmented whole only, not block by "
+                           "block)")),
     ])  # fmt: skip
     p.add_argument("--format", choices=FORMATS, default=FORMATS[0],
                    help="tiff (default): <name>_labels.tif and <name>_probability.tif; zarr: "
@@ -258,11 +263,13 @@ def cmd_predict(args) -> int:
         plan = plan_predictions(
             args.images, args.out, args.model, args.format, args.axes, args.overwrite,
             typed_setting("threshold", args.threshold), args.diameter, args.tile_size,
-            bool(args.workers or args.scheduler), args.z_scale, args.views,
+            bool(args.workers or args.scheduler), args.z_scale, args.views, args.suggest,
         )  # fmt: skip
     for job in plan.jobs:  # what the stack axes are, and from where, in one line each
         if job.image_axes is not None and job.image_axes.stack_axes:
             note(job.image_axes.describe(job.name))
+        if job.no_suggestions:  # --suggest on an image segmented block by block
+            note(job.no_suggestions)
     # a person watching the terminal sees each stage start; logs of scripts stay quiet
     watched = sys.stderr.isatty()
 
@@ -288,6 +295,8 @@ def cmd_predict(args) -> int:
             stage=stage if watched else None,
         ):
             print(result.summary(), flush=True)
+            if (line := result.suggestions_line()) is not None:
+                print(line, flush=True)
             doubt = result.warning(" (--diameter PX)")
             if doubt:  # a warning: the files are written, the exit code stays 0
                 note(f"warning: {doubt}")

@@ -152,13 +152,36 @@ def zarr_written_by_us(path: str | os.PathLike) -> bool:
     return False
 
 
+#: The fields of every entry of a suggestions file (``<stem>_suggestions.json``).
+SUGGESTION_FIELDS = frozenset({"bbox", "score", "reason", "label"})
+
+
+def suggestions_written_by_us(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a suggestions file as napari-unet writes them: a JSON list of
+    ``{"bbox", "score", "reason", "label"}`` entries and nothing else (JSON has no tag)."""
+    import json
+
+    try:
+        if Path(path).stat().st_size > 64 * 2**20:
+            return False
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(entries, list) and all(
+        isinstance(e, dict) and set(e) == SUGGESTION_FIELDS for e in entries
+    )
+
+
 def is_our_output(path: str | os.PathLike) -> bool:
-    """An existing output this tool wrote: a TIFF with its tag, an OME-Zarr with its mark."""
+    """An existing output this tool wrote: a TIFF with its tag, an OME-Zarr with its mark,
+    a suggestions file of its form."""
     p = Path(path)
     if p.is_symlink():
         return False
     if p.is_dir():
         return p.suffix.lower() in ZARR_SUFFIXES and zarr_written_by_us(p)
+    if p.suffix.lower() == ".json":
+        return p.is_file() and suggestions_written_by_us(p)
     return p.is_file() and written_by_us(p)
 
 
@@ -347,15 +370,20 @@ def _temporary_beside(path: Path, folder: bool) -> Path:
     return Path(tmp)
 
 
-def write_tiffs_atomic(items: Sequence[tuple[str | os.PathLike, np.ndarray]]) -> list[Path]:
-    """Write several TIFFs (with this tool's Software tag) so that either all of them
-    appear or none does."""
+def write_tiffs_atomic(
+    items: Sequence[tuple[str | os.PathLike, np.ndarray]],
+    texts: Sequence[tuple[str | os.PathLike, str]] = (),
+) -> list[Path]:
+    """Write several TIFFs (with this tool's Software tag), and the text files
+    ``texts`` after them, so that either all of them appear or none does."""
     import tifffile
 
-    targets = [check_output_folder(p) for p, _ in items]
+    targets = [check_output_folder(p) for p, _ in [*items, *texts]]
     with AtomicWrite(*targets) as temps:
-        for tmp, (_, array) in zip(temps, items, strict=True):
+        for tmp, (_, array) in zip(temps, items, strict=False):
             tifffile.imwrite(tmp, np.asarray(array), software=SOFTWARE_TAG)
+        for tmp, (_, text) in zip(temps[len(items) :], texts, strict=True):
+            Path(tmp).write_text(text, encoding="utf-8")
     return targets
 
 
@@ -411,10 +439,13 @@ def prediction_arrays(prediction, paths: dict[str, Path]) -> list[tuple[Path, np
     return [(paths[k], arrays[k]) for k in paths]
 
 
-def write_prediction(prediction, paths: dict[str, Path]) -> list[Path]:
+def write_prediction(
+    prediction, paths: dict[str, Path], texts: Sequence[tuple[str | os.PathLike, str]] = ()
+) -> list[Path]:
     """Write a :class:`~napari_unet.core.network.unet.Prediction` to the files of
-    :func:`prediction_paths`, atomically: all of them appear or none does."""
-    return write_tiffs_atomic(prediction_arrays(prediction, paths))
+    :func:`prediction_paths` (and the text files ``texts``: its suggestions),
+    atomically: all of them appear or none does."""
+    return write_tiffs_atomic(prediction_arrays(prediction, paths), texts)
 
 
 def _reserve(path: str, nbytes: int) -> None:

@@ -51,6 +51,10 @@ class ImageJob:
     #: which axes are Z and T and the z-step (files.image_axes.ImageAxes): a stack
     #: whose axes name Z is segmented as one volume per time point
     image_axes: Any = None
+    #: where its suggestions go (``<stem>_suggestions.json``), when asked for and possible
+    suggestions: Path | None = None
+    #: why it gets none although they were asked for (block by block), in plain words
+    no_suggestions: str | None = None
 
     @property
     def name(self) -> str:
@@ -80,6 +84,7 @@ class PredictionPlan:
     diameter: float | None = None  # None: measured in each image; 0: as it is
     z_scale: float | None = None  # None: each file's own z-step (1 when it says none)
     views: str = "yx"  # what the network sees of a volume: its YX planes, or "all" three
+    suggest: int | None = None  # write at most this many suggestions per image (None: none)
 
 
 @dataclass
@@ -93,6 +98,8 @@ class ImageResult:
     scale: float = 1.0  # the image was rescaled by this before the network saw it
     diameter: float | None = None  # the object width measured or given
     doubt: Any = None  # why the result is likely wrong (prediction.doubt.Doubt), or None
+    #: the suggestions written (prediction.suggestions.Suggestion, most doubtful first)
+    suggestions: list | None = None
 
     @property
     def blockwise(self) -> bool:
@@ -110,6 +117,20 @@ class ImageResult:
             how = f"objects ~{self.diameter:.0f} px wide, rescaled x{self.scale:.2f}; {how}"
         written = ", ".join(str(f) for f in self.files)
         return f"{self.job.name}: {self.n_objects} objects -> {written} ({how})"
+
+    def suggestions_line(self) -> str | None:
+        """One line: how many suggestions were written where, and the most doubtful one's
+        reason (``None`` when none were asked for or possible)."""
+        if self.suggestions is None or self.job.suggestions is None:
+            return None
+        n, path = len(self.suggestions), self.job.suggestions
+        if not n:
+            return f"{self.job.name}: no suggestions, nothing looks doubtful -> {path}"
+        top = self.suggestions[0]
+        return (
+            f"{self.job.name}: {n} suggestion{'s' if n != 1 else ''} -> {path} "
+            f"(most doubtful: {top.reason})"
+        )
 
     def warning(self, where: str = "") -> str | None:
         """One plain line when the result is likely wrong (what to do included, ``where``
@@ -139,6 +160,7 @@ def plan_predictions(
     distributed: bool = False,
     z_scale: float | None = None,
     views: str = "yx",
+    suggest: int | None = None,
 ) -> PredictionPlan:
     """Check a batch of predictions before any work: ``images`` into the folder ``out``
     (created here when missing) with the model file ``model`` (the default model when
@@ -148,12 +170,16 @@ def plan_predictions(
     volumes over their XY pixel size, instead of what their files say
     (:mod:`~napari_unet.core.files.image_axes`, each job's ``image_axes``); ``views``:
     what the network sees of a volume, ``"yx"`` (its planes) or ``"all"`` (also its ZY
-    and ZX planes: better on touching objects, about 2-3 times slower).
+    and ZX planes: better on touching objects, about 2-3 times slower); ``suggest``: also
+    write ``<stem>_suggestions.json``, the (at most) ``suggest`` places most likely wrong
+    (:mod:`~napari_unet.core.prediction.suggestions`), for every image segmented in
+    memory (block by block there are none: the job's ``no_suggestions`` says why).
 
     Raises
     ------
     ConfigError
-        A setting out of range (``out``, ``threshold``, ``diameter``, ``views``).
+        A setting out of range (``out``, ``threshold``, ``diameter``, ``views``,
+        ``suggest``).
     DefaultModelMissing, ModelFileError
         No model, or not a usable one.
     UserInputError
@@ -186,6 +212,10 @@ def plan_predictions(
         z_scale = check_z_scale(z_scale)
     if views not in VOLUME_VIEWS:
         raise ConfigError("views", f"must be one of {', '.join(VOLUME_VIEWS)}, got {views!r}")
+    if suggest is not None and (
+        isinstance(suggest, bool) or not isinstance(suggest, int) or suggest < 1
+    ):
+        raise ConfigError("suggest", f"must be a whole number of at least 1, got {suggest!r}")
 
     # every input is read (its header) and every output named before the model
     inputs = [Path(p) for p in images]
@@ -273,6 +303,8 @@ def plan_predictions(
                 f"on 2-D images and single Z×Y×X volumes only (block by block); run it "
                 f"without {how} to segment it in memory into TIFF files"
             )
+    if suggest is not None:
+        _plan_suggestions(jobs, out, fmt, distributed, taken, input_set, overwrite)
     ensure_output_folder(out)
     # labels (up to 4 bytes) and probabilities (4 bytes) per input value: an upper bound
     # (a channel axis is not in the output); block by block, the outputs pass through a
@@ -281,8 +313,57 @@ def plan_predictions(
     values = sum(math.prod(j.shape) for j in jobs)
     check_free_space(out, per_value * values, "the output of these images")
     return PredictionPlan(
-        model_path, meta, out, fmt, axes, jobs, tile_size, threshold, diameter, z_scale, views
+        model_path,
+        meta,
+        out,
+        fmt,
+        axes,
+        jobs,
+        tile_size,
+        threshold,
+        diameter,
+        z_scale,
+        views,
+        suggest,
     )
+
+
+def _plan_suggestions(jobs, out: Path, fmt, distributed, taken, input_set, overwrite) -> None:
+    """Name each job's ``<stem>_suggestions.json`` (checked as the other outputs are), or
+    say why it gets none: block by block, the class probabilities the suggestions are
+    read from are never whole."""
+    from ..files.images import image_stem
+    from ..files.outputs import refuse_to_replace
+
+    targets = []
+    for job in jobs:
+        if job.blockwise:
+            why = (
+                "--format zarr"
+                if fmt == "zarr"
+                else "a dask cluster"
+                if distributed
+                else "an image too large to segment in memory"
+            )
+            job.no_suggestions = (
+                f"{job.name}: no suggestions: it is segmented block by block ({why}), and "
+                "suggestions are made only for an image segmented whole"
+            )
+            continue
+        target = out / f"{image_stem(job.path)}_suggestions.json"
+        key = target.resolve()
+        if key in taken:
+            raise UserInputError(
+                f"{job.name} and {taken[key].name} would both write {target.name}; "
+                f"rename one or run them separately"
+            )
+        if key in input_set:
+            raise UserInputError(f"output {target} would overwrite an input image")
+        taken[key] = job.path
+        job.suggestions = target
+        targets.append(target)
+    if not overwrite:
+        refuse_to_replace(targets)
 
 
 def run_predictions(
@@ -353,13 +434,22 @@ def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=
         axes=job.layout.axes,
         diameter=diameter_argument(plan.diameter),
         stage=None if stage is None else (lambda s: stage(job.name, s)),
+        **({"suggest": True} if job.suggestions is not None else {}),
     )
     check()  # nothing written for an interrupted image
     check_output_folder(job.outputs["labels"])
-    write_prediction(pred, job.outputs)
+    texts, chosen = [], None
+    if job.suggestions is not None:
+        from ..prediction.suggestions import json_text, ranked
+
+        chosen = ranked(pred.suggestions or [], plan.suggest)
+        texts.append((job.suggestions, json_text(chosen)))
+    write_prediction(pred, job.outputs, texts)
     n_objects = int(pred.labels.max(initial=0))  # ids are 1..N
     files = list(job.outputs.values())
-    return ImageResult(job, n_objects, 0.0, files, pred.scale, pred.diameter, pred.doubt)
+    return ImageResult(
+        job, n_objects, 0.0, files, pred.scale, pred.diameter, pred.doubt, suggestions=chosen
+    )
 
 
 def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, check):

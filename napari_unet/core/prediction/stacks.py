@@ -71,10 +71,27 @@ def predict_stack(net, image, image_axes: Any, *, views: str = VIEWS[0], **optio
             None if a is None else np.transpose(a, back + list(range(len(back), len(back) + extra)))
         )
 
+    suggestions = pred.suggestions
+    if suggestions is not None:  # boxes over the result's axes too
+        from .suggestions import Suggestion
+
+        n = len(back)
+        suggestions = [
+            Suggestion(
+                tuple(s.bbox[i] for i in back) + tuple(s.bbox[n + i] for i in back),
+                s.score,
+                s.reason,
+                s.label,
+                s.cue,
+            )
+            for s in suggestions
+        ]
     return replace(
         pred,
         probability=undo(pred.probability),
         labels=undo(pred.labels),
         scores=undo(pred.scores, 1),
         classes=undo(pred.classes),
+        doubt_map=undo(pred.doubt_map),
+        suggestions=suggestions,
     )
