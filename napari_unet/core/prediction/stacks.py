@@ -71,10 +71,17 @@ def predict_stack(net, image, image_axes: Any, *, views: str = VIEWS[0], **optio
             None if a is None else np.transpose(a, back + list(range(len(back), len(back) + extra)))
         )
 
+    def undo_box(s):  # a suggestion's box over the labels' axes, in the image's order
+        n = len(s.bbox) // 2
+        starts, stops = s.bbox[:n], s.bbox[n:]
+        return replace(s, bbox=tuple(starts[b] for b in back) + tuple(stops[b] for b in back))
+
     return replace(
         pred,
         probability=undo(pred.probability),
         labels=undo(pred.labels),
         scores=undo(pred.scores, 1),
         classes=undo(pred.classes),
+        doubt_map=undo(pred.doubt_map),
+        suggestions=None if pred.suggestions is None else [undo_box(s) for s in pred.suggestions],
     )
