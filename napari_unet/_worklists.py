@@ -22,9 +22,10 @@ from ._workfolders import WORK_KEY
 #: The share of the canvas an entry's box fills once the camera is on it (its larger
 #: side, about a third: the object and its neighbours are in view).
 FILL = 1 / 3
-#: Never zoom further than this many screen pixels per image pixel (a speck of a few
-#: pixels would otherwise fill the canvas with its pixels).
-MAX_ZOOM = 16.0
+#: A box is framed as if it were at least this many image pixels wide: a speck of a few
+#: pixels is shown with its neighbours (about three times this), not blown up to fill
+#: the canvas.
+MIN_BOX = 32
 #: The canvas size assumed when napari does not say it (older napari).
 CANVAS = (600, 800)
 
@@ -174,10 +175,9 @@ def show_entry(viewer: Any, layer: Any, suggestion: Any, fill: float = FILL) -> 
     camera.center = tuple(float(world[i]) for i in shown)
     size = getattr(getattr(viewer, "canvas", None), "size", None) or CANVAS
     canvas = np.asarray(size, float)[-2:]
-    box = np.maximum(extent[shown][-2:], 1e-9)
     scale = np.abs(np.asarray(layer.scale, float))[shown][-2:]
-    zoom = float(np.min(fill * canvas / box))
-    camera.zoom = min(zoom, MAX_ZOOM / float(np.min(scale)))
+    box = np.maximum(extent[shown][-2:], MIN_BOX * scale)
+    camera.zoom = float(np.min(fill * canvas / box))
 
 
 def select_entry(labels: Any | None, suggestion: Any) -> None:
