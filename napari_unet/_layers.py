@@ -2,8 +2,9 @@
 which layer properties a training set keeps.
 
 Names follow the project's conventions (README, *Labels*): ``<image> annotation``
-(Labels), ``<image> probability`` (Image, float 0–1) and ``<image> labels`` (Labels,
-instances). Results are written into those layers in place; a re-run never adds a
+(Labels), ``<image> probability`` (Image, float 0–1), ``<image> labels`` (Labels,
+instances) and ``<image> doubt`` (Image, hidden: where the result is likely wrong; the
+suggestions of what to correct next travel in the labels layer's metadata). Results are written into those layers in place; a re-run never adds a
 duplicate.
 
 napari glue without Qt: the reader, the writer and the widgets all use it; it imports
@@ -25,7 +26,11 @@ ANNOTATION = " annotation"
 PROBABILITY = " probability"
 LABELS = " labels"
 CLASSES = " classes"
-_DERIVED = (ANNOTATION, PROBABILITY, LABELS, CLASSES)
+DOUBT = " doubt"
+_DERIVED = (ANNOTATION, PROBABILITY, LABELS, CLASSES, DOUBT)
+#: Labels-layer metadata: the suggestions of the prediction it shows (what to correct
+#: next, most doubtful first), as JSON entries (``Suggestion.to_dict``).
+SUGGESTIONS_KEY = "napari_unet_suggestions"
 
 #: What each annotation value means (README, *Labels*) and how it is drawn. The image
 #: must show through while correcting: background (1, usually painted over large areas)
@@ -113,6 +118,10 @@ def labels_name(image_name: str) -> str:
 
 def classes_name(image_name: str) -> str:
     return image_name + CLASSES
+
+
+def doubt_name(image_name: str) -> str:
+    return image_name + DOUBT
 
 
 def class_colormap(n_object_classes: int):
@@ -423,6 +432,15 @@ def show_prediction(viewer: Any, image_name: str, prediction: Any, drop_axis=Non
     )
     lab = put_layer(viewer, labels_name(image_name), labels, "labels", opacity=0.5, **geometry)
     shown = [(probability_name(image_name), p), (labels_name(image_name), lab)]
+    if getattr(prediction, "doubt_map", None) is not None:
+        shown.append(
+            (
+                doubt_name(image_name),
+                _show_doubt(viewer, image, image_name, prediction, index, geometry),
+            )
+        )
+        if lab is not None:
+            _store_suggestions(lab, prediction.suggestions or [], index)
     if getattr(prediction, "classes", None) is not None:
         shown.append(
             (
@@ -515,6 +533,7 @@ def show_lazy_prediction(
             viewer.layers.remove(old)  # an earlier model's class map no longer matches
     ann = find_layer(viewer, annotation_name(image_name), "labels")
     lab = find_layer(viewer, labels_name(image_name), "labels")
+    forget_suggestions(viewer, image_name)  # block by block: none are made
     if ann is not None:
         outline_over_annotation(viewer, ann, lab)
     if active is not None and active in viewer.layers:
@@ -524,6 +543,72 @@ def show_lazy_prediction(
         unpin(folder)
     release_unused(viewer)  # the folder of a run these layers showed before
     return shown
+
+
+def _show_doubt(viewer, image, image_name: str, prediction, index, geometry):
+    """Write the prediction's doubt map into ``<image> doubt`` (one plane of it when
+    ``index`` is given): hidden when it is made, one click in the layer list shows it."""
+    name = doubt_name(image_name)
+    dmap = prediction.doubt_map
+    if index is not None and image is not None:
+        # the labels layer was just brought to the whole stack's shape
+        full = tuple(int(n) for n in find_layer(viewer, labels_name(image_name)).data.shape)
+        layer = find_layer(viewer, name, "image")
+        data = (
+            layer.data
+            if layer is not None and tuple(layer.data.shape) == full
+            else np.zeros(full, np.float32)
+        )
+        data[index] = dmap
+        dmap = data
+    return put_layer(
+        viewer,
+        name,
+        dmap,
+        "image",
+        colormap="magma",
+        blending="additive",
+        contrast_limits=(0.0, 1.0),
+        visible=False,
+        **geometry,
+    )
+
+
+def _store_suggestions(labels: Any, suggestions: list, index=None) -> None:
+    """Keep the suggestions with the labels layer they point into (its metadata); those
+    of one plane (``index``) replace that plane's and keep the other planes'."""
+    from .core.prediction.suggestions import ranked, shift
+
+    if index is not None:
+        lead = tuple(int(i) for i in index)
+        n = len(lead)
+        kept = [
+            s
+            for s in stored_suggestions(labels) or []
+            if len(s.bbox) != 2 * (n + 2) or s.bbox[:n] != lead
+        ]
+        suggestions = ranked(kept + shift(suggestions, lead, 0))
+    # a new list each time: the Annotate widget sees it and rebuilds its worklist
+    labels.metadata[SUGGESTIONS_KEY] = [s.to_dict() for s in suggestions]
+
+
+def forget_suggestions(viewer: Any, image_name: str) -> None:
+    """A result without suggestions (block by block): the last run's doubt layer and
+    suggestions no longer match its labels, so they go."""
+    lab = find_layer(viewer, labels_name(image_name), "labels")
+    if lab is not None:
+        lab.metadata.pop(SUGGESTIONS_KEY, None)
+    old = find_layer(viewer, doubt_name(image_name), "image")
+    if old is not None:
+        viewer.layers.remove(old)
+
+
+def stored_suggestions(labels: Any | None) -> list | None:
+    """The suggestions kept with a labels layer (``None`` when it has none)."""
+    from .core.prediction.suggestions import Suggestion
+
+    entries = None if labels is None else labels.metadata.get(SUGGESTIONS_KEY)
+    return None if entries is None else [Suggestion.from_dict(d) for d in entries]
 
 
 def _show_classes(viewer, image, image_name: str, prediction, index, geometry):

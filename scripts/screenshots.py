@@ -6,6 +6,7 @@ to docs/images/ for docs/walkthrough.md.
 
     python scripts/screenshots.py                 # the bundled nuclei model, if installed
     python scripts/screenshots.py --seconds 90    # training time of the walkthrough
+    python scripts/screenshots.py --only suggestion   # just the "what to correct next" shot
 
 The walkthrough's figures are the bundled nuclei model's ("bundled nuclei model" in the
 Segment widget; the default there is the generalist). Without it, a stand-in starts the
@@ -57,6 +58,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "images"))
     ap.add_argument("--seconds", type=int, default=90, help="training time in the walkthrough")
     ap.add_argument("--starter-seconds", type=int, default=120)
+    ap.add_argument(
+        "--only",
+        choices=["suggestion"],
+        help="take only this shot (after one Segment): suggestion.png, Annotate's Next",
+    )
     args = ap.parse_args()
     ensure_display()
 
@@ -92,7 +98,8 @@ def main() -> None:
 
     # 1. the sample, the dock
     ui.tabs.setCurrentWidget(ui.segment)
-    shot("01_open", "the sample image and the U-Net dock (Plugins ▸ napari-unet ▸ U-Net)")
+    if args.only is None:
+        shot("01_open", "the sample image and the U-Net dock (Plugins ▸ napari-unet ▸ U-Net)")
 
     # 2. one click: segment
     seg, train = ui.segment, ui.train
@@ -123,7 +130,39 @@ def main() -> None:
     wait(app, lambda: not seg.running, 1.0)
     first = viewer.layers["nuclei labels"].data.copy()
     before = evaluate(first, truth)
-    shot("02_segment", f"one click on Segment ({starter}): probability and labels layers")
+    if args.only is None:
+        shot("02_segment", f"one click on Segment ({starter}): probability and labels layers")
+
+    # what to correct next: the doubt layer shown, Next on the most doubtful object
+    ui.tabs.setCurrentWidget(ui.annotate)
+    ui.annotate._image.value = "nuclei"
+    doubt = viewer.layers["nuclei doubt"]
+    doubt.visible = True
+    viewer.layers["nuclei probability"].visible = False
+    entry = ui.annotate._on_next()
+    h, w = truth.shape
+    for _ in range(20):  # an object away from the image's edges shows its neighbours
+        if entry is None:
+            break
+        y0, x0, y1, x1 = entry.bbox
+        if min(y0, x0, h - y1, w - x1) >= 12:
+            break
+        entry = ui.annotate._on_next()
+    if entry is not None:
+        shot(
+            "suggestion",
+            f"Annotate ▸ Next: {ui.annotate.suggestion_label.text()} (the doubt layer shown)",
+        )
+    if args.only == "suggestion":
+        viewer.close()
+        return
+    # the walkthrough goes on as before: no annotation yet, the doubt layer hidden
+    if "nuclei annotation" in viewer.layers:
+        viewer.layers.remove(viewer.layers["nuclei annotation"])
+    doubt.visible = False
+    viewer.layers["nuclei probability"].visible = True
+    viewer.layers.selection.active = viewer.layers["nuclei"]
+    viewer.reset_view()
 
     # 3. the prediction becomes the annotation
     ui.tabs.setCurrentWidget(ui.annotate)

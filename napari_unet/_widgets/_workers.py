@@ -378,6 +378,7 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
         diameter=job.diameter,
         progress=lambda done, total: emit(TileProgress(done, total, unit)),
         stage=lambda stage: emit(StageUpdate(stage)),
+        suggest=True,  # what to correct next: the doubt layer, Next/Previous in Annotate
     )
     from napari_unet.core.normalize import nonfinite_pixels
 
@@ -520,9 +521,9 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
     if preview is not None:
         # what each model predicts on the preview plane (the best weights were restored
         # at the end): the widget shows the one that ends up current
-        outcome.preview_after = net.predict(preview)
+        outcome.preview_after = net.predict(preview, suggest=True)
         if previous is not None:
-            outcome.preview_before = previous.predict(preview)
+            outcome.preview_before = previous.predict(preview, suggest=True)
     return outcome
 
 

@@ -1,5 +1,6 @@
 """Annotate: the ``<image> annotation`` layer, the brush, the prediction as a start,
-and the list of every image/annotation pair (the training set) with its pixel counts."""
+what to correct next (Next / Previous through the suggestions of the last Segment), and
+the list of every image/annotation pair (the training set) with its pixel counts."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from napari_unet.core.config import MAX_OBJECT_CLASSES
 
 from .. import _annotation_session as S
 from .. import _layers as L
+from .. import _worklists as W
 from .._state import state_for
 from ._ui import (
     DockLifetime,
@@ -49,6 +51,9 @@ COUNT_EVENTS = ("paint", "data", "name", "labels_update")
 #: followed for in-memory labels (a huge on-disk annotation would be recounted on every
 #: pan and zoom, and its own Undo copy recounts when done).
 UNDO_EVENT = "set_data"
+#: The viewer's shortcuts of Next / Previous (free in napari: Shift-P is the Shapes
+#: layer's polygon lasso, so Previous is Shift-B, "back").
+NEXT_KEY, PREVIOUS_KEY = "Shift-N", "Shift-B"
 
 
 def _swatch(value: int) -> str:
@@ -101,6 +106,24 @@ class AnnotateWidget(DockLifetime, QWidget):
             "Undo copy", self._on_undo, "restore the annotation as it was before the copy"
         )
         self.undo_button.setEnabled(False)
+        #: the suggestions of the last Segment, per image (what to correct next)
+        self.worklists = W.Worklists(napari_viewer)
+        steps = QHBoxLayout()
+        self.previous_button = button(
+            "◀ Previous",
+            self._on_previous,
+            f"back to the previous place the model doubts ({PREVIOUS_KEY})",
+        )
+        self.next_button = button(
+            "Next ▶",
+            self._on_next,
+            f"go to the next place the model doubts, most doubtful first ({NEXT_KEY}): "
+            "the view centres on it and the brush is ready; what you correct leaves the list",
+        )
+        steps.addWidget(self.previous_button)
+        steps.addWidget(self.next_button)
+        #: the entry shown: "3 of 12: much larger than the others (score 0.87)"
+        self.suggestion_label = status_label()
         brush = QHBoxLayout()
         self._object_class = SpinBox(
             label="object class",
@@ -161,6 +184,9 @@ class AnnotateWidget(DockLifetime, QWidget):
         layout.addWidget(legend)
         layout.addWidget(self.use_prediction_button)
         layout.addWidget(self.undo_button)
+        layout.addWidget(QLabel("<b>What to correct next</b> (the model's doubts)"))
+        layout.addLayout(steps)
+        layout.addWidget(self.suggestion_label)
         layout.addWidget(QLabel("<b>Training set</b> (every image with an annotation layer)"))
         layout.addWidget(self.table)
         layout.addWidget(self.summary)
@@ -183,9 +209,22 @@ class AnnotateWidget(DockLifetime, QWidget):
         self._on_layers_changed()
         self.refresh()
         self._follower = ImageFollower(napari_viewer, self._image)
+        self._keys = {NEXT_KEY: self._key_next, PREVIOUS_KEY: self._key_previous}
+        for key, func in self._keys.items():
+            napari_viewer.bind_key(key, func, overwrite=True)
+
+    def _key_next(self, _viewer: Any = None) -> None:
+        self._on_next()
+
+    def _key_previous(self, _viewer: Any = None) -> None:
+        self._on_previous()
 
     def _dispose(self) -> None:
         """The dock was closed: stop following the viewer's layers."""
+        for key, func in self._keys.items():
+            unbound = self.viewer.bind_key(key, None)
+            if unbound is not None and unbound != func:  # another widget's: put it back
+                self.viewer.bind_key(key, unbound)
         self._timer.stop()
         self._follower.disconnect()
         events = self.viewer.layers.events
@@ -262,6 +301,7 @@ class AnnotateWidget(DockLifetime, QWidget):
             L.style_annotation_layer(layer)
         layer.brush_size = L.BRUSH_SIZE
         self._ready_brush(layer, self.object_label)
+        self.worklists.track(self._image_name())
         self.refresh()
         return layer
 
@@ -367,6 +407,8 @@ class AnnotateWidget(DockLifetime, QWidget):
             layer.data = copy.data
         self.session.record(layer.name, layer.metadata, copy)
         self.undo_button.setEnabled(self.session.can_undo)
+        # the copy is the start: what is painted after it is a correction
+        self.worklists.track(layer.name[: -len(L.ANNOTATION)])
         if layer.metadata.get("napari_unet_kind") != "annotation":
             L.style_annotation_layer(layer)
         self._ready_brush(layer, self.object_label)
@@ -433,6 +475,7 @@ class AnnotateWidget(DockLifetime, QWidget):
                 data, reference = undo.put_back(layer.data)
                 layer.data = data
                 S.remember(layer.metadata, reference)
+                self.worklists.track(name[: -len(L.ANNOTATION)])
         self.undo_button.setEnabled(False)
         self.refresh()
         if not on_disk:
@@ -452,6 +495,44 @@ class AnnotateWidget(DockLifetime, QWidget):
             self.refresh()
 
         return self._in_background(work, "Undo copy", returned=returned, finished=finished)
+
+    def _on_next(self):
+        """Go to the next place the model doubts (most doubtful first, wrapping around,
+        skipping what was corrected); returns the entry (``None`` when there is none)."""
+        return self._step(+1)
+
+    def _on_previous(self):
+        """Go back to the previous place the model doubts; returns the entry."""
+        return self._step(-1)
+
+    def _step(self, direction: int):
+        from napari.utils.notifications import show_info
+
+        self._new_action()
+        name = self._image_name()
+        labels = L.find_layer(self.viewer, L.labels_name(name), "labels") if name else None
+        image = L.find_layer(self.viewer, name, "image") if name else None
+        if labels is not None and image is not None:
+            if tuple(labels.data.shape) != L.spatial_shape(image):
+                labels = None  # another image's result under this name: none to show
+        step = self.worklists.step(name, direction) if labels is not None else None
+        if not isinstance(step, W.Step):
+            text = step or self.worklists.why_none(name)
+            show_info(text)
+            self.suggestion_label.setText(text)
+            return None
+        # the brush is ready in the annotation (an object is painted as an object, a
+        # missed one too); the prediction's labels layer selects the object's id
+        layer = self.annotation_layer(create=True)
+        if layer is None:
+            return None
+        if layer.metadata.get("napari_unet_kind") != "annotation":
+            L.style_annotation_layer(layer)
+        self._ready_brush(layer, self.object_label)
+        W.select_entry(labels, step.suggestion)
+        W.show_entry(self.viewer, labels, step.suggestion)
+        self.suggestion_label.setText(step.line())
+        return step.suggestion
 
     def _on_save_training_set(self, path: str | None = None):
         """Write the training set (and the current model) into a folder, in the
@@ -615,3 +696,23 @@ class AnnotateWidget(DockLifetime, QWidget):
             )
         else:
             self.summary.setText(table.readiness)
+        for image in L.image_layers(self.viewer):
+            # new suggestions (a Segment, the preview after Train): a new list, tracked
+            # against the annotation as it is now
+            self.worklists.get(image.name)
+        self._refresh_suggestion()
+
+    def _refresh_suggestion(self) -> None:
+        """Keep the suggestion line true while painting: the count of open entries
+        drops as they are corrected."""
+        name = self._image_name()
+        counts = self.worklists.open_count(name) if name else None
+        if counts is None or not self.suggestion_label.text():
+            return
+        step = self.worklists.current(name)
+        if step is not None:
+            self.suggestion_label.setText(step.line())
+        elif counts[1]:
+            self.suggestion_label.setText(
+                f"{counts[0]} of {counts[1]} left to check: Next ({NEXT_KEY}) goes to the next"
+            )

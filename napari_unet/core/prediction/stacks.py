@@ -71,21 +71,11 @@ def predict_stack(net, image, image_axes: Any, *, views: str = VIEWS[0], **optio
             None if a is None else np.transpose(a, back + list(range(len(back), len(back) + extra)))
         )
 
-    suggestions = pred.suggestions
-    if suggestions is not None:  # boxes over the result's axes too
-        from .suggestions import Suggestion
+    def undo_box(s):  # a suggestion's box over the labels' axes, in the image's order
+        n = len(s.bbox) // 2
+        starts, stops = s.bbox[:n], s.bbox[n:]
+        return replace(s, bbox=tuple(starts[b] for b in back) + tuple(stops[b] for b in back))
 
-        n = len(back)
-        suggestions = [
-            Suggestion(
-                tuple(s.bbox[i] for i in back) + tuple(s.bbox[n + i] for i in back),
-                s.score,
-                s.reason,
-                s.label,
-                s.cue,
-            )
-            for s in suggestions
-        ]
     return replace(
         pred,
         probability=undo(pred.probability),
@@ -93,5 +83,5 @@ def predict_stack(net, image, image_axes: Any, *, views: str = VIEWS[0], **optio
         scores=undo(pred.scores, 1),
         classes=undo(pred.classes),
         doubt_map=undo(pred.doubt_map),
-        suggestions=suggestions,
+        suggestions=None if pred.suggestions is None else [undo_box(s) for s in pred.suggestions],
     )
