@@ -18,7 +18,7 @@ few passes of NumPy/SciPy over the class probabilities and the labels of one pre
     stuck together.
 ``"large"`` / ``"small"``
     Much larger (or smaller) than the image's typical object: often a merge of several, a
-    piece of one, or debris.
+    piece of one, or debris (an object cut by the image's edge is never "small").
 ``"missed"``
     A region the network found faintly object-like (well above the background, below the
     threshold), as thick as a real object, that became no object: a likely miss
@@ -229,6 +229,12 @@ def object_doubts(
         large = np.clip((lr - math.log(LARGE_FROM)) / math.log(LARGE_FULL / LARGE_FROM), 0, 1)
         small = np.clip((math.log(SMALL_FROM) - lr) / math.log(SMALL_FROM / SMALL_FULL), 0, 1)
         large[0] = small[0] = 0.0
+        # an object cut by the image's edge is small because it is cut, not wrong
+        edge = np.zeros(n + 1, bool)
+        for ax in range(ndim):
+            for end in (0, -1):
+                edge[np.take(labels, end, axis=ax).ravel()] = True
+        small[edge] = 0.0
     cues["large"], cues["small"] = large, small
 
     score = 1.0 - np.prod([1.0 - d for d in cues.values()], axis=0)
