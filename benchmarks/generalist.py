@@ -293,14 +293,19 @@ def main() -> None:
         help="a model file (repeat to compare; default: the bundled model)",
     )
     ap.add_argument("--quick", action="store_true", help="few images, few steps")
-    ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps (120; quick 40)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="fine-tuning steps (120; quick 40; 0: zero-shot only)",
+    )
     ap.add_argument("--batch", type=int, default=None, help="fine-tuning batch (8)")
     ap.add_argument("--images", type=int, default=None, help="synthetic images scored per set")
     ap.add_argument("--size", type=int, default=256, help="synthetic image size")
     ap.add_argument("--sets", nargs="*", default=None, help="cells3d cho3d huh7 or modalities")
     ap.add_argument("--tag", default="", help="benchmarks/out/generalist-TAG.json")
     args = ap.parse_args()
-    steps = args.steps or (40 if args.quick else 120)
+    steps = args.steps if args.steps is not None else (40 if args.quick else 120)
     batch = args.batch or 8
     n_synth = args.images or (2 if args.quick else 6)
     want = set(
@@ -329,22 +334,25 @@ def main() -> None:
             base = UNet.default() if path is None else UNet.load(path)
             base.predict(s.images[0])  # warm-up: traced once, outside the timing
             zero = score(lambda im, net=base: net.predict(im).labels, s)
-            net = base.copy()
-            t0 = time.perf_counter()
-            net.train([s.tune], finetune_config(steps, batch))
-            train_s = time.perf_counter() - t0
-            tuned = score(lambda im, net=net: net.predict(im).labels, s)
-            tuned["train_s"] = train_s
+            tuned, train_s = None, 0.0
+            if steps > 0:
+                net = base.copy()
+                t0 = time.perf_counter()
+                net.train([s.tune], finetune_config(steps, batch))
+                train_s = time.perf_counter() - t0
+                tuned = score(lambda im, net=net: net.predict(im).labels, s)
+                tuned["train_s"] = train_s
             results["sets"][s.name][mname] = {"zero_shot": zero, "fine_tuned": tuned}
             for method, r in (
                 ("zero-shot", zero),
                 (f"fine-tuned on 1 image ({steps} steps)", tuned),
             ):
-                label = method if len(models) == 1 else f"{mname}: {method}"
-                rows.append((s, label, method, r))
+                if r is not None:
+                    label = method if len(models) == 1 else f"{mname}: {method}"
+                    rows.append((s, label, method, r))
+            after = "" if tuned is None else f", fine-tuned F1 {tuned['f1']:.3f} ({train_s:.0f} s)"
             print(
-                f"  {mname}: zero-shot F1 {zero['f1']:.3f}, fine-tuned F1 {tuned['f1']:.3f} "
-                f"({train_s:.0f} s), Otsu F1 {otsu['f1']:.3f}",
+                f"  {mname}: zero-shot F1 {zero['f1']:.3f}{after}, Otsu F1 {otsu['f1']:.3f}",
                 flush=True,
             )
         rows.append((s, "Otsu + watershed", "otsu", otsu))
