@@ -310,7 +310,7 @@ class Predictor:
                 return s
             if last.get("factor") == factor:
                 return last["scores"]
-            if stage is not None:
+            if stage is not None and not last:  # a refined pass is still "predicting"
                 stage(Stage.PREDICT)
             s, n = self.scores(plane, factor, intensity, report=report)
             # a pass replaced by another one served the estimate only
