@@ -7,6 +7,7 @@ to docs/images/ for docs/walkthrough.md.
     python scripts/screenshots.py                 # the bundled nuclei model, if installed
     python scripts/screenshots.py --seconds 90    # training time of the walkthrough
     python scripts/screenshots.py --only suggestion   # just the "what to correct next" shot
+    python scripts/screenshots.py --only volume       # just the 3D volume shot (volume3d.png)
 
 The walkthrough's figures are the bundled nuclei model's ("bundled nuclei model" in the
 Segment widget; the default there is the generalist). Without it, a stand-in starts the
@@ -53,6 +54,93 @@ def wait(app, until=lambda: True, seconds: float = 0.5, timeout: float = 900) ->
     raise TimeoutError("the step did not finish in time")
 
 
+def nuclei_volume() -> tuple[np.ndarray, float, str]:
+    """A small z-stack of nuclei: (Z×Y×X image, z-step over the pixel size, source).
+
+    scikit-image's ``cells3d`` nuclei (BSD-3, Allen Institute for Cell Science) when a copy is
+    at hand offline (its cache, or ../shared/data/cells3d/nuclei.tif next to the repository),
+    cropped to 60×128×128; else a synthetic stack of blurred ellipsoids. Only its picture is
+    committed, never the data.
+    """
+    import skimage
+
+    cache = Path(skimage.data.data_dir) / "cells3d.tif"
+    shared = ROOT.parent / "shared" / "data" / "cells3d" / "nuclei.tif"
+    if cache.exists() or shared.exists():
+        import tifffile
+
+        data = tifffile.imread(cache if cache.exists() else shared)
+        if data.ndim == 4:  # skimage's cells3d: Z×C×Y×X, nuclei are channel 1
+            data = data[:, 1]
+        return data[:60, 64:192, 64:192], 0.29 / 0.26, "cells3d nuclei, 60×128×128 crop"
+    rng = np.random.default_rng(0)
+    z, y, x = np.mgrid[:40, :128, :128].astype(np.float32)
+    vol = np.zeros(z.shape, np.float32)
+    for _ in range(10):
+        cz, cy, cx = rng.uniform((12, 18, 18), (28, 110, 110))
+        rz, ry, rx = rng.uniform((6, 12, 12), (9, 18, 18))
+        vol[((z - cz) / rz) ** 2 + ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 < 1] = 1
+    from scipy import ndimage as ndi
+
+    vol = ndi.gaussian_filter(vol, 1.5) * 1000 + rng.normal(100, 20, vol.shape)
+    return vol.clip(0, None).astype(np.uint16), 1.0, "synthetic ellipsoids, 40×128×128"
+
+
+def volume_shot(viewer, app, out: Path, ui=None) -> None:
+    """A z-stack segmented as one volume with the Segment widget, shown in 3D."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_unet.core.network.model_file import bundled_model_path
+
+    image, z_step, source = nuclei_volume()
+    layer = viewer.add_image(image, name="nuclei 3D", scale=(z_step, 1.0, 1.0))
+    layer.axis_labels = ("z", "y", "x")  # as a file whose axes say ZYX would open
+    if ui is None:
+        _, ui = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net")
+    seg = ui.segment
+    ui.tabs.setCurrentWidget(seg)
+    wait(app, seconds=1.0)
+    seg._model.value = "nuclei" if bundled_model_path("nuclei").exists() else "default"
+    seg._on_segment("nuclei 3D")
+    wait(app, lambda: not seg.running, 1.0)
+    labels = viewer.layers["nuclei 3D labels"]
+    ids = np.unique(labels.data)
+    ids = ids[ids > 0]
+    spans = [np.ptp(np.nonzero((labels.data == i).any(axis=(1, 2)))[0]) + 1 for i in ids]
+    if "nuclei 3D probability" in viewer.layers:
+        viewer.layers["nuclei 3D probability"].visible = False
+    for name in ("nuclei 3D doubt",):
+        if name in viewer.layers:
+            viewer.layers[name].visible = False
+    labels.visible = True
+    labels.opacity = 0.8
+    labels.blending = "translucent_no_depth"
+    layer.rendering = "mip"
+    viewer.layers.selection.active = labels
+    viewer.dims.ndisplay = 3
+    viewer.reset_view()
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    camera.angles = (-25.0, 45.0, 135.0)  # tilted: the z extent of each object shows
+    camera.zoom *= 0.8
+    wait(app, seconds=1.5)
+    for w in QApplication.allWidgets():  # notification toasts would cover the canvas
+        if type(w).__name__ == "NapariQtNotification" and w.isVisible():
+            w.close()
+    wait(app, seconds=0.5)
+    path = out / "volume3d.png"
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    from PIL import Image  # 256 colours: under 400 kB for the README
+
+    Image.fromarray(shot[..., :3]).quantize(256).save(path, optimize=True)
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(
+        f"{shown} ({path.stat().st_size // 1000} kB): {source} segmented as a volume ({len(ids)} objects, each through "
+        f"{int(np.median(spans)) if spans else 0} planes (median)), shown in 3D; "
+        f"status: {seg.status.text()!r}",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "images"))
@@ -60,8 +148,9 @@ def main() -> None:
     ap.add_argument("--starter-seconds", type=int, default=120)
     ap.add_argument(
         "--only",
-        choices=["suggestion"],
-        help="take only this shot (after one Segment): suggestion.png, Annotate's Next",
+        choices=["suggestion", "volume"],
+        help="take only this shot: suggestion.png (Annotate's Next, after one Segment) or "
+        "volume3d.png (a z-stack segmented as a volume, shown in 3D)",
     )
     args = ap.parse_args()
     ensure_display()
@@ -80,6 +169,10 @@ def main() -> None:
     viewer = napari.Viewer(title="napari-unet")
     app = QApplication.instance()
     viewer.window.resize(1560, 940)
+    if args.only == "volume":
+        volume_shot(viewer, app, out)
+        viewer.close()
+        return
     viewer.open_sample("napari-unet", "nuclei")  # selects the image, not the hidden truth
     _, ui = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net")  # then fits the view
     truth = viewer.layers["nuclei ground truth"].data
@@ -261,6 +354,8 @@ def main() -> None:
         {k: round(after[k], 3) for k in ("pixel_dice", "f1", "mean_ap")},
         flush=True,
     )
+    viewer.layers.clear()
+    volume_shot(viewer, app, out, ui)
     viewer.close()
 
 
