@@ -84,6 +84,14 @@ def foreground_probability(prob: np.ndarray) -> np.ndarray:
     return (1.0 - prob[..., 0]).astype(np.float32, copy=False)
 
 
+def interior_and_boundary(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The probability of any object class (inside an object) and of the boundary class,
+    of ``(…, C)`` probabilities ``[bg, classes…, boundary]``."""
+    # one object class: its own channel (a view; the sum of one value is that value)
+    interior = prob[..., 1] if prob.shape[-1] == 3 else prob[..., 1:-1].sum(-1)
+    return interior, prob[..., -1]
+
+
 def instances_from_probabilities(
     prob: np.ndarray,
     threshold: float = 0.5,
@@ -130,9 +138,7 @@ class _Instances:
         #: a volume's voxel size in pixels ``(z_scale, 1, 1)``; ``None`` for a plane
         self.sampling = (z_scale, 1.0, 1.0) if prob.ndim == 4 else None
         self.fg_prob = foreground_probability(prob)
-        # one object class: its own channel (a view; the sum of one value is that value)
-        self.interior = prob[..., 1] if prob.shape[-1] == 3 else prob[..., 1:-1].sum(-1)
-        self.boundary = prob[..., -1]
+        self.interior, self.boundary = interior_and_boundary(prob)
         self._cache: dict = {}
         #: ``False``: one setting only (:func:`instances_from_probabilities`); each map is
         #: let go as soon as the steps after it no longer need it, so one block's

@@ -118,13 +118,6 @@ class Suggestion:
         )
 
 
-def _parts(prob: np.ndarray):
-    """Foreground, interior (any object class) and boundary probabilities."""
-    fg = 1.0 - prob[..., 0]
-    interior = prob[..., 1] if prob.shape[-1] == 3 else prob[..., 1:-1].sum(-1)
-    return fg, interior, prob[..., -1]
-
-
 def _cross(ndim: int) -> np.ndarray:
     from scipy import ndimage as ndi
 
@@ -149,7 +142,10 @@ def object_doubts(
     from scipy import ndimage as ndi
 
     labels = np.asarray(labels)
-    fg, interior, boundary = _parts(prob)
+    from .instances import foreground_probability, interior_and_boundary
+
+    fg = foreground_probability(prob)
+    interior, boundary = interior_and_boundary(prob)
     n = int(labels.max(initial=0))
     flat = labels.ravel()
     area = np.bincount(flat, minlength=n + 1).astype(np.float64)
@@ -310,7 +306,7 @@ def suggestions_of(
         bbox = tuple(s.start for s in box) + tuple(s.stop for s in box)
         out.append(Suggestion(bbox, float(score[i]), REASONS[cue], i, cue))
     out.extend(m for m in missed if m.score >= min_score)
-    out.sort(key=lambda s: (-s.score, s.label == 0, s.label, s.bbox))
+    out = ranked(out)
 
     fg = 1.0 - prob[..., 0]
     t = float(threshold)
@@ -385,8 +381,7 @@ class Worklist:
 
     def track(self, annotation) -> None:
         """Remember the annotation in every box (the state the corrections are seen against)."""
-        a = np.asarray(annotation) if not hasattr(annotation, "__array__") else annotation
-        self._snapshots = [np.array(a[s.slices], copy=True) for s in self.suggestions]
+        self._snapshots = [np.array(annotation[s.slices], copy=True) for s in self.suggestions]
 
     def corrected(self, i: int, annotation) -> bool:
         snap = self._snapshots[i]
