@@ -198,27 +198,59 @@ ROOM = 2.0
 #: Looks whose objects are within this (log) of the best look's agreement with the model's
 #: size count as agreeing as well; the coarsest of them wins.
 TIE = 0.1
+#: Two neighbouring looks (scales a factor 2 apart) confirm each other when they measure
+#: the same width in the image's own pixels within this ratio. Objects the network sees
+#: keep their width from one scale to the next; a cluster of small objects seen as one
+#: blob at a coarse scale is seen at the model's size at every coarse scale, so its width
+#: in the image halves from one look to the next.
+AGREE = 1.3
 #: The "crop" that asks for the whole image as the prediction sees it (not a look).
 WHOLE = (slice(None), slice(None))
 
 
-def choose_look(looks: list[tuple[float, float]], model_diameter: float) -> tuple[float, float]:
-    """The look ``(factor, diameter)`` whose objects the model sees closest to its own
-    size; of those within :data:`TIE` of the closest, the coarsest.
+def choose_look(
+    looks: list[tuple[float, float | None]], model_diameter: float
+) -> tuple[float, float]:
+    """The look ``(factor, diameter)`` (coarsest first; ``diameter`` in the image's own
+    pixels, ``None`` where nothing was seen) whose width the estimate trusts.
 
-    A model trained on one size of object, shown objects larger than it knows, tends to
-    cut them into pieces of the size it knows, which look "right" at every finer scale:
-    the coarsest agreeing look avoids that. A model trained on many sizes (the
-    generalist) also sees clusters of small objects as blobs of a size it knows at coarse
-    scales, but less well than the objects themselves at the right scale: the closest
-    agreement picks that one.
+    1. Of the *confirmed* looks (a neighbouring look measures the same width in the
+       image, within :data:`AGREE`) that see objects between 1/:data:`CONSISTENT` and
+       :data:`CONSISTENT` times the model's size: the closest to it, and of those within
+       :data:`TIE` of the closest, the coarsest. A model shown objects larger than it
+       knows cuts them into pieces of the size it knows, which look right at every finer
+       scale: the coarsest agreeing look avoids that.
+    2. Else, of the looks in that band, the finest: a model trained on many sizes (the
+       generalist) sees clusters of small objects as blobs of a size it knows at coarse
+       scales, never confirmed by the next finer look, which sees the objects themselves.
+    3. Else the look closest to the model's size (the coarsest of the near-best).
     """
 
     def error(fd):
         return abs(math.log(fd[1] * fd[0] / model_diameter))
 
-    best = min(error(fd) for fd in looks)
-    return min((fd for fd in looks if error(fd) <= best + TIE), key=lambda fd: fd[0])
+    seen = [(i, fd) for i, fd in enumerate(looks) if fd[1]]
+    band = [(i, fd) for i, fd in seen if error(fd) <= math.log(CONSISTENT)]
+    confirmed = [fd for i, fd in band if confirmed_at(looks, i)]
+    if confirmed:
+        pool = confirmed
+    elif band:
+        return max((fd for _, fd in band), key=lambda fd: fd[0])
+    else:
+        pool = [fd for _, fd in seen]
+    best = min(error(fd) for fd in pool)
+    return min((fd for fd in pool if error(fd) <= best + TIE), key=lambda fd: fd[0])
+
+
+def confirmed_at(looks: list[tuple[float, float | None]], i: int) -> bool:
+    """Whether a neighbour of look ``i`` measures the same width in the image (within
+    :data:`AGREE`)."""
+    d = looks[i][1]
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(looks) and d and looks[j][1]:
+            if abs(math.log(d / looks[j][1])) <= math.log(AGREE):
+                return True
+    return False
 
 
 def estimate_scale(
@@ -237,10 +269,12 @@ def estimate_scale(
     centre crop of the image (at most :data:`LOOK_CROP` px per side once rescaled,
     :data:`FINE_CROP` at scale 1 and finer, and at least :data:`ROOM` model object widths)
     at a few scales (:data:`PROBE_SCALES`), coarsest first, and the object width is
-    measured in each look. The looks stop at the first that sees objects within
-    :data:`CLOSE` of the model's own size; otherwise the look closest to it wins
-    (:func:`choose_look`: the coarsest of the near-best, since a model shown objects
-    larger than it knows cuts them into pieces of the size it knows). When that look
+    measured in each look. The looks stop once two neighbouring looks measure the same
+    width in the image (:data:`AGREE`) and one of them sees objects within :data:`CLOSE`
+    of the model's own size; :func:`choose_look` then picks the look to trust (a
+    confirmed look near the model's size, the coarsest of the near-best, since a model
+    shown objects larger than it knows cuts them into pieces of the size it knows; a
+    blob of small objects seen at a coarse scale is never confirmed). When that look
     suggests another scale, the whole image is seen at that scale (the prediction
     itself), and its objects refine the answer: only when they call for a scale more
     than :data:`REFINE_TOLERANCE` away is the image seen once more (coarse looks tend to
@@ -282,14 +316,19 @@ def estimate_scale(
     def near(a: float, b: float) -> bool:
         return abs(math.log(a / b)) < math.log1p(SCALE_TOLERANCE)
 
-    looks = []
+    looks: list[tuple[float, float | None]] = []
     for probe in PROBE_SCALES:
-        d = look(probe)
-        if d is not None:
-            looks.append((probe, d))
-            if error(probe, d) <= math.log(CLOSE):
-                break  # objects seen at the model's own size: no finer look can do better
-    if not looks:
+        side = int((LOOK_CROP if probe < 1 else FINE_CROP) / probe)
+        if min(h, w, side) * probe < max(16.0, ROOM * model_diameter):
+            continue  # too small a look: not a neighbour of the others
+        looks.append((probe, look(probe)))
+        # objects seen at the model's own size, and the same width at the neighbouring
+        # scale (not a blob of small objects): no finer look can do better
+        last = [k for k in (len(looks) - 2, len(looks) - 1) if k >= 0 and looks[k][1]]
+        if any(error(*looks[k]) <= math.log(CLOSE) for k in last) and len(last) == 2:
+            if confirmed_at(looks, len(looks) - 1):
+                break
+    if not any(d for _, d in looks):
         found["size"] = "none"
         return 1.0, None
     f, d = choose_look(looks, model_diameter)
