@@ -3,6 +3,7 @@ memory: balls ~21 px wide (the bundled nuclei model's width) in a ``Z × N × N`
 in a zarr array, each way run in a process of its own (peak RSS from ``getrusage``).
 
     python benchmarks/volumes_blockwise.py [--z 48] [--size 512] [--block 128] [--block-z 16]
+    python benchmarks/volumes_blockwise.py --z 48 --size 768 --modes blocks   # a larger one
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--block", type=int, default=128)
     p.add_argument("--block-z", type=int, default=16)
+    p.add_argument("--modes", nargs="+", default=["memory", "blocks"], help="memory, blocks")
     p.add_argument("--child", nargs=2)
     a = p.parse_args()
     if a.child:
@@ -89,7 +91,7 @@ def main() -> None:
         print(
             f"volume {a.z}×{a.size}×{a.size} ({a.z * a.size * a.size / 1e6:.1f} M voxels), {n} balls; blocks {a.block_z}×{a.block}×{a.block}"
         )
-        for mode in ("memory", "blocks"):
+        for mode in a.modes:
             args = ["--z", str(a.z), "--size", str(a.size), "--block", str(a.block),
                     "--block-z", str(a.block_z), "--child", mode, str(path)]  # fmt: skip
             out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)

@@ -171,6 +171,37 @@ def test_estimate_scale_converges_to_the_model_scale():
     assert clip_scale(1.05) == 1.0 and clip_scale(100) == 4.0
 
 
+def test_estimate_scale_sees_through_blobs_of_small_crowded_objects():
+    """A network that cannot resolve objects under 6 px merges a crowd of them into blobs
+    of its own size at every coarse scale (as the generalist does with small nuclei):
+    such a look is not confirmed by the next finer one (its width in the image halves),
+    so the estimate goes on to the scale where the objects themselves are seen."""
+    from scipy import ndimage as ndi
+
+    from napari_unet.core.prediction.object_size import rescale_image
+
+    model_d = 24.0
+    _, mask = make_blobs(384, 400, seed=3, radius=(4.5, 5.5))  # ~10 px wide, crowded
+    assert object_diameter(mask > 0) < 13
+
+    def scores_at(factor, crop):
+        m = rescale_image((mask[crop] > 0).astype(np.float32)[..., None], factor)[..., 0] > 0.5
+        if 10 * factor < 6:  # unresolved: blobs of the model's own size where objects are
+            grid = np.zeros(m.shape, bool)
+            grid[:: int(model_d * 1.5), :: int(model_d * 1.5)] = True
+            m = ndi.binary_dilation(grid, iterations=int(model_d / 2)) & ndi.binary_dilation(
+                m, iterations=int(model_d)
+            )
+        fg = m.astype(np.float32)
+        return np.stack([1 - fg, fg, 0 * fg], -1)
+
+    found = {}
+    factor, diameter = estimate_scale(scores_at, mask.shape, model_d, found=found)
+    assert diameter == pytest.approx(10, rel=0.25)
+    assert factor == pytest.approx(2.4, rel=0.25)
+    assert found == {"size": "measured"}
+
+
 def test_default_model_measures_zoomed_nuclei_and_segments_them_at_its_scale(sample_image):
     from skimage.transform import rescale
 

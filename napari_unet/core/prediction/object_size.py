@@ -203,7 +203,7 @@ TIE = 0.1
 #: keep their width from one scale to the next; a cluster of small objects seen as one
 #: blob at a coarse scale is seen at the model's size at every coarse scale, so its width
 #: in the image halves from one look to the next.
-AGREE = 1.3
+AGREE = 1.15
 #: The "crop" that asks for the whole image as the prediction sees it (not a look).
 WHOLE = (slice(None), slice(None))
 
@@ -220,7 +220,8 @@ def choose_look(
        :data:`TIE` of the closest, the coarsest. A model shown objects larger than it
        knows cuts them into pieces of the size it knows, which look right at every finer
        scale: the coarsest agreeing look avoids that.
-    2. Else, of the looks in that band, the finest: a model trained on many sizes (the
+    2. Else, of the looks that see objects between half and :data:`CONSISTENT` times the
+       model's size, the finest: a model trained on many sizes (the
        generalist) sees clusters of small objects as blobs of a size it knows at coarse
        scales, never confirmed by the next finer look, which sees the objects themselves.
     3. Else the look closest to the model's size (the coarsest of the near-best).
@@ -232,10 +233,13 @@ def choose_look(
     seen = [(i, fd) for i, fd in enumerate(looks) if fd[1]]
     band = [(i, fd) for i, fd in seen if error(fd) <= math.log(CONSISTENT)]
     confirmed = [fd for i, fd in band if confirmed_at(looks, i)]
+    # unconfirmed, objects seen down to half the model's size count: the finest look
+    # often sees small objects a little smaller than they are
+    wide = [fd for _, fd in seen if 0.5 <= fd[1] * fd[0] / model_diameter <= CONSISTENT]
     if confirmed:
         pool = confirmed
-    elif band:
-        return max((fd for _, fd in band), key=lambda fd: fd[0])
+    elif wide:
+        return max(wide, key=lambda fd: fd[0])
     else:
         pool = [fd for _, fd in seen]
     best = min(error(fd) for fd in pool)
