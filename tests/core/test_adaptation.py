@@ -137,8 +137,10 @@ def test_training_on_a_few_painted_rods_brings_them_to_the_model_width():
     net = UNet.new(TINY, seed=0)
     net.metadata.object_diameter = 16.0
     planes = planes_of([TrainingPair(img, annotation=ann)], 1)
-    scaled, diameters = to_model_scale(net, planes, TrainConfig())
+    factors = []
+    scaled, diameters = to_model_scale(net, planes, TrainConfig(), factors)
     assert diameters[0] == pytest.approx(8, abs=2)
+    assert factors == [pytest.approx(2, rel=0.3)]  # kept as the model's taught_scale
     assert scaled[0].image.shape[0] == pytest.approx(2 * img.shape[0], rel=0.3)
     # after training, the width is measured on what the network calls the painted
     # objects, not on specks it scatters over the unpainted rest of the image
@@ -200,6 +202,36 @@ def test_estimate_scale_sees_through_blobs_of_small_crowded_objects():
     assert diameter == pytest.approx(10, rel=0.25)
     assert factor == pytest.approx(2.4, rel=0.25)
     assert found == {"size": "measured"}
+
+
+def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
+    """After training on the user's images, new images of the same experiment are seen
+    at the scale the training used: one look settles the estimate when the objects are
+    at the model's size there, else the usual looks decide."""
+    from napari_unet.core.prediction.object_size import rescale_image
+
+    _, mask = make_blobs(256, 12, seed=2, radius=(14, 16))  # ~30 px wide objects
+    looks = []
+
+    def scores_at(factor, crop):
+        looks.append(factor)
+        m = rescale_image((mask[crop] > 0).astype(np.float32)[..., None], factor)[..., 0]
+        fg = (m > 0.5).astype(np.float32)
+        return np.stack([1 - fg, fg, 0 * fg], -1)
+
+    found = {}
+    factor, diameter = estimate_scale(scores_at, mask.shape, 20.0, prior=0.66, found=found)
+    assert factor == pytest.approx(0.66, rel=0.1) and found == {"size": "measured"}
+    assert looks == [0.66]
+    looks.clear()
+    factor, _ = estimate_scale(scores_at, mask.shape, 20.0, prior=2.0)  # another zoom
+    assert factor == pytest.approx(0.66, rel=0.2) and len(looks) > 1
+    # training records the scale it brought the user's images to
+    img, m = make_blobs(128, 10, seed=4, radius=(9, 11))  # ~20 px wide
+    net = UNet.new(TINY, seed=0)
+    net.metadata.object_diameter = 10.0
+    net.train([TrainingPair(img, mask=m)], TrainConfig(epochs=1, steps_per_epoch=2, patch_size=64))
+    assert net.metadata.taught_scale == pytest.approx(0.5, rel=0.2)
 
 
 def test_default_model_measures_zoomed_nuclei_and_segments_them_at_its_scale(sample_image):

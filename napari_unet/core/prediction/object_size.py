@@ -263,6 +263,7 @@ def estimate_scale(
     model_diameter: float,
     threshold: float = 0.5,
     found: dict | None = None,
+    prior: float | None = None,
 ) -> tuple[float, float | None]:
     """The factor that brings an image's objects to ``model_diameter``.
 
@@ -283,6 +284,11 @@ def estimate_scale(
     itself), and its objects refine the answer: only when they call for a scale more
     than :data:`REFINE_TOLERANCE` away is the image seen once more (coarse looks tend to
     read objects a little wider).
+
+    ``prior``: a scale to look at first (a fine-tuned model's
+    :attr:`~napari_unet.core.network.metadata.ModelMetadata.taught_scale`, the scale of
+    the user's images it learned from); when that look sees objects within :data:`CLOSE`
+    of the model's size, it settles the estimate.
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
@@ -321,7 +327,8 @@ def estimate_scale(
         return abs(math.log(a / b)) < math.log1p(SCALE_TOLERANCE)
 
     looks: list[tuple[float, float | None]] = []
-    for probe in PROBE_SCALES:
+    first = look(prior) if prior else None
+    for probe in () if first and error(prior, first) <= math.log(CLOSE) else PROBE_SCALES:
         side = int((LOOK_CROP if probe < 1 else FINE_CROP) / probe)
         if min(h, w, side) * probe < max(16.0, ROOM * model_diameter):
             continue  # too small a look: not a neighbour of the others
@@ -332,10 +339,13 @@ def estimate_scale(
         if any(error(*looks[k]) <= math.log(CLOSE) for k in last) and len(last) == 2:
             if confirmed_at(looks, len(looks) - 1):
                 break
-    if not any(d for _, d in looks):
+    if first and not looks:  # the user's own scale: objects seen at the model's size
+        f, d = prior, first
+    elif not any(d for _, d in looks):
         found["size"] = "none"
         return 1.0, None
-    f, d = choose_look(looks, model_diameter)
+    else:
+        f, d = choose_look(looks, model_diameter)
     found["size"] = "measured" if trusted(f, d) else "unclear"
     factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing

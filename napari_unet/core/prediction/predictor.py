@@ -243,7 +243,12 @@ class Predictor:
         from .object_size import estimate_scale
 
         return estimate_scale(
-            scores_at, shape[:2], self.net.object_diameter, self.params.threshold, found
+            scores_at,
+            shape[:2],
+            self.net.object_diameter,
+            self.params.threshold,
+            found,
+            prior=self.net.metadata.taught_scale,
         )
 
     # ------------------------------------------------------------ the network

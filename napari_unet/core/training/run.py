@@ -81,7 +81,8 @@ def train(
     if len(annotations) == len(planes) and not any(map(is_lazy, annotations)):
         check_annotation(annotations)
     originals = list(planes)  # at their own pixels: the before/after figures
-    planes, diameters = to_model_scale(net, planes, cfg)
+    factors: list[float] = []
+    planes, diameters = to_model_scale(net, planes, cfg, factors)
     if pretrained and cfg.pseudo_label_weight > 0:
         planes = [
             replace(p, pseudo=teacher(net, p)) if p.kind == "annotation" else p for p in planes
@@ -132,6 +133,8 @@ def train(
         if cfg.tune_postprocessing:
             search = tune_postprocessing(net, planes, after)
         calibrate_diameter(net, after, planes, [d for d in diameters if d])
+        if factors:
+            net.metadata.taught_scale = round(float(np.median(factors)), 4)
     hist = net.metadata.history
     for key, values in result.history.items():
         hist.setdefault(key, []).extend(values)
@@ -172,10 +175,12 @@ def teacher(net, plane) -> np.ndarray | None:
     return scores if hits and min(hits) >= 0.8 else None
 
 
-def to_model_scale(net, planes: list, cfg: TrainConfig) -> tuple[list, list]:
+def to_model_scale(
+    net, planes: list, cfg: TrainConfig, factors: list | None = None
+) -> tuple[list, list]:
     """Planes resized so their objects match ``net``'s :attr:`~napari_unet.core.network.unet.
     UNet.object_diameter`, and the object widths measured in each (``None`` where
-    unknown)."""
+    unknown); ``factors``, when given, receives the factor of each plane."""
     from ..prediction.object_size import (
         annotated_diameter,
         clip_scale,
@@ -201,6 +206,8 @@ def to_model_scale(net, planes: list, cfg: TrainConfig) -> tuple[list, list]:
             elif d:
                 factor = clip_scale(model_d / d)
         diameters.append(d)
+        if factors is not None:
+            factors.append(float(factor))
         if factor != 1.0:
             shape = scaled_shape(p.image.shape, factor)
             if p.kind == "mask":
