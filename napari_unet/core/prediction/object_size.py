@@ -306,11 +306,18 @@ def estimate_scale(
     found = {} if found is None else found
     h, w = shape[:2]
 
+    def side_of(factor: float, whole: bool = False) -> int:
+        return max(h, w) if whole else int((LOOK_CROP if factor < 1 else FINE_CROP) / factor)
+
+    def fits(factor: float, whole: bool = False) -> bool:
+        # enough room for a few objects of the model's size to measure them
+        return min(h, w, side_of(factor, whole)) * factor >= max(16.0, ROOM * model_diameter)
+
     def look(factor: float, whole: bool = False) -> float | None:
-        side = max(h, w) if whole else int((LOOK_CROP if factor < 1 else FINE_CROP) / factor)
+        side = side_of(factor, whole)
         ch, cw = min(h, side), min(w, side)
-        if min(ch, cw) * factor < max(16.0, ROOM * model_diameter):
-            return None  # too few objects of the model's size would fit to measure them
+        if not fits(factor, whole):
+            return None
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         crop = WHOLE if whole else (slice(y0, y0 + ch), slice(x0, x0 + cw))
         d = object_diameter((1.0 - scores_at(factor, crop)[..., 0]) > threshold)
@@ -326,21 +333,24 @@ def estimate_scale(
     def near(a: float, b: float) -> bool:
         return abs(math.log(a / b)) < math.log1p(SCALE_TOLERANCE)
 
+    def close(fd: tuple[float, float | None]) -> bool:
+        return fd[1] is not None and error(*fd) <= math.log(CLOSE)
+
+    first = (prior, look(prior)) if prior else (1.0, None)
+    settled = close(first)  # the user's own scale shows objects at the model's size
     looks: list[tuple[float, float | None]] = []
-    first = look(prior) if prior else None
-    for probe in () if first and error(prior, first) <= math.log(CLOSE) else PROBE_SCALES:
-        side = int((LOOK_CROP if probe < 1 else FINE_CROP) / probe)
-        if min(h, w, side) * probe < max(16.0, ROOM * model_diameter):
+    probes = () if settled else PROBE_SCALES
+    for probe in probes:
+        if not fits(probe):
             continue  # too small a look: not a neighbour of the others
         looks.append((probe, look(probe)))
         # objects seen at the model's own size, and the same width at the neighbouring
         # scale (not a blob of small objects): no finer look can do better
-        last = [k for k in (len(looks) - 2, len(looks) - 1) if k >= 0 and looks[k][1]]
-        if any(error(*looks[k]) <= math.log(CLOSE) for k in last) and len(last) == 2:
-            if confirmed_at(looks, len(looks) - 1):
-                break
-    if first and not looks:  # the user's own scale: objects seen at the model's size
-        f, d = prior, first
+        k = len(looks) - 1
+        if k >= 1 and confirmed_at(looks, k) and (close(looks[k]) or close(looks[k - 1])):
+            break
+    if settled:
+        f, d = first
     elif not any(d for _, d in looks):
         found["size"] = "none"
         return 1.0, None
