@@ -223,6 +223,8 @@ def _rewrite_metadata(src: Path, dst: Path, edit=None, raw: bytes | None = None)
         (lambda m: m["architecture"].update(base_filters=1_000_000), "base_filters"),
         (lambda m: m["architecture"].update(batch_norm="yes"), "batch_norm"),
         (lambda m: m.update(object_diameter="big"), "object_diameter"),
+        (lambda m: m.update(taught_scale="x"), "taught_scale"),
+        (lambda m: m.update(taught_scale=1e9), "taught_scale"),
     ],
 )
 def test_edited_metadata_is_refused_with_a_message(tmp_path, edit, fragment):

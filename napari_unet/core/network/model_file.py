@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from ..config import MAX_SCALE, MIN_SCALE
 from ..errors import DefaultModelMissing, ModelFileError, UserInputError
 from .metadata import ModelMetadata
 
@@ -314,6 +315,12 @@ def _check_metadata(meta: dict[str, Any], name: str) -> None:
         v = meta.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
             raise ModelFileError(f"{name}: damaged metadata, bad {key} {str(v)[:40]!r}")
+    scale = meta.get("taught_scale")
+    if scale is not None and not MIN_SCALE <= scale <= MAX_SCALE:
+        raise ModelFileError(
+            f"{name}: damaged metadata, taught_scale {scale!r} is outside the scales a model "
+            f"can be used at ({MIN_SCALE}–{MAX_SCALE})"
+        )
     pp = meta.get("postprocessing")
     if pp is not None and not isinstance(pp, dict):
         raise ModelFileError(f"{name}: damaged metadata, bad postprocessing {str(pp)[:40]!r}")
