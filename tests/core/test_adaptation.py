@@ -207,7 +207,7 @@ def test_estimate_scale_sees_through_blobs_of_small_crowded_objects():
 def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
     """After training on the user's images, new images of the same experiment are seen
     at the scale the training used: one look settles the estimate when the objects are
-    at the model's size there, else the usual looks decide."""
+    near the model's size there, else (another zoom) the usual looks decide."""
     from napari_unet.core.prediction.object_size import rescale_image
 
     _, mask = make_blobs(256, 12, seed=2, radius=(14, 16))  # ~30 px wide objects
@@ -223,6 +223,11 @@ def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
     factor, diameter = estimate_scale(scores_at, mask.shape, 20.0, prior=0.66, found=found)
     assert factor == pytest.approx(0.66, rel=0.1) and found == {"size": "measured"}
     assert looks == [0.66]
+    looks.clear()
+    # objects a little wide at the taught scale (a crowded field, a dim plane): the
+    # scale of the user's experiment is kept as it is
+    factor, _ = estimate_scale(scores_at, mask.shape, 20.0, prior=0.9, found=found)
+    assert factor == 0.9 and looks == [0.9] and found == {"size": "measured"}
     looks.clear()
     factor, _ = estimate_scale(scores_at, mask.shape, 20.0, prior=2.0)  # another zoom
     assert factor == pytest.approx(0.66, rel=0.2) and len(looks) > 1

@@ -51,7 +51,16 @@ def object_diameter(foreground: np.ndarray, min_size: int = 10) -> float | None:
 
 
 def mask_diameter(mask: np.ndarray) -> float | None:
-    """:func:`object_diameter` of a dense instance mask (or a stack of them)."""
+    """:func:`object_diameter` of a dense instance mask (or a stack of them).
+
+    Touching instances count as one region, as they do in the foreground the network's
+    own looks measure (:func:`estimate_scale`) and in the images the bundled generalist
+    learned from: training brings a mask to the scale where the model's looks would see
+    it at its size. Measured per instance instead, packed cells (whole cells, membranes,
+    rods) are brought to another scale than the one the model knows them at, and one
+    image fine-tunes the generalist less well (benchmarks/RESULTS.md, "The user's scale
+    kept").
+    """
     m = np.asarray(mask)
     if m.ndim > 2:
         values = [d for d in (mask_diameter(p) for p in m.reshape((-1,) + m.shape[-2:])) if d]
@@ -192,6 +201,11 @@ REFINE_TOLERANCE = 0.01
 FINE_CROP = 256
 #: A look that sees objects within this ratio of the model's size settles the estimate.
 CLOSE = 1.15
+#: A fine-tuned model's look at the scale it was taught (``prior``) that sees objects
+#: within this ratio of its size keeps that scale: the images of one experiment measure
+#: 0.78–0.98 of it on CHO planes and vary more in crowded fields of cells, while another
+#: zoom shows objects twice as large or small.
+TAUGHT = 2.0
 #: A look must be at least this many model object widths per side (else a blob or two of
 #: merged small objects would be all it sees).
 ROOM = 2.0
@@ -287,8 +301,8 @@ def estimate_scale(
 
     ``prior``: a scale to look at first (a fine-tuned model's
     :attr:`~napari_unet.core.network.metadata.ModelMetadata.taught_scale`, the scale of
-    the user's images it learned from); when that look sees objects within :data:`CLOSE`
-    of the model's size, it settles the estimate.
+    the user's images it learned from); when that look sees objects within :data:`TAUGHT`
+    of the model's size, that scale is the answer.
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
@@ -337,7 +351,10 @@ def estimate_scale(
         return fd[1] is not None and error(*fd) <= math.log(CLOSE)
 
     first = (prior, look(prior)) if prior else (1.0, None)
-    settled = close(first)  # the user's own scale shows objects at the model's size
+    # the user's own scale shows objects near the model's size: images of one experiment
+    # hold objects of one size, so that scale is kept as it is (a dim plane or a crowded
+    # field measures a little thin or wide there, and a look elsewhere is no surer)
+    settled = first[1] is not None and error(*first) <= math.log(TAUGHT)
     looks: list[tuple[float, float | None]] = []
     probes = () if settled else PROBE_SCALES
     for probe in probes:
@@ -350,7 +367,8 @@ def estimate_scale(
         if k >= 1 and confirmed_at(looks, k) and (close(looks[k]) or close(looks[k - 1])):
             break
     if settled:
-        f, d = first
+        found["size"] = "measured"
+        return prior, model_diameter / prior
     elif not any(d for _, d in looks):
         found["size"] = "none"
         return 1.0, None
