@@ -46,8 +46,9 @@ class ModelMetadata:
     #: Typical object width (px) in the data the model was trained at.
     object_diameter: float | None = None
     #: The factor its last training resized the user's images by (median over the
-    #: planes): the size estimate looks at new images at this scale first, since images of
-    #: the same experiment hold objects of the same size.
+    #: planes): the size estimate looks at new images at this scale first and keeps it
+    #: while their objects are near the model's size there, since images of the same
+    #: experiment hold objects of the same size.
     taught_scale: float | None = None
     #: Post-processing tuned on its training annotation (``PostprocessParams.to_dict``).
     postprocessing: dict[str, Any] | None = None

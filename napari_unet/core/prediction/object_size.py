@@ -222,6 +222,14 @@ AGREE = 1.15
 WHOLE = (slice(None), slice(None))
 
 
+def handled(factor: float, diameter: float, model_diameter: float) -> bool:
+    """Whether a look at ``factor`` that measures objects ``diameter`` px wide (in the
+    image's own pixels) sees them at a size the model handles: between half and
+    :data:`CONSISTENT` times its own (the finest look often sees small objects a little
+    smaller than they are)."""
+    return 0.5 <= diameter * factor / model_diameter <= CONSISTENT
+
+
 def choose_look(
     looks: list[tuple[float, float | None]], model_diameter: float
 ) -> tuple[float, float]:
@@ -247,9 +255,7 @@ def choose_look(
     seen = [(i, fd) for i, fd in enumerate(looks) if fd[1]]
     band = [(i, fd) for i, fd in seen if error(fd) <= math.log(CONSISTENT)]
     confirmed = [fd for i, fd in band if confirmed_at(looks, i)]
-    # unconfirmed, objects seen down to half the model's size count: the finest look
-    # often sees small objects a little smaller than they are
-    wide = [fd for _, fd in seen if 0.5 <= fd[1] * fd[0] / model_diameter <= CONSISTENT]
+    wide = [fd for _, fd in seen if handled(*fd, model_diameter)]
     if confirmed:
         pool = confirmed
     elif wide:
@@ -340,24 +346,23 @@ def estimate_scale(
     def error(factor: float, d: float) -> float:
         return abs(math.log(d * factor / model_diameter))
 
-    def trusted(factor: float, d: float) -> bool:
-        # objects seen at between half and 1.5x the model's size: a size it handles
-        return 0.5 <= d * factor / model_diameter <= CONSISTENT
-
     def near(a: float, b: float) -> bool:
         return abs(math.log(a / b)) < math.log1p(SCALE_TOLERANCE)
 
     def close(fd: tuple[float, float | None]) -> bool:
         return fd[1] is not None and error(*fd) <= math.log(CLOSE)
 
-    first = (prior, look(prior)) if prior else (1.0, None)
-    # the user's own scale shows objects near the model's size: images of one experiment
-    # hold objects of one size, so that scale is kept as it is (a dim plane or a crowded
-    # field measures a little thin or wide there, and a look elsewhere is no surer)
-    settled = first[1] is not None and error(*first) <= math.log(TAUGHT)
+    if prior:
+        # the user's own scale shows objects near the model's size: images of one
+        # experiment hold objects of one size, so that scale is kept as it is (a dim plane
+        # or a crowded field measures a little thin or wide there, and a look elsewhere
+        # is no surer)
+        d = look(prior)
+        if d is not None and error(prior, d) <= math.log(TAUGHT):
+            found["size"] = "measured"
+            return prior, model_diameter / prior
     looks: list[tuple[float, float | None]] = []
-    probes = () if settled else PROBE_SCALES
-    for probe in probes:
+    for probe in PROBE_SCALES:
         if not fits(probe):
             continue  # too small a look: not a neighbour of the others
         looks.append((probe, look(probe)))
@@ -366,15 +371,11 @@ def estimate_scale(
         k = len(looks) - 1
         if k >= 1 and confirmed_at(looks, k) and (close(looks[k]) or close(looks[k - 1])):
             break
-    if settled:
-        found["size"] = "measured"
-        return prior, model_diameter / prior
-    elif not any(d for _, d in looks):
+    if not any(d for _, d in looks):
         found["size"] = "none"
         return 1.0, None
-    else:
-        f, d = choose_look(looks, model_diameter)
-    found["size"] = "measured" if trusted(f, d) else "unclear"
+    f, d = choose_look(looks, model_diameter)
+    found["size"] = "measured" if handled(f, d, model_diameter) else "unclear"
     factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
     # to refine (a look at another scale said so)
