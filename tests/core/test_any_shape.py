@@ -18,6 +18,7 @@ from scipy import ndimage as ndi
 from napari_unet.core import evaluate
 from napari_unet.core.prediction.instances import (
     PostprocessParams,
+    _fill_holes,
     instances_from_probabilities,
     search_postprocessing,
 )
@@ -155,6 +156,50 @@ def test_boundary_seeds_keep_each_shape_whole_and_touching_ones_apart(name, make
     for i in range(1, n_true + 1):
         assert len(objects_over(labels, truth, i)) == 1, (name, i)
     assert evaluate(labels, truth)["f1"] == 1.0, name
+
+
+def disc(cy, cx, r, shape=(96, 160)) -> np.ndarray:
+    yy, xx = _grid(shape)
+    return np.hypot(yy - cy, xx - cx) <= r
+
+
+def textured_nucleus(prob: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``prob`` with dark spots across object 1's middle (nucleoli, speckles): the network
+    still calls them object but is unsure there, so the core has holes in a line."""
+    out = prob.copy()
+    (ys, xs) = np.nonzero(truth == 1)
+    cy, cx = ys.mean(), xs.mean()
+    for dy in range(-21, 22, 6):
+        spot = disc(cy + dy, cx, 2.2, truth.shape)
+        out[spot] = (0.05, 0.5, 0.45)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_textured_nucleus_is_not_cut_at_its_dark_spots(seed):
+    """Holes in an object's core lie inside one object: they do not make it two. Next to
+    it, two round nuclei touching through a neck are still parted."""
+    truth = labelled(disc(48, 50, 28), disc(48, 111, 15), disc(48, 139, 15))
+    prob = textured_nucleus(ideal_probabilities(truth, seed), truth)
+    labels = instances_from_probabilities(prob, **PostprocessParams().to_dict())
+    for i in (1, 2, 3):
+        assert len(objects_over(labels, truth, i)) == 1, i
+    assert evaluate(labels, truth)["f1"] == 1.0
+
+
+def test_only_holes_inside_the_foreground_are_filled():
+    """A core's hole is filled when the network calls it object (a dark spot of a
+    nucleus), not when it is background (the lumen a ring of cells encloses: filled, it
+    would make the ring one seed), nor when it reaches the image's side."""
+    ring = disc(48, 80, 30) & ~disc(48, 80, 14)
+    lumen = disc(48, 80, 14)
+    filled = _fill_holes(ring, ring | lumen)
+    assert np.array_equal(filled, ring | lumen)
+    assert np.array_equal(_fill_holes(ring, ring), ring)
+    part = ring | lumen
+    part[48:52, 80:] = False  # the lumen opens to the side
+    core = part & ~lumen
+    assert np.array_equal(_fill_holes(core, part), core)
 
 
 def crowded_rods(seed: int):

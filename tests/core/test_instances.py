@@ -39,6 +39,13 @@ def reference_labels(prob: np.ndarray, p: PostprocessParams) -> np.ndarray:
     interior = prob[..., 1:-1].sum(-1)
     boundary = prob[..., -1]
     core = fg & (interior > p.core_threshold) & (interior > boundary)
+    # holes: 8-connected non-core pieces off the image's sides with no background pixel
+    pieces, n = ndi.label(~core, structure=np.ones((3, 3)))
+    sides = set(np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]])))
+    for i in range(1, n + 1):
+        piece = pieces == i
+        if i not in sides and fg[piece].all():
+            core |= piece
     edt = ndi.distance_transform_edt(core)
     dist = gaussian(edt, 1.0)
     if not core.any():
