@@ -202,7 +202,6 @@ def main() -> None:
             }
         )
     wrong = [r["image"] for r in rows if r["group"] == "normal" and r["doubt"] != "-"]
-    missed = [r["image"] for r in rows if r["group"] == "doubt" and r["doubt"] == "-"]
     other = [r for r in rows if r["group"] == "other kinds"]
     print(f"normal images doubted: {wrong or 'none'}")
     if other:
