@@ -15,8 +15,9 @@ Data whose licence lets us ship the weights, and nothing else:
 
 The Cell Tracking Challenge sets (cho3d, huh7) are never read here.
 
-Every image is resized so that its objects' width (twice the largest inscribed radius:
-a rod's thickness, a round cell's diameter) is drawn log-uniformly in ``--width``: the
+Every image is resized so that its objects' width (twice the largest inscribed radius
+of each object's interior, less its one-pixel rim: a rod's thickness, a round cell's
+diameter, one cell of a tiled field) is drawn log-uniformly in ``--width``: the
 network learns one band of sizes, and prediction brings any image to it (the model's
 ``object_diameter``). The network predicts background, object and a boundary class;
 instances come from cores grown over the boundary (any shape), and the post-processing
@@ -53,9 +54,16 @@ CELLS3D = ROOT.parent / "shared" / "data" / "cells3d"
 FLUORESCENT = ("fluo_nuclei", "fluo_cytoplasm", "fluo_membrane")
 
 
+#: How the generalist measures object width (``config.WIDTH_MEASURES``): each cell's
+#: interior, so that packed cells and membranes are sized by one cell's width, not by
+#: the width of the field they tile.
+WIDTH_MEASURE = "interior"
+
+
 def to_width(image: np.ndarray, mask: np.ndarray, width: float):
-    """``image`` and ``mask`` resized so the objects' typical width is ``width`` px."""
-    d = mask_diameter(mask)
+    """``image`` and ``mask`` resized so the objects' typical width (as the generalist
+    measures it, :data:`WIDTH_MEASURE`) is ``width`` px."""
+    d = mask_diameter(mask, WIDTH_MEASURE)
     if not d:
         return image, mask
     factor = width / d
@@ -147,6 +155,7 @@ def main() -> None:
     )
 
     net = UNet.new(UNetConfig(depth=args.depth, base_filters=args.base_filters), seed=args.seed)
+    net.metadata.width_measure = WIDTH_MEASURE  # kept by every model fine-tuned from it
     cfg = TrainConfig(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,

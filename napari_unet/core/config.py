@@ -36,6 +36,14 @@ NEW_NETWORK_LEARNING_RATE = 1e-3
 #: Scale factors an image may be seen at (8× smaller to 4× larger): the object sizes a
 #: model can be brought to (see :mod:`.size`).
 MIN_SCALE, MAX_SCALE = 1.0 / 8.0, 4.0
+#: How a model measures object width (its metadata's ``width_measure``):
+#:
+#: - ``"foreground"``: every pixel that is not background; touching objects merge into
+#:   one region (models made before the measure was recorded);
+#: - ``"interior"``: object pixels that are neither background nor boundary, so touching
+#:   cells are measured one by one: a field of packed cells or membranes reads a cell's
+#:   width, not the width of the whole field (the bundled generalist).
+WIDTH_MEASURES = ("foreground", "interior")
 
 
 @dataclass(frozen=True)

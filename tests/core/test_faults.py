@@ -225,6 +225,7 @@ def _rewrite_metadata(src: Path, dst: Path, edit=None, raw: bytes | None = None)
         (lambda m: m.update(object_diameter="big"), "object_diameter"),
         (lambda m: m.update(taught_scale="x"), "taught_scale"),
         (lambda m: m.update(taught_scale=1e9), "taught_scale"),
+        (lambda m: m.update(width_measure="outline"), "width_measure"),
     ],
 )
 def test_edited_metadata_is_refused_with_a_message(tmp_path, edit, fragment):

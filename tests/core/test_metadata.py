@@ -39,6 +39,7 @@ def test_a_record_goes_to_json_and_back_unchanged():
         classes=["background", "nucleus", "boundary"],
         patch_size=64,
         object_diameter=12.5,
+        width_measure="interior",
         postprocessing={"threshold": 0.4},
         description="nuclei",
         trained_by="a test",
@@ -48,6 +49,7 @@ def test_a_record_goes_to_json_and_back_unchanged():
     d = meta.to_dict()
     assert json.loads(json.dumps(d)) == d  # plain JSON, flat
     assert d["object_diameter"] == 12.5 and d["a_later_field"] == [1, 2]
+    assert d["width_measure"] == "interior"
     assert "extra" not in d and "source_path" not in d and "format_version" not in d
     again = ModelMetadata.from_dict(d)
     assert again == meta

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import WIDTH_MEASURES
 from ..errors import UserInputError
 from ..network.metadata import ModelMetadata
 from ..normalize import Normalizer
@@ -467,6 +468,7 @@ def _rdf(about: _About, weights: dict[str, Any]) -> dict[str, Any]:
                 "classes": classes,
                 "postprocessing": _postprocessing(net),
                 "object_diameter": diameter,
+                "width_measure": meta.width_measure or WIDTH_MEASURES[0],
                 "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             }
         },

@@ -45,6 +45,9 @@ class ModelMetadata:
     patch_size: int | None = None
     #: Typical object width (px) in the data the model was trained at.
     object_diameter: float | None = None
+    #: How the model measures object width (``config.WIDTH_MEASURES``; ``None``:
+    #: ``"foreground"``, every non-background pixel, touching objects merged).
+    width_measure: str | None = None
     #: The factor its last training resized the user's images by (median over the
     #: planes): the size estimate looks at new images at this scale first and keeps it
     #: while their objects are near the model's size there, since images of the same

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ..config import MAX_SCALE, MIN_SCALE
+from ..config import MAX_SCALE, MIN_SCALE, WIDTH_MEASURES
 from ..errors import DefaultModelMissing, ModelFileError, UserInputError
 from .metadata import ModelMetadata
 
@@ -320,6 +320,12 @@ def _check_metadata(meta: dict[str, Any], name: str) -> None:
         raise ModelFileError(
             f"{name}: damaged metadata, taught_scale {scale!r} is outside the scales a model "
             f"can be used at ({MIN_SCALE}–{MAX_SCALE})"
+        )
+    measure = meta.get("width_measure")
+    if measure is not None and measure not in WIDTH_MEASURES:
+        raise ModelFileError(
+            f"{name}: damaged metadata, width_measure {str(measure)[:40]!r} is not one of "
+            f"{', '.join(WIDTH_MEASURES)}"
         )
     pp = meta.get("postprocessing")
     if pp is not None and not isinstance(pp, dict):

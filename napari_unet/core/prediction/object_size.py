@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..config import MAX_SCALE, MIN_SCALE
+from ..config import MAX_SCALE, MIN_SCALE, WIDTH_MEASURES
 
 #: Scale changes smaller than this (relative) are not worth an interpolation.
 SCALE_TOLERANCE = 0.15
@@ -50,22 +50,53 @@ def object_diameter(foreground: np.ndarray, min_size: int = 10) -> float | None:
     return float(2.0 * r[order][np.searchsorted(cum, cum[-1] / 2.0)])
 
 
-def mask_diameter(mask: np.ndarray) -> float | None:
-    """:func:`object_diameter` of a dense instance mask (or a stack of them).
+def width_measure(name: str | None) -> str:
+    """A model's width measure, one of :data:`~napari_unet.core.config.WIDTH_MEASURES`
+    (``None``: ``"foreground"``, models made before it was recorded)."""
+    return name or WIDTH_MEASURES[0]
 
-    Touching instances count as one region, as they do in the foreground the network's
-    own looks measure (:func:`estimate_scale`) and in the images the bundled generalist
-    learned from: training brings a mask to the scale where the model's looks would see
-    it at its size. Measured per instance instead, packed cells (whole cells, membranes,
-    rods) are brought to another scale than the one the model knows them at, and one
-    image fine-tunes the generalist less well (benchmarks/RESULTS.md, "The user's scale
-    kept").
+
+def measured_region(prob: np.ndarray, threshold: float, measure: str | None) -> np.ndarray:
+    """Pixels whose widths ``measure`` reads, of ``(…, C)`` class probabilities
+    ``[bg, classes…, boundary]`` (objects where ``1 - P(bg)`` passes ``threshold``;
+    for ``"interior"``, only where an object class outweighs the boundary)."""
+    fg = (1.0 - prob[..., 0]) > threshold
+    if width_measure(measure) == "interior":
+        from .instances import interior_and_boundary
+
+        interior, boundary = interior_and_boundary(prob)
+        fg &= interior > boundary
+    return fg
+
+
+def mask_diameter(mask: np.ndarray, measure: str | None = None) -> float | None:
+    """:func:`object_diameter` of a dense instance mask (or a stack of them), read as a
+    model of width ``measure`` (:data:`~napari_unet.core.config.WIDTH_MEASURES`) reads
+    its own output.
+
+    ``"foreground"``: touching instances count as one region, as they do in the
+    foreground such a model's looks measure (:func:`estimate_scale`). ``"interior"``:
+    each instance less its one-pixel rim (the boundary class a model is taught), so
+    touching instances are measured apart. Training brings a mask to the scale where the
+    model's looks would see it at its size, so the mask is measured as the model
+    measures (benchmarks/RESULTS.md, "The user's scale kept" and "Widths per cell").
     """
     m = np.asarray(mask)
     if m.ndim > 2:
-        values = [d for d in (mask_diameter(p) for p in m.reshape((-1,) + m.shape[-2:])) if d]
+        planes = m.reshape((-1,) + m.shape[-2:])
+        values = [d for d in (mask_diameter(p, measure) for p in planes) if d]
         return float(np.median(values)) if values else None
+    if width_measure(measure) == "interior":
+        return object_diameter((m > 0) & ~_rim(m))
     return object_diameter(m > 0)
+
+
+def _rim(labels: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour of another id (background or a touching instance; the
+    image's sides count as the same id): the boundary class of the training targets."""
+    p = np.pad(labels, 1, mode="edge")
+    c = p[1:-1, 1:-1]
+    return (p[:-2, 1:-1] != c) | (p[2:, 1:-1] != c) | (p[1:-1, :-2] != c) | (p[1:-1, 2:] != c)
 
 
 #: An annotation names the size of its objects when it paints this many whole.
@@ -76,8 +107,10 @@ MIN_WHOLE_OBJECTS = 3
 WHOLE_RING = 0.8
 
 
-def annotated_diameter(annotation: np.ndarray) -> float | None:
-    """Typical width (px) of the objects an annotation paints whole, or ``None``.
+def annotated_diameter(annotation: np.ndarray, measure: str | None = None) -> float | None:
+    """Typical width (px) of the objects an annotation paints whole, or ``None``; for a
+    model whose width ``measure`` is ``"interior"``, each less its one-pixel rim (as
+    :func:`mask_diameter`).
 
     An object region (label ≥ 2) counts when the 1-px ring around it is mostly painted
     (:data:`WHOLE_RING`): a corrected or copied object, not a stroke through an
@@ -88,7 +121,7 @@ def annotated_diameter(annotation: np.ndarray) -> float | None:
 
     a = np.asarray(annotation)
     if a.ndim > 2:
-        values = [annotated_diameter(p) for p in a.reshape((-1,) + a.shape[-2:])]
+        values = [annotated_diameter(p, measure) for p in a.reshape((-1,) + a.shape[-2:])]
         values = [d for d in values if d]
         return float(np.median(values)) if values else None
     lab, n = ndi.label(a >= 2)
@@ -102,7 +135,10 @@ def annotated_diameter(annotation: np.ndarray) -> float | None:
     whole = painted >= WHOLE_RING * np.maximum(ring_size, 1)
     if int(whole.sum()) < MIN_WHOLE_OBJECTS:
         return None
-    return object_diameter(np.isin(lab, idx[whole]), min_size=1)
+    kept = np.isin(lab, idx[whole])
+    if width_measure(measure) == "interior":
+        kept &= ~_rim(lab)
+    return object_diameter(kept, min_size=1)
 
 
 def clip_scale(factor: float) -> float:
@@ -284,6 +320,7 @@ def estimate_scale(
     threshold: float = 0.5,
     found: dict | None = None,
     prior: float | None = None,
+    measure: str | None = None,
 ) -> tuple[float, float | None]:
     """The factor that brings an image's objects to ``model_diameter``.
 
@@ -309,6 +346,10 @@ def estimate_scale(
     :attr:`~napari_unet.core.network.metadata.ModelMetadata.taught_scale`, the scale of
     the user's images it learned from); when that look sees objects within :data:`TAUGHT`
     of the model's size, that scale is the answer.
+
+    ``measure``: the model's width measure
+    (:data:`~napari_unet.core.config.WIDTH_MEASURES`; each look measures the region
+    :func:`measured_region` gives).
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
@@ -340,7 +381,7 @@ def estimate_scale(
             return None
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         crop = WHOLE if whole else (slice(y0, y0 + ch), slice(x0, x0 + cw))
-        d = object_diameter((1.0 - scores_at(factor, crop)[..., 0]) > threshold)
+        d = object_diameter(measured_region(scores_at(factor, crop), threshold, measure))
         return None if d is None else d / factor  # in the image's own pixels
 
     def error(factor: float, d: float) -> float:

@@ -249,6 +249,7 @@ class Predictor:
             self.params.threshold,
             found,
             prior=self.net.metadata.taught_scale,
+            measure=self.net.metadata.width_measure,
         )
 
     # ------------------------------------------------------------ the network

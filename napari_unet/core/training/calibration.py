@@ -30,12 +30,12 @@ def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[
     """
     from scipy import ndimage as ndi
 
-    from ..prediction.object_size import object_diameter
+    from ..prediction.object_size import measured_region, object_diameter
 
     th = net.postprocessing.threshold
     seen = []
     for s, p in zip(scores, planes):
-        fg = s[..., 0] < 1 - th
+        fg = measured_region(s, th, net.metadata.width_measure)
         if p.kind == "annotation":
             regions, _ = ndi.label(fg)
             taught = np.unique(regions[(np.asarray(p.annotation) >= 2) & fg])

@@ -197,7 +197,12 @@ def to_model_scale(
     for p in planes:
         d = p.diameter
         if d is None:
-            d = mask_diameter(p.mask) if p.kind == "mask" else annotated_diameter(p.annotation)
+            measure = net.metadata.width_measure
+            d = (
+                mask_diameter(p.mask, measure)
+                if p.kind == "mask"
+                else annotated_diameter(p.annotation, measure)
+            )
         factor = 1.0
         if model_d and cfg.rescale:
             if d is None and p.kind == "annotation":
