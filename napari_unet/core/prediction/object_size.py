@@ -56,6 +56,11 @@ def width_measure(name: str | None) -> str:
     return name or WIDTH_MEASURES[0]
 
 
+#: The boundary class is one pixel wide on each side of an object, so an object's
+#: interior is this much narrower than the object (px, at the scale it is seen at).
+RIM = 2.0
+
+
 def measured_region(prob: np.ndarray, threshold: float, measure: str | None) -> np.ndarray:
     """Pixels whose widths ``measure`` reads, of ``(…, C)`` class probabilities
     ``[bg, classes…, boundary]`` (objects where ``1 - P(bg)`` passes ``threshold``;
@@ -69,6 +74,16 @@ def measured_region(prob: np.ndarray, threshold: float, measure: str | None) -> 
     return fg
 
 
+def region_width(region: np.ndarray, measure: str | None, min_size: int = 10) -> float | None:
+    """The object width (px) a ``region`` of :func:`measured_region` says: interiors are
+    widened by their rims (:data:`RIM`), so that every measure speaks of whole objects
+    (what a person means by a diameter)."""
+    d = object_diameter(region, min_size)
+    if d and width_measure(measure) == "interior":
+        d += RIM
+    return d
+
+
 def mask_diameter(mask: np.ndarray, measure: str | None = None) -> float | None:
     """:func:`object_diameter` of a dense instance mask (or a stack of them), read as a
     model of width ``measure`` (:data:`~napari_unet.core.config.WIDTH_MEASURES`) reads
@@ -77,7 +92,8 @@ def mask_diameter(mask: np.ndarray, measure: str | None = None) -> float | None:
     ``"foreground"``: touching instances count as one region, as they do in the
     foreground such a model's looks measure (:func:`estimate_scale`). ``"interior"``:
     each instance less its one-pixel rim (the boundary class a model is taught), so
-    touching instances are measured apart. Training brings a mask to the scale where the
+    touching instances are measured apart, and the width widened by the rim again
+    (:func:`region_width`). Training brings a mask to the scale where the
     model's looks would see it at its size, so the mask is measured as the model
     measures (benchmarks/RESULTS.md, "The user's scale kept" and "Widths per cell").
     """
@@ -87,7 +103,7 @@ def mask_diameter(mask: np.ndarray, measure: str | None = None) -> float | None:
         values = [d for d in (mask_diameter(p, measure) for p in planes) if d]
         return float(np.median(values)) if values else None
     if width_measure(measure) == "interior":
-        return object_diameter((m > 0) & ~_rim(m))
+        return region_width((m > 0) & ~_rim(m), measure)
     return object_diameter(m > 0)
 
 
@@ -107,10 +123,8 @@ MIN_WHOLE_OBJECTS = 3
 WHOLE_RING = 0.8
 
 
-def annotated_diameter(annotation: np.ndarray, measure: str | None = None) -> float | None:
-    """Typical width (px) of the objects an annotation paints whole, or ``None``; for a
-    model whose width ``measure`` is ``"interior"``, each less its one-pixel rim (as
-    :func:`mask_diameter`).
+def annotated_diameter(annotation: np.ndarray) -> float | None:
+    """Typical width (px) of the objects an annotation paints whole, or ``None``.
 
     An object region (label ≥ 2) counts when the 1-px ring around it is mostly painted
     (:data:`WHOLE_RING`): a corrected or copied object, not a stroke through an
@@ -121,7 +135,7 @@ def annotated_diameter(annotation: np.ndarray, measure: str | None = None) -> fl
 
     a = np.asarray(annotation)
     if a.ndim > 2:
-        values = [annotated_diameter(p, measure) for p in a.reshape((-1,) + a.shape[-2:])]
+        values = [annotated_diameter(p) for p in a.reshape((-1,) + a.shape[-2:])]
         values = [d for d in values if d]
         return float(np.median(values)) if values else None
     lab, n = ndi.label(a >= 2)
@@ -135,10 +149,7 @@ def annotated_diameter(annotation: np.ndarray, measure: str | None = None) -> fl
     whole = painted >= WHOLE_RING * np.maximum(ring_size, 1)
     if int(whole.sum()) < MIN_WHOLE_OBJECTS:
         return None
-    kept = np.isin(lab, idx[whole])
-    if width_measure(measure) == "interior":
-        kept &= ~_rim(lab)
-    return object_diameter(kept, min_size=1)
+    return object_diameter(np.isin(lab, idx[whole]), min_size=1)
 
 
 def clip_scale(factor: float) -> float:
@@ -381,7 +392,7 @@ def estimate_scale(
             return None
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         crop = WHOLE if whole else (slice(y0, y0 + ch), slice(x0, x0 + cw))
-        d = object_diameter(measured_region(scores_at(factor, crop), threshold, measure))
+        d = region_width(measured_region(scores_at(factor, crop), threshold, measure), measure)
         return None if d is None else d / factor  # in the image's own pixels
 
     def error(factor: float, d: float) -> float:

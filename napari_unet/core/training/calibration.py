@@ -30,7 +30,7 @@ def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[
     """
     from scipy import ndimage as ndi
 
-    from ..prediction.object_size import measured_region, object_diameter
+    from ..prediction.object_size import measured_region, region_width
 
     th = net.postprocessing.threshold
     seen = []
@@ -40,7 +40,7 @@ def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[
             regions, _ = ndi.label(fg)
             taught = np.unique(regions[(np.asarray(p.annotation) >= 2) & fg])
             fg = np.isin(regions, taught[taught > 0])
-        d = object_diameter(fg)
+        d = region_width(fg, net.metadata.width_measure)
         if d:
             seen.append(d)
     if seen:

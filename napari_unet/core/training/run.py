@@ -197,12 +197,10 @@ def to_model_scale(
     for p in planes:
         d = p.diameter
         if d is None:
-            measure = net.metadata.width_measure
-            d = (
-                mask_diameter(p.mask, measure)
-                if p.kind == "mask"
-                else annotated_diameter(p.annotation, measure)
-            )
+            if p.kind == "mask":
+                d = mask_diameter(p.mask, net.metadata.width_measure)
+            else:
+                d = annotated_diameter(p.annotation)
         factor = 1.0
         if model_d and cfg.rescale:
             if d is None and p.kind == "annotation":
