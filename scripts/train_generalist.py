@@ -140,6 +140,18 @@ def main() -> None:
     ap.add_argument("--base-filters", type=int, default=16)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--patience",
+        type=int,
+        default=40,
+        help="epochs without a better validation loss before training stops",
+    )
+    ap.add_argument(
+        "--lr-patience",
+        type=int,
+        default=10,
+        help="epochs without a better validation loss before the learning rate halves",
+    )
     args = ap.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -164,8 +176,8 @@ def main() -> None:
         batch_size=args.batch_size,
         val_fraction=0.05,
         learning_rate=1e-3,
-        early_stopping_patience=40,
-        reduce_lr_patience=10,
+        early_stopping_patience=args.patience,
+        reduce_lr_patience=args.lr_patience,
         seed=args.seed,
     )
 
