@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..config import MAX_SCALE, MIN_SCALE, WIDTH_MEASURES
+from .instances import interior_and_boundary
 
 #: Scale changes smaller than this (relative) are not worth an interpolation.
 SCALE_TOLERANCE = 0.15
@@ -67,8 +68,6 @@ def measured_region(prob: np.ndarray, threshold: float, measure: str | None) -> 
     for ``"interior"``, only where an object class outweighs the boundary)."""
     fg = (1.0 - prob[..., 0]) > threshold
     if width_measure(measure) == "interior":
-        from .instances import interior_and_boundary
-
         interior, boundary = interior_and_boundary(prob)
         fg &= interior > boundary
     return fg
