@@ -182,6 +182,10 @@ def main() -> None:
     )
 
     result = net.train(pairs, cfg, progress=print_epoch)
+    # training records the median scale its images were brought to as the scale the
+    # model was "taught" (a fine-tuned model's users' scale, tried first on their next
+    # image); the generalist learned every size, so it has none: each image is measured
+    net.metadata.taught_scale = None
     image = tifffile.imread(ROOT / "sample_data/img2d.tif")
     mask = tifffile.imread(ROOT / "sample_data/mask2d.tif")
     held = QUADRANTS[HELD_OUT]
