@@ -11,6 +11,7 @@ import pytest
 from helpers import ROOT, make_blobs
 
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, evaluate
+from napari_unet.core.network.model_file import BUNDLED_MODELS
 from napari_unet.core.prediction.instances import (
     PostprocessParams,
     annotated_f1,
@@ -321,6 +322,47 @@ def test_default_model_measures_zoomed_nuclei_and_segments_them_at_its_scale(sam
     assert abs(int(n1) - int(n2)) <= max(3, 0.15 * n1)
     fixed = net.predict(crop, diameter=net.object_diameter / 2)  # "objects are half as wide"
     assert fixed.scale == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_MODELS))
+def test_a_bundled_model_measures_each_image_rather_than_assuming_a_scale(name):
+    # a taught scale is a fine-tuned model's users' zoom, looked at first; a bundled
+    # model learned many sizes and must measure every image it is shown
+    net = UNet.bundled(name)
+    assert net.metadata.taught_scale is None
+    assert net.object_diameter and net.object_diameter > 10
+
+
+def two_overlapping_discs(size=128, radii=(20, 17), apart=30) -> np.ndarray:
+    """Probabilities ``[bg, object, boundary]`` of one blob shaped as two discs whose
+    centres are ``apart`` px apart: a neck the distance transform dips at (discs of two
+    sizes: two equal peaks would both be maxima at any depth)."""
+    yy, xx = np.mgrid[:size, :size]
+    c = size / 2
+    blob = ((yy - c) ** 2 + (xx - c + apart / 2) ** 2 < radii[0] ** 2) | (
+        (yy - c) ** 2 + (xx - c - apart / 2) ** 2 < radii[1] ** 2
+    )
+    return np.where(blob[..., None], [0.02, 0.95, 0.03], [0.98, 0.01, 0.01]).astype(np.float32)
+
+
+def test_a_bundled_model_splits_readily_only_where_the_image_was_enlarged():
+    from napari_unet.core.prediction.instances import SPLIT_AS_SEEN, SPLIT_ENLARGED, split_at
+
+    assert split_at(0.3, SPLIT_ENLARGED) == 0.3 and split_at(0.3, 5.0) == 0.3
+    assert split_at(0.3, 1.0) == split_at(0.3, 0.25) == SPLIT_AS_SEEN
+    assert 0.3 < split_at(0.3, 2.0) < SPLIT_AS_SEEN
+    assert split_at(1.5, 0.5) == 1.5  # a model that splits less already keeps its own
+    prob = two_overlapping_discs()
+    net = UNet.new(TINY, seed=0)  # settings of a model that learned many sizes
+    assert net.metadata.taught_scale is None and net.postprocessing.split == 0.3
+    predictor = net.predictor()
+    # a neck in an image seen at its own size (a large textured object): one object
+    assert predictor.instances(prob, factor=1.0).max() == 1
+    # the same neck where the image was enlarged 3x (small objects touching): two
+    assert predictor.instances(prob, factor=3.0).max() == 2
+    # a fine-tuned model keeps the split searched at its user's scale
+    net.metadata.taught_scale = 1.0
+    assert net.predictor().instances(prob, factor=1.0).max() == 2
 
 
 def test_weighted_targets_painted_pixels_count_more_and_pseudo_labels_fill_gaps():

@@ -27,6 +27,7 @@ training run, and the model file keeps it (as StarDist optimises its thresholds)
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -78,6 +79,27 @@ class PostprocessParams:
     def from_dict(cls, d: dict[str, Any] | None) -> PostprocessParams:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (d or {}).items() if k in names})
+
+
+#: A model that learned many sizes (a bundled one, never fine-tuned at a user's scale)
+#: splits as its ``split`` says on images enlarged this much or more, and by
+#: :data:`SPLIT_AS_SEEN` on images seen at their own size or shrunk (log-linear
+#: between): an enlarged image has no detail finer than its old pixels, so two small
+#: touching objects meet in a smooth, shallow neck; an image shown at its size (or
+#: shrunk) keeps the texture of large objects, whose dark spots make shallow dips the
+#: watershed must not cut at (benchmarks/RESULTS.md, "Splits by the scale").
+SPLIT_ENLARGED = 3.0
+#: The ``split`` of :func:`split_at` for images seen at their own size or shrunk.
+SPLIT_AS_SEEN = 0.8
+
+
+def split_at(split: float, factor: float) -> float:
+    """The ``split`` a model that learned many sizes uses on an image seen at
+    ``factor`` (see :data:`SPLIT_ENLARGED`); never less than its own."""
+    if split >= SPLIT_AS_SEEN or factor >= SPLIT_ENLARGED:
+        return split
+    t = math.log(SPLIT_ENLARGED / max(factor, 1.0)) / math.log(SPLIT_ENLARGED)
+    return split + (SPLIT_AS_SEEN - split) * t
 
 
 def foreground_probability(prob: np.ndarray) -> np.ndarray:

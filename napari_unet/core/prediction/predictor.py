@@ -329,13 +329,31 @@ class Predictor:
         return scores
 
     # ------------------------------------------------------------ post-processing
-    def instances(self, scores: np.ndarray, z_scale: float = 1.0) -> np.ndarray:
+    def params_at(self, factor: float = 1.0):
+        """This predictor's post-processing settings for an image seen at ``factor``. A
+        model fine-tuned on a user's images had its settings searched at their scale
+        (its ``taught_scale``) and keeps them; one that learned many sizes (a bundled
+        model) splits touching objects in a plane by the scale
+        (:func:`~napari_unet.core.prediction.instances.split_at`). A volume's 3-D seeds
+        keep the model's settings (their depth also weighs the bulk of the objects)."""
+        from .instances import split_at
+
+        p = self.params
+        if self.net.metadata.taught_scale is not None or p.seed_mode != "distance":
+            return p
+        return replace(p, split=split_at(p.split, factor))
+
+    def instances(
+        self, scores: np.ndarray, z_scale: float = 1.0, factor: float = 1.0
+    ) -> np.ndarray:
         """Instance labels (``int32``, ids 1..N) of class probabilities (a plane's
-        ``(Y, X, C)`` or a volume's ``(Z, Y, X, C)``, z steps of ``z_scale`` pixels), with
-        this predictor's post-processing settings."""
+        ``(Y, X, C)`` or a volume's ``(Z, Y, X, C)``, z steps of ``z_scale`` pixels) of an
+        image seen at ``factor``, with this predictor's post-processing settings
+        (:meth:`params_at` for a plane)."""
         from .instances import instances_from_probabilities
 
-        return instances_from_probabilities(scores, **self.params.to_dict(), z_scale=z_scale)
+        params = (self.params_at(factor) if scores.ndim == 3 else self.params).to_dict()
+        return instances_from_probabilities(scores, **params, z_scale=z_scale)
 
     # ------------------------------------------------------------ in memory
     def planes(self, image, channel_axis=None, rgb=None, axes=None):
@@ -417,7 +435,7 @@ class Predictor:
                 pixels[k] += n
             if stage is not None:
                 stage(Stage.POSTPROCESS)
-            lab = self.instances(s)
+            lab = self.instances(s, factor=factor)
             if factor != 1.0:  # back to the image's pixels
                 s = resize_to(s, (h, w))
                 lab = relabel_and_filter(resize_to(lab, (h, w), labels=True))
@@ -762,7 +780,7 @@ class Predictor:
             return scores, self.instances(scores)
         local = window.local
         scores, _ = self.scores(np.asarray(local, np.float32), factor, intensity)
-        labels = self.instances(scores)
+        labels = self.instances(scores, factor=factor)
         h, w = local.shape[:2]
         a, b, c, d = y0 - window.y0, y1 - window.y0, x0 - window.x0, x1 - window.x0
         return resize_to(scores, (h, w))[a:b, c:d], resize_to(labels, (h, w), labels=True)[a:b, c:d]
@@ -805,6 +823,6 @@ class Predictor:
             out.append(s)
         scores = np.stack(out)
         del out
-        params = {**self.params.to_dict()}
+        params = self.params.to_dict()
         params["min_size"] = volume_min_size(self.params.min_size, factor, z_scale)
         return scores, instances_from_probabilities(scores, **params, z_scale=z_scale)
