@@ -87,7 +87,7 @@ class PostprocessParams:
 #: between): an enlarged image has no detail finer than its old pixels, so two small
 #: touching objects meet in a smooth, shallow neck; an image shown at its size (or
 #: shrunk) keeps the texture of large objects, whose dark spots make shallow dips the
-#: watershed must not cut at (benchmarks/RESULTS.md, "Splits by the scale").
+#: watershed must not cut at (benchmarks/RESULTS.md, "Widths per cell: … splits by the scale").
 SPLIT_ENLARGED = 3.0
 #: The ``split`` of :func:`split_at` for images seen at their own size or shrunk.
 SPLIT_AS_SEEN = 0.8
