@@ -58,6 +58,9 @@ FLUORESCENT = ("fluo_nuclei", "fluo_cytoplasm", "fluo_membrane")
 #: interior, so that packed cells and membranes are sized by one cell's width, not by
 #: the width of the field they tile.
 WIDTH_MEASURE = "interior"
+#: The split the generalist keeps for objects seen at their size (large textured nuclei
+#: stay whole; see instances.split_at, and benchmarks/RESULTS.md, "Widths per cell").
+GENERALIST_SPLIT = 0.8
 
 
 def to_width(image: np.ndarray, mask: np.ndarray, width: float):
@@ -186,6 +189,10 @@ def main() -> None:
     # model was "taught" (a fine-tuned model's users' scale, tried first on their next
     # image); the generalist learned every size, so it has none: each image is measured
     net.metadata.taught_scale = None
+    # the search above ran on images of every size at their own scale; the bundled model
+    # splits by the scale it sees an image at instead (instances.split_at): readily where
+    # it enlarged small objects, and as this says where it sees objects at their size
+    net.metadata.postprocessing = {**net.metadata.postprocessing, "split": GENERALIST_SPLIT}
     image = tifffile.imread(ROOT / "sample_data/img2d.tif")
     mask = tifffile.imread(ROOT / "sample_data/mask2d.tif")
     held = QUADRANTS[HELD_OUT]

@@ -346,23 +346,31 @@ def two_overlapping_discs(size=128, radii=(20, 17), apart=30) -> np.ndarray:
 
 
 def test_a_bundled_model_splits_readily_only_where_the_image_was_enlarged():
-    from napari_unet.core.prediction.instances import SPLIT_AS_SEEN, SPLIT_ENLARGED, split_at
+    from napari_unet.core.prediction.instances import (
+        SPLIT_ENLARGED,
+        SPLIT_ENLARGED_TO,
+        PostprocessParams,
+        split_at,
+    )
 
-    assert split_at(0.3, SPLIT_ENLARGED) == 0.3 and split_at(0.3, 5.0) == 0.3
-    assert split_at(0.3, 1.0) == split_at(0.3, 0.25) == SPLIT_AS_SEEN
-    assert 0.3 < split_at(0.3, 2.0) < SPLIT_AS_SEEN
-    assert split_at(1.5, 0.5) == 1.5  # a model that splits less already keeps its own
+    assert split_at(0.8, 1.0) == split_at(0.8, 0.25) == 0.8  # objects seen at their size
+    assert split_at(0.8, SPLIT_ENLARGED) == split_at(0.8, 5.0) == SPLIT_ENLARGED_TO
+    assert SPLIT_ENLARGED_TO < split_at(0.8, 2.0) < 0.8
+    assert split_at(0.2, 4.0) == 0.2  # a model that splits more already keeps its own
     prob = two_overlapping_discs()
     net = UNet.new(TINY, seed=0)  # settings of a model that learned many sizes
-    assert net.metadata.taught_scale is None and net.postprocessing.split == 0.3
+    net.metadata.postprocessing = {**PostprocessParams().to_dict(), "split": 0.8}
+    assert net.metadata.taught_scale is None
     predictor = net.predictor()
     # a neck in an image seen at its own size (a large textured object): one object
     assert predictor.instances(prob, factor=1.0).max() == 1
     # the same neck where the image was enlarged 3x (small objects touching): two
     assert predictor.instances(prob, factor=3.0).max() == 2
     # a fine-tuned model keeps the split searched at its user's scale
-    net.metadata.taught_scale = 1.0
-    assert net.predictor().instances(prob, factor=1.0).max() == 2
+    net.metadata.taught_scale = 3.0
+    assert net.predictor().instances(prob, factor=3.0).max() == 1
+    # and a volume keeps the model's own split
+    assert predictor.instances(np.stack([prob] * 3), factor=3.0).max() == 1
 
 
 def test_weighted_targets_painted_pixels_count_more_and_pseudo_labels_fill_gaps():

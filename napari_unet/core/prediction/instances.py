@@ -82,24 +82,27 @@ class PostprocessParams:
 
 
 #: A model that learned many sizes (a bundled one, never fine-tuned at a user's scale)
-#: splits as its ``split`` says on images enlarged this much or more, and by
-#: :data:`SPLIT_AS_SEEN` on images seen at their own size or shrunk (log-linear
-#: between): an enlarged image has no detail finer than its old pixels, so two small
-#: touching objects meet in a smooth, shallow neck; an image shown at its size (or
-#: shrunk) keeps the texture of large objects, whose dark spots make shallow dips the
-#: watershed must not cut at (benchmarks/RESULTS.md, "Widths per cell: … splits by the scale").
+#: splits as its ``split`` says on images seen at their own size or shrunk, and at most
+#: by :data:`SPLIT_ENLARGED_TO` on images enlarged :data:`SPLIT_ENLARGED` times or more
+#: (log-linear between): an enlarged image has no detail finer than its old pixels, so
+#: two small touching objects meet in a smooth, shallow neck; an image seen at its size
+#: (or shrunk) keeps the texture of large objects, whose dark spots make shallow dips
+#: the watershed must not cut at (benchmarks/RESULTS.md, "Widths per cell: … splits by
+#: the scale"). The bundled generalist keeps split 0.8 for that reason.
 SPLIT_ENLARGED = 3.0
-#: The ``split`` of :func:`split_at` for images seen at their own size or shrunk.
-SPLIT_AS_SEEN = 0.8
+#: The ``split`` of :func:`split_at` for images enlarged :data:`SPLIT_ENLARGED` times.
+SPLIT_ENLARGED_TO = 0.3
 
 
 def split_at(split: float, factor: float) -> float:
-    """The ``split`` a model that learned many sizes uses on an image seen at
-    ``factor`` (see :data:`SPLIT_ENLARGED`); never less than its own."""
-    if split >= SPLIT_AS_SEEN or factor >= SPLIT_ENLARGED:
+    """The ``split`` a model that learned many sizes uses in a plane seen at ``factor``
+    (see :data:`SPLIT_ENLARGED`); never more than its own."""
+    if split <= SPLIT_ENLARGED_TO or factor <= 1.0:
         return split
-    t = math.log(SPLIT_ENLARGED / max(factor, 1.0)) / math.log(SPLIT_ENLARGED)
-    return split + (SPLIT_AS_SEEN - split) * t
+    if factor >= SPLIT_ENLARGED:
+        return SPLIT_ENLARGED_TO
+    u = math.log(factor) / math.log(SPLIT_ENLARGED)
+    return split - (split - SPLIT_ENLARGED_TO) * u
 
 
 def foreground_probability(prob: np.ndarray) -> np.ndarray:

@@ -335,7 +335,7 @@ class Predictor:
         (its ``taught_scale``) and keeps them; one that learned many sizes (a bundled
         model) splits touching objects in a plane by the scale
         (:func:`~napari_unet.core.prediction.instances.split_at`). A volume's 3-D seeds
-        keep the model's settings (their depth also weighs the bulk of the objects)."""
+        keep the model's own settings (those for objects seen at their size)."""
         from .instances import split_at
 
         p = self.params
