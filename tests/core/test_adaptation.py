@@ -346,12 +346,7 @@ def two_overlapping_discs(size=128, radii=(20, 17), apart=30) -> np.ndarray:
 
 
 def test_a_bundled_model_splits_readily_only_where_the_image_was_enlarged():
-    from napari_unet.core.prediction.instances import (
-        SPLIT_ENLARGED,
-        SPLIT_ENLARGED_TO,
-        PostprocessParams,
-        split_at,
-    )
+    from napari_unet.core.prediction.instances import SPLIT_ENLARGED, SPLIT_ENLARGED_TO, split_at
 
     assert split_at(0.8, 1.0) == split_at(0.8, 0.25) == 0.8  # objects seen at their size
     assert split_at(0.8, SPLIT_ENLARGED) == split_at(0.8, 5.0) == SPLIT_ENLARGED_TO

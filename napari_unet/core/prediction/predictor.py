@@ -329,7 +329,7 @@ class Predictor:
         return scores
 
     # ------------------------------------------------------------ post-processing
-    def params_at(self, factor: float = 1.0):
+    def params_at(self, factor: float = 1.0) -> PostprocessParams:
         """This predictor's post-processing settings for an image seen at ``factor``. A
         model fine-tuned on a user's images had its settings searched at their scale
         (its ``taught_scale``) and keeps them; one that learned many sizes (a bundled
