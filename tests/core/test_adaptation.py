@@ -270,6 +270,41 @@ def test_estimate_scale_sees_through_blobs_of_small_crowded_objects():
     assert found == {"size": "measured"}
 
 
+def test_estimate_scale_does_not_trust_blobs_the_network_is_unsure_of():
+    """A field of small objects (bright rods) seen at coarse scales merges into blobs of
+    the model's size whose width in the image stays the same from one coarse look to
+    the next, so they confirm each other; but the network is unsure of them. A sure look
+    at the objects themselves wins; blobs it is sure of still win (large objects, which
+    finer looks would cut into pieces)."""
+    from scipy import ndimage as ndi
+
+    from napari_unet.core.prediction.object_size import rescale_image
+
+    model_d = 24.0
+    _, mask = make_blobs(384, 400, seed=3, radius=(4.5, 5.5))  # ~10 px wide, crowded
+    centres = np.ones(mask.shape, bool)  # blobs 48 px wide in the image, at every coarse look
+    centres[24::64, 24::64] = False
+    field = ndi.distance_transform_edt(centres) < 24
+
+    def scorer(blob_interior):
+        def scores_at(factor, crop):
+            coarse = factor <= 0.5
+            src = field if coarse else mask > 0
+            m = rescale_image(src[crop].astype(np.float32)[..., None], factor)[..., 0] > 0.5
+            inside = m * (blob_interior if coarse else 0.98)
+            return np.stack([1.0 - m, inside, m - inside], -1).astype(np.float32)
+
+        return scores_at
+
+    found = {}
+    factor, diameter = estimate_scale(scorer(0.6), mask.shape, model_d, found=found)
+    assert diameter == pytest.approx(10, rel=0.25)
+    assert factor == pytest.approx(2.4, rel=0.25)
+    assert found == {"size": "measured"}
+    factor, diameter = estimate_scale(scorer(0.98), mask.shape, model_d)
+    assert diameter == pytest.approx(48, rel=0.2) and factor == pytest.approx(0.5, rel=0.2)
+
+
 def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
     """After training on the user's images, new images of the same experiment are seen
     at the scale the training used: one look settles the estimate when the objects are
