@@ -98,6 +98,13 @@ def test_the_size_estimate_says_how_sure_it_is():
     # objects 100x wider than the model's: beyond the scales it can be brought to
     estimate_scale(scores_of(mask), mask.shape, 0.3, found=found)
     assert found["size"] in ("edge", "unclear")
+    # a little beyond (scale 4.5 called for, 4 the largest): seen a little small, which a
+    # model still segments; 2x beyond is the edge
+    _, small = make_blobs(256, 60, seed=2, radius=(3.5, 4.5))  # ~8 px wide objects
+    factor, _ = estimate_scale(scores_of(small), small.shape, 4.5 * 8, found=found)
+    assert factor == 4.0 and found == {"size": "measured"}
+    estimate_scale(scores_of(small), small.shape, 8 * 8, found=found)
+    assert found["size"] in ("edge", "unclear")
     assert size_found(["none", "measured", "none"], False, False) == "measured"
     assert size_found([], True, True) == "given"
 
