@@ -305,6 +305,32 @@ def test_estimate_scale_does_not_trust_blobs_the_network_is_unsure_of():
     assert diameter == pytest.approx(48, rel=0.2) and factor == pytest.approx(0.5, rel=0.2)
 
 
+def test_an_enlarged_image_is_not_seen_again_for_a_small_correction():
+    """The whole image seen at the chosen scale (the prediction's own pass) may call for a
+    slightly different scale: a shrunk image (cheap passes) takes a 5% correction, and is
+    seen again; an enlarged one (each pass costs the square of the scale) keeps its scale
+    unless more than 10% off."""
+    from napari_unet.core.prediction.object_size import WHOLE
+
+    def discs(shape, d):  # discs d px wide, 2d apart
+        yy, xx = np.mgrid[: shape[0], : shape[1]] % int(2 * d + 2)
+        fg = np.hypot(yy - d, xx - d) < d / 2
+        return np.stack([1.0 - fg, fg, 0 * fg], -1).astype(np.float32)
+
+    def scores_at_width(width):
+        def scores_at(factor, crop):
+            h, w = (1024, 1024) if crop == WHOLE else (256, 256)
+            wider = 1.05 if crop == WHOLE else 1.0  # the whole image reads objects 5% wider
+            return discs((int(h * factor), int(w * factor)), width * factor * wider)
+
+        return scores_at
+
+    enlarged, _ = estimate_scale(scores_at_width(8.0), (1024, 1024), 24.0)
+    shrunk, _ = estimate_scale(scores_at_width(80.0), (1024, 1024), 24.0)
+    assert enlarged == pytest.approx(3.0, rel=0.02)  # kept: the pass made is the prediction
+    assert shrunk == pytest.approx(0.3 / 1.05, rel=0.02)  # corrected: seen once more
+
+
 def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
     """After training on the user's images, new images of the same experiment are seen
     at the scale the training used: one look settles the estimate when the objects are
