@@ -349,11 +349,17 @@ class Predictor:
         """Instance labels (``int32``, ids 1..N) of class probabilities (a plane's
         ``(Y, X, C)`` or a volume's ``(Z, Y, X, C)``, z steps of ``z_scale`` pixels) of an
         image seen at ``factor``, with this predictor's post-processing settings
-        (:meth:`params_at` for a plane)."""
-        from .instances import instances_from_probabilities
+        (:meth:`params_at` for a plane; a volume keeps the model's own, and its smallest
+        instance is the ball as wide as a plane's ``min_size`` disc at ``factor``:
+        :func:`~napari_unet.core.prediction.instances.volume_min_size`)."""
+        from .instances import instances_from_probabilities, volume_min_size
 
-        params = (self.params_at(factor) if scores.ndim == 3 else self.params).to_dict()
-        return instances_from_probabilities(scores, **params, z_scale=z_scale)
+        if scores.ndim == 3:
+            params = self.params_at(factor)
+        else:
+            min_size = volume_min_size(self.params.min_size, factor, z_scale)
+            params = replace(self.params, min_size=min_size)
+        return instances_from_probabilities(scores, **params.to_dict(), z_scale=z_scale)
 
     # ------------------------------------------------------------ in memory
     def planes(self, image, channel_axis=None, rgb=None, axes=None):
@@ -566,7 +572,6 @@ class Predictor:
         from .instances import (
             foreground_probability,
             instance_classes,
-            instances_from_probabilities,
             volume_min_size,
         )
 
@@ -633,9 +638,7 @@ class Predictor:
             if stage is not None:
                 stage(Stage.POSTPROCESS)
             vol_min = volume_min_size(min_size, factor, z_scale)
-            lab = instances_from_probabilities(
-                s, **{**self.params.to_dict(), "min_size": vol_min}, z_scale=z_scale
-            )
+            lab = self.instances(s, z_scale, factor)
             prob[f] = foreground_probability(s)
             for z in range(n_z):  # the doubt's figures are a plane's: summed over planes
                 tally += Tally.of(prob[f, z], lab[z], vol[z], intensity)
@@ -806,7 +809,6 @@ class Predictor:
         1 on the volume's tile grid, so the probabilities equal a whole-volume pass);
         the instances come from the region's probabilities in 3-D, with ``z_scale``."""
         from ..arrays import Window
-        from .instances import instances_from_probabilities, volume_min_size
         from .object_size import resize_to
 
         wz, wy, wx = origin
@@ -823,6 +825,4 @@ class Predictor:
             out.append(s)
         scores = np.stack(out)
         del out
-        params = self.params.to_dict()
-        params["min_size"] = volume_min_size(self.params.min_size, factor, z_scale)
-        return scores, instances_from_probabilities(scores, **params, z_scale=z_scale)
+        return scores, self.instances(scores, z_scale, factor)
