@@ -51,11 +51,15 @@ def test_a_sure_result_is_not_doubted_and_each_weakness_says_why():
     unsure = judge(Signs.of(Tally.of(np.where(mask > 0, 0.55, 0.1), mask, image), "measured", d))
     assert unsure.reason == "unsure" and "Train" in unsure.message
     # the size estimate found nothing it could trust: give the diameter
-    for how in ("unclear", "edge", "none"):
-        size = judge(Signs.of(Tally.of(prob, mask, image), how, d))
+    for how, width in (("unclear", d), ("none", d), ("edge", None)):
+        size = judge(Signs.of(Tally.of(prob, mask, image), how, width))
         assert size.reason == "size" and "diameter" in size.say(" (--diameter PX)")
         assert "(--diameter PX)" in size.say(" (--diameter PX)")
         assert "{where}" not in str(size)
+    # found, but beyond the scales the model can be brought to (a diameter would be
+    # refused): say the width, and Train
+    edge = judge(Signs.of(Tally.of(prob, mask, image), "edge", 3.0))
+    assert edge.reason == "edge" and "about 3 px wide" in edge.message and "Train" in edge.message
     # dark objects on a light background: a model of bright objects takes the light
     # background for objects; one that learned dark objects finds them, undoubted
     light = 1.0 - image

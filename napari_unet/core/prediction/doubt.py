@@ -54,6 +54,7 @@ MIN_CONFIDENCE = 0.65
 HEADLINES = {
     "inverted": "dark objects on light, likely wrong",
     "size": "object size not found, likely wrong",
+    "edge": "object size out of range, likely wrong",
     "unsure": "the model is unsure, likely wrong",
     "crowded": "too many objects, likely false",
 }
@@ -64,6 +65,9 @@ REASONS = {
     "size": "the object size could not be found in this image, so the result is likely "
     "wrong; give the typical object diameter in pixels{where}, or correct a few objects "
     "and Train",
+    "edge": "the objects look about {diameter:.0f} px wide, too small or too large for this "
+    "model to see well, so the result is likely wrong; correct a few objects and Train, "
+    "so that it learns them",
     "unsure": "the model is unsure of most of what it found (objects {confidence:.0%} sure "
     "on average), so the result is likely wrong; correct a few objects and Train, or give "
     "the object diameter{where} if the size is off",
@@ -287,6 +291,8 @@ def judge(signs: Signs) -> Doubt | None:
         and signs.contrast > 0
     ):
         reason = "inverted"
+    elif signs.size == "edge" and signs.diameter:
+        reason = "edge"  # the size was found: beyond what a diameter can bring the model to
     elif signs.size in ("unclear", "edge", "none"):
         reason = "size"
     elif signs.crowding > MAX_CROWDING:
