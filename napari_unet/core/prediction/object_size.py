@@ -389,7 +389,8 @@ def estimate_scale(
     at a few scales (:data:`PROBE_SCALES`), coarsest first, and the object width is
     measured in each look. The looks stop once two neighbouring looks measure the same
     width in the image (:data:`AGREE`) and one of them sees objects within :data:`CLOSE`
-    of the model's own size; :func:`choose_look` then picks the look to trust (a
+    of the model's own size and is sure of them (:func:`sure_of`); :func:`choose_look`
+    then picks the look to trust (a
     confirmed look near the model's size, the coarsest of the near-best, since a model
     shown objects larger than it knows cuts them into pieces of the size it knows; a
     blob of small objects seen at a coarse scale is never confirmed). When that look
