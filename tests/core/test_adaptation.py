@@ -394,16 +394,22 @@ def test_a_bundled_model_measures_each_image_rather_than_assuming_a_scale(name):
     assert net.object_diameter and net.object_diameter > 10
 
 
-def two_overlapping_discs(size=128, radii=(20, 17), apart=30) -> np.ndarray:
+def two_overlapping_discs(size=128, radii=(20, 17), apart=30, seen=True) -> np.ndarray:
     """Probabilities ``[bg, object, boundary]`` of one blob shaped as two discs whose
     centres are ``apart`` px apart: a neck the distance transform dips at (discs of two
-    sizes: two equal peaks would both be maxima at any depth)."""
+    sizes: two equal peaks would both be maxima at any depth). ``seen``: the network
+    hesitates across the neck (a band of boundary probability 0.25 there, the object
+    still confident enough to be one core), as it does where two objects touch."""
     yy, xx = np.mgrid[:size, :size]
     c = size / 2
     blob = ((yy - c) ** 2 + (xx - c + apart / 2) ** 2 < radii[0] ** 2) | (
         (yy - c) ** 2 + (xx - c - apart / 2) ** 2 < radii[1] ** 2
     )
-    return np.where(blob[..., None], [0.02, 0.95, 0.03], [0.98, 0.01, 0.01]).astype(np.float32)
+    prob = np.where(blob[..., None], [0.02, 0.95, 0.03], [0.98, 0.01, 0.01])
+    if seen:  # the chord where the two circles meet is at x = c + 1.85
+        band = blob & (np.abs(xx - (c + 2)) <= 5)
+        prob[band] = [0.03, 0.72, 0.25]
+    return prob.astype(np.float32)
 
 
 def test_a_bundled_model_splits_readily_only_where_the_image_was_enlarged():
@@ -422,9 +428,14 @@ def test_a_bundled_model_splits_readily_only_where_the_image_was_enlarged():
     assert predictor.instances(prob, factor=1.0).max() == 1
     # the same neck where the image was enlarged 3x (small objects touching): two
     assert predictor.instances(prob, factor=3.0).max() == 2
+    # ... and the cuts split 0.8 would not make are kept only where the network sees
+    # them (instances.join_unsupported; a neck this deep is kept either way)
+    assert predictor.params_at(3.0).join_split == 0.8
+    assert predictor.instances(two_overlapping_discs(seen=False), factor=3.0).max() == 2
     # a fine-tuned model keeps the split searched at its user's scale
     net.metadata.taught_scale = 3.0
     assert net.predictor().instances(prob, factor=3.0).max() == 1
+    assert net.predictor().params_at(3.0).join_split is None
     # and a volume keeps the model's own split
     assert predictor.instances(np.stack([prob] * 3), factor=3.0).max() == 1
 

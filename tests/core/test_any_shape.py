@@ -20,6 +20,7 @@ from napari_unet.core.prediction.instances import (
     PostprocessParams,
     _fill_holes,
     instances_from_probabilities,
+    join_unsupported,
     search_postprocessing,
 )
 from napari_unet.core.training.targets import instance_boundaries, mask_targets
@@ -233,6 +234,58 @@ def test_the_search_keeps_rods_whole_without_anyone_choosing():
     assert evaluate(labels, unseen)["f1"] >= 0.9
     for i in range(1, int(unseen.max()) + 1):
         assert len(objects_over(labels, unseen, i)) <= 1  # no rod cut in two
+
+
+def wobbly_rod(seed: int, shape=(96, 200)) -> np.ndarray:
+    """A rod 18 px wide with an uneven outline: a bacterium of 6 px enlarged 3x."""
+    rng = np.random.default_rng(seed)
+    rod = capsule(48, 100, 130, 0.1, 18, shape).astype(np.float32)
+    rod = ndi.gaussian_filter(rod, 2) + 1.0 * ndi.gaussian_filter(rng.normal(size=shape), 2)
+    pieces, _ = ndi.label(ndi.binary_fill_holes(rod > 0.5))
+    return pieces == np.bincount(pieces.ravel())[1:].argmax() + 1
+
+
+@pytest.mark.parametrize("seed", [1, 5])
+def test_an_enlarged_rod_is_not_cut_where_the_network_sees_one_object(seed):
+    prob = ideal_probabilities(wobbly_rod(seed).astype(np.uint16), seed)
+    # the split a bundled model uses on an image enlarged 3x cuts the flat ridge
+    assert instances_from_probabilities(prob, split=0.3).max() >= 4
+    # the cuts its own split (0.8) would not make, with no boundary seen along them, go
+    assert instances_from_probabilities(prob, split=0.3, join_split=0.8).max() == 1
+
+
+def test_a_cut_is_undone_only_if_shallow_unseen_and_the_pieces_make_a_convex_whole():
+    shape = (60, 120)
+    rod = capsule(30, 60, 80, 0.0, 16, shape)
+    halves = labelled(rod & (_grid(shape)[1] < 60), rod & (_grid(shape)[1] >= 60))
+    flat = np.where(rod, 8.0, 0.0)  # the distance ridge of a rod: no saddle at all
+    inside, none = np.where(rod, 0.95, 0.0), np.zeros(shape)
+    assert join_unsupported(halves, flat, inside, none, depth=2.0).max() == 1
+    # the network saw a boundary across the rod (a dividing bacterium): two
+    seen = np.where(np.abs(_grid(shape)[1] - 59.5) < 2, 0.5, 0.0)
+    assert join_unsupported(halves, flat, inside - seen, seen, depth=2.0).max() == 2
+    # a saddle deeper than the depth the model's own split needs: two
+    dip = flat - np.where(np.abs(_grid(shape)[1] - 59.5) < 4, 3.0, 0.0)
+    assert join_unsupported(halves, dip, inside, none, depth=2.0).max() == 2
+    # two rods meeting at a right angle, nothing seen between them: an L is no rod
+    arm = capsule(30, 40, 40, 0.0, 12, shape) & (_grid(shape)[1] <= 60)
+    leg = capsule(30, 60, 40, np.pi / 2, 12, shape) & ~arm
+    ell = labelled(arm, leg)
+    ell_flat = np.where(ell > 0, 6.0, 0.0)
+    assert join_unsupported(ell, ell_flat, np.where(ell > 0, 0.95, 0.0), none, 2.0).max() == 2
+
+
+def test_touching_rods_enlarged_stay_apart_where_the_network_sees_their_contact():
+    for make in (side_by_side, end_to_end):
+        truth = make()
+        big = np.kron(truth, np.ones((2, 2), truth.dtype))  # the rods enlarged 2x
+        prob = ideal_probabilities(big)
+        cut = instances_from_probabilities(prob, split=0.3)
+        labels = instances_from_probabilities(prob, split=0.3, join_split=0.8)
+        assert labels.max() < cut.max(), make.__name__  # cuts along the rods were undone
+        for i in range(1, int(labels.max()) + 1):  # never across the contact line
+            rods, counts = np.unique(big[labels == i], return_counts=True)
+            assert counts[rods > 0].max() >= 0.95 * (labels == i).sum(), make.__name__
 
 
 # ---------------------------------------------------------------------- 3. real learning

@@ -9,7 +9,10 @@ Two ways to place one seed per object, both grown by a watershed over the foregr
     in the foreground filled, so a textured object is not cut at its dark spots). Round
     objects whose cores touch through a thin neck are still told apart. The maxima must
     stand ``h`` px above their surroundings, ``h = max(0.5, split · r − 2)`` with ``r``
-    the typical core radius, so large objects are not cut into pieces.
+    the typical core radius, so large objects are not cut into pieces. Where a bundled
+    model splits more readily than its own ``split`` (an enlarged image), the cuts its
+    own split would not make are undone where the network sees one object across them
+    (:func:`join_unsupported`: an enlarged rod stays one object).
 ``"boundary"``
     Seeds are the connected cores themselves — what the network calls object minus
     what it calls boundary — grown over the boundary probability. Nothing assumes a
@@ -54,6 +57,12 @@ class PostprocessParams:
         How readily the distance mode splits touching objects (smaller: more splits).
     min_size
         Instances smaller than this (pixels) are dropped.
+    join_split
+        ``None``, or a ``split`` above ``split``: in a plane, the distance mode's cuts
+        that this ``split`` would not make are undone where the network sees one object
+        across them (:func:`join_unsupported`). Set by
+        :meth:`~napari_unet.core.prediction.predictor.Predictor.params_at` for an enlarged
+        image; never stored with a model.
     """
 
     threshold: float = 0.5
@@ -61,6 +70,7 @@ class PostprocessParams:
     seed_mode: str = "distance"
     split: float = 0.3
     min_size: int = 10
+    join_split: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < float(self.threshold) < 1.0:
@@ -71,6 +81,8 @@ class PostprocessParams:
             raise UserInputError(f"seed mode must be one of {SEED_MODES}, got {self.seed_mode!r}")
         if int(self.min_size) < 0:
             raise UserInputError(f"min size must be 0 or more, got {self.min_size}")
+        if self.join_split is not None and not 0.0 < float(self.join_split) <= 1.0:
+            raise UserInputError(f"join split must be in (0, 1], got {self.join_split}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +138,7 @@ def instances_from_probabilities(
     seed_mode: str = "distance",
     split: float = 0.3,
     z_scale: float = 1.0,
+    join_split: float | None = None,
 ) -> np.ndarray:
     """Instance labels from ``(Y, X, C)`` probabilities ``[bg, classes…, boundary]``, or
     from a volume's ``(Z, Y, X, C)`` (3-D instances).
@@ -140,7 +153,7 @@ def instances_from_probabilities(
         ``int32`` labels, 0 = background, ids 1..N.
     """
     return _Instances(prob, keep=False, z_scale=z_scale).labels(
-        PostprocessParams(threshold, core_threshold, seed_mode, split, min_size)
+        PostprocessParams(threshold, core_threshold, seed_mode, split, min_size, join_split)
     )
 
 
@@ -242,6 +255,7 @@ class _Instances:
         if not self.keep:
             self.fg_prob = None  # the foreground mask is made
         dist = None
+        radius = 0.0
         if p.seed_mode != "boundary":
             edt, dist = self._distances(p.threshold, p.core_threshold)
         if not core.any():
@@ -250,7 +264,8 @@ class _Instances:
             seeds = self._core_regions(p.threshold, p.core_threshold)[0]
         else:
             regions, n = self._core_regions(p.threshold, p.core_threshold)
-            h = max(0.5, p.split * _typical_radius(regions, n, edt) - 2.0)
+            radius = _typical_radius(regions, n, edt)
+            h = max(0.5, p.split * radius - 2.0)
             bulk = _typical_radius(regions, n, edt, by_volume=True) if dist.ndim == 3 else 0.0
             del regions, edt
             self._drop("regions", "distances")  # ``dist`` stays (below), the transform goes
@@ -288,11 +303,151 @@ class _Instances:
             np.add(landscape, self.interior, out=landscape)
             np.negative(landscape, out=landscape)
         del dist
-        if not self.keep:
+        joining = p.seed_mode != "boundary" and fg.ndim == 2 and (p.join_split or 0) > p.split
+        interior, boundary = (self.interior, self.boundary) if joining else (None, None)
+        if not self.keep:  # only the join (below) still reads them
             self.interior = self.boundary = None
         labels = watershed(landscape, markers=seeds, mask=fg)
-        del landscape, seeds, fg
+        del seeds, fg
+        if joining:
+            depth = max(0.5, p.join_split * radius - 2.0)
+            labels = join_unsupported(labels, -landscape, interior, boundary, depth)
+        del landscape, interior, boundary
         return relabel_and_filter(labels, p.min_size)
+
+
+#: :func:`join_unsupported` undoes a cut only where the network's mean boundary
+#: probability along it is below this, its mean object probability above
+#: :data:`JOIN_INTERIOR`, the saddle stands at least :data:`JOIN_RIDGE` of the lower of the
+#: two maxima (a ridge, not a neck: touching round objects keep their cut) and the two
+#: pieces fill :data:`JOIN_SOLIDITY` of their convex hull (a rod, not a V or an X of two).
+#: Chosen on development images (benchmarks/RESULTS.md, "Cuts the network does not see").
+JOIN_BOUNDARY = 0.10
+JOIN_INTERIOR = 0.75
+JOIN_RIDGE = 0.7
+JOIN_SOLIDITY = 0.8
+
+
+def join_unsupported(
+    labels: np.ndarray,
+    height: np.ndarray,
+    interior: np.ndarray,
+    boundary: np.ndarray,
+    depth: float,
+) -> np.ndarray:
+    """``labels`` with the cuts the network does not see undone.
+
+    A distance-mode watershed cuts where the distance ``height`` it flooded has a saddle
+    between two maxima. Along a rod, or any long object enlarged, the ridge is nearly
+    flat, and a split that readily parts small round objects cuts it into pieces. Two
+    touching instances are joined when all of these hold:
+
+    - the shallower of their maxima stands less than ``depth`` above the saddle between
+      them (the cut the model's own split would not make), and the saddle is at least
+      :data:`JOIN_RIDGE` of that maximum (a ridge, not the neck of two round objects);
+    - the network saw one object across the cut: along it (the pixel pairs of the two
+      instances that are 4-neighbours, away from the outline and from third objects) its
+      mean boundary probability is below :data:`JOIN_BOUNDARY` and its mean object
+      probability above :data:`JOIN_INTERIOR`;
+    - the two together are about convex (:data:`JOIN_SOLIDITY`): two rods that cross or
+      meet at an angle stay two.
+
+    Two objects that touch keep the boundary the network learned between them, so they
+    stay two. Joins chain (a rod cut in three becomes one). 2-D ``labels``; the ids that
+    remain are not renumbered.
+    """
+    from scipy import ndimage as ndi
+
+    n = int(labels.max(initial=0))
+    if n < 2:
+        return labels
+    # the ends of a cut meet the objects' outline or a third object, where the network
+    # sees boundary whatever the cut: the cut is judged by its pixels with nothing but
+    # the two instances within 2 px (all of its pixels where it has none such)
+    lo5, hi5 = ndi.minimum_filter(labels, 5), ndi.maximum_filter(labels, 5)
+    parts: dict[str, list] = {k: [] for k in ("a", "b", "h", "bnd", "int", "inside")}
+    for axis in (0, 1):
+        one = [slice(None), slice(None)]
+        two = [slice(None), slice(None)]
+        one[axis], two[axis] = slice(0, -1), slice(1, None)
+        one, two = tuple(one), tuple(two)
+        la, lb = labels[one], labels[two]
+        cut = (la != lb) & (la > 0) & (lb > 0)
+        if not cut.any():
+            continue
+        a, b = la[cut], lb[cut]
+        low, high = np.minimum(a, b), np.maximum(a, b)
+        parts["a"].append(low)
+        parts["b"].append(high)
+        parts["h"].append(np.minimum(height[one][cut], height[two][cut]))
+        parts["bnd"].append(np.maximum(boundary[one][cut], boundary[two][cut]))
+        parts["int"].append(np.minimum(interior[one][cut], interior[two][cut]))
+        parts["inside"].append(
+            (lo5[one][cut] == low)
+            & (lo5[two][cut] == low)
+            & (hi5[one][cut] == high)
+            & (hi5[two][cut] == high)
+        )
+    if not parts["a"]:
+        return labels
+    a, b = (np.concatenate(parts[k]).astype(np.int64) for k in ("a", "b"))
+    pairs, inverse = np.unique(a * (n + 1) + b, return_inverse=True)
+    saddle = np.full(len(pairs), -np.inf)
+    np.maximum.at(saddle, inverse, np.concatenate(parts["h"]))
+    inside = np.concatenate(parts["inside"])
+    judged = np.bincount(inverse, inside, len(pairs)) > 0
+    weight = np.where(judged[inverse], inside, True).astype(np.float64)
+    count = np.bincount(inverse, weight, len(pairs))
+    mean_bnd = np.bincount(inverse, weight * np.concatenate(parts["bnd"]), len(pairs)) / count
+    mean_int = np.bincount(inverse, weight * np.concatenate(parts["int"]), len(pairs)) / count
+    peak = np.asarray(ndi.maximum(height, labels, np.arange(n + 1)), np.float64)
+    pa, pb = pairs // (n + 1), pairs % (n + 1)
+    lower = np.minimum(peak[pa], peak[pb])
+    shallow = (lower - saddle < depth) & (saddle >= JOIN_RIDGE * lower)
+    join = shallow & (mean_bnd < JOIN_BOUNDARY) & (mean_int > JOIN_INTERIOR)
+    if not join.any():
+        return labels
+    boxes = ndi.find_objects(labels)
+    for k in np.flatnonzero(join):
+        join[k] = _solidity(labels, boxes, int(pa[k]), int(pb[k])) >= JOIN_SOLIDITY
+    parent = np.arange(n + 1)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(pa[join], pb[join]):
+        ri, rj = root(int(i)), root(int(j))
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    while True:  # every id to its root
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            break
+        parent = up
+    return parent.astype(labels.dtype)[labels]
+
+
+def _solidity(labels: np.ndarray, boxes: list, i: int, j: int) -> float:
+    """The area of instances ``i`` and ``j`` together over that of their convex hull
+    (pixels as unit squares)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    bi, bj = boxes[i - 1], boxes[j - 1]
+    box = tuple(slice(min(u.start, v.start), max(u.stop, v.stop)) for u, v in zip(bi, bj))
+    crop = labels[box]
+    both = (crop == i) | (crop == j)
+    ys, xs = np.nonzero(both)
+    corners = np.concatenate(
+        [np.stack([ys + dy, xs + dx], 1) for dy in (0, 1) for dx in (0, 1)]
+    ).astype(np.float64)
+    try:
+        hull = ConvexHull(corners).volume
+    except QhullError:
+        return 1.0
+    return float(len(ys)) / hull if hull > 0 else 1.0
 
 
 def _fill_holes(core: np.ndarray, fg: np.ndarray) -> np.ndarray:

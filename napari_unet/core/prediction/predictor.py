@@ -334,14 +334,21 @@ class Predictor:
         model fine-tuned on a user's images had its settings searched at their scale
         (its ``taught_scale``) and keeps them; one that learned many sizes (a bundled
         model) splits touching objects in a plane by the scale
-        (:func:`~napari_unet.core.prediction.instances.split_at`). A volume's 3-D seeds
-        keep the model's own settings (those for objects seen at their size)."""
+        (:func:`~napari_unet.core.prediction.instances.split_at`), keeping the cuts its own
+        split would not make only where the network sees them (``join_split``,
+        :func:`~napari_unet.core.prediction.instances.join_unsupported`). A volume's 3-D
+        seeds keep the model's own settings (those for objects seen at their size)."""
         from .instances import split_at
 
         p = self.params
         if self.net.metadata.taught_scale is not None or p.seed_mode != "distance":
             return p
-        return replace(p, split=split_at(p.split, factor))
+        split = split_at(p.split, factor)
+        if split == p.split:
+            return p
+        # the cuts the model's own split would not make stay only where the network
+        # sees them (a rod enlarged is not cut into pieces; instances.join_unsupported)
+        return replace(p, split=split, join_split=p.split)
 
     def instances(
         self, scores: np.ndarray, z_scale: float = 1.0, factor: float = 1.0
