@@ -400,7 +400,8 @@ def join_unsupported(
     count = np.bincount(inverse, weight, len(pairs))
     mean_bnd = np.bincount(inverse, weight * np.concatenate(parts["bnd"]), len(pairs)) / count
     mean_int = np.bincount(inverse, weight * np.concatenate(parts["int"]), len(pairs)) / count
-    peak = np.asarray(ndi.maximum(height, labels, np.arange(n + 1)), np.float64)
+    peak = np.full(n + 1, -np.inf)
+    np.maximum.at(peak, labels.ravel(), height.ravel())
     pa, pb = pairs // (n + 1), pairs % (n + 1)
     lower = np.minimum(peak[pa], peak[pb])
     shallow = (lower - saddle < depth) & (saddle >= JOIN_RIDGE * lower)
@@ -433,13 +434,16 @@ def join_unsupported(
 def _solidity(labels: np.ndarray, boxes: list, i: int, j: int) -> float:
     """The area of instances ``i`` and ``j`` together over that of their convex hull
     (pixels as unit squares)."""
+    from scipy import ndimage as ndi
     from scipy.spatial import ConvexHull, QhullError
 
     bi, bj = boxes[i - 1], boxes[j - 1]
     box = tuple(slice(min(u.start, v.start), max(u.stop, v.stop)) for u, v in zip(bi, bj))
     crop = labels[box]
     both = (crop == i) | (crop == j)
-    ys, xs = np.nonzero(both)
+    area = int(both.sum())
+    # the hull of the pixels' corners: those of the outline pixels make the same hull
+    ys, xs = np.nonzero(both & ~ndi.binary_erosion(both))
     corners = np.concatenate(
         [np.stack([ys + dy, xs + dx], 1) for dy in (0, 1) for dx in (0, 1)]
     ).astype(np.float64)
@@ -447,7 +451,7 @@ def _solidity(labels: np.ndarray, boxes: list, i: int, j: int) -> float:
         hull = ConvexHull(corners).volume
     except QhullError:
         return 1.0
-    return float(len(ys)) / hull if hull > 0 else 1.0
+    return area / hull if hull > 0 else 1.0
 
 
 def _fill_holes(core: np.ndarray, fg: np.ndarray) -> np.ndarray:
