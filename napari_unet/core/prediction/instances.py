@@ -411,24 +411,17 @@ def join_unsupported(
     boxes = ndi.find_objects(labels)
     for k in np.flatnonzero(join):
         join[k] = _solidity(labels, boxes, int(pa[k]), int(pb[k])) >= JOIN_SOLIDITY
-    parent = np.arange(n + 1)
+    # the pieces of one object are a connected component of the joins; each takes the
+    # smallest id among them (the background, 0, joins nothing)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in zip(pa[join], pb[join]):
-        ri, rj = root(int(i)), root(int(j))
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    while True:  # every id to its root
-        up = parent[parent]
-        if np.array_equal(up, parent):
-            break
-        parent = up
-    return parent.astype(labels.dtype)[labels]
+    ones = np.ones(int(join.sum()))
+    graph = coo_matrix((ones, (pa[join], pb[join])), shape=(n + 1, n + 1))
+    component = connected_components(graph, directed=False)[1]
+    smallest = np.full(component.max() + 1, n + 1)
+    np.minimum.at(smallest, component, np.arange(n + 1))
+    return smallest[component].astype(labels.dtype)[labels]
 
 
 def _solidity(labels: np.ndarray, boxes: list, i: int, j: int) -> float:
