@@ -12,7 +12,7 @@ from cli_helpers import assert_user_error, cli
 
 
 def test_predict_suggest_writes_the_k_most_doubtful_places(sample_image, tmp_path):
-    crop = sample_image[:256, :256]
+    crop = sample_image[:256, 128:384]  # holds a pair of nuclei the model may have stuck together
     tifffile.imwrite(tmp_path / "nuclei.tif", crop)
     out = tmp_path / "out"
     proc = cli("predict", tmp_path / "nuclei.tif", "--out", out, "--model", "nuclei",
@@ -20,7 +20,7 @@ def test_predict_suggest_writes_the_k_most_doubtful_places(sample_image, tmp_pat
     assert proc.returncode == 0, proc.stderr
     path = out / "nuclei_suggestions.json"
     entries = json.loads(path.read_text())
-    assert 1 <= len(entries) <= 3, entries  # crop edges cut nuclei: some are always doubtful
+    assert 1 <= len(entries) <= 3, entries
     labels = tifffile.imread(out / "nuclei_labels.tif")
     for e in entries:
         assert set(e) == {"bbox", "score", "reason", "label"}

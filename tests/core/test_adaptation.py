@@ -431,11 +431,13 @@ def test_a_bundled_model_splits_readily_only_where_the_image_was_enlarged():
     # ... and the cuts split 0.8 would not make are kept only where the network sees
     # them (instances.join_unsupported; a neck this deep is kept either way)
     assert predictor.params_at(3.0).join_split == 0.8
+    assert predictor.params_at(1.0).min_share == predictor.params_at(3.0).min_share > 0
     assert predictor.instances(two_overlapping_discs(seen=False), factor=3.0).max() == 2
     # a fine-tuned model keeps the split searched at its user's scale
     net.metadata.taught_scale = 3.0
     assert net.predictor().instances(prob, factor=3.0).max() == 1
     assert net.predictor().params_at(3.0).join_split is None
+    assert net.predictor().params_at(3.0).min_share is None
     # and a volume keeps the model's own split
     assert predictor.instances(np.stack([prob] * 3), factor=3.0).max() == 1
 

@@ -17,8 +17,10 @@ from scipy import ndimage as ndi
 
 from napari_unet.core import evaluate
 from napari_unet.core.prediction.instances import (
+    SPECK_SHARE,
     PostprocessParams,
     _fill_holes,
+    absorb_specks,
     instances_from_probabilities,
     join_unsupported,
     search_postprocessing,
@@ -286,6 +288,35 @@ def test_touching_rods_enlarged_stay_apart_where_the_network_sees_their_contact(
         for i in range(1, int(labels.max()) + 1):  # never across the contact line
             rods, counts = np.unique(big[labels == i], return_counts=True)
             assert counts[rods > 0].max() >= 0.95 * (labels == i).sum(), make.__name__
+
+
+def test_a_speck_goes_back_to_the_object_it_touches_most_or_away():
+    shape = (96, 160)
+    nuclei = [disc(30, 30, 14), disc(30, 80, 14), disc(70, 30, 14), disc(70, 80, 14)]
+    # a sliver cut off nucleus 2's right side, also touching nucleus 5 at one corner
+    sliver = disc(30, 80, 17) & ~disc(30, 80, 14) & (_grid(shape)[1] > 93)
+    truth = labelled(*nuclei, disc(30, 111, 14), sliver, disc(75, 140, 2), disc(75, 115, 7))
+    area = np.bincount(truth.ravel())
+    median = np.median(area[1:])
+    assert area[6] < SPECK_SHARE * median and area[7] < SPECK_SHARE * median  # specks
+    assert area[8] > SPECK_SHARE * median  # a small object, a quarter of the others' width
+    out = absorb_specks(truth, SPECK_SHARE)
+    assert (out[truth == 6] == 2).all()  # the sliver goes back to the nucleus it shares most with
+    assert (out[truth == 7] == 0).all()  # a speck touching nothing is dropped
+    for i in (1, 2, 3, 4, 5, 8):
+        assert (out[truth == i] == i).all()
+    # without a share, or with fewer than two objects to take a median of, nothing moves
+    assert absorb_specks(truth, 0.0) is truth
+    assert (absorb_specks(labelled(disc(30, 30, 14), disc(75, 140, 2)), 0.5) > 0).sum() > 0
+
+
+def test_the_post_processing_takes_its_specks_only_when_asked():
+    truth = labelled(disc(30, 30, 14), disc(30, 80, 14), disc(70, 30, 14), disc(75, 120, 3))
+    prob = ideal_probabilities(truth, 0)
+    assert instances_from_probabilities(prob).max() == 4  # the speck is an object
+    assert instances_from_probabilities(prob, min_share=SPECK_SHARE).max() == 3
+    with pytest.raises(Exception, match="min share"):
+        PostprocessParams(min_share=1.5)
 
 
 # ---------------------------------------------------------------------- 3. real learning
