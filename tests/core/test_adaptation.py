@@ -413,7 +413,12 @@ def two_overlapping_discs(size=128, radii=(20, 17), apart=30, seen=True) -> np.n
 
 
 def test_a_bundled_model_splits_readily_only_where_the_image_was_enlarged():
-    from napari_unet.core.prediction.instances import SPLIT_ENLARGED, SPLIT_ENLARGED_TO, split_at
+    from napari_unet.core.prediction.instances import (
+        SPECK_SHARE,
+        SPLIT_ENLARGED,
+        SPLIT_ENLARGED_TO,
+        split_at,
+    )
 
     assert split_at(0.8, 1.0) == split_at(0.8, 0.25) == 0.8  # objects seen at their size
     assert split_at(0.8, SPLIT_ENLARGED) == split_at(0.8, 5.0) == SPLIT_ENLARGED_TO
@@ -437,7 +442,9 @@ def test_a_bundled_model_splits_readily_only_where_the_image_was_enlarged():
     net.metadata.taught_scale = 3.0
     assert net.predictor().instances(prob, factor=3.0).max() == 1
     assert net.predictor().params_at(3.0).join_split is None
-    assert net.predictor().params_at(3.0).min_share is None
+    assert net.predictor().params_at(3.0).min_share == SPECK_SHARE  # specks: any model
+    net.metadata.postprocessing = {**net.metadata.postprocessing, "min_share": 0.0}
+    assert net.predictor().params_at(3.0).min_share == 0.0  # unless its settings say
     # and a volume keeps the model's own split
     assert predictor.instances(np.stack([prob] * 3), factor=3.0).max() == 1
 

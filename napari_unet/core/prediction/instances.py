@@ -65,9 +65,9 @@ class PostprocessParams:
         image; never stored with a model.
     min_share
         ``None``, or a share of the median instance's area: in a plane, the instances
-        smaller than that are specks (:func:`absorb_specks`). Set by
-        :meth:`~napari_unet.core.prediction.predictor.Predictor.params_at` for a bundled
-        model (:data:`SPECK_SHARE`); never stored with a model.
+        smaller than that are specks (:func:`absorb_specks`; 0: none are).
+        :meth:`~napari_unet.core.prediction.predictor.Predictor.params_at` makes ``None``
+        :data:`SPECK_SHARE`.
     """
 
     threshold: float = 0.5
@@ -437,9 +437,9 @@ def join_unsupported(
     return smallest[component].astype(labels.dtype)[labels]
 
 
-#: A bundled model's instances smaller than this share of the median instance's area in
-#: their plane are specks (:func:`absorb_specks`): about 0.28 of its width. Chosen on
-#: development images (benchmarks/RESULTS.md, "Specks").
+#: Instances smaller than this share of the median instance's area in their plane are
+#: specks (:func:`absorb_specks`): about 0.28 of its width. Chosen on development images
+#: (benchmarks/RESULTS.md, "Specks").
 SPECK_SHARE = 0.08
 
 

@@ -336,18 +336,21 @@ class Predictor:
         model) splits touching objects in a plane by the scale
         (:func:`~napari_unet.core.prediction.instances.split_at`), keeping the cuts its own
         split would not make only where the network sees them (``join_split``,
-        :func:`~napari_unet.core.prediction.instances.join_unsupported`), and takes its
-        specks for pieces or debris (``min_share``,
-        :func:`~napari_unet.core.prediction.instances.absorb_specks`). A volume's 3-D
-        seeds keep the model's own settings (those for objects seen at their size)."""
+        :func:`~napari_unet.core.prediction.instances.join_unsupported`). Every model takes
+        a plane's specks for pieces or debris (``min_share``
+        :data:`~napari_unet.core.prediction.instances.SPECK_SHARE` unless its settings
+        hold one, 0 for none: :func:`~napari_unet.core.prediction.instances.absorb_specks`).
+        A volume's 3-D seeds keep the model's own settings (those for objects seen at
+        their size)."""
         from .instances import SPECK_SHARE, split_at
 
         p = self.params
+        if p.min_share is None:
+            # specks far smaller than the plane's other objects are pieces cut off an
+            # object or debris (instances.absorb_specks), whatever the model
+            p = replace(p, min_share=SPECK_SHARE)
         if self.net.metadata.taught_scale is not None or p.seed_mode != "distance":
             return p
-        # specks far smaller than the plane's other objects are pieces cut off an object
-        # or debris (instances.absorb_specks)
-        p = replace(p, min_share=SPECK_SHARE)
         split = split_at(p.split, factor)
         if split == p.split:
             return p
