@@ -310,6 +310,20 @@ def test_a_speck_goes_back_to_the_object_it_touches_most_or_away():
     assert (absorb_specks(labelled(disc(30, 30, 14), disc(75, 140, 2)), 0.5) > 0).sum() > 0
 
 
+def test_a_volume_takes_its_specks_by_volume():
+    zz, yy, xx = np.mgrid[:24, :48, :80].astype(np.float32)
+    ball = lambda z, y, x, r: (zz - z) ** 2 + (yy - y) ** 2 + (xx - x) ** 2 <= r * r  # noqa: E731
+    cap = ball(12, 24, 20, 12) & ~ball(12, 24, 20, 10) & (xx > 29)  # a cap cut off a nucleus
+    nuclei = [ball(12, 24, 20, 10), ball(12, 24, 56, 10), ball(12, 38, 40, 10)]
+    truth = labelled(*nuclei, ball(12, 10, 40, 6), cap)
+    vol = np.bincount(truth.ravel())
+    assert vol[5] < SPECK_SHARE * np.median(vol[1:]) < vol[4]
+    out = absorb_specks(truth, SPECK_SHARE)
+    assert (out[truth == 5] == 1).all()  # the cap goes back to its nucleus, through z too
+    for i in (1, 2, 3, 4):
+        assert (out[truth == i] == i).all()
+
+
 def test_the_post_processing_takes_its_specks_only_when_asked():
     truth = labelled(disc(30, 30, 14), disc(30, 80, 14), disc(70, 30, 14), disc(75, 120, 3))
     prob = ideal_probabilities(truth, 0)

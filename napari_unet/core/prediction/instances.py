@@ -64,8 +64,8 @@ class PostprocessParams:
         :meth:`~napari_unet.core.prediction.predictor.Predictor.params_at` for an enlarged
         image; never stored with a model.
     min_share
-        ``None``, or a share of the median instance's area: in a plane, the instances
-        smaller than that are specks (:func:`absorb_specks`; 0: none are).
+        ``None``, or a share of the median instance's area (a volume's: volume): the
+        instances smaller than that are specks (:func:`absorb_specks`; 0: none are).
         :meth:`~napari_unet.core.prediction.predictor.Predictor.params_at` makes ``None``
         :data:`SPECK_SHARE`.
     """
@@ -324,7 +324,7 @@ class _Instances:
             depth = max(0.5, p.join_split * radius - 2.0)
             labels = join_unsupported(labels, -landscape, interior, boundary, depth)
         del landscape, interior, boundary
-        if p.min_share and labels.ndim == 2:
+        if p.min_share:
             labels = absorb_specks(labels, p.min_share, p.min_size)
         return relabel_and_filter(labels, p.min_size)
 
@@ -437,18 +437,19 @@ def join_unsupported(
     return smallest[component].astype(labels.dtype)[labels]
 
 
-#: Instances smaller than this share of the median instance's area in their plane are
-#: specks (:func:`absorb_specks`): about 0.28 of its width. Chosen on development images
-#: (benchmarks/RESULTS.md, "Specks").
+#: Instances smaller than this share of the median instance's area in their plane (or
+#: volume in a volume) are specks (:func:`absorb_specks`): about 0.28 of its width (0.43 in
+#: 3-D). Chosen on development images (benchmarks/RESULTS.md, "Specks").
 SPECK_SHARE = 0.08
 
 
 def absorb_specks(labels: np.ndarray, share: float, min_size: int = 0) -> np.ndarray:
-    """``labels`` with its specks, the instances smaller than ``share`` of the median
-    instance's area, merged into the instance they share the longest border with (a
-    piece the watershed cut off an object goes back to it), or dropped where they touch
-    no instance but specks (a bright speck of debris among nuclei). The median is over the
-    instances of at least ``min_size`` pixels; the ids that remain are not renumbered.
+    """``labels`` (a plane or a volume) with its specks, the instances smaller than
+    ``share`` of the median instance's area (volume), merged into the instance they share
+    the longest border with (a piece the watershed cut off an object goes back to it), or
+    dropped where they touch no instance but specks (a bright speck of debris among
+    nuclei). The median is over the instances of at least ``min_size`` pixels (voxels);
+    the ids that remain are not renumbered.
     """
     flat = labels.ravel()
     n = int(flat.max(initial=0))

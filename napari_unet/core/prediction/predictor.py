@@ -366,14 +366,16 @@ class Predictor:
         image seen at ``factor``, with this predictor's post-processing settings
         (:meth:`params_at` for a plane; a volume keeps the model's own, and its smallest
         instance is the ball as wide as a plane's ``min_size`` disc at ``factor``:
-        :func:`~napari_unet.core.prediction.instances.volume_min_size`)."""
-        from .instances import instances_from_probabilities, volume_min_size
+        :func:`~napari_unet.core.prediction.instances.volume_min_size`; its specks are
+        taken by volume as a plane's by area)."""
+        from .instances import SPECK_SHARE, instances_from_probabilities, volume_min_size
 
         if scores.ndim == 3:
             params = self.params_at(factor)
         else:
             min_size = volume_min_size(self.params.min_size, factor, z_scale)
-            params = replace(self.params, min_size=min_size)
+            share = SPECK_SHARE if self.params.min_share is None else self.params.min_share
+            params = replace(self.params, min_size=min_size, min_share=share)
         return instances_from_probabilities(scores, **params.to_dict(), z_scale=z_scale)
 
     # ------------------------------------------------------------ in memory
