@@ -379,16 +379,9 @@ def join_unsupported(
     # the two instances within 2 px (all of its pixels where it has none such)
     lo5, hi5 = ndi.minimum_filter(labels, 5), ndi.maximum_filter(labels, 5)
     parts: dict[str, list] = {k: [] for k in ("a", "b", "h", "bnd", "int", "inside")}
-    for axis in (0, 1):
-        one = [slice(None), slice(None)]
-        two = [slice(None), slice(None)]
-        one[axis], two[axis] = slice(0, -1), slice(1, None)
-        one, two = tuple(one), tuple(two)
-        la, lb = labels[one], labels[two]
-        cut = (la != lb) & (la > 0) & (lb > 0)
+    for one, two, cut, a, b in _contacts(labels):
         if not cut.any():
             continue
-        a, b = la[cut], lb[cut]
         low, high = np.minimum(a, b), np.maximum(a, b)
         parts["a"].append(low)
         parts["b"].append(high)
@@ -466,13 +459,7 @@ def absorb_specks(labels: np.ndarray, share: float, min_size: int = 0) -> np.nda
     table = np.arange(n + 1, dtype=labels.dtype)
     table[speck] = 0
     small, other = [], []
-    for axis in range(labels.ndim):
-        one = [slice(None)] * labels.ndim
-        two = [slice(None)] * labels.ndim
-        one[axis], two[axis] = slice(0, -1), slice(1, None)
-        la, lb = labels[tuple(one)], labels[tuple(two)]
-        touch = (la != lb) & (la > 0) & (lb > 0)
-        a, b = la[touch], lb[touch]
+    for _, _, _, a, b in _contacts(labels):
         for s, o in ((a, b), (b, a)):
             keep = speck[s] & ~speck[o]
             small.append(s[keep])
@@ -486,6 +473,21 @@ def absorb_specks(labels: np.ndarray, share: float, min_size: int = 0) -> np.nda
         last = np.append(ps[1:] != ps[:-1], True)
         table[ps[last]] = po[last]
     return table[labels]
+
+
+def _contacts(labels: np.ndarray):
+    """Where two instances touch, axis by axis: ``(one, two, cut, a, b)``, the slices of
+    the first and second pixel of each pair of neighbours along the axis, the mask (of
+    ``labels[one]``'s shape) of the pairs whose pixels are two different instances, and
+    those instances' ids."""
+    for axis in range(labels.ndim):
+        one = [slice(None)] * labels.ndim
+        two = [slice(None)] * labels.ndim
+        one[axis], two[axis] = slice(0, -1), slice(1, None)
+        one, two = tuple(one), tuple(two)
+        la, lb = labels[one], labels[two]
+        cut = (la != lb) & (la > 0) & (lb > 0)
+        yield one, two, cut, la[cut], lb[cut]
 
 
 def _solidity(labels: np.ndarray, boxes: list, i: int, j: int) -> float:

@@ -342,13 +342,9 @@ class Predictor:
         hold one, 0 for none: :func:`~napari_unet.core.prediction.instances.absorb_specks`).
         A volume's 3-D seeds keep the model's own settings (those for objects seen at
         their size)."""
-        from .instances import SPECK_SHARE, split_at
+        from .instances import split_at
 
-        p = self.params
-        if p.min_share is None:
-            # specks far smaller than the plane's other objects are pieces cut off an
-            # object or debris (instances.absorb_specks), whatever the model
-            p = replace(p, min_share=SPECK_SHARE)
+        p = self._own_params()
         if self.net.metadata.taught_scale is not None or p.seed_mode != "distance":
             return p
         split = split_at(p.split, factor)
@@ -357,6 +353,17 @@ class Predictor:
         # the cuts the model's own split would not make stay only where the network
         # sees them (a rod enlarged is not cut into pieces; instances.join_unsupported)
         return replace(p, split=split, join_split=p.split)
+
+    def _own_params(self) -> PostprocessParams:
+        """The model's own settings, with the specks rule where they name no share:
+        specks far smaller than the other objects are pieces cut off an object or debris
+        (:func:`~napari_unet.core.prediction.instances.absorb_specks`), whatever the
+        model."""
+        from .instances import SPECK_SHARE
+
+        if self.params.min_share is not None:
+            return self.params
+        return replace(self.params, min_share=SPECK_SHARE)
 
     def instances(
         self, scores: np.ndarray, z_scale: float = 1.0, factor: float = 1.0
@@ -368,14 +375,13 @@ class Predictor:
         instance is the ball as wide as a plane's ``min_size`` disc at ``factor``:
         :func:`~napari_unet.core.prediction.instances.volume_min_size`; its specks are
         taken by volume as a plane's by area)."""
-        from .instances import SPECK_SHARE, instances_from_probabilities, volume_min_size
+        from .instances import instances_from_probabilities, volume_min_size
 
         if scores.ndim == 3:
             params = self.params_at(factor)
         else:
             min_size = volume_min_size(self.params.min_size, factor, z_scale)
-            share = SPECK_SHARE if self.params.min_share is None else self.params.min_share
-            params = replace(self.params, min_size=min_size, min_share=share)
+            params = replace(self._own_params(), min_size=min_size)
         return instances_from_probabilities(scores, **params.to_dict(), z_scale=z_scale)
 
     # ------------------------------------------------------------ in memory
