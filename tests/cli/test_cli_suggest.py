@@ -12,11 +12,12 @@ from cli_helpers import assert_user_error, cli
 
 
 def test_predict_suggest_writes_the_k_most_doubtful_places(sample_image, tmp_path):
-    crop = sample_image[:256, 128:384]  # holds a pair of nuclei the model may have stuck together
+    # a part of the sample where the model doubts 2-4 objects, with or without 2 % noise or
+    # a slight blur (a margin for other CPUs)
+    crop = sample_image[64:224, :160]
     tifffile.imwrite(tmp_path / "nuclei.tif", crop)
     out = tmp_path / "out"
-    proc = cli("predict", tmp_path / "nuclei.tif", "--out", out, "--model", "nuclei",
-               "--suggest", 3)  # fmt: skip
+    proc = cli("predict", tmp_path / "nuclei.tif", "--out", out, "--suggest", 3)
     assert proc.returncode == 0, proc.stderr
     path = out / "nuclei_suggestions.json"
     entries = json.loads(path.read_text())
