@@ -436,6 +436,17 @@ def join_unsupported(
 SPECK_SHARE = 0.08
 
 
+def with_specks(params: PostprocessParams) -> PostprocessParams:
+    """``params`` with the specks rule where they name no share (:data:`SPECK_SHARE`);
+    a share of their own, 0 included, is kept. Prediction
+    (:meth:`~napari_unet.core.prediction.predictor.Predictor.params_at`) and the search
+    after training (:func:`~napari_unet.core.training.calibration.tune_postprocessing`)
+    both apply it, so a setting is chosen as it will be used."""
+    if params.min_share is not None:
+        return params
+    return replace(params, min_share=SPECK_SHARE)
+
+
 def absorb_specks(labels: np.ndarray, share: float, min_size: int = 0) -> np.ndarray:
     """``labels`` (a plane or a volume) with its specks, the instances smaller than
     ``share`` of the median instance's area (volume), merged into the instance they share

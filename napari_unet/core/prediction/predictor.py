@@ -357,13 +357,10 @@ class Predictor:
     def _own_params(self) -> PostprocessParams:
         """The model's own settings, with the specks rule where they name no share:
         specks far smaller than the other objects are pieces cut off an object or debris
-        (:func:`~napari_unet.core.prediction.instances.absorb_specks`), whatever the
-        model."""
-        from .instances import SPECK_SHARE
+        (:func:`~napari_unet.core.prediction.instances.with_specks`), whatever the model."""
+        from .instances import with_specks
 
-        if self.params.min_share is not None:
-            return self.params
-        return replace(self.params, min_share=SPECK_SHARE)
+        return with_specks(self.params)
 
     def instances(
         self, scores: np.ndarray, z_scale: float = 1.0, factor: float = 1.0

@@ -52,14 +52,16 @@ def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[
 def tune_postprocessing(net, planes: list, scores: list[np.ndarray]) -> dict | None:
     """Choose and keep (in ``net``'s metadata) the post-processing that suits the
     training annotation; returns the search's record, ``None`` with too few objects
-    to judge by."""
-    from ..prediction.instances import search_postprocessing
+    to judge by. The settings are judged with the specks rule prediction applies
+    (:func:`~napari_unet.core.prediction.instances.with_specks`), so the seeds and
+    threshold chosen are those that suit the instances the user will get."""
+    from ..prediction.instances import search_postprocessing, with_specks
 
     found = search_postprocessing(
         scores,
         [np.asarray(p.labels) for p in planes],
         [p.kind for p in planes],
-        net.postprocessing,
+        with_specks(net.postprocessing),
     )
     if found.n_objects < 3:
         return None  # too few objects to judge by
