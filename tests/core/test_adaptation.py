@@ -368,7 +368,7 @@ def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
     _, mask = make_blobs(256, 12, seed=2, radius=(14, 16))  # ~30 px wide objects
     looks = []
 
-    def scores_at(factor, crop):
+    def scores_at(factor, crop, mask=mask):
         looks.append(factor)
         m = rescale_image((mask[crop] > 0).astype(np.float32)[..., None], factor)[..., 0]
         fg = (m > 0.5).astype(np.float32)
@@ -386,6 +386,16 @@ def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
     looks.clear()
     factor, _ = estimate_scale(scores_at, mask.shape, 20.0, prior=2.0)  # another zoom
     assert factor == pytest.approx(0.66, rel=0.2) and len(looks) > 1
+    looks.clear()
+    # one large cell per image, taught at a coarse scale where the image is less than two
+    # of the model's widths across: the taught scale still settles it (the walk's looks
+    # need room for two, and would see the cell's texture at a finer scale instead)
+    yy, xx = np.mgrid[:256, :256]
+    cell = np.hypot(yy - 128, xx - 128) < 70  # 140 px wide
+    factor, _ = estimate_scale(
+        lambda f, crop: scores_at(f, crop, cell), cell.shape, 42.0, prior=0.3, found=found
+    )
+    assert factor == 0.3 and looks == [0.3] and found == {"size": "measured"}
     # training records the scale it brought the user's images to
     img, m = make_blobs(128, 10, seed=4, radius=(9, 11))  # ~20 px wide
     net = UNet.new(TINY, seed=0)

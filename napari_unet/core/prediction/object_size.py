@@ -261,6 +261,10 @@ TAUGHT = 2.0
 #: A look must be at least this many model object widths per side (else a blob or two of
 #: merged small objects would be all it sees).
 ROOM = 2.0
+#: The look at a fine-tuned model's taught scale needs only this many of its object widths
+#: per side: the user's own image at that scale may hold just a cell or two (large cells
+#: taught at a coarse scale), as the image it learned from did.
+TAUGHT_ROOM = 1.0
 #: Looks whose objects are within this (log) of the best look's agreement with the model's
 #: size count as agreeing as well; the coarsest of them wins.
 TIE = 0.1
@@ -429,16 +433,16 @@ def estimate_scale(
     def side_of(factor: float, whole: bool = False) -> int:
         return max(h, w) if whole else int((LOOK_CROP if factor < 1 else FINE_CROP) / factor)
 
-    def fits(factor: float, whole: bool = False) -> bool:
+    def fits(factor: float, whole: bool = False, room: float = ROOM) -> bool:
         # enough room for a few objects of the model's size to measure them
-        return min(h, w, side_of(factor, whole)) * factor >= max(16.0, ROOM * model_diameter)
+        return min(h, w, side_of(factor, whole)) * factor >= max(16.0, room * model_diameter)
 
     sure: list[bool] = []  # of each look in turn (sure_of)
 
-    def look(factor: float, whole: bool = False) -> float | None:
+    def look(factor: float, whole: bool = False, room: float = ROOM) -> float | None:
         side = side_of(factor, whole)
         ch, cw = min(h, side), min(w, side)
-        if not fits(factor, whole):
+        if not fits(factor, whole, room):
             return None
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         crop = WHOLE if whole else (slice(y0, y0 + ch), slice(x0, x0 + cw))
@@ -462,7 +466,7 @@ def estimate_scale(
         # experiment hold objects of one size, so that scale is kept as it is (a dim plane
         # or a crowded field measures a little thin or wide there, and a look elsewhere
         # is no surer)
-        d = look(prior)
+        d = look(prior, room=TAUGHT_ROOM)
         if d is not None and error(prior, d) <= math.log(TAUGHT):
             found["size"] = "measured"
             return prior, model_diameter / prior
