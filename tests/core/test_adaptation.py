@@ -333,6 +333,23 @@ def test_estimate_scale_does_not_trust_blobs_the_network_is_unsure_of():
     assert diameter == pytest.approx(48, rel=0.2) and factor == pytest.approx(0.5, rel=0.2)
 
 
+def test_a_finer_look_that_sees_pieces_of_the_models_size_gives_way_to_the_coarser_one():
+    """Large nuclei (46 px) before a model of 31 px: no two looks agree on their width
+    in the image, since the finest look cuts them into pieces of the model's own size
+    (their width at the model's scale stays the same while it halves in the image); the
+    coarser look that is sure of them wins. Small objects merged into blobs at a coarse
+    look keep the finest look: there the objects are smaller than the model's size."""
+    from napari_unet.core.prediction.object_size import choose_look
+
+    model_d = 31.0
+    pieces = [(0.25, 88.0), (0.5, 57.4), (1.0, 43.2), (2.0, 22.9)]  # a development image's
+    assert choose_look(pieces, model_d, [False, True, True, True]) == (1.0, 43.2)
+    # the coarser look unsure of its objects: the finest stays
+    assert choose_look(pieces, model_d, [False, True, False, True]) == (2.0, 22.9)
+    blobs = [(0.5, 60.0), (1.0, 22.0), (2.0, 12.0)]  # crowded 12 px objects
+    assert choose_look(blobs, model_d, [True, True, True]) == (2.0, 12.0)
+
+
 def test_an_enlarged_image_is_not_seen_again_for_a_small_correction():
     """The whole image seen at the chosen scale (the prediction's own pass) may call for a
     slightly different scale: a shrunk image (cheap passes) takes a 5% correction, and is

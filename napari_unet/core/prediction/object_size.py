@@ -355,11 +355,41 @@ def choose_look(
     if confirmed:
         pool = confirmed
     elif wide:
-        return max(wide, key=lambda fd: fd[0])
+        return coarser_than_pieces(looks, max(wide, key=lambda fd: fd[0]), model_diameter, sure)
     else:
         pool = [fd for _, fd in seen]
     best = min(error(fd) for fd in pool)
     return min((fd for fd in pool if error(fd) <= best + TIE), key=lambda fd: fd[0])
+
+
+def coarser_than_pieces(
+    looks: list[tuple[float, float | None]],
+    chosen: tuple[float, float],
+    model_diameter: float,
+    sure: list[bool] | None,
+) -> tuple[float, float]:
+    """``chosen`` (the finest look that sees objects of a size the model handles), or a
+    coarser look where the finer one sees pieces of the model's own size: a model shown
+    objects larger than it knows cuts them into pieces of the size it knows, so from one
+    look to the next finer the objects keep their width at the model's scale (within
+    :data:`AGREE`, as neighbouring looks that agree keep their width in the image) and
+    their width in the image halves. Small objects merged into blobs
+    at a coarse look do not do that: the finer look sees them smaller than the model's
+    size. A step to the coarser look is taken only where that look is sure of its
+    objects and sees them at a size the model handles, and the finer one sees objects
+    at least about the model's size (within :data:`AGREE`)."""
+    if sure is None:
+        return chosen
+    i = looks.index(chosen)
+    while i > 0:
+        (f, d), (fc, dc) = looks[i], looks[i - 1]
+        if not (dc and sure[i - 1] and handled(fc, dc, model_diameter)):
+            break
+        fine, coarse = d * f, dc * fc  # widths at the model's scale
+        if fine < model_diameter / AGREE or abs(math.log(fine / coarse)) > math.log(AGREE):
+            break
+        i -= 1
+    return looks[i]
 
 
 def confirmed_at(looks: list[tuple[float, float | None]], i: int) -> bool:
