@@ -76,34 +76,6 @@ def test_search_picks_the_setting_that_suits_the_objects_and_keeps_a_good_base()
     assert again.params == found.params
 
 
-def test_the_search_after_training_judges_settings_with_the_specks_rule():
-    from types import SimpleNamespace
-
-    from napari_unet.core.prediction.instances import SPECK_SHARE
-    from napari_unet.core.training.calibration import tune_postprocessing
-
-    _, mask = make_blobs(160, 12, seed=7, radius=(9, 12))
-    s = ideal_scores(mask)
-    free = mask == 0
-    from scipy import ndimage as ndi
-
-    far = ndi.distance_transform_edt(free) > 8  # a speck of debris away from every object
-    y, x = np.argwhere(far)[len(np.argwhere(far)) // 2]
-    s[y - 2 : y + 2, x - 2 : x + 2] = (0.0, 1.0, 0.0)  # 16 px, above min_size
-    plane = SimpleNamespace(labels=mask, kind="mask")
-    assert instances_from_probabilities(s).max() == mask.max() + 1  # without the rule
-    for own, share in ((None, SPECK_SHARE), (0.0, 0.0)):
-        params = PostprocessParams(min_share=own)
-        net = SimpleNamespace(postprocessing=params, metadata=SimpleNamespace(postprocessing={}))
-        record = tune_postprocessing(net, [plane], [s])
-        # the speck is judged away as prediction will take it: the model's settings suit
-        assert record["min_share"] == net.metadata.postprocessing["min_share"] == share
-        if own is None:
-            assert record["annotation_f1_before"] == 1.0
-        else:  # a model's own 0 is kept, and the speck counts as a false object
-            assert record["annotation_f1_before"] < 1.0
-
-
 def test_annotated_f1_judges_scribbles_by_their_pixels_only():
     truth = np.zeros((40, 80), np.int32)
     truth[5:35, 5:35] = 1

@@ -438,10 +438,8 @@ SPECK_SHARE = 0.08
 
 def with_specks(params: PostprocessParams) -> PostprocessParams:
     """``params`` with the specks rule where they name no share (:data:`SPECK_SHARE`);
-    a share of their own, 0 included, is kept. Prediction
-    (:meth:`~napari_unet.core.prediction.predictor.Predictor.params_at`) and the search
-    after training (:func:`~napari_unet.core.training.calibration.tune_postprocessing`)
-    both apply it, so a setting is chosen as it will be used."""
+    a share of their own, 0 included, is kept (what prediction applies:
+    :meth:`~napari_unet.core.prediction.predictor.Predictor.params_at`)."""
     if params.min_share is not None:
         return params
     return replace(params, min_share=SPECK_SHARE)

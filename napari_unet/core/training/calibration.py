@@ -52,16 +52,17 @@ def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[
 def tune_postprocessing(net, planes: list, scores: list[np.ndarray]) -> dict | None:
     """Choose and keep (in ``net``'s metadata) the post-processing that suits the
     training annotation; returns the search's record, ``None`` with too few objects
-    to judge by. The settings are judged with the specks rule prediction applies
-    (:func:`~napari_unet.core.prediction.instances.with_specks`), so the seeds and
-    threshold chosen are those that suit the instances the user will get."""
-    from ..prediction.instances import search_postprocessing, with_specks
+    to judge by. The settings are judged without the specks rule that prediction adds
+    (:func:`~napari_unet.core.prediction.instances.with_specks`): judged with it, the
+    search chose lower thresholds on one image that did worse on the others
+    (benchmarks/RESULTS.md, "A large cell's taught scale kept")."""
+    from ..prediction.instances import search_postprocessing
 
     found = search_postprocessing(
         scores,
         [np.asarray(p.labels) for p in planes],
         [p.kind for p in planes],
-        with_specks(net.postprocessing),
+        net.postprocessing,
     )
     if found.n_objects < 3:
         return None  # too few objects to judge by
