@@ -83,6 +83,30 @@ def test_a_sure_result_is_not_doubted_and_each_weakness_says_why():
         assert "\n" not in doubt.message and len(doubt.headline) < 40
 
 
+def test_large_cells_cut_by_the_border_take_only_their_part_of_the_image():
+    """An image 256 px wide holding parts of five cells ~166 px wide (one or two whole
+    cells' room) is not crowded: a cell cut by the image's border takes the room of its
+    pixels inside. The same five found inside the image (a block's sides are not the
+    image's border) would be too many."""
+    labels = np.tile(np.repeat(np.arange(1, 6), 52)[:256], (256, 1)).astype(np.int32)
+    labels[:, ::52] = 0  # a background line between the cells
+    prob = np.where(labels > 0, 0.95, 0.02).astype(np.float32)
+    disc = np.pi / 4 * 166.0**2
+    cut = Tally.of(prob, labels)
+    assert cut.edge_objects == 5 and cut.edge_pixels == int((labels > 0).sum())
+    signs = Signs.of(Tally.from_array(cut.to_array()), "measured", 166.0)
+    assert signs.crowding == pytest.approx((labels > 0).mean())
+    assert judge(signs) is None
+    inside = Signs.of(Tally.of(prob, labels, edges=(False,) * 4), "measured", 166.0)
+    assert inside.crowding == pytest.approx(5 * disc / 256**2)
+    assert judge(inside).reason == "crowded"
+    # blocks add up: the top block's lower side is not the image's border
+    top = Tally.of(prob[:128], labels[:128], edges=(True, False, True, True))
+    bottom = Tally.of(prob[128:], labels[128:], edges=(False, True, True, True))
+    both = top + bottom
+    assert both.edge_pixels == cut.edge_pixels
+
+
 def test_the_size_estimate_says_how_sure_it_is():
     _, mask = make_blobs(256, 12, seed=2, radius=(14, 16))  # ~30 px wide objects
 

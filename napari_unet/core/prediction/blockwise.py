@@ -163,7 +163,8 @@ def _predict_block(local: np.ndarray, i: int, j: int, spec: _Spec) -> int:
     owned, kept = _owned(lab, (ry0, rx0), (by, by1, bx, bx1))
     del lab
     core = owned[by - ry0 : by1 - ry0, bx - rx0 : bx1 - rx0]
-    tally = Tally.of(prob, core, src[by:by1, bx:bx1], intensity)
+    edges = (by == 0, by1 == spec.height, bx == 0, bx1 == spec.width)  # the image's border
+    tally = Tally.of(prob, core, src[by:by1, bx:bx1], intensity, edges)
     np.save(_tally_file(spec, i, j), tally.to_array())
     del prob, core
     if votes is not None:

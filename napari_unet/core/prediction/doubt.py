@@ -97,6 +97,10 @@ class Tally:
     object_samples: int = 0
     #: Histogram of the normalised intensity of every pixel (the same subsample).
     brightness: np.ndarray | None = None
+    #: Of the objects, those cut by the image's border, and the pixels they cover: only
+    #: their part inside the image takes room in it (see :attr:`Signs.crowding`).
+    edge_objects: int = 0
+    edge_pixels: int = 0
 
     @classmethod
     def empty(cls) -> Tally:
@@ -104,11 +108,20 @@ class Tally:
         return cls(zeros.copy(), background=zeros.copy(), brightness=zeros.copy())
 
     @classmethod
-    def of(cls, probability: np.ndarray, labels: np.ndarray, image=None, intensity=None) -> Tally:
+    def of(
+        cls,
+        probability: np.ndarray,
+        labels: np.ndarray,
+        image=None,
+        intensity=None,
+        edges: tuple[bool, bool, bool, bool] = (True, True, True, True),
+    ) -> Tally:
         """The tally of a foreground ``probability`` map, its instance ``labels`` (ids
         ``1..N`` at most, 0 = background; ids missing are not counted) and, when given,
         the image (same spatial shape, channels last or none) normalised by
-        ``intensity`` (``(low, high)``, as the network saw it; ``None``: as it is)."""
+        ``intensity`` (``(low, high)``, as the network saw it; ``None``: as it is).
+        ``edges``: which of the plane's sides (top, bottom, left, right) are the image's
+        border (a block of a large image: those it shares with the image)."""
         p = np.asarray(probability, np.float32)
         lab = np.asarray(labels)
         t = cls.empty()
@@ -122,6 +135,14 @@ class Tally:
             t.objects = int(present.sum())
             t.confidence = float((sums[1:][present] / count[1:][present]).sum())
             t.object_pixels = int(count[1:].sum())
+            cut = np.zeros(count.size, bool)
+            sides = (lab[0], lab[-1], lab[:, 0], lab[:, -1])
+            for side, on_border in zip(sides, edges):
+                if on_border:
+                    cut[side.ravel().astype(np.intp)] = True
+            cut = cut[1:] & present
+            t.edge_objects = int(cut.sum())
+            t.edge_pixels = int(count[1:][cut].sum())
         if image is not None:
             step = max(1, int(np.ceil(np.sqrt(p.size / INTENSITY_PIXELS))))
             index = (slice(None, None, step), slice(None, None, step))
@@ -152,6 +173,8 @@ class Tally:
             self.object_intensity + other.object_intensity,
             self.object_samples + other.object_samples,
             self.brightness + other.brightness,
+            self.edge_objects + other.edge_objects,
+            self.edge_pixels + other.edge_pixels,
         )
 
     def to_array(self) -> np.ndarray:
@@ -159,7 +182,8 @@ class Tally:
         head = [self.objects, self.confidence, self.object_pixels, self.pixels]
         head += [self.object_intensity, self.object_samples]
         hists = [self.probability, self.background, self.brightness]
-        return np.concatenate([head, *hists]).astype(np.float64)
+        tail = [self.edge_objects, self.edge_pixels]
+        return np.concatenate([head, *hists, tail]).astype(np.float64)
 
     @classmethod
     def from_array(cls, a) -> Tally:
@@ -176,6 +200,8 @@ class Tally:
             float(a[4]),
             int(a[5]),
             a[n + 2 * BINS : n + 3 * BINS].astype(np.int64),
+            int(a[n + 3 * BINS]),
+            int(a[n + 3 * BINS + 1]),
         )
 
 
@@ -203,7 +229,9 @@ class Signs:
     #: Share of the image's pixels in objects.
     coverage: float
     #: How many times the objects would cover the image at the expected size (the
-    #: objects' count × the area of a disc of ``diameter``, over the image's area).
+    #: objects' count × the area of a disc of ``diameter``, over the image's area; an
+    #: object cut by the image's border counts by its pixels inside, at most a disc: an
+    #: image that holds one or two large cells also holds the parts of the cells around).
     crowding: float
     #: Object width (px, in the image) the prediction expected: measured, given, or
     #: the model's own; ``None`` when unknown.
@@ -235,7 +263,10 @@ class Signs:
             confidence=tally.confidence / n if n else 1.0,
             objects=n,
             coverage=tally.object_pixels / max(tally.pixels, 1),
-            crowding=n * area / max(tally.pixels, 1),
+            crowding=(
+                (n - tally.edge_objects) * area + min(tally.edge_objects * area, tally.edge_pixels)
+            )
+            / max(tally.pixels, 1),
             diameter=None if diameter is None else float(diameter),
             size=size,
             background=background,

@@ -117,8 +117,10 @@ def _predict_block(local: np.ndarray, k: int, i: int, j: int, spec: _Spec) -> in
         tuple(slice(core[2 * a] - origin[a], core[2 * a + 1] - origin[a]) for a in range(3))
     ]
     tally = Tally.empty()
+    _, h, w, _ = spec.shape
+    edges = (core[2] == 0, core[3] == h, core[4] == 0, core[5] == w)  # the image's border
     for z in range(prob.shape[0]):  # the doubt's figures are a plane's: summed over planes
-        tally += Tally.of(prob[z], owned[inner][z], image[z], intensity)
+        tally += Tally.of(prob[z], owned[inner][z], image[z], intensity, edges)
     np.save(_name(spec, "tally", k, i, j), tally.to_array())
     if votes is not None:
         np.save(_name(spec, "classes", k, i, j), votes[kept])
