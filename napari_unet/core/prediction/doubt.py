@@ -229,9 +229,9 @@ class Signs:
     #: Share of the image's pixels in objects.
     coverage: float
     #: How many times the objects would cover the image at the expected size (the
-    #: objects' count × the area of a disc of ``diameter``, over the image's area; an
-    #: object cut by the image's border counts by its pixels inside, at most a disc: an
-    #: image that holds one or two large cells also holds the parts of the cells around).
+    #: objects' count × the area of a disc of ``diameter``, over the image's area; the
+    #: objects cut by the image's border count by their pixels inside, together at most a
+    #: disc each: an image that holds one or two large cells also holds parts of others).
     crowding: float
     #: Object width (px, in the image) the prediction expected: measured, given, or
     #: the model's own; ``None`` when unknown.

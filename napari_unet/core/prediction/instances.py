@@ -66,8 +66,7 @@ class PostprocessParams:
     min_share
         ``None``, or a share of the median instance's area (a volume's: volume): the
         instances smaller than that are specks (:func:`absorb_specks`; 0: none are).
-        :meth:`~napari_unet.core.prediction.predictor.Predictor.params_at` makes ``None``
-        :data:`SPECK_SHARE`.
+        Prediction makes ``None`` :data:`SPECK_SHARE` (:func:`with_specks`).
     """
 
     threshold: float = 0.5

@@ -337,14 +337,14 @@ class Predictor:
         (:func:`~napari_unet.core.prediction.instances.split_at`), keeping the cuts its own
         split would not make only where the network sees them (``join_split``,
         :func:`~napari_unet.core.prediction.instances.join_unsupported`). Every model takes
-        a plane's specks for pieces or debris (``min_share``
-        :data:`~napari_unet.core.prediction.instances.SPECK_SHARE` unless its settings
-        hold one, 0 for none: :func:`~napari_unet.core.prediction.instances.absorb_specks`).
-        A volume's 3-D seeds keep the model's own settings (those for objects seen at
-        their size)."""
-        from .instances import split_at
+        a plane's specks for pieces or debris
+        (:func:`~napari_unet.core.prediction.instances.with_specks`: ``min_share``
+        :data:`~napari_unet.core.prediction.instances.SPECK_SHARE` unless its settings hold
+        one, 0 for none). A volume's 3-D seeds keep the model's own settings (those for
+        objects seen at their size)."""
+        from .instances import split_at, with_specks
 
-        p = self._own_params()
+        p = with_specks(self.params)
         if self.net.metadata.taught_scale is not None or p.seed_mode != "distance":
             return p
         split = split_at(p.split, factor)
@@ -353,14 +353,6 @@ class Predictor:
         # the cuts the model's own split would not make stay only where the network
         # sees them (a rod enlarged is not cut into pieces; instances.join_unsupported)
         return replace(p, split=split, join_split=p.split)
-
-    def _own_params(self) -> PostprocessParams:
-        """The model's own settings, with the specks rule where they name no share:
-        specks far smaller than the other objects are pieces cut off an object or debris
-        (:func:`~napari_unet.core.prediction.instances.with_specks`), whatever the model."""
-        from .instances import with_specks
-
-        return with_specks(self.params)
 
     def instances(
         self, scores: np.ndarray, z_scale: float = 1.0, factor: float = 1.0
@@ -372,13 +364,13 @@ class Predictor:
         instance is the ball as wide as a plane's ``min_size`` disc at ``factor``:
         :func:`~napari_unet.core.prediction.instances.volume_min_size`; its specks are
         taken by volume as a plane's by area)."""
-        from .instances import instances_from_probabilities, volume_min_size
+        from .instances import instances_from_probabilities, volume_min_size, with_specks
 
         if scores.ndim == 3:
             params = self.params_at(factor)
         else:
             min_size = volume_min_size(self.params.min_size, factor, z_scale)
-            params = replace(self._own_params(), min_size=min_size)
+            params = replace(with_specks(self.params), min_size=min_size)
         return instances_from_probabilities(scores, **params.to_dict(), z_scale=z_scale)
 
     # ------------------------------------------------------------ in memory
