@@ -129,6 +129,21 @@ def real_pairs(widths, rng, weight_sample: float, weight_cells3d: float):
     return pairs, used
 
 
+def record_mask_width(path: Path, pairs: list) -> None:
+    """Record in the model at ``path`` the median width of its training masks
+    (``mask_diameter``), as a training run on ``pairs`` records it: a model trained
+    before that field existed gets it without training again."""
+    widths = [d for d in (mask_diameter(p.mask, WIDTH_MEASURE) for p in pairs) if d]
+    net = UNet.load(path)
+    net.metadata.mask_diameter = round(float(np.median(widths)), 2)
+    net.save(path)
+    print(
+        f"{path}: mask_diameter {net.metadata.mask_diameter} (median of {len(widths)} masks), "
+        f"object_diameter {net.object_diameter}",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "napari_unet/models/generalist.keras")
@@ -155,6 +170,14 @@ def main() -> None:
         default=10,
         help="epochs without a better validation loss before the learning rate halves",
     )
+    ap.add_argument(
+        "--record-mask-width",
+        type=Path,
+        metavar="MODEL",
+        help="train nothing: build the training images of these settings and record their "
+        "masks' median width in MODEL's metadata (mask_diameter; a training run records it "
+        "itself)",
+    )
     args = ap.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -168,6 +191,9 @@ def main() -> None:
         f"{time.time() - t0:.0f} s",
         flush=True,
     )
+    if args.record_mask_width:
+        record_mask_width(args.record_mask_width, pairs)
+        return
 
     net = UNet.new(UNetConfig(depth=args.depth, base_filters=args.base_filters), seed=args.seed)
     net.metadata.width_measure = WIDTH_MEASURE  # kept by every model fine-tuned from it

@@ -391,6 +391,45 @@ def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
     net.metadata.object_diameter = 10.0
     net.train([TrainingPair(img, mask=m)], TrainConfig(epochs=1, steps_per_epoch=2, patch_size=64))
     assert net.metadata.taught_scale == pytest.approx(0.5, rel=0.2)
+    # and the width its masks had there, which the next training brings masks to
+    assert net.metadata.mask_diameter == pytest.approx(10, rel=0.05)
+
+
+def test_a_mask_is_brought_to_the_models_mask_width_and_a_given_diameter_to_its_own():
+    """A network measures its regions a little wider than their masks (the generalist
+    1.26×): a width measured on a mask is brought to the model's ``mask_diameter``, a
+    diameter the user gives to its ``object_diameter`` (as prediction takes it), and a
+    model that records no mask width uses its ``object_diameter`` for both."""
+    from napari_unet.core.prediction.object_size import mask_diameter
+    from napari_unet.core.training.calibration import calibrate_diameter
+    from napari_unet.core.training.run import to_model_scale
+    from napari_unet.core.training.samples import planes_of
+
+    img, mask = make_blobs(192, 10, seed=3, radius=(15, 17))
+    d = mask_diameter(mask)
+    assert d == pytest.approx(32, abs=3)
+    net = UNet.new(TINY, seed=0)
+    net.metadata.object_diameter = 20.0
+
+    def factor_of(pair):
+        factors = []
+        to_model_scale(net, planes_of([pair], 1), TrainConfig(), factors)
+        return factors[0]
+
+    assert net.mask_diameter == 20.0  # none recorded: the network's own width
+    assert factor_of(TrainingPair(img, mask=mask)) == pytest.approx(20 / d, rel=0.01)
+    net.metadata.mask_diameter = 16.0
+    assert net.mask_diameter == 16.0
+    assert factor_of(TrainingPair(img, mask=mask)) == pytest.approx(16 / d, rel=0.01)
+    assert factor_of(TrainingPair(img, mask=mask, diameter=40.0)) == pytest.approx(0.5)
+    # calibration keeps both widths, and a file keeps them
+    planes = planes_of([TrainingPair(img, mask=mask)], 1)
+    calibrate_diameter(net, [ideal_scores(mask)], planes, [d], [16.2])
+    assert net.object_diameter == pytest.approx(d, abs=3)
+    assert net.metadata.mask_diameter == 16.2
+    net.metadata.mask_diameter = None
+    calibrate_diameter(net, [ideal_scores(mask)], planes, [d])  # no mask width: kept
+    assert net.metadata.mask_diameter is None and net.mask_diameter == net.object_diameter
 
 
 def test_default_model_measures_zoomed_nuclei_and_segments_them_at_its_scale(sample_image):
@@ -419,6 +458,8 @@ def test_a_bundled_model_measures_each_image_rather_than_assuming_a_scale(name):
     net = UNet.bundled(name)
     assert net.metadata.taught_scale is None
     assert net.object_diameter and net.object_diameter > 10
+    if name == "generalist":  # its masks' width, which fine-tuning brings masks to
+        assert 0.7 * net.object_diameter < net.metadata.mask_diameter < net.object_diameter
 
 
 def two_overlapping_discs(size=128, radii=(20, 17), apart=30, seen=True) -> np.ndarray:

@@ -468,6 +468,7 @@ def _rdf(about: _About, weights: dict[str, Any]) -> dict[str, Any]:
                 "classes": classes,
                 "postprocessing": _postprocessing(net),
                 "object_diameter": diameter,
+                "mask_diameter": meta.mask_diameter,
                 "width_measure": meta.width_measure or WIDTH_MEASURES[0],
                 "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             }

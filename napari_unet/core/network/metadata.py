@@ -43,8 +43,15 @@ class ModelMetadata:
     input_channels: int | None = None
     #: Patch side the model was trained with (px).
     patch_size: int | None = None
-    #: Typical object width (px) in the data the model was trained at.
+    #: Typical object width (px) in the data the model was trained at, as the network
+    #: measures it on its own output (what the size estimate compares a look's width to).
     object_diameter: float | None = None
+    #: The same objects' width as their masks measure it
+    #: (:func:`~napari_unet.core.prediction.object_size.mask_diameter`), at the model's
+    #: scale: a mask or annotation is brought to this width for training. A network
+    #: measures its regions a little wider than their masks (the generalist 1.2×), so
+    #: the two differ. ``None`` (models saved before): the same as ``object_diameter``.
+    mask_diameter: float | None = None
     #: How the model measures object width (``config.WIDTH_MEASURES``; ``None``:
     #: ``"foreground"``, every non-background pixel, touching objects merged).
     width_measure: str | None = None

@@ -445,6 +445,18 @@ class UNet:
         return d if d and np.isfinite(d) and d > 0 else None
 
     @property
+    def mask_diameter(self) -> float | None:
+        """The width of those objects as their masks measure it, at the model's scale
+        (:attr:`~napari_unet.core.network.metadata.ModelMetadata.mask_diameter`; the
+        :attr:`object_diameter` where the model does not record it)."""
+        d = self.metadata.mask_diameter
+        try:
+            d = float(d) if d is not None else None
+        except (TypeError, ValueError):
+            d = None
+        return d if d and np.isfinite(d) and d > 0 else self.object_diameter
+
+    @property
     def postprocessing(self):
         """The :class:`~napari_unet.core.prediction.instances.PostprocessParams` of this model
         (tuned on its training annotation after each run; defaults otherwise)."""

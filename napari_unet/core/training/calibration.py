@@ -12,8 +12,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[float]) -> None:
-    """Record the object width ``net`` measures on its own training planes.
+def calibrate_diameter(
+    net,
+    scores: list[np.ndarray],
+    planes: list,
+    known: list[float],
+    masks: list[float] | None = None,
+) -> None:
+    """Record the object width ``net`` measures on its own training planes, and the
+    width their masks measure (``masks``: the planes' mask or annotation widths at the
+    model's scale, :attr:`~napari_unet.core.network.metadata.ModelMetadata.mask_diameter`).
 
     Prediction brings an image to the scale where the network *measures* objects of
     :attr:`~napari_unet.core.network.unet.UNet.object_diameter`, so that width must be in the
@@ -47,6 +55,8 @@ def calibrate_diameter(net, scores: list[np.ndarray], planes: list, known: list[
         net.metadata.object_diameter = round(float(np.median(seen)), 2)
     elif known and not net.object_diameter:
         net.metadata.object_diameter = round(float(np.median(known)), 2)
+    if masks:
+        net.metadata.mask_diameter = round(float(np.median(masks)), 2)
 
 
 def tune_postprocessing(net, planes: list, scores: list[np.ndarray]) -> dict | None:

@@ -132,7 +132,10 @@ def train(
         after = [predictor.scores(p.image, 1.0, p.intensity)[0] for p in planes]
         if cfg.tune_postprocessing:
             search = tune_postprocessing(net, planes, after)
-        calibrate_diameter(net, after, planes, [d for d in diameters if d])
+        measured = [  # the masks' widths at the model's scale (none given by the user)
+            d * f for p, d, f in zip(originals, diameters, factors) if d and p.diameter is None
+        ]
+        calibrate_diameter(net, after, planes, [d for d in diameters if d], measured)
         if factors:
             net.metadata.taught_scale = round(float(np.median(factors)), 4)
     hist = net.metadata.history
@@ -178,9 +181,16 @@ def teacher(net, plane) -> np.ndarray | None:
 def to_model_scale(
     net, planes: list, cfg: TrainConfig, factors: list | None = None
 ) -> tuple[list, list]:
-    """Planes resized so their objects match ``net``'s :attr:`~napari_unet.core.network.unet.
-    UNet.object_diameter`, and the object widths measured in each (``None`` where
-    unknown); ``factors``, when given, receives the factor of each plane."""
+    """Planes resized so their objects match ``net``'s size, and the object widths of
+    each (``None`` where unknown); ``factors``, when given, receives the factor of each
+    plane.
+
+    A width measured on a plane's mask or annotation is brought to the model's
+    :attr:`~napari_unet.core.network.unet.UNet.mask_diameter` (the same objects' width
+    as masks measure it); a width the plane was given (``diameter``) to its
+    :attr:`~napari_unet.core.network.unet.UNet.object_diameter`, as prediction takes a
+    diameter given; a plane with neither is measured by the network's own size
+    estimate."""
     from ..prediction.object_size import (
         annotated_diameter,
         clip_scale,
@@ -191,12 +201,13 @@ def to_model_scale(
         scaled_shape,
     )
 
-    model_d = net.object_diameter
+    model_d, mask_d = net.object_diameter, net.mask_diameter
     predictor = Predictor(net)
     out, diameters = [], []
     for p in planes:
-        d = p.diameter
+        d, target = p.diameter, model_d
         if d is None:
+            target = mask_d
             if p.kind == "mask":
                 d = mask_diameter(p.mask, net.metadata.width_measure)
             else:
@@ -207,7 +218,7 @@ def to_model_scale(
                 scores_at = predictor.scorer(p.image, intensity=p.intensity)
                 factor, _ = predictor.estimate_scale(scores_at, p.image.shape)
             elif d:
-                factor = clip_scale(model_d / d)
+                factor = clip_scale(target / d)
         diameters.append(d)
         if factors is not None:
             factors.append(float(factor))
