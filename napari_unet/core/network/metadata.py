@@ -49,7 +49,7 @@ class ModelMetadata:
     #: The same objects' width as their masks measure it
     #: (:func:`~napari_unet.core.prediction.object_size.mask_diameter`), at the model's
     #: scale: a mask or annotation is brought to this width for training. A network
-    #: measures its regions a little wider than their masks (the generalist 1.2×), so
+    #: measures its regions a little wider than their masks (the generalist 1.26×), so
     #: the two differ. ``None`` (models saved before): the same as ``object_diameter``.
     mask_diameter: float | None = None
     #: How the model measures object width (``config.WIDTH_MEASURES``; ``None``:
