@@ -24,6 +24,10 @@ def blob_net():
         [TrainingPair(img, mask=mask)],
         TrainConfig(epochs=20, steps_per_epoch=10, patch_size=64, batch_size=8, seed=seeded(0)),
     )
+    # it measures every image, as a bundled model does: a scale taught by training is
+    # kept for objects up to TAUGHT (2×) the learned width, exactly the objects twice as
+    # wide below, so with some seeds their look at the taught scale settled it
+    net.metadata.taught_scale = None
     return net
 
 
