@@ -395,7 +395,7 @@ def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
     assert net.metadata.mask_diameter == pytest.approx(10, rel=0.05)
 
 
-def test_a_mask_is_brought_to_the_models_mask_width_and_a_given_diameter_to_its_own():
+def test_a_mask_is_brought_to_the_models_mask_width_and_a_given_diameter_to_its_own(tmp_path):
     """A network measures its regions a little wider than their masks (the generalist
     1.26×): a width measured on a mask is brought to the model's ``mask_diameter``, a
     diameter the user gives to its ``object_diameter`` (as prediction takes it), and a
@@ -427,6 +427,8 @@ def test_a_mask_is_brought_to_the_models_mask_width_and_a_given_diameter_to_its_
     calibrate_diameter(net, [ideal_scores(mask)], planes, [d], [16.2])
     assert net.object_diameter == pytest.approx(d, abs=3)
     assert net.metadata.mask_diameter == 16.2
+    net.save(tmp_path / "m.keras")
+    assert UNet.load(tmp_path / "m.keras").mask_diameter == 16.2
     net.metadata.mask_diameter = None
     calibrate_diameter(net, [ideal_scores(mask)], planes, [d])  # no mask width: kept
     assert net.metadata.mask_diameter is None and net.mask_diameter == net.object_diameter

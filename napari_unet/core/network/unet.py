@@ -437,24 +437,14 @@ class UNet:
     @property
     def object_diameter(self) -> float | None:
         """Typical object width (px) in the data the model was trained at, if known."""
-        d = self.metadata.object_diameter
-        try:
-            d = float(d) if d is not None else None
-        except (TypeError, ValueError):
-            return None
-        return d if d and np.isfinite(d) and d > 0 else None
+        return _width(self.metadata.object_diameter)
 
     @property
     def mask_diameter(self) -> float | None:
         """The width of those objects as their masks measure it, at the model's scale
         (:attr:`~napari_unet.core.network.metadata.ModelMetadata.mask_diameter`; the
         :attr:`object_diameter` where the model does not record it)."""
-        d = self.metadata.mask_diameter
-        try:
-            d = float(d) if d is not None else None
-        except (TypeError, ValueError):
-            d = None
-        return d if d and np.isfinite(d) and d > 0 else self.object_diameter
+        return _width(self.metadata.mask_diameter) or self.object_diameter
 
     @property
     def postprocessing(self):
@@ -488,3 +478,12 @@ class UNet:
             # an uncompiled float32 twin: the file names no loss or optimizer code and
             # loads into any Keras
             return save_keras_with_metadata(self.portable_model(), path, self.describe())
+
+
+def _width(value) -> float | None:
+    """A width recorded in a model's metadata as a positive finite float, else ``None``."""
+    try:
+        d = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return d if d and np.isfinite(d) and d > 0 else None
