@@ -93,8 +93,9 @@ def volume_z_scale(image: Any, annotation: Any) -> float | None:
     return layer_axes(shape, ["z", "y", "x"], scale).z_scale
 
 
-def preview_plane(viewer: Any, layer: Any, channels: int):
-    """The plane of ``layer`` shown now as a ``channels``-input network takes it,
+def preview_plane(viewer: Any, layer: Any, channels: int, stains: bool = False):
+    """The plane of ``layer`` shown now as a ``channels``-input network takes it
+    (``stains``: one that reads a stained slide as its haematoxylin),
     ``(Y, X, C)``, with where it goes: its index over the stack axes (``None`` for one
     plane) and the image axis that held the channels (``None`` for colours, which
     napari keeps out of a layer's geometry). ``None`` when the image does not fit."""
@@ -103,7 +104,9 @@ def preview_plane(viewer: Any, layer: Any, channels: int):
 
     data = L.layer_array(layer)
     try:
-        layout = channel_layout(np.shape(data), channels, rgb=bool(layer.rgb))
+        layout = channel_layout(
+            np.shape(data), channels, rgb=bool(layer.rgb), image=data if stains else None
+        )
     except UserInputError:
         return None
     coords = np.asarray(layer.world_to_data(viewer.dims.point), float)

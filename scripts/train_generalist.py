@@ -144,6 +144,17 @@ def record_mask_width(path: Path, pairs: list) -> None:
     )
 
 
+def record_stains(path: Path) -> None:
+    """Mark the model at ``path`` as reading stained slides (H&E, IHC) as their
+    haematoxylin, as every network this script trains now does (``colour_reading``,
+    :mod:`napari_unet.core.stains`): a model trained before that reading existed gets it
+    without training again. Its weights are not touched."""
+    net = UNet.load(path)
+    net.metadata.colour_reading = "stains"
+    net.save(path)
+    print(f"{path}: colour_reading {net.metadata.colour_reading}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "napari_unet/models/generalist.keras")
@@ -178,7 +189,17 @@ def main() -> None:
         "masks' median width in MODEL's metadata (mask_diameter; a training run records it "
         "itself)",
     )
+    ap.add_argument(
+        "--read-stains",
+        type=Path,
+        metavar="MODEL",
+        help="train nothing: mark MODEL as reading stained slides as their haematoxylin "
+        "(colour_reading; a network this script trains reads them so)",
+    )
     args = ap.parse_args()
+    if args.read_stains:
+        record_stains(args.read_stains)
+        return
 
     rng = np.random.default_rng(args.seed)
     t0 = time.time()

@@ -201,9 +201,10 @@ def run_in_thread(
 
 
 # ---------------------------------------------------------------------- segment
-def _layout(job: SegmentJob, channels: int):
+def _layout(job: SegmentJob, channels: int, stains: bool = False):
     """Where the image keeps its channels, for a model with ``channels`` inputs: the one
-    rule of :func:`napari_unet.core.axes.channel_layout`, told napari's RGB flag."""
+    rule of :func:`napari_unet.core.axes.channel_layout`, told napari's RGB flag
+    (``stains``: the model reads a stained slide as its haematoxylin)."""
     from napari_unet.core.axes import channel_layout
 
     return channel_layout(
@@ -212,6 +213,7 @@ def _layout(job: SegmentJob, channels: int):
         rgb=job.rgb,
         channel_axis=job.channel_axis,
         name=job.name,
+        image=job.image if stains else None,
     )
 
 
@@ -352,7 +354,7 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
     if spec.model is None:
         emit(StageUpdate(Stage.LOAD))
     net = resolve_model(spec)
-    layout = _layout(job, net.input_channels)
+    layout = _layout(job, net.input_channels, net.metadata.reads_stains)
     blocks = block_by_block(
         layout.spatial_shape, multiscale=job.multiscale, lazy=is_lazy(job.image)
     )

@@ -358,7 +358,12 @@ class TrainWidget(JobWidget):
         layer = L.find_layer(self.viewer, preview, "image") if preview else None
         self._preview_target = None
         plane = (
-            preview_plane(self.viewer, layer, network.config.input_channels)
+            preview_plane(
+                self.viewer,
+                layer,
+                network.config.input_channels,
+                network.metadata.reads_stains,
+            )
             if layer is not None and not L.is_huge(layer)  # a live preview of all of it: no
             else None
         )

@@ -29,7 +29,10 @@ How the channels found are brought to the model's ``C``:
 * ``C`` entries: used as they are;
 * 4 entries on the **last** axis for a 3- or 1-channel model: an RGBA picture, the alpha
   channel (transparency, no intensity) is dropped;
-* several entries for a one-channel model: their mean intensity (colour → grey);
+* several entries for a one-channel model: their mean intensity (colour → grey), except
+  a stained brightfield slide (H&E, IHC), which is read as its haematoxylin when the
+  image is at hand (``image=``, :mod:`.stains`): decided once per image, so every block
+  and plane of it is read alike;
 * anything else is refused with a :class:`~napari_unet.core.errors.UserInputError` that
   says what the model takes.
 
@@ -67,6 +70,10 @@ class ChannelLayout:
         The channel axis is an RGBA colour axis whose alpha is dropped.
     to_grey
         The channels are averaged into the one channel of the model.
+    white
+        Set on a stained slide (:func:`~napari_unet.core.stains.stain_white`): each
+        colour channel's white, and the colours are read as their haematoxylin
+        density instead of averaged.
     """
 
     shape: tuple[int, ...]
@@ -74,6 +81,25 @@ class ChannelLayout:
     channels: int
     drop_alpha: bool = False
     to_grey: bool = False
+    white: tuple[float, float, float] | None = None
+
+    @property
+    def stained(self) -> bool:
+        """Whether the colours are read as a stained slide's haematoxylin."""
+        return self.white is not None
+
+    def for_image(self, image) -> ChannelLayout:
+        """This layout with the colour reading decided for ``image`` (of this layout's
+        shape): a stained slide's colours become its haematoxylin, anything else keeps
+        the mean. Only colour pictures brought to one channel are looked at."""
+        import dataclasses
+
+        from .stains import sample_colours, stain_white
+
+        if not self.to_grey or self.axis is None or self.shape[self.axis] not in (3, 4):
+            return self
+        white = stain_white(sample_colours(image, self.axis))
+        return dataclasses.replace(self, white=white)
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -98,6 +124,10 @@ class ChannelLayout:
         """``a`` with its channels last, brought to the model's channel count."""
         if self.drop_alpha:
             a = a[..., :3]
+        if self.white is not None:
+            from .stains import haematoxylin
+
+            return haematoxylin(a, self.white)
         if self.to_grey:
             a = np.asarray(a, np.float32).mean(axis=-1, keepdims=True)
         return a
@@ -106,7 +136,7 @@ class ChannelLayout:
         """``image`` as ``(..., Y, X, C)`` with exactly the model's ``C`` channels.
 
         A view where no arithmetic is needed (a lazy array stays lazy when it has no
-        channel axis or keeps its channels last); colours averaged to grey are float32.
+        channel axis or keeps its channels last); colours brought to grey are float32.
         """
         if tuple(np.shape(image)) != self.shape:
             raise UserInputError(f"image of shape {np.shape(image)} is not the shape {self.shape}")
@@ -190,12 +220,16 @@ def channel_layout(
     axes: str | None = None,
     channel_axis: int | None = None,
     name: str = "the image",
+    image=None,
 ) -> ChannelLayout:
     """Decide where an image of ``shape`` keeps its channels for a ``channels``-input model.
 
     See the module docstring for the rule. ``axes`` (a string like ``"ZYXC"``) or
     ``channel_axis`` (an axis number, negative allowed) say it explicitly; ``rgb`` is
-    napari's flag of an Image layer (``None``: not known).
+    napari's flag of an Image layer (``None``: not known). ``image`` (the image
+    itself, lazy or not) lets a colour picture for a one-channel model be read as a
+    stained slide where it is one (:meth:`ChannelLayout.for_image`); callers that read
+    pixels for the network give it.
 
     Raises
     ------
@@ -242,7 +276,7 @@ def channel_layout(
             f"image or a stack of planes such as (Z, Y, X) or (T, Z, Y, X)"
             + ("" if explicit or axis is not None else ", with channels last or first")
         )
-    return layout
+    return layout if image is None else layout.for_image(image)
 
 
 def _guess_axis(shape: tuple[int, ...], channels: int, rgb: bool | None, name: str) -> int | None:

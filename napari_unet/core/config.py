@@ -44,6 +44,14 @@ MIN_SCALE, MAX_SCALE = 1.0 / 8.0, 4.0
 #:   cells are measured one by one: a field of packed cells or membranes reads a cell's
 #:   width, not the width of the whole field (the bundled generalist).
 WIDTH_MEASURES = ("foreground", "interior")
+#: How a one-channel model reads a colour picture (its metadata's ``colour_reading``):
+#:
+#: - ``"mean"``: the mean of the colour channels (models saved before the reading was
+#:   recorded, which learned colours so);
+#: - ``"stains"``: a stained brightfield slide (H&E, IHC) as its haematoxylin density,
+#:   anything else as the mean (:mod:`~napari_unet.core.stains`; new networks and the
+#:   bundled generalist).
+COLOUR_READINGS = ("mean", "stains")
 
 
 @dataclass(frozen=True)

@@ -462,6 +462,9 @@ def test_a_bundled_model_measures_each_image_rather_than_assuming_a_scale(name):
     assert net.object_diameter and net.object_diameter > 10
     if name == "generalist":  # its masks' width, which fine-tuning brings masks to
         assert 0.7 * net.object_diameter < net.metadata.mask_diameter < net.object_diameter
+    # the generalist reads a stained slide as its haematoxylin; the old nuclei model as it
+    # learned colours, their mean
+    assert net.metadata.reads_stains == (name == "generalist")
 
 
 def two_overlapping_discs(size=128, radii=(20, 17), apart=30, seen=True) -> np.ndarray:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import WIDTH_MEASURES
+from ..config import COLOUR_READINGS, WIDTH_MEASURES
 from ..errors import UserInputError
 from ..network.metadata import ModelMetadata
 from ..normalize import Normalizer
@@ -470,6 +470,7 @@ def _rdf(about: _About, weights: dict[str, Any]) -> dict[str, Any]:
                 "object_diameter": diameter,
                 "mask_diameter": meta.mask_diameter,
                 "width_measure": meta.width_measure or WIDTH_MEASURES[0],
+                "colour_reading": meta.colour_reading or COLOUR_READINGS[0],
                 "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             }
         },
@@ -515,6 +516,15 @@ def _documentation(about: _About, result: ExportResult) -> str:
         if diameter
         else ""
     )
+    colour_note = (
+        "\nGiven a stained brightfield slide in colour (H&E, IHC), napari-unet feeds the "
+        "network its haematoxylin density: the optical density `-log(I / white)` of each "
+        "channel, the white being each channel's 99.8th percentile, projected on Ruifrok "
+        "and Johnston's haematoxylin vector (`skimage.color.rgb2hed`'s first channel). "
+        "Other tools should give it that channel rather than the colours' mean.\n"
+        if meta.reads_stains and net.config.input_channels == 1
+        else ""
+    )
     return f"""# {title}
 
 A 2D U-Net (Ronneberger et al. 2015) trained with
@@ -529,7 +539,7 @@ Height and width must be {sizes["min"]} + n × {sizes["step"]} pixels. Preproces
 and 1 (values outside are kept, not clipped) — exactly napari-unet's own normalisation.
 Large images are predicted in tiles; the output halo of {halo} px per side is the context
 napari-unet itself keeps around each tile, so tiled and whole-image predictions agree.
-
+{colour_note}
 ## Output
 
 `probabilities`: softmax probabilities over {len(classes)} channels — {", ".join(classes)} —

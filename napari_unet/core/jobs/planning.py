@@ -213,7 +213,7 @@ def plan_network(spec: ModelSpec) -> NetworkPlan:
     if spec.model is not None and spec.kind != "new":
         return NetworkPlan(spec, spec.model.config, spec.model.metadata.copy())
     if spec.kind == "new":
-        return NetworkPlan(spec, spec.architecture or UNetConfig())
+        return NetworkPlan(spec, spec.architecture or UNetConfig(), ModelMetadata.new_network())
     if spec.kind == "current" and not spec.path:
         raise _no_current_model()
     path = spec.path
@@ -222,7 +222,9 @@ def plan_network(spec: ModelSpec) -> NetworkPlan:
         if not path.exists():
             new = replace(spec, kind="new")
             notice = "no bundled default model; training from scratch"
-            return NetworkPlan(new, spec.architecture or UNetConfig(), notice=notice)
+            return NetworkPlan(
+                new, spec.architecture or UNetConfig(), ModelMetadata.new_network(), notice
+            )
     if not path:
         raise UserInputError("choose a model file (.keras) first")
     meta = read_metadata(path)  # a foreign or damaged file is refused here

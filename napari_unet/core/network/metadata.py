@@ -55,6 +55,9 @@ class ModelMetadata:
     #: How the model measures object width (``config.WIDTH_MEASURES``; ``None``:
     #: ``"foreground"``, every non-background pixel, touching objects merged).
     width_measure: str | None = None
+    #: How the model reads a colour picture into its one channel
+    #: (``config.COLOUR_READINGS``; ``None``: ``"mean"``, as models learned before).
+    colour_reading: str | None = None
     #: The factor its last training resized the user's images by (median over the
     #: planes): the size estimate looks at new images at this scale first and keeps it
     #: while their objects are near the model's size there, since images of the same
@@ -98,6 +101,17 @@ class ModelMetadata:
             if v is not None:
                 out[f.name] = copy.deepcopy(v)
         return out
+
+    @classmethod
+    def new_network(cls) -> ModelMetadata:
+        """The record a new network starts with: it learns stained slides as their
+        haematoxylin (``colour_reading``)."""
+        return cls(colour_reading="stains")
+
+    @property
+    def reads_stains(self) -> bool:
+        """Whether a stained slide is read as its haematoxylin (``colour_reading``)."""
+        return self.colour_reading == "stains"
 
     def copy(self) -> ModelMetadata:
         """An independent copy."""

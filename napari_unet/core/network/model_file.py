@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ..config import MAX_SCALE, MIN_SCALE, WIDTH_MEASURES
+from ..config import COLOUR_READINGS, MAX_SCALE, MIN_SCALE, WIDTH_MEASURES
 from ..errors import DefaultModelMissing, ModelFileError, UserInputError
 from .metadata import ModelMetadata
 
@@ -326,6 +326,12 @@ def _check_metadata(meta: dict[str, Any], name: str) -> None:
         raise ModelFileError(
             f"{name}: damaged metadata, width_measure {str(measure)[:40]!r} is not one of "
             f"{', '.join(WIDTH_MEASURES)}"
+        )
+    reading = meta.get("colour_reading")
+    if reading is not None and reading not in COLOUR_READINGS:
+        raise ModelFileError(
+            f"{name}: damaged metadata, colour_reading {str(reading)[:40]!r} is not one of "
+            f"{', '.join(COLOUR_READINGS)}"
         )
     pp = meta.get("postprocessing")
     if pp is not None and not isinstance(pp, dict):

@@ -83,7 +83,7 @@ class UNet:
         model = build_unet(config, fused=True)
         if seed is not None:
             initialise_weights(model, seed)
-        return cls(model, config)
+        return cls(model, config, ModelMetadata.new_network())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> UNet:

@@ -301,7 +301,13 @@ def as_channels_last(image, layout, chunks: tuple[tuple[int, ...], tuple[int, ..
         x = da.moveaxis(x, layout.axis, -1)
         if layout.drop_alpha:
             x = x[..., :3]
-        if layout.to_grey:
+        if layout.white is not None:
+            from ..stains import haematoxylin
+
+            x = x.rechunk({-1: -1}).map_blocks(
+                haematoxylin, layout.white, chunks=x.chunks[:-1] + ((1,),), dtype=np.float32
+            )
+        elif layout.to_grey:
             x = x.astype(np.float32).mean(axis=-1, keepdims=True)
     return x.rechunk(chunks + ((x.shape[-1],),))
 
@@ -411,7 +417,12 @@ def predict_to_zarr(
         diameter=diameter,
         batch_size=batch_size,
     )
-    layout = channel_layout(tuple(np.shape(image)), cfg.input_channels, axes=axes)
+    layout = channel_layout(
+        tuple(np.shape(image)),
+        cfg.input_channels,
+        axes=axes,
+        image=image if net.metadata.reads_stains else None,
+    )
     if len(layout.spatial_shape) != 2:
         raise UserInputError(
             f"a large image must be 2D (optionally with channels), got {tuple(np.shape(image))}"

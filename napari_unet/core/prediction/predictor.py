@@ -382,7 +382,12 @@ class Predictor:
         from ..axes import channel_layout
 
         layout = channel_layout(
-            np.shape(image), self.net.input_channels, rgb=rgb, axes=axes, channel_axis=channel_axis
+            np.shape(image),
+            self.net.input_channels,
+            rgb=rgb,
+            axes=axes,
+            channel_axis=channel_axis,
+            image=image if self.net.metadata.reads_stains else None,
         )
         a = layout.channels_last(image)
         if min(layout.spatial_shape[-2:]) < 2:

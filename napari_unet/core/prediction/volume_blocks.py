@@ -225,7 +225,12 @@ def predict_volume_to_zarr(
         diameter=diameter,
         batch_size=batch_size,
     )
-    layout = channel_layout(tuple(np.shape(image)), cfg.input_channels, axes=axes)
+    layout = channel_layout(
+        tuple(np.shape(image)),
+        cfg.input_channels,
+        axes=axes,
+        image=image if net.metadata.reads_stains else None,
+    )
     if len(layout.spatial_shape) != 3:
         raise UserInputError(
             f"a volume block by block must be Z×Y×X (optionally with channels), "

@@ -246,9 +246,12 @@ def annotated_boxes(labels, margin: int = 0) -> list[Box]:
     return merge_boxes([_grow(b, margin, shape) for _, _, b in found])
 
 
-def region_pairs(pair, channels: int, margin: int, normalization: dict | None = None) -> list:
+def region_pairs(
+    pair, channels: int, margin: int, normalization: dict | None = None, stains: bool = False
+) -> list:
     """A lazy 2D :class:`~napari_unet.core.training.samples.TrainingPair` as in-memory pairs, one
-    per annotated region (with ``margin`` pixels of image around it).
+    per annotated region (with ``margin`` pixels of image around it; ``stains``: a
+    stained slide read as its haematoxylin, decided on the whole image).
 
     The regions share one normalisation: the percentiles of the model's
     ``normalization`` over the pixels read (``TrainingPair.intensity``), so that a
@@ -270,7 +273,9 @@ def region_pairs(pair, channels: int, margin: int, normalization: dict | None = 
             f"{pair.name}: a huge (chunked) image trains from 2D labels; got "
             f"{len(labels.shape)}D ({tuple(labels.shape)})"
         )
-    layout = channel_layout(tuple(np.shape(pair.image)), channels, name=pair.name)
+    layout = channel_layout(
+        tuple(np.shape(pair.image)), channels, name=pair.name, image=pair.image if stains else None
+    )
     if layout.spatial_shape != tuple(labels.shape):
         raise UserInputError(
             f"{pair.name}: image shape {tuple(np.shape(pair.image))} and {pair.kind} shape "

@@ -57,6 +57,7 @@ def train(
         net.input_channels,
         margin=sampling_margin(cfg.patch_size),
         normalization=dict(net.normalization),
+        stains=net.metadata.reads_stains,
     )
     # annotation labels 3, 4, … are further object classes: a network with fewer
     # gets an output per class (a trained one keeps what it knows, see widen)

@@ -130,13 +130,17 @@ def weighted_target(
     return out
 
 
-def pair_layout(pair: TrainingPair, channels: int):
+def pair_layout(pair: TrainingPair, channels: int, stains: bool = False):
     """Where ``pair.image`` keeps its channels (the one rule of :mod:`.axes`), checked
-    against the labels, which must cover the image's planes pixel for pixel."""
+    against the labels, which must cover the image's planes pixel for pixel.
+    ``stains``: the model reads a stained slide as its haematoxylin (decided here on
+    the whole image, as prediction decides it)."""
     from ..axes import channel_layout
 
     img_shape, lab_shape = tuple(np.shape(pair.image)), tuple(np.shape(pair.labels))
-    layout = channel_layout(img_shape, channels, name=pair.name)
+    layout = channel_layout(
+        img_shape, channels, name=pair.name, image=pair.image if stains else None
+    )
     spatial = layout.spatial_shape
     if spatial != lab_shape:
         seen = "" if layout.axis is None else f" (read as {layout.axes})"
@@ -170,7 +174,11 @@ def sampling_margin(patch_size: int, elastic_sigma: float = 10.0) -> int:
 
 
 def split_planes(
-    pair: TrainingPair, channels: int, margin: int = 0, normalization: dict | None = None
+    pair: TrainingPair,
+    channels: int,
+    margin: int = 0,
+    normalization: dict | None = None,
+    stains: bool = False,
 ) -> list[TrainingPair]:
     """Split a pair into 2D pairs with channels-last images ``(Y, X, channels)``,
     keeping the planes of a stack that carry labels. A 2D pair of chunked (lazy) arrays
@@ -179,8 +187,8 @@ def split_planes(
     from .huge_annotations import is_lazy, region_pairs
 
     if (is_lazy(pair.labels) or is_lazy(pair.image)) and len(np.shape(pair.labels)) == 2:
-        return region_pairs(_lazy_labels(pair), channels, margin, normalization)
-    layout = pair_layout(pair, channels)
+        return region_pairs(_lazy_labels(pair), channels, margin, normalization, stains)
+    layout = pair_layout(pair, channels, stains)
     lab = np.asarray(pair.labels)
     if lab.ndim == 2:
         return [dataclasses.replace(pair, image=layout.read(pair.image))]
@@ -313,13 +321,17 @@ def planes_of(
     channels: int,
     margin: int = 0,
     normalization: dict | None = None,
+    stains: bool = False,
 ) -> list[TrainingPair]:
     """Every pair as 2D planes with channels-last images ``(Y, X, C)`` (pairs of
     chunked arrays: the regions around their labels, ``margin`` pixels wider,
-    normalised alike by ``normalization``)."""
+    normalised alike by ``normalization``; ``stains``: a stained slide read as its
+    haematoxylin, for a model that reads it so)."""
     if not pairs:
         raise UserInputError("no training data: add at least one image with labels")
-    return [p for pair in pairs for p in split_planes(pair, channels, margin, normalization)]
+    return [
+        p for pair in pairs for p in split_planes(pair, channels, margin, normalization, stains)
+    ]
 
 
 def prepare_pairs(

@@ -1,0 +1,108 @@
+"""Stained slides (H&E, IHC) read as their haematoxylin: the grey a one-channel model sees.
+
+A one-channel model takes a colour picture as one grey channel. For a brightfield slide
+the mean of red, green and blue mixes the stains: haematoxylin (nuclei, blue-purple)
+with eosin (pink tissue) or DAB (brown antibody stain). Where eosin is dense or DAB
+darker than the nuclei, the mean finds tissue or stained glands rather than nuclei, and
+it moves with every lab's stain colours. Read by Beer–Lambert's law instead (optical
+density, Ruifrok and Johnston's stain vectors, :data:`skimage.color.hed_from_rgb`), the
+haematoxylin channel shows nuclei bright on a dark ground, like the fluorescent nuclei
+every bundled model knows best (benchmarks/RESULTS.md, "Stained slides read as
+haematoxylin").
+
+:func:`stain_white` decides, once per image, whether a colour picture is such a slide,
+and returns the light level of each channel (the slide's white) that
+:func:`haematoxylin` divides by; the decision and the white are the image's, so every
+block and every plane of it is read alike. Fluorescence composites (a dark ground: some
+channel near zero on most pixels) and grey pictures stored as RGB, tinted or not (every
+pixel's optical density along grey), keep the mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: A slide is light: on at least half its pixels every channel passes this share of
+#: that channel's white. Synthetic H&E with dense eosin: 0.25–0.46, the scikit-image
+#: IHC slide 0.53; fluorescence composites 0 (a channel stays dark on the ground).
+STAINED_LIGHT = 0.15
+#: A slide is coloured: the median angle (degrees) between a stained pixel's optical
+#: density and grey's. Synthetic H&E 10.8–22, IHC 14; grey pictures stored as RGB 0,
+#: tinted by a lamp or a camera's white balance 0 too (each channel's own white).
+STAINED_ANGLE = 6.0
+#: Pixels whose optical density (summed over the channels) passes this are stained.
+STAINED_DENSITY = 0.3
+#: A stained pixel's transmitted light is at least this share of the white (optical
+#: density at most ~6.9): a black pixel stays finite.
+DARKEST = 1e-3
+#: Pixels :func:`sample_colours` reads at most (a regular subsample beyond).
+SAMPLE_PIXELS = 1_000_000
+
+
+def sample_colours(image, axis: int) -> np.ndarray:
+    """Up to about :data:`SAMPLE_PIXELS` colours ``(N, 3)`` of ``image`` (channel axis
+    ``axis``, alpha dropped): a regular subsample of every plane of a small stack, of a
+    few evenly spread planes of a long one; a lazy image is read there only."""
+    shape = tuple(np.shape(image))
+    nd = len(shape)
+    spatial = [i for i in range(nd) if i != axis]
+    lead = spatial[:-2]
+    planes = list(np.ndindex(*[shape[i] for i in lead]))
+    if len(planes) > 8:
+        planes = [planes[int(i)] for i in np.linspace(0, len(planes) - 1, 8).round()]
+    per_plane = max(1, SAMPLE_PIXELS // len(planes))
+    step = max(1, int(np.ceil(np.sqrt(shape[spatial[-2]] * shape[spatial[-1]] / per_plane))))
+    out = []
+    for index in planes:
+        key: list = [slice(None)] * nd
+        for i, j in zip(lead, index):
+            key[i] = j
+        key[spatial[-2]] = key[spatial[-1]] = slice(None, None, step)
+        plane = np.asarray(image[tuple(key)])  # (Y, X) and the channels, in their order
+        kept = [i for i in range(nd) if isinstance(key[i], slice)]
+        out.append(np.moveaxis(plane, kept.index(axis), -1)[..., :3].reshape(-1, 3))
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def stain_white(colours: np.ndarray) -> tuple[float, float, float] | None:
+    """Each channel's white when the colours ``(N, 3)`` are those of a stained
+    brightfield slide (light and coloured, :data:`STAINED_LIGHT`,
+    :data:`STAINED_ANGLE`), else ``None`` (read as the mean of the channels).
+
+    The white is each channel's 99.8th percentile over the finite pixels: the light
+    source seen through the slide's clearest parts."""
+    c = np.asarray(colours, np.float32).reshape(-1, 3)
+    c = c[np.isfinite(c).all(axis=1)]
+    if len(c) < 16:
+        return None
+    white = np.percentile(c, 99.8, axis=0)
+    if not (white > 0).all():
+        return None
+    share = c / white
+    if np.median(share.min(axis=1)) < STAINED_LIGHT:
+        return None
+    od = _density(c, white)
+    stained = od[od.sum(axis=1) > STAINED_DENSITY]
+    if len(stained) < 16:
+        return None
+    cos = stained.sum(axis=1) / (np.sqrt(3.0) * np.linalg.norm(stained, axis=1))
+    angle = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    if np.median(angle) < STAINED_ANGLE:
+        return None
+    return tuple(float(w) for w in white)
+
+
+def _density(colours: np.ndarray, white) -> np.ndarray:
+    """Optical density ``-log(I / white)`` per channel, light above the white as 0."""
+    share = np.clip(np.asarray(colours, np.float32) / np.asarray(white, np.float32), DARKEST, 1.0)
+    return -np.log(share)
+
+
+def haematoxylin(colours, white) -> np.ndarray:
+    """The haematoxylin density of colours ``(..., 3)`` (or RGBA, alpha dropped) of a
+    slide whose channels' white is ``white``, as ``(..., 1)`` float32: nuclei bright,
+    unstained glass and eosin or DAB alone near zero."""
+    from skimage.color import hed_from_rgb
+
+    od = _density(np.asarray(colours)[..., :3], white)
+    return (od @ hed_from_rgb[:, :1].astype(np.float32)).astype(np.float32, copy=False)
