@@ -71,9 +71,9 @@ class ChannelLayout:
     to_grey
         The channels are averaged into the one channel of the model.
     white
-        Set on a stained slide (:func:`~napari_unet.core.stains.stain_white`): each
-        colour channel's white, and the colours are read as their haematoxylin
-        density instead of averaged.
+        Set on a stained slide (:func:`~napari_unet.core.stains.stain_white`): the
+        slide's white per colour channel, and the colours are read as their
+        haematoxylin density instead of averaged.
     """
 
     shape: tuple[int, ...]

@@ -99,6 +99,9 @@ def test_package_holds_weights_tensors_cover_and_documentation(package):
     assert y.shape == (*x.shape[:3], 3)
     np.testing.assert_allclose(y.sum(axis=-1), 1.0, atol=1e-4)  # softmax
     assert "watershed" in readme and "scale_range" in readme
+    # a new network reads a stained slide as its haematoxylin: said to the tools that run it
+    assert rdf["config"]["napari_unet"]["colour_reading"] == "stains"
+    assert "haematoxylin density" in readme
 
 
 def test_onnx_weights_match_keras(package):

@@ -41,6 +41,17 @@ def slide(mask: np.ndarray, second=EOSIN, density=1.0, seed=0, dtype=np.uint8) -
     return (light * 0.97 * top).astype(dtype)
 
 
+def smear(shape=(128, 160), seed=0) -> np.ndarray:
+    """A blood smear's look: pink (eosin-like) cells on glass, one white cell's nucleus."""
+    rng = np.random.default_rng(seed)
+    od = np.zeros(shape + (3,))
+    for _ in range(30):
+        cell = disk(tuple(rng.uniform(0, shape)), rng.uniform(8, 12), shape=shape)
+        od[cell] = rng.uniform(0.3, 0.6) * EOSIN
+    od[disk((64, 80), 9, shape=shape)] = 1.2 * HAEMATOXYLIN
+    return (np.exp(-od) * 240 + rng.normal(0, 2, od.shape)).clip(0, 255).astype(np.uint8)
+
+
 def test_a_stained_slide_is_read_as_its_haematoxylin_and_other_colours_as_their_mean():
     mask = nuclei_mask()
     for second, density, dtype in ((EOSIN, 1.0, np.uint8), (DAB, 2.0, np.uint16)):
@@ -64,6 +75,7 @@ def test_a_stained_slide_is_read_as_its_haematoxylin_and_other_colours_as_their_
         ("grey stored as RGB", np.stack([brightfield] * 3, -1)),
         ("grey tinted by the lamp", np.stack([brightfield] * 3, -1) * [1.0, 0.93, 0.75]),
         ("flat", np.ones((64, 64, 3))),
+        ("a blood smear: its objects hold no haematoxylin", smear()),
         ("too few pixels", slide(mask)[:3, :3]),
     ):
         assert stain_white(sample_colours(img, 2)) is None, name
