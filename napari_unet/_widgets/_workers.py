@@ -91,6 +91,7 @@ class SegmentResult:
     seconds: float
     nonfinite: int = 0  # NaN/inf pixels of the image (read as background)
     volume: str | None = None  # "Z×Y×X" when segmented as a 3-D volume, else None
+    stained: bool = False  # a stained slide, read as its haematoxylin (core.stains)
 
 
 @dataclass
@@ -104,6 +105,7 @@ class LazySegmentResult:
     channel_axis: int | None
     seconds: float
     blocks: int
+    stained: bool = False  # a stained slide, read as its haematoxylin (core.stains)
 
 
 @dataclass
@@ -396,6 +398,7 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
         time.perf_counter() - t0,
         nonfinite_pixels(image),
         None if axes is None else _shown(axes),
+        layout.stained,
     )
 
 
@@ -473,7 +476,7 @@ def _segment_lazy(spec: ModelSpec, job: SegmentJob, net, layout, emit, t0: float
         raise
     dropped = None if job.rgb else layout.axis
     return LazySegmentResult(
-        job.name, lazy, net, spec, dropped, time.perf_counter() - t0, total["n"]
+        job.name, lazy, net, spec, dropped, time.perf_counter() - t0, total["n"], layout.stained
     )
 
 

@@ -337,7 +337,7 @@ class SegmentWidget(JobWidget):
             size = f", objects ~{pred.diameter:.0f} px wide, seen at x{pred.scale:.2f}"
         self.status.setText(
             f"{result.name}: {pred.n_instances} objects in {result.seconds:.1f} s "
-            f"(block by block, {result.blocks} blocks{size})"
+            f"(block by block, {result.blocks} blocks{size})" + _stained(result)
         )
         self._say_doubt(result.name, pred.doubt)
         self.progress.setRange(0, 1)
@@ -393,6 +393,7 @@ class SegmentWidget(JobWidget):
             )
         self.status.setText(
             f"{result.name}: {n} objects{per_class}{change} in {result.seconds:.1f} s{size}"
+            + _stained(result)
         )
         if result.volume:  # a stack whose axes say Z: one id per object through z
             from napari.utils.notifications import show_info
@@ -434,3 +435,11 @@ class SegmentWidget(JobWidget):
         self._job_name = None
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
+
+
+def _stained(result) -> str:
+    """A line for the status when the image was read as a stained slide's haematoxylin,
+    so the person knows which colours the model looked at."""
+    if not getattr(result, "stained", False):
+        return ""
+    return "\na stained slide: its haematoxylin (the nuclei's stain) was segmented"

@@ -178,3 +178,24 @@ def test_segment_and_train_read_the_settings_meanings_from_core(make_napari_view
     spec = train.init_spec([Pair(rgb, None)])
     assert spec.kind == "new" and spec.architecture.input_channels == 3
     assert train.init_spec([Pair(rgb, None), Pair(grey, None)]).architecture.input_channels == 1
+
+
+def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so(viewer, qtbot):
+    # scikit-image's IHC slide (no known copyright restrictions): brown DAB glands, blue
+    # nuclei. The default model reads it as its haematoxylin and says so; the same
+    # picture in grey is segmented without that line
+    from skimage import data
+
+    slide = data.immunohistochemistry()[:256, 256:]
+    viewer.add_image(slide, name="slide", rgb=True)
+    viewer.add_image(slide.mean(-1).astype(np.uint8), name="grey")
+    segment = dock(viewer, "Segment")
+    segment._model.value = "default"
+    segment._on_segment("slide")
+    wait_idle(qtbot, segment, 120_000)
+    assert "a stained slide: its haematoxylin" in segment.status.text()
+    assert viewer.layers["slide labels"].data.max() > 30  # nuclei, not a few glands
+    segment._on_segment("grey")
+    wait_idle(qtbot, segment, 120_000)
+    assert viewer.layers["grey labels"].data.max() > 0
+    assert "stained" not in segment.status.text()
