@@ -344,3 +344,26 @@ def test_a_large_prediction_that_fills_the_disk_leaves_nothing_of_ours(tiny_disk
 
     settle_zarr_writes()
     assert list(tiny_disk.rglob("*")) == [tiny_disk / "res"]  # the folder asked for, empty
+
+
+def test_predict_reads_a_stained_slide_as_its_haematoxylin_and_says_so(tmp_path):
+    # scikit-image's IHC slide (no known copyright restrictions) as a PNG: the default
+    # model segments its nuclei, in memory and block by block alike, and the line says
+    # which colours it read; a grey picture's line does not
+    import imageio.v3 as iio
+    from skimage import data
+
+    slide = data.immunohistochemistry()[:256, 256:]
+    iio.imwrite(tmp_path / "slide.png", slide)
+    iio.imwrite(tmp_path / "grey.png", slide.mean(-1).astype(np.uint8))
+    counts = {}
+    for fmt in ("tiff", "zarr"):
+        out = tmp_path / fmt
+        proc = cli("predict", tmp_path / "slide.png", "--out", out, "--format", fmt)
+        assert proc.returncode == 0, proc.stderr
+        assert "a stained slide, its haematoxylin segmented" in proc.stdout, proc.stdout
+        counts[fmt] = int(proc.stdout.split("slide.png: ")[1].split(" objects")[0])
+    assert counts["tiff"] > 30 and abs(counts["tiff"] - counts["zarr"]) <= 0.1 * counts["tiff"]
+    proc = cli("predict", tmp_path / "grey.png", "--out", tmp_path / "grey")
+    assert proc.returncode == 0, proc.stderr
+    assert "haematoxylin" not in proc.stdout, proc.stdout

@@ -198,4 +198,4 @@ def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so
     segment._on_segment("grey")
     wait_idle(qtbot, segment, 120_000)
     assert viewer.layers["grey labels"].data.max() > 0
-    assert "stained" not in segment.status.text()
+    assert "haematoxylin" not in segment.status.text()

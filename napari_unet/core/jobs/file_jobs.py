@@ -100,6 +100,7 @@ class ImageResult:
     doubt: Any = None  # why the result is likely wrong (prediction.doubt.Doubt), or None
     #: the suggestions written (prediction.suggestions.Suggestion, most doubtful first)
     suggestions: list | None = None
+    stained: bool = False  # a stained slide, read as its haematoxylin (core.stains)
 
     @property
     def blockwise(self) -> bool:
@@ -115,6 +116,8 @@ class ImageResult:
             how += ", block by block"
         if self.scale != 1.0 and self.diameter:
             how = f"objects ~{self.diameter:.0f} px wide, rescaled x{self.scale:.2f}; {how}"
+        if self.stained:
+            how = f"a stained slide, its haematoxylin segmented; {how}"
         written = ", ".join(str(f) for f in self.files)
         return f"{self.job.name}: {self.n_objects} objects -> {written} ({how})"
 
@@ -448,7 +451,15 @@ def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=
     n_objects = int(pred.labels.max(initial=0))  # ids are 1..N
     files = list(job.outputs.values())
     return ImageResult(
-        job, n_objects, 0.0, files, pred.scale, pred.diameter, pred.doubt, suggestions=chosen
+        job,
+        n_objects,
+        0.0,
+        files,
+        pred.scale,
+        pred.diameter,
+        pred.doubt,
+        suggestions=chosen,
+        stained=bool(getattr(pred, "stained", False)),
     )
 
 
@@ -536,7 +547,14 @@ def _predict_blockwise(net, plan: PredictionPlan, job: ImageJob, client, note, c
         remove_folder(work)  # after the chunk writes still in flight (a full disk)
     files = [p for p in (labels_path, prob_path, classes_path) if p is not None]
     return ImageResult(
-        job, result.n_instances, 0.0, files, result.scale, result.diameter, result.doubt
+        job,
+        result.n_instances,
+        0.0,
+        files,
+        result.scale,
+        result.diameter,
+        result.doubt,
+        stained=result.stained,
     )
 
 

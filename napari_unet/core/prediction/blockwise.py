@@ -76,6 +76,7 @@ class LargeResult:
     diameter: float | None = None  # the object width measured or given (px)
     doubt: Doubt | None = None  # why the result is likely wrong (None: the model looks sure)
     signs: Signs | None = None  # the figures it was judged by
+    stained: bool = False  # a stained slide, read as its haematoxylin (core.stains)
 
 
 def measure_scale(
@@ -522,7 +523,7 @@ def predict_to_zarr(
     fixed = None if found else (scale, measured)
     sizes = [found["size"]] if found else []
     signs, doubt = predictor.judge(tally, sizes, fixed, float(scale), measured)
-    return LargeResult(n, ny * nx, h, w, float(scale), measured, doubt, signs)
+    return LargeResult(n, ny * nx, h, w, float(scale), measured, doubt, signs, layout.stained)
 
 
 def _compute(collection, client):

@@ -85,6 +85,8 @@ class Prediction:
     doubt_map
         When asked for: ``float32`` of the labels' shape, 0–1, high where the result is
         likely wrong (:func:`~napari_unet.core.prediction.suggestions.suggestions_of`).
+    stained
+        The image was a stained slide, read as its haematoxylin (:mod:`~napari_unet.core.stains`).
     """
 
     probability: np.ndarray
@@ -100,6 +102,7 @@ class Prediction:
     signs: Signs | None = None
     suggestions: list | None = None
     doubt_map: np.ndarray | None = None
+    stained: bool = False
 
     @property
     def n_object_classes(self) -> int:
@@ -374,14 +377,13 @@ class Predictor:
         return instances_from_probabilities(scores, **params.to_dict(), z_scale=z_scale)
 
     # ------------------------------------------------------------ in memory
-    def planes(self, image, channel_axis=None, rgb=None, axes=None):
-        """Reshape to ``(planes, Y, X, C)``; returns the planes and the leading shape.
-
-        Where the channels are is decided by :func:`~napari_unet.core.axes.channel_layout`.
-        """
+    def layout(self, image, channel_axis=None, rgb=None, axes=None):
+        """Where ``image`` keeps its channels and how its colours are read, for this
+        model (:func:`~napari_unet.core.axes.channel_layout`; a stained slide is read as
+        its haematoxylin where the model learned so)."""
         from ..axes import channel_layout
 
-        layout = channel_layout(
+        return channel_layout(
             np.shape(image),
             self.net.input_channels,
             rgb=rgb,
@@ -389,6 +391,14 @@ class Predictor:
             channel_axis=channel_axis,
             image=image if self.net.metadata.reads_stains else None,
         )
+
+    def planes(self, image, channel_axis=None, rgb=None, axes=None, layout=None):
+        """Reshape to ``(planes, Y, X, C)``; returns the planes and the leading shape.
+
+        Where the channels are is decided by :meth:`layout` (or given as ``layout``).
+        """
+        if layout is None:
+            layout = self.layout(image, channel_axis, rgb, axes)
         a = layout.channels_last(image)
         if min(layout.spatial_shape[-2:]) < 2:
             raise UserInputError(f"image {tuple(np.shape(image))} is too small to segment")
@@ -413,7 +423,8 @@ class Predictor:
 
         if image is None:
             raise UserInputError("no image given")
-        a, lead = self.planes(image, channel_axis, rgb, axes)
+        layout = self.layout(image, channel_axis, rgb, axes)
+        a, lead = self.planes(image, layout=layout)
         h, w = a.shape[-3], a.shape[-2]
         fixed = self.fixed_scale((h, w))
         tiles_per_plane = len(self.plan(h, w).origins)
@@ -493,6 +504,7 @@ class Predictor:
             pixels,
             suggested,
             dmap,
+            stained=layout.stained,
         )
 
     def _suggest(self, s, lab, where, offset, found, min_size=None, z_scale=1.0):
@@ -529,6 +541,7 @@ class Predictor:
         pixels,
         found=None,
         dmap=None,
+        stained: bool = False,
     ) -> Prediction:
         """The :class:`Prediction` of planes or volumes segmented one by one: their
         arrays brought to ``shape``, one scale and diameter for all, and the doubt."""
@@ -553,6 +566,7 @@ class Predictor:
             signs=signs,
             suggestions=None if found is None else ranked(found),
             doubt_map=None if dmap is None else dmap.reshape(shape),
+            stained=stained,
         )
 
     # ------------------------------------------------------------ volumes
@@ -602,7 +616,8 @@ class Predictor:
             raise UserInputError(
                 f"z scale (z step / pixel size) must be a positive number, got {z_scale}"
             )
-        a, lead = self.planes(image, channel_axis, rgb, axes)
+        layout = self.layout(image, channel_axis, rgb, axes)
+        a, lead = self.planes(image, layout=layout)
         if not lead:
             raise UserInputError(
                 f"image {tuple(np.shape(image))} is a single plane, not a volume: it needs a z axis"
@@ -687,6 +702,7 @@ class Predictor:
             pixels,
             suggested,
             dmap,
+            stained=layout.stained,
         )
 
     def _view_scores(self, vol, factor, intensity, z_scale, views, scores_at, tick):
