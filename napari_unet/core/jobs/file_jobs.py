@@ -27,7 +27,7 @@ from typing import Any
 from ..config import check_diameter, check_limit, check_threshold, diameter_argument
 from ..errors import ConfigError, UserInputError
 from ..memory import block_by_block
-from ..network.metadata import ModelMetadata
+from ..network.metadata import ModelMetadata, recorded_width
 
 #: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
 LARGE_BLOCK = 2048
@@ -141,15 +141,6 @@ class ImageResult:
         return None if self.doubt is None else f"{self.job.name}: {self.doubt.say(where)}"
 
 
-def _model_diameter(meta: ModelMetadata) -> float | None:
-    """The object width (px) a model file's metadata records, if any."""
-    try:
-        d = float(meta.object_diameter or 0)
-    except (TypeError, ValueError):
-        return None
-    return d if d > 0 and math.isfinite(d) else None
-
-
 def plan_predictions(
     images: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -258,7 +249,9 @@ def plan_predictions(
     # a diameter the model cannot be brought to, or wider than an image, is refused
     # here with the valid range (never clamped into a run that finds nothing)
     for path, layout in zip(inputs, layouts, strict=True):
-        check_diameter(diameter, _model_diameter(meta), layout.spatial_shape, name=path.name)
+        check_diameter(
+            diameter, recorded_width(meta.object_diameter), layout.spatial_shape, name=path.name
+        )
     # a model with several object classes also writes <stem>_classes.tif
     n_classes = int(arch.get("n_object_classes", 1) or 1)
     if n_classes > 1:

@@ -24,6 +24,18 @@ from ..normalize import DEFAULT_NORMALIZATION
 _NOT_WRITTEN = ("source_path",)
 
 
+def recorded_width(value) -> float | None:
+    """A width recorded in a model's metadata (``object_diameter``, ``mask_diameter``) as
+    a positive finite float, else ``None`` (absent or damaged)."""
+    import math
+
+    try:
+        d = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return d if d and math.isfinite(d) and d > 0 else None
+
+
 @dataclass
 class ModelMetadata:
     """A model's record: how it normalises, what it was trained on, what it found.

@@ -34,7 +34,7 @@ from ..config import (  # noqa: F401 - the tile defaults are re-exported
 )
 from ..errors import ModelFileError, UserInputError
 from ..prediction.predictor import Prediction, Predictor  # noqa: F401 - Prediction is re-exported
-from .metadata import ModelMetadata
+from .metadata import ModelMetadata, recorded_width
 from .model_file import DEFAULT_MODEL_PATH, default_model_path  # noqa: F401 - re-exported
 
 
@@ -437,14 +437,14 @@ class UNet:
     @property
     def object_diameter(self) -> float | None:
         """Typical object width (px) in the data the model was trained at, if known."""
-        return _width(self.metadata.object_diameter)
+        return recorded_width(self.metadata.object_diameter)
 
     @property
     def mask_diameter(self) -> float | None:
         """The width of those objects as their masks measure it, at the model's scale
         (:attr:`~napari_unet.core.network.metadata.ModelMetadata.mask_diameter`; the
         :attr:`object_diameter` where the model does not record it)."""
-        return _width(self.metadata.mask_diameter) or self.object_diameter
+        return recorded_width(self.metadata.mask_diameter) or self.object_diameter
 
     @property
     def postprocessing(self):
@@ -478,12 +478,3 @@ class UNet:
             # an uncompiled float32 twin: the file names no loss or optimizer code and
             # loads into any Keras
             return save_keras_with_metadata(self.portable_model(), path, self.describe())
-
-
-def _width(value) -> float | None:
-    """A width recorded in a model's metadata as a positive finite float, else ``None``."""
-    try:
-        d = float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-    return d if d and np.isfinite(d) and d > 0 else None
