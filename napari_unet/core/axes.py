@@ -91,12 +91,16 @@ class ChannelLayout:
     def for_image(self, image) -> ChannelLayout:
         """This layout with the colour reading decided for ``image`` (of this layout's
         shape): a stained slide's colours become its haematoxylin, anything else keeps
-        the mean. Only colour pictures brought to one channel are looked at."""
+        the mean. Only colour pictures (RGB, or RGBA whose alpha is dropped) brought to
+        one channel are looked at, not other channels averaged."""
         import dataclasses
 
         from .stains import sample_colours, stain_white
 
-        if not self.to_grey or self.axis is None or self.shape[self.axis] not in (3, 4):
+        colours = self.axis is not None and (
+            self.shape[self.axis] == 3 or (self.shape[self.axis] == 4 and self.drop_alpha)
+        )
+        if not self.to_grey or not colours:
             return self
         white = stain_white(sample_colours(image, self.axis))
         return dataclasses.replace(self, white=white)

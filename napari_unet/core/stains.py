@@ -11,8 +11,9 @@ every bundled model knows best (benchmarks/RESULTS.md, "Stained slides read as
 haematoxylin").
 
 :func:`stain_white` decides, once per image, whether a colour picture is such a slide,
-and returns its white (the light level :func:`haematoxylin` divides each channel by); the decision and the white are the image's, so every
-block and every plane of it is read alike. Fluorescence composites (a dark ground: some
+and returns its white (the light level :func:`haematoxylin` divides each channel by);
+the decision and the white are the image's, so every block and every plane of it is
+read alike. Fluorescence composites (a dark ground: some
 channel near zero on most pixels), grey pictures stored as RGB, tinted or not (every
 pixel's optical density along grey), and slides whose objects are no haematoxylin (a blood
 smear's pink cells, Gram-negative rods) keep the mean.

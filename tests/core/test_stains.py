@@ -123,8 +123,11 @@ def test_a_slide_is_read_alike_whole_block_by_block_plane_by_plane_and_for_train
     np.testing.assert_array_equal(plane.image, whole)
     (mean,) = planes_of([pair], 1)
     np.testing.assert_allclose(mean.image[..., 0], he.astype(np.float32).mean(-1))
-    # the colour reading only concerns colours brought to one channel
+    # the colour reading only concerns colours brought to one channel, not four
+    # fluorescence channels averaged (said by the axes) nor a three-channel model's input
     assert not channel_layout(he.shape, 3, image=he).stained
+    four = np.concatenate([he, he[..., :1]], -1).transpose(2, 0, 1)
+    assert not channel_layout(four.shape, 1, axes="CYX", image=four).stained
     with pytest.raises(UserInputError):
         channel_layout((2, 96, 128), 3, image=np.zeros((2, 96, 128)))
 
