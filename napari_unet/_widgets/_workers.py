@@ -203,10 +203,11 @@ def run_in_thread(
 
 
 # ---------------------------------------------------------------------- segment
-def _layout(job: SegmentJob, channels: int, stains: bool = False):
+def _layout(job: SegmentJob, channels: int):
     """Where the image keeps its channels, for a model with ``channels`` inputs: the one
-    rule of :func:`napari_unet.core.axes.channel_layout`, told napari's RGB flag
-    (``stains``: the model reads a stained slide as its haematoxylin)."""
+    rule of :func:`napari_unet.core.axes.channel_layout`, told napari's RGB flag. How a
+    slide's colours are read is decided where the pixels are read (:func:`_segment`, or
+    block by block in the core), once per image."""
     from napari_unet.core.axes import channel_layout
 
     return channel_layout(
@@ -215,7 +216,6 @@ def _layout(job: SegmentJob, channels: int, stains: bool = False):
         rgb=job.rgb,
         channel_axis=job.channel_axis,
         name=job.name,
-        image=job.image if stains else None,
     )
 
 
@@ -356,13 +356,15 @@ def _segment(spec: ModelSpec, job: SegmentJob, emit: Callable[[Any], None]):
     if spec.model is None:
         emit(StageUpdate(Stage.LOAD))
     net = resolve_model(spec)
-    layout = _layout(job, net.input_channels, net.metadata.reads_stains)
+    layout = _layout(job, net.input_channels)
     blocks = block_by_block(
         layout.spatial_shape, multiscale=job.multiscale, lazy=is_lazy(job.image)
     )
     # a pyramid is never read whole: one that is not 2D is refused there in plain words
     if blocks or job.multiscale:
         return _segment_lazy(spec, job, net, layout, emit, t0)
+    if net.metadata.reads_stains:  # a stained slide is read as its haematoxylin
+        layout = layout.for_image(job.image)
     image = layout.channels_last(job.image)  # (..., Y, X, C): as the network takes it
     axes = _volume_axes(job, layout)  # a stack whose axes say Z: one 3-D volume
     unit = "tile" if axes is None else "plane"
@@ -476,7 +478,7 @@ def _segment_lazy(spec: ModelSpec, job: SegmentJob, net, layout, emit, t0: float
         raise
     dropped = None if job.rgb else layout.axis
     return LazySegmentResult(
-        job.name, lazy, net, spec, dropped, time.perf_counter() - t0, total["n"], layout.stained
+        job.name, lazy, net, spec, dropped, time.perf_counter() - t0, total["n"], lazy.stained
     )
 
 

@@ -199,3 +199,11 @@ def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so
     wait_idle(qtbot, segment, 120_000)
     assert viewer.layers["grey labels"].data.max() > 0
     assert "haematoxylin" not in segment.status.text()
+    # a lazy (dask) slide goes block by block, reads alike and says so too
+    import dask.array as da
+
+    viewer.add_image(da.from_array(slide, chunks=(128, 128, 3)), name="lazy slide", rgb=True)
+    segment._on_segment("lazy slide")
+    wait_idle(qtbot, segment, 120_000)
+    assert "block by block" in segment.status.text()
+    assert "a stained slide: its haematoxylin" in segment.status.text()

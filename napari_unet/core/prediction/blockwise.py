@@ -651,6 +651,7 @@ class LazyPrediction:
     class_names: list | None = None
     doubt: Doubt | None = None  # why the result is likely wrong (None: the model looks sure)
     signs: Signs | None = None
+    stained: bool = False  # a stained slide, read as its haematoxylin (core.stains)
 
 
 def predict_dask(
@@ -718,4 +719,5 @@ def predict_dask(
         list(net.object_class_names) if len(targets) > 2 else None,
         res.doubt,
         res.signs,
+        res.stained,
     )
