@@ -93,13 +93,18 @@ def main() -> None:
         fontsize=12,
     )
     fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=0.89, wspace=0.03, hspace=0.2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=64)
-    # a 256-colour palette keeps the README's picture small (the outlines are one colour)
+    save_figure(fig, args.out, dpi=64)
+
+
+def save_figure(fig, out: Path, dpi: int) -> None:
+    """Write a README picture: ``fig`` as a PNG in a 256-colour palette, which keeps it
+    small (the outlines are one colour)."""
     from PIL import Image
 
-    Image.open(args.out).convert("RGB").quantize(256).save(args.out, optimize=True)
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    Image.open(out).convert("RGB").quantize(256).save(out, optimize=True)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from generalist_figure import save_figure  # scripts/ is this script's own folder
     from skimage import data
     from skimage.segmentation import find_boundaries
 
@@ -50,12 +51,7 @@ def main() -> None:
         "The generalist, zero-shot, on scikit-image's IHC slide (outlines in green)", fontsize=12
     )
     fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=0.87, wspace=0.03)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=72)
-    from PIL import Image
-
-    Image.open(args.out).convert("RGB").quantize(256).save(args.out, optimize=True)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out, dpi=72)
 
 
 if __name__ == "__main__":
