@@ -93,27 +93,50 @@ def volume_z_scale(image: Any, annotation: Any) -> float | None:
     return layer_axes(shape, ["z", "y", "x"], scale).z_scale
 
 
+@dataclass
+class PreviewSource:
+    """The plane the live preview predicts, read when the training worker starts (not on
+    the GUI thread: deciding a stained slide's reading samples the whole image)."""
+
+    data: Any  # the layer's data, as a numpy or dask array
+    rgb: bool
+    channels: int
+    index: tuple  # over the stack axes (``()`` for one plane)
+    stains: bool = False
+
+    def read(self) -> np.ndarray:
+        """The plane as the network takes it, ``(Y, X, C)``."""
+        from napari_unet.core.axes import channel_layout
+
+        layout = channel_layout(
+            np.shape(self.data),
+            self.channels,
+            rgb=self.rgb,
+            image=self.data if self.stains else None,
+        )
+        return np.ascontiguousarray(layout.read(self.data, self.index))
+
+
 def preview_plane(viewer: Any, layer: Any, channels: int, stains: bool = False):
     """The plane of ``layer`` shown now as a ``channels``-input network takes it
-    (``stains``: one that reads a stained slide as its haematoxylin),
-    ``(Y, X, C)``, with where it goes: its index over the stack axes (``None`` for one
-    plane) and the image axis that held the channels (``None`` for colours, which
-    napari keeps out of a layer's geometry). ``None`` when the image does not fit."""
+    (``stains``: one that reads a stained slide as its haematoxylin), to be read by
+    :meth:`PreviewSource.read`, with where it goes: its index over the stack axes
+    (``None`` for one plane) and the image axis that held the channels (``None`` for
+    colours, which napari keeps out of a layer's geometry). ``None`` when the image does
+    not fit."""
     from napari_unet.core import UserInputError
     from napari_unet.core.axes import channel_layout
 
     data = L.layer_array(layer)
     try:
-        layout = channel_layout(
-            np.shape(data), channels, rgb=bool(layer.rgb), image=data if stains else None
-        )
+        layout = channel_layout(np.shape(data), channels, rgb=bool(layer.rgb))
     except UserInputError:
         return None
     coords = np.asarray(layer.world_to_data(viewer.dims.point), float)
     stack = [i for i in range(len(layout.shape)) if i != layout.axis][:-2]
     index = tuple(int(np.clip(np.round(coords[i]), 0, layout.shape[i] - 1)) for i in stack)
-    plane = np.ascontiguousarray(layout.read(data, index))
-    return plane, index or None, None if layer.rgb else layout.axis
+    source = PreviewSource(data, bool(layer.rgb), channels, index, stains)
+    return source, index or None, None if layer.rgb else layout.axis
 
 
 @dataclass

@@ -124,7 +124,8 @@ class TrainJob:
     init: ModelSpec
     config: Any  # core TrainConfig
     stop_event: threading.Event = field(default_factory=threading.Event)
-    preview_image: np.ndarray | None = None  # one plane as the network takes it (Y, X, C)
+    #: the plane the live preview predicts (``_training_data.PreviewSource``), read here
+    preview: Any = None
     preview_interval: float = PREVIEW_INTERVAL
     #: the viewer's current model when training started (``None``: there was none);
     #: the trained model is compared with it and replaces it only when not worse
@@ -500,7 +501,7 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
         # train a copy: the current model stays usable (Segment) until this run ends,
         # and stays one click away afterwards
         net = net.copy()
-    preview = job.preview_image
+    preview = job.preview.read() if job.preview is not None else None
     emit(Status("training…"))
     result = net.train(
         _in_memory_unless_huge(job.pairs),

@@ -368,7 +368,7 @@ class TrainWidget(JobWidget):
             else None
         )
         if plane is not None:
-            job.preview_image = plane[0]
+            job.preview = plane[0]
             job.preview_interval = float(self._interval.value)
             self._preview_target = (layer.name, *plane[1:])
         return job

@@ -43,10 +43,14 @@ The two axes before the channels' removal that remain last are ``(Y, X)``; up to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import UserInputError
+
+if TYPE_CHECKING:
+    from .stains import StainReading
 
 #: Axis letters an axes string may use (StarDist/CSBDeep convention; ``S`` = samples).
 AXIS_LETTERS = "STZCYX"
@@ -70,10 +74,10 @@ class ChannelLayout:
         The channel axis is an RGBA colour axis whose alpha is dropped.
     to_grey
         The channels are averaged into the one channel of the model.
-    white
-        Set on a stained slide (:func:`~napari_unet.core.stains.stain_white`): the
-        slide's white per colour channel, and the colours are read as their
-        haematoxylin density instead of averaged.
+    stains
+        Set on a stained slide (:func:`~napari_unet.core.stains.read_stains`): how
+        its colours are read as their haematoxylin density instead of averaged (the
+        slide's white and its own haematoxylin direction).
     """
 
     shape: tuple[int, ...]
@@ -81,12 +85,12 @@ class ChannelLayout:
     channels: int
     drop_alpha: bool = False
     to_grey: bool = False
-    white: tuple[float, float, float] | None = None
+    stains: StainReading | None = None
 
     @property
     def stained(self) -> bool:
         """Whether the colours are read as a stained slide's haematoxylin."""
-        return self.white is not None
+        return self.stains is not None
 
     def for_image(self, image) -> ChannelLayout:
         """This layout with the colour reading decided for ``image`` (of this layout's
@@ -95,15 +99,14 @@ class ChannelLayout:
         one channel are looked at, not other channels averaged."""
         import dataclasses
 
-        from .stains import sample_colours, stain_white
+        from .stains import read_stains, sample_colours
 
         colours = self.axis is not None and (
             self.shape[self.axis] == 3 or (self.shape[self.axis] == 4 and self.drop_alpha)
         )
         if not self.to_grey or not colours:
             return self
-        white = stain_white(sample_colours(image, self.axis))
-        return dataclasses.replace(self, white=white)
+        return dataclasses.replace(self, stains=read_stains(sample_colours(image, self.axis)))
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -128,10 +131,10 @@ class ChannelLayout:
         """``a`` with its channels last, brought to the model's channel count."""
         if self.drop_alpha:
             a = a[..., :3]
-        if self.white is not None:
+        if self.stains is not None:
             from .stains import haematoxylin
 
-            return haematoxylin(a, self.white)
+            return haematoxylin(a, self.stains)
         if self.to_grey:
             a = np.asarray(a, np.float32).mean(axis=-1, keepdims=True)
         return a

@@ -12,7 +12,7 @@ from napari_unet.core.axes import channel_layout
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.errors import ModelFileError
 from napari_unet.core.network.metadata import ModelMetadata
-from napari_unet.core.stains import haematoxylin, sample_colours, stain_white
+from napari_unet.core.stains import haematoxylin, read_stains, sample_colours, stain_white
 
 # Ruifrok and Johnston's stain directions (optical density per R, G, B, unit length)
 HAEMATOXYLIN = np.array([0.65, 0.70, 0.29])
@@ -56,9 +56,9 @@ def test_a_stained_slide_is_read_as_its_haematoxylin_and_other_colours_as_their_
     mask = nuclei_mask()
     for second, density, dtype in ((EOSIN, 1.0, np.uint8), (DAB, 2.0, np.uint16)):
         he = slide(mask, second, density, dtype=dtype)
-        white = stain_white(sample_colours(he, 2))
-        assert white is not None, (second, dtype)
-        h = haematoxylin(he, white)[..., 0]
+        reading = read_stains(sample_colours(he, 2))
+        assert reading is not None and reading.estimated, (second, dtype)
+        h = haematoxylin(he, reading)[..., 0]
         # the nuclei stand out; the other stain, however dark, does not
         assert h[mask].min() > np.percentile(h[~mask], 99)
         grey = he.astype(np.float32).mean(-1)
@@ -79,6 +79,42 @@ def test_a_stained_slide_is_read_as_its_haematoxylin_and_other_colours_as_their_
         ("too few pixels", slide(mask)[:3, :3]),
     ):
         assert stain_white(sample_colours(img, 2)) is None, name
+
+
+def test_each_slide_is_read_along_its_own_stain_colours():
+    # another lab's stains: a redder-absorbing haematoxylin and a purpler eosin (18° and
+    # 24° from Ruifrok and Johnston's), the eosin dense and uneven
+    from napari_unet.core.stains import STAIN_SEPARATION, StainReading, haematoxylin_row
+
+    unit = lambda v: np.asarray(v) / np.linalg.norm(v)  # noqa: E731
+    h_own, e_own = unit([0.85, 0.50, 0.15]), unit([0.45, 0.85, 0.25])
+    mask = nuclei_mask()
+    rng = np.random.default_rng(0)
+    h = mask * 0.9 + rng.uniform(0, 0.05, mask.shape)
+    eosin = (0.3 + 1.7 * rng.random(mask.shape)) * ~mask + 0.3 * mask
+    od = h[..., None] * h_own + eosin[..., None] * e_own
+    img = (np.exp(-od) * 0.97 * 255).astype(np.uint8)
+    reading = read_stains(sample_colours(img, 2))
+    assert reading is not None and reading.estimated
+    # the row unmixes the slide's own stains: eosin adds little haematoxylin (the patch
+    # has no bare glass, so its white is a little dark), and the nuclei stand out
+    from skimage.color import hed_from_rgb
+
+    ruifrok = hed_from_rgb[:, 0]
+    leak = lambda row: abs(np.dot(row, e_own)) / np.dot(row, h_own)  # noqa: E731
+    assert leak(reading.row) < 0.2 and leak(reading.row) < leak(ruifrok) / 2
+    own = haematoxylin(img, reading)[..., 0]
+    assert own[mask].min() > 3 * np.percentile(own[~mask], 99)
+    # read along Ruifrok and Johnston's haematoxylin, the dense eosin nearly reaches the
+    # nuclei
+    fixed = haematoxylin(img, StainReading(reading.white, tuple(ruifrok)))[..., 0]
+    assert fixed[mask].min() < 1.5 * np.percentile(fixed[~mask], 99)
+
+    # one stain alone shows no two apart: the slide is read along theirs
+    grey_od = rng.uniform(0.1, 2.0, (4000, 1)) * h_own
+    colours = np.exp(-grey_od) * 250
+    assert haematoxylin_row(colours, (250.0,) * 3) is None
+    assert STAIN_SEPARATION > 0
 
 
 def test_a_real_slide_from_another_lab_is_seen_as_one():
@@ -102,7 +138,7 @@ def test_a_slide_is_read_alike_whole_block_by_block_plane_by_plane_and_for_train
     assert layout.stained and layout.to_grey
     whole = layout.channels_last(he)
     assert whole.shape == (96, 128, 1) and whole.dtype == np.float32
-    np.testing.assert_allclose(whole, haematoxylin(he, layout.white))
+    np.testing.assert_allclose(whole, haematoxylin(he, layout.stains))
     # a window reads as the whole image's reading there (one white for the image)
     window = layout.read(he, (), slice(40, 70), slice(10, 90))
     np.testing.assert_array_equal(window, whole[40:70, 10:90])
@@ -118,7 +154,7 @@ def test_a_slide_is_read_alike_whole_block_by_block_plane_by_plane_and_for_train
     assert stacked.channels_last(stack).shape == (2, 96, 128, 1)
     # training reads the pair as prediction reads the image, for a model that reads stains
     pair = TrainingPair(he, mask=mask.astype(np.uint8), name="slide")
-    assert pair_layout(pair, 1, stains=True).white == layout.white
+    assert pair_layout(pair, 1, stains=True).stains == layout.stains
     (plane,) = planes_of([pair], 1, stains=True)
     np.testing.assert_array_equal(plane.image, whole)
     (mean,) = planes_of([pair], 1)
@@ -142,7 +178,7 @@ def test_only_a_model_that_learned_stains_reads_them(tmp_path):
     assert net.metadata.reads_stains  # a new network learns slides as haematoxylin
     assert ModelMetadata.from_dict({}).colour_reading is None  # a model saved before
     assert not ModelMetadata().reads_stains
-    stains = haematoxylin(he, stain_white(sample_colours(he, 2)))
+    stains = haematoxylin(he, read_stains(sample_colours(he, 2)))
     planes, _ = net.predictor().planes(he)  # the image as the network takes it
     np.testing.assert_allclose(planes, stains)
     net.save(tmp_path / "m.keras")

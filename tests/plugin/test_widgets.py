@@ -519,12 +519,14 @@ def test_the_live_preview_reads_channels_first_images(make_napari_viewer):
 
     viewer = make_napari_viewer()
     cyx = viewer.add_image(np.random.default_rng(0).random((2, 48, 64), np.float32), name="cyx")
-    plane, index, axis = preview_plane(viewer, cyx, 2)
+    source, index, axis = preview_plane(viewer, cyx, 2)
+    plane = source.read()
     assert plane.shape == (48, 64, 2) and index is None and axis == 0
     np.testing.assert_array_equal(plane[..., 1], cyx.data[1])
     # the same image for a one-channel model is a stack: the plane shown now
     viewer.dims.set_point(0, 1)
-    plane, index, axis = preview_plane(viewer, cyx, 1)
+    source, index, axis = preview_plane(viewer, cyx, 1)
+    plane = source.read()
     assert plane.shape == (48, 64, 1) and index == (1,) and axis is None
     assert preview_plane(viewer, cyx, 3) is None  # does not fit: no preview
 

@@ -519,9 +519,11 @@ def _documentation(about: _About, result: ExportResult) -> str:
     colour_note = (
         "\nGiven a stained brightfield slide in colour (H&E, IHC), napari-unet feeds the "
         "network its haematoxylin density: the optical density `-log(I / white)` of each "
-        "channel, the white being the brightest channel's 99.8th percentile, projected on "
-        "Ruifrok and Johnston's haematoxylin vector (`skimage.color.rgb2hed`'s first channel). "
-        "Other tools should give it that channel rather than the colours' mean.\n"
+        "channel, the white being the brightest channel's 99.8th percentile, unmixed into "
+        "the slide's own two stains (Macenko et al. 2009, 1st and 99th percentile angles), "
+        "or where they do not show apart projected on Ruifrok and Johnston's haematoxylin "
+        "vector (`skimage.color.rgb2hed`'s first channel). Other tools should give it that "
+        "channel (or `rgb2hed`'s) rather than the colours' mean.\n"
         if meta.reads_stains and net.config.input_channels == 1
         else ""
     )

@@ -302,11 +302,11 @@ def as_channels_last(image, layout, chunks: tuple[tuple[int, ...], tuple[int, ..
         x = da.moveaxis(x, layout.axis, -1)
         if layout.drop_alpha:
             x = x[..., :3]
-        if layout.white is not None:
+        if layout.stains is not None:
             from ..stains import haematoxylin
 
             x = x.rechunk({-1: -1}).map_blocks(
-                haematoxylin, layout.white, chunks=x.chunks[:-1] + ((1,),), dtype=np.float32
+                haematoxylin, layout.stains, chunks=x.chunks[:-1] + ((1,),), dtype=np.float32
             )
         elif layout.to_grey:
             x = x.astype(np.float32).mean(axis=-1, keepdims=True)
