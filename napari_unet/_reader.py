@@ -1,7 +1,8 @@
-"""napari reader: open a training-set folder as it was saved — images, their
+"""napari readers: open a training-set folder as it was saved — images, their
 annotation layers (with the annotation look) and the model, which becomes the current
-model of the widgets (loaded lazily, when first used). Imports napari's Qt-free glue
-only, never the widgets."""
+model of the widgets (loaded lazily, when first used); napari-unet's OME-Zarr
+predictions; and slide scanners' files (.svs, .ndpi, .scn, .bif) as lazy pyramids.
+Imports napari's Qt-free glue only, never the widgets."""
 
 from __future__ import annotations
 
@@ -150,6 +151,35 @@ def read_image_layers(path: str | os.PathLike | list) -> list[tuple]:
     else:
         meta.update(axes_layer_kwargs(axes, channel_layers=shape[c]), channel_axis=c)
     return [(data, meta, "image")]
+
+
+def get_slide_reader(path: str | os.PathLike | list) -> Callable[[Any], list[tuple]] | None:
+    """Claim a slide scanner's file (Aperio .svs, Hamamatsu .ndpi, Leica .scn, Ventana
+    .bif), which napari cannot open itself: it opens as one lazy multiscale image."""
+    from .core.files.images import SLIDE_SUFFIXES
+
+    if isinstance(path, list | tuple):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    return read_slide_layers if str(path).lower().endswith(SLIDE_SUFFIXES) else None
+
+
+def read_slide_layers(path: str | os.PathLike | list) -> list[tuple]:
+    """A slide as one Image layer over its pyramid (read only where napari looks; colour
+    slides as RGB), named after the file. A file that cannot be read says why in one
+    line."""
+    from .core.files.images import image_stem, slide_levels
+
+    path = Path(path[0] if isinstance(path, list | tuple) else path)
+    levels = slide_levels(path)
+    shape = levels[0].shape
+    meta: dict[str, Any] = {
+        "name": image_stem(path),
+        "rgb": len(shape) == 3 and shape[-1] in (3, 4),
+        "multiscale": len(levels) > 1,
+    }
+    return [(levels if len(levels) > 1 else levels[0], meta, "image")]
 
 
 def read_prediction_zarr(path: str | os.PathLike | list) -> list[tuple]:

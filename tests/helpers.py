@@ -149,3 +149,26 @@ def assert_one_id_each(pred: np.ndarray, truth: np.ndarray, share: float = 0.9) 
         top = int(np.bincount(p[p > 0]).argmax())
         assert top not in owners, f"objects {owners.get(top)} and {t} share id {top}"
         owners[top] = t
+
+
+def write_aperio_slide(path: Path, rgb: np.ndarray, levels: int = 3) -> list[np.ndarray]:
+    """An Aperio SVS-like slide: the full-resolution colours in 128 px JPEG tiles, a
+    thumbnail, then ``levels - 1`` halvings (as a slide scanner writes it; tifffile reads
+    it as Aperio's pyramid). Returns the levels as written, full resolution first."""
+    import tifffile
+
+    desc = "Aperio Image Library v12.0.0\r\n{w}x{h} (128x128) JPEG/RGB Q=95|AppMag = 20|MPP = 0.5"
+    pyramid = [rgb]
+    for _ in range(levels - 1):
+        a = pyramid[-1]
+        h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
+        half = a[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))
+        pyramid.append(half.astype(np.uint8))
+    kw = {"photometric": "rgb", "compression": "jpeg", "metadata": None}
+    with tifffile.TiffWriter(path) as tw:
+        for i, a in enumerate(pyramid):
+            text = desc.format(w=a.shape[1], h=a.shape[0])
+            tw.write(a, tile=(128, 128), description=text, **kw)
+            if i == 0:  # the thumbnail follows the full resolution, in strips
+                tw.write(pyramid[-1][::2, ::2], description="Aperio thumbnail", **kw)
+    return pyramid

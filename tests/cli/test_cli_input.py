@@ -364,6 +364,17 @@ def test_predict_reads_a_stained_slide_as_its_haematoxylin_and_says_so(tmp_path)
         assert "a stained slide, its haematoxylin segmented" in proc.stdout, proc.stdout
         counts[fmt] = int(proc.stdout.split("slide.png: ")[1].split(" objects")[0])
     assert counts["tiff"] > 30 and abs(counts["tiff"] - counts["zarr"]) <= 0.1 * counts["tiff"]
+    # the same slide from a slide scanner (an Aperio .svs pyramid, JPEG tiles): read at
+    # full resolution, named after the file
+    from helpers import write_aperio_slide
+
+    write_aperio_slide(tmp_path / "scan.svs", slide, levels=3)
+    proc = cli("predict", tmp_path / "scan.svs", "--out", tmp_path / "svs")
+    assert proc.returncode == 0, proc.stderr
+    assert "a stained slide, its haematoxylin segmented" in proc.stdout, proc.stdout
+    scanned = int(proc.stdout.split("scan.svs: ")[1].split(" objects")[0])
+    assert abs(scanned - counts["tiff"]) <= 0.15 * counts["tiff"]
+    assert tifffile.imread(tmp_path / "svs" / "scan_labels.tif").shape == slide.shape[:2]
     proc = cli("predict", tmp_path / "grey.png", "--out", tmp_path / "grey")
     assert proc.returncode == 0, proc.stderr
     assert "haematoxylin" not in proc.stdout, proc.stdout

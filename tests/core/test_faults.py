@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from helpers import write_aperio_slide
 
 from napari_unet.core import ModelFileError, TrainingFailed, UserInputError
 from napari_unet.core.files.training_sets import (
@@ -431,3 +432,31 @@ def test_annotation_dtype_is_checked_when_saving(tmp_path):
         write_training_set(tmp_path / "set", bad)
     assert not (tmp_path / "set").exists()
     assert [p for p in tmp_path.iterdir()] == []
+
+
+def test_a_slide_scanners_file_is_read_at_full_resolution(tmp_path):
+    # an Aperio .svs: a pyramid whose levels tifffile (and zarr) list in no set order;
+    # every reader takes the full resolution, napari gets every level
+    from napari_unet.core.files.images import image_info, open_lazy, read_image, slide_levels
+
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((384, 512, 3)) * 255).astype(np.uint8)
+    write_aperio_slide(tmp_path / "slide.svs", rgb, levels=4)
+    with tifffile.TiffFile(tmp_path / "slide.svs") as tif:
+        assert tif.is_svs
+        full = tif.series[0].levels[0].asarray()
+    assert image_info(tmp_path / "slide.svs") == ((384, 512, 3), np.dtype(np.uint8))
+    for _ in range(4):  # each opening lists the levels anew
+        lazy = open_lazy(tmp_path / "slide.svs")
+        assert lazy.shape == (384, 512, 3)
+        np.testing.assert_array_equal(np.asarray(lazy[100:200, 300:400]), full[100:200, 300:400])
+    np.testing.assert_array_equal(read_image(tmp_path / "slide.svs"), full)
+    levels = slide_levels(tmp_path / "slide.svs")
+    assert [lv.shape[:2] for lv in levels] == [(384, 512), (192, 256), (96, 128), (48, 64)]
+    # an unreadable slide says so in one line; an unknown file type names the slides
+    (tmp_path / "bad.ndpi").write_bytes(b"not a slide at all")
+    with pytest.raises(UserInputError, match="bad.ndpi could not be read"):
+        slide_levels(tmp_path / "bad.ndpi")
+    (tmp_path / "x.mrxs").write_bytes(b"")
+    with pytest.raises(UserInputError, match=r"\.svs, \.ndpi"):
+        image_info(tmp_path / "x.mrxs")

@@ -207,3 +207,34 @@ def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so
     wait_idle(qtbot, segment, 120_000)
     assert "block by block" in segment.status.text()
     assert "a stained slide: its haematoxylin" in segment.status.text()
+
+
+def test_a_slide_scanners_file_opens_as_a_pyramid_and_segments(viewer, qtbot, tmp_path):
+    # an Aperio .svs (the IHC slide in JPEG tiles, with a thumbnail and two halvings),
+    # which napari cannot open itself: the plugin opens it as one lazy RGB pyramid, and
+    # Segment reads its full resolution block by block, as a stained slide
+    from helpers import write_aperio_slide
+    from skimage import data
+
+    from napari_unet._reader import get_slide_reader, read_slide_layers
+
+    path = tmp_path / "biopsy 7.svs"
+    write_aperio_slide(path, data.immunohistochemistry()[:256, 256:], levels=3)
+    assert get_slide_reader(str(path)) is read_slide_layers
+    assert get_slide_reader(str(tmp_path / "image.tif")) is None  # left to napari
+    (layer,) = viewer.open(str(path), plugin="napari-unet")
+    assert layer.name == "biopsy 7" and layer.rgb and layer.multiscale
+    assert [tuple(level.shape) for level in layer.data] == [
+        (256, 256, 3),
+        (128, 128, 3),
+        (64, 64, 3),
+    ]
+    segment = dock(viewer, "Segment")
+    segment._model.value = "default"
+    segment._on_segment("biopsy 7")
+    wait_idle(qtbot, segment, 120_000)
+    assert "block by block" in segment.status.text()
+    assert "a stained slide: its haematoxylin" in segment.status.text()
+    labels = viewer.layers["biopsy 7 labels"].data
+    labels = labels[0] if isinstance(labels, list) else labels
+    assert labels.shape == (256, 256) and int(np.asarray(labels).max()) > 30

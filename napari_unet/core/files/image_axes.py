@@ -335,7 +335,9 @@ def read_file_axes(path: str | os.PathLike, ndim: int | None = None) -> FileAxes
     p = Path(path)
     low = p.name.lower()
     try:
-        if low.endswith((".tif", ".tiff")):
+        from .images import TIFF_SUFFIXES
+
+        if low.endswith(TIFF_SUFFIXES):
             return _tiff_axes(p)
         if low.rstrip("/\\").endswith(".zarr"):
             return _zarr_axes(p, ndim)

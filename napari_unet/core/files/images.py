@@ -21,7 +21,11 @@ import numpy as np
 
 from ..errors import UserInputError
 
-TIFF_SUFFIXES = (".tif", ".tiff")
+#: Slide scanners' TIFF variants (Aperio SVS, Hamamatsu NDPI, Leica SCN, Ventana BIF):
+#: read through tifffile like any TIFF, at full resolution (level 0 of their pyramid;
+#: :func:`slide_levels` gives every level, for napari).
+SLIDE_SUFFIXES = (".svs", ".ndpi", ".scn", ".bif")
+TIFF_SUFFIXES = (".tif", ".tiff") + SLIDE_SUFFIXES
 OTHER_SUFFIXES = (".png", ".jpg", ".jpeg")
 ZARR_SUFFIXES = (".zarr",)
 IMAGE_SUFFIXES = TIFF_SUFFIXES + OTHER_SUFFIXES + ZARR_SUFFIXES
@@ -58,7 +62,8 @@ def _check_path(path: str | os.PathLike) -> Path:
     if p.suffix.lower() not in IMAGE_SUFFIXES:
         raise UserInputError(
             f"{p.name}: unsupported file type {p.suffix or '(no extension)'!r}; "
-            f"use TIFF (.tif, .tiff), PNG, JPEG or zarr (.zarr)"
+            f"use TIFF (.tif, .tiff; a slide scanner's .svs, .ndpi, .scn, .bif), PNG, JPEG "
+            f"or zarr (.zarr)"
         )
     if not os.access(p, os.R_OK):
         raise UserInputError(f"{p}: permission denied (cannot read the file)")
@@ -211,16 +216,45 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- large images
+def slide_levels(path: str | os.PathLike) -> list:
+    """The resolution levels of a TIFF's first image (a slide scanner's pyramid), as lazy
+    dask arrays, full resolution first; one level for a TIFF without a pyramid. Pixels
+    are read only where napari or a block looks."""
+    import dask.array as da
+    import tifffile
+    import zarr
+
+    p = _check_path(path)
+    if p.suffix.lower() not in TIFF_SUFFIXES:
+        raise UserInputError(f"{p.name} is no TIFF or slide file")
+    image_info(p)  # a damaged or unreadable file is said here, in one line
+    try:
+        z = zarr.open(tifffile.imread(p, aszarr=True), mode="r")
+        arrays = [z] if hasattr(z, "shape") else [a for _, a in z.arrays()]
+    except (MemoryError, UserInputError):
+        raise
+    except Exception as e:  # noqa: BLE001 - readers raise many kinds for bad files
+        raise _not_an_image(p, e) from None
+    arrays.sort(key=lambda a: -int(np.prod(a.shape)))
+    return [da.from_zarr(a) for a in arrays]
+
+
 def _open_zarr(p: Path):
     import zarr
 
     z = zarr.open(str(p), mode="r")
-    if not hasattr(z, "shape"):  # a group: take its first array (e.g. OME-Zarr level 0)
-        arrays = list(z.arrays()) if hasattr(z, "arrays") else []
-        if not arrays:
-            raise ValueError("the zarr folder holds no array")
-        z = arrays[0][1]
+    if not hasattr(z, "shape"):  # a group: its full resolution (e.g. OME-Zarr level 0)
+        z = _full_resolution(z)
     return z
+
+
+def _full_resolution(group):
+    """The largest array of a zarr group (a pyramid's level 0; the group lists its
+    arrays in no set order)."""
+    arrays = [a for _, a in group.arrays()] if hasattr(group, "arrays") else []
+    if not arrays:
+        raise ValueError("the zarr folder holds no array")
+    return max(arrays, key=lambda a: int(np.prod(a.shape)))
 
 
 def open_lazy(path: str | os.PathLike):
@@ -243,7 +277,7 @@ def open_lazy(path: str | os.PathLike):
 
                 store = tifffile.imread(p, aszarr=True)
                 z = zarr.open(store, mode="r")
-                z = z if hasattr(z, "shape") else list(z.arrays())[0][1]
+                z = z if hasattr(z, "shape") else _full_resolution(z)
                 return _DamageChecked(z, p.name)
             offset, shape, dtype = mm.offset, mm.shape, mm.dtype
             del mm
