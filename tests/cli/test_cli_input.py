@@ -351,30 +351,44 @@ def test_predict_reads_a_stained_slide_as_its_haematoxylin_and_says_so(tmp_path)
     # model segments its nuclei, in memory and block by block alike, and the line says
     # which colours it read; a grey picture's line does not
     import imageio.v3 as iio
+    from helpers import write_aperio_slide
     from skimage import data
 
     slide = data.immunohistochemistry()[:256, 256:]
     iio.imwrite(tmp_path / "slide.png", slide)
     iio.imwrite(tmp_path / "grey.png", slide.mean(-1).astype(np.uint8))
-    counts = {}
-    for fmt in ("tiff", "zarr"):
-        out = tmp_path / fmt
-        proc = cli("predict", tmp_path / "slide.png", "--out", out, "--format", fmt)
-        assert proc.returncode == 0, proc.stderr
-        assert "a stained slide, its haematoxylin segmented" in proc.stdout, proc.stdout
-        counts[fmt] = int(proc.stdout.split("slide.png: ")[1].split(" objects")[0])
-    assert counts["tiff"] > 30 and abs(counts["tiff"] - counts["zarr"]) <= 0.1 * counts["tiff"]
     # the same slide from a slide scanner (an Aperio .svs pyramid, JPEG tiles): read at
     # full resolution, named after the file
-    from helpers import write_aperio_slide
-
     write_aperio_slide(tmp_path / "scan.svs", slide, levels=3)
-    proc = cli("predict", tmp_path / "scan.svs", "--out", tmp_path / "svs")
-    assert proc.returncode == 0, proc.stderr
-    assert "a stained slide, its haematoxylin segmented" in proc.stdout, proc.stdout
-    scanned = int(proc.stdout.split("scan.svs: ")[1].split(" objects")[0])
-    assert abs(scanned - counts["tiff"]) <= 0.15 * counts["tiff"]
-    assert tifffile.imread(tmp_path / "svs" / "scan_labels.tif").shape == slide.shape[:2]
-    proc = cli("predict", tmp_path / "grey.png", "--out", tmp_path / "grey")
-    assert proc.returncode == 0, proc.stderr
-    assert "haematoxylin" not in proc.stdout, proc.stdout
+
+    def lines(proc) -> dict[str, str]:
+        """Each image's line of the output, by file name."""
+        assert proc.returncode == 0, proc.stderr
+        return {
+            name: line
+            for line in proc.stdout.splitlines()
+            for name in ("slide.png", "grey.png", "scan.svs")
+            if line.lstrip().startswith(f"{name}: ")
+        }
+
+    def count(line: str) -> int:
+        return int(line.split(": ")[1].split(" objects")[0])
+
+    tiff = lines(
+        cli(
+            "predict",
+            *(tmp_path / n for n in ("slide.png", "grey.png", "scan.svs")),
+            "--out",
+            tmp_path / "tiff",
+        )
+    )
+    zarr = lines(
+        cli("predict", tmp_path / "slide.png", "--out", tmp_path / "zarr", "--format", "zarr")
+    )
+    for line in (tiff["slide.png"], tiff["scan.svs"], zarr["slide.png"]):
+        assert "a stained slide, its haematoxylin segmented" in line, line
+    assert "haematoxylin" not in tiff["grey.png"], tiff["grey.png"]
+    n = count(tiff["slide.png"])
+    assert n > 30 and abs(n - count(zarr["slide.png"])) <= 0.1 * n
+    assert abs(count(tiff["scan.svs"]) - n) <= 0.15 * n
+    assert tifffile.imread(tmp_path / "tiff" / "scan_labels.tif").shape == slide.shape[:2]
