@@ -180,7 +180,9 @@ def test_segment_and_train_read_the_settings_meanings_from_core(make_napari_view
     assert train.init_spec([Pair(rgb, None), Pair(grey, None)]).architecture.input_channels == 1
 
 
-def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so(viewer, qtbot):
+def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so(
+    viewer, qtbot, tmp_path
+):
     # scikit-image's IHC slide (no known copyright restrictions): brown DAB glands, blue
     # nuclei. The default model reads it as its haematoxylin and says so; the same
     # picture in grey is segmented without that line
@@ -199,27 +201,15 @@ def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so
     wait_idle(qtbot, segment, 120_000)
     assert viewer.layers["grey labels"].data.max() > 0
     assert "haematoxylin" not in segment.status.text()
-    # a lazy (dask) slide goes block by block, reads alike and says so too
-    import dask.array as da
-
-    viewer.add_image(da.from_array(slide, chunks=(128, 128, 3)), name="lazy slide", rgb=True)
-    segment._on_segment("lazy slide")
-    wait_idle(qtbot, segment, 120_000)
-    assert "block by block" in segment.status.text()
-    assert "a stained slide: its haematoxylin" in segment.status.text()
-
-
-def test_a_slide_scanners_file_opens_as_a_pyramid_and_segments(viewer, qtbot, tmp_path):
-    # an Aperio .svs (the IHC slide in JPEG tiles, with a thumbnail and two halvings),
-    # which napari cannot open itself: the plugin opens it as one lazy RGB pyramid, and
-    # Segment reads its full resolution block by block, as a stained slide
+    # the same slide from a slide scanner (an Aperio .svs: JPEG tiles, a thumbnail, two
+    # halvings), which napari cannot open itself: the plugin opens it as one lazy RGB
+    # pyramid, and Segment reads its full resolution block by block, as a stained slide
     from helpers import write_aperio_slide
-    from skimage import data
 
     from napari_unet._reader import get_slide_reader, read_slide_layers
 
     path = tmp_path / "biopsy 7.svs"
-    write_aperio_slide(path, data.immunohistochemistry()[:256, 256:], levels=3)
+    write_aperio_slide(path, slide, levels=3)
     assert get_slide_reader(str(path)) is read_slide_layers
     assert get_slide_reader(str(tmp_path / "image.tif")) is None  # left to napari
     (layer,) = viewer.open(str(path), plugin="napari-unet")
@@ -229,8 +219,6 @@ def test_a_slide_scanners_file_opens_as_a_pyramid_and_segments(viewer, qtbot, tm
         (128, 128, 3),
         (64, 64, 3),
     ]
-    segment = dock(viewer, "Segment")
-    segment._model.value = "default"
     segment._on_segment("biopsy 7")
     wait_idle(qtbot, segment, 120_000)
     assert "block by block" in segment.status.text()
