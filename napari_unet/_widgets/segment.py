@@ -440,6 +440,6 @@ class SegmentWidget(JobWidget):
 def _stained(result) -> str:
     """A line for the status when the image was read as a stained slide's haematoxylin,
     so the person knows which colours the model looked at."""
-    if not getattr(result, "stained", False):
+    if not result.stained:
         return ""
     return "\na stained slide: its haematoxylin (the nuclei's stain) was segmented"

@@ -83,27 +83,28 @@ class StainReading:
     row
         The haematoxylin density is the optical densities' dot product with this row
         (the first row of the slide's unmixing matrix).
-    estimated
-        The row comes from the slide's own stain colours, not from Ruifrok and
-        Johnston's.
     """
 
     white: tuple[float, float, float]
     row: tuple[float, float, float]
-    estimated: bool = False
+
+    @property
+    def estimated(self) -> bool:
+        """The row comes from the slide's own stain colours, not from Ruifrok and
+        Johnston's."""
+        return not np.allclose(self.row, _ruifrok_row())
 
 
 def read_stains(colours: np.ndarray) -> StainReading | None:
     """How to read a stained brightfield slide that holds haematoxylin, from its colours
     ``(N, 3)`` (:func:`stain_white`, :func:`haematoxylin_row`); ``None`` for any other
     picture (read as the mean of its channels)."""
-    white = stain_white(colours)
-    if white is None:
+    found = _slide(colours)
+    if found is None:
         return None
-    row = haematoxylin_row(colours, white)
-    if row is None:
-        return StainReading(white, tuple(float(v) for v in _ruifrok_row()))
-    return StainReading(white, row, estimated=True)
+    white, stained = found
+    row = _estimate(stained)
+    return StainReading(white, row or tuple(float(v) for v in _ruifrok_row()))
 
 
 def sample_colours(image, axis: int) -> np.ndarray:
@@ -141,6 +142,13 @@ def stain_white(colours: np.ndarray) -> tuple[float, float, float] | None:
     percentile), so a lamp's or a camera's tint is no colour. Its stains are read against
     a neutral white, the brightest channel's: a patch all tissue has no glass to measure
     the lamp's colour on, and its lightest pink is no white."""
+    found = _slide(colours)
+    return None if found is None else found[0]
+
+
+def _slide(colours: np.ndarray):
+    """:func:`stain_white`'s decision, with the optical densities of the slide's stained
+    pixels against that white (what :func:`read_stains` estimates the stains on)."""
     c = np.asarray(colours, np.float32).reshape(-1, 3)
     c = c[np.isfinite(c).all(axis=1)]
     if len(c) < 16:
@@ -160,7 +168,7 @@ def stain_white(colours: np.ndarray) -> tuple[float, float, float] | None:
     near = _angle(stained, _haematoxylin_vector()) < HAEMATOXYLIN_ANGLE
     if np.mean(near) < STAINED_HAEMATOXYLIN:
         return None
-    return white
+    return white, stained
 
 
 def haematoxylin_row(colours: np.ndarray, white) -> tuple[float, float, float] | None:
@@ -172,7 +180,12 @@ def haematoxylin_row(colours: np.ndarray, white) -> tuple[float, float, float] |
     directions (:data:`STAIN_PERCENTILE`). Haematoxylin is the one that absorbs more
     red (blue-purple; eosin is pink, DAB brown). Unmixed by least squares, the other
     stain, however dense, adds no haematoxylin."""
-    od = _stained(np.asarray(colours, np.float32).reshape(-1, 3), white).astype(np.float64)
+    return _estimate(_stained(np.asarray(colours, np.float32).reshape(-1, 3), white))
+
+
+def _estimate(stained: np.ndarray) -> tuple[float, float, float] | None:
+    """:func:`haematoxylin_row` from the stained pixels' optical densities ``(N, 3)``."""
+    od = np.asarray(stained, np.float64)
     if len(od) < STAIN_PIXELS:
         return None
     od = od[:: max(1, len(od) // STAIN_SAMPLE)]

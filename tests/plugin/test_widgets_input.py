@@ -206,6 +206,7 @@ def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so
     # pyramid, and Segment reads its full resolution block by block, as a stained slide
     from helpers import write_aperio_slide
 
+    from napari_unet._layers import layer_array
     from napari_unet._reader import get_slide_reader, read_slide_layers
 
     path = tmp_path / "biopsy 7.svs"
@@ -223,6 +224,5 @@ def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so
     wait_idle(qtbot, segment, 120_000)
     assert "block by block" in segment.status.text()
     assert "a stained slide: its haematoxylin" in segment.status.text()
-    labels = viewer.layers["biopsy 7 labels"].data
-    labels = labels[0] if isinstance(labels, list) else labels
+    labels = layer_array(viewer.layers["biopsy 7 labels"])  # its full resolution
     assert labels.shape == (256, 256) and int(np.asarray(labels).max()) > 30

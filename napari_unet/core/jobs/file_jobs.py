@@ -452,7 +452,7 @@ def _predict_whole(net, plan: PredictionPlan, job: ImageJob, note, check, stage=
         pred.diameter,
         pred.doubt,
         suggestions=chosen,
-        stained=bool(getattr(pred, "stained", False)),
+        stained=pred.stained,
     )
 
 
