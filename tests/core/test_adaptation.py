@@ -322,6 +322,64 @@ def test_a_finer_look_that_sees_pieces_of_the_models_size_gives_way_to_the_coars
     assert choose_look(blobs, model_d, [True, True, True]) == (2.0, 12.0)
 
 
+def test_a_shrunk_image_is_seen_at_its_masks_width_where_the_network_is_as_sure():
+    """Nuclei 60 px wide before a model that reads 31 px and whose masks measured 25:
+    shrunk to the width it reads (about 0.5), and further, to its masks' width (0.8 of
+    that), where the network is at least as sure of the objects there (large textured
+    nuclei, cut less); where it is less sure (thin outlines fading), the scale stays. A
+    model whose masks measure what it reads (or that does not record them) is unchanged."""
+    from napari_unet.core.prediction.object_size import WHOLE, rescale_image
+
+    model_d, mask_d = 31.0, 24.8
+    _, mask = make_blobs(512, 30, seed=4, radius=(28, 32))
+    seen = []
+
+    def scorer(sure_below: float):
+        def scores_at(factor, crop):
+            seen.append((factor, crop == WHOLE))
+            m = rescale_image((mask[crop] > 0).astype(np.float32)[..., None], factor)[..., 0]
+            m = (m > 0.5).astype(np.float32)
+            # the whole image seen below 0.45: as sure as at its width, or less sure
+            sure = 0.98 if not (crop == WHOLE and factor < 0.45) else sure_below
+            return np.stack([1 - m, m * sure, m * (1 - sure)], -1).astype(np.float32)
+
+        return scores_at
+
+    factor, diameter = estimate_scale(scorer(0.98), mask.shape, model_d, mask_diameter=mask_d)
+    shrunk = factor / (mask_d / model_d)
+    assert 0.42 < shrunk < 0.6 and factor == pytest.approx(shrunk * mask_d / model_d)
+    assert diameter == pytest.approx(60, rel=0.15)  # the width measured stays the objects'
+    assert (factor, True) in seen  # decided on the whole image at both scales
+    less, _ = estimate_scale(scorer(0.7), mask.shape, model_d, mask_diameter=mask_d)
+    assert less == pytest.approx(shrunk)
+    assert estimate_scale(scorer(0.98), mask.shape, model_d)[0] == pytest.approx(shrunk)
+    same = estimate_scale(scorer(0.98), mask.shape, model_d, mask_diameter=model_d)[0]
+    assert same == pytest.approx(shrunk)
+
+
+def test_where_no_look_is_sure_the_surest_sets_the_scale():
+    """Large textured cells (91 px wide): no look is sure of its objects, and the finest
+    looks cut the cells into pieces of the model's size. The look the network is surest
+    of (scale 0.5, the cells seen 41 px wide) wins over the finest that sees objects of
+    a size the model handles (2.0, which cut each cell into ten pieces). A sure look still
+    decides as before, and so do looks sure of no pixel (the finest that sees objects of
+    a size the model handles)."""
+    from napari_unet.core.prediction.object_size import SURE, choose_look
+
+    model_d = 31.19
+    cells = [(0.25, 104.7), (0.5, 82.8), (1.0, 56.1), (2.0, 18.7)]  # a development image's
+    shares = [0.13, 0.44, 0.29, 0.23]
+    assert max(shares) < SURE
+    assert choose_look(cells, model_d, shares) == (0.5, 82.8)
+    assert choose_look(cells, model_d, [False] * 4) == (2.0, 18.7)
+    assert choose_look(cells, model_d) == (2.0, 18.7)
+    # the finest look sure of its objects: those are the objects
+    assert choose_look(cells, model_d, shares[:3] + [0.8]) == (2.0, 18.7)
+    # a look that sees objects too large for the model does not win by being sure of them
+    membranes = [(0.25, 130.1), (0.5, 89.5), (1.0, 116.3), (2.0, 17.2)]
+    assert choose_look(membranes, model_d, [0.21, 0.53, 0.63, 0.19]) == (0.5, 89.5)
+
+
 def test_an_enlarged_image_is_not_seen_again_for_a_small_correction():
     """The whole image seen at the chosen scale (the prediction's own pass) may call for a
     slightly different scale: a shrunk image (cheap passes) takes a 5% correction, and is
@@ -398,8 +456,10 @@ def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
 def test_a_mask_is_brought_to_the_models_mask_width_and_a_given_diameter_to_its_own(tmp_path):
     """A network measures its regions a little wider than their masks (the generalist
     1.26×): a width measured on a mask is brought to the model's ``mask_diameter``, a
-    diameter the user gives to its ``object_diameter`` (as prediction takes it), and a
-    model that records no mask width uses its ``object_diameter`` for both."""
+    diameter the user gives as prediction takes it (``given_scale``: one that shrinks the
+    image 2× or more to the ``mask_diameter``, one that enlarges it to the
+    ``object_diameter``), and a model that records no mask width uses its
+    ``object_diameter`` for both."""
     from napari_unet.core.prediction.object_size import mask_diameter
     from napari_unet.core.training.calibration import calibrate_diameter
     from napari_unet.core.training.run import to_model_scale
@@ -421,7 +481,8 @@ def test_a_mask_is_brought_to_the_models_mask_width_and_a_given_diameter_to_its_
     net.metadata.mask_diameter = 16.0
     assert net.mask_diameter == 16.0
     assert factor_of(TrainingPair(img, mask=mask)) == pytest.approx(16 / d, rel=0.01)
-    assert factor_of(TrainingPair(img, mask=mask, diameter=40.0)) == pytest.approx(0.5)
+    assert factor_of(TrainingPair(img, mask=mask, diameter=40.0)) == pytest.approx(0.4)
+    assert factor_of(TrainingPair(img, mask=mask, diameter=8.0)) == pytest.approx(2.5)
     # calibration keeps both widths, and a file keeps them
     planes = planes_of([TrainingPair(img, mask=mask)], 1)
     calibrate_diameter(net, [ideal_scores(mask)], planes, [d], [16.2])

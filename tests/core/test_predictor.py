@@ -35,6 +35,15 @@ def test_a_predictor_holds_the_settings_of_one_prediction():
     assert Predictor(net).fixed_scale() is None  # "auto": to be measured
     assert Predictor(net, diameter=8).fixed_scale((256, 256)) == (2.0, 8.0)
     assert Predictor(net, diameter=16.5).fixed_scale() == (1.0, None)  # close enough: as it is
+    # a diameter given is a mask's width: an enlarged image is brought to the width the
+    # network reads (16 px), one shrunk 2x or more to its masks' width (12.8 px), and one
+    # shrunk less to a width between the two
+    net.metadata.mask_diameter = 12.8
+    assert Predictor(net, diameter=8).fixed_scale((256, 256)) == (2.0, 8.0)
+    assert Predictor(net, diameter=64).fixed_scale((256, 256)) == (pytest.approx(0.2), 64.0)
+    between = Predictor(net, diameter=24).fixed_scale((256, 256))[0] * 24
+    assert 12.8 < between < 16 and between == pytest.approx(16 * (2 / 3) ** np.log2(1.25))
+    net.metadata.mask_diameter = None
     # one normalisation: the model's percentiles, per channel
     img = np.linspace(0, 1000, 64 * 64, dtype=np.float32).reshape(64, 64, 1)
     lo, hi = p.intensity(img)

@@ -151,6 +151,27 @@ def annotated_diameter(annotation: np.ndarray) -> float | None:
     return object_diameter(np.isin(lab, idx[whole]), min_size=1)
 
 
+#: A diameter a person gives is a mask's width. An image it enlarges is brought to the
+#: model's width as the network reads it (``object_diameter``); one it shrinks this many
+#: times or more is brought to the width the model's own masks had (``mask_diameter``,
+#: narrower: shrunk large textured cells and nuclei are cut less seen smaller), and one
+#: shrunk less to a width in between (geometric). Development images with their masks'
+#: width given: F1 0.760 → 0.776 (benchmarks/RESULTS.md, "A diameter given").
+GIVEN_SHRINK = 2.0
+
+
+def given_scale(diameter: float, object_d: float, mask_d: float | None = None) -> float:
+    """The scale factor (not clipped) for objects a person says are ``diameter`` px wide,
+    for a model that reads its objects ``object_d`` px wide and whose masks measured
+    ``mask_d`` (:data:`GIVEN_SHRINK`)."""
+    d = float(diameter)
+    mask_d = min(mask_d or object_d, object_d)
+    if d <= object_d or mask_d == object_d:
+        return object_d / d
+    k = math.log(object_d / mask_d) / math.log(GIVEN_SHRINK)
+    return max(mask_d, object_d * (object_d / d) ** k) / d
+
+
 def clip_scale(factor: float) -> float:
     """``factor`` within the supported range, and 1 when close enough to 1."""
     f = float(min(MAX_SCALE, max(MIN_SCALE, factor)))
@@ -305,28 +326,40 @@ def handled(factor: float, diameter: float, model_diameter: float) -> bool:
     return 0.5 <= diameter * factor / model_diameter <= CONSISTENT
 
 
+def sure_share(prob: np.ndarray, region: np.ndarray) -> float:
+    """How sure a look's class probabilities ``prob`` are of the objects in the
+    ``region`` it measures: the share of that region whose interior probability passes
+    :data:`SURE_PROBABILITY` (0 where the region is empty)."""
+    if not region.any():
+        return 0.0
+    interior, _ = interior_and_boundary(prob)
+    return float(np.mean(interior[region] > SURE_PROBABILITY))
+
+
 def sure_of(prob: np.ndarray, region: np.ndarray) -> bool:
     """Whether a look's class probabilities ``prob`` are sure of the objects in the
     ``region`` it measures (:data:`SURE`)."""
-    if not region.any():
-        return False
-    interior, _ = interior_and_boundary(prob)
-    return float(np.mean(interior[region] > SURE_PROBABILITY)) >= SURE
+    return sure_share(prob, region) >= SURE
 
 
 def choose_look(
     looks: list[tuple[float, float | None]],
     model_diameter: float,
-    sure: list[bool] | None = None,
+    sure: list[float] | None = None,
 ) -> tuple[float, float]:
     """The look ``(factor, diameter)`` (coarsest first; ``diameter`` in the image's own
     pixels, ``None`` where nothing was seen) whose width the estimate trusts.
 
-    ``sure``: for each look, whether the network is sure of the objects it measured
-    (:func:`sure_of`). When a look that sees objects at a size the model handles is
-    sure, the unsure looks count as having seen nothing: a field of small objects
-    merged into blobs at the coarse looks neither wins nor confirms another look.
-    Then:
+    ``sure``: for each look, how sure the network is of the objects it measured
+    (:func:`sure_share`; ``True``/``False`` read as sure or not). A look is sure at
+    :data:`SURE`. When a look that sees objects at a size the model handles is sure,
+    the unsure looks count as having seen nothing: a field of small objects merged into
+    blobs at the coarse looks neither wins nor confirms another look. When none of
+    those looks is sure, the surest of them wins (the coarsest of equals): large
+    textured cells are cut into pieces of the model's size at the fine looks, which
+    the network is even less sure of than of the cells at their size (benchmarks/
+    RESULTS.md, "Large cells: the surest look"). Where it is sure of no pixel in any of
+    them (or ``sure`` is not given):
 
     1. Of the *confirmed* looks (a neighbouring look measures the same width in the
        image, within :data:`AGREE`) that see objects between 1/:data:`CONSISTENT` and
@@ -344,10 +377,12 @@ def choose_look(
     def error(fd):
         return abs(math.log(fd[1] * fd[0] / model_diameter))
 
-    if sure is not None and any(
-        s and fd[1] and handled(*fd, model_diameter) for fd, s in zip(looks, sure)
-    ):
-        looks = [fd if s else (fd[0], None) for fd, s in zip(looks, sure)]
+    if sure is not None:
+        handles = [bool(fd[1]) and handled(*fd, model_diameter) for fd in looks]
+        if any(h and s >= SURE for h, s in zip(handles, sure)):
+            looks = [fd if s >= SURE else (fd[0], None) for fd, s in zip(looks, sure)]
+        elif any(h and s > 0 for h, s in zip(handles, sure)):
+            return looks[max((i for i, h in enumerate(handles) if h), key=lambda i: sure[i])]
     seen = [(i, fd) for i, fd in enumerate(looks) if fd[1]]
     band = [(i, fd) for i, fd in seen if error(fd) <= math.log(CONSISTENT)]
     confirmed = [fd for i, fd in band if confirmed_at(looks, i)]
@@ -366,7 +401,7 @@ def coarser_than_pieces(
     looks: list[tuple[float, float | None]],
     chosen: tuple[float, float],
     model_diameter: float,
-    sure: list[bool] | None,
+    sure: list[float] | None,
 ) -> tuple[float, float]:
     """``chosen`` (the finest look that sees objects of a size the model handles), or a
     coarser look where the finer one sees pieces of the model's own size: a model shown
@@ -383,7 +418,7 @@ def coarser_than_pieces(
     i = looks.index(chosen)
     while i > 0:
         (f, d), (fc, dc) = looks[i], looks[i - 1]
-        if not (dc and sure[i - 1] and handled(fc, dc, model_diameter)):
+        if not (dc and sure[i - 1] >= SURE and handled(fc, dc, model_diameter)):
             break
         fine, coarse = d * f, dc * fc  # widths at the model's scale
         if fine < model_diameter / AGREE or abs(math.log(fine / coarse)) > math.log(AGREE):
@@ -411,6 +446,7 @@ def estimate_scale(
     found: dict | None = None,
     prior: float | None = None,
     measure: str | None = None,
+    mask_diameter: float | None = None,
 ) -> tuple[float, float | None]:
     """The factor that brings an image's objects to ``model_diameter``.
 
@@ -443,6 +479,12 @@ def estimate_scale(
     (:data:`~napari_unet.core.config.WIDTH_MEASURES`; each look measures the region
     :func:`measured_region` gives).
 
+    ``mask_diameter``: the width the model's masks had at its scale, where narrower than
+    ``model_diameter`` (the generalist's 24.8 px against the 31.2 px it reads). An image
+    to be shrunk is shrunk further, to that width, where the network is at least as sure
+    of its objects there (:func:`sure_share` of the whole image at both scales; RESULTS,
+    "Large nuclei seen at their masks' width").
+
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
     model handles), ``"edge"`` (the width calls for a scale beyond
@@ -467,7 +509,7 @@ def estimate_scale(
         # enough room for a few objects of the model's size to measure them
         return min(h, w, side_of(factor, whole)) * factor >= max(16.0, room * model_diameter)
 
-    sure: list[bool] = []  # of each look in turn (sure_of)
+    sure: list[float] = []  # of each look in turn (sure_share)
 
     def look(factor: float, whole: bool = False, room: float = ROOM) -> float | None:
         side = side_of(factor, whole)
@@ -478,7 +520,7 @@ def estimate_scale(
         crop = WHOLE if whole else (slice(y0, y0 + ch), slice(x0, x0 + cw))
         prob = scores_at(factor, crop)
         region = measured_region(prob, threshold, measure)
-        sure.append(sure_of(prob, region))
+        sure.append(sure_share(prob, region))
         d = region_width(region, measure)
         return None if d is None else d / factor  # in the image's own pixels
 
@@ -510,7 +552,7 @@ def estimate_scale(
         # the neighbouring scale (not a blob of small objects): no finer look can do better
         k = len(looks) - 1
         if k >= 1 and confirmed_at(looks, k):
-            if any(close(looks[i]) and sure[i] for i in (k - 1, k)):
+            if any(close(looks[i]) and sure[i] >= SURE for i in (k - 1, k)):
                 break
     if not any(d for _, d in looks):
         found["size"] = "none"
@@ -532,6 +574,19 @@ def estimate_scale(
             tolerance = REFINE_TOLERANCE_ENLARGED if factor > 1 else REFINE_TOLERANCE
             if abs(math.log(refined / factor)) > math.log1p(tolerance):
                 factor = refined
+    if factor < 1.0 and mask_diameter and mask_diameter < model_diameter:
+        # a shrunk image at its masks' width, where the network is at least as sure of
+        # its objects there: large textured nuclei are cut less (at their waists, at dark
+        # spots); where thin outlines fade, the network is less sure, and the scale stays
+        smaller = clip_scale(factor * mask_diameter / model_diameter)
+        if smaller < factor:
+            shares = []
+            for at in (factor, smaller):
+                n = len(sure)
+                look(at, whole=True)
+                shares.append(sure[-1] if len(sure) > n else None)
+            if None not in shares and shares[1] >= shares[0]:
+                factor = smaller
     if not MIN_SCALE / EDGE_MARGIN <= model_diameter / d <= MAX_SCALE * EDGE_MARGIN:
         found["size"] = "edge"
     return factor, d

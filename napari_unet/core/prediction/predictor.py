@@ -230,10 +230,10 @@ class Predictor:
                 "rescale to a diameter; leave the diameter empty (or 0)"
             )
         from ..config import check_diameter
-        from .object_size import clip_scale
+        from .object_size import clip_scale, given_scale
 
         check_diameter(d, model_d, shape)
-        factor = clip_scale(model_d / d)
+        factor = clip_scale(given_scale(d, model_d, self.net.mask_diameter))
         return factor, (d if factor != 1.0 else None)
 
     def estimate_scale(
@@ -253,6 +253,7 @@ class Predictor:
             found,
             prior=self.net.metadata.taught_scale,
             measure=self.net.metadata.width_measure,
+            mask_diameter=self.net.mask_diameter,
         )
 
     # ------------------------------------------------------------ the network
@@ -300,14 +301,16 @@ class Predictor:
         A crop is a look of the size estimate: seen alone, without context (its borders
         barely move a median object width), normalised as the whole plane is. The
         whole plane is seen as the prediction sees it (tiles with context, tile
-        progress to ``report``, the stage to ``stage``), and its last pass is kept, so
-        the prediction at the scale an estimate chose reuses it. ``scores.pixels``
-        counts the pixels the network evaluated: ``"size estimate"`` and
-        ``"prediction"`` (the kept pass; a whole pass that was not kept counts as
+        progress to ``report``, the stage to ``stage``), and its last two passes are
+        kept, so the prediction at the scale an estimate chose reuses it (the estimate
+        may compare two scales, :func:`~napari_unet.core.prediction.object_size.estimate_scale`).
+        ``scores.pixels`` counts the pixels the network evaluated: ``"size estimate"``
+        and ``"prediction"`` (the pass last asked for; every other whole pass counts as
         estimate)."""
         from .object_size import WHOLE
 
-        last: dict = {}
+        kept: dict = {}  # factor -> (scores, pixels): the last two whole passes
+        spent = {"looks": 0, "passes": 0}
         pixels = {"size estimate": 0, "prediction": 0}
         if intensity is None:  # the plane's own, once for every look and pass
             intensity = self.intensity(plane)
@@ -315,17 +318,20 @@ class Predictor:
         def scores(factor, crop=None):
             if crop is not None and crop != WHOLE:
                 s, n = self.scores(plane[crop], factor, intensity, context=0, quick=True)
+                spent["looks"] += n
                 pixels["size estimate"] += n
                 return s
-            if last.get("factor") == factor:
-                return last["scores"]
-            if stage is not None and not last:  # a refined pass is still "predicting"
-                stage(Stage.PREDICT)
-            s, n = self.scores(plane, factor, intensity, report=report)
-            # a pass replaced by another one served the estimate only
-            pixels["size estimate"] += pixels["prediction"]
+            if factor not in kept:
+                if stage is not None and not kept:  # a refined pass is still "predicting"
+                    stage(Stage.PREDICT)
+                kept[factor] = self.scores(plane, factor, intensity, report=report)
+                spent["passes"] += kept[factor][1]
+                while len(kept) > 2:
+                    kept.pop(next(iter(kept)))
+            s, n = kept[factor]
+            # a pass the prediction does not use served the estimate only
             pixels["prediction"] = n
-            last.update(factor=factor, scores=s)
+            pixels["size estimate"] = spent["looks"] + spent["passes"] - n
             return s
 
         scores.pixels = pixels

@@ -195,6 +195,7 @@ def to_model_scale(
     from ..prediction.object_size import (
         annotated_diameter,
         clip_scale,
+        given_scale,
         mask_diameter,
         rescale_image,
         resize_annotation,
@@ -206,9 +207,8 @@ def to_model_scale(
     predictor = Predictor(net)
     out, diameters = [], []
     for p in planes:
-        d, target = p.diameter, model_d
+        d, given = p.diameter, p.diameter is not None
         if d is None:
-            target = mask_d
             if p.kind == "mask":
                 d = mask_diameter(p.mask, net.metadata.width_measure)
             else:
@@ -219,7 +219,9 @@ def to_model_scale(
                 scores_at = predictor.scorer(p.image, intensity=p.intensity)
                 factor, _ = predictor.estimate_scale(scores_at, p.image.shape)
             elif d:
-                factor = clip_scale(target / d)
+                # a diameter given is read as a prediction reads it; a width measured on
+                # the masks is brought to the masks' width at the model's scale
+                factor = clip_scale(given_scale(d, model_d, mask_d) if given else mask_d / d)
         diameters.append(d)
         if factors is not None:
             factors.append(float(factor))
