@@ -562,8 +562,11 @@ def estimate_scale(
     factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
     # to refine (a look at another scale said so)
+    whole_share = None  # how sure the network is of the whole image at the scale chosen
     if factor != 1.0 and not near(factor, f):
+        n = len(sure)
         d2 = look(factor, whole=True)
+        whole_share = sure[-1] if len(sure) > n else None
         if d2 is not None and error(factor, d2) <= error(f, d):
             d = d2
             if handled(factor, d2, model_diameter):
@@ -578,10 +581,12 @@ def estimate_scale(
         # a shrunk image at its masks' width, where the network is at least as sure of
         # its objects there: large textured nuclei are cut less (at their waists, at dark
         # spots); where thin outlines fade, the network is less sure, and the scale stays
+        # (against the pass that refined the scale, when one was made: a refined scale
+        # moves by a few percent, and its own pass is then made only if still needed)
         smaller = clip_scale(factor * mask_diameter / model_diameter)
         if smaller < factor:
-            shares = []
-            for at in (factor, smaller):
+            shares = [] if whole_share is None else [whole_share]
+            for at in (factor, smaller)[len(shares) :]:
                 n = len(sure)
                 look(at, whole=True)
                 shares.append(sure[-1] if len(sure) > n else None)
