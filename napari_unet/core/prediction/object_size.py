@@ -305,6 +305,11 @@ WHOLE = (slice(None), slice(None))
 #: of real objects at their size (0.63–0.90 on nuclei, and of the rods themselves at
 #: the fine looks: 0.82–0.87).
 SURE = 0.6
+#: Where no look is sure, a look whose share of sure interior passes the finest look's by
+#: this much sets the scale (:func:`choose_look`). Development cytoplasm and membrane
+#: images whose cells the fine looks cut into pieces: 0.13–0.51 above the finest; the
+#: scikit-image IHC slide, whose nuclei the finest look sees: 0.01.
+SURER = 0.1
 #: The interior probability a pixel of a sure look passes (:data:`SURE`).
 SURE_PROBABILITY = 0.9
 #: Objects whose width calls for a scale beyond
@@ -355,11 +360,11 @@ def choose_look(
     :data:`SURE`. When a look that sees objects at a size the model handles is sure,
     the unsure looks count as having seen nothing: a field of small objects merged into
     blobs at the coarse looks neither wins nor confirms another look. When none of
-    those looks is sure, the surest of them wins (the coarsest of equals): large
-    textured cells are cut into pieces of the model's size at the fine looks, which
-    the network is even less sure of than of the cells at their size (benchmarks/
-    RESULTS.md, "Large cells: the surest look"). Where it is sure of no pixel in any of
-    them (or ``sure`` is not given):
+    those looks is sure, the surest of them wins where it is clearly surer
+    (:data:`SURER`) than the finest of them: large textured cells are cut into pieces
+    of the model's size at the fine looks, which the network is less sure of than of
+    the cells at their size (benchmarks/RESULTS.md, "Large cells and large nuclei").
+    Otherwise (or where ``sure`` is not given):
 
     1. Of the *confirmed* looks (a neighbouring look measures the same width in the
        image, within :data:`AGREE`) that see objects between 1/:data:`CONSISTENT` and
@@ -381,8 +386,11 @@ def choose_look(
         handles = [bool(fd[1]) and handled(*fd, model_diameter) for fd in looks]
         if any(h and s >= SURE for h, s in zip(handles, sure)):
             looks = [fd if s >= SURE else (fd[0], None) for fd, s in zip(looks, sure)]
-        elif any(h and s > 0 for h, s in zip(handles, sure)):
-            return looks[max((i for i, h in enumerate(handles) if h), key=lambda i: sure[i])]
+        elif any(handles):
+            seeing = [i for i, h in enumerate(handles) if h]
+            surest = max(seeing, key=lambda i: sure[i])  # the coarsest of equals
+            if sure[surest] >= sure[seeing[-1]] + SURER:
+                return looks[surest]
     seen = [(i, fd) for i, fd in enumerate(looks) if fd[1]]
     band = [(i, fd) for i, fd in seen if error(fd) <= math.log(CONSISTENT)]
     confirmed = [fd for i, fd in band if confirmed_at(looks, i)]
