@@ -357,33 +357,6 @@ def test_a_shrunk_image_is_seen_at_its_masks_width_where_the_network_is_as_sure(
     assert same == pytest.approx(shrunk)
 
 
-def test_where_no_look_is_sure_the_surest_sets_the_scale():
-    """Large textured cells (91 px wide): no look is sure of its objects, and the finest
-    looks cut the cells into pieces of the model's size. The look the network is clearly
-    surest of (scale 0.5, the cells seen 41 px wide) wins over the finest that sees
-    objects of a size the model handles (2.0, which cut each cell into ten pieces). A sure
-    look still decides as before, and so does the finest where no look is clearly surer
-    (nuclei of a real IHC slide)."""
-    from napari_unet.core.prediction.object_size import SURE, choose_look
-
-    model_d = 31.19
-    cells = [(0.25, 104.7), (0.5, 82.8), (1.0, 56.1), (2.0, 18.7)]  # a development image's
-    shares = [0.13, 0.44, 0.29, 0.23]
-    assert max(shares) < SURE
-    assert choose_look(cells, model_d, shares) == (0.5, 82.8)
-    assert choose_look(cells, model_d, [False] * 4) == (2.0, 18.7)
-    assert choose_look(cells, model_d) == (2.0, 18.7)
-    # the finest look sure of its objects: those are the objects
-    assert choose_look(cells, model_d, shares[:3] + [0.8]) == (2.0, 18.7)
-    # nuclei the finest look sees, about as sure as the coarser looks (the IHC slide's
-    # looks): the finest stays
-    ihc = [(0.25, 128.0), (0.5, 84.1), (1.0, 37.0), (2.0, 14.9)]
-    assert choose_look(ihc, model_d, [0.11, 0.36, 0.33, 0.35]) == (2.0, 14.9)
-    # a look that sees objects too large for the model does not win by being sure of them
-    membranes = [(0.25, 130.1), (0.5, 89.5), (1.0, 116.3), (2.0, 17.2)]
-    assert choose_look(membranes, model_d, [0.21, 0.53, 0.63, 0.19]) == (0.5, 89.5)
-
-
 def test_an_enlarged_image_is_not_seen_again_for_a_small_correction():
     """The whole image seen at the chosen scale (the prediction's own pass) may call for a
     slightly different scale: a shrunk image (cheap passes) takes a 5% correction, and is

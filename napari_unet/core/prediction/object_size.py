@@ -156,7 +156,8 @@ def annotated_diameter(annotation: np.ndarray) -> float | None:
 #: times or more is brought to the width the model's own masks had (``mask_diameter``,
 #: narrower: shrunk large textured cells and nuclei are cut less seen smaller), and one
 #: shrunk less to a width in between (geometric). Development images with their masks'
-#: width given: F1 0.760 → 0.776 (benchmarks/RESULTS.md, "A diameter given").
+#: width given: F1 0.760 → 0.776 (benchmarks/RESULTS.md, "Large nuclei seen at their
+#: masks' width").
 GIVEN_SHRINK = 2.0
 
 
@@ -305,11 +306,6 @@ WHOLE = (slice(None), slice(None))
 #: of real objects at their size (0.63–0.90 on nuclei, and of the rods themselves at
 #: the fine looks: 0.82–0.87).
 SURE = 0.6
-#: Where no look is sure, a look whose share of sure interior passes the finest look's by
-#: this much sets the scale (:func:`choose_look`). Development cytoplasm and membrane
-#: images whose cells the fine looks cut into pieces: 0.13–0.51 above the finest; the
-#: scikit-image IHC slide, whose nuclei the finest look sees: 0.01.
-SURER = 0.1
 #: The interior probability a pixel of a sure look passes (:data:`SURE`).
 SURE_PROBABILITY = 0.9
 #: Objects whose width calls for a scale beyond
@@ -359,12 +355,10 @@ def choose_look(
     (:func:`sure_share`; ``True``/``False`` read as sure or not). A look is sure at
     :data:`SURE`. When a look that sees objects at a size the model handles is sure,
     the unsure looks count as having seen nothing: a field of small objects merged into
-    blobs at the coarse looks neither wins nor confirms another look. When none of
-    those looks is sure, the surest of them wins where it is clearly surer
-    (:data:`SURER`) than the finest of them: large textured cells are cut into pieces
-    of the model's size at the fine looks, which the network is less sure of than of
-    the cells at their size (benchmarks/RESULTS.md, "Large cells and large nuclei").
-    Otherwise (or where ``sure`` is not given):
+    blobs at the coarse looks neither wins nor confirms another look. (How sure the
+    network is does not part large cells cut into pieces at the fine looks from small
+    objects merged at the coarse ones where no look is sure: benchmarks/RESULTS.md,
+    "Large nuclei seen at their masks' width".) Then:
 
     1. Of the *confirmed* looks (a neighbouring look measures the same width in the
        image, within :data:`AGREE`) that see objects between 1/:data:`CONSISTENT` and
@@ -382,15 +376,10 @@ def choose_look(
     def error(fd):
         return abs(math.log(fd[1] * fd[0] / model_diameter))
 
-    if sure is not None:
-        handles = [bool(fd[1]) and handled(*fd, model_diameter) for fd in looks]
-        if any(h and s >= SURE for h, s in zip(handles, sure)):
-            looks = [fd if s >= SURE else (fd[0], None) for fd, s in zip(looks, sure)]
-        elif any(handles):
-            seeing = [i for i, h in enumerate(handles) if h]
-            surest = max(seeing, key=lambda i: sure[i])  # the coarsest of equals
-            if sure[surest] >= sure[seeing[-1]] + SURER:
-                return looks[surest]
+    if sure is not None and any(
+        s >= SURE and fd[1] and handled(*fd, model_diameter) for fd, s in zip(looks, sure)
+    ):
+        looks = [fd if s >= SURE else (fd[0], None) for fd, s in zip(looks, sure)]
     seen = [(i, fd) for i, fd in enumerate(looks) if fd[1]]
     band = [(i, fd) for i, fd in seen if error(fd) <= math.log(CONSISTENT)]
     confirmed = [fd for i, fd in band if confirmed_at(looks, i)]
