@@ -521,6 +521,12 @@ def estimate_scale(
         d = region_width(region, measure)
         return None if d is None else d / factor  # in the image's own pixels
 
+    def whole_share(factor: float) -> float | None:
+        # how sure the network is of the whole image seen at ``factor`` (None: too small)
+        n = len(sure)
+        look(factor, whole=True)
+        return sure[-1] if len(sure) > n else None
+
     def error(factor: float, d: float) -> float:
         return abs(math.log(d * factor / model_diameter))
 
@@ -559,11 +565,11 @@ def estimate_scale(
     factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
     # to refine (a look at another scale said so)
-    whole_share = None  # how sure the network is of the whole image at the scale chosen
+    chosen_share = None  # how sure the network is of the whole image at the scale chosen
     if factor != 1.0 and not near(factor, f):
         n = len(sure)
         d2 = look(factor, whole=True)
-        whole_share = sure[-1] if len(sure) > n else None
+        chosen_share = sure[-1] if len(sure) > n else None
         if d2 is not None and error(factor, d2) <= error(f, d):
             d = d2
             if handled(factor, d2, model_diameter):
@@ -582,12 +588,9 @@ def estimate_scale(
         # moves by a few percent, and its own pass is then made only if still needed)
         smaller = clip_scale(factor * mask_diameter / model_diameter)
         if smaller < factor:
-            shares = [] if whole_share is None else [whole_share]
-            for at in (factor, smaller)[len(shares) :]:
-                n = len(sure)
-                look(at, whole=True)
-                shares.append(sure[-1] if len(sure) > n else None)
-            if None not in shares and shares[1] >= shares[0]:
+            here = whole_share(factor) if chosen_share is None else chosen_share
+            there = whole_share(smaller) if here is not None else None
+            if there is not None and there >= here:
                 factor = smaller
     if not MIN_SCALE / EDGE_MARGIN <= model_diameter / d <= MAX_SCALE * EDGE_MARGIN:
         found["size"] = "edge"
