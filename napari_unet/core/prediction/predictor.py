@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import DEFAULT_CONTEXT, DEFAULT_TILE_SIZE
+from ..config import DEFAULT_BORDER, DEFAULT_CONTEXT, DEFAULT_TILE_SIZE
 from ..errors import UserInputError
 from ..normalize import Normalizer, normalize
 from .tiling import Stage
@@ -130,6 +130,10 @@ class Predictor:
         it, ``None`` or 0 takes the image as it is.
     batch_size
         Tiles the network sees at once.
+    border
+        Mirrored pixels a tile reads beyond the image's borders
+        (:data:`~napari_unet.core.config.DEFAULT_BORDER`; a network without padding reads
+        its whole context there).
     """
 
     def __init__(
@@ -142,6 +146,7 @@ class Predictor:
         diameter: float | str | None = "auto",
         batch_size: int = 2,
         postprocessing: dict | None = None,
+        border: int | None = None,
     ) -> None:
         from .instances import PostprocessParams
 
@@ -162,6 +167,7 @@ class Predictor:
         self.params: PostprocessParams = params
         self.diameter = diameter
         self.batch_size = max(1, int(batch_size))
+        self.border = DEFAULT_BORDER if border is None else max(0, int(border))
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this predictor around a copy of its network
@@ -172,6 +178,7 @@ class Predictor:
             "diameter": self.diameter,
             "batch_size": self.batch_size,
             "postprocessing": self.params.to_dict(),
+            "border": self.border,
         }
 
     # ------------------------------------------------------------ normalisation
@@ -203,7 +210,9 @@ class Predictor:
             out = output_size(cfg, inp)
             return TilePlan(height, width, out, out, 0, (inp - out) // 2, *origin)
         ctx = self.context if context is None else int(context)
-        return plan_tiles(height, width, self.tile_size, ctx, cfg.size_multiple, origin=origin)
+        return plan_tiles(
+            height, width, self.tile_size, ctx, cfg.size_multiple, origin=origin, border=self.border
+        )
 
     # ------------------------------------------------------------ object scale
     def fixed_scale(
@@ -291,7 +300,7 @@ class Predictor:
             self.batch_size,
             report,
         )
-        return scores, len(plan.origins) * plan.in_y * plan.in_x
+        return scores, plan.pixels(np.shape(image))
 
     def scorer(self, plane, intensity=None, report=None, stage=None):
         """``scores(factor, crop=None)`` for one plane: class probabilities of the plane
@@ -765,28 +774,22 @@ class Predictor:
         lo, hi = intensity
         infer = self.net.inference_function()
         out = np.empty((n, height, width, self.net.config.n_outputs), np.float32)
-        pad, c = plan.context + plan.shrink, plan.context
         per_batch = max(self.batch_size, (256 * 256) // max(plan.in_y * plan.in_x, 1))
         for y, x in plan.origins:
             th, tw = min(plan.out_y, height - y), min(plan.out_x, width - x)
+            y0, y1, x0, x1 = plan.window(y, x, (height, width))
             for start in range(0, n, per_batch):
                 tiles = np.stack(
                     [
-                        normalize(
-                            read_region(
-                                plane, y - pad, y + plan.out_y + pad, x - pad, x + plan.out_x + pad
-                            ),
-                            lo,
-                            hi,
-                        )
+                        normalize(read_region(plane, y0, y1, x0, x1), lo, hi)
                         for plane in slices[start : start + per_batch]
                     ]
                 ).astype(np.float32, copy=False)
                 scores = np.asarray(infer(tiles))
                 out[start : start + per_batch, y : y + th, x : x + tw] = scores[
-                    :, c : c + th, c : c + tw
+                    :, y - y0 : y - y0 + th, x - x0 : x - x0 + tw
                 ]
-        return out, n * len(plan.origins) * plan.in_y * plan.in_x
+        return out, n * plan.pixels((height, width))
 
     def judge(self, tally, sizes: list[str], fixed, scale: float, diameter: float | None):
         """The :class:`~napari_unet.core.prediction.doubt.Signs` of a prediction's

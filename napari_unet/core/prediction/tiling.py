@@ -3,8 +3,12 @@
 The image is mirrored at its borders (as in Ronneberger et al.) and cut into tiles that
 each see ``context`` extra pixels on every side; only their centres are kept. Tile
 origins sit on the network's ``2**depth`` grid, so with enough context the stitched
-output equals one whole-image pass. Tiles are read lazily (memory-mapped, zarr and dask
-inputs work) and predicted in batches.
+output equals one whole-image pass. Beyond the image's own borders a tile of a padded
+("same") network reads only a thin mirrored ``border``
+(:data:`~napari_unet.core.config.DEFAULT_BORDER`): the network learned from patches cut
+out of images, and a 64 px mirror around a small image cost more pixels than the image
+(benchmarks/RESULTS.md, "A thin mirrored border"). Tiles are read lazily (memory-mapped,
+zarr and dask inputs work) and predicted in batches of tiles of one size.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class TilePlan:
     shrink: int = 0  # pixels an unpadded network loses per side beyond ``context``
     origin_y: int = 0  # where the planned region starts in the image
     origin_x: int = 0
+    border: int | None = None  # mirrored pixels read beyond the image (None: all the context)
+    multiple: int = 1  # a tile's sides are multiples of this (the network's pooling grid)
 
     @property
     def origins(self) -> list[tuple[int, int]]:
@@ -60,6 +66,32 @@ class TilePlan:
     def in_x(self) -> int:
         return self.out_x + 2 * (self.context + self.shrink)
 
+    def window(self, y: int, x: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """``(y0, y1, x0, x1)``: what the tile whose output starts at ``(y, x)`` of the
+        plan reads, in the coordinates of an image of ``shape`` (mirrored where it leaves
+        the image): its output block with the context around, less what lies more than
+        :attr:`border` beyond the image (in whole steps of :attr:`multiple`)."""
+        pad = self.context + self.shrink
+        y0, x0 = self.origin_y + y - pad, self.origin_x + x - pad
+        y1, x1 = y0 + self.in_y, x0 + self.in_x
+        if self.border is None:
+            return y0, y1, x0, x1
+        m, b = max(1, self.multiple), self.border
+
+        def cut(beyond: int) -> int:  # pixels more than ``border`` outside the image
+            return max(0, beyond - b) // m * m
+
+        h, w = shape[0], shape[1]
+        return y0 + cut(-y0), y1 - cut(y1 - h), x0 + cut(-x0), x1 - cut(x1 - w)
+
+    def pixels(self, shape: tuple[int, ...]) -> int:
+        """Pixels the network evaluates for this plan in an image of ``shape``."""
+        total = 0
+        for y, x in self.origins:
+            y0, y1, x0, x1 = self.window(y, x, shape)
+            total += (y1 - y0) * (x1 - x0)
+        return total
+
 
 def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
@@ -73,11 +105,14 @@ def plan_tiles(
     multiple: int,
     shrink: int = 0,
     origin: tuple[int, int] = (0, 0),
+    border: int | None = None,
 ) -> TilePlan:
     """Tile layout for an image (or a region of it starting at ``origin``).
 
     ``tile_size`` is the edge of a tile as the network sees it (context included);
-    ``context`` is rounded up to ``multiple`` so tiles stay on the pooling grid. The
+    ``context`` is rounded up to ``multiple`` so tiles stay on the pooling grid;
+    ``border``: the mirrored pixels a tile reads beyond the image's own borders (``None``:
+    its whole context, as a network without padding needs). The
     tiles are spread evenly: an image that fits is done in one pass, and a 2048 px image
     with 1152 px tiles takes two tiles per side, not three.
     """
@@ -94,7 +129,9 @@ def plan_tiles(
         count = -(-n // out)
         return min(out, _round_up(-(-n // count), multiple))
 
-    return TilePlan(height, width, even(height), even(width), context, shrink, *origin)
+    return TilePlan(
+        height, width, even(height), even(width), context, shrink, *origin, border, multiple
+    )
 
 
 def iter_tile_predictions(
@@ -108,31 +145,24 @@ def iter_tile_predictions(
 
     ``image`` is a channels-last array-like ``(Y, X, C)``, read tile by tile.
     """
-    pad = plan.context + plan.shrink
-    oy, ox = plan.origin_y, plan.origin_x
-    origins = plan.origins
-    for start in range(0, len(origins), max(1, batch_size)):
-        chunk = origins[start : start + batch_size]
-        tiles = np.stack(
-            [
-                normalizer(
-                    read_region(
-                        image,
-                        oy + y - pad,
-                        oy + y + plan.out_y + pad,
-                        ox + x - pad,
-                        ox + x + plan.out_x + pad,
-                    )
-                )
-                for y, x in chunk
-            ]
-        ).astype(np.float32, copy=False)
-        scores = np.asarray(infer(tiles))
-        c = plan.context
-        for (y, x), s in zip(chunk, scores):
-            h = min(plan.out_y, plan.height - y)
-            w = min(plan.out_x, plan.width - x)
-            yield y, x, s[c : c + h, c : c + w]
+    shape = np.shape(image)
+    by_size: dict[tuple[int, int], list] = {}  # tiles of one size are batched together
+    for y, x in plan.origins:
+        win = plan.window(y, x, shape)
+        by_size.setdefault((win[1] - win[0], win[3] - win[2]), []).append((y, x, win))
+    step = max(1, batch_size)
+    for group in by_size.values():
+        for start in range(0, len(group), step):
+            chunk = group[start : start + step]
+            tiles = np.stack(
+                [normalizer(read_region(image, *win)) for _, _, win in chunk]
+            ).astype(np.float32, copy=False)
+            scores = np.asarray(infer(tiles))
+            for (y, x, (y0, _, x0, _)), s in zip(chunk, scores):
+                h = min(plan.out_y, plan.height - y)
+                w = min(plan.out_x, plan.width - x)
+                a, b = plan.origin_y + y - y0, plan.origin_x + x - x0
+                yield y, x, s[a : a + h, b : b + w]
 
 
 def predict_probabilities(
