@@ -154,9 +154,8 @@ def iter_tile_predictions(
     for group in by_size.values():
         for start in range(0, len(group), step):
             chunk = group[start : start + step]
-            tiles = np.stack(
-                [normalizer(read_region(image, *win)) for _, _, win in chunk]
-            ).astype(np.float32, copy=False)
+            tiles = [normalizer(read_region(image, *win)) for _, _, win in chunk]
+            tiles = np.stack(tiles).astype(np.float32, copy=False)
             scores = np.asarray(infer(tiles))
             for (y, x, (y0, _, x0, _)), s in zip(chunk, scores):
                 h = min(plan.out_y, plan.height - y)
