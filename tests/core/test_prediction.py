@@ -39,6 +39,32 @@ def test_tiled_prediction_equals_whole_image_pass(tiny_net):
     np.testing.assert_array_equal(tiled.labels, whole.labels)
 
 
+def test_tiles_read_a_thin_mirror_beyond_the_image_and_their_whole_context_between_tiles(
+    tiny_net,
+):
+    """Beyond the image a tile reads 16 px of mirror (a 256 px image: a 288 px tile,
+    not 384); between tiles, and inside a larger image, its whole 64 px context."""
+    plan = plan_tiles(256, 256, 1024, 64, 16, border=16)
+    assert plan.window(0, 0, (256, 256)) == (-16, 272, -16, 272)
+    assert plan.pixels((256, 256)) == 288 * 288
+    whole = plan_tiles(256, 256, 1024, 64, 16)  # border None: the whole context
+    assert whole.window(0, 0, (256, 256)) == (-64, 320, -64, 320)
+    inside = plan_tiles(256, 256, 1024, 64, 16, origin=(512, 512), border=16)
+    assert inside.window(0, 0, (2048, 2048)) == (448, 832, 448, 832)
+    corner = plan_tiles(256, 256, 1024, 64, 16, border=16)
+    assert corner.window(0, 0, (2048, 2048)) == (-16, 320, -16, 320)
+    odd = plan_tiles(443, 100, 1024, 64, 16, border=16)  # cut in whole steps of the grid
+    y0, y1, x0, x1 = odd.window(0, 0, (443, 100))
+    assert (y0, x0) == (-16, -16) and 443 + 16 <= y1 < 443 + 32 and 100 + 16 <= x1 < 100 + 32
+    assert (y1 - y0) % 16 == 0 and (x1 - x0) % 16 == 0
+    # a prediction evaluates the image and its thin border; ZY/ZX planes of a volume
+    # (a few z planes tall) read their whole context
+    img, _ = make_blobs(64, 6, seed=4)
+    p = tiny_net.predict(img, diameter=0)
+    assert p.network_pixels["prediction"] == (64 + 32) ** 2
+    assert tiny_net.predictor().plan(12, 64, whole_mirror=True).border is None
+
+
 def test_channels_and_stacks(tiny_net):
     rng = np.random.default_rng(1)
     stack = rng.random((3, 40, 48)).astype(np.float32)
