@@ -137,6 +137,35 @@ def test_the_size_estimate_says_how_sure_it_is():
     assert size_found([], True, True) == "given"
 
 
+def test_a_size_read_from_a_look_the_network_is_unsure_of_is_unclear():
+    """Issue 22 item 5: the network's share of sure interior in the look the estimate
+    trusts below ``UNSURE_LOOK`` (0.5) makes the size unclear, whatever width it reads,
+    and the result says so ("size": give the diameter, or correct and Train)."""
+    from napari_unet.core.prediction.object_size import SURE_PROBABILITY, UNSURE_LOOK
+
+    _, mask = make_blobs(256, 12, seed=2, radius=(14, 16))  # ~30 px wide objects
+
+    def scores_of(p):  # every object pixel of every look has interior probability p
+        def scores_at(factor, crop):
+            r = rescale_image((mask[crop] > 0).astype(np.float32)[..., None], factor)[..., 0]
+            fg = (r > 0.5).astype(np.float32)
+            return np.stack([1 - fg, p * fg, (1 - p) * fg], -1)
+
+        return scores_at
+
+    assert UNSURE_LOOK == 0.5
+    sure, unsure = {}, {}
+    f_sure, d_sure = estimate_scale(scores_of(0.95), mask.shape, 15.0, found=sure)
+    f_unsure, d_unsure = estimate_scale(scores_of(0.85), mask.shape, 15.0, found=unsure)
+    assert 0.85 < SURE_PROBABILITY < 0.95
+    assert sure == {"size": "measured"} and unsure == {"size": "unclear"}
+    assert (f_sure, d_sure) == (f_unsure, d_unsure)  # the same scale: only the verdict moves
+    prob, labels, image = _figures()  # a result the network is sure of...
+    size = size_found([unsure["size"]], False, False)
+    doubt = judge(Signs.of(Tally.of(prob, labels, image), size, d_unsure))
+    assert doubt.reason == "size" and "diameter" in str(doubt)  # ...its size is not
+
+
 # ---------------------------------------------------------------------- the bundled model
 @pytest.fixture(scope="module")
 def bundled():

@@ -308,6 +308,13 @@ WHOLE = (slice(None), slice(None))
 SURE = 0.6
 #: The interior probability a pixel of a sure look passes (:data:`SURE`).
 SURE_PROBABILITY = 0.9
+#: The size read from a look whose share of sure interior (:func:`sure_share`) is below
+#: this is *unclear*, whatever it reads: on development images the network was this
+#: unsure of the look it trusted on 13 of the 17 images it segmented at F1 below 0.5
+#: (large textured cells cut into pieces, membranes read as objects, rods merged) and on
+#: one of the 57 at 0.7 or more (crowded 4 px nuclei, F1 0.81), never on a real plane
+#: (benchmarks/RESULTS.md, "An unsure look's size is unclear").
+UNSURE_LOOK = 0.5
 #: Objects whose width calls for a scale beyond
 #: :data:`~napari_unet.core.config.MIN_SCALE`–:data:`~napari_unet.core.config.MAX_SCALE`
 #: by more than this factor are too small (or large) for the model to see: their size
@@ -484,7 +491,7 @@ def estimate_scale(
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
-    model handles), ``"edge"`` (the width calls for a scale beyond
+    model handles, or the look trusted is unsure of its objects: :data:`UNSURE_LOOK`), ``"edge"`` (the width calls for a scale beyond
     :data:`~napari_unet.core.config.MIN_SCALE`–:data:`~napari_unet.core.config.MAX_SCALE`
     by more than :data:`EDGE_MARGIN`)
     or ``"none"`` (no look saw an object); :mod:`~napari_unet.core.prediction.doubt`
@@ -562,6 +569,7 @@ def estimate_scale(
         return 1.0, None
     f, d = choose_look(looks, model_diameter, sure)
     found["size"] = "measured" if handled(f, d, model_diameter) else "unclear"
+    unsure = sure[looks.index((f, d))] < UNSURE_LOOK  # the size read from an unsure look
     factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
     # to refine (a look at another scale said so)
@@ -592,6 +600,8 @@ def estimate_scale(
             there = whole_share(smaller) if here is not None else None
             if there is not None and there >= here:
                 factor = smaller
+    if unsure:
+        found["size"] = "unclear"
     if not MIN_SCALE / EDGE_MARGIN <= model_diameter / d <= MAX_SCALE * EDGE_MARGIN:
         found["size"] = "edge"
     return factor, d
