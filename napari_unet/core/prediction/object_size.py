@@ -491,7 +491,8 @@ def estimate_scale(
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
-    model handles, or the look trusted is unsure of its objects: :data:`UNSURE_LOOK`), ``"edge"`` (the width calls for a scale beyond
+    model handles, or the look trusted is unsure of its objects: :data:`UNSURE_LOOK`),
+    ``"edge"`` (the width calls for a scale beyond
     :data:`~napari_unet.core.config.MIN_SCALE`–:data:`~napari_unet.core.config.MAX_SCALE`
     by more than :data:`EDGE_MARGIN`)
     or ``"none"`` (no look saw an object); :mod:`~napari_unet.core.prediction.doubt`
