@@ -261,6 +261,24 @@ def test_a_damaged_tiff_is_called_damaged_not_too_large(tmp_path):
     assert "disk space" not in line
 
 
+def test_a_one_bit_tiff_is_read_and_one_cut_short_is_damaged(tmp_path):
+    """A bilevel TIFF (a mask saved as 1 bit per pixel) holds an eighth of its decoded
+    bytes: it is whole, not damaged; the same file cut short is."""
+    mask = np.zeros((64, 64), bool)
+    mask[10:30, 12:40] = True
+    path = tmp_path / "mask.tif"
+    tifffile.imwrite(path, mask)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages[0].bitspersample == 1  # stored as bits
+    for read in (image_info, read_image):
+        read(path)
+    np.testing.assert_array_equal(read_image(path), mask)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(path.read_bytes()[:-300])
+    with pytest.raises(UserInputError, match="cut.tif is damaged"):
+        image_info(cut)
+
+
 # --------------------------------------------------------------------------- free space
 @pytest.fixture
 def tiny_disk(small_disk):

@@ -137,9 +137,16 @@ def _tiff_damage(tif, series) -> str | None:
             f"{size:,} bytes (a {shape} image promised, far more than the file holds); {hint}"
         )
     uncompressed = int(getattr(page, "compression", 1)) == 1
-    if uncompressed and counts and all(counts) and int(series.nbytes) > size:
+    # pixels stored in fewer bits than their type holds (a 1-bit mask, 12-bit packed)
+    # take that share of their decoded size on disk
+    bits = int(getattr(page, "bitspersample", 0) or 0)
+    stored = int(series.nbytes)
+    width = 8 * np.dtype(series.dtype).itemsize
+    if 0 < bits < width:
+        stored = stored * bits // width
+    if uncompressed and counts and all(counts) and stored > size:
         return (
-            f"its header promises a {shape} image ({int(series.nbytes):,} bytes of pixels) "
+            f"its header promises a {shape} image ({stored:,} bytes of pixels) "
             f"but the file holds only {size:,} bytes; {hint}"
         )
     return None
