@@ -378,7 +378,9 @@ class SegmentWidget(JobWidget):
         size = ""
         pred = result.prediction
         if pred.scale != 1.0 and pred.diameter:
-            size = f" (objects ~{pred.diameter:.0f} px wide, seen at x{pred.scale:.2f})"
+            from napari_unet.core.prediction.doubt import width_words
+
+            size = f" ({width_words(pred.diameter, pred.doubt)}, seen at x{pred.scale:.2f})"
         per_class = ""
         if pred.instance_classes is not None:
             counts = np.bincount(pred.instance_classes, minlength=pred.n_object_classes + 1)

@@ -9,7 +9,7 @@ import pytest
 from helpers import make_blobs
 
 from napari_unet.core import UNet
-from napari_unet.core.prediction.doubt import Signs, Tally, judge, size_found
+from napari_unet.core.prediction.doubt import Signs, Tally, judge, size_found, width_words
 from napari_unet.core.prediction.object_size import estimate_scale, rescale_image
 
 
@@ -56,6 +56,9 @@ def test_a_sure_result_is_not_doubted_and_each_weakness_says_why():
         assert size.reason == "size" and "diameter" in size.say(" (--diameter PX)")
         assert "(--diameter PX)" in size.say(" (--diameter PX)")
         assert "{where}" not in str(size)
+        # the width the result states is not given as found
+        assert width_words(15.4, size) == "size unclear, objects read as ~15 px"
+    assert width_words(15.4, None) == width_words(15.4, unsure) == "objects ~15 px wide"
     # found, but beyond the scales the model can be brought to (a diameter would be
     # refused): say the width, and Train
     edge = judge(Signs.of(Tally.of(prob, mask, image), "edge", 3.0))

@@ -115,7 +115,9 @@ class ImageResult:
         if self.blockwise:
             how += ", block by block"
         if self.scale != 1.0 and self.diameter:
-            how = f"objects ~{self.diameter:.0f} px wide, rescaled x{self.scale:.2f}; {how}"
+            from napari_unet.core.prediction.doubt import width_words
+
+            how = f"{width_words(self.diameter, self.doubt)}, rescaled x{self.scale:.2f}; {how}"
         if self.stained:
             how = f"a stained slide, its haematoxylin segmented; {how}"
         written = ", ".join(str(f) for f in self.files)

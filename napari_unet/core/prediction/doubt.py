@@ -301,6 +301,15 @@ class Doubt:
         return self.say()
 
 
+def width_words(diameter: float, doubt: Doubt | None) -> str:
+    """The objects' width as a result states it: "objects ~15 px wide", or, where the
+    size was not found, "size unclear, objects read as ~15 px" (the line that follows
+    says what to do)."""
+    if doubt is not None and doubt.reason == "size":
+        return f"size unclear, objects read as ~{diameter:.0f} px"
+    return f"objects ~{diameter:.0f} px wide"
+
+
 def judge(signs: Signs) -> Doubt | None:
     """A :class:`Doubt` when the figures say the result is likely wrong, else ``None``.
 
