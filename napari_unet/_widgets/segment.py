@@ -19,6 +19,7 @@ from napari_unet.core.jobs.planning import (
     bundled_choices,
     bundled_model_name,
 )
+from napari_unet.core.prediction.doubt import width_words
 from napari_unet.core.prediction.instances import PostprocessParams
 
 from .. import _layers as L
@@ -378,8 +379,6 @@ class SegmentWidget(JobWidget):
         size = ""
         pred = result.prediction
         if pred.scale != 1.0 and pred.diameter:
-            from napari_unet.core.prediction.doubt import width_words
-
             size = f" ({width_words(pred.diameter, pred.doubt)}, seen at x{pred.scale:.2f})"
         per_class = ""
         if pred.instance_classes is not None:

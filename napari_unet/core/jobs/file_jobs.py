@@ -115,7 +115,7 @@ class ImageResult:
         if self.blockwise:
             how += ", block by block"
         if self.scale != 1.0 and self.diameter:
-            from napari_unet.core.prediction.doubt import width_words
+            from ..prediction.doubt import width_words
 
             how = f"{width_words(self.diameter, self.doubt)}, rescaled x{self.scale:.2f}; {how}"
         if self.stained:
