@@ -75,6 +75,10 @@ class ModelMetadata:
     #: while their objects are near the model's size there, since images of the same
     #: experiment hold objects of the same size.
     taught_scale: float | None = None
+    #: The ridge regression that reads the objects' width from the encoder's features
+    #: (:class:`~napari_unet.core.prediction.size_model.SizeRegression` as a dict),
+    #: fitted on the model's training images; training drops it (the features change).
+    size_regression: dict[str, Any] | None = None
     #: Post-processing tuned on its training annotation (``PostprocessParams.to_dict``).
     postprocessing: dict[str, Any] | None = None
     #: Words about the model, who or what made it, its scores on held-out images.

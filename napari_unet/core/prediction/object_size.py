@@ -324,6 +324,15 @@ UNSURE_LOOK = 0.5
 #: generalist measures the sample shrunk 4× (5 px nuclei, F1 0.89) and shrunk 8× (2.5 px,
 #: merged in clumps) alike, 6 px, so a scale 5.2 called for must stay doubtful.
 EDGE_MARGIN = 1.25
+#: Where the look the estimate trusts is unsure of its objects (:data:`UNSURE_LOOK`)
+#: and the width the model's size regression reads from the image
+#: (:mod:`~napari_unet.core.prediction.size_model`) calls for a scale more than this
+#: factor away, the regression's width sets the scale: it reads 98 % of development
+#: images within 2× of their masks' width, and where it agrees with the look within 2×
+#: the look is the finer measure (large textured cells cut into pieces or merged at
+#: every look: development cytoplasm F1 0.275 → 0.456, membranes 0.395 → 0.683, the other
+#: sets the same; benchmarks/RESULTS.md, "The width the encoder reads").
+HINT_AGREE = 2.0
 
 
 def handled(factor: float, diameter: float, model_diameter: float) -> bool:
@@ -451,6 +460,7 @@ def estimate_scale(
     prior: float | None = None,
     measure: str | None = None,
     mask_diameter: float | None = None,
+    hint: Callable[[], float | None] | None = None,
 ) -> tuple[float, float | None]:
     """The factor that brings an image's objects to ``model_diameter``.
 
@@ -488,6 +498,13 @@ def estimate_scale(
     to be shrunk is shrunk further, to that width, where the network is at least as sure
     of its objects there (:func:`sure_share` of the whole image at both scales; RESULTS,
     "Large nuclei seen at their masks' width").
+
+    ``hint``: ``hint() -> width`` (px in the image, as masks measure it, or ``None``),
+    the width the model's size regression reads from the image
+    (:meth:`Predictor.size_hint <napari_unet.core.prediction.predictor.Predictor.size_hint>`),
+    asked for only where the look trusted is unsure of its objects; where it calls for
+    a scale more than :data:`HINT_AGREE` away from that look's, the image is seen at
+    the scale it calls for (the size stays ``"unclear"``).
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
@@ -571,6 +588,16 @@ def estimate_scale(
     f, d = choose_look(looks, model_diameter, sure)
     found["size"] = "measured" if handled(f, d, model_diameter) else "unclear"
     unsure = sure[looks.index((f, d))] < UNSURE_LOOK  # the size read from an unsure look
+    if unsure and hint is not None:
+        # the network is sure of no look: where what the encoder sees reads a width
+        # more than HINT_AGREE away from the look's, that width sets the scale (the
+        # network's own reading of it would bring back the look: no refinement)
+        width = hint()
+        if width:
+            hinted = clip_scale(given_scale(width, model_diameter, mask_diameter))
+            if abs(math.log(hinted * d / model_diameter)) > math.log(HINT_AGREE):
+                found["size"] = "unclear"
+                return hinted, model_diameter / hinted
     factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
     # to refine (a look at another scale said so)

@@ -272,7 +272,23 @@ class Predictor:
             prior=self.net.metadata.taught_scale,
             measure=self.net.metadata.width_measure,
             mask_diameter=self.net.mask_diameter,
+            hint=self.size_hint(scores_at),
         )
+
+    def size_hint(self, scores_at):
+        """``hint() -> width``: the objects' width the model's size regression reads
+        from the plane ``scores_at`` (a :meth:`scorer`) looks at, or ``None`` where the
+        model has none (:mod:`~napari_unet.core.prediction.size_model`)."""
+        from .size_model import SizeRegression, encoder_features
+
+        reg = self.net.metadata.size_regression
+        plane = getattr(scores_at, "plane", None)
+        if not reg or plane is None or self.net.metadata.taught_scale:
+            return None
+        regression = SizeRegression.from_dict(reg)
+        if regression is None:
+            return None
+        return lambda: regression.diameter(encoder_features(self.net, *plane))
 
     # ------------------------------------------------------------ the network
     def scores(
@@ -353,6 +369,7 @@ class Predictor:
             return s
 
         scores.pixels = pixels
+        scores.plane = (plane, intensity)  # what the size regression reads
         return scores
 
     # ------------------------------------------------------------ post-processing

@@ -126,6 +126,9 @@ def train(
             config=net.config,
         )
     result.held_out = ValidationSet.from_training(originals, result.validation)
+    if result.steps_run:
+        # the encoder's features moved: its size regression no longer reads them
+        net.metadata.size_regression = None
     search = None
     if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
         # the trained network's view of its training planes, computed once

@@ -1,0 +1,157 @@
+"""The width the encoder reads (``size_model``) and where the size estimate uses it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import make_blobs
+
+from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig
+from napari_unet.core.prediction.object_size import (
+    HINT_AGREE,
+    clip_scale,
+    estimate_scale,
+    rescale_image,
+)
+from napari_unet.core.prediction.predictor import Predictor
+from napari_unet.core.prediction.size_model import (
+    FEATURE_LEVELS,
+    FEATURE_SCALES,
+    SizeRegression,
+    encoder_features,
+    fit_size_regression,
+)
+
+TINY = UNetConfig(depth=2, base_filters=4)
+
+
+def test_the_regression_learns_a_log_linear_width_and_survives_its_file_form():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6)) * [1, 10, 0.1, 1, 5, 1] + [0, 3, 0, 1, 0, -2]
+    w = np.array([0.3, -0.02, 2.0, 0.0, 0.05, 0.1])
+    widths = np.exp(2.5 + (x - x.mean(0)) @ w)
+    reg = fit_size_regression(x, widths, ridge=1e-6)
+    got = np.array([reg.diameter(f) for f in x])
+    np.testing.assert_allclose(got, widths, rtol=1e-3)
+    back = SizeRegression.from_dict(reg.to_dict())
+    assert back is not None
+    np.testing.assert_allclose([back.diameter(f) for f in x[:5]], got[:5], rtol=1e-4)
+    # features of another length (another architecture) read nothing
+    assert reg.diameter(np.zeros(5)) is None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("weights"),
+        lambda d: d.update(levels=["bottleneck"]),
+        lambda d: d.update(scales=[0.5, 1.0]),
+        lambda d: d.update(std=[0.0] * len(d["std"])),
+        lambda d: d.update(mean=[float("nan")] * len(d["mean"])),
+        lambda d: d.update(weights=d["weights"][:-1]),
+        lambda d: d.update(bias="wide"),
+    ],
+)
+def test_a_damaged_or_foreign_regression_is_not_read(damage):
+    reg = fit_size_regression(np.random.default_rng(1).normal(size=(30, 4)), np.arange(1, 31))
+    d = reg.to_dict()
+    damage(d)
+    assert SizeRegression.from_dict(d) is None
+    assert SizeRegression.from_dict(None) is None
+
+
+def test_encoder_features_summarise_each_level_at_each_scale_of_any_image():
+    net = UNet.new(TINY, seed=0)
+    img, _ = make_blobs(200, 10, seed=3)
+    predictor = Predictor(net)
+    plane = img[..., None].astype(np.float32)
+    f = encoder_features(net, plane, predictor.intensity(plane))
+    # the bottleneck (16 channels) and the deepest level of the contracting path (8)
+    per_scale = 2 * (4 * 2**2 + 4 * 2**1)
+    assert f.shape == (len(FEATURE_SCALES) * per_scale,) and np.isfinite(f).all()
+    assert len(FEATURE_LEVELS) == 2
+    again = encoder_features(net, plane, predictor.intensity(plane))
+    np.testing.assert_array_equal(f, again)
+    # a small odd-sized image is mirrored up to what the network takes
+    tiny = plane[:37, :23]
+    g = encoder_features(net, tiny, predictor.intensity(tiny))
+    assert g.shape == f.shape and np.isfinite(g).all()
+
+
+def _unsure_scorer(mask):
+    """Every look sees ``mask``'s objects, with interior probability 0.6 (unsure)."""
+
+    def scores_at(factor, crop):
+        r = rescale_image((mask[crop] > 0).astype(np.float32)[..., None], factor)[..., 0]
+        fg = (r > 0.5).astype(np.float32)
+        return np.stack([1 - fg, 0.6 * fg, 0.4 * fg], -1)
+
+    return scores_at
+
+
+def test_the_encoders_width_sets_the_scale_only_where_no_look_is_sure_and_they_disagree():
+    _, mask = make_blobs(256, 12, seed=2, radius=(14, 16))  # ~30 px wide objects
+    asked = []
+
+    def hint_of(width):
+        def hint():
+            asked.append(width)
+            return width
+
+        return hint
+
+    alone, _ = estimate_scale(_unsure_scorer(mask), mask.shape, 15.0)
+    assert alone == pytest.approx(0.5, rel=0.1)  # the look's: ~30 px objects to 15 px
+    # the encoder reads objects 4x wider than the look: it sets the scale, and the size
+    # stays unclear (the network is sure of no look)
+    found = {}
+    factor, d = estimate_scale(
+        _unsure_scorer(mask), mask.shape, 15.0, found=found, hint=hint_of(120.0)
+    )
+    assert asked == [120.0]
+    assert factor == pytest.approx(clip_scale(15.0 / 120.0)) and factor < alone / 2
+    assert d == pytest.approx(15.0 / factor) and found == {"size": "unclear"}
+    # within HINT_AGREE of the look: the look's scale stands
+    hint = hint_of(30.0 * HINT_AGREE / 1.2)
+    assert estimate_scale(_unsure_scorer(mask), mask.shape, 15.0, hint=hint)[0] == alone
+    # a look the network is sure of never asks
+    n = len(asked)
+
+    def sure_at(factor, crop):
+        s = _unsure_scorer(mask)(factor, crop)
+        return np.stack([s[..., 0], s[..., 1] + s[..., 2], 0 * s[..., 2]], -1)
+
+    sure = {}
+    f_sure, _ = estimate_scale(sure_at, mask.shape, 15.0, found=sure, hint=hint_of(120.0))
+    assert len(asked) == n and sure == {"size": "measured"} and f_sure == pytest.approx(0.5, 0.1)
+
+
+def test_a_predictor_reads_the_regression_of_its_model_and_training_drops_it():
+    img, mask = make_blobs(128, 14, seed=7)
+    net = UNet.new(TINY, seed=0)
+    predictor = Predictor(net)
+    plane = img[..., None].astype(np.float32)
+    scorer = predictor.scorer(plane)
+    assert predictor.size_hint(scorer) is None  # no regression: no hint
+    n = encoder_features(net, plane, predictor.intensity(plane)).size
+    reg = SizeRegression(np.zeros(n), np.ones(n), np.zeros(n), float(np.log(42.0)))
+    net.metadata.size_regression = reg.to_dict()
+    hint = Predictor(net).size_hint(scorer)
+    assert hint is not None and hint() == pytest.approx(42.0)
+    net.metadata.taught_scale = 0.5  # a fine-tuned model keeps to its user's scale
+    assert Predictor(net).size_hint(scorer) is None
+    net.metadata.taught_scale = None
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, patch_size=64, batch_size=2, seed=1)
+    net.train([TrainingPair(img, mask=mask)], cfg)
+    assert net.metadata.size_regression is None  # the features it read have moved
+
+
+def test_the_bundled_generalist_carries_a_regression_that_fits_its_encoder():
+    net = UNet.bundled("generalist")
+    reg = SizeRegression.from_dict(net.metadata.size_regression)
+    assert reg is not None
+    img, _ = make_blobs(256, 20, seed=5, radius=(9, 11))
+    plane = img[..., None].astype(np.float32)
+    p = Predictor(net)
+    width = reg.diameter(encoder_features(net, plane, p.intensity(plane)))
+    assert width is not None and 2.0 < width < 400.0  # a width, not a failure
