@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from helpers import make_blobs
@@ -142,7 +144,19 @@ def test_a_predictor_reads_the_regression_of_its_model_and_training_drops_it():
     assert Predictor(net).size_hint(scorer) is None
     net.metadata.taught_scale = None
     cfg = TrainConfig(epochs=1, steps_per_epoch=2, patch_size=64, batch_size=2, seed=1)
-    net.train([TrainingPair(img, mask=mask)], cfg)
+    stopped = threading.Event()
+    stopped.set()  # Stop pressed before the first step: nothing moved, nothing dropped
+    result = net.train([TrainingPair(img, mask=mask)], cfg, stop_event=stopped)
+    assert result.steps_run == 0 and net.metadata.size_regression == reg.to_dict()
+    seen = []  # the previews during training predict without it
+    net.train(
+        [TrainingPair(img, mask=mask)],
+        cfg,
+        preview_image=img,
+        preview_interval=0.0,
+        progress=lambda r: seen.append(net.metadata.size_regression),
+    )
+    assert seen and all(s is None for s in seen)
     assert net.metadata.size_regression is None  # the features it read have moved
 
 

@@ -111,24 +111,30 @@ def train(
         def preview():
             return net.predict(preview_image)
 
-    with net.lock:
-        # the inference function reads the weights as they are when it runs, so a
-        # trace made before (the first Segment, a preview) serves after training too
-        result = fit(
-            net.keras_model,
-            prepared,
-            cfg,
-            progress=progress,
-            stop_event=stop_event,
-            preview=preview,
-            preview_interval=preview_interval,
-            learning_rate=lr,
-            config=net.config,
-        )
+    # the encoder's features move from the first step on (previews included): its size
+    # regression no longer reads them, and is kept only where no step was taken
+    regression, net.metadata.size_regression = net.metadata.size_regression, None
+    try:
+        with net.lock:
+            # the inference function reads the weights as they are when it runs, so a
+            # trace made before (the first Segment, a preview) serves after training too
+            result = fit(
+                net.keras_model,
+                prepared,
+                cfg,
+                progress=progress,
+                stop_event=stop_event,
+                preview=preview,
+                preview_interval=preview_interval,
+                learning_rate=lr,
+                config=net.config,
+            )
+    except BaseException:
+        net.metadata.size_regression = regression
+        raise
+    if not result.steps_run:
+        net.metadata.size_regression = regression
     result.held_out = ValidationSet.from_training(originals, result.validation)
-    if result.steps_run:
-        # the encoder's features moved: its size regression no longer reads them
-        net.metadata.size_regression = None
     search = None
     if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
         # the trained network's view of its training planes, computed once
