@@ -1,4 +1,5 @@
-"""The width the encoder reads (``size_model``) and where the size estimate uses it."""
+"""The width the encoder reads (``size_model``), where the size estimate uses it, and what a
+result says then."""
 
 from __future__ import annotations
 
@@ -105,14 +106,14 @@ def test_the_encoders_width_sets_the_scale_only_where_no_look_is_sure_and_they_d
     alone, _ = estimate_scale(_unsure_scorer(mask), mask.shape, 15.0)
     assert alone == pytest.approx(0.5, rel=0.1)  # the look's: ~30 px objects to 15 px
     # the encoder reads objects 4x wider than the look: it sets the scale, and the size
-    # stays unclear (the network is sure of no look)
+    # was read from the look of the image (the network is sure of no look)
     found = {}
     factor, d = estimate_scale(
         _unsure_scorer(mask), mask.shape, 15.0, found=found, hint=hint_of(120.0)
     )
     assert asked == [120.0]
     assert factor == pytest.approx(clip_scale(15.0 / 120.0)) and factor < alone / 2
-    assert d == pytest.approx(15.0 / factor) and found == {"size": "unclear"}
+    assert d == pytest.approx(15.0 / factor) and found == {"size": "read"}
     # within HINT_AGREE of the look: the look's scale stands
     hint = hint_of(30.0 * HINT_AGREE / 1.2)
     assert estimate_scale(_unsure_scorer(mask), mask.shape, 15.0, hint=hint)[0] == alone
@@ -126,6 +127,32 @@ def test_the_encoders_width_sets_the_scale_only_where_no_look_is_sure_and_they_d
     sure = {}
     f_sure, _ = estimate_scale(sure_at, mask.shape, 15.0, found=sure, hint=hint_of(120.0))
     assert len(asked) == n and sure == {"size": "measured"} and f_sure == pytest.approx(0.5, 0.1)
+
+
+def test_a_size_read_from_the_image_is_stated_as_a_caveat_with_what_to_do():
+    from napari_unet.core.prediction.doubt import Signs, judge, size_found, width_words
+
+    signs = Signs(
+        uncertain=0.1,
+        confidence=0.95,
+        objects=12,
+        coverage=0.3,
+        crowding=0.4,
+        diameter=52.0,
+        size="read",
+        background=0.05,
+        contrast=0.3,
+        median=0.1,
+    )
+    doubt = judge(signs)
+    assert doubt.reason == "read" and "check" in doubt.headline
+    line = doubt.say(" (--diameter PX)")
+    assert "about 52 px" in line and "look of the whole image" in line
+    assert "(--diameter PX)" in line and "Train" in line
+    assert width_words(52.0, doubt) == "size read from the image, objects ~52 px"
+    # a plane measured beats one read; one read beats one unclear
+    assert size_found(["read", "measured"], False, False) == "measured"
+    assert size_found(["unclear", "read"], False, False) == "read"
 
 
 def test_a_predictor_reads_the_regression_of_its_model_and_training_drops_it():

@@ -54,6 +54,7 @@ MIN_CONFIDENCE = 0.65
 HEADLINES = {
     "inverted": "dark objects on light, likely wrong",
     "size": "object size not found, likely wrong",
+    "read": "object size read from the image's look, check it",
     "edge": "object size out of range, likely wrong",
     "unsure": "the model is unsure, likely wrong",
     "crowded": "too many objects, likely false",
@@ -65,6 +66,10 @@ REASONS = {
     "size": "the object size could not be found in this image, so the result is likely "
     "wrong; give the typical object diameter in pixels{where}, or correct a few objects "
     "and Train",
+    "read": "the model was unsure of the objects at every scale it looked at, so their size "
+    "(about {diameter:.0f} px) was read from the look of the whole image instead; if the "
+    "outlines are too small or too large, give the typical object diameter in pixels{where}, "
+    "or correct a few objects and Train",
     "edge": "the objects look about {diameter:.0f} px wide, too small or too large for this "
     "model to see well, so the result is likely wrong; correct a few objects and Train, "
     "so that it learns them",
@@ -237,7 +242,8 @@ class Signs:
     #: the model's own; ``None`` when unknown.
     diameter: float | None
     #: How the object size was found: ``"measured"``, ``"given"``, ``"as is"`` (the
-    #: image taken as it is), ``"unclear"``, ``"edge"`` or ``"none"`` (see
+    #: image taken as it is), ``"read"`` (from the image's look), ``"unclear"``,
+    #: ``"edge"`` or ``"none"`` (see
     #: :func:`~napari_unet.core.prediction.object_size.estimate_scale`).
     size: str
     #: Median normalised intensity of the background, and the mean intensity of the
@@ -303,10 +309,13 @@ class Doubt:
 
 def width_words(diameter: float, doubt: Doubt | None) -> str:
     """The objects' width as a result states it: "objects ~15 px wide", or, where the
-    size was not found, "size unclear, objects read as ~15 px" (the line that follows
-    says what to do)."""
+    size was not found, "size unclear, objects read as ~15 px", and where it was read
+    from the look of the image, "size read from the image, objects ~15 px" (the line
+    that follows says what to do)."""
     if doubt is not None and doubt.reason == "size":
         return f"size unclear, objects read as ~{diameter:.0f} px"
+    if doubt is not None and doubt.reason == "read":
+        return f"size read from the image, objects ~{diameter:.0f} px"
     return f"objects ~{diameter:.0f} px wide"
 
 
@@ -314,7 +323,8 @@ def judge(signs: Signs) -> Doubt | None:
     """A :class:`Doubt` when the figures say the result is likely wrong, else ``None``.
 
     One reason is given, the one a person can act on best: an inverted contrast first
-    (a diameter would not help), then a size not found, then an overcrowded or unsure
+    (a diameter would not help), then a size not found, or read from the look of the
+    image rather than its objects (a caveat: check it), then an overcrowded or unsure
     result. A prediction with no object at all is not doubted (it says so itself).
 
     Inverted: most of the image is light (:data:`BRIGHT_IMAGE`) and what the model
@@ -335,6 +345,8 @@ def judge(signs: Signs) -> Doubt | None:
         reason = "edge"  # the size was found: beyond what a diameter can bring the model to
     elif signs.size in ("unclear", "edge", "none"):
         reason = "size"
+    elif signs.size == "read":
+        reason = "read"  # a caveat: the size came from the look of the image, not its objects
     elif signs.crowding > MAX_CROWDING:
         reason = "crowded"
     elif signs.uncertain > MAX_UNCERTAIN or signs.confidence < MIN_CONFIDENCE:
@@ -357,7 +369,7 @@ def size_found(found: list[str], fixed: bool, given: bool) -> str:
     of its planes was (planes with no object do not say the size)."""
     if fixed:
         return "given" if given else "as is"
-    for status in ("measured", "edge", "unclear"):
+    for status in ("measured", "read", "edge", "unclear"):
         if status in found:
             return status
     return "none" if found else "as is"

@@ -330,8 +330,9 @@ EDGE_MARGIN = 1.25
 #: factor away, the regression's width sets the scale: it reads 98 % of development
 #: images within 2× of their masks' width, and where it agrees with the look within 2×
 #: the look is the finer measure (large textured cells cut into pieces or merged at
-#: every look: development cytoplasm F1 0.275 → 0.456, membranes 0.395 → 0.683, the other
-#: sets the same; benchmarks/RESULTS.md, "The width the encoder reads").
+#: every look: development cytoplasm F1 0.275 → 0.455, membranes 0.395 → 0.661, the other
+#: sets the same; benchmarks/RESULTS.md, "The width the encoder reads"). The size is then
+#: ``"read"``, which a result states as a caveat (:mod:`~napari_unet.core.prediction.doubt`).
 HINT_AGREE = 2.0
 
 
@@ -504,10 +505,11 @@ def estimate_scale(
     (:meth:`Predictor.size_hint <napari_unet.core.prediction.predictor.Predictor.size_hint>`),
     asked for only where the look trusted is unsure of its objects; where it calls for
     a scale more than :data:`HINT_AGREE` away from that look's, the image is seen at
-    the scale it calls for (the size stays ``"unclear"``).
+    the scale it calls for, and the size is ``"read"``.
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
-    ``"measured"`` (a trusted look), ``"unclear"`` (objects were seen, never at a size the
+    ``"measured"`` (a trusted look), ``"read"`` (from the look of the image: ``hint``),
+    ``"unclear"`` (objects were seen, never at a size the
     model handles, or the look trusted is unsure of its objects: :data:`UNSURE_LOOK`),
     ``"edge"`` (the width calls for a scale beyond
     :data:`~napari_unet.core.config.MIN_SCALE`–:data:`~napari_unet.core.config.MAX_SCALE`
@@ -596,7 +598,7 @@ def estimate_scale(
         if width:
             hinted = clip_scale(given_scale(width, model_diameter, mask_diameter))
             if abs(math.log(hinted * d / model_diameter)) > math.log(HINT_AGREE):
-                found["size"] = "unclear"
+                found["size"] = "read"
                 return hinted, model_diameter / hinted
     factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
