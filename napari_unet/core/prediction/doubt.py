@@ -54,7 +54,7 @@ MIN_CONFIDENCE = 0.65
 HEADLINES = {
     "inverted": "dark objects on light, likely wrong",
     "size": "object size not found, likely wrong",
-    "read": "object size read from the image's look, check it",
+    "read": "size read from the image, check it",
     "edge": "object size out of range, likely wrong",
     "unsure": "the model is unsure, likely wrong",
     "crowded": "too many objects, likely false",
