@@ -24,6 +24,10 @@ instances come from cores grown over the boundary (any shape), and the post-proc
 search after training keeps whichever seed mode suits the mixture best.
 
     python scripts/train_generalist.py --time-limit 3600 --out napari_unet/models/generalist.keras
+
+Then ``scripts/fit_size_regression.py`` fits, on the trained network's own features, the
+regression that reads the objects' width from the look of an image (weights unchanged;
+benchmarks/RESULTS.md, "The width the encoder reads").
 """
 
 from __future__ import annotations
