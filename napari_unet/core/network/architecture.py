@@ -86,6 +86,12 @@ def skip_crops(config: UNetConfig) -> list[int]:
     return crops
 
 
+def encoder_layers(config: UNetConfig) -> list[str]:
+    """The layers :func:`build_unet` names for the end of the encoder: the bottleneck's
+    last activation and the deepest level of the contracting path's."""
+    return ["bottleneck_relu2", f"down{config.depth - 1}_relu2"]
+
+
 def receptive_field_radius(config: UNetConfig) -> int:
     """Upper bound on how far (in pixels) an input pixel influences an output pixel.
 

@@ -68,6 +68,7 @@ class UNet:
             self.metadata.classes = config.class_names
         self._infer = None
         self._traced = None  # the tf.function behind _infer
+        self._encoder = None  # encoder_function's
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ creation
@@ -199,7 +200,7 @@ class UNet:
                 layer.set_weights([new_kernel, new_bias])
             self.keras_model = model
             self.config = config
-            self._infer = self._traced = None
+            self._infer = self._traced = self._encoder = None
         names = self.metadata.classes
         if isinstance(names, list) and names == class_names(old):
             self.metadata.classes = class_names(n)
@@ -291,6 +292,32 @@ class UNet:
         return bool(self.metadata.training_runs or self.metadata.source_path)
 
     # ------------------------------------------------------------------ prediction
+    def encoder_function(self):
+        """``encode(batch) -> [activations]``: the :func:`~napari_unet.core.network.architecture.encoder_layers`
+        of a ``(N, Y, X, C)`` float32 batch of normalised images (a size regression
+        reads them, :mod:`~napari_unet.core.prediction.size_model`), traced once for any
+        size, reading the weights when it runs, as :meth:`inference_function` does."""
+        with self._lock:
+            if self._encoder is None:
+                import keras
+                import tensorflow as tf
+
+                from .architecture import encoder_layers
+
+                model = self.keras_model
+                outputs = [model.get_layer(n).output for n in encoder_layers(self.config)]
+                sub = keras.Model(model.inputs, outputs)
+                spec = tf.TensorSpec([None, None, None, self.input_channels], tf.float32)
+
+                @tf.function(input_signature=[spec], autograph=False)
+                def encode(x):
+                    return sub(x, training=False)
+
+                self._encoder = lambda x: [
+                    np.asarray(a) for a in encode(tf.convert_to_tensor(np.asarray(x, np.float32)))
+                ]
+            return self._encoder
+
     def inference_function(self):
         """``infer(batch) -> probabilities``: the network on a ``(N, Y, X, C)`` float32
         batch of normalised tiles (the block-wise large-image path and benchmarks call

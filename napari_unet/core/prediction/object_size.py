@@ -336,6 +336,17 @@ EDGE_MARGIN = 1.25
 HINT_AGREE = 2.0
 
 
+def look_crop(shape: tuple[int, ...], factor: float) -> tuple[slice, slice]:
+    """The centre crop (in the image's own pixels) a look at ``factor`` sees of an image
+    of ``shape``: at most :data:`LOOK_CROP` px per side once rescaled, :data:`FINE_CROP`
+    at scale 1 and finer."""
+    side = int((LOOK_CROP if factor < 1 else FINE_CROP) / factor)
+    h, w = shape[:2]
+    ch, cw = min(h, side), min(w, side)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return slice(y0, y0 + ch), slice(x0, x0 + cw)
+
+
 def handled(factor: float, diameter: float, model_diameter: float) -> bool:
     """Whether a look at ``factor`` that measures objects ``diameter`` px wide (in the
     image's own pixels) sees them at a size the model handles: between half and
@@ -526,23 +537,18 @@ def estimate_scale(
     found = {} if found is None else found
     h, w = shape[:2]
 
-    def side_of(factor: float, whole: bool = False) -> int:
-        return max(h, w) if whole else int((LOOK_CROP if factor < 1 else FINE_CROP) / factor)
-
     def fits(factor: float, whole: bool = False, room: float = ROOM) -> bool:
         # enough room for a few objects of the model's size to measure them
-        return min(h, w, side_of(factor, whole)) * factor >= max(16.0, room * model_diameter)
+        ys, xs = look_crop(shape, factor)
+        side = min(h, w) if whole else min(ys.stop - ys.start, xs.stop - xs.start)
+        return side * factor >= max(16.0, room * model_diameter)
 
     sure: list[float] = []  # of each look in turn (sure_share)
 
     def look(factor: float, whole: bool = False, room: float = ROOM) -> float | None:
-        side = side_of(factor, whole)
-        ch, cw = min(h, side), min(w, side)
         if not fits(factor, whole, room):
             return None
-        y0, x0 = (h - ch) // 2, (w - cw) // 2
-        crop = WHOLE if whole else (slice(y0, y0 + ch), slice(x0, x0 + cw))
-        prob = scores_at(factor, crop)
+        prob = scores_at(factor, WHOLE if whole else look_crop(shape, factor))
         region = measured_region(prob, threshold, measure)
         sure.append(sure_share(prob, region))
         d = region_width(region, measure)

@@ -24,44 +24,11 @@ import numpy as np
 #: estimate's looks are).
 FEATURE_SCALES = (0.25, 0.5, 1.0)
 #: The encoder levels whose channels are summarised: the bottleneck and the deepest level
-#: of the contracting path (:func:`layer_names`).
+#: of the contracting path
+#: (:func:`~napari_unet.core.network.architecture.encoder_layers`).
 FEATURE_LEVELS = ("bottleneck", "deepest")
 #: A crop is at least this many pixels per side once rescaled (mirrored up to it).
 MIN_SIDE = 32
-
-
-def _crop_side(factor: float) -> int:
-    from .object_size import FINE_CROP, LOOK_CROP
-
-    return int((LOOK_CROP if factor < 1 else FINE_CROP) / factor)
-
-
-def layer_names(config) -> list[str]:
-    """The Keras layers of :data:`FEATURE_LEVELS` in a U-Net of ``config``
-    (:func:`~napari_unet.core.network.architecture.build_unet`'s names)."""
-    return ["bottleneck_relu2", f"down{config.depth - 1}_relu2"]
-
-
-def encoder(net):
-    """``run(batch) -> [features]``: the network's :data:`FEATURE_LEVELS` for a
-    ``(1, Y, X, C)`` float32 batch, traced once for any size (kept on ``net``; it reads
-    the weights when it runs)."""
-    fn = getattr(net, "_size_encoder", None)
-    if fn is not None:
-        return fn
-    import keras
-    import tensorflow as tf
-
-    model = net.keras_model
-    sub = keras.Model(model.inputs, [model.get_layer(n).output for n in layer_names(net.config)])
-    spec = tf.TensorSpec([None, None, None, net.input_channels], tf.float32)
-
-    @tf.function(input_signature=[spec], autograph=False)
-    def run(x):
-        return sub(x, training=False)
-
-    net._size_encoder = run
-    return run
 
 
 def encoder_features(net, plane: np.ndarray, intensity) -> np.ndarray:
@@ -69,28 +36,24 @@ def encoder_features(net, plane: np.ndarray, intensity) -> np.ndarray:
     ``(low, high)``): for each of :data:`FEATURE_SCALES` and :data:`FEATURE_LEVELS`, the
     mean and the standard deviation of every channel over a centre crop."""
     from ..normalize import normalize
-    from .object_size import rescale_image
+    from .object_size import look_crop, rescale_image
 
-    run = encoder(net)
+    encode = net.encoder_function()
     lo, hi = intensity
-    h, w = plane.shape[:2]
     m = int(net.config.size_multiple)
     out = []
     for factor in FEATURE_SCALES:
-        side = _crop_side(factor)
-        ch, cw = min(h, side), min(w, side)
-        y0, x0 = (h - ch) // 2, (w - cw) // 2
-        img = rescale_image(plane[y0 : y0 + ch, x0 : x0 + cw], factor, quick=True)
-        img = normalize(img, lo, hi)
+        img = normalize(
+            rescale_image(plane[look_crop(plane.shape, factor)], factor, quick=True), lo, hi
+        )
         if img.ndim == 2:
             img = img[..., None]
         hh, ww = img.shape[:2]
         th, tw = max(hh, MIN_SIDE), max(ww, MIN_SIDE)
         th, tw = th + (-th) % m, tw + (-tw) % m
         img = np.pad(img, ((0, th - hh), (0, tw - ww), (0, 0)), mode="symmetric")
-        for level in run(np.ascontiguousarray(img[None], np.float32)):
-            a = np.asarray(level, np.float32)[0]
-            out += [a.mean((0, 1)), a.std((0, 1))]
+        for level in encode(img[None]):
+            out += [level[0].mean((0, 1)), level[0].std((0, 1))]
     return np.concatenate(out).astype(np.float64)
 
 
