@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     tc, uc = TrainConfig(), UNetConfig()
     others = " or ".join(n for n in BUNDLED_MODELS if n != DEFAULT_MODEL_NAME)
     bundled = (
-        f"model file (.keras) or a bundled model by name; default: the bundled "
+        f"model file (.keras, or a bioimage.io package .zip napari-unet exported) or a "
+        f"bundled model by name; default: the bundled "
         f"{DEFAULT_MODEL_NAME} model ({others}: the bundled {others} model)"
     )
     names = "|".join(BUNDLED_MODELS)

@@ -86,7 +86,7 @@ class SegmentWidget(JobWidget):
             value="current" if self.state.available else "default",
             tooltip="which network segments the image",
         )
-        self._file = file_edit(label="model file", mode="r", filter="*.keras")
+        self._file = file_edit(label="model file", mode="r", filter="*.keras *.zip")
         self._file.visible = self._model.value == "file"
         self._model.changed.connect(lambda v: setattr(self._file, "visible", v == "file"))
         tiles = LIMITS["tile_size"]

@@ -647,7 +647,7 @@ class TrainWidget(JobWidget):
         from napari_unet.core.network.model_file import read_metadata
 
         if path is None:
-            path = open_path(self, "Load model", "napari-unet model (*.keras)")
+            path = open_path(self, "Load model", "napari-unet model (*.keras *.zip)")
             if not path:
                 return None
         try:

@@ -190,3 +190,65 @@ def test_a_two_class_model_exports_with_its_class_names(tmp_path, monkeypatch):
 
 def _offline(*args, **kwargs):
     raise OSError("offline: the package must be checked without the network")
+
+
+def test_a_package_opens_as_the_model_inside_it(package, tmp_path, monkeypatch, capsys):
+    """A colleague's package is opened as it is: the model inside it, taken out once into
+    the cache, the package only read; the command line predicts with it."""
+    import tifffile
+
+    from napari_unet.core.network import model_file
+
+    out, model = package
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(model_file, "package_cache", lambda: cache)
+    before = out.read_bytes()
+    net, same = UNet.load(out), UNet.load(model)
+    for a, b in zip(net.keras_model.get_weights(), same.keras_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert net.metadata.source_path == str(out.resolve())
+    assert model_file.read_metadata(out).architecture == same.metadata.architecture
+    (inner,) = cache.glob("*/tiny.keras")
+    assert inner.read_bytes() == model.read_bytes()
+    taken = inner.stat().st_mtime_ns
+    UNet.load(out)  # taken out once
+    assert inner.stat().st_mtime_ns == taken
+    assert out.read_bytes() == before
+
+    image = np.zeros((96, 96), np.uint8)
+    image[20:40, 30:50] = 200
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    argv = ["predict", str(tmp_path / "cells.tif"), "--model", str(out)]
+    assert cli.main([*argv, "--out", str(tmp_path / "labels"), "--diameter", "0"]) == 0
+    assert (tmp_path / "labels" / "cells_labels.tif").is_file()
+
+
+def test_a_package_of_another_tool_or_a_damaged_one_is_refused_in_one_line(
+    package, tmp_path, monkeypatch, capsys
+):
+    import tifffile
+
+    from napari_unet.core import ModelFileError
+    from napari_unet.core.network import model_file
+
+    monkeypatch.setattr(model_file, "package_cache", lambda: tmp_path / "cache")
+    foreign = tmp_path / "stardist.zip"
+    with zipfile.ZipFile(foreign, "w") as z:
+        z.writestr("rdf.yaml", "type: model\n")
+        z.writestr("weights.h5", b"\0" * 16)
+    with pytest.raises(ModelFileError, match="without a napari-unet model in it"):
+        UNet.load(foreign)
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(damaged, "w") as z:
+        z.writestr("rdf.yaml", "type: model\n")
+        z.writestr("weights.keras", b"not a keras archive")
+    with pytest.raises(ModelFileError, match=r"damaged\.zip \(its weights\.keras\)"):
+        UNet.load(damaged)
+    image = tmp_path / "cells.tif"
+    tifffile.imwrite(image, np.zeros((64, 64), np.uint8))
+    for package_path in (foreign, damaged):
+        argv = ["predict", str(image), "--model", str(package_path), "--out", str(tmp_path / "o")]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and package_path.name in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -214,9 +214,82 @@ def _foreign_parts(config) -> list[str]:
     return sorted(bad)
 
 
+#: The member of a bioimage.io package that napari-unet exported which is the model file
+#: itself (:mod:`~napari_unet.core.files.bioimageio`).
+PACKAGE_MODEL = "weights.keras"
+#: The package descriptions bioimage.io packages hold, one of them at the top.
+PACKAGE_DESCRIPTIONS = ("rdf.yaml", "bioimageio.yaml")
+#: A model inside a package larger than this is refused unread (a U-Net file is a few
+#: to a few hundred megabytes).
+MAX_PACKAGED_MODEL_BYTES = 2_000_000_000
+
+
+def package_cache() -> Path:
+    """Where models taken out of bioimage.io packages are kept: the user's cache folder
+    (``~/.cache/napari-unet/packages`` on Linux)."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path("napari-unet") / "packages"
+
+
+def keras_file(path: str | os.PathLike) -> Path:
+    """The napari-unet model file ``path`` names: ``path`` itself, or, for a bioimage.io
+    package napari-unet exported (a ``.zip`` with ``rdf.yaml`` and ``weights.keras``),
+    the model file inside it, taken out once into :func:`package_cache` (a folder per
+    content, so a colleague's package and the next version of it never mix) and named
+    after the package. The package itself is only read.
+
+    Raises
+    ------
+    ModelFileError
+        A bioimage.io package without a napari-unet model in it (another tool's model:
+        napari-unet runs only its own), or a damaged one.
+    """
+    import hashlib
+
+    path = Path(path)
+    if path.suffix.lower() != ".zip" or not path.is_file() or not zipfile.is_zipfile(path):
+        return path
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            if not names & set(PACKAGE_DESCRIPTIONS):
+                return path  # not a package: read_metadata says what it is
+            if PACKAGE_MODEL not in names:
+                raise ModelFileError(
+                    f"{path.name} is a bioimage.io package without a napari-unet model in it "
+                    f"(no {PACKAGE_MODEL}); napari-unet runs the models it trained or exported"
+                )
+            info = z.getinfo(PACKAGE_MODEL)
+            if info.file_size > MAX_PACKAGED_MODEL_BYTES:
+                raise ModelFileError(
+                    f"{path.name}: its {PACKAGE_MODEL} is implausibly large "
+                    f"({info.file_size / 1e9:.1f} GB); refusing to read it"
+                )
+            data = z.read(PACKAGE_MODEL)
+    except zipfile.BadZipFile as e:
+        raise ModelFileError(f"{path.name} is damaged: {e}") from None
+    folder = package_cache() / hashlib.sha256(data).hexdigest()[:16]
+    target = folder / f"{path.stem}.keras"
+    if target.is_file() and target.stat().st_size == len(data):
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{target.name}.{os.getpid()}.part"
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)  # whole or not at all, whoever takes it out at once
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelFileError(
+            f"could not take the model out of {path.name} into {folder}: {e.strerror or e}"
+        ) from None
+    return target
+
+
 def read_metadata(path: str | os.PathLike) -> ModelMetadata:
     """Check that ``path`` is a napari-unet model and return its metadata (files of
-    every format version up to :data:`FORMAT_VERSION`, migrated).
+    every format version up to :data:`FORMAT_VERSION`, migrated). A bioimage.io package
+    napari-unet exported is read as the model file inside it (:func:`keras_file`).
 
     Raises
     ------
@@ -225,6 +298,12 @@ def read_metadata(path: str | os.PathLike) -> ModelMetadata:
         carries code (a ``Lambda`` or any layer outside the U-Net vocabulary).
     """
     path = Path(path)
+    inner = keras_file(path)
+    if inner != path:
+        try:
+            return read_metadata(inner)
+        except ModelFileError as e:
+            raise ModelFileError(f"{path.name} (its {PACKAGE_MODEL}): {e}") from None
     if not path.exists():
         raise ModelFileError(f"model file not found: {path}")
     if path.is_dir():

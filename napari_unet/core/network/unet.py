@@ -88,7 +88,8 @@ class UNet:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> UNet:
-        """Load a napari-unet model file, refusing foreign or code-carrying files.
+        """Load a napari-unet model file (or a bioimage.io package napari-unet exported:
+        the model file inside it), refusing foreign or code-carrying files.
 
         Raises
         ------
@@ -96,9 +97,10 @@ class UNet:
             With a message that says what is wrong with the file.
         """
         from .architecture import build_unet
-        from .model_file import read_metadata, read_weights
+        from .model_file import keras_file, read_metadata, read_weights
 
         meta = read_metadata(path)
+        source, path = path, keras_file(path)  # a bioimage.io package: the file inside it
         try:
             config = UNetConfig.from_dict(meta.architecture)
         except (TypeError, UserInputError) as e:
@@ -123,7 +125,7 @@ class UNet:
                 "training); it cannot segment anything — use another model"
             )
         model.set_weights(weights)
-        meta.source_path = str(Path(path).resolve())
+        meta.source_path = str(Path(source).resolve())
         return cls(model, config, meta)
 
     @classmethod
