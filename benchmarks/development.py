@@ -7,14 +7,17 @@ the prediction path are chosen on, kept apart from those the benchmarks report.
   benchmarks start at ``BENCHMARK_SEEDS``, 1 000 000); rods in the phase look, as the
   benchmark's;
 - CHO planes t1–t9, z1 and z2 (``generalist.py`` scores other frames);
-- cells3d whole planes z26–z47, every third (the generalist learned their top halves).
+- cells3d whole planes z26–z47, every third (the generalist learned their top halves);
+- ``crowded`` (only when asked for by ``--sets``): 12 fields of 384² px of crowded
+  fluorescent nuclei 18 px wide, uneven in brightness, seeds 880 000 + 1000·k (the kind
+  of image the issue's first row describes; :func:`crowded_nuclei`).
 
 The real sets are read from ``../shared/data`` and skipped, with a line, when absent.
 Prints, per set, the mean F1 (IoU ≥ 0.5), then each image's F1 and the scale it was seen
 at; then the mean over the sets and the seconds. The sections of benchmarks/RESULTS.md
 that say "development images" used these (``--images 8``).
 
-    python benchmarks/development.py [--sets he rods cho …] [--images 8] [--seed 850000]
+    python benchmarks/development.py [--sets he rods cho crowded …] [--images 8] [--seed 850000]
         [--model PATH] [--json OUT.json]
 """
 
@@ -43,6 +46,24 @@ def synthetic(modality: str, n: int, seed: int) -> list:
     return [synth_series(modality, 2, 256, seed + 1000 * k, **pinned)[1] for k in range(n)]
 
 
+def crowded_nuclei(n: int = 12) -> list:
+    """Crowded fluorescent nuclei 18 px wide (touching clusters, coverage 0.35–0.57),
+    ``n`` fields of 384² px, seeds 880 000 + 1000·k."""
+    from synthetic_modalities import synth
+
+    return [
+        synth(
+            "fluo_nuclei",
+            384,
+            880_000 + 1000 * k,
+            diameter=18.0,
+            coverage=0.35 + 0.02 * k,
+            cluster=0.85,
+        )  # fmt: skip
+        for k in range(n)
+    ]
+
+
 def real_sets() -> dict[str, list]:
     import tifffile
 
@@ -67,7 +88,9 @@ def main() -> None:
     from synthetic_modalities import MODALITIES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", nargs="*", default=None, help=f"{' '.join(MODALITIES)} cho cells3d")
+    ap.add_argument(
+        "--sets", nargs="*", default=None, help=f"{' '.join(MODALITIES)} cho cells3d crowded"
+    )
     ap.add_argument("--images", type=int, default=8, help="synthetic images per modality")
     ap.add_argument("--seed", type=int, default=DEVELOPMENT_SEEDS, help="first series' seed")
     ap.add_argument("--model", default=None, help="a model file (default: the bundled one)")
@@ -83,6 +106,8 @@ def main() -> None:
     }
     if not wanted or wanted & {"cho", "cells3d"}:
         sets.update({k: v for k, v in real_sets().items() if not wanted or k in wanted})
+    if wanted and "crowded" in wanted:
+        sets["crowded"] = crowded_nuclei()
     net = UNet.default() if args.model is None else UNet.load(args.model)
     first = next(iter(sets.values()))
     net.predict(first[0][0])  # traced once, outside the timing

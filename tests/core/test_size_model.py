@@ -12,6 +12,9 @@ from helpers import make_blobs
 from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig
 from napari_unet.core.prediction.object_size import (
     HINT_AGREE,
+    HINT_DOUBT,
+    HINT_SURER,
+    WHOLE,
     clip_scale,
     estimate_scale,
     rescale_image,
@@ -114,19 +117,63 @@ def test_the_encoders_width_sets_the_scale_only_where_no_look_is_sure_and_they_d
     assert asked == [120.0]
     assert factor == pytest.approx(clip_scale(15.0 / 120.0)) and factor < alone / 2
     assert d == pytest.approx(15.0 / factor) and found == {"size": "read"}
-    # within HINT_AGREE of the look: the look's scale stands
+    # within HINT_AGREE of the look, and the network no surer at the encoder's scale:
+    # the look's scale stands
     hint = hint_of(30.0 * HINT_AGREE / 1.2)
     assert estimate_scale(_unsure_scorer(mask), mask.shape, 15.0, hint=hint)[0] == alone
-    # a look the network is sure of never asks
-    n = len(asked)
 
-    def sure_at(factor, crop):
-        s = _unsure_scorer(mask)(factor, crop)
-        return np.stack([s[..., 0], s[..., 1] + s[..., 2], 0 * s[..., 2]], -1)
 
-    sure = {}
-    f_sure, _ = estimate_scale(sure_at, mask.shape, 15.0, found=sure, hint=hint_of(120.0))
-    assert len(asked) == n and sure == {"size": "measured"} and f_sure == pytest.approx(0.5, 0.1)
+def _scorer_sure_by_scale(mask, share_at):
+    """Every look sees ``mask``'s objects; a share ``share_at(factor)`` of their pixels
+    has interior probability 0.95 (sure), the rest 0.7."""
+
+    def scores_at(factor, crop):
+        r = rescale_image((mask[crop] > 0).astype(np.float32)[..., None], factor)[..., 0]
+        fg = (r > 0.5).astype(np.float32)
+        sure = (np.arange(fg.size) % 200 < 200 * share_at(factor)).reshape(fg.shape)
+        interior = fg * np.where(sure, 0.95, 0.7)
+        return np.stack([1 - fg, interior, fg - interior], -1)
+
+    return scores_at
+
+
+def test_a_sure_look_gives_way_to_the_encoders_scale_only_where_the_network_is_surer_there():
+    _, mask = make_blobs(256, 12, seed=2, radius=(14, 16))  # ~30 px wide objects
+    hinted = clip_scale(15.0 / 60.0)  # the encoder reads 60 px: 2x the look's width
+    assert abs(np.log(hinted / 0.5)) > np.log(HINT_DOUBT)
+    passes = []
+
+    def run(share_at, width=60.0):
+        scorer = _scorer_sure_by_scale(mask, share_at)
+
+        def counted(factor, crop):
+            passes.append((factor, crop == WHOLE))
+            return scorer(factor, crop)
+
+        found = {}
+        factor, _ = estimate_scale(counted, mask.shape, 15.0, found=found, hint=lambda: width)
+        return factor, found
+
+    # the network as sure at both scales: the look's scale stands, after one whole pass
+    # at each (the prediction at the look's scale reuses its own)
+    factor, found = run(lambda f: 0.7)
+    assert factor == pytest.approx(0.5, rel=0.1) and found == {"size": "measured"}
+    assert (hinted, True) in passes
+    # surer at the encoder's scale, by less than HINT_SURER: the look's scale stands
+    assert run(lambda f: 0.7 + 0.5 * HINT_SURER * (f < 0.4))[0] == pytest.approx(0.5, rel=0.1)
+    # surer there by more, but not sure of its objects there (SURE): the look's scale
+    # stands (smooth noise is not brought to a scale where it reads as many objects)
+    assert run(lambda f: 0.585 if f < 0.4 else 0.51)[0] == pytest.approx(0.5, rel=0.1)
+    # by more, and sure there: the encoder's scale, measured
+    factor, found = run(lambda f: 0.9 if f < 0.4 else 0.7)
+    assert factor == pytest.approx(hinted) and found == {"size": "measured"}
+    # where the regression agrees with the look within HINT_DOUBT, the look's scale
+    # stands and the image is not seen at the regression's
+    passes.clear()
+    width = 30.0 * HINT_DOUBT / 1.1
+    factor, found = run(lambda f: 0.9 if f < 0.4 else 0.7, width)
+    assert factor == pytest.approx(0.5, rel=0.1) and found == {"size": "measured"}
+    assert not [f for f, whole in passes if whole and f < 0.4]
 
 
 def test_a_size_read_from_the_image_is_stated_as_a_caveat_with_what_to_do():
