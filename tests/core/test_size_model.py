@@ -154,19 +154,32 @@ def test_a_sure_look_gives_way_to_the_encoders_scale_only_where_the_network_is_s
         factor, _ = estimate_scale(counted, mask.shape, 15.0, found=found, hint=lambda: width)
         return factor, found
 
-    # the network as sure at both scales: the look's scale stands, after one whole pass
-    # at each (the prediction at the look's scale reuses its own)
+    # the network as sure at both scales: the look's scale stands, after a look at the
+    # centre crop at the encoder's scale, with no whole pass there
     factor, found = run(lambda f: 0.7)
     assert factor == pytest.approx(0.5, rel=0.1) and found == {"size": "measured"}
-    assert (hinted, True) in passes
+    assert passes[-1] == (hinted, False) and (hinted, True) not in passes
     # surer at the encoder's scale, by less than HINT_SURER: the look's scale stands
     assert run(lambda f: 0.7 + 0.5 * HINT_SURER * (f < 0.4))[0] == pytest.approx(0.5, rel=0.1)
     # surer there by more, but not sure of its objects there (SURE): the look's scale
     # stands (smooth noise is not brought to a scale where it reads as many objects)
     assert run(lambda f: 0.585 if f < 0.4 else 0.51)[0] == pytest.approx(0.5, rel=0.1)
-    # by more, and sure there: the encoder's scale, measured
+    # by more, and sure there, on the crop and on the whole image: the encoder's scale,
+    # measured (its whole pass stays for the prediction)
+    passes.clear()
     factor, found = run(lambda f: 0.9 if f < 0.4 else 0.7)
     assert factor == pytest.approx(hinted) and found == {"size": "measured"}
+    assert passes[-1] == (hinted, True)
+    # surer at the encoder's scale on the crop only, not on the whole image: the look's
+    # scale stands
+    crop_only = _scorer_sure_by_scale(mask, lambda f: 0.9 if f < 0.4 else 0.7)
+    plain = _scorer_sure_by_scale(mask, lambda f: 0.7)
+
+    def mixed(factor, crop):
+        return (plain if crop == WHOLE else crop_only)(factor, crop)
+
+    mixed_factor = estimate_scale(mixed, mask.shape, 15.0, hint=lambda: 60.0)[0]
+    assert mixed_factor == pytest.approx(0.5, rel=0.1)
     # where the regression agrees with the look within HINT_DOUBT, the look's scale
     # stands and the image is not seen at the regression's
     passes.clear()

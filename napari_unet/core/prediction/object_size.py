@@ -336,17 +336,18 @@ EDGE_MARGIN = 1.25
 HINT_AGREE = 2.0
 #: Elsewhere (a look sure of its objects, or a regression within :data:`HINT_AGREE`),
 #: a regression's scale more than this factor from the look's is put to the test: the
-#: whole image is seen at both scales, and the regression's wins where the network is
-#: surer of its objects there (:func:`sure_share`) by at least :data:`HINT_SURER`.
-#: Crowded small nuclei merged into blobs at every look near the model's size are
-#: parted this way (the looks read the blobs, the regression the nuclei); a look whose
-#: objects the network is as sure of keeps its scale (a phase image the regression reads
-#: at 0.47× of its cells). Development images (benchmarks/RESULTS.md, "Crowded nuclei
-#: seen where the network is surest"): crowded 18 px nuclei 0.824 → 0.865.
+#: look's centre crop (cheap), then the whole image, is seen at both scales, and the
+#: regression's wins where the network is sure of its objects there (:data:`SURE`) and
+#: surer than at the look's by :data:`HINT_SURER`, in both. Crowded small nuclei merged
+#: into blobs at every look near the model's size are parted this way (the looks read the
+#: blobs, the regression the nuclei); a look whose objects the network is as sure of
+#: keeps its scale, and so does an image whose objects it is sure of at neither (smooth
+#: noise would read as a thousand objects). Development images (benchmarks/RESULTS.md,
+#: "Crowded nuclei seen where the network is surest"): crowded 18 px nuclei 0.824 →
+#: 0.865, no development image lower.
 HINT_DOUBT = 1.6
-#: See :data:`HINT_DOUBT`: development images the regression's scale would have broken
-#: gained 0.03–0.09 in sure share there, those it mended 0.07–0.18; 0.05 keeps two of
-#: the three losses and every large gain.
+#: See :data:`HINT_DOUBT`. Development images the regression's scale would have broken
+#: gained 0.03–0.09 in sure share there (whole images), those it mended 0.07–0.18.
 HINT_SURER = 0.05
 
 
@@ -532,9 +533,9 @@ def estimate_scale(
     and the hint calls for a scale more than :data:`HINT_AGREE` away from that look's,
     the image is seen at the scale it calls for, and the size is ``"read"``. Elsewhere,
     where it calls for a scale more than :data:`HINT_DOUBT` away, the whole image is
-    seen at both, and the hint's scale is taken where the network is sure of its
-    objects there (:data:`SURE`) and surer than at the look's by :data:`HINT_SURER`
-    (the size is then ``"measured"``).
+    seen at both (the look's centre crop, then the whole image), and the hint's scale
+    is taken where the network is sure of its objects there (:data:`SURE`) and surer
+    than at the look's by :data:`HINT_SURER`, in both (the size is then ``"measured"``).
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"read"`` (from the look of the image: ``hint``),
@@ -576,6 +577,12 @@ def estimate_scale(
         # how sure the network is of the whole image seen at ``factor`` (None: too small)
         n = len(sure)
         look(factor, whole=True)
+        return sure[-1] if len(sure) > n else None
+
+    def crop_share(factor: float) -> float | None:
+        # how sure the network is of the objects of a look at ``factor`` (None: too small)
+        n = len(sure)
+        look(factor)
         return sure[-1] if len(sure) > n else None
 
     def error(factor: float, d: float) -> float:
@@ -624,12 +631,18 @@ def estimate_scale(
             found["size"] = "read"
             return hinted, model_diameter / hinted
         if apart > math.log(HINT_DOUBT):
-            # the look and the regression disagree: the whole image at both scales, and
-            # the one the network is surer of (both passes stay with the scorer, so the
-            # prediction at either scale reuses its own)
-            here = whole_share(clip_scale(model_diameter / d))
-            there = whole_share(hinted) if here is not None else None
-            if there is not None and there >= max(SURE, here + HINT_SURER):
+            # the look and the regression disagree: the scale the network is surer of,
+            # on the look's centre crop first (cheap), then on the whole image (both
+            # whole passes stay with the scorer, so the prediction at either scale
+            # reuses its own)
+            base = clip_scale(model_diameter / d)
+
+            def surer(share) -> bool:
+                here = share(base)
+                there = share(hinted) if here is not None else None
+                return there is not None and there >= max(SURE, here + HINT_SURER)
+
+            if surer(crop_share) and surer(whole_share):
                 found["size"] = "measured"
                 return hinted, model_diameter / hinted
     factor = clip_scale(model_diameter / d)
