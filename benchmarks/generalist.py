@@ -92,8 +92,8 @@ class LabelledSet:
 
 
 # ------------------------------------------------------------------------ scoring
-def within(pred: np.ndarray, area: np.ndarray | None) -> np.ndarray:
-    """The predicted objects that lie (at least half) inside ``area``."""
+def within(pred: np.ndarray, area: np.ndarray | None, share: float = 0.5) -> np.ndarray:
+    """The predicted objects that lie (at least ``share`` of their pixels) inside ``area``."""
     if area is None:
         return pred
     ids = np.unique(pred)
@@ -102,8 +102,8 @@ def within(pred: np.ndarray, area: np.ndarray | None) -> np.ndarray:
         return pred
     from scipy import ndimage as ndi
 
-    inside = ndi.mean(area, pred, ids)
-    keep = ids[np.asarray(inside) >= 0.5]
+    inside = ndi.mean(np.asarray(area, bool), pred, ids)
+    keep = ids[np.asarray(inside) >= share]
     return np.where(np.isin(pred, keep), pred, 0)
 
 
@@ -118,15 +118,7 @@ def labelled_only(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     Challenge's SEG measure scores only the objects its reference holds. A fragment, a
     merger or a false object on a labelled one still counts; a prediction where no object
     is labelled (a nucleus the silver labels missed, or a false one there) does not."""
-    ids = np.unique(pred)
-    ids = ids[ids > 0]
-    if not len(ids):
-        return pred
-    from scipy import ndimage as ndi
-
-    on = ndi.mean(np.asarray(truth) > 0, pred, ids)
-    keep = ids[np.asarray(on) >= UNLABELLED]
-    return np.where(np.isin(pred, keep), pred, 0)
+    return within(pred, np.asarray(truth) > 0, UNLABELLED)
 
 
 def split_labelled(labels: np.ndarray, region: np.ndarray, row: int):
