@@ -246,6 +246,7 @@ def keras_file(path: str | os.PathLike) -> Path:
         napari-unet runs only its own), or a damaged one.
     """
     import hashlib
+    import threading
 
     path = Path(path)
     if path.suffix.lower() != ".zip" or not path.is_file() or not zipfile.is_zipfile(path):
@@ -274,7 +275,7 @@ def keras_file(path: str | os.PathLike) -> Path:
     if target.is_file() and target.stat().st_size == len(data):
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{target.name}.{os.getpid()}.part"
+    tmp = folder / f".{target.name}.{os.getpid()}.{threading.get_ident()}.part"
     try:
         tmp.write_bytes(data)
         os.replace(tmp, target)  # whole or not at all, whoever takes it out at once

@@ -532,10 +532,11 @@ def estimate_scale(
     asked for once the looks are made. Where the look trusted is unsure of its objects
     and the hint calls for a scale more than :data:`HINT_AGREE` away from that look's,
     the image is seen at the scale it calls for, and the size is ``"read"``. Elsewhere,
-    where it calls for a scale more than :data:`HINT_DOUBT` away, the whole image is
-    seen at both (the look's centre crop, then the whole image), and the hint's scale
-    is taken where the network is sure of its objects there (:data:`SURE`) and surer
-    than at the look's by :data:`HINT_SURER`, in both (the size is then ``"measured"``).
+    where it calls for a scale more than :data:`HINT_DOUBT` away, the image is seen at
+    both scales (the look's centre crop, then, where that agrees, the whole image), and
+    the hint's scale is taken where the network is sure of its objects there
+    (:data:`SURE`) and surer than at the look's by :data:`HINT_SURER`, in both (the size
+    is then ``"measured"``).
 
     ``found``, when given, is told how sure the answer is: ``found["size"]`` is
     ``"measured"`` (a trusted look), ``"read"`` (from the look of the image: ``hint``),
