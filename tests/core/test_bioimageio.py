@@ -214,6 +214,9 @@ def test_a_package_opens_as_the_model_inside_it(package, tmp_path, monkeypatch, 
     UNet.load(out)  # taken out once
     assert inner.stat().st_mtime_ns == taken
     assert out.read_bytes() == before
+    # and read once: the same package is not opened again in this process
+    monkeypatch.setattr(model_file, "package_cache", lambda: tmp_path / "elsewhere")
+    assert model_file.keras_file(out) == inner and not (tmp_path / "elsewhere").exists()
 
     image = np.zeros((96, 96), np.uint8)
     image[20:40, 30:50] = 200

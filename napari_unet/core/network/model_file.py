@@ -224,6 +224,11 @@ PACKAGE_DESCRIPTIONS = ("rdf.yaml", "bioimageio.yaml")
 MAX_PACKAGED_MODEL_BYTES = 2_000_000_000
 
 
+#: The model files taken out of packages in this process, by the package's path, size
+#: and modification time: a package is read once however often it is loaded or checked.
+_taken: dict[tuple[str, int, int], Path] = {}
+
+
 def package_cache() -> Path:
     """Where models taken out of bioimage.io packages are kept: the user's cache folder
     (``~/.cache/napari-unet/packages`` on Linux)."""
@@ -249,7 +254,13 @@ def keras_file(path: str | os.PathLike) -> Path:
     import threading
 
     path = Path(path)
-    if path.suffix.lower() != ".zip" or not path.is_file() or not zipfile.is_zipfile(path):
+    if path.suffix.lower() != ".zip" or not path.is_file():
+        return path
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _taken and _taken[key].is_file():
+        return _taken[key]
+    if not zipfile.is_zipfile(path):
         return path
     try:
         with zipfile.ZipFile(path) as z:
@@ -273,6 +284,7 @@ def keras_file(path: str | os.PathLike) -> Path:
     folder = package_cache() / hashlib.sha256(data).hexdigest()[:16]
     target = folder / f"{path.stem}.keras"
     if target.is_file() and target.stat().st_size == len(data):
+        _taken[key] = target
         return target
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{target.name}.{os.getpid()}.{threading.get_ident()}.part"
@@ -284,6 +296,7 @@ def keras_file(path: str | os.PathLike) -> Path:
         raise ModelFileError(
             f"could not take the model out of {path.name} into {folder}: {e.strerror or e}"
         ) from None
+    _taken[key] = target
     return target
 
 
