@@ -574,16 +574,11 @@ def estimate_scale(
         d = region_width(region, measure)
         return None if d is None else d / factor  # in the image's own pixels
 
-    def whole_share(factor: float) -> float | None:
-        # how sure the network is of the whole image seen at ``factor`` (None: too small)
+    def share_at(factor: float, whole: bool = True) -> float | None:
+        # how sure the network is of the whole image (or the look's centre crop) seen at
+        # ``factor`` (None: too small to look at)
         n = len(sure)
-        look(factor, whole=True)
-        return sure[-1] if len(sure) > n else None
-
-    def crop_share(factor: float) -> float | None:
-        # how sure the network is of the objects of a look at ``factor`` (None: too small)
-        n = len(sure)
-        look(factor)
+        look(factor, whole=whole)
         return sure[-1] if len(sure) > n else None
 
     def error(factor: float, d: float) -> float:
@@ -638,12 +633,12 @@ def estimate_scale(
             # reuses its own)
             base = clip_scale(model_diameter / d)
 
-            def surer(share) -> bool:
-                here = share(base)
-                there = share(hinted) if here is not None else None
+            def surer(whole: bool) -> bool:
+                here = share_at(base, whole)
+                there = share_at(hinted, whole) if here is not None else None
                 return there is not None and there >= max(SURE, here + HINT_SURER)
 
-            if surer(crop_share) and surer(whole_share):
+            if surer(whole=False) and surer(whole=True):
                 found["size"] = "measured"
                 return hinted, model_diameter / hinted
     factor = clip_scale(model_diameter / d)
@@ -672,8 +667,8 @@ def estimate_scale(
         # moves by a few percent, and its own pass is then made only if still needed)
         smaller = clip_scale(factor * mask_diameter / model_diameter)
         if smaller < factor:
-            here = whole_share(factor) if chosen_share is None else chosen_share
-            there = whole_share(smaller) if here is not None else None
+            here = share_at(factor) if chosen_share is None else chosen_share
+            there = share_at(smaller) if here is not None else None
             if there is not None and there >= here:
                 factor = smaller
     if unsure:
