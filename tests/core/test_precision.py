@@ -152,9 +152,14 @@ def _bf16_hardware_reason() -> str | None:
 
 def test_bfloat16_prediction_agrees_with_float32(monkeypatch, sample_image):
     """The bundled model on the sample image: probabilities within 1e-2 on 99.9 % of the
-    values (the largest differences, a few pixels on object borders, stay below 3e-2)
-    and labels identical on at least 99.9 % of the pixels."""
+    values (the largest differences, a few pixels on object borders, stay below 3e-2),
+    the foreground the same on 99.9 % of the pixels, and the same objects (IoU ≥ 0.5)
+    but for one merge or split. A split on the edge of its threshold may fall either
+    way: on a Xeon with AMX, two touching nuclei that float32 parts stay one in
+    bfloat16, which renumbers every object after them, so ids are not compared pixel
+    by pixel."""
     from napari_unet.core import UNet
+    from napari_unet.core.metrics import iou_matrix, match_counts
 
     reason = _bf16_hardware_reason()  # here, not at collection: that would load TensorFlow
     if reason is not None:
@@ -170,7 +175,11 @@ def test_bfloat16_prediction_agrees_with_float32(monkeypatch, sample_image):
     diff = np.abs(a.scores - b.scores)
     assert np.quantile(diff, 0.999) <= 1e-2
     assert diff.max() <= 3e-2
-    assert (a.labels == b.labels).mean() >= 0.999
+    assert ((a.labels > 0) == (b.labels > 0)).mean() >= 0.999
+    tp, fp, fn = match_counts(iou_matrix(b.labels, a.labels)[0], 0.5)
+    assert a.labels.max() >= 100
+    # one merge costs a miss, or two and a false object where it matches neither part
+    assert fp + fn <= 3, (tp, fp, fn)
 
 
 def test_the_fused_adam_updates_like_keras_adam():
