@@ -56,6 +56,7 @@ from ._ui import (
     progress_bar,
     save_in_background,
     save_path,
+    start_worker,
     status_label,
 )
 from ._workers import Status, TrainJob, TrainOutcome, train_worker
@@ -97,6 +98,7 @@ class TrainWidget(JobWidget):
         self._last_status = 0.0
         self.saving = False  # a Save model… under way
         self.saved: Path | None = None  # the file the last Save model… wrote
+        self.load_worker = None  # a bioimage.io package's check under way (Load model…)
 
         if self.state.available:
             init = "current"
@@ -641,20 +643,35 @@ class TrainWidget(JobWidget):
         return answer == QMessageBox.StandardButton.Yes
 
     def _on_load(self, path: str | None = None):
-        """Make a model file the current model (checked now, loaded when first used)."""
-        from napari.utils.notifications import show_info
-
+        """Make a model file the current model (checked now, loaded when first used);
+        returns its path, or ``None``. A bioimage.io package is checked in a worker,
+        since its model is taken out of it first, and becomes current when that ends
+        (``None`` at once): a large package never holds up the window."""
         from napari_unet.core.network.model_file import read_metadata
 
         if path is None:
             path = open_path(self, "Load model", "napari-unet model (*.keras *.zip)")
             if not path:
                 return None
+        if Path(path).suffix.lower() == ".zip":
+            self.load_worker = start_worker(
+                read_metadata,
+                path,
+                returned=lambda _meta: self._loaded(path),
+                errored=lambda e: notify_error(e, "Load model"),
+            )
+            return None
         try:
             read_metadata(path)
         except Exception as e:  # noqa: BLE001 - shown to the person
             notify_error(e, "Load model")
             return None
+        return self._loaded(path)
+
+    def _loaded(self, path: str) -> str:
+        """The checked model file at ``path`` is the current model now."""
+        from napari.utils.notifications import show_info
+
         self.state.set_pending(path)
         show_info(f"current model: {Path(path).name}")
         return path

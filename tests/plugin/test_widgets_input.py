@@ -226,3 +226,38 @@ def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so
     assert "a stained slide: its haematoxylin" in segment.status.text()
     labels = layer_array(viewer.layers["biopsy 7 labels"])  # its full resolution
     assert labels.shape == (256, 256) and int(np.asarray(labels).max()) > 30
+
+
+def test_a_bioimageio_package_is_loaded_in_a_worker_and_a_foreign_one_refused(
+    viewer, qtbot, tmp_path, notes, monkeypatch
+):
+    """Train's Load model… on a package: its model is taken out in a worker (the window
+    goes on), then it is the current model; another tool's package is refused in one
+    line and the current model stays."""
+    import zipfile
+
+    from napari_unet.core import UNet, UNetConfig
+    from napari_unet.core.network import model_file
+
+    monkeypatch.setattr(model_file, "package_cache", lambda: tmp_path / "cache")
+    train = dock(viewer, "Train")
+    before = train.state.path
+    model = UNet.new(UNetConfig(depth=2, base_filters=8), seed=0).save(tmp_path / "tiny.keras")
+    package = tmp_path / "colleague.zip"
+    with zipfile.ZipFile(package, "w") as z:
+        z.writestr("rdf.yaml", "type: model\n")
+        z.write(model, "weights.keras")
+    assert train._on_load(str(package)) is None  # not yet: the worker checks it
+    qtbot.waitUntil(lambda: train.state.path == str(package), timeout=30_000)
+    assert train.state.model is None and train.state.name == "colleague"
+    assert "current model: colleague.zip" in notes()[-1]
+    assert len(list((tmp_path / "cache").rglob("colleague.keras"))) == 1
+
+    foreign = tmp_path / "stardist.zip"
+    with zipfile.ZipFile(foreign, "w") as z:
+        z.writestr("rdf.yaml", "type: model\n")
+        z.writestr("weights.h5", b"\0" * 16)
+    train._on_load(str(foreign))
+    qtbot.waitUntil(lambda: "without a napari-unet model" in " ".join(notes()), timeout=30_000)
+    assert "stardist.zip" in notes()[-1]
+    assert train.state.path == str(package) != before
