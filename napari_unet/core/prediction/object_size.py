@@ -617,6 +617,7 @@ def estimate_scale(
     f, d = choose_look(looks, model_diameter, sure)
     found["size"] = "measured" if handled(f, d, model_diameter) else "unclear"
     unsure = sure[looks.index((f, d))] < UNSURE_LOOK  # the size read from an unsure look
+    factor = clip_scale(model_diameter / d)  # the scale the look trusted calls for
     width = hint() if hint is not None else None
     if width:
         hinted = clip_scale(given_scale(width, model_diameter, mask_diameter))
@@ -631,17 +632,14 @@ def estimate_scale(
             # on the look's centre crop first (cheap), then on the whole image (both
             # whole passes stay with the scorer, so the prediction at either scale
             # reuses its own)
-            base = clip_scale(model_diameter / d)
-
             def surer(whole: bool) -> bool:
-                here = share_at(base, whole)
+                here = share_at(factor, whole)
                 there = share_at(hinted, whole) if here is not None else None
                 return there is not None and there >= max(SURE, here + HINT_SURER)
 
             if surer(whole=False) and surer(whole=True):
                 found["size"] = "measured"
                 return hinted, model_diameter / hinted
-    factor = clip_scale(model_diameter / d)
     # objects within SCALE_TOLERANCE of the model's size are seen as they are: nothing
     # to refine (a look at another scale said so)
     chosen_share = None  # how sure the network is of the whole image at the scale chosen
