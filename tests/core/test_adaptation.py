@@ -428,6 +428,18 @@ def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
     assert net.metadata.taught_scale == pytest.approx(0.5, rel=0.2)
     # and the width its masks had there, which the next training brings masks to
     assert net.metadata.mask_diameter == pytest.approx(10, rel=0.05)
+    # a Stop after some steps keeps the scale too: the weights learned the objects there
+    stopped = UNet.new(TINY, seed=0)
+    stopped.metadata.object_diameter = 10.0
+    stop = threading.Event()
+    result = stopped.train(
+        [TrainingPair(img, mask=m)],
+        TrainConfig(epochs=2, steps_per_epoch=4, patch_size=64),
+        stop_event=stop,
+        progress=lambda p: stop.set() if p.kind == "batch" else None,
+    )
+    assert result.stopped_by == "stop_event" and 0 < result.steps_run < 8
+    assert stopped.metadata.taught_scale == net.metadata.taught_scale
 
 
 def test_a_mask_is_brought_to_the_models_mask_width_and_a_given_diameter_to_its_own(tmp_path):

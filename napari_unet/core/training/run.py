@@ -146,8 +146,10 @@ def train(
             d * f for p, d, f in zip(originals, diameters, factors) if d and p.diameter is None
         ]
         calibrate_diameter(net, after, planes, [d for d in diameters if d], measured)
-        if factors:
-            net.metadata.taught_scale = round(float(np.median(factors)), 4)
+    if result.steps_run and factors:
+        # the weights learned the user's objects at this scale, Stopped or not: their
+        # next images are seen there too (and the size regression no longer reads them)
+        net.metadata.taught_scale = round(float(np.median(factors)), 4)
     hist = net.metadata.history
     for key, values in result.history.items():
         hist.setdefault(key, []).extend(values)
