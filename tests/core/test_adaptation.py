@@ -186,6 +186,70 @@ def test_a_model_that_measures_interiors_sizes_packed_cells_by_one_cell():
     assert net.object_diameter == pytest.approx(32, abs=3)
 
 
+def strokes_in(mask: np.ndarray, ids) -> np.ndarray:
+    """Scribbles: a short stroke across the middle of each object in ``ids``, and
+    background painted along a stretch of the image's top row (no object whole)."""
+    ann = np.zeros(mask.shape, np.uint8)
+    for i in ids:
+        ys, xs = np.nonzero(mask == i)
+        y, x = int(ys.mean()), int(xs.mean())
+        ann[y - 1 : y + 1, x - 6 : x + 6] = 2
+    ann[0, :40] = 1
+    return ann
+
+
+def test_the_strokes_spacing_bounds_how_wide_scribbled_objects_can_be():
+    from napari_unet.core.prediction.object_size import (
+        MIN_STROKES,
+        STROKE_SPACING,
+        stroke_floor,
+        stroke_spacing,
+    )
+
+    mask = packed_cells(256, 32)  # 8 × 8 cells, 32 px
+    every = strokes_in(mask, range(1, 65))
+    assert stroke_spacing(every) == pytest.approx(32, abs=1)
+    assert stroke_floor(every, 16.0) == pytest.approx(STROKE_SPACING * 16 / 32, rel=0.05)
+    # strokes in every other cell of every other row: further apart, a looser bound
+    some = strokes_in(mask, [i for i in range(1, 65) if (i - 1) % 2 == 0 and (i - 1) // 8 % 2 == 0])
+    assert stroke_spacing(some) == pytest.approx(64, abs=1)
+    few = strokes_in(mask, range(1, MIN_STROKES))
+    assert stroke_spacing(few) is None and stroke_floor(few, 16.0) is None
+    assert stroke_spacing(np.zeros((64, 64), np.uint8)) is None
+    assert stroke_spacing(np.stack([every, few, some])) == pytest.approx(48, abs=1)
+
+
+def test_scribbles_are_learned_no_smaller_than_their_strokes_spacing_allows(monkeypatch):
+    """A network that reads a packed field as one huge object would shrink the
+    scribbled image until its cells vanish; the strokes, one per cell, say the cells are
+    no wider than about their spacing, and the image is brought no lower than that."""
+    from napari_unet.core.prediction.object_size import STROKE_SPACING
+    from napari_unet.core.prediction.predictor import Predictor
+    from napari_unet.core.training.run import to_model_scale
+    from napari_unet.core.training.samples import planes_of
+
+    mask = packed_cells(256, 32)
+    img = (mask % 2 + 1).astype(np.float32)
+    ann = strokes_in(mask, range(1, 65))
+    net = UNet.new(TINY, seed=0)
+    net.metadata.object_diameter = 16.0
+    floor = STROKE_SPACING * 16 / 32
+    planes = planes_of([TrainingPair(img, annotation=ann)], 1)
+    for estimate, expected in ((0.15, floor), (0.3, floor), (1.5, 1.5)):
+        monkeypatch.setattr(Predictor, "estimate_scale", lambda *a, e=estimate, **k: (e, 16 / e))
+        factors = []
+        scaled, diameters = to_model_scale(net, planes, TrainConfig(), factors)
+        assert diameters == [None]  # no object painted whole: no width measured
+        assert factors == [pytest.approx(expected, rel=0.05)]
+        assert scaled[0].image.shape[0] == pytest.approx(256 * expected, abs=2)
+    # too few strokes to say anything: the estimate stands
+    monkeypatch.setattr(Predictor, "estimate_scale", lambda *a, **k: (0.15, 100.0))
+    few = planes_of([TrainingPair(img, annotation=strokes_in(mask, range(1, 5)))], 1)
+    factors = []
+    to_model_scale(net, few, TrainConfig(), factors)
+    assert factors == [pytest.approx(0.15)]
+
+
 def test_training_on_a_few_painted_rods_brings_them_to_the_model_width():
     from scipy import ndimage as ndi
 

@@ -151,6 +151,49 @@ def annotated_diameter(annotation: np.ndarray) -> float | None:
     return object_diameter(np.isin(lab, idx[whole]), min_size=1)
 
 
+#: Object strokes painted apart (each its own connected region) needed before their
+#: spacing says anything about the objects' size.
+MIN_STROKES = 5
+#: Share of the strokes' spacing taken as the widest the objects can be. A stroke in
+#: each of two touching objects lies about one object width from the other, so objects
+#: much wider than the strokes' spacing would hold several strokes each; the margin
+#: allows for strokes off the objects' centres (development series, benchmarks/
+#: RESULTS.md "Scribbles: objects no wider than the strokes' spacing").
+STROKE_SPACING = 0.75
+
+
+def stroke_spacing(annotation: np.ndarray) -> float | None:
+    """Median distance (px) from each object stroke (a connected region of labels ≥ 2)
+    to the nearest other one, or ``None`` with fewer than :data:`MIN_STROKES`.
+
+    A person who scribbles paints one stroke in each object they mark, so the objects
+    are about as wide as the strokes' spacing or narrower: never several times wider.
+    Strokes in only some of the objects lie further apart, which allows wider objects:
+    the bound loosens, it does not mislead."""
+    from scipy import ndimage as ndi
+    from scipy.spatial import cKDTree
+
+    a = np.asarray(annotation)
+    if a.ndim > 2:
+        values = [stroke_spacing(p) for p in a.reshape((-1,) + a.shape[-2:])]
+        values = [d for d in values if d]
+        return float(np.median(values)) if values else None
+    lab, n = ndi.label(a >= 2)
+    if n < MIN_STROKES:
+        return None
+    centres = np.array(ndi.center_of_mass(lab > 0, lab, np.arange(1, n + 1)))
+    dist, _ = cKDTree(centres).query(centres, k=2)
+    return float(np.median(dist[:, 1]))
+
+
+def stroke_floor(annotation: np.ndarray, mask_diameter: float) -> float | None:
+    """The smallest scale factor (not clipped) at which scribbles' objects can be seen:
+    the one that brings :data:`STROKE_SPACING` of the strokes' spacing to the model's
+    mask width; ``None`` where the strokes are too few to say."""
+    spacing = stroke_spacing(annotation)
+    return STROKE_SPACING * mask_diameter / spacing if spacing else None
+
+
 #: A diameter a person gives is a mask's width. An image it enlarges is brought to the
 #: model's width as the network reads it (``object_diameter``); one it shrinks this many
 #: times or more is brought to the width the model's own masks had (``mask_diameter``,

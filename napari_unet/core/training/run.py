@@ -202,7 +202,8 @@ def to_model_scale(
     as masks measure it); a width the plane was given (``diameter``) to its
     :attr:`~napari_unet.core.network.unet.UNet.object_diameter`, as prediction takes a
     diameter given; a plane with neither is measured by the network's own size
-    estimate."""
+    estimate, enlarged where its objects would be wider than the spacing of the
+    annotation's object strokes allows (:func:`~napari_unet.core.prediction.object_size.stroke_floor`)."""
     from ..prediction.object_size import (
         annotated_diameter,
         clip_scale,
@@ -212,6 +213,7 @@ def to_model_scale(
         resize_annotation,
         resize_to,
         scaled_shape,
+        stroke_floor,
     )
 
     model_d, mask_d = net.object_diameter, net.mask_diameter
@@ -229,6 +231,11 @@ def to_model_scale(
             if d is None and p.kind == "annotation":
                 scores_at = predictor.scorer(p.image, intensity=p.intensity)
                 factor, _ = predictor.estimate_scale(scores_at, p.image.shape)
+                # scribbles: objects are no wider than the strokes' spacing allows,
+                # where the network that cannot see them yet reads them far wider
+                floor = stroke_floor(p.annotation, mask_d or model_d)
+                if floor and floor > factor:
+                    factor = clip_scale(floor)
             elif d:
                 # a diameter given is read as a prediction reads it; a width measured on
                 # the masks is brought to the masks' width at the model's scale
