@@ -215,3 +215,31 @@ def test_a_network_that_learned_nothing_is_unsure(crop):
     assert pred.signs.size == "as is"  # no object size recorded: nothing to measure
     assert pred.doubt is not None and pred.doubt.reason == "unsure", pred.signs
     assert pred.signs.uncertain > 0.5
+
+
+def test_a_fine_tuned_model_judges_and_reports_its_users_objects_at_their_width():
+    """A model fine-tuned on a packed field (membrane-stained cells ~13 px at its user's
+    scale ×1.94) measures its own output as wide merged regions (object_diameter 68 where
+    its masks said 25): 250 well separated cells must not read as "far more objects than
+    fit", and the width it reports is the cells' own, not 35 px."""
+    from napari_unet.core import UNetConfig
+    from napari_unet.core.prediction.predictor import Predictor
+
+    yy, xx = np.mgrid[:256, :256]
+    labels = ((yy // 16) * 16 + xx // 16 + 1).astype(np.int32)  # 256 cells, 16 px
+    labels[(yy % 16 == 0) | (xx % 16 == 0)] = 0  # one-pixel membranes between them
+    prob = np.where(labels > 0, 0.95, 0.02).astype(np.float32)
+    tally = Tally.of(prob, labels, edges=(False,) * 4)
+    net = UNet.new(UNetConfig(depth=2, base_filters=4), seed=0)
+    net.metadata.object_diameter, net.metadata.mask_diameter = 68.0, 25.0
+    bundled_like = Predictor(net)  # no taught scale: its own measure, as before
+    signs, doubt = bundled_like.judge(tally, ["measured"], None, 1.94, 35.0)
+    assert doubt is not None and doubt.reason == "crowded"
+    assert bundled_like.shown_width(None, 1.94, 35.0) == 35.0
+    net.metadata.taught_scale = 1.94
+    taught = Predictor(net)
+    signs, doubt = taught.judge(tally, ["measured"], None, 1.94, 35.0)
+    assert doubt is None, signs
+    assert signs.diameter == pytest.approx(25 / 1.94)
+    assert taught.shown_width(None, 1.94, 35.0) == pytest.approx(25 / 1.94)
+    assert taught.shown_width((2.0, 14.0), 2.0, 14.0) == 14.0  # a diameter given stands

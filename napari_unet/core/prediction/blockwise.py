@@ -522,6 +522,7 @@ def predict_to_zarr(
             tally += Tally.from_array(np.load(_tally_file(spec, i, j)))
     fixed = None if found else (scale, measured)
     sizes = [found["size"]] if found else []
+    measured = predictor.shown_width(fixed, float(scale), measured)
     signs, doubt = predictor.judge(tally, sizes, fixed, float(scale), measured)
     return LargeResult(n, ny * nx, h, w, float(scale), measured, doubt, signs, layout.stained)
 

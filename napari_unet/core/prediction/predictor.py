@@ -592,6 +592,7 @@ class Predictor:
             diameters = [] if fixed[1] is None else [fixed[1]]
         scale = float(np.median(factors))
         diameter = float(np.median(diameters)) if diameters else None
+        diameter = self.shown_width(fixed, scale, diameter)
         signs, doubt = self.judge(tally, sizes, fixed, scale, diameter)
         return Prediction(
             prob.reshape(shape),
@@ -820,6 +821,27 @@ class Predictor:
                 ]
         return out, n * plan.pixels((height, width))
 
+    def objects_width(self) -> float | None:
+        """The width of the model's objects at its own scale, as the doubt and the
+        status line speak of them. A fine-tuned model's (one with a ``taught_scale``) is
+        the width its user's masks had there (its
+        :attr:`~napari_unet.core.network.unet.UNet.mask_diameter`): its own measure, which
+        the looks use to find the scale, can read packed cells it separates well as one
+        wide region (a membrane stain: 68 px where the masks say 25), and the doubt
+        would then call a good result "far more objects than fit". Any other model's is
+        its :attr:`~napari_unet.core.network.unet.UNet.object_diameter`."""
+        if self.net.metadata.taught_scale is not None:
+            return self.net.mask_diameter
+        return self.net.object_diameter
+
+    def shown_width(self, fixed, scale: float, measured: float | None) -> float | None:
+        """The object width (image pixels) a prediction reports: the one given, the
+        one measured, or a fine-tuned model's :meth:`objects_width` at ``scale``."""
+        if fixed is None and self.net.metadata.taught_scale is not None:
+            width = self.objects_width()
+            return width / scale if width else measured
+        return measured
+
     def judge(self, tally, sizes: list[str], fixed, scale: float, diameter: float | None):
         """The :class:`~napari_unet.core.prediction.doubt.Signs` of a prediction's
         ``tally`` and its :class:`~napari_unet.core.prediction.doubt.Doubt` (or ``None``):
@@ -828,7 +850,7 @@ class Predictor:
         from .doubt import Signs, judge, size_found
 
         size = size_found(sizes, fixed is not None, fixed is not None and fixed[1] is not None)
-        model_d = self.net.object_diameter
+        model_d = self.objects_width()
         expected = model_d / scale if model_d else diameter
         signs = Signs.of(tally, size, expected)
         return signs, judge(signs)
