@@ -83,6 +83,13 @@ def region_width(region: np.ndarray, measure: str | None, min_size: int = 10) ->
     return d
 
 
+def per_plane(measure: Callable[[np.ndarray], float | None], stack: np.ndarray) -> float | None:
+    """The median of ``measure`` over the 2-D planes of ``stack`` that give a value, or
+    ``None`` where none does."""
+    values = [v for v in map(measure, stack.reshape((-1,) + stack.shape[-2:])) if v]
+    return float(np.median(values)) if values else None
+
+
 def mask_diameter(mask: np.ndarray, measure: str | None = None) -> float | None:
     """:func:`object_diameter` of a dense instance mask (or a stack of them), read as a
     model of width ``measure`` (:data:`~napari_unet.core.config.WIDTH_MEASURES`) reads
@@ -98,9 +105,7 @@ def mask_diameter(mask: np.ndarray, measure: str | None = None) -> float | None:
     """
     m = np.asarray(mask)
     if m.ndim > 2:
-        planes = m.reshape((-1,) + m.shape[-2:])
-        values = [d for d in (mask_diameter(p, measure) for p in planes) if d]
-        return float(np.median(values)) if values else None
+        return per_plane(lambda p: mask_diameter(p, measure), m)
     if width_measure(measure) == "interior":
         return region_width((m > 0) & ~_rim(m), measure)
     return object_diameter(m > 0)
@@ -134,9 +139,7 @@ def annotated_diameter(annotation: np.ndarray) -> float | None:
 
     a = np.asarray(annotation)
     if a.ndim > 2:
-        values = [annotated_diameter(p) for p in a.reshape((-1,) + a.shape[-2:])]
-        values = [d for d in values if d]
-        return float(np.median(values)) if values else None
+        return per_plane(annotated_diameter, a)
     lab, n = ndi.label(a >= 2)
     if n < MIN_WHOLE_OBJECTS:
         return None
@@ -175,9 +178,7 @@ def stroke_spacing(annotation: np.ndarray) -> float | None:
 
     a = np.asarray(annotation)
     if a.ndim > 2:
-        values = [stroke_spacing(p) for p in a.reshape((-1,) + a.shape[-2:])]
-        values = [d for d in values if d]
-        return float(np.median(values)) if values else None
+        return per_plane(stroke_spacing, a)
     lab, n = ndi.label(a >= 2)
     if n < MIN_STROKES:
         return None
