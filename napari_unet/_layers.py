@@ -31,9 +31,6 @@ _DERIVED = (ANNOTATION, PROBABILITY, LABELS, CLASSES, DOUBT)
 #: Labels-layer metadata: the suggestions of the prediction it shows (what to correct
 #: next, most doubtful first), as JSON entries (``Suggestion.to_dict``).
 SUGGESTIONS_KEY = "napari_unet_suggestions"
-#: Image-layer metadata: the object diameter (px) a person gave Segment for this image.
-#: Train learns the image at it, as Segment saw it, rather than measuring it again.
-DIAMETER_KEY = "napari_unet_diameter"
 
 #: What each annotation value means (README, *Labels*) and how it is drawn. The image
 #: must show through while correcting: background (1, usually painted over large areas)
@@ -756,20 +753,3 @@ def region_in_view(layer: Any) -> tuple[int, int, int, int] | None:
     if y0 >= y1 or x0 >= x1 or (y0, y1, x0, x1) == (0, shape[0], 0, shape[1]):
         return None
     return y0, y1, x0, x1
-
-
-def remember_diameter(layer: Any, diameter: Any) -> None:
-    """Keep the object diameter a person gave Segment for ``layer`` (a number of
-    pixels) in its metadata; measured ("auto") or the image as it is (0) forget it."""
-    if layer is None:
-        return
-    if isinstance(diameter, int | float) and not isinstance(diameter, bool) and diameter > 0:
-        layer.metadata[DIAMETER_KEY] = float(diameter)
-    else:
-        layer.metadata.pop(DIAMETER_KEY, None)
-
-
-def given_diameter(layer: Any) -> float | None:
-    """The object diameter (px) a person gave Segment for ``layer``, or ``None``."""
-    d = layer.metadata.get(DIAMETER_KEY)
-    return float(d) if isinstance(d, int | float) and not isinstance(d, bool) and d > 0 else None

@@ -33,8 +33,7 @@ def painted_pairs(viewer: Any) -> tuple[list[L.Pair], list]:
     """The viewer's image/annotation pairs that hold painted labels, with core
     :class:`~napari_unet.core.training.samples.TrainingPair` objects for them (annotations copied,
     so painting may go on while training runs; the on-disk annotation of a huge image
-    stays on disk: training reads its painted regions only; an image Segment was given an
-    object diameter for is learned at it).
+    stays on disk: training reads its painted regions only).
 
     Raises
     ------
@@ -74,7 +73,6 @@ def painted_pairs(viewer: Any) -> tuple[list[L.Pair], list]:
             annotation=a,
             name=p.name,
             painted=L.painted_pixels(p.annotation, a),
-            diameter=L.given_diameter(p.image),
             z_scale=volume_z_scale(p.image, p.annotation),
         )
         for p, a in zip(pairs, annotations, strict=True)

@@ -247,8 +247,6 @@ class SegmentWidget(JobWidget):
             return None
         self._job_name = job.name
         self._discarded = None
-        # the diameter given for this image is the one Train learns it at
-        L.remember_diameter(L.find_layer(self.viewer, job.name, "image"), job.diameter)
         spec = self.model_spec()
         self._busy = True
         self._job = job

@@ -261,31 +261,3 @@ def test_a_bioimageio_package_is_loaded_in_a_worker_and_a_foreign_one_refused(
     qtbot.waitUntil(lambda: "without a napari-unet model" in " ".join(notes()), timeout=30_000)
     assert "stardist.zip" in notes()[-1]
     assert train.state.path == str(package) != before
-
-
-def test_train_learns_an_image_at_the_diameter_segment_was_given_for_it(make_napari_viewer, qtbot):
-    """A person who typed the object diameter in Segment (as a doubt asks them to) and
-    then scribbled on that image has said how wide its objects are: Train learns it at
-    that width instead of measuring it again; "auto" or 0 forget it, and another image
-    keeps its own."""
-    from napari_unet._training_data import painted_pairs
-
-    viewer = make_napari_viewer()
-    for name in ("cells", "other"):
-        viewer.add_image(np.zeros((32, 32), np.float32), name=name)
-        ann = np.zeros((32, 32), np.uint8)
-        ann[2:4, 2:12], ann[20:22, :] = 2, 1
-        viewer.add_labels(ann, name=f"{name} annotation")
-    segment = dock(viewer, "Segment")
-    segment.reset_choices()
-
-    def given_after_segment(diameter):
-        segment._diameter.value = diameter
-        segment._on_segment("cells")
-        wait_idle(qtbot, segment, 120_000)
-        return {p.name: p.diameter for p in painted_pairs(viewer)[1]}
-
-    assert given_after_segment(13) == {"cells": 13.0, "other": None}
-    assert given_after_segment(0) == {"cells": None, "other": None}  # the image as it is
-    assert given_after_segment(13)["cells"] == 13.0
-    assert given_after_segment(segment._diameter.min) == {"cells": None, "other": None}  # auto
