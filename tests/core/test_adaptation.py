@@ -484,6 +484,22 @@ def test_a_fine_tuned_model_looks_at_the_scale_it_was_taught_first():
         lambda f, crop: scores_at(f, crop, cell), cell.shape, 42.0, prior=0.3, found=found
     )
     assert factor == 0.3 and looks == [0.3] and found == {"size": "measured"}
+    # a fine-tuned model that reads packed cells as one wide region (its own width 300 px
+    # at its scale, measured on the whole plane it learned from): the centre crop of a
+    # look at ×2 (256 px) cannot hold that, so the whole image is seen there, the pass
+    # the prediction reuses; before, no look fitted and no size was found
+    from napari_unet.core.prediction.object_size import WHOLE
+
+    crops = []
+    wide = np.hypot(yy - 128, xx - 128) < 75  # 150 px, 300 at ×2
+    factor, _ = estimate_scale(
+        lambda f, crop: crops.append(crop) or scores_at(f, crop, wide),
+        wide.shape,
+        300.0,
+        prior=2.0,
+        found=found,
+    )
+    assert factor == 2.0 and crops == [WHOLE] and found == {"size": "measured"}
     # training records the scale it brought the user's images to
     img, m = make_blobs(128, 10, seed=4, radius=(9, 11))  # ~20 px wide
     net = UNet.new(TINY, seed=0)

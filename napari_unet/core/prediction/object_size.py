@@ -640,6 +640,12 @@ def estimate_scale(
         # or a crowded field measures a little thin or wide there, and a look elsewhere
         # is no surer)
         d = look(prior, room=TAUGHT_ROOM)
+        if d is None and not fits(prior, room=TAUGHT_ROOM):
+            # its own width is more than the centre crop holds (packed cells it parts by
+            # their faint borders, and measures as one region, as it did on the whole
+            # plane it learned from): the whole image at that scale, the very pass the
+            # prediction then reuses
+            d = look(prior, whole=True, room=TAUGHT_ROOM)
         if d is not None and error(prior, d) <= math.log(TAUGHT):
             found["size"] = "measured"
             return prior, model_diameter / prior
