@@ -3,7 +3,10 @@ for the fine-tuning recipe (issue 22 item 4), kept apart from the images the
 benchmarks report.
 
 Each series is one experiment (the same sample and instrument): its first image is
-annotated, the next ``--scored`` are scored. For each series the bundled model is
+annotated, the next ``--scored`` are scored; with ``--annotate N`` each of its first N
+images is annotated in turn and the others scored, and the series' figures are the means
+(one annotated image decides much of a series' figure: see benchmarks/RESULTS.md,
+"Touching objects forgotten after one image"). For each series the bundled model is
 scored zero-shot, after fine-tuning on the annotated image's mask ("dense") and after
 fine-tuning on scribbles of it (``common.scribbles``), as ``generalist.py`` fine-tunes
 (the same steps, batch and seed), and the same again in each precision asked for
@@ -24,7 +27,8 @@ Prints one line per series and precision, then the means and how many series eac
 fine-tuning lowered.
 
     python benchmarks/fine_tuning.py [--sets rods he cho …] [--series 2] [--steps 120]
-        [--kinds dense scribbles] [--precisions float32 bfloat16] [--json OUT.json]
+        [--kinds dense scribbles] [--precisions float32 bfloat16] [--annotate 3]
+        [--json OUT.json]
 
 (35 min for every series in both precisions on a 2-core Xeon with AMX. Without AMX only
 float32 runs unless asked: bfloat16 would be emulated, slowly.)
@@ -50,8 +54,11 @@ DATA = ROOT.parent / "shared" / "data"
 SERIES_SEEDS = 900_000
 
 
-def series(sets: set[str] | None, n: int, scored: int) -> dict[str, tuple]:
-    """``{name: (annotated image, its mask, [(image, truth), …])}``."""
+def series(sets: set[str] | None, n: int, scored: int, annotate: int = 1) -> dict[str, list]:
+    """``{name: [(annotated image, its mask, [(image, truth), …]), …]}``: one entry per
+    image annotated in turn (``annotate``). A synthetic series is ``scored + 1`` fields;
+    each of its first ``annotate`` fields is annotated once, the others then scored. CHO
+    annotates plane z1 of frames 0, 2, 4, … and scores the same planes each time."""
     out = {}
     for m, modality in enumerate(MODALITIES):
         if sets and modality not in sets:
@@ -59,8 +66,11 @@ def series(sets: set[str] | None, n: int, scored: int) -> dict[str, tuple]:
         pinned = {"look": "phase"} if modality == "rods" else {}
         for k in range(n):
             seed = SERIES_SEEDS + 10_000 * m + 1000 * k
-            pairs = synth_series(modality, scored + 1, 256, seed, **pinned)
-            out[f"{modality} {seed}"] = (*pairs[0], pairs[1:])
+            pool = synth_series(modality, scored + 1, 256, seed, **pinned)
+            out[f"{modality} {seed}"] = [
+                (*pool[a], [p for j, p in enumerate(pool) if j != a])
+                for a in range(min(annotate, len(pool)))
+            ]
     if not sets or "cho" in sets:
         cho = DATA / "cho3d"
         if (cho / "cho_img.tif").exists():
@@ -69,7 +79,8 @@ def series(sets: set[str] | None, n: int, scored: int) -> dict[str, tuple]:
             img = tifffile.imread(cho / "cho_img.tif")
             lab = tifffile.imread(cho / "cho_labels.tif")
             scored_planes = [(img[t, z], lab[t, z]) for t in (1, 3, 5, 7) for z in (1, 2)]
-            out["cho t0 z1"] = (img[0, 1], lab[0, 1], scored_planes)
+            frames = range(0, min(2 * annotate, img.shape[0]), 2)
+            out["cho t0 z1"] = [(img[t, 1], lab[t, 1], scored_planes) for t in frames]
         else:
             print(f"cho: {cho} not found, skipped", flush=True)
     return out
@@ -91,6 +102,12 @@ def main() -> None:
     ap.add_argument("--sets", nargs="*", default=None, help=f"{' '.join(MODALITIES)} cho")
     ap.add_argument("--series", type=int, default=2, help="series per synthetic modality")
     ap.add_argument("--scored", type=int, default=4, help="images scored per synthetic series")
+    ap.add_argument(
+        "--annotate",
+        type=int,
+        default=1,
+        help="images of each series annotated in turn (the figures are their means)",
+    )
     ap.add_argument("--steps", type=int, default=120, help="fine-tuning steps (as generalist.py)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument(
@@ -116,33 +133,51 @@ def main() -> None:
     if args.precisions is None:  # bfloat16 without AMX is emulated, slow and not the default
         args.precisions = ["float32"] + (["bfloat16"] if cpu_bfloat16_units() == "amx" else [])
 
-    todo = series(set(args.sets) if args.sets else None, args.series, args.scored)
+    todo = series(set(args.sets) if args.sets else None, args.series, args.scored, args.annotate)
     cfg = finetune_config(args.steps, args.batch)
     rows: dict = {}
     t_all = time.perf_counter()
     for precision in args.precisions:
         os.environ["NAPARI_UNET_PRECISION"] = precision
         base = UNet.default()
-        for name, (image, mask, pairs) in todo.items():
+        for name, turns in todo.items():
             t0 = time.perf_counter()
-            zero, zs = f1_on(base, pairs)
-            pair = {
-                "dense": TrainingPair(image, mask=mask, name=name),
-                "scribbles": TrainingPair(
-                    image, annotation=scribbles(np.asarray(mask), seed=0), name=f"{name} scribbles"
-                ),
-            }
-            row = {"zero_shot": zero, "scales": {"zero_shot": zs}, "taught": {}}
-            for kind in args.kinds:
-                net = base.copy()
-                net.train([pair[kind]], cfg)
-                row[kind], row["scales"][kind] = f1_on(net, pairs)
-                row["taught"][kind] = net.metadata.taught_scale
+            each = []
+            for image, mask, pairs in turns:
+                zero, zs = f1_on(base, pairs)
+                pair = {
+                    "dense": TrainingPair(image, mask=mask, name=name),
+                    "scribbles": TrainingPair(
+                        image,
+                        annotation=scribbles(np.asarray(mask), seed=0),
+                        name=f"{name} scribbles",
+                    ),
+                }
+                turn = {"zero_shot": zero, "scales": {"zero_shot": zs}, "taught": {}}
+                for kind in args.kinds:
+                    net = base.copy()
+                    net.train([pair[kind]], cfg)
+                    turn[kind], turn["scales"][kind] = f1_on(net, pairs)
+                    turn["taught"][kind] = net.metadata.taught_scale
+                each.append(turn)
+            # the series' figures: the means over the images annotated in turn
+            row = {k: float(np.mean([t[k] for t in each])) for k in ("zero_shot", *args.kinds)}
+            row.update(scales=each[0]["scales"], taught=each[0]["taught"])
+            if len(each) > 1:
+                row["turns"] = each
             rows.setdefault(name, {})[precision] = row
-            done = "  ".join(f"{k} {row[k]:.3f} (taught {row['taught'][k]})" for k in args.kinds)
+            if len(each) > 1:
+                done = "  ".join(
+                    f"{k} {row[k]:.3f} ({' '.join(f'{t[k]:.3f}' for t in each)})"
+                    for k in ("zero_shot", *args.kinds)
+                )
+            else:
+                zero = row["zero_shot"]
+                done = f"zero-shot {zero:.3f}  " + "  ".join(
+                    f"{k} {row[k]:.3f} (taught {row['taught'][k]})" for k in args.kinds
+                )
             print(
-                f"{precision:8s} {name:22s} zero-shot {zero:.3f}  {done}"
-                f"  {time.perf_counter() - t0:.0f} s",
+                f"{precision:8s} {name:22s} {done}  {time.perf_counter() - t0:.0f} s",
                 flush=True,
             )
     print()
