@@ -20,7 +20,10 @@ Sets (each skipped with a message when its data are absent):
   ``BENCHMARK_SEEDS``, which no training draws): one experiment per modality (the same
   sample and instrument), its first field of view annotated, the others scored.
 
-The annotated image is never scored. Fine-tuning is a fixed number of seeded steps
+The annotated image is never scored. With ``--annotate N``, the fine-tuned figures are
+the means over N images annotated in turn (none of them scored): cells3d adds the tops of
+planes 21 and 18, CHO frames 2 and 4 plane z1, a synthetic set the fields after its scored
+ones; HuH-7 has one labelled frame. Fine-tuning is a fixed number of seeded steps
 (``--steps``) from the model given, as the Train widget does it (post-processing tuned on
 the annotation). Figures are means over the scored images: F1, precision and recall of
 instances at IoU ≥ 0.5, pixel Dice (``napari_unet.core.evaluate``), and prediction
@@ -30,6 +33,7 @@ seconds per megapixel (wall clock, object size measured, after a warm-up).
     python benchmarks/generalist.py                    # every set, 120 steps
     python benchmarks/generalist.py --model old.keras --model new.keras   # side by side
     python benchmarks/generalist.py --scribbles        # also fine-tuned on scribbles
+    python benchmarks/generalist.py --annotate 3       # fine-tuned on 3 images in turn
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ class LabelledSet:
     #: Tracking Challenge's "silver" labels, cells3d's threshold and watershed): also
     #: scored on the labelled objects only (:func:`labelled_only`)
     silver: bool = False
+    #: further images to annotate in turn (``--annotate``), never scored
+    more_tunes: list = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------ scoring
@@ -178,7 +184,7 @@ def classic(image) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------ the sets
-def load_cells3d(quick: bool) -> LabelledSet | None:
+def load_cells3d(quick: bool, annotate: int = 1) -> LabelledSet | None:
     import tifffile
 
     folder = DATA / "cells3d"
@@ -193,6 +199,8 @@ def load_cells3d(quick: bool) -> LabelledSet | None:
         upper_annotation(img[24], lab[24], everywhere, 128, "cells3d z24 top"),
         silver=True,
     )
+    for z in (21, 18)[: annotate - 1]:  # planes no score is taken on
+        s.more_tunes.append(upper_annotation(img[z], lab[z], everywhere, 128, f"cells3d z{z} top"))
     for z in (30, 42) if quick else range(27, 49, 3):
         _, below, _, area_b, _ = split_labelled(lab[z], everywhere, 128)
         s.images.append(img[z])
@@ -201,7 +209,7 @@ def load_cells3d(quick: bool) -> LabelledSet | None:
     return s
 
 
-def load_cho(quick: bool) -> LabelledSet | None:
+def load_cho(quick: bool, annotate: int = 1) -> LabelledSet | None:
     import tifffile
 
     folder = DATA / "cho3d"
@@ -215,6 +223,8 @@ def load_cho(quick: bool) -> LabelledSet | None:
         TrainingPair(img[0, 1], mask=lab[0, 1], name="cho t0 z1"),
         silver=True,
     )
+    for t in (2, 4)[: annotate - 1]:  # frames no score is taken on
+        s.more_tunes.append(TrainingPair(img[t, 1], mask=lab[t, 1], name=f"cho t{t} z1"))
     planes = [(10, 1), (15, 1)] if quick else [(t, z) for t in range(10, 20) for z in (0, 1, 2)]
     for t, z in planes:
         s.images.append(img[t, z])
@@ -223,7 +233,7 @@ def load_cho(quick: bool) -> LabelledSet | None:
     return s
 
 
-def load_huh7(quick: bool) -> LabelledSet | None:
+def load_huh7(quick: bool, annotate: int = 1) -> LabelledSet | None:
     import tifffile
 
     folder = DATA / "huh7"
@@ -244,13 +254,15 @@ def load_huh7(quick: bool) -> LabelledSet | None:
     )
 
 
-def synthetic_set(modality: str, n: int, size: int) -> LabelledSet:
+def synthetic_set(modality: str, n: int, size: int, annotate: int = 1) -> LabelledSet:
+    """Field 0 annotated, fields 1 … n scored, and with ``annotate`` > 1 the next fields
+    of the same series to annotate in turn (the first n + 1 are the same either way)."""
     kind, name = SYNTHETIC[modality]
     seed = BENCHMARK_SEEDS + 1000 * MODALITIES.index(modality)
     # the issue's bacteria are phase contrast: so are the benchmark's rods
     pinned = {"look": "phase"} if modality == "rods" else {}
-    pairs = synth_series(modality, n + 1, size, seed, **pinned)
-    (img0, m0), rest = pairs[0], pairs[1:]
+    pairs = synth_series(modality, n + max(1, annotate), size, seed, **pinned)
+    (img0, m0), rest, extra = pairs[0], pairs[1 : n + 1], pairs[n + 1 :]
     return LabelledSet(
         name,
         kind,
@@ -258,6 +270,10 @@ def synthetic_set(modality: str, n: int, size: int) -> LabelledSet:
         [p[0] for p in rest],
         [p[1] for p in rest],
         [None] * len(rest),
+        more_tunes=[
+            TrainingPair(im, mask=m, name=f"{modality} annotated #{k + 2}")
+            for k, (im, m) in enumerate(extra)
+        ],
     )
 
 
@@ -283,6 +299,18 @@ def score(segment, s: LabelledSet) -> dict:
     out["s_per_mp"] = seconds / (pixels / 1e6)
     out["n_true"] = int(sum(r["n_true"] for r in rows))
     out["n_pred"] = int(sum(r["n_pred"] for r in rows))
+    return out
+
+
+def mean_figures(turns: list[dict]) -> dict:
+    """One set's figures after fine-tuning on each of several images in turn: the means
+    of the figures (the counts of the first), each turn's F1 in ``turns_f1``."""
+    out = dict(turns[0])
+    for k, v in turns[0].items():
+        if isinstance(v, float):
+            out[k] = float(np.mean([t[k] for t in turns]))
+    if len(turns) > 1:
+        out["turns_f1"] = [t["f1"] for t in turns]
     return out
 
 
@@ -344,6 +372,13 @@ def main() -> None:
     ap.add_argument("--sets", nargs="*", default=None, help="cells3d cho3d huh7 or modalities")
     ap.add_argument("--tag", default="", help="benchmarks/out/generalist-TAG.json")
     ap.add_argument(
+        "--annotate",
+        type=int,
+        default=1,
+        help="images of each set fine-tuned on in turn, never scored; the fine-tuned\n"
+        "figures are their means (one image decides much of a figure; HuH-7 has one)",
+    )
+    ap.add_argument(
         "--scribbles",
         action="store_true",
         help="also fine-tune on scribbles of the annotated image (a stroke through each\n"
@@ -359,11 +394,11 @@ def main() -> None:
 
     sets: list[LabelledSet] = []
     for name, load in (("cells3d", load_cells3d), ("cho3d", load_cho), ("huh7", load_huh7)):
-        if name in want and (s := load(args.quick)) is not None:
+        if name in want and (s := load(args.quick, args.annotate)) is not None:
             sets.append(s)
     for modality in SYNTHETIC:
         if modality in want:
-            sets.append(synthetic_set(modality, n_synth, args.size))
+            sets.append(synthetic_set(modality, n_synth, args.size, args.annotate))
 
     classic(synthetic_set("fluo_nuclei", 1, 64).images[0])  # warm-up: imports
     models = args.model or [None]
@@ -379,25 +414,32 @@ def main() -> None:
             base = UNet.default() if path is None else UNet.load(path)
             base.predict(s.images[0])  # warm-up: traced once, outside the timing
             zero = score(lambda im, net=base: net.predict(im).labels, s)
-            tuned, train_s = None, 0.0
+            tuned, train_s, tunes = None, 0.0, [s.tune, *s.more_tunes]
             if steps > 0:
-                net = base.copy()
-                t0 = time.perf_counter()
-                net.train([s.tune], finetune_config(steps, batch))
-                train_s = time.perf_counter() - t0
-                tuned = score(lambda im, net=net: net.predict(im).labels, s)
-                tuned["train_s"] = train_s
+                turns = []
+                for tune in tunes:
+                    net = base.copy()
+                    t0 = time.perf_counter()
+                    net.train([tune], finetune_config(steps, batch))
+                    turns.append(score(lambda im, net=net: net.predict(im).labels, s))
+                    turns[-1]["train_s"] = time.perf_counter() - t0
+                tuned = mean_figures(turns)
+                train_s = tuned["train_s"]
             sparse = None
             if steps > 0 and args.scribbles and s.tune.mask is not None:
-                ann = scribbles(np.asarray(s.tune.mask), seed=0)
-                pair = TrainingPair(s.tune.image, annotation=ann, name=f"{s.tune.name} scribbles")
-                net = base.copy()
-                t0 = time.perf_counter()
-                net.train([pair], finetune_config(steps, batch))
-                sparse = score(lambda im, net=net: net.predict(im).labels, s)
-                sparse["train_s"] = time.perf_counter() - t0
-                sparse["annotated_share"] = float((ann > 0).mean())
-                sparse["zero_shot_f1"] = zero["f1"]
+                turns = []
+                for tune in tunes:
+                    ann = scribbles(np.asarray(tune.mask), seed=0)
+                    pair = TrainingPair(tune.image, annotation=ann, name=f"{tune.name} scribbles")
+                    net = base.copy()
+                    t0 = time.perf_counter()
+                    net.train([pair], finetune_config(steps, batch))
+                    turns.append(score(lambda im, net=net: net.predict(im).labels, s))
+                    turns[-1]["train_s"] = time.perf_counter() - t0
+                    turns[-1]["annotated_share"] = float((ann > 0).mean())
+                    turns[-1]["zero_shot_f1"] = zero["f1"]
+                sparse = mean_figures(turns)
+            turns_said = f"; mean of {len(tunes)}" if len(tunes) > 1 else ""
             results["sets"][s.name][mname] = {
                 "zero_shot": zero,
                 "fine_tuned": tuned,
@@ -405,13 +447,15 @@ def main() -> None:
             }
             for method, r in (
                 ("zero-shot", zero),
-                (f"fine-tuned on 1 image ({steps} steps)", tuned),
-                (f"fine-tuned on scribbles of 1 image ({steps} steps)", sparse),
+                (f"fine-tuned on 1 image ({steps} steps{turns_said})", tuned),
+                (f"fine-tuned on scribbles of 1 image ({steps} steps{turns_said})", sparse),
             ):
                 if r is not None:
                     label = method if len(models) == 1 else f"{mname}: {method}"
                     rows.append((s, label, method, r))
             after = "" if tuned is None else f", fine-tuned F1 {tuned['f1']:.3f} ({train_s:.0f} s)"
+            if tuned is not None and "turns_f1" in tuned:
+                after += " [" + " ".join(f"{f:.3f}" for f in tuned["turns_f1"]) + "]"
             if sparse is not None:
                 after += (
                     f", on scribbles ({sparse['annotated_share']:.1%} of the pixels) "
