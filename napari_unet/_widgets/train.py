@@ -498,6 +498,10 @@ class TrainWidget(JobWidget):
             f"{plural(r.steps_run, 'step')} in {r.seconds:.0f} s{best}.{classes} "
             f"On your annotations: {c.change()}. Segment again to apply the model."
         )
+        for warning in r.warnings:  # what the labels taught that the user may not mean
+            text += f" {warning}."
+            # the toast holds the first sentence; the panel's status line the rest
+            show_warning(f"Train: {warning.split('. ')[0]} (see the Train tab)")
         self.status.setText(text)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)

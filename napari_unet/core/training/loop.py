@@ -73,6 +73,9 @@ class TrainResult:
     #: those pixels on the planes as given (a :class:`~napari_unet.core.training.comparison.ValidationSet`,
     #: set by :meth:`UNet.train <napari_unet.core.network.unet.UNet.train>`)
     held_out: Any = field(default=None, repr=False)
+    #: plain lines about the labels trained on (set by :meth:`UNet.train
+    #: <napari_unet.core.network.unet.UNet.train>`), e.g. objects labelled background
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line: epochs, steps and time, what stopped the run, the best epoch."""

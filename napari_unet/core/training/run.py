@@ -84,6 +84,9 @@ def train(
     originals = list(planes)  # at their own pixels: the before/after figures
     factors: list[float] = []
     planes, diameters = to_model_scale(net, planes, cfg, factors)
+    # labels that call background what the model clearly sees as objects teach it to
+    # ignore them: said, and trained as labelled
+    warnings = [w for p in planes if pretrained and (w := objects_labelled_background(net, p))]
     if pretrained and cfg.pseudo_label_weight > 0:
         planes = [
             replace(p, pseudo=teacher(net, p)) if p.kind == "annotation" else p for p in planes
@@ -135,6 +138,7 @@ def train(
     if not result.steps_run:
         net.metadata.size_regression = regression
     result.held_out = ValidationSet.from_training(originals, result.validation)
+    result.warnings = warnings
     search = None
     if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
         # the trained network's view of its training planes, computed once
@@ -173,6 +177,56 @@ def train(
         }
     )
     return result
+
+
+#: a region the model is this sure is object (background probability below 1 − this) is
+#: an object it clearly sees
+SURE_OBJECT = 0.9
+#: :func:`objects_labelled_background` speaks when at least this many of those objects,
+#: and at least half of them, lie on labelled background
+LABELLED_AWAY = 3
+
+
+def objects_labelled_background(net, plane) -> str | None:
+    """Two plain sentences when ``plane``'s labels (at the model's scale) call background most
+    of the objects ``net`` clearly sees there (at least :data:`LABELLED_AWAY`, 80 % of
+    each on background nobody painted by hand), else ``None``.
+
+    Labels made by a threshold miss dim objects, and fine-tuned on such labels a model
+    learns to find nothing: on a cells3d plane whose labels hold one nucleus of twelve
+    the model found, F1 fell from 0.90 to 0.000 (benchmarks/RESULTS.md, "After one image,
+    three images each"). Background a person painted is a correction and never counts;
+    huge or chunked planes are not looked at."""
+    from scipy import ndimage as ndi
+
+    from .huge_annotations import is_lazy
+
+    labels = plane.labels
+    if is_lazy(labels) or np.size(labels) > 2048 * 2048:
+        return None
+    labels = np.asarray(labels)
+    background = labels == 0 if plane.kind == "mask" else labels == 1
+    if plane.painted is not None:
+        background &= ~np.asarray(plane.painted, bool)
+    if not background.any():
+        return None
+    scores, _ = Predictor(net).scores(plane.image, 1.0, plane.intensity)
+    regions, n = ndi.label(scores[..., 0] < 1.0 - SURE_OBJECT)
+    if not n:
+        return None
+    ids = np.arange(1, n + 1)
+    # objects, not specks: at least a quarter of the area of the model's objects
+    d = net.mask_diameter or net.object_diameter or 8.0
+    big = np.asarray(ndi.sum(np.ones(regions.shape), regions, ids)) >= 0.2 * d * d
+    away = big & (np.asarray(ndi.mean(background, regions, ids)) >= 0.8)
+    seen, lost = int(big.sum()), int(away.sum())
+    if lost < LABELLED_AWAY or 2 * lost < seen:
+        return None
+    return (
+        f"{plane.name}: {lost} of the {seen} objects the model clearly sees are labelled "
+        "background. Trained on such labels it learns to ignore them: if they are objects, "
+        "label them as objects, or leave them unlabelled (0)"
+    )
 
 
 def teacher(net, plane) -> np.ndarray | None:
