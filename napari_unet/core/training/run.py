@@ -85,8 +85,13 @@ def train(
     factors: list[float] = []
     planes, diameters = to_model_scale(net, planes, cfg, factors)
     # labels that call background what the model clearly sees as objects teach it to
-    # ignore them: said, and trained as labelled
-    warnings = [w for p in planes if pretrained and (w := objects_labelled_background(net, p))]
+    # ignore them: said (once), and trained as labelled
+    warnings = []
+    if pretrained:
+        looked = planes[:: max(1, -(-len(planes) // CHECKED_PLANES))]  # some of a volume
+        said = [w for p in looked if (w := objects_labelled_background(net, p))]
+        more = f"; the same on {len(said) - 1} more planes" if len(said) > 1 else ""
+        warnings = [said[0] + more] if said else []
     if pretrained and cfg.pseudo_label_weight > 0:
         planes = [
             replace(p, pseudo=teacher(net, p)) if p.kind == "annotation" else p for p in planes
@@ -185,6 +190,8 @@ SURE_OBJECT = 0.9
 #: :func:`objects_labelled_background` speaks when at least this many of those objects,
 #: and at least half of them, lie on labelled background
 LABELLED_AWAY = 3
+#: at most this many planes of a training set are looked at (evenly spread)
+CHECKED_PLANES = 8
 
 
 def objects_labelled_background(net, plane) -> str | None:
