@@ -234,3 +234,31 @@ def test_labels_that_call_the_objects_background_are_said_before_they_are_taught
     painted = UNet.default().train([TrainingPair(img, annotation=ann, painted=mask > 0)], cfg)
     assert painted.warnings == []  # the person painted over them: a correction
     assert UNet.new(TINY, seed=0).train([TrainingPair(img, mask=one)], cfg).warnings == []
+
+
+def test_the_labels_check_and_the_teacher_share_one_look_at_each_plane(monkeypatch):
+    """Three planes whose labels each hold one object of many: one line names the first
+    and counts the others, and the model looks at each plane once for both the check
+    and the pseudo-labels (a Stop before the first step: no look after training)."""
+    from napari_unet.core.prediction.predictor import Predictor
+
+    pairs = []
+    for seed in (11, 12, 13):
+        img, mask = make_blobs(192, 14, seed=seed, radius=(9, 13))
+        one = np.where(mask == mask.max(), 2, 1).astype(np.uint8)
+        pairs.append(TrainingPair(img, annotation=one, diameter=22, name=f"frame {seed}"))
+    looks = []
+    scores = Predictor.scores
+    monkeypatch.setattr(
+        Predictor, "scores", lambda self, *a, **k: looks.append(1) or scores(self, *a, **k)
+    )
+    stop = threading.Event()
+    stop.set()
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, patch_size=64, batch_size=2, val_fraction=0.0)
+    assert cfg.pseudo_label_weight > 0  # the teacher looks too
+    result = UNet.default().train(pairs, cfg, stop_event=stop)
+    assert result.steps_run == 0
+    assert len(result.warnings) == 1, result.warnings
+    assert result.warnings[0].startswith("frame 11: ")
+    assert result.warnings[0].endswith("; the same on 2 more planes"), result.warnings
+    assert len(looks) == 3

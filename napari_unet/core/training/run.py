@@ -87,15 +87,28 @@ def train(
     # labels that call background what the model clearly sees as objects teach it to
     # ignore them: said (once), and trained as labelled
     warnings = []
+    views: dict[int, np.ndarray] = {}  # the model's scores of a plane, computed once
+
+    def view(i: int) -> Callable[[], np.ndarray]:
+        def scores() -> np.ndarray:
+            if i not in views:
+                p = planes[i]
+                views[i] = Predictor(net).scores(p.image, 1.0, p.intensity)[0]
+            return views[i]
+
+        return scores
+
     if pretrained:
-        looked = planes[:: max(1, -(-len(planes) // CHECKED_PLANES))]  # some of a volume
-        said = [w for p in looked if (w := objects_labelled_background(net, p))]
+        looked = range(0, len(planes), max(1, -(-len(planes) // CHECKED_PLANES)))  # of a volume
+        said = [w for i in looked if (w := objects_labelled_background(net, planes[i], view(i)))]
         more = f"; the same on {len(said) - 1} more planes" if len(said) > 1 else ""
         warnings = [said[0] + more] if said else []
     if pretrained and cfg.pseudo_label_weight > 0:
         planes = [
-            replace(p, pseudo=teacher(net, p)) if p.kind == "annotation" else p for p in planes
+            replace(p, pseudo=teacher(net, p, view(i))) if p.kind == "annotation" else p
+            for i, p in enumerate(planes)
         ]
+    views.clear()
     widened_from = None
     if needed > net.config.n_object_classes:
         # after the teacher: its pseudo-labels say object, not which class
@@ -194,10 +207,14 @@ LABELLED_AWAY = 3
 CHECKED_PLANES = 8
 
 
-def objects_labelled_background(net, plane) -> str | None:
+def objects_labelled_background(
+    net, plane, scores: Callable[[], np.ndarray] | None = None
+) -> str | None:
     """Two plain sentences when ``plane``'s labels (at the model's scale) call background most
     of the objects ``net`` clearly sees there (at least :data:`LABELLED_AWAY`, 80 % of
-    each on background nobody painted by hand), else ``None``.
+    each on background nobody painted by hand), else ``None``. ``scores`` gives ``net``'s
+    class scores of the plane when asked (shared with :func:`teacher`); by default they
+    are predicted here.
 
     Labels made by a threshold miss dim objects, and fine-tuned on such labels a model
     learns to find nothing: on a cells3d plane whose labels hold one nucleus of twelve
@@ -217,8 +234,10 @@ def objects_labelled_background(net, plane) -> str | None:
         background &= ~np.asarray(plane.painted, bool)
     if not background.any():
         return None
-    scores, _ = Predictor(net).scores(plane.image, 1.0, plane.intensity)
-    regions, n = ndi.label(scores[..., 0] < 1.0 - SURE_OBJECT)
+    seen_scores = (
+        scores() if scores else Predictor(net).scores(plane.image, 1.0, plane.intensity)[0]
+    )
+    regions, n = ndi.label(seen_scores[..., 0] < 1.0 - SURE_OBJECT)
     if not n:
         return None
     ids = np.arange(1, n + 1)
@@ -236,12 +255,13 @@ def objects_labelled_background(net, plane) -> str | None:
     )
 
 
-def teacher(net, plane) -> np.ndarray | None:
+def teacher(net, plane, scores: Callable[[], np.ndarray] | None = None) -> np.ndarray | None:
     """``net``'s probabilities for a plane, as pseudo-labels for its unannotated
     pixels — only where it already agrees with the person on the painted pixels
     (balanced accuracy ≥ 0.8): a model that cannot see these objects at all would
-    otherwise teach "background" everywhere against the corrections."""
-    scores, _ = Predictor(net).scores(plane.image, 1.0, plane.intensity)
+    otherwise teach "background" everywhere against the corrections. ``scores`` as for
+    :func:`objects_labelled_background`."""
+    scores = scores() if scores else Predictor(net).scores(plane.image, 1.0, plane.intensity)[0]
     ann = np.asarray(plane.annotation)
     fg_pred = scores[..., 0] < 0.5
     hits = []
