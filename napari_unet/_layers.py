@@ -51,6 +51,9 @@ ANNOTATION_CLASSES: dict[int, tuple[str, tuple[float, float, float, float]]] = {
 #: Opacity of an annotation layer: with the colours above, painted objects let half of
 #: the image through and painted background most of it.
 ANNOTATION_OPACITY = 0.5
+#: Image-layer metadata: the object diameter (px) a person typed in Segment for this
+#: image (0: the image as it is); Train brings the image to the same scale.
+DIAMETER_KEY = "napari_unet_diameter"
 #: Label-layer metadata ``napari_unet_kind`` of a class map written by Segment.
 CLASS_MAP_KIND = "classes"
 BRUSH_SIZE = 10

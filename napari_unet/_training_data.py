@@ -74,10 +74,19 @@ def painted_pairs(viewer: Any) -> tuple[list[L.Pair], list]:
             name=p.name,
             painted=L.painted_pixels(p.annotation, a),
             z_scale=volume_z_scale(p.image, p.annotation),
+            diameter=typed_diameter(p.image),
         )
         for p, a in zip(pairs, annotations, strict=True)
     ]
     return pairs, data
+
+
+def typed_diameter(image: Any) -> float | None:
+    """The object diameter (px) a person typed in Segment for this image layer (0: the
+    image as it is), ``None`` where Segment measured it or never ran: training then
+    measures the annotation, as before."""
+    value = image.metadata.get(L.DIAMETER_KEY)
+    return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
 def volume_z_scale(image: Any, annotation: Any) -> float | None:

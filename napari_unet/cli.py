@@ -204,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "the file's metadata, else 1); a volume trains from its annotated "
                            "planes, and from side views where 5 or more planes in a row are "
                            f"annotated ({LIMITS['z_scale'].text()})")),
+        ("--diameter", dict(type=float, metavar="PX",
+                            help="typical object width in pixels in the training images, "
+                            "as predict --diameter takes it: each image is brought to the "
+                            "model's scale from it (default: measured on the masks or "
+                            "annotations; 0: use the images as they are)")),
         ("--seed", dict(type=int, default=tc.seed, help=f"random seed ({tc.seed})")),
         ("--overwrite", dict(action="store_true", help="replace the --out model file")),
     ])  # fmt: skip
@@ -350,10 +355,12 @@ def cmd_train(args) -> int:
             **{k: getattr(args, k) for k in ("time_limit", "val_fraction")},
             learning_rate=typed_setting("learning_rate", args.learning_rate),
         )
-    pairs = plan.load_training_pairs(
-        files, network.config.input_channels, warn=note,
-        n_object_classes=network.config.n_object_classes, z_scale=args.z_scale,
-    )  # fmt: skip
+    with _options():  # a --diameter wider than an image or out of the model's reach
+        pairs = plan.load_training_pairs(
+            files, network.config.input_channels, warn=note,
+            n_object_classes=network.config.n_object_classes, z_scale=args.z_scale,
+            diameter=args.diameter, model_diameter=network.metadata.object_diameter,
+        )  # fmt: skip
     import_tensorflow()
     net = plan.resolve_model(network.spec)
     # printed once training really starts, so that bad input still gets one line only

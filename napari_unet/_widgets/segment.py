@@ -323,10 +323,23 @@ class SegmentWidget(JobWidget):
             self.progress.setValue(0)
             return
         self._adopt_model(result)
+        self._remember_diameter(result.name)
         if isinstance(result, LazySegmentResult):
             self._show_lazy(result)
         else:
             self._show(result)
+
+    def _remember_diameter(self, name: str) -> None:
+        """The image was segmented at a diameter the person typed: kept on its layer, so
+        that Train learns it at the scale it was segmented at (measured: forgotten)."""
+        layer = L.find_layer(self.viewer, name, "image")
+        typed = self._job.diameter if self._job is not None else None
+        if layer is None:
+            return
+        if isinstance(typed, int | float):
+            layer.metadata[L.DIAMETER_KEY] = float(typed)
+        else:
+            layer.metadata.pop(L.DIAMETER_KEY, None)
 
     def _show_lazy(self, result: LazySegmentResult) -> None:
         pred = result.prediction

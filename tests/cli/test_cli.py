@@ -598,6 +598,26 @@ def test_predict_diameter_rescales_and_refuses_nonsense(quadrants, tmp_path):
     assert_user_error(cli("predict", src, "--out", out, "--diameter", "nan"), "--diameter")
 
 
+def test_train_brings_the_images_to_the_model_s_scale_from_a_diameter_given(quadrants, tmp_path):
+    """``train --diameter PX`` reads the width as ``predict --diameter`` does: the image
+    is learned at the scale prediction would see it at (the model's ``taught_scale``)."""
+    from napari_unet.core.network.model_file import read_metadata
+    from napari_unet.core.network.unet import UNet
+    from napari_unet.core.prediction.object_size import clip_scale, given_scale
+
+    default = UNet.default()
+    out = tmp_path / "tuned.keras"
+    proc = cli(
+        "train", "--image", quadrants / "img_bl.tif", "--annotation", quadrants / "ann_bl.tif",
+        "--out", out, "--diameter", "60", "--epochs", "1", "--steps-per-epoch", "1",
+        "--patch-size", "64", "--batch-size", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    want = clip_scale(given_scale(60, default.object_diameter, default.mask_diameter))
+    assert want < 0.9  # shrunk: not the scale the painted nuclei measure
+    assert read_metadata(out).taught_scale == pytest.approx(want, abs=1e-4)
+
+
 def test_cli_training_widget_and_predict_agree_on_an_rgba_image(tmp_path):
     """One rule for channels: an RGBA picture and a 3-channel model are read the same way
     (colours, alpha dropped) by `predict`, `train`, the widgets and ``UNet.predict``."""

@@ -107,6 +107,8 @@ def test_cli_predict_refuses_absurd_diameter_and_tile_size_with_the_range(small_
         ("--batch-size", "100000", "from 1 to 256"),
         ("--patch-size", "4096", "from 16 to 1024 pixels"),
         ("--time-limit", "1e9", "seconds"),
+        ("--diameter", "-3", "must be a number of pixels"),
+        ("--diameter", "5000", "is wider than the image"),
     ],
 )
 def test_cli_train_refuses_settings_out_of_range(flag, value, fragment, small_image, tmp_path):

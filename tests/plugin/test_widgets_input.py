@@ -180,6 +180,33 @@ def test_segment_and_train_read_the_settings_meanings_from_core(make_napari_view
     assert train.init_spec([Pair(rgb, None), Pair(grey, None)]).architecture.input_channels == 1
 
 
+def test_train_learns_an_image_at_the_diameter_typed_in_segment(viewer, qtbot):
+    """A width typed in Segment is the image's width for Train too (kept on the image
+    layer), so the model learns the image at the scale it was segmented at; segmented
+    with the width measured again, training measures it as before."""
+    from helpers import make_blobs
+
+    from napari_unet._layers import DIAMETER_KEY
+    from napari_unet._training_data import painted_pairs
+
+    img, mask = make_blobs(128, 8, seed=3)
+    layer = viewer.add_image(img, name="cells")
+    viewer.add_labels(np.where(mask > 0, 2, 1).astype(np.uint8), name="cells annotation")
+    segment = dock(viewer, "Segment")
+    segment._model.value = "default"
+    segment._diameter.value = 24
+    segment._on_segment("cells")
+    wait_idle(qtbot, segment, 120_000)
+    assert layer.metadata[DIAMETER_KEY] == 24.0
+    assert [p.diameter for p in painted_pairs(viewer)[1]] == [24.0]
+
+    segment._diameter.value = segment._diameter.min  # auto: measured in the image
+    segment._on_segment("cells")
+    wait_idle(qtbot, segment, 120_000)
+    assert DIAMETER_KEY not in layer.metadata
+    assert [p.diameter for p in painted_pairs(viewer)[1]] == [None]
+
+
 def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so(
     viewer, qtbot, tmp_path
 ):

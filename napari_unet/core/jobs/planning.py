@@ -441,24 +441,32 @@ def load_training_pairs(
     warn: Callable[[str], None] | None = None,
     n_object_classes: int = 1,
     z_scale: float | None = None,
+    diameter: float | None = None,
+    model_diameter: float | None = None,
 ) -> list:
     """Read ``(image, kind, labels)`` files (``kind``: ``"mask"`` or ``"annotation"``)
     into checked :class:`~napari_unet.core.training.samples.TrainingPair` objects named after the
-    images; ``warn`` hears about NaN or infinite pixels (read as background).
+    images; ``warn`` hears about NaN or infinite pixels (read as background). ``diameter``
+    (px, 0: as they are): the objects' width in every image, as a person gives it to
+    prediction, checked against each image and the model's own width (``model_diameter``).
 
     A ``(Z, Y, X)`` pair whose image's axes say Z (its metadata, else the shape:
     :func:`~napari_unet.core.files.image_axes.image_axes`) is a volume: it trains from its
     annotated planes (any number of them) and, where a block of planes is annotated,
     from its side views at its z-step (``z_scale`` given, else the file's)."""
+    from ..config import check_diameter
     from ..files.images import read_image, read_labels
+    from ..network.metadata import recorded_width
     from ..normalize import nonfinite_message, nonfinite_pixels
     from ..training.samples import TrainingPair
 
+    check_diameter(diameter, None)  # not a width at all: before any file is read
     pairs = []
     for image_path, kind, labels_path in files:
         image = read_image(image_path)
         labels = read_labels(labels_path)
         name = Path(image_path).name
+        check_diameter(diameter, recorded_width(model_diameter), np.shape(labels), name=name)
         bad = nonfinite_pixels(image)
         if bad and warn is not None:
             warn(nonfinite_message(name, bad))
@@ -469,6 +477,8 @@ def load_training_pairs(
             axes = image_axes(image_path, shape=np.shape(image), z_scale=z_scale)
             if axes.axes.replace("C", "") == "ZYX":
                 volume_z = axes.z_scale
-        pairs.append(TrainingPair(image, name=name, z_scale=volume_z, **{kind: labels}))
+        pairs.append(
+            TrainingPair(image, name=name, z_scale=volume_z, diameter=diameter, **{kind: labels})
+        )
     check_training_pairs(pairs, channels, n_object_classes)
     return pairs
