@@ -89,6 +89,17 @@ def typed_diameter(image: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
+def typed_words(pairs: list) -> str:
+    """`` Learned cells at the 24 px typed in Segment.`` for the training pairs that
+    have a typed diameter (:func:`typed_diameter`), else ``""``."""
+    typed = [
+        f"{p.name} as it is (0 typed)" if p.diameter == 0 else f"{p.name} at {p.diameter:g} px"
+        for p in pairs
+        if p.diameter is not None
+    ]
+    return f" Learned {', '.join(typed)}: the width typed in Segment." if typed else ""
+
+
 def volume_z_scale(image: Any, annotation: Any) -> float | None:
     """The z-step (over the XY pixel) of a ``(Z, Y, X)`` image layer that is a volume
     (the layers' axis labels, else the shape, say Z: the rule Segment follows), from

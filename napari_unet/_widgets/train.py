@@ -44,6 +44,7 @@ from .._training_data import (
     painted_pairs,
     preview_plane,
     stop_reason,
+    typed_words,
 )
 from ._plot import LossPlot
 from ._ui import (
@@ -493,9 +494,10 @@ class TrainWidget(JobWidget):
         reason = stop_reason(r.stopped_by)
         n_classes = outcome.model.config.n_object_classes
         classes = f" It tells {n_classes} object classes apart." if n_classes > 1 else ""
+        typed = typed_words(self.job.pairs) if self.job is not None else ""
         text = (
             f"{reason}: {plural(r.epochs_run, 'epoch')}, "
-            f"{plural(r.steps_run, 'step')} in {r.seconds:.0f} s{best}.{classes} "
+            f"{plural(r.steps_run, 'step')} in {r.seconds:.0f} s{best}.{classes}{typed} "
             f"On your annotations: {c.change()}. Segment again to apply the model."
         )
         for warning in r.warnings:  # what the labels taught that the user may not mean

@@ -200,6 +200,22 @@ def test_train_learns_an_image_at_the_diameter_typed_in_segment(viewer, qtbot):
     assert layer.metadata[DIAMETER_KEY] == 24.0
     assert [p.diameter for p in painted_pairs(viewer)[1]] == [24.0]
 
+    # one step from the bundled model: it learns the image where Segment saw it
+    from napari_unet.core import UNet
+    from napari_unet.core.prediction.object_size import clip_scale, given_scale
+
+    train = dock(viewer, "Train")
+    train._init.value = "default"
+    train._epochs.value, train._steps.value, train._time.value = 1, 1, 0
+    train._patch.value, train._batch.value = 64, 2
+    train._preview.value = None
+    train._on_train()
+    wait_idle(qtbot, train, 120_000)
+    assert "Learned cells at 24 px: the width typed in Segment." in train.status.text()
+    bundled = UNet.default()
+    seen_at = clip_scale(given_scale(24, bundled.object_diameter, bundled.mask_diameter))
+    assert train.outcome.model.metadata.taught_scale == pytest.approx(seen_at, abs=1e-4)
+
     segment._diameter.value = segment._diameter.min  # auto: measured in the image
     segment._on_segment("cells")
     wait_idle(qtbot, segment, 120_000)
