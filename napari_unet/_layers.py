@@ -54,6 +54,8 @@ ANNOTATION_OPACITY = 0.5
 #: Image-layer metadata: the object diameter (px) a person typed in Segment for this
 #: image (0: the image as it is); Train brings the image to the same scale.
 DIAMETER_KEY = "napari_unet_diameter"
+#: The same width in a training set's image-layer properties.
+TYPED_DIAMETER = "typed_diameter"
 #: Label-layer metadata ``napari_unet_kind`` of a class map written by Segment.
 CLASS_MAP_KIND = "classes"
 BRUSH_SIZE = 10

@@ -13,7 +13,9 @@ from typing import Any
 
 from ._layers import (
     ANNOTATION_KEYS,
+    DIAMETER_KEY,
     IMAGE_KEYS,
+    TYPED_DIAMETER,
     annotation_layer_kwargs,
     annotation_name,
     axes_layer_kwargs,
@@ -84,6 +86,9 @@ def read_training_set_layers(path: str | os.PathLike | list) -> list[tuple]:
         meta = {k: v for k, v in e.image_props.items() if k in IMAGE_KEYS}
         meta["name"] = e.name
         meta["metadata"] = {"napari_unet_training_set": str(ts.folder)}
+        typed = e.image_props.get(TYPED_DIAMETER)  # the width typed in Segment: Train's too
+        if isinstance(typed, int | float) and not isinstance(typed, bool) and typed >= 0:
+            meta["metadata"][DIAMETER_KEY] = float(typed)
         if model:
             meta["metadata"][MODEL_METADATA_KEY] = model
             meta["metadata"][MODEL_NAME_METADATA_KEY] = ts.model_name or Path(model).stem

@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import ANNOTATION, ANNOTATION_KEYS, IMAGE_KEYS, props_from_meta
+from ._layers import (
+    ANNOTATION,
+    ANNOTATION_KEYS,
+    DIAMETER_KEY,
+    IMAGE_KEYS,
+    TYPED_DIAMETER,
+    props_from_meta,
+)
 from .core.files.training_sets import Entry, write_training_set
 
 
@@ -35,12 +42,16 @@ def entries_from_layer_data(layer_data: list[tuple]) -> list[Entry]:
         if base not in images:
             continue
         img, img_meta = images[base]
+        image_props = props_from_meta(img_meta, IMAGE_KEYS)
+        typed = (img_meta.get("metadata") or {}).get(DIAMETER_KEY)
+        if isinstance(typed, int | float):  # the width typed in Segment: Train's too
+            image_props[TYPED_DIAMETER] = float(typed)
         entries.append(
             Entry(
                 base,
                 _level0(img),
                 np.asarray(data),
-                props_from_meta(img_meta, IMAGE_KEYS),
+                image_props,
                 props_from_meta(meta, ANNOTATION_KEYS),
             )
         )

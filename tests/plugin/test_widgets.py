@@ -316,6 +316,7 @@ def test_segment_without_model_explains(viewer, qtbot, notes):
 
 # ---------------------------------------------------------------------- training set
 def test_training_set_folder_round_trip(make_napari_viewer, qtbot, tmp_path):
+    from napari_unet._layers import DIAMETER_KEY
     from napari_unet.core import UNet, UNetConfig
 
     viewer = make_napari_viewer()
@@ -329,6 +330,7 @@ def test_training_set_folder_round_trip(make_napari_viewer, qtbot, tmp_path):
     rgb_ann[20:30, 20:30] = 2
     viewer.add_labels(rgb_ann, name="colour annotation")
     viewer.layers["nuclei"].contrast_limits = (10, 200)
+    viewer.layers["nuclei"].metadata[DIAMETER_KEY] = 30.0  # typed in Segment
     net = UNet.new(UNetConfig(depth=2, base_filters=4))
     annotate.state.set_model(net, "tiny")
     probe = viewer.layers["nuclei"].data[:64, :64]
@@ -364,6 +366,8 @@ def test_training_set_folder_round_trip(make_napari_viewer, qtbot, tmp_path):
     assert np.array_equal(viewer2.layers["colour annotation"].data, rgb_ann)
     assert viewer2.layers["colour"].rgb and tuple(viewer2.layers["colour"].scale) == (2.0, 2.0)
     assert tuple(viewer2.layers["nuclei"].contrast_limits) == (10, 200)
+    assert viewer2.layers["nuclei"].metadata[DIAMETER_KEY] == 30.0  # Train learns it there
+    assert DIAMETER_KEY not in viewer2.layers["colour"].metadata
     assert viewer2.layers["nuclei annotation"].features["meaning"][1] == "background"
     # the model came back as the current model (loaded lazily) and predicts the same
     state = segment2.state
