@@ -86,12 +86,28 @@ def series(sets: set[str] | None, n: int, scored: int, annotate: int = 1) -> dic
     return out
 
 
-def f1_on(net, pairs) -> tuple[float, list[float]]:
+def ruler_width(mask: np.ndarray) -> float:
+    """The object width a person would type (Segment's *object diameter*): the median over
+    the objects of the widest circle inside each (a round object's diameter, a rod's
+    thickness), in whole pixels."""
+    from scipy import ndimage as ndi
+
+    from napari_unet.core.training.targets import instance_boundaries
+
+    mask = np.asarray(mask)
+    ids = np.unique(mask[mask > 0])
+    # each object's own distance to its outline (touching objects kept apart by their rims)
+    inside = ndi.distance_transform_edt((mask > 0) & ~instance_boundaries(mask)) + 1.0
+    widest = ndi.maximum(inside, mask, ids)
+    return float(round(2.0 * float(np.median(widest))))
+
+
+def f1_on(net, pairs, diameter: float | str | None = "auto") -> tuple[float, list[float]]:
     from napari_unet.core import evaluate
 
     f1, scales = [], []
     for image, truth in pairs:
-        p = net.predict(image)
+        p = net.predict(image, diameter=diameter)
         f1.append(float(evaluate(p.labels, truth)["f1"]))
         scales.append(float(p.scale))
     return float(np.mean(f1)), scales
@@ -120,7 +136,14 @@ def main() -> None:
         "--kinds",
         nargs="*",
         default=["dense", "scribbles"],
-        help="which fine-tunings to run (dense, scribbles)",
+        help="which fine-tunings to run (dense, scribbles; with --typed also dense_given,\n"
+        "scribbles_given: the typed width given to training)",
+    )
+    ap.add_argument(
+        "--typed",
+        action="store_true",
+        help="a person typed the annotated image's object width (ruler_width) in Segment:\n"
+        "every model predicts with it; kinds dense_given / scribbles_given train with it",
     )
     ap.add_argument("--json", default=None, help="write the per-series figures here")
     args = ap.parse_args()
@@ -144,20 +167,26 @@ def main() -> None:
             t0 = time.perf_counter()
             each = []
             for image, mask, pairs in turns:
-                zero, zs = f1_on(base, pairs)
+                # --typed: the person typed the annotated image's object width in Segment
+                typed = ruler_width(mask) if args.typed else "auto"
+                zero, zs = f1_on(base, pairs, typed)
+                strokes = scribbles(np.asarray(mask), seed=0)
+                given = {"diameter": typed} if args.typed else {}
                 pair = {
                     "dense": TrainingPair(image, mask=mask, name=name),
-                    "scribbles": TrainingPair(
-                        image,
-                        annotation=scribbles(np.asarray(mask), seed=0),
-                        name=f"{name} scribbles",
+                    "scribbles": TrainingPair(image, annotation=strokes, name=f"{name} scribbles"),
+                    "dense_given": TrainingPair(image, mask=mask, name=name, **given),
+                    "scribbles_given": TrainingPair(
+                        image, annotation=strokes, name=f"{name} scribbles", **given
                     ),
                 }
                 turn = {"zero_shot": zero, "scales": {"zero_shot": zs}, "taught": {}}
+                if args.typed:
+                    turn["typed"] = typed
                 for kind in args.kinds:
                     net = base.copy()
                     net.train([pair[kind]], cfg)
-                    turn[kind], turn["scales"][kind] = f1_on(net, pairs)
+                    turn[kind], turn["scales"][kind] = f1_on(net, pairs, typed)
                     turn["taught"][kind] = net.metadata.taught_scale
                 each.append(turn)
             # the series' figures: the means over the images annotated in turn
@@ -176,6 +205,8 @@ def main() -> None:
                 done = f"zero-shot {zero:.3f}  " + "  ".join(
                     f"{k} {row[k]:.3f} (taught {row['taught'][k]})" for k in args.kinds
                 )
+            if args.typed:
+                done += "  typed " + " ".join(f"{t['typed']:.0f}" for t in each) + " px"
             print(
                 f"{precision:8s} {name:22s} {done}  {time.perf_counter() - t0:.0f} s",
                 flush=True,
