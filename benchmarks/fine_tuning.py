@@ -103,11 +103,19 @@ def ruler_width(mask: np.ndarray) -> float:
 
 
 def f1_on(net, pairs, diameter: float | str | None = "auto") -> tuple[float, list[float]]:
-    from napari_unet.core import evaluate
+    """Mean F1 over ``pairs`` and the scale of each; a typed ``diameter`` the model
+    refuses (out of its reach) scores 0 at scale 0, as a person would get no result."""
+    from napari_unet.core import UserInputError, evaluate
 
     f1, scales = [], []
     for image, truth in pairs:
-        p = net.predict(image, diameter=diameter)
+        try:
+            p = net.predict(image, diameter=diameter)
+        except UserInputError as e:
+            print(f"  refused: {e}", flush=True)
+            f1.append(0.0)
+            scales.append(0.0)
+            continue
         f1.append(float(evaluate(p.labels, truth)["f1"]))
         scales.append(float(p.scale))
     return float(np.mean(f1)), scales

@@ -359,7 +359,7 @@ def cmd_train(args) -> int:
         pairs = plan.load_training_pairs(
             files, network.config.input_channels, warn=note,
             n_object_classes=network.config.n_object_classes, z_scale=args.z_scale,
-            diameter=args.diameter, model_diameter=network.metadata.object_diameter,
+            diameter=args.diameter, model_diameter=network.metadata.typing_width,
         )  # fmt: skip
     import_tensorflow()
     net = plan.resolve_model(network.spec)

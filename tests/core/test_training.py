@@ -107,6 +107,32 @@ def test_fine_tuning_continues_from_existing_weights():
     assert hist[3] < first  # the second run starts where the first ended
 
 
+def test_a_width_typed_for_training_images_is_where_a_width_typed_later_is_brought(tmp_path):
+    """Trained on an image whose width was typed (Segment's diameter, ``train
+    --diameter``), a model records that width at its own scale (``typed_width``): the
+    same width typed on a new image is seen where training saw it, whatever its own
+    measure became (packed cells read as one wide region left a typed width 2-3x off or
+    refused), and the record survives a save."""
+    img, mask = make_blobs(128, 10, seed=5)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, patch_size=64, batch_size=2, val_fraction=0.0)
+
+    tuned = UNet.default()
+    tuned.train([TrainingPair(img, mask=mask, diameter=24)], cfg)
+    taught = tuned.metadata.taught_scale
+    assert tuned.metadata.typed_width == pytest.approx(24 * taught, abs=0.01)
+    tuned.metadata.object_diameter *= 3  # its own measure read merged regions
+    assert tuned.predict(img, diameter=24).scale == pytest.approx(taught, abs=1e-3)
+    assert tuned.predict(img, diameter=12).scale == pytest.approx(2 * taught, abs=1e-3)
+    tuned.save(tmp_path / "tuned.keras")
+    assert UNet.load(tmp_path / "tuned.keras").metadata.typed_width == tuned.metadata.typed_width
+
+    new = UNet.new(TINY, seed=0)  # no size of its own: learned as the images are
+    new.train([TrainingPair(img, mask=mask, diameter=24)], cfg)
+    assert new.metadata.typed_width == 24.0
+    assert new.predict(img, diameter=12).scale == pytest.approx(2.0)
+    assert UNet.default().metadata.typed_width is None  # nothing typed: as before
+
+
 def test_preview_is_reported_during_training():
     img, mask = make_blobs(96, 8, seed=8)
     net = UNet.new(TINY)

@@ -27,7 +27,7 @@ from typing import Any
 from ..config import check_diameter, check_limit, check_threshold, diameter_argument
 from ..errors import ConfigError, UserInputError
 from ..memory import block_by_block
-from ..network.metadata import ModelMetadata, recorded_width
+from ..network.metadata import ModelMetadata
 
 #: Edge of the blocks of the block-by-block path (a multiple of every network's grid).
 LARGE_BLOCK = 2048
@@ -251,9 +251,7 @@ def plan_predictions(
     # a diameter the model cannot be brought to, or wider than an image, is refused
     # here with the valid range (never clamped into a run that finds nothing)
     for path, layout in zip(inputs, layouts, strict=True):
-        check_diameter(
-            diameter, recorded_width(meta.object_diameter), layout.spatial_shape, name=path.name
-        )
+        check_diameter(diameter, meta.typing_width, layout.spatial_shape, name=path.name)
     # a model with several object classes also writes <stem>_classes.tif
     n_classes = int(arch.get("n_object_classes", 1) or 1)
     if n_classes > 1:

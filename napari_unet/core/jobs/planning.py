@@ -448,7 +448,8 @@ def load_training_pairs(
     into checked :class:`~napari_unet.core.training.samples.TrainingPair` objects named after the
     images; ``warn`` hears about NaN or infinite pixels (read as background). ``diameter``
     (px, 0: as they are): the objects' width in every image, as a person gives it to
-    prediction, checked against each image and the model's own width (``model_diameter``).
+    prediction, checked against each image and the width the model takes typed widths
+    by (``model_diameter``: :attr:`~napari_unet.core.network.metadata.ModelMetadata.typing_width`).
 
     A ``(Z, Y, X)`` pair whose image's axes say Z (its metadata, else the shape:
     :func:`~napari_unet.core.files.image_axes.image_axes`) is a volume: it trains from its
@@ -456,7 +457,6 @@ def load_training_pairs(
     from its side views at its z-step (``z_scale`` given, else the file's)."""
     from ..config import check_diameter
     from ..files.images import read_image, read_labels
-    from ..network.metadata import recorded_width
     from ..normalize import nonfinite_message, nonfinite_pixels
     from ..training.samples import TrainingPair
 
@@ -466,7 +466,7 @@ def load_training_pairs(
         image = read_image(image_path)
         labels = read_labels(labels_path)
         name = Path(image_path).name
-        check_diameter(diameter, recorded_width(model_diameter), np.shape(labels), name=name)
+        check_diameter(diameter, model_diameter, np.shape(labels), name=name)
         bad = nonfinite_pixels(image)
         if bad and warn is not None:
             warn(nonfinite_message(name, bad))

@@ -75,6 +75,14 @@ class ModelMetadata:
     #: while their objects are near the model's size there, since images of the same
     #: experiment hold objects of the same size.
     taught_scale: float | None = None
+    #: The object width a person typed for the images it was fine-tuned on, at the
+    #: model's scale (the typed width × the factor those images were resized by): a
+    #: width typed later is brought to this one, so an image typed alike is seen where
+    #: training saw it. Its own measure (``object_diameter``) can change with training
+    #: (packed cells read as one wide region), and a typed width then missed by 2–3×
+    #: or was refused. ``None``: no width was typed; typed widths go by
+    #: ``object_diameter`` and ``mask_diameter``.
+    typed_width: float | None = None
     #: The ridge regression that reads the objects' width from the encoder's features
     #: (:class:`~napari_unet.core.prediction.size_model.SizeRegression` as a dict),
     #: fitted on the model's training images; training drops it (the features change).
@@ -123,6 +131,12 @@ class ModelMetadata:
         """The record a new network starts with: it learns stained slides as their
         haematoxylin (``colour_reading``)."""
         return cls(colour_reading="stains")
+
+    @property
+    def typing_width(self) -> float | None:
+        """The width a typed diameter is checked against (:func:`~napari_unet.core.config.check_diameter`):
+        :attr:`typed_width` where a fine-tuning recorded one, else :attr:`object_diameter`."""
+        return recorded_width(self.typed_width) or recorded_width(self.object_diameter)
 
     @property
     def reads_stains(self) -> bool:

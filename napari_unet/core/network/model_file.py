@@ -404,7 +404,7 @@ def _check_metadata(meta: dict[str, Any], name: str) -> None:
             f"{name}: damaged metadata, normalization must be an object with "
             f"percentiles 'low' and 'high' from 0 to 100, got {str(norm)[:60]!r}"
         )
-    for key in ("object_diameter", "mask_diameter", "patch_size", "taught_scale"):
+    for key in ("object_diameter", "mask_diameter", "patch_size", "taught_scale", "typed_width"):
         v = meta.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
             raise ModelFileError(f"{name}: damaged metadata, bad {key} {str(v)[:40]!r}")

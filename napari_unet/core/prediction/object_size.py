@@ -217,6 +217,21 @@ def given_scale(diameter: float, object_d: float, mask_d: float | None = None) -
     return max(mask_d, object_d * (object_d / d) ** k) / d
 
 
+def typed_scale(diameter: float, meta) -> float:
+    """The scale factor (not clipped) for objects a person says are ``diameter`` px wide,
+    for a model of metadata ``meta``: brought to the width typed for the images it was
+    fine-tuned on (:attr:`~napari_unet.core.network.metadata.ModelMetadata.typed_width`)
+    where it records one, so that an image typed alike is seen where training saw it;
+    else :func:`given_scale` of its own widths."""
+    from ..network.metadata import recorded_width
+
+    typed = recorded_width(meta.typed_width)
+    if typed:
+        return typed / float(diameter)
+    mask_d = recorded_width(meta.mask_diameter) or recorded_width(meta.object_diameter)
+    return given_scale(diameter, recorded_width(meta.object_diameter), mask_d)
+
+
 def clip_scale(factor: float) -> float:
     """``factor`` within the supported range, and 1 when close enough to 1."""
     f = float(min(MAX_SCALE, max(MIN_SCALE, factor)))

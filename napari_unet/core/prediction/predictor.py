@@ -248,10 +248,10 @@ class Predictor:
                 "rescale to a diameter; leave the diameter empty (or 0)"
             )
         from ..config import check_diameter
-        from .object_size import clip_scale, given_scale
+        from .object_size import clip_scale, typed_scale
 
-        check_diameter(d, model_d, shape)
-        factor = clip_scale(given_scale(d, model_d, self.net.mask_diameter))
+        check_diameter(d, self.net.metadata.typing_width, shape)
+        factor = clip_scale(typed_scale(d, self.net.metadata))
         return factor, (d if factor != 1.0 else None)
 
     def estimate_scale(

@@ -172,6 +172,10 @@ def train(
         # the weights learned the user's objects at this scale, Stopped or not: their
         # next images are seen there too (and the size regression no longer reads them)
         net.metadata.taught_scale = round(float(np.median(factors)), 4)
+        # and a width typed for them is where a width typed later is brought to
+        typed = [p.diameter * f for p, f in zip(originals, factors) if p.diameter]
+        if typed:
+            net.metadata.typed_width = round(float(np.median(typed)), 2)
     hist = net.metadata.history
     for key, values in result.history.items():
         hist.setdefault(key, []).extend(values)
@@ -288,13 +292,13 @@ def to_model_scale(
     from ..prediction.object_size import (
         annotated_diameter,
         clip_scale,
-        given_scale,
         mask_diameter,
         rescale_image,
         resize_annotation,
         resize_to,
         scaled_shape,
         stroke_floor,
+        typed_scale,
     )
 
     model_d, mask_d = net.object_diameter, net.mask_diameter
@@ -320,7 +324,7 @@ def to_model_scale(
             elif d:
                 # a diameter given is read as a prediction reads it; a width measured on
                 # the masks is brought to the masks' width at the model's scale
-                factor = clip_scale(given_scale(d, model_d, mask_d) if given else mask_d / d)
+                factor = clip_scale(typed_scale(d, net.metadata) if given else mask_d / d)
         diameters.append(d)
         if factors is not None:
             factors.append(float(factor))
