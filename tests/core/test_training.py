@@ -126,6 +126,15 @@ def test_a_width_typed_for_training_images_is_where_a_width_typed_later_is_broug
     tuned.save(tmp_path / "tuned.keras")
     assert UNet.load(tmp_path / "tuned.keras").metadata.typed_width == tuned.metadata.typed_width
 
+    # nothing typed: a width typed later goes by the width its masks were taught at
+    plain = UNet.default()
+    plain.train([TrainingPair(img, mask=mask)], cfg)
+    assert plain.metadata.typed_width is None
+    plain.metadata.object_diameter = 100.0  # 100/12: more than 4x, refused before
+    want = plain.mask_diameter / 12
+    assert 1.0 < want < 4.0
+    assert plain.predict(img, diameter=12).scale == pytest.approx(want, abs=1e-3)
+
     new = UNet.new(TINY, seed=0)  # no size of its own: learned as the images are
     new.train([TrainingPair(img, mask=mask, diameter=24)], cfg)
     assert new.metadata.typed_width == 24.0

@@ -134,9 +134,16 @@ class ModelMetadata:
 
     @property
     def typing_width(self) -> float | None:
-        """The width a typed diameter is checked against (:func:`~napari_unet.core.config.check_diameter`):
-        :attr:`typed_width` where a fine-tuning recorded one, else :attr:`object_diameter`."""
-        return recorded_width(self.typed_width) or recorded_width(self.object_diameter)
+        """The width a typed diameter is checked against (:func:`~napari_unet.core.config.check_diameter`)
+        and brought to (:func:`~napari_unet.core.prediction.object_size.typed_scale`):
+        :attr:`typed_width` where a fine-tuning recorded one, a fine-tuned model's
+        :attr:`mask_diameter`, else :attr:`object_diameter`."""
+        typed = recorded_width(self.typed_width)
+        if typed:
+            return typed
+        if self.taught_scale is not None and recorded_width(self.mask_diameter):
+            return recorded_width(self.mask_diameter)
+        return recorded_width(self.object_diameter)
 
     @property
     def reads_stains(self) -> bool:

@@ -222,13 +222,18 @@ def typed_scale(diameter: float, meta) -> float:
     for a model of metadata ``meta``: brought to the width typed for the images it was
     fine-tuned on (:attr:`~napari_unet.core.network.metadata.ModelMetadata.typed_width`)
     where it records one, so that an image typed alike is seen where training saw it;
-    else :func:`given_scale` of its own widths."""
+    a fine-tuned model's other (one with a ``taught_scale``) to its masks' width, the width
+    its user's objects were taught at; else :func:`given_scale` of its own widths."""
     from ..network.metadata import recorded_width
 
     typed = recorded_width(meta.typed_width)
     if typed:
         return typed / float(diameter)
     mask_d = recorded_width(meta.mask_diameter) or recorded_width(meta.object_diameter)
+    if meta.taught_scale is not None and mask_d:
+        # fine-tuned: it was taught its user's objects at its masks' width (its own
+        # measure may read packed cells as one wide region)
+        return mask_d / float(diameter)
     return given_scale(diameter, recorded_width(meta.object_diameter), mask_d)
 
 
