@@ -226,15 +226,12 @@ def typed_scale(diameter: float, meta) -> float:
     its user's objects were taught at; else :func:`given_scale` of its own widths."""
     from ..network.metadata import recorded_width
 
-    typed = recorded_width(meta.typed_width)
-    if typed:
-        return typed / float(diameter)
-    mask_d = recorded_width(meta.mask_diameter) or recorded_width(meta.object_diameter)
-    if meta.taught_scale is not None and mask_d:
-        # fine-tuned: it was taught its user's objects at its masks' width (its own
-        # measure may read packed cells as one wide region)
-        return mask_d / float(diameter)
-    return given_scale(diameter, recorded_width(meta.object_diameter), mask_d)
+    if meta.typed_width is not None or meta.taught_scale is not None:
+        # fine-tuned: brought to the width it was taught its user's objects at
+        # (its own measure may read packed cells as one wide region)
+        return meta.typing_width / float(diameter)
+    object_d = recorded_width(meta.object_diameter)
+    return given_scale(diameter, object_d, recorded_width(meta.mask_diameter) or object_d)
 
 
 def clip_scale(factor: float) -> float:
