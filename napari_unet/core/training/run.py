@@ -1,7 +1,8 @@
 """One training run of a :class:`~napari_unet.core.network.unet.UNet` (what :meth:`UNet.train
 <napari_unet.core.network.unet.UNet.train>` does): its planes prepared (split into 2D
 channels-last planes, labels checked, brought to the model's object scale, pseudo-labels
-from the model itself where it already agrees with the person), the loop
+from the model itself where it already agrees with the person, and the person's
+unlabelled images with its sure answers where its objects already match theirs), the loop
 (:func:`~napari_unet.core.training.loop.fit`), then what the model learns about itself
 (:mod:`~napari_unet.core.training.calibration`) and the run's record in its metadata.
 """
@@ -110,7 +111,7 @@ def train(
             for i, p in enumerate(planes)
         ]
     # the person's other images, learned where the model before training is sure of
-    # them, when it agrees with the person on what they labelled
+    # them, when its objects on the labelled planes already match the person's
     others, left = [], ""
     if len(unlabelled) and cfg.unlabelled_share > 0:
         if not pretrained:
