@@ -23,17 +23,12 @@ Series (each skipped with a message when its data are absent):
 * ``cho``: CHO frame 0 plane z1 annotated (its silver labels), frames 1, 3, 5, 7 planes
   z1 and z2 scored (``generalist.py`` scores frames 10–19).
 
-With ``--unlabelled K`` each fine-tuning also gets K further images of its series without
-labels (``UNet.train``'s ``unlabelled``: the person's other images), which are never
-scored; each line then says in how many turns training learned from them (it does only
-where the bundled model's objects match the annotated image's: ``run.TRUSTED_F1``).
-
 Prints one line per series and precision, then the means and how many series each
 fine-tuning lowered.
 
     python benchmarks/fine_tuning.py [--sets rods he cho …] [--series 2] [--steps 120]
         [--kinds dense scribbles] [--precisions float32 bfloat16] [--annotate 3]
-        [--unlabelled 3 [--share 0.3] [--weight 0.25]] [--json OUT.json]
+        [--json OUT.json]
 
 (35 min for every series in both precisions on a 2-core Xeon with AMX. Without AMX only
 float32 runs unless asked: bfloat16 would be emulated, slowly.)
@@ -46,7 +41,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,17 +54,11 @@ DATA = ROOT.parent / "shared" / "data"
 SERIES_SEEDS = 900_000
 
 
-def series(
-    sets: set[str] | None, n: int, scored: int, annotate: int = 1, unlabelled: int = 0
-) -> dict[str, list]:
-    """``{name: [(annotated image, its mask, [(image, truth), …], [image, …]), …]}``: one
-    entry per image annotated in turn (``annotate``), with ``unlabelled`` further images
-    of the series given to training without labels and never scored. A synthetic series
-    is ``scored + 1`` fields (and the unlabelled ones after them); each of its first
-    ``annotate`` fields is annotated once, the others then scored. CHO annotates plane z1
-    of frames 0, 2, 4, … and scores the same planes each time; its unlabelled planes are
-    z1 of frames 6, 8 and 9 (neither annotated nor scored here, nor scored by
-    ``generalist.py``)."""
+def series(sets: set[str] | None, n: int, scored: int, annotate: int = 1) -> dict[str, list]:
+    """``{name: [(annotated image, its mask, [(image, truth), …]), …]}``: one entry per
+    image annotated in turn (``annotate``). A synthetic series is ``scored + 1`` fields;
+    each of its first ``annotate`` fields is annotated once, the others then scored. CHO
+    annotates plane z1 of frames 0, 2, 4, … and scores the same planes each time."""
     out = {}
     for m, modality in enumerate(MODALITIES):
         if sets and modality not in sets:
@@ -78,10 +66,9 @@ def series(
         pinned = {"look": "phase"} if modality == "rods" else {}
         for k in range(n):
             seed = SERIES_SEEDS + 10_000 * m + 1000 * k
-            pool = synth_series(modality, scored + 1 + unlabelled, 256, seed, **pinned)
-            pool, extra = pool[: scored + 1], [image for image, _ in pool[scored + 1 :]]
+            pool = synth_series(modality, scored + 1, 256, seed, **pinned)
             out[f"{modality} {seed}"] = [
-                (*pool[a], [p for j, p in enumerate(pool) if j != a], extra)
+                (*pool[a], [p for j, p in enumerate(pool) if j != a])
                 for a in range(min(annotate, len(pool)))
             ]
     if not sets or "cho" in sets:
@@ -93,8 +80,7 @@ def series(
             lab = tifffile.imread(cho / "cho_labels.tif")
             scored_planes = [(img[t, z], lab[t, z]) for t in (1, 3, 5, 7) for z in (1, 2)]
             frames = range(0, min(2 * annotate, img.shape[0]), 2)
-            extra = [img[t, 1] for t in (6, 8, 9)][:unlabelled]
-            out["cho t0 z1"] = [(img[t, 1], lab[t, 1], scored_planes, extra) for t in frames]
+            out["cho t0 z1"] = [(img[t, 1], lab[t, 1], scored_planes) for t in frames]
         else:
             print(f"cho: {cho} not found, skipped", flush=True)
     return out
@@ -167,21 +153,6 @@ def main() -> None:
         help="a person typed the annotated image's object width (ruler_width) in Segment:\n"
         "every model predicts with it; kinds dense_given / scribbles_given train with it",
     )
-    ap.add_argument(
-        "--unlabelled",
-        type=int,
-        default=0,
-        help="further images of each series given to training without labels (never scored)",
-    )
-    ap.add_argument(
-        "--share", type=float, default=None, help="TrainConfig.unlabelled_share (default: its own)"
-    )
-    ap.add_argument(
-        "--weight",
-        type=float,
-        default=None,
-        help="TrainConfig.unlabelled_weight (default: its own)",
-    )
     ap.add_argument("--json", default=None, help="write the per-series figures here")
     args = ap.parse_args()
 
@@ -193,16 +164,8 @@ def main() -> None:
     if args.precisions is None:  # bfloat16 without AMX is emulated, slow and not the default
         args.precisions = ["float32"] + (["bfloat16"] if cpu_bfloat16_units() == "amx" else [])
 
-    todo = series(
-        set(args.sets) if args.sets else None,
-        args.series,
-        args.scored,
-        args.annotate,
-        args.unlabelled,
-    )
+    todo = series(set(args.sets) if args.sets else None, args.series, args.scored, args.annotate)
     cfg = finetune_config(args.steps, args.batch)
-    changes = {"unlabelled_share": args.share, "unlabelled_weight": args.weight}
-    cfg = replace(cfg, **{k: v for k, v in changes.items() if v is not None})
     rows: dict = {}
     t_all = time.perf_counter()
     for precision in args.precisions:
@@ -211,7 +174,7 @@ def main() -> None:
         for name, turns in todo.items():
             t0 = time.perf_counter()
             each = []
-            for image, mask, pairs, extra in turns:
+            for image, mask, pairs in turns:
                 # --typed: the person typed the annotated image's object width in Segment
                 typed = ruler_width(mask) if args.typed else "auto"
                 zero, zs = f1_on(base, pairs, typed)
@@ -230,10 +193,9 @@ def main() -> None:
                     turn["typed"] = typed
                 for kind in args.kinds:
                     net = base.copy()
-                    result = net.train([pair[kind]], cfg, unlabelled=extra)
+                    net.train([pair[kind]], cfg)
                     turn[kind], turn["scales"][kind] = f1_on(net, pairs, typed)
                     turn["taught"][kind] = net.metadata.taught_scale
-                    turn.setdefault("unlabelled", {})[kind] = result.unlabelled_used
                 each.append(turn)
             # the series' figures: the means over the images annotated in turn
             row = {k: float(np.mean([t[k] for t in each])) for k in ("zero_shot", *args.kinds)}
@@ -253,11 +215,6 @@ def main() -> None:
                 )
             if args.typed:
                 done += "  typed " + " ".join(f"{t['typed']:.0f}" for t in each) + " px"
-            if args.unlabelled:  # how many turns learned from the unlabelled images
-                done += "  unlabelled used " + ", ".join(
-                    f"{k} {sum(bool(t['unlabelled'][k]) for t in each)}/{len(each)}"
-                    for k in args.kinds
-                )
             print(
                 f"{precision:8s} {name:22s} {done}  {time.perf_counter() - t0:.0f} s",
                 flush=True,

@@ -34,12 +34,6 @@ seconds per megapixel (wall clock, object size measured, after a warm-up).
     python benchmarks/generalist.py --model old.keras --model new.keras   # side by side
     python benchmarks/generalist.py --scribbles        # also fine-tuned on scribbles
     python benchmarks/generalist.py --annotate 3       # fine-tuned on 3 images in turn
-    python benchmarks/generalist.py --unlabelled       # with 3 unlabelled images each
-
-With ``--unlabelled`` each fine-tuning also gets three images of the set without labels,
-as a person's other images (``UNet.train``'s ``unlabelled``), which no figure reads:
-cells3d whole planes 21, 51 and 54, CHO frames 6, 8 and 9 plane z1, HuH-7 frames 10, 15
-and 25, a synthetic experiment three fields after all those annotated and scored.
 """
 
 from __future__ import annotations
@@ -79,9 +73,6 @@ SYNTHETIC = {
 }
 QUICK_SYNTHETIC = ("he", "phase", "rods")
 
-#: images of each synthetic experiment given without labels with ``--unlabelled``
-UNLABELLED_FIELDS = 3
-
 #: the issue's accuracy goals on images the model never saw
 ZERO_SHOT_NUCLEI = 0.90  # zero-shot F1 on fluorescent nuclei of any size
 AFTER_ONE_IMAGE = {"phase contrast": 0.85, "bacteria": 0.85, "H&E": 0.70}
@@ -104,9 +95,6 @@ class LabelledSet:
     silver: bool = False
     #: further images to annotate in turn (``--annotate``), never scored
     more_tunes: list = field(default_factory=list)
-    #: images of the same experiment given to training without labels
-    #: (``--unlabelled``), neither annotated nor scored
-    unlabelled: list = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------ scoring
@@ -215,7 +203,6 @@ def load_cells3d(quick: bool, annotate: int = 1) -> LabelledSet | None:
     # (the labels of planes below 21 hold one or two: the threshold misses dim nuclei)
     for z in (30, 36)[: annotate - 1]:
         s.more_tunes.append(upper_annotation(img[z], lab[z], everywhere, 128, f"cells3d z{z} top"))
-    s.unlabelled = [img[z] for z in (21, 51, 54)]  # whole planes no figure reads
     for z in (30, 42) if quick else range(27, 49, 3):
         _, below, _, area_b, _ = split_labelled(lab[z], everywhere, 128)
         s.images.append(img[z])
@@ -240,7 +227,6 @@ def load_cho(quick: bool, annotate: int = 1) -> LabelledSet | None:
     )
     for t in (2, 4)[: annotate - 1]:  # frames no score is taken on
         s.more_tunes.append(TrainingPair(img[t, 1], mask=lab[t, 1], name=f"cho t{t} z1"))
-    s.unlabelled = [img[t, 1] for t in (6, 8, 9)]  # neither annotated nor scored
     planes = [(10, 1), (15, 1)] if quick else [(t, z) for t in range(10, 20) for z in (0, 1, 2)]
     for t, z in planes:
         s.images.append(img[t, z])
@@ -256,8 +242,7 @@ def load_huh7(quick: bool, annotate: int = 1) -> LabelledSet | None:
     if not (folder / "huh7_img.tif").exists():
         print(f"huh7: no data at {folder}; skipped", flush=True)
         return None
-    frames = tifffile.imread(folder / "huh7_img.tif")
-    frame = frames[20]
+    frame = tifffile.imread(folder / "huh7_img.tif")[20]
     lab = tifffile.imread(folder / "huh7_t20_labels.tif")
     region = tifffile.imread(folder / "huh7_t20_region.tif") > 0
     _, below, _, area_b, _ = split_labelled(lab, region, 360)
@@ -268,7 +253,6 @@ def load_huh7(quick: bool, annotate: int = 1) -> LabelledSet | None:
         [frame],
         [below],
         [area_b],
-        unlabelled=[frames[t] for t in (10, 15, 25)],  # frames with no labels
     )
 
 
@@ -279,11 +263,8 @@ def synthetic_set(modality: str, n: int, size: int, annotate: int = 1) -> Labell
     seed = BENCHMARK_SEEDS + 1000 * MODALITIES.index(modality)
     # the issue's bacteria are phase contrast: so are the benchmark's rods
     pinned = {"look": "phase"} if modality == "rods" else {}
-    # the unlabelled fields (--unlabelled) come after any the figures read
-    first = n + 1 + max(3, annotate)
-    pairs = synth_series(modality, first + UNLABELLED_FIELDS, size, seed, **pinned)
-    (img0, m0), rest = pairs[0], pairs[1 : n + 1]
-    extra = pairs[n + 1 : n + max(1, annotate)]
+    pairs = synth_series(modality, n + max(1, annotate), size, seed, **pinned)
+    (img0, m0), rest, extra = pairs[0], pairs[1 : n + 1], pairs[n + 1 :]
     return LabelledSet(
         name,
         kind,
@@ -295,7 +276,6 @@ def synthetic_set(modality: str, n: int, size: int, annotate: int = 1) -> Labell
             TrainingPair(im, mask=m, name=f"{modality} annotated #{k + 2}")
             for k, (im, m) in enumerate(extra)
         ],
-        unlabelled=[im for im, _ in pairs[first:]],
     )
 
 
@@ -406,12 +386,6 @@ def main() -> None:
         help="also fine-tune on scribbles of the annotated image (a stroke through each\n"
         "object, two background strokes, arcs along some outlines: common.scribbles)",
     )
-    ap.add_argument(
-        "--unlabelled",
-        action="store_true",
-        help="fine-tuning also gets three images of each set without labels (the person's\n"
-        "other images: UNet.train's unlabelled), neither annotated nor scored",
-    )
     args = ap.parse_args()
     steps = args.steps if args.steps is not None else (40 if args.quick else 120)
     batch = args.batch or 8
@@ -443,13 +417,12 @@ def main() -> None:
             base.predict(s.images[0])  # warm-up: traced once, outside the timing
             zero = score(lambda im, net=base: net.predict(im).labels, s)
             tuned, train_s, tunes = None, 0.0, [s.tune, *s.more_tunes]
-            others = s.unlabelled if args.unlabelled else []
             if steps > 0:
                 turns = []
                 for tune in tunes:
                     net = base.copy()
                     t0 = time.perf_counter()
-                    net.train([tune], finetune_config(steps, batch), unlabelled=others)
+                    net.train([tune], finetune_config(steps, batch))
                     turns.append(score(lambda im, net=net: net.predict(im).labels, s))
                     turns[-1]["train_s"] = time.perf_counter() - t0
                 tuned = mean_figures(turns)
@@ -462,7 +435,7 @@ def main() -> None:
                     pair = TrainingPair(tune.image, annotation=ann, name=f"{tune.name} scribbles")
                     net = base.copy()
                     t0 = time.perf_counter()
-                    net.train([pair], finetune_config(steps, batch), unlabelled=others)
+                    net.train([pair], finetune_config(steps, batch))
                     turns.append(score(lambda im, net=net: net.predict(im).labels, s))
                     turns[-1]["train_s"] = time.perf_counter() - t0
                     turns[-1]["annotated_share"] = float((ann > 0).mean())

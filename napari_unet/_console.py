@@ -151,9 +151,9 @@ def exit_now(code: int) -> None:
     sys.exit(code)
 
 
-def train_until_interrupted(net, pairs, cfg, progress: Callable, unlabelled=()):
-    """Train (with ``unlabelled`` images, as :meth:`UNet.train` takes them); the first
-    Ctrl+C stops after the batch (then exits as interrupted), a second one at once."""
+def train_until_interrupted(net, pairs, cfg, progress: Callable):
+    """Train; the first Ctrl+C stops after the batch (then exits as interrupted), a
+    second one at once."""
     stop = threading.Event()
 
     def on_sigint(signum, frame):
@@ -166,7 +166,7 @@ def train_until_interrupted(net, pairs, cfg, progress: Callable, unlabelled=()):
     if threading.current_thread() is threading.main_thread():
         old_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = net.train(pairs, cfg, progress=progress, stop_event=stop, unlabelled=unlabelled)
+        result = net.train(pairs, cfg, progress=progress, stop_event=stop)
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)

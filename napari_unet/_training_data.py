@@ -1,6 +1,5 @@
 """What the Train widget reads from a viewer and says about a run, without Qt: the
-painted image/annotation pairs as core training pairs, the person's images nobody
-labelled (learned where the model is sure of them), the plane the live preview
+painted image/annotation pairs as core training pairs, the plane the live preview
 predicts, how far a run is, why it ended and the two models it leaves to choose from.
 
 Imports :mod:`._layers` and core (lazily); never qtpy, magicgui or TensorFlow.
@@ -80,41 +79,6 @@ def painted_pairs(viewer: Any) -> tuple[list[L.Pair], list]:
         for p, a in zip(pairs, annotations, strict=True)
     ]
     return pairs, data
-
-
-#: at most this many unlabelled images go with a training run (each costs the model one
-#: look before training), spread evenly over those there are
-MAX_UNLABELLED = 4
-
-
-def unlabelled_images(viewer: Any, pairs: list[L.Pair], data: list) -> list[np.ndarray]:
-    """The person's images that carry no label, for training to learn the model's own
-    confident prediction on (``UNet.train``'s ``unlabelled``): the frames nobody
-    painted of an annotated stack of frames, then the viewer's other 2D images of the
-    same kind (grey or colour) as the annotated ones; at most :data:`MAX_UNLABELLED`,
-    evenly spread. Volumes, huge images and napari-unet's own layers are left out."""
-    from napari_unet.core.memory import is_lazy
-
-    frames, others = [], []
-    for p, d in zip(pairs, data, strict=True):
-        ann = d.annotation
-        if d.z_scale is not None or is_lazy(ann) or np.ndim(ann) != 3 or L.is_huge(p.image):
-            continue  # a volume's planes are one object's slices, not other images
-        empty = [i for i in range(ann.shape[0]) if not ann[i].any()]
-        frames += [(p.image.data, i) for i in empty]
-    rgb = {bool(p.image.rgb) for p in pairs}
-    taken = {p.name for p in pairs}
-    for layer in L.image_layers(viewer):
-        if layer.name in taken or L.is_huge(layer) or len(L.spatial_shape(layer)) != 2:
-            continue
-        if {bool(layer.rgb)} != rgb:
-            continue
-        others.append(layer.data)
-    chosen = frames + [(data, None) for data in others]
-    if len(chosen) > MAX_UNLABELLED:
-        keep = np.linspace(0, len(chosen) - 1, MAX_UNLABELLED).round().astype(int)
-        chosen = [chosen[k] for k in keep]
-    return [np.array(data if i is None else data[i]) for data, i in chosen]
 
 
 def typed_diameter(image: Any) -> float | None:

@@ -209,11 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "as predict --diameter takes it: each image is brought to the "
                             "model's scale from it (default: measured on the masks or "
                             "annotations; 0: use the images as they are)")),
-        ("--unlabelled", dict(action="append", default=[], metavar="IMG",
-                              help="a 2D image of the same experiment with no labels "
-                              "(repeat for more): training also learns the starting "
-                              "model's sure answers on it, when that model agrees with "
-                              "the labels given")),
         ("--seed", dict(type=int, default=tc.seed, help=f"random seed ({tc.seed})")),
         ("--overwrite", dict(action="store_true", help="replace the --out model file")),
     ])  # fmt: skip
@@ -366,7 +361,6 @@ def cmd_train(args) -> int:
             n_object_classes=network.config.n_object_classes, z_scale=args.z_scale,
             diameter=args.diameter, model_diameter=network.metadata.typing_width,
         )  # fmt: skip
-        unlabelled = plan.load_unlabelled(args.unlabelled, network.config.input_channels)
     import_tensorflow()
     net = plan.resolve_model(network.spec)
     # printed once training really starts, so that bad input still gets one line only
@@ -385,7 +379,7 @@ def cmd_train(args) -> int:
 
     from .core.training.loop import ProgressKind
 
-    result = train_until_interrupted(net, pairs, cfg, progress, unlabelled)
+    result = train_until_interrupted(net, pairs, cfg, progress)
     path = plan.save_model_safely(net, out)
     if result.stopped_by == "non_finite":
         note(
@@ -397,8 +391,6 @@ def cmd_train(args) -> int:
     print(f"{result.summary()}", flush=True)
     for warning in result.warnings:
         note(f"warning: {warning}")
-    if result.unlabelled_given:
-        note(result.unlabelled_words().strip())
     return 0
 
 

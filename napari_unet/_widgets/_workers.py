@@ -130,8 +130,6 @@ class TrainJob:
     #: the viewer's current model when training started (``None``: there was none);
     #: the trained model is compared with it and replaces it only when not worse
     previous: ModelSpec | None = None
-    #: the person's images with no label (``_training_data.unlabelled_images``, copies)
-    unlabelled: list = field(default_factory=list)
 
 
 @dataclass
@@ -512,7 +510,6 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
         stop_event=job.stop_event,
         preview_image=preview,
         preview_interval=job.preview_interval,
-        unlabelled=job.unlabelled,
     )
     held_out = result.held_out
     emit(Status("comparing the new model with the previous one on your annotations…"))

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, SpinBox
 from qtpy.QtWidgets import (
     QApplication,
     QGroupBox,
@@ -45,7 +45,6 @@ from .._training_data import (
     preview_plane,
     stop_reason,
     typed_words,
-    unlabelled_images,
 )
 from ._plot import LossPlot
 from ._ui import (
@@ -146,14 +145,6 @@ class TrainWidget(JobWidget):
             f"{NEW_NETWORK_LEARNING_RATE:g} for a new one",
         )
         self._lr.native.setSpecialValueText("auto")
-        self._unlabelled = CheckBox(
-            text="learn from unlabelled images",
-            value=True,
-            tooltip="also learn the model's own sure answers on your open images that carry "
-            "no label (other images of the same kind, frames of an annotated stack nobody "
-            "painted), so it keeps what it already sees well there; only when it agrees "
-            "with your labels",
-        )
         self._preview = ComboBox(
             label="live preview",
             choices=self._preview_choices,
@@ -187,7 +178,6 @@ class TrainWidget(JobWidget):
                 self._filters,
                 self._time,
                 self._epochs,
-                self._unlabelled,
                 self._preview,
             ]
         )
@@ -361,8 +351,6 @@ class TrainWidget(JobWidget):
             show_info(network.notice)
         self._warn_before_training(data, network.config)
         job = TrainJob(pairs=data, init=network.spec, config=config)
-        if self._unlabelled.value:
-            job.unlabelled = unlabelled_images(self.viewer, pairs, data)
         if self.state.available and network.spec.kind != "current":
             # what the trained model would replace: compared with it, never replaced
             # by a worse one without the person's say
@@ -507,7 +495,6 @@ class TrainWidget(JobWidget):
         n_classes = outcome.model.config.n_object_classes
         classes = f" It tells {n_classes} object classes apart." if n_classes > 1 else ""
         typed = typed_words(self.job.pairs) if self.job is not None else ""
-        typed += r.unlabelled_words()
         text = (
             f"{reason}: {plural(r.epochs_run, 'epoch')}, "
             f"{plural(r.steps_run, 'step')} in {r.seconds:.0f} s{best}.{classes}{typed} "

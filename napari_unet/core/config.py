@@ -349,11 +349,6 @@ class TrainConfig:
         When fine-tuning on annotations, pixels nobody annotated learn the trained
         model's own confident prediction at this weight, so that a few strokes correct
         it without making it forget the rest (0 turns it off).
-    unlabelled_share, unlabelled_weight
-        Images given without labels (the person's other images of the experiment) are
-        this share of the training patches, and the trained model's confident
-        prediction on them weighs this much (relative to an annotated pixel), when it
-        agrees with the person's labels on the labelled images.
     rescale
         Bring each image to the model's object size (``UNet.object_diameter``) before
         training on it, as prediction does.
@@ -377,8 +372,6 @@ class TrainConfig:
     seed: int = 0
     painted_weight: float = 4.0
     pseudo_label_weight: float = 0.25
-    unlabelled_share: float = 0.5
-    unlabelled_weight: float = 0.75
     rescale: bool = True
     tune_postprocessing: bool = True
 
@@ -406,16 +399,6 @@ class TrainConfig:
             "pseudo_label_weight",
             0.0 <= float(self.pseudo_label_weight) < 1.0,
             f"must be in [0, 1), got {self.pseudo_label_weight}",
-        )
-        check(
-            "unlabelled_share",
-            0.0 <= float(self.unlabelled_share) < 1.0,
-            f"must be in [0, 1), got {self.unlabelled_share}",
-        )
-        check(
-            "unlabelled_weight",
-            0.0 < float(self.unlabelled_weight) < 1.0,
-            f"must be in (0, 1), got {self.unlabelled_weight}",
         )
 
     def first_learning_rate(self, pretrained: bool) -> float:

@@ -618,51 +618,6 @@ def test_train_brings_the_images_to_the_model_s_scale_from_a_diameter_given(quad
     assert read_metadata(out).taught_scale == pytest.approx(want, abs=1e-4)
 
 
-def test_train_learns_from_unlabelled_images_given_and_refuses_a_stack(quadrants, tmp_path):
-    """``train --unlabelled IMG`` adds images with no labels: training also learns the
-    bundled model's sure answers on them where its objects match the labelled ones, and
-    says what it did; a stack is refused in one line, exit code 2, before anything trains."""
-    from helpers import make_blobs
-
-    img, mask = make_blobs(192, 14, seed=21, radius=(9, 13))
-    for name, data in {
-        "cells.tif": img,
-        "cells_mask.tif": mask,
-        "more1.tif": make_blobs(192, 14, seed=22, radius=(9, 13))[0],
-        "more2.tif": make_blobs(192, 14, seed=23, radius=(9, 13))[0],
-    }.items():
-        tifffile.imwrite(tmp_path / name, data)
-    steps = ("--epochs", "1", "--steps-per-epoch", "1", "--patch-size", "64", "--batch-size", "1")
-    more = ("--unlabelled", tmp_path / "more1.tif", "--unlabelled", tmp_path / "more2.tif")
-    proc = cli(
-        "train", "--image", tmp_path / "cells.tif", "--mask", tmp_path / "cells_mask.tif",
-        "--out", tmp_path / "tuned.keras", *steps, *more,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "It also learned from 2 unlabelled images, where the model was sure." in proc.stderr
-    # the bundled model's objects on the sample's nuclei are not as good as the masks':
-    # its answers are not learned, and the person is told why
-    sample = (
-        "train", "--image", quadrants / "img_bl.tif", "--annotation", quadrants / "ann_bl.tif",
-        *steps,
-    )  # fmt: skip
-    proc = cli(*sample, "--out", tmp_path / "sample.keras", *more)
-    assert proc.returncode == 0, proc.stderr
-    assert "Your 2 unlabelled images were left out: the model learns its own" in proc.stderr
-
-    stack = tmp_path / "stack.tif"
-    tifffile.imwrite(stack, np.stack([img] * 3))
-    proc = cli(*sample, "--out", tmp_path / "never.keras", "--unlabelled", stack)
-    assert proc.returncode == 2
-    assert (
-        proc.stderr.strip()
-        .splitlines()[-1]
-        .startswith("napari-unet: error: --unlabelled stack.tif: ")
-    )
-    assert "is a stack; give 2D images" in proc.stderr
-    assert not (tmp_path / "never.keras").exists()
-
-
 def test_cli_training_widget_and_predict_agree_on_an_rgba_image(tmp_path):
     """One rule for channels: an RGBA picture and a 3-channel model are read the same way
     (colours, alpha dropped) by `predict`, `train`, the widgets and ``UNet.predict``."""

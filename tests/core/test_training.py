@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 from helpers import make_blobs, seeded
 
-from napari_unet.core import (
-    TrainConfig,
-    TrainingPair,
-    UNet,
-    UNetConfig,
-    UserInputError,
-    evaluate,
-    mask_to_annotation,
-)
+from napari_unet.core import TrainConfig, TrainingPair, UNet, UNetConfig, UserInputError, evaluate
 from napari_unet.core.training.samples import PatchSampler, prepare_pairs, split_validation
 
 TINY = UNetConfig(depth=2, base_filters=8)
@@ -305,100 +297,3 @@ def test_the_labels_check_and_the_teacher_share_one_look_at_each_plane(monkeypat
     assert result.warnings[0].startswith("frame 11: ")
     assert result.warnings[0].endswith("; the same on 2 more planes"), result.warnings
     assert len(looks) == 3
-
-
-def _stopped() -> threading.Event:
-    """A Stop before the first step: everything before the loop runs, nothing trains."""
-    stop = threading.Event()
-    stop.set()
-    return stop
-
-
-def test_unlabelled_images_teach_where_the_model_s_objects_match_those_labelled():
-    """The person's other images, without labels, join training with the model's sure
-    answers on them when the model's objects match those labelled (a mask, a copied
-    prediction); where they do not (objects cut in two, scribbles, objects labelled
-    background), or where the network has learned nothing yet, they are left out."""
-    img, mask = make_blobs(192, 14, seed=21, radius=(9, 13))
-    others = [make_blobs(192, 14, seed=s, radius=(9, 13))[0] for s in (22, 23)]
-    rgb = np.repeat(others[0][..., None], 3, axis=-1)  # not an image a grey model reads…
-    cfg = TrainConfig(epochs=1, steps_per_epoch=1, patch_size=64, batch_size=2, val_fraction=0.0)
-    assert cfg.unlabelled_share > 0
-    good = [TrainingPair(img, mask=mask, diameter=22)]
-    result = UNet.default().train(good, cfg, stop_event=_stopped(), unlabelled=others)
-    assert (result.unlabelled_given, result.unlabelled_used) == (2, 2)
-    assert [d["kind"] for d in result.data] == ["mask", "unlabelled", "unlabelled"]
-    assert result.held_out.planes  # the labelled plane only is held out and scored
-    # …but it is read as one (grey); a stack is not one image, nor a 4-pixel one
-    odd = [rgb, np.stack(others), np.zeros((4, 4), np.float32)]
-    result = UNet.default().train(good, cfg, stop_event=_stopped(), unlabelled=odd)
-    assert (result.unlabelled_given, result.unlabelled_used) == (3, 1)
-    assert result.unlabelled_words() == (
-        " It also learned from 1 unlabelled image, where the model was sure."
-    )
-
-    # a mask whose objects are each two (cut at their centre column): the model's pixels
-    # agree with it, its objects do not (F1 1.0 on the mask above, 0.33 on this one)
-    halves = np.zeros_like(mask)
-    for i in np.unique(mask)[1:]:
-        ys, xs = np.nonzero(mask == i)
-        halves[ys, xs] = np.where(xs < xs.mean(), 2 * i - 1, 2 * i)
-    cut = [TrainingPair(img, mask=halves, diameter=22)]
-    result = UNet.default().train(cut, cfg, stop_event=_stopped(), unlabelled=others)
-    assert (result.unlabelled_given, result.unlabelled_used) == (2, 0)
-
-    # an annotation's objects are its connected object strokes: a copied mask (touching
-    # objects kept apart) is object for object; scribbles are no whole objects
-    copied = [TrainingPair(img, annotation=mask_to_annotation(mask), diameter=22)]
-    result = UNet.default().train(copied, cfg, stop_event=_stopped(), unlabelled=others)
-    assert result.unlabelled_used == 2
-    strokes = np.where(mask > 0, 0, 1).astype(np.uint8)
-    for i in np.unique(mask)[1:]:
-        ys, xs = np.nonzero(mask == i)
-        strokes[ys, int(xs.mean())] = 2  # a stroke through each object
-    scribbled = [TrainingPair(img, annotation=strokes, diameter=22)]
-    result = UNet.default().train(scribbled, cfg, stop_event=_stopped(), unlabelled=others)
-    assert result.unlabelled_used == 0
-
-    swapped = np.where(mask > 0, 1, 2).astype(np.uint8)  # background called objects
-    bad = [TrainingPair(img, annotation=swapped, diameter=22)]
-    result = UNet.default().train(bad, cfg, stop_event=_stopped(), unlabelled=others)
-    assert (result.unlabelled_given, result.unlabelled_used) == (2, 0)
-    assert [d["kind"] for d in result.data] == ["annotation"]
-    assert result.unlabelled_words() == (
-        " Your 2 unlabelled images were left out: the model learns its own answers only "
-        "where its objects already match yours on the labelled images, and they do not "
-        "match closely enough."
-    )
-    new = UNet.new(TINY, seed=0).train(good, cfg, stop_event=_stopped(), unlabelled=others)
-    assert new.unlabelled_used == 0 and "has learned nothing yet" in new.unlabelled_words()
-
-
-def test_unlabelled_images_take_their_share_of_patches_at_their_weight():
-    """Pseudo-labels of an unlabelled image weigh ``unlabelled_weight`` of an annotated
-    pixel and never count as labelled; its patches are ``unlabelled_share`` of all."""
-    from napari_unet.core.training.run import unlabelled_planes, unlabelled_prepared
-    from napari_unet.core.training.targets import WEIGHT_UNIT
-
-    img, mask = make_blobs(128, 10, seed=31)
-    net = UNet.default()
-    cfg = TrainConfig(unlabelled_share=0.4, unlabelled_weight=0.75)
-    labelled = prepare_pairs([TrainingPair(img, mask=mask)], 1, 1, dict(net.normalization))
-    others = unlabelled_planes(net, [make_blobs(128, 10, seed=s)[0] for s in (32, 33)], 0.5)
-    assert [o.image.shape[:2] for o in others] == [(64, 64), (64, 64)]  # at the factor given
-    extra = unlabelled_prepared(net, others, labelled, cfg)
-    for q in extra:
-        assert not q.labelled.any()  # pseudo-labels only
-        sure = q.target.max(axis=-1)
-        assert set(np.unique(sure)) == {0, round(0.75 * WEIGHT_UNIT)}
-        assert (sure > 0).mean() > 0.5  # the model is sure of most of an easy image
-    both = labelled + extra
-    sampler = PatchSampler(
-        [p.image for p in both],
-        [p.target for p in both],
-        32,
-        weights=[p.sampling_weight for p in both],
-    )
-    assert sampler.image_weights[1:].sum() == pytest.approx(0.4)
-    sure = [float((q.target.max(axis=-1) > 0).sum()) for q in extra]  # by their sure pixels
-    assert sampler.image_weights[1] / sampler.image_weights[2] == pytest.approx(sure[0] / sure[1])

@@ -223,51 +223,6 @@ def test_train_learns_an_image_at_the_diameter_typed_in_segment(viewer, qtbot):
     assert [p.diameter for p in painted_pairs(viewer)[1]] == [None]
 
 
-def test_train_learns_from_the_images_nobody_labelled_and_says_so(viewer, qtbot):
-    """Train also learns the model's sure answers on the person's unlabelled images:
-    the frames nobody painted of an annotated stack and the other open images of the
-    same kind (not a colour image beside grey ones, nor napari-unet's own layers); the
-    status line says so. Unticked, none go with the run."""
-    from helpers import make_blobs
-
-    from napari_unet import _layers as L
-    from napari_unet._training_data import painted_pairs, unlabelled_images
-    from napari_unet.core import mask_to_annotation
-
-    [sample] = [np.asarray(layer.data) for layer in L.image_layers(viewer)]  # the viewer's
-    img, mask = make_blobs(128, 8, seed=3)
-    viewer.add_image(img, name="cells")
-    # annotations as a copied prediction makes them (touching objects kept apart)
-    viewer.add_labels(mask_to_annotation(mask), name="cells annotation")
-    frames = np.stack([make_blobs(128, 8, seed=s)[0] for s in (4, 5, 6)])
-    frames_axes = {"axis_labels": ("t", "y", "x")}  # frames of a time-lapse, not a volume
-    viewer.add_image(frames, name="movie", **frames_axes)
-    painted = np.zeros(frames.shape, np.uint8)
-    painted[1] = mask_to_annotation(make_blobs(128, 8, seed=5)[1])
-    viewer.add_labels(painted, name="movie annotation", **frames_axes)
-    other = make_blobs(128, 8, seed=7)[0]
-    viewer.add_image(other, name="other")
-    viewer.add_image(np.repeat(other[..., None], 3, -1), name="slide", rgb=True)
-    viewer.add_image(np.zeros_like(img), name="cells probability")
-    got = unlabelled_images(viewer, *painted_pairs(viewer))
-    expected = [frames[0], frames[2], sample, other]
-    assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(got, expected))
-
-    train = dock(viewer, "Train")
-    train._init.value = "default"
-    train._epochs.value, train._steps.value, train._time.value = 1, 1, 0
-    train._patch.value, train._batch.value = 64, 2
-    train._preview.value = None
-    assert train._unlabelled.value  # on unless the person says otherwise
-    train._on_train()
-    wait_idle(qtbot, train, 120_000)
-    assert len(train.job.unlabelled) == 4
-    status = train.status.text()
-    assert "It also learned from 4 unlabelled images, where the model was sure" in status, status
-    train._unlabelled.value = False
-    assert train.make_job().unlabelled == []
-
-
 def test_a_stained_slide_is_segmented_as_its_haematoxylin_and_the_status_says_so(
     viewer, qtbot, tmp_path
 ):

@@ -435,27 +435,6 @@ def check_training_pairs(pairs: Sequence, channels: int, n_object_classes: int =
     )
 
 
-def load_unlabelled(paths: Sequence[str], channels: int) -> list[np.ndarray]:
-    """Read the images given without labels (``train --unlabelled``), each checked to be
-    one 2D image a ``channels``-input model reads (grey, or with its channels)."""
-    from ..axes import channel_layout
-    from ..files.images import read_image
-
-    images = []
-    for path in paths:
-        name = Path(path).name
-        try:
-            image = read_image(path)
-            layout = channel_layout(np.shape(image), channels, name=name)
-        except UserInputError as e:
-            raise UserInputError(f"--unlabelled: {e}") from None
-        if layout.stack_shape:
-            shape = " × ".join(str(int(n)) for n in np.shape(image))
-            raise UserInputError(f"--unlabelled {name}: {shape} is a stack; give 2D images")
-        images.append(image)
-    return images
-
-
 def load_training_pairs(
     files: Sequence[tuple[str, str, str]],
     channels: int,

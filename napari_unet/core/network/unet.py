@@ -262,7 +262,6 @@ class UNet:
         stop_event: threading.Event | None = None,
         preview_image: np.ndarray | None = None,
         preview_interval: float = PREVIEW_INTERVAL,
-        unlabelled: Sequence[np.ndarray] = (),
     ):
         """Fine-tune this network in place on image/label pairs.
 
@@ -280,10 +279,6 @@ class UNet:
         preview_image
             If given, a :class:`Prediction` of it is reported (kind ``"preview"``) at
             epoch ends, at most every ``preview_interval`` seconds.
-        unlabelled
-            The person's other images of the experiment (2D), without labels: a trained
-            network also learns its own confident prediction on them
-            (``config.unlabelled_share``), when it agrees with the labels given.
 
         Returns
         -------
@@ -291,9 +286,7 @@ class UNet:
         """
         from ..training.run import train
 
-        return train(
-            self, pairs, config, progress, stop_event, preview_image, preview_interval, unlabelled
-        )
+        return train(self, pairs, config, progress, stop_event, preview_image, preview_interval)
 
     @property
     def pretrained(self) -> bool:

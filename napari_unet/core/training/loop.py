@@ -76,26 +76,6 @@ class TrainResult:
     #: plain lines about the labels trained on (set by :meth:`UNet.train
     #: <napari_unet.core.network.unet.UNet.train>`), e.g. objects labelled background
     warnings: list[str] = field(default_factory=list)
-    #: unlabelled images given to training and how many of them it learned from (none
-    #: where the model disagreed with the labels, or had learned nothing yet: then
-    #: ``unlabelled_left`` says why, in plain words; :func:`~.run.train`)
-    unlabelled_given: int = 0
-    unlabelled_used: int = 0
-    unlabelled_left: str = ""
-
-    def unlabelled_words(self) -> str:
-        """What training did with the unlabelled images it was given, in one or two
-        plain sentences with a leading space; ``""`` where it was given none."""
-        given, used = self.unlabelled_given, self.unlabelled_used
-        if not given:
-            return ""
-        if used:
-            return (
-                f" It also learned from {used} unlabelled image{'s' if used > 1 else ''}, "
-                "where the model was sure."
-            )
-        were = "s were" if given > 1 else " was"
-        return f" Your {given} unlabelled image{were} left out: {self.unlabelled_left}."
 
     def summary(self) -> str:
         """One line: epochs, steps and time, what stopped the run, the best epoch."""
@@ -286,8 +266,9 @@ def fit(
     train_targets = [p.target * ~m[..., None] for p, m in zip(prepared, val_masks)]
     val_targets = [p.target * m[..., None] for p, m in zip(prepared, val_masks)]
     images = [p.image for p in prepared]
-    labelled = [p.labelled for p in prepared if p.labelled.any()]  # not pseudo-only
-    sparse = sum(int(m.sum()) for m in labelled) < 0.5 * sum(m.size for m in labelled)
+    sparse = sum(int(p.labelled.sum()) for p in prepared) < 0.5 * sum(
+        p.labelled.size for p in prepared
+    )
     keep_best = not sparse
 
     sampler = PatchSampler(

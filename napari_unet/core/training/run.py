@@ -1,8 +1,7 @@
 """One training run of a :class:`~napari_unet.core.network.unet.UNet` (what :meth:`UNet.train
 <napari_unet.core.network.unet.UNet.train>` does): its planes prepared (split into 2D
 channels-last planes, labels checked, brought to the model's object scale, pseudo-labels
-from the model itself where it already agrees with the person, and the person's
-unlabelled images with its sure answers where its objects already match theirs), the loop
+from the model itself where it already agrees with the person), the loop
 (:func:`~napari_unet.core.training.loop.fit`), then what the model learns about itself
 (:mod:`~napari_unet.core.training.calibration`) and the run's record in its metadata.
 """
@@ -33,7 +32,6 @@ def train(
     stop_event: threading.Event | None = None,
     preview_image: np.ndarray | None = None,
     preview_interval: float = PREVIEW_INTERVAL,
-    unlabelled: Sequence[np.ndarray] = (),
 ) -> TrainResult:
     """Fine-tune ``net`` in place on image/label pairs (see :meth:`UNet.train
     <napari_unet.core.network.unet.UNet.train>`)."""
@@ -100,8 +98,8 @@ def train(
 
         return scores
 
-    looked = range(0, len(planes), max(1, -(-len(planes) // CHECKED_PLANES)))  # of a volume
     if pretrained:
+        looked = range(0, len(planes), max(1, -(-len(planes) // CHECKED_PLANES)))  # of a volume
         said = [w for i in looked if (w := objects_labelled_background(net, planes[i], view(i)))]
         more = f"; the same on {len(said) - 1} more planes" if len(said) > 1 else ""
         warnings = [said[0] + more] if said else []
@@ -110,21 +108,6 @@ def train(
             replace(p, pseudo=teacher(net, p, view(i))) if p.kind == "annotation" else p
             for i, p in enumerate(planes)
         ]
-    # the person's other images, learned where the model before training is sure of
-    # them, when its objects on the labelled planes already match the person's
-    others, left = [], ""
-    if len(unlabelled) and cfg.unlabelled_share > 0:
-        if not pretrained:
-            left = "a network that has learned nothing yet has no sure answers to teach there"
-        elif all(trusted(net, planes[i], view(i)(), factors[i]) for i in looked):
-            factor = float(np.median(factors)) if factors else 1.0
-            others = unlabelled_planes(net, unlabelled, factor)
-            left = "" if others else "none of them is one 2D image this model reads"
-        else:
-            left = (
-                "the model learns its own answers only where its objects already match "
-                "yours on the labelled images, and they do not match closely enough"
-            )
     views.clear()
     widened_from = None
     if needed > net.config.n_object_classes:
@@ -140,8 +123,6 @@ def train(
         pseudo_weight=cfg.pseudo_label_weight if pretrained else 0.0,
         split=False,
     )
-    if others:
-        prepared += unlabelled_prepared(net, others, prepared, cfg)
     for p in planes:
         p.pseudo = None  # free the teacher's maps
     lr = cfg.first_learning_rate(pretrained)
@@ -176,9 +157,6 @@ def train(
         net.metadata.size_regression = regression
     result.held_out = ValidationSet.from_training(originals, result.validation)
     result.warnings = warnings
-    if cfg.unlabelled_share > 0:
-        result.unlabelled_given, result.unlabelled_used = len(unlabelled), len(others)
-        result.unlabelled_left = left
     search = None
     if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
         # the trained network's view of its training planes, computed once
@@ -281,120 +259,20 @@ def objects_labelled_background(
     )
 
 
-#: the model agrees with a person's labels when it calls at least this share of their
-#: background background and of their objects object
-AGREES = 0.8
-
-
-def agreement(scores: np.ndarray, plane) -> float:
-    """How well class ``scores`` of an annotated ``plane`` agree with its labels: the
-    smaller of the shares of its labelled background and of its labelled object pixels
-    the scores call so (0 where it labels neither)."""
-    labels = np.asarray(plane.annotation)
-    fg_pred = scores[..., 0] < 0.5
-    hits = [
-        float((fg_pred[sel] == want).mean())
-        for sel, want in ((labels == 1, False), (labels >= 2, True))
-        if sel.any()
-    ]
-    return min(hits) if hits else 0.0
-
-
-#: a model's answers on a person's unlabelled images are learned only where its objects
-#: on their labelled images match theirs this well (instance F1 at IoU 0.5): where it is
-#: already as good as the person there. A model that merges touching cells agrees with
-#: them pixel by pixel and would teach merging; one a little less good (F1 0.85–0.95)
-#: taught its errors on the development series (benchmarks/RESULTS.md, "Learning from
-#: the person's unlabelled images")
-TRUSTED_F1 = 0.95
-
-
-def trusted(net, plane, scores: np.ndarray, factor: float = 1.0) -> bool:
-    """Whether ``net``'s answers (class ``scores`` of ``plane`` at the model's scale, the
-    plane resized by ``factor``) can teach the person's unlabelled images: its objects
-    match the plane's (:data:`TRUSTED_F1`). An annotation's objects are its connected
-    object strokes: a copied prediction keeps touching objects apart
-    (:func:`~.targets.mask_to_annotation`), and scribbles, which are not whole objects,
-    never match."""
-    from scipy import ndimage as ndi
-
-    from ..metrics import evaluate
-
-    objects = np.asarray(plane.labels)
-    if plane.kind == "annotation":
-        objects = ndi.label(objects >= 2)[0]
-    labels = Predictor(net).instances(scores, factor=factor)
-    return float(evaluate(labels, objects)["f1"]) >= TRUSTED_F1
-
-
 def teacher(net, plane, scores: Callable[[], np.ndarray] | None = None) -> np.ndarray | None:
     """``net``'s probabilities for a plane, as pseudo-labels for its unannotated
     pixels — only where it already agrees with the person on the painted pixels
-    (:func:`agreement` ≥ :data:`AGREES`): a model that cannot see these objects at all
-    would otherwise teach "background" everywhere against the corrections. ``scores``
-    as for :func:`objects_labelled_background`."""
+    (balanced accuracy ≥ 0.8): a model that cannot see these objects at all would
+    otherwise teach "background" everywhere against the corrections. ``scores`` as for
+    :func:`objects_labelled_background`."""
     scores = scores() if scores else Predictor(net).scores(plane.image, 1.0, plane.intensity)[0]
-    return scores if agreement(scores, plane) >= AGREES else None
-
-
-def unlabelled_planes(net, images: Sequence[np.ndarray], factor: float) -> list:
-    """The person's unlabelled images (2D, grey or with channels, as prediction reads
-    them) brought to the model's scale by ``factor`` (that of their labelled images:
-    the same experiment), each with ``net``'s probabilities as its pseudo-labels. An
-    image the model cannot read as one 2D image is left out: it is an extra."""
-    from ..axes import channel_layout
-    from ..prediction.object_size import rescale_image
-    from .samples import TrainingPair
-
-    predictor = Predictor(net)
-    out = []
-    for k, image in enumerate(images):
-        name = f"unlabelled image {k + 1}"
-        stains = net.metadata.reads_stains
-        try:
-            layout = channel_layout(
-                np.shape(image), net.input_channels, name=name, image=image if stains else None
-            )
-        except UserInputError:
-            continue
-        if layout.stack_shape or min(layout.spatial_shape) < 8:
-            continue
-        plane = layout.read(image)
-        if factor != 1.0:
-            plane = rescale_image(plane, factor)
-        scores = predictor.scores(plane, 1.0)[0]
-        blank = np.zeros(plane.shape[:2], np.uint8)
-        out.append(TrainingPair(plane, annotation=blank, name=name, pseudo=scores))
-    return out
-
-
-def unlabelled_prepared(net, others: list, prepared: list, cfg: TrainConfig) -> list:
-    """``others`` (:func:`unlabelled_planes`) as training images whose confident
-    pseudo-labels weigh ``cfg.unlabelled_weight`` and whose patches are
-    ``cfg.unlabelled_share`` of all."""
-    from .samples import prepare_pairs
-
-    done = []
-    for p in others:
-        [q] = prepare_pairs(
-            [p],
-            net.input_channels,
-            net.config.n_object_classes,
-            dict(net.normalization),
-            pseudo_weight=cfg.unlabelled_weight,
-            split=False,
-            check=False,
-        )
-        done.append(q)
-    labelled = sum(float(q.labelled.sum()) * q.sampling_weight for q in prepared)
-    sure = sum(float((q.target.max(axis=-1) > 0).sum()) for q in done)
-    if not sure or not labelled:
-        return []
-    share = cfg.unlabelled_share
-    for q in done:
-        q.sampling_weight = share / (1.0 - share) * labelled / sure
-        q.summary["kind"] = "unlabelled"
-    return done
+    ann = np.asarray(plane.annotation)
+    fg_pred = scores[..., 0] < 0.5
+    hits = []
+    for sel, want in ((ann == 1, False), (ann >= 2, True)):
+        if sel.any():
+            hits.append(float((fg_pred[sel] == want).mean()))
+    return scores if hits and min(hits) >= 0.8 else None
 
 
 def to_model_scale(

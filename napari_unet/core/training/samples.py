@@ -343,14 +343,12 @@ def prepare_pairs(
     pseudo_weight: float = 0.0,
     pseudo_confidence: float = 0.9,
     split: bool = True,
-    check: bool = True,
 ) -> list[PreparedImage]:
     """Check, normalise and turn pairs into weighted multi-hot targets.
 
     Targets hold ``WEIGHT_UNIT`` for an annotated class, ``painted_weight`` times that
     where a person painted, and ``pseudo_weight`` times that for the confident classes
-    of ``pair.pseudo`` on pixels nobody annotated. ``check=False``: pairs that need not
-    label background and objects themselves (unlabelled images with pseudo-labels).
+    of ``pair.pseudo`` on pixels nobody annotated.
 
     Raises
     ------
@@ -399,11 +397,11 @@ def prepare_pairs(
         if p.kind == "mask":
             summary["instances"] = int(len(np.unique(labels)) - 1)
         prepared.append(PreparedImage(norm, target, p.name, summary, p.weight))
-    if check and n_bg == 0:
+    if n_bg == 0:
         raise UserInputError(
             "the annotations have no background pixel (label 1): paint some background"
         )
-    if check and n_fg == 0:
+    if n_fg == 0:
         raise UserInputError("the annotations have no object pixel (label 2): paint some objects")
     return prepared
 
@@ -550,8 +548,7 @@ class PatchSampler:
                 fg = fg & ~only  # boundaries and objects of unknown class
             groups += [np.flatnonzero(fg), np.flatnonzero(top > WEIGHT_UNIT)]
             self.centres.append([g.astype(np.int64) for g in groups])
-            # an image with pseudo-labels only: by its pixels that carry one
-            counts.append(float(real.sum()) or float((top > 0).sum()))
+            counts.append(float(real.sum()))
         counts = np.array(counts, np.float64)
         if weights is not None:
             counts = counts * np.asarray(weights, np.float64)
