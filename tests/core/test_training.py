@@ -297,3 +297,42 @@ def test_the_labels_check_and_the_teacher_share_one_look_at_each_plane(monkeypat
     assert result.warnings[0].startswith("frame 11: ")
     assert result.warnings[0].endswith("; the same on 2 more planes"), result.warnings
     assert len(looks) == 3
+
+
+def test_the_generalist_rehearses_the_kinds_it_learned_only_where_it_is_already_good(
+    monkeypatch,
+):
+    from napari_unet.core.synthetic import synth
+    from napari_unet.core.training import loop
+    from napari_unet.core.training.run import REHEARSED_IMAGES, rehearsal_pairs
+    from napari_unet.core.training.targets import mask_to_annotation
+
+    general, old = UNet.bundled("generalist"), UNet.bundled("nuclei")
+    pairs = rehearsal_pairs(general)
+    assert len(pairs) == REHEARSED_IMAGES and rehearsal_pairs(old) == []  # learned others
+    shares = []
+
+    class Watched(loop.PatchSampler):  # the real sampler, its image weights kept
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            weights = self.image_weights
+            shares.append(float(weights[1:].sum()))  # all but the person's image
+
+    monkeypatch.setattr(loop, "PatchSampler", Watched)
+    # an image of a kind it learned (nuclei well apart: its objects match the mask's)
+    image, mask = synth(
+        "fluo_nuclei", 256, seed=11, coverage=0.15, cluster=0.0, max_overlap=0.0, photons=2000.0
+    )
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, patch_size=64, batch_size=2, rehearsal=0.3)
+    net = general.copy()
+    result = net.train([TrainingPair(image, mask=mask)], cfg)
+    assert net.metadata.training_runs[-1]["rehearsed"] == result.rehearsed == REHEARSED_IMAGES
+    assert "rehearsed 16 images of the kinds it learned" in result.rehearsal_words
+    assert shares[-1] == pytest.approx(0.3, abs=0.01)
+    # scribbles are no whole objects: nothing says the model is already good there
+    strokes = mask_to_annotation(mask)
+    strokes[8:-8:2] = 0
+    net = general.copy()
+    result = net.train([TrainingPair(image, annotation=strokes)], cfg)
+    assert net.metadata.training_runs[-1]["rehearsed"] == 0 and result.rehearsal_words == ""
+    assert len(shares) == 2 and shares[-1] == 0.0
