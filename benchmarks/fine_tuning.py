@@ -28,7 +28,7 @@ fine-tuning lowered.
 
     python benchmarks/fine_tuning.py [--sets rods he cho …] [--series 2] [--steps 120]
         [--kinds dense scribbles] [--precisions float32 bfloat16] [--annotate 3]
-        [--rehearsal 0] [--json OUT.json]
+        [--json OUT.json]
 
 (35 min for every series in both precisions on a 2-core Xeon with AMX. Without AMX only
 float32 runs unless asked: bfloat16 would be emulated, slowly.)
@@ -41,7 +41,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -154,13 +153,6 @@ def main() -> None:
         help="a person typed the annotated image's object width (ruler_width) in Segment:\n"
         "every model predicts with it; kinds dense_given / scribbles_given train with it",
     )
-    ap.add_argument(
-        "--rehearsal",
-        type=float,
-        default=None,
-        help="share of the patches rehearsing the kinds the model learned (TrainConfig.rehearsal;\n"
-        "0: none; default: the product's)",
-    )
     ap.add_argument("--json", default=None, help="write the per-series figures here")
     args = ap.parse_args()
 
@@ -174,8 +166,6 @@ def main() -> None:
 
     todo = series(set(args.sets) if args.sets else None, args.series, args.scored, args.annotate)
     cfg = finetune_config(args.steps, args.batch)
-    if args.rehearsal is not None:
-        cfg = replace(cfg, rehearsal=args.rehearsal)
     rows: dict = {}
     t_all = time.perf_counter()
     for precision in args.precisions:

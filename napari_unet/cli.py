@@ -389,8 +389,6 @@ def cmd_train(args) -> int:
     n_classes = net.config.n_object_classes
     print(f"saved model to {path}" + (f" ({n_classes} object classes)" if n_classes > 1 else ""))
     print(f"{result.summary()}", flush=True)
-    if result.rehearsal_words:
-        print(result.rehearsal_words, flush=True)
     for warning in result.warnings:
         note(f"warning: {warning}")
     return 0

@@ -500,8 +500,6 @@ class TrainWidget(JobWidget):
             f"{plural(r.steps_run, 'step')} in {r.seconds:.0f} s{best}.{classes}{typed} "
             f"On your annotations: {c.change()}. Segment again to apply the model."
         )
-        if r.rehearsal_words:
-            text += f" {r.rehearsal_words}"
         for warning in r.warnings:  # what the labels taught that the user may not mean
             text += f" {warning}."
             # the toast holds the first sentence; the panel's status line the rest

@@ -374,7 +374,6 @@ class TrainConfig:
     pseudo_label_weight: float = 0.25
     rescale: bool = True
     tune_postprocessing: bool = True
-    rehearsal: float = 0.0
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, problem: str) -> None:
@@ -400,11 +399,6 @@ class TrainConfig:
             "pseudo_label_weight",
             0.0 <= float(self.pseudo_label_weight) < 1.0,
             f"must be in [0, 1), got {self.pseudo_label_weight}",
-        )
-        check(
-            "rehearsal",
-            0.0 <= float(self.rehearsal) < 1.0,
-            f"must be in [0, 1), got {self.rehearsal}",
         )
 
     def first_learning_rate(self, pretrained: bool) -> float:

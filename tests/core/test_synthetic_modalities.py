@@ -1,13 +1,17 @@
-"""The domain-randomised synthetic images (napari_unet.core.synthetic) that the
-generalist benchmark, its training and its rehearsal draw from: every modality gives a seeded image and
+"""The domain-randomised synthetic images (scripts/synthetic_modalities.py) that the
+generalist benchmark and training draw from: every modality gives a seeded image and
 instance mask of the right kind, with objects of the size asked for (issue 22)."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
+from helpers import ROOT
 
-from napari_unet.core.synthetic import (
+sys.path.insert(0, str(ROOT / "scripts"))
+from synthetic_modalities import (  # noqa: E402
     MODALITIES,
     draw_params,
     synth,

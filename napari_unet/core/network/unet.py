@@ -262,7 +262,6 @@ class UNet:
         stop_event: threading.Event | None = None,
         preview_image: np.ndarray | None = None,
         preview_interval: float = PREVIEW_INTERVAL,
-        rehearsal: Sequence | None = None,
     ):
         """Fine-tune this network in place on image/label pairs.
 
@@ -280,12 +279,6 @@ class UNet:
         preview_image
             If given, a :class:`Prediction` of it is reported (kind ``"preview"``) at
             epoch ends, at most every ``preview_interval`` seconds.
-        rehearsal
-            Masks of the kinds of images this network learned before, rehearsed while
-            it learns ``pairs`` (``TrainConfig.rehearsal`` of the patches) where it
-            already segments their labelled planes well; ``None``: the images of the
-            generator it was trained on, if any
-            (:func:`~napari_unet.core.training.run.rehearsal_pairs`).
 
         Returns
         -------
@@ -293,9 +286,7 @@ class UNet:
         """
         from ..training.run import train
 
-        return train(
-            self, pairs, config, progress, stop_event, preview_image, preview_interval, rehearsal
-        )
+        return train(self, pairs, config, progress, stop_event, preview_image, preview_interval)
 
     @property
     def pretrained(self) -> bool:

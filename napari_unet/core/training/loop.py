@@ -26,7 +26,6 @@ from .samples import (
     split_validation,
     validation_patches,
 )
-from .targets import WEIGHT_UNIT
 
 
 class ProgressKind(str, Enum):
@@ -77,18 +76,6 @@ class TrainResult:
     #: plain lines about the labels trained on (set by :meth:`UNet.train
     #: <napari_unet.core.network.unet.UNet.train>`), e.g. objects labelled background
     warnings: list[str] = field(default_factory=list)
-    #: how many images of the kinds the model learned before it rehearsed
-    rehearsed: int = 0
-
-    @property
-    def rehearsal_words(self) -> str:
-        """One plain sentence on the rehearsal, or ``""``."""
-        if not self.rehearsed:
-            return ""
-        return (
-            f"It already segmented your labelled images well, so it also rehearsed "
-            f"{self.rehearsed} images of the kinds it learned before, not to forget them."
-        )
 
     def summary(self) -> str:
         """One line: epochs, steps and time, what stopped the run, the best epoch."""
@@ -260,7 +247,6 @@ def fit(
     learning_rate: float | None = None,
     *,
     config,
-    rehearsal: list[PreparedImage] | None = None,
 ) -> TrainResult:
     """Train ``model`` (a Keras U-Net built from ``config``, a
     :class:`~napari_unet.core.config.UNetConfig`) in place on prepared images.
@@ -284,19 +270,6 @@ def fit(
         p.labelled.size for p in prepared
     )
     keep_best = not sparse
-    weights = [p.sampling_weight for p in prepared]
-    if rehearsal and cfg.rehearsal > 0:
-        # images the model learned before take cfg.rehearsal of the patches: they train
-        # only (no validation block, no say in "dense or sparse")
-        def labelled(targets):
-            return sum(float((t.max(axis=-1) >= WEIGHT_UNIT).sum()) * w for t, w in targets)
-
-        own = labelled(zip(train_targets, weights))
-        theirs = labelled((p.target, 1.0) for p in rehearsal)
-        each = cfg.rehearsal / (1.0 - cfg.rehearsal) * own / max(theirs, 1.0)
-        images = images + [p.image for p in rehearsal]
-        train_targets = train_targets + [p.target for p in rehearsal]
-        weights = weights + [each] * len(rehearsal)
 
     sampler = PatchSampler(
         images,
@@ -306,7 +279,7 @@ def fit(
         augment=cfg.augment,
         elastic=cfg.elastic,
         seed=cfg.seed,
-        weights=weights,
+        weights=[p.sampling_weight for p in prepared],
     )
     val = None
     if any(m.any() for m in val_masks):

@@ -9,7 +9,6 @@ from the model itself where it already agrees with the person), the loop
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -33,7 +32,6 @@ def train(
     stop_event: threading.Event | None = None,
     preview_image: np.ndarray | None = None,
     preview_interval: float = PREVIEW_INTERVAL,
-    rehearsal: Sequence | None = None,
 ) -> TrainResult:
     """Fine-tune ``net`` in place on image/label pairs (see :meth:`UNet.train
     <napari_unet.core.network.unet.UNet.train>`)."""
@@ -100,8 +98,8 @@ def train(
 
         return scores
 
-    looked = range(0, len(planes), max(1, -(-len(planes) // CHECKED_PLANES)))  # of a volume
     if pretrained:
+        looked = range(0, len(planes), max(1, -(-len(planes) // CHECKED_PLANES)))  # of a volume
         said = [w for i in looked if (w := objects_labelled_background(net, planes[i], view(i)))]
         more = f"; the same on {len(said) - 1} more planes" if len(said) > 1 else ""
         warnings = [said[0] + more] if said else []
@@ -110,14 +108,6 @@ def train(
             replace(p, pseudo=teacher(net, p, view(i))) if p.kind == "annotation" else p
             for i, p in enumerate(planes)
         ]
-    # images of the kinds the model learned before are rehearsed where it already
-    # segments the person's labelled planes well: there one image has little to teach
-    # and much to make it forget (benchmarks/RESULTS.md, "Rehearsal")
-    again = []
-    if pretrained and cfg.rehearsal > 0 and net.config.n_object_classes == 1 and needed == 1:
-        again = list(rehearsal) if rehearsal is not None else rehearsal_pairs(net)
-        if again and not all(already_good(net, planes[i], view(i), factors[i]) for i in looked):
-            again = []
     views.clear()
     widened_from = None
     if needed > net.config.n_object_classes:
@@ -135,7 +125,6 @@ def train(
     )
     for p in planes:
         p.pseudo = None  # free the teacher's maps
-    rehearsed = rehearsal_prepared(net, again, cfg) if again else None
     lr = cfg.first_learning_rate(pretrained)
     preview = None
     if preview_image is not None:
@@ -160,7 +149,6 @@ def train(
                 preview_interval=preview_interval,
                 learning_rate=lr,
                 config=net.config,
-                rehearsal=rehearsed,
             )
     except BaseException:
         net.metadata.size_regression = regression
@@ -169,7 +157,6 @@ def train(
         net.metadata.size_regression = regression
     result.held_out = ValidationSet.from_training(originals, result.validation)
     result.warnings = warnings
-    result.rehearsed = len(again) if result.steps_run else 0
     search = None
     if result.steps_run and result.stopped_by != "stop_event":  # Stop answers at once
         # the trained network's view of its training planes, computed once
@@ -207,7 +194,6 @@ def train(
             "monitor": result.monitor,
             "best_monitor": result.best_monitor,
             "postprocessing_search": search,
-            "rehearsed": len(again),
             "object_classes": net.config.n_object_classes,
             **({"widened_from": widened_from} if widened_from else {}),
         }
@@ -271,86 +257,6 @@ def objects_labelled_background(
         "background. Trained on such labels it learns to ignore them: if they are objects, "
         "label them as objects, or leave them unlabelled (0)"
     )
-
-
-#: images of the kinds a model learned are rehearsed only where its objects on each
-#: labelled plane match the person's this well (instance F1 at IoU 0.5), chosen on the
-#: development series (benchmarks/RESULTS.md, "Rehearsal")
-ALREADY_GOOD_F1 = 0.8
-#: how many images are rehearsed (the generator's kinds in turn, 256 px square)
-REHEARSED_IMAGES = 16
-#: their seeds: in the range training draws from (below the development series' and the
-#: benchmarks' seeds, :data:`napari_unet.core.synthetic.BENCHMARK_SEEDS`)
-REHEARSAL_SEEDS = 600_000
-
-
-def already_good(net, plane, scores: Callable[[], np.ndarray], factor: float = 1.0) -> bool:
-    """Whether ``net``'s objects on ``plane`` (its class ``scores()`` at the model's
-    scale, the plane resized by ``factor``) match the plane's own (:data:`ALREADY_GOOD_F1`). An
-    annotation's objects are its connected object strokes: a copied prediction keeps
-    touching objects apart (:func:`~.targets.mask_to_annotation`), and scribbles, which
-    are not whole objects, never match; huge or chunked planes are not looked at."""
-    from scipy import ndimage as ndi
-
-    from ..metrics import evaluate
-    from .huge_annotations import is_lazy
-
-    if is_lazy(plane.labels) or np.size(plane.labels) > 2048 * 2048:
-        return False
-    objects = np.asarray(plane.labels)
-    if plane.kind == "annotation":
-        objects = ndi.label(objects >= 2)[0]
-    if not objects.any():
-        return False
-    labels = Predictor(net).instances(scores(), factor=factor)
-    return float(evaluate(labels, objects)["f1"]) >= ALREADY_GOOD_F1
-
-
-def learned_from_generator(net) -> bool:
-    """Whether ``net`` was trained on :mod:`napari_unet.core.synthetic`'s images (the
-    generalist and what was fine-tuned from it), as its training record says."""
-    return any(
-        "synthetic_modalities" in str(d.get("name", ""))
-        or "core.synthetic" in str(d.get("name", ""))
-        for run in net.metadata.training_runs
-        for d in (run.get("data") or [])
-        if isinstance(d, dict)
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _generated(n: int, seed: int) -> tuple:
-    from ..synthetic import synth_mixture
-
-    return tuple(synth_mixture(n, 256, seed))
-
-
-def rehearsal_pairs(net) -> list:
-    """Images of the kinds ``net`` learned, with their masks, to rehearse while it is
-    fine-tuned: :data:`REHEARSED_IMAGES` images of the generator it was trained on (made
-    once per session), none for a model that learned from other images."""
-    from .samples import TrainingPair
-
-    if not learned_from_generator(net):
-        return []
-    return [
-        TrainingPair(image, mask=mask, name=f"rehearsed image {k + 1}")
-        for k, (image, mask) in enumerate(_generated(REHEARSED_IMAGES, REHEARSAL_SEEDS))
-    ]
-
-
-def rehearsal_prepared(net, pairs: list, cfg: TrainConfig) -> list:
-    """``pairs`` (masks) as training images, each at the model's scale."""
-    from .samples import planes_of, prepare_pairs
-
-    planes = planes_of(
-        list(pairs),
-        net.input_channels,
-        normalization=dict(net.normalization),
-        stains=net.metadata.reads_stains,
-    )
-    planes, _ = to_model_scale(net, planes, cfg)
-    return prepare_pairs(planes, net.input_channels, 1, dict(net.normalization), split=False)
 
 
 def teacher(net, plane, scores: Callable[[], np.ndarray] | None = None) -> np.ndarray | None:
