@@ -28,7 +28,7 @@ fine-tuning lowered.
 
     python benchmarks/fine_tuning.py [--sets rods he cho …] [--series 2] [--steps 120]
         [--kinds dense scribbles] [--precisions float32 bfloat16] [--annotate 3]
-        [--json OUT.json]
+        [--verdict] [--json OUT.json]
 
 (35 min for every series in both precisions on a 2-core Xeon with AMX. Without AMX only
 float32 runs unless asked: bfloat16 would be emulated, slowly.)
@@ -41,6 +41,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,44 @@ def f1_on(net, pairs, diameter: float | str | None = "auto") -> tuple[float, lis
     return float(np.mean(f1)), scales
 
 
+def held_out_verdict(base, net, result) -> dict:
+    """Train's before/after on the annotation's held-out blocks (as the Train widget
+    judges a run): the verdict, each model's figures and the objects they hold."""
+    from napari_unet.core.training.comparison import compare, score_network
+
+    after = score_network(net, result.held_out)
+    before = score_network(base, result.held_out)
+    c = compare(before, after, result.held_out.where())
+    return {
+        "verdict": c.verdict,
+        "before": before.figures(),
+        "after": after.figures(),
+        "objects": after.objects,
+    }
+
+
+def print_verdicts(rows: dict, kinds: list[str]) -> None:
+    """How often Train's verdict agreed with what the fine-tuning did on the other
+    images (raised / level / lowered: F1 moved by more than 0.01 from zero-shot)."""
+    from collections import Counter
+
+    for kind in kinds:
+        tally: Counter = Counter()
+        for per_precision in rows.values():
+            for row in per_precision.values():
+                for t in row.get("turns") or [row]:
+                    if "verdict" not in t:
+                        continue
+                    d = t[kind] - t["zero_shot"]
+                    effect = "raised" if d > 0.01 else "lowered" if d < -0.01 else "level"
+                    tally[effect, t["verdict"][kind]["verdict"]] += 1
+        print(f"{kind}: Train's verdict on the held-out annotation (rows: the other images)")
+        verdicts = ("better", "same", "worse", "untested")
+        print(f"  {'':8s} " + " ".join(f"{v:>9s}" for v in verdicts))
+        for effect in ("raised", "level", "lowered"):
+            print(f"  {effect:8s} " + " ".join(f"{tally[effect, v]:9d}" for v in verdicts))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sets", nargs="*", default=None, help=f"{' '.join(MODALITIES)} cho")
@@ -153,6 +192,13 @@ def main() -> None:
         help="a person typed the annotated image's object width (ruler_width) in Segment:\n"
         "every model predicts with it; kinds dense_given / scribbles_given train with it",
     )
+    ap.add_argument(
+        "--verdict",
+        action="store_true",
+        help="train as Train does, 10 %% of the annotation held out, and tally Train's\n"
+        "before/after verdict there against the change on the other images\n"
+        "(the fine-tuned figures then differ a little from a run without it)",
+    )
     ap.add_argument("--json", default=None, help="write the per-series figures here")
     args = ap.parse_args()
 
@@ -166,6 +212,8 @@ def main() -> None:
 
     todo = series(set(args.sets) if args.sets else None, args.series, args.scored, args.annotate)
     cfg = finetune_config(args.steps, args.batch)
+    if args.verdict:
+        cfg = replace(cfg, val_fraction=0.1)  # Train's default
     rows: dict = {}
     t_all = time.perf_counter()
     for precision in args.precisions:
@@ -193,9 +241,11 @@ def main() -> None:
                     turn["typed"] = typed
                 for kind in args.kinds:
                     net = base.copy()
-                    net.train([pair[kind]], cfg)
+                    result = net.train([pair[kind]], cfg)
                     turn[kind], turn["scales"][kind] = f1_on(net, pairs, typed)
                     turn["taught"][kind] = net.metadata.taught_scale
+                    if args.verdict:
+                        turn.setdefault("verdict", {})[kind] = held_out_verdict(base, net, result)
                 each.append(turn)
             # the series' figures: the means over the images annotated in turn
             row = {k: float(np.mean([t[k] for t in each])) for k in ("zero_shot", *args.kinds)}
@@ -232,6 +282,8 @@ def main() -> None:
         for k in ("zero_shot", *args.kinds):
             gaps = [abs(r[a][k] - r[b][k]) for r in rows.values()]
             print(f"{k:9s} |{a} − {b}|: mean {np.mean(gaps):.3f}, largest {max(gaps):.3f}")
+    if args.verdict:
+        print_verdicts(rows, args.kinds)
     print(f"({time.perf_counter() - t_all:.0f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
