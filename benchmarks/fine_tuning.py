@@ -41,6 +41,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -122,42 +123,17 @@ def f1_on(net, pairs, diameter: float | str | None = "auto") -> tuple[float, lis
     return float(np.mean(f1)), scales
 
 
-def held_out_verdict(base, net, result) -> dict:
-    """Train's before/after on the annotation's held-out blocks (as the Train widget
-    judges a run): the verdict, each model's figures and the objects they hold."""
-    from napari_unet.core.training.comparison import compare, score_network
-
-    after = score_network(net, result.held_out)
-    before = score_network(base, result.held_out)
-    c = compare(before, after, result.held_out.where())
-    return {
-        "verdict": c.verdict,
-        "before": before.figures(),
-        "after": after.figures(),
-        "objects": after.objects,
-    }
-
-
-def print_verdicts(rows: dict, kinds: list[str]) -> None:
-    """How often Train's verdict agreed with what the fine-tuning did on the other
-    images (raised / level / lowered: F1 moved by more than 0.01 from zero-shot)."""
-    from collections import Counter
-
+def print_verdicts(tally: dict, kinds: list[str]) -> None:
+    """How often Train's verdict (``tally[kind][effect, verdict]``) agreed with what the
+    fine-tuning did on the other images (raised / level / lowered: F1 moved by more than
+    0.01 from zero-shot)."""
+    verdicts = ("better", "same", "worse", "untested")
     for kind in kinds:
-        tally: Counter = Counter()
-        for per_precision in rows.values():
-            for row in per_precision.values():
-                for t in row.get("turns") or [row]:
-                    if "verdict" not in t:
-                        continue
-                    d = t[kind] - t["zero_shot"]
-                    effect = "raised" if d > 0.01 else "lowered" if d < -0.01 else "level"
-                    tally[effect, t["verdict"][kind]["verdict"]] += 1
         print(f"{kind}: Train's verdict on the held-out annotation (rows: the other images)")
-        verdicts = ("better", "same", "worse", "untested")
         print(f"  {'':8s} " + " ".join(f"{v:>9s}" for v in verdicts))
         for effect in ("raised", "level", "lowered"):
-            print(f"  {effect:8s} " + " ".join(f"{tally[effect, v]:9d}" for v in verdicts))
+            counts = [tally[kind][effect, v] for v in verdicts]
+            print(f"  {effect:8s} " + " ".join(f"{n:9d}" for n in counts))
 
 
 def main() -> None:
@@ -204,16 +180,18 @@ def main() -> None:
 
     from generalist import finetune_config
 
-    from napari_unet.core import TrainingPair, UNet
+    from napari_unet.core import TrainConfig, TrainingPair, UNet
     from napari_unet.core.hardware import cpu_bfloat16_units
+    from napari_unet.core.training.comparison import judge
 
     if args.precisions is None:  # bfloat16 without AMX is emulated, slow and not the default
         args.precisions = ["float32"] + (["bfloat16"] if cpu_bfloat16_units() == "amx" else [])
 
     todo = series(set(args.sets) if args.sets else None, args.series, args.scored, args.annotate)
     cfg = finetune_config(args.steps, args.batch)
+    tally: dict = {k: Counter() for k in args.kinds}  # --verdict
     if args.verdict:
-        cfg = replace(cfg, val_fraction=0.1)  # Train's default
+        cfg = replace(cfg, val_fraction=TrainConfig().val_fraction)  # as Train holds out
     rows: dict = {}
     t_all = time.perf_counter()
     for precision in args.precisions:
@@ -244,8 +222,17 @@ def main() -> None:
                     result = net.train([pair[kind]], cfg)
                     turn[kind], turn["scales"][kind] = f1_on(net, pairs, typed)
                     turn["taught"][kind] = net.metadata.taught_scale
-                    if args.verdict:
-                        turn.setdefault("verdict", {})[kind] = held_out_verdict(base, net, result)
+                    if args.verdict:  # as Train judges the run
+                        c = judge(base, net, result.held_out)
+                        d = turn[kind] - turn["zero_shot"]
+                        effect = "raised" if d > 0.01 else "lowered" if d < -0.01 else "level"
+                        tally[kind][effect, c.verdict] += 1
+                        turn.setdefault("verdict", {})[kind] = {
+                            "verdict": c.verdict,
+                            "before": c.before.figures() if c.before else None,
+                            "after": c.after.figures(),
+                            "objects": c.after.objects,
+                        }
                 each.append(turn)
             # the series' figures: the means over the images annotated in turn
             row = {k: float(np.mean([t[k] for t in each])) for k in ("zero_shot", *args.kinds)}
@@ -283,7 +270,7 @@ def main() -> None:
             gaps = [abs(r[a][k] - r[b][k]) for r in rows.values()]
             print(f"{k:9s} |{a} − {b}|: mean {np.mean(gaps):.3f}, largest {max(gaps):.3f}")
     if args.verdict:
-        print_verdicts(rows, args.kinds)
+        print_verdicts(tally, args.kinds)
     print(f"({time.perf_counter() - t_all:.0f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -490,7 +490,7 @@ def segment_worker(spec: ModelSpec, job: SegmentJob) -> Generator[list, None, Se
 
 # ---------------------------------------------------------------------- train
 def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
-    from napari_unet.core.training.comparison import compare, score_network
+    from napari_unet.core.training.comparison import judge
 
     emit(Status("preparing the network…"))
     prepare_tensorflow()
@@ -511,12 +511,8 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
         preview_image=preview,
         preview_interval=job.preview_interval,
     )
-    held_out = result.held_out
     emit(Status("comparing the new model with the previous one on your annotations…"))
-    after = score_network(net, held_out)
-    before = None
-    if previous is not None and held_out.planes:
-        before = score_network(previous, held_out)
+    comparison = judge(previous, net, result.held_out)
     outcome = TrainOutcome(
         net,
         result,
@@ -524,7 +520,7 @@ def _train(job: TrainJob, emit: Callable[[Any], None]) -> TrainOutcome:
         previous,
         previous_name,
         previous_path,
-        compare(before, after, held_out.where() or held_out.reason),
+        comparison,
     )
     if preview is not None:
         # what each model predicts on the preview plane (the best weights were restored

@@ -26,7 +26,8 @@ the model's own settings), and is scored on the chosen pixels only:
 - instance F1 (one-to-one matches at IoU ≥ 0.5) where a dense mask says what the
   objects are, both label images cut to the chosen pixels.
 
-:func:`compare` turns two scores into a verdict. Numpy only; the networks are handed
+:func:`compare` turns two scores into a verdict, :func:`judge` two networks (as Train
+does after a run). Numpy only; the networks are handed
 in (TensorFlow is theirs).
 """
 
@@ -271,3 +272,12 @@ def compare(before: Scores | None, after: Scores, where: str = "") -> Comparison
     else:
         verdict = "same"
     return Comparison(before, after, verdict, where)
+
+
+def judge(previous: Any | None, net: Any, held_out: ValidationSet) -> Comparison:
+    """The verdict Train gives a run: ``net`` (the trained network) against ``previous``
+    (the one it would replace, ``None`` for a new network) on ``held_out``
+    (:attr:`TrainResult.held_out <napari_unet.core.training.loop.TrainResult.held_out>`)."""
+    after = score_network(net, held_out)
+    before = score_network(previous, held_out) if previous is not None and held_out.planes else None
+    return compare(before, after, held_out.where() or held_out.reason)
