@@ -12,6 +12,7 @@ from napari_unet.core.training.comparison import (
     Scores,
     ValidationSet,
     compare,
+    judge,
     score_network,
 )
 
@@ -45,6 +46,10 @@ def test_training_holds_out_pixels_and_the_trained_model_scores_better_on_them(m
     assert compare(s_after, s_before).worse
     # the same network on the same pixels: the same figures (what "Go back" relies on)
     assert score_network(before, data) == s_before
+    # Train's verdict on the run: these scores compared; a new network has no previous
+    judged = judge(before, after, data)
+    assert (judged.before, judged.after, judged.verdict) == (s_before, s_after, "better")
+    assert judge(None, after, data).verdict == "new"
 
 
 def test_without_held_out_pixels_the_training_annotation_is_scored_and_said_so():
