@@ -123,17 +123,20 @@ def f1_on(net, pairs, diameter: float | str | None = "auto") -> tuple[float, lis
     return float(np.mean(f1)), scales
 
 
-def print_verdicts(tally: dict, kinds: list[str]) -> None:
-    """How often Train's verdict (``tally[kind][effect, verdict]``) agreed with what the
-    fine-tuning did on the other images (raised / level / lowered: F1 moved by more than
-    0.01 from zero-shot)."""
+def print_verdicts(tallies: dict, kinds: list[str]) -> None:
+    """How often Train's verdict (``tallies[rule][kind][effect, verdict]``) agreed with
+    what the fine-tuning did on the other images (raised / level / lowered: F1 moved by
+    more than 0.01 from zero-shot), for each rule: Train's, and the raw figures'
+    (any figure moving by more than ``SAME_WITHIN``, Train's rule before the held-out
+    objects were weighed)."""
     verdicts = ("better", "same", "worse", "untested")
-    for kind in kinds:
-        print(f"{kind}: Train's verdict on the held-out annotation (rows: the other images)")
-        print(f"  {'':8s} " + " ".join(f"{v:>9s}" for v in verdicts))
-        for effect in ("raised", "level", "lowered"):
-            counts = [tally[kind][effect, v] for v in verdicts]
-            print(f"  {effect:8s} " + " ".join(f"{n:9d}" for n in counts))
+    for rule, tally in tallies.items():
+        for kind in kinds:
+            print(f"{kind}, {rule}: verdict on the held-out annotation (rows: the other images)")
+            print(f"  {'':8s} " + " ".join(f"{v:>9s}" for v in verdicts))
+            for effect in ("raised", "level", "lowered"):
+                counts = [tally[kind][effect, v] for v in verdicts]
+                print(f"  {effect:8s} " + " ".join(f"{n:9d}" for n in counts))
 
 
 def main() -> None:
@@ -182,14 +185,15 @@ def main() -> None:
 
     from napari_unet.core import TrainConfig, TrainingPair, UNet
     from napari_unet.core.hardware import cpu_bfloat16_units
-    from napari_unet.core.training.comparison import judge
+    from napari_unet.core.training.comparison import compare, judge
 
     if args.precisions is None:  # bfloat16 without AMX is emulated, slow and not the default
         args.precisions = ["float32"] + (["bfloat16"] if cpu_bfloat16_units() == "amx" else [])
 
     todo = series(set(args.sets) if args.sets else None, args.series, args.scored, args.annotate)
     cfg = finetune_config(args.steps, args.batch)
-    tally: dict = {k: Counter() for k in args.kinds}  # --verdict
+    # --verdict: Train's verdicts, and the raw figures' (any move by > SAME_WITHIN)
+    tallies: dict = {r: {k: Counter() for k in args.kinds} for r in ("Train", "raw figures")}
     if args.verdict:
         cfg = replace(cfg, val_fraction=TrainConfig().val_fraction)  # as Train holds out
     rows: dict = {}
@@ -224,15 +228,27 @@ def main() -> None:
                     turn["taught"][kind] = net.metadata.taught_scale
                     if args.verdict:  # as Train judges the run
                         c = judge(base, net, result.held_out)
+                        raw = c
+                        if c.before is not None:  # the same figures, handed in whole
+                            whole = replace(c.before, units=None), replace(c.after, units=None)
+                            raw = compare(*whole)
                         d = turn[kind] - turn["zero_shot"]
                         effect = "raised" if d > 0.01 else "lowered" if d < -0.01 else "level"
-                        tally[kind][effect, c.verdict] += 1
+                        tallies["Train"][kind][effect, c.verdict] += 1
+                        tallies["raw figures"][kind][effect, raw.verdict] += 1
                         turn.setdefault("verdict", {})[kind] = {
                             "verdict": c.verdict,
+                            "raw": raw.verdict,
                             "before": c.before.figures() if c.before else None,
                             "after": c.after.figures(),
                             "objects": c.after.objects,
+                            "units": c.units,
                         }
+                        print(
+                            f"  {name} {kind}: {c.summary()} [raw: {raw.verdict}; "
+                            f"other images {turn['zero_shot']:.3f} → {turn[kind]:.3f}]",
+                            flush=True,
+                        )
                 each.append(turn)
             # the series' figures: the means over the images annotated in turn
             row = {k: float(np.mean([t[k] for t in each])) for k in ("zero_shot", *args.kinds)}
@@ -270,7 +286,7 @@ def main() -> None:
             gaps = [abs(r[a][k] - r[b][k]) for r in rows.values()]
             print(f"{k:9s} |{a} − {b}|: mean {np.mean(gaps):.3f}, largest {max(gaps):.3f}")
     if args.verdict:
-        print_verdicts(tally, args.kinds)
+        print_verdicts(tallies, args.kinds)
     print(f"({time.perf_counter() - t_all:.0f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

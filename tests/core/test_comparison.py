@@ -163,3 +163,91 @@ def test_the_validation_split_holds_out_some_corrections_and_keeps_most_for_trai
     a = split_validation(plain, 0.25, 32, np.random.default_rng(1))[1][0]
     b = split_validation(plain, 0.25, 32, np.random.default_rng(1))[1][0]
     assert np.array_equal(a, b) and 0 < a.sum()
+
+
+class _Fixed:
+    """A network that always predicts the same labels: the scoring's arithmetic on a
+    segmentation known in advance (the real networks are scored above)."""
+
+    def __init__(self, labels: np.ndarray):
+        self.labels = labels
+
+    def predict(self, image, channel_axis=-1):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(labels=self.labels)
+
+
+def _discs(n: int, shrink: set[int] = frozenset(), drop: set[int] = frozenset(), extra=False):
+    """``n`` discs of radius 6 in a row (ids 1…n), with those in ``shrink`` at radius 2,
+    those in ``drop`` missing, and with ``extra`` a false object between the first two."""
+    from skimage.draw import disk
+
+    labels = np.zeros((20, 20 * n), np.uint16)
+    for i in range(n):
+        if i + 1 in drop:
+            continue
+        labels[disk((10, 20 * i + 10), 2 if i + 1 in shrink else 6, shape=labels.shape)] = i + 1
+    if extra:
+        labels[8:12, 19:21] = n + 1
+    return labels
+
+
+def test_each_scored_pixel_counts_for_its_nearest_annotated_object_and_sums_to_the_figures():
+    truth = _discs(10)
+    pair = TrainingPair(np.zeros((*truth.shape, 1), np.float32), mask=truth)
+    data = ValidationSet.from_training([pair], None)
+    pred = _discs(10, shrink={3}, drop={5}, extra=True)
+    s = score_network(_Fixed(pred), data)
+    # one row per true object; every scored pixel is in exactly one of them
+    units = np.array(s.units)
+    assert units.shape == (10, 8) and s.objects == 10 and s.pixels == truth.size
+    t, p = truth > 0, pred > 0
+    assert units[:, :3].sum() == (t | p).sum()  # true positives, false ones, missed
+    # instance counts: 8 matched, the shrunk and the missing one missed; two false
+    # objects: the shrunk one (IoU 0.1) and the one in the gap between the first two
+    assert list(units[:, 5]) == [1, 1, 0, 1, 0, 1, 1, 1, 1, 1]
+    assert list(units[:, 7]) == [0, 0, 1, 0, 1, 0, 0, 0, 0, 0]
+    assert units[:, 6].sum() == 2 and units[:2, 6].sum() == 1 and units[2, 6] == 1
+    assert s.f1 == pytest.approx(2 * 8 / (2 * 8 + 2 + 2))
+    dice = 2 * (t & p).sum() / (2 * (t & p).sum() + (p & ~t).sum() + (t & ~p).sum())
+    assert s.dice == pytest.approx(dice)
+    # the shrunk disc's missing ring and the missing disc are their own objects' pixels
+    assert units[2, 2] > 0 and units[4, 2] > 0 and units[[0, 1, 3, 5, 6, 7, 8, 9], 2].sum() == 0
+
+
+def test_a_drop_counts_only_when_clear_across_the_held_out_objects():
+    """One object of ten segmented worse moves F1 by 0.1: what one object does, not the
+    model (7 of 9 "worse" verdicts of the development runs were such). A model worse on
+    every object is worse; with too few objects nothing is clear, and the panel says so."""
+    truth = _discs(10)
+    pair = TrainingPair(np.zeros((*truth.shape, 1), np.float32), mask=truth)
+    data = ValidationSet.from_training([pair], None)
+    good = score_network(_Fixed(truth), data)
+    one_lost = score_network(_Fixed(_discs(10, drop={4})), data)
+    assert one_lost.f1 < good.f1 - 0.05 and one_lost.dice < good.dice - 0.05
+    # the raw figures dropped, and handed in whole they would call it worse…
+    raw = compare(
+        Scores(good.dice, good.f1, good.pixels, 10), Scores(one_lost.dice, one_lost.f1, 0, 10)
+    )
+    assert raw.worse
+    # …but across the ten objects the drop is one object's: no clear difference
+    c = compare(good, one_lost, "on the held-out pixels")
+    assert c.verdict == "same" and c.units == 10 and not c.worse
+    assert c.summary().endswith("— no clear difference across the 10 annotated objects")
+    assert c.change() == f"Dice {good.dice:.3f} → {one_lost.dice:.3f}"
+    # worse on every object: clearly worse; the reverse clearly better
+    shrunk = score_network(_Fixed(_discs(10, shrink=set(range(1, 11)))), data)
+    assert compare(good, shrunk).worse and compare(shrunk, good).verdict == "better"
+    # the same verdict each time (a seeded resampling)
+    assert compare(good, one_lost, "on the held-out pixels") == c
+    assert compare(good, good).summary().endswith("— about the same")
+    # three objects, all worse: too few to tell
+    few = ValidationSet.from_training([TrainingPair(pair.image[:, :60], mask=truth[:, :60])])
+    small = _discs(3, shrink={1, 2, 3})
+    c3 = compare(score_network(_Fixed(truth[:, :60]), few), score_network(_Fixed(small), few))
+    assert c3.verdict == "same" and c3.units == 3
+    assert "too few annotated objects (3) to tell which is better" in c3.summary()
+    # scores of different objects are not compared
+    with pytest.raises(ValueError, match="different annotated objects"):
+        compare(good, score_network(_Fixed(small), few))
