@@ -178,16 +178,19 @@ class _Fixed:
         return SimpleNamespace(labels=self.labels)
 
 
-def _discs(n: int, shrink: set[int] = frozenset(), drop: set[int] = frozenset(), extra=False):
-    """``n`` discs of radius 6 in a row (ids 1…n), with those in ``shrink`` at radius 2,
-    those in ``drop`` missing, and with ``extra`` a false object between the first two."""
+def _discs(
+    n: int, shrink: set[int] = frozenset(), drop: set[int] = frozenset(), extra=False, small=2
+):
+    """``n`` discs of radius 6 in a row (ids 1…n), with those in ``shrink`` at radius
+    ``small``, those in ``drop`` missing, and with ``extra`` a false object between the
+    first two."""
     from skimage.draw import disk
 
     labels = np.zeros((20, 20 * n), np.uint16)
     for i in range(n):
         if i + 1 in drop:
             continue
-        labels[disk((10, 20 * i + 10), 2 if i + 1 in shrink else 6, shape=labels.shape)] = i + 1
+        labels[disk((10, 20 * i + 10), small if i + 1 in shrink else 6, shape=labels.shape)] = i + 1
     if extra:
         labels[8:12, 19:21] = n + 1
     return labels
@@ -234,11 +237,21 @@ def test_a_drop_counts_only_when_clear_across_the_held_out_objects():
     # …but across the ten objects the drop is one object's: no clear difference
     c = compare(good, one_lost, "on the held-out pixels")
     assert c.verdict == "same" and c.units == 10 and not c.worse
-    assert c.summary().endswith("— no clear difference across the 10 annotated objects")
+    assert c.summary().endswith(
+        "— neither clearly better nor worse across the 10 annotated objects"
+    )
     assert c.change() == f"Dice {good.dice:.3f} → {one_lost.dice:.3f}"
     # worse on every object: clearly worse; the reverse clearly better
     shrunk = score_network(_Fixed(_discs(10, shrink=set(range(1, 11)))), data)
     assert compare(good, shrunk).worse and compare(shrunk, good).verdict == "better"
+    # each object a little too small (still found), then nine exact and one lost: Dice
+    # rose clearly, F1 fell, not clearly; a drop keeps it from "better", and it is not
+    # clearly worse either
+    tight = score_network(_Fixed(_discs(10, shrink=set(range(1, 11)), small=5)), data)
+    nine = score_network(_Fixed(_discs(10, drop={10})), data)
+    mixed = compare(tight, nine)
+    assert tight.f1 == 1.0 and nine.f1 < 1.0 and nine.dice > tight.dice + 0.05, (tight, nine)
+    assert mixed.verdict == "same" and "neither clearly better nor worse" in mixed.summary()
     # the same verdict each time (a seeded resampling)
     assert compare(good, one_lost, "on the held-out pixels") == c
     assert compare(good, good).summary().endswith("— about the same")

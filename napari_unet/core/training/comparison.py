@@ -328,7 +328,7 @@ class Comparison:
             return "about the same"
         if self.units < MIN_UNITS:
             return f"too few annotated objects ({self.units}) to tell which is better"
-        return f"no clear difference across the {self.units} annotated objects"
+        return f"neither clearly better nor worse across the {self.units} annotated objects"
 
     def change(self) -> str:
         """The figure that tells, short: ``"Dice 0.910 → 0.870"`` (a figure that dropped
@@ -360,7 +360,8 @@ def compare(before: Scores | None, after: Scores, where: str = "") -> Comparison
     scores of the same annotated objects (:attr:`Scores.units`, as
     :func:`score_network` gives them), when it moved so in at least :data:`CONFIDENCE`
     of :data:`RESAMPLES` paired bootstrap resamples of those objects, at least
-    :data:`MIN_UNITS` of them (see the module's docstring)."""
+    :data:`MIN_UNITS` of them (see the module's docstring). A figure that moved down,
+    clearly or not, keeps the verdict from "better"."""
     if not after.figures():
         return Comparison(before, after, "untested", where)
     if before is None:
@@ -375,7 +376,9 @@ def compare(before: Scores | None, after: Scores, where: str = "") -> Comparison
         if len(before.units) != units:
             raise ValueError("the two scores are of different annotated objects")
         clear_drop, clear_rise = _clear_changes(before, after, keys)
-        dropped, rose = dropped & clear_drop, rose & clear_rise
+        # better only with no figure down at all: an unclear drop is still a drop
+        rose = rose & clear_rise if not dropped else set()
+        dropped = dropped & clear_drop
     verdict = "worse" if dropped else "better" if rose else "same"
     return Comparison(before, after, verdict, where, units)
 
