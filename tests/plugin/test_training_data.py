@@ -43,6 +43,20 @@ def test_the_before_and_after_panel_says_which_model_is_current():
     assert "'Go back to the previous one' restores bundled nuclei model." in choice.text()
     alone = ModelChoice(("new", "n", None), None, compare(None, after))
     assert "there was no model before it" in alone.text()
+    # a drop on one of ten held-out objects: not clearly worse, the new model is current
+    # (tp, fp, fn, right, painted, itp, ifp, ifn per object)
+    each = (100, 5, 5, 0, 0, 0, 0, 0)
+    units_before = (each,) * 10
+    units_after = (each,) * 9 + ((60, 5, 45, 0, 0, 0, 0, 0),)
+    unclear = compare(
+        Scores(0.952, None, 2000, 0, units=units_before),
+        Scores(0.932, None, 2000, 0, units=units_after),  # 1920 / 2060
+        where="on 2,000 held-out pixels",
+    )
+    assert unclear.verdict == "same" and not unclear.worse
+    shown = ModelChoice(("new", "n", None), ("old", "bundled nuclei model", None), unclear)
+    assert "— neither clearly better nor worse across the 10 annotated objects" in shown.text()
+    assert "The new model is current; 'Go back to the previous one' restores" in shown.text()
 
 
 def test_the_module_imports_no_qt():
