@@ -215,6 +215,10 @@ def _unit_counts(
 
     from ..metrics import iou_matrix
 
+    # only the box around the scored pixels: every object counted lies in it
+    (box,) = ndi.find_objects(sel.view(np.uint8))
+    labels, pred, sel = labels[box], pred[box], sel[box]
+    painted = None if painted is None else painted[box]
     truth_fg = labels >= 2 if kind == "annotation" else labels > 0
     if kind == "mask":
         objects = np.where(sel, labels, 0).astype(np.int64)
