@@ -8,7 +8,9 @@ images is annotated in turn and the others scored, and the series' figures are t
 (one annotated image decides much of a series' figure: see benchmarks/RESULTS.md,
 "Touching objects forgotten after one image"). For each series the bundled model is
 scored zero-shot, after fine-tuning on the annotated image's mask ("dense") and after
-fine-tuning on scribbles of it (``common.scribbles``), as ``generalist.py`` fine-tunes
+fine-tuning on scribbles of it (``common.scribbles``) and, with ``--kinds corrected``,
+after the product's main loop (Segment, *Use prediction as annotation*, the
+:data:`CORRECTED` worst objects corrected: :func:`corrected_copy`), as ``generalist.py`` fine-tunes
 (the same steps, batch and seed), and the same again in each precision asked for
 (``--precisions``; bfloat16 is what a CPU with AMX computes in by default). A recipe
 that is reliable improves every series, and in every precision by about as much: a
@@ -27,7 +29,7 @@ Prints one line per series and precision, then the means and how many series eac
 fine-tuning lowered.
 
     python benchmarks/fine_tuning.py [--sets rods he cho …] [--series 2] [--steps 120]
-        [--kinds dense scribbles] [--precisions float32 bfloat16] [--annotate 3]
+        [--kinds dense scribbles corrected] [--precisions float32 bfloat16] [--annotate 3]
         [--verdict] [--json OUT.json]
 
 (35 min for every series in both precisions on a 2-core Xeon with AMX. Without AMX only
@@ -46,7 +48,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, scribbles
+from common import ROOT, correction, scribbles
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from synthetic_modalities import MODALITIES, synth_series  # noqa: E402
@@ -54,6 +56,8 @@ from synthetic_modalities import MODALITIES, synth_series  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 #: where these series' seeds start (see the module's docstring)
 SERIES_SEEDS = 900_000
+#: objects a person corrects in the copied prediction (kind "corrected")
+CORRECTED = 10
 
 
 def series(sets: set[str] | None, n: int, scored: int, annotate: int = 1) -> dict[str, list]:
@@ -123,6 +127,32 @@ def f1_on(net, pairs, diameter: float | str | None = "auto") -> tuple[float, lis
     return float(np.mean(f1)), scales
 
 
+def corrected_copy(net, image, mask, typed="auto", k: int = CORRECTED) -> tuple:
+    """What a person brings to Train after Segment, *Use prediction as annotation* and a
+    few corrections: ``net``'s prediction copied (object 2, background 1), then the ``k``
+    worst disagreements with ``mask`` corrected as ``human_in_the_loop.py`` corrects them
+    (a missed, merged or split object painted with a background ring; a false one erased);
+    returns the annotation, the painted pixels and how many objects were corrected."""
+    from human_in_the_loop import disagreements
+
+    from napari_unet.core import mask_to_annotation
+
+    mask = np.asarray(mask)
+    pred = np.asarray(net.predict(image, diameter=typed).labels)
+    copied = mask_to_annotation(pred)
+    ann = copied.copy()
+    missed, false = disagreements(pred, mask)
+    todo = [("truth", t) for t in missed] + [("pred", p) for p in false]
+    for kind, i in todo[:k]:
+        if kind == "truth":
+            c = correction(mask, i)
+            ann[c > 0] = c[c > 0]
+        else:  # erase a false detection: paint background where there is no object
+            ann[(pred == i) & (mask == 0)] = 1
+    # painted: what differs from the copy (as the Annotate widget tells Train)
+    return ann, ann != copied, min(k, len(todo))
+
+
 def print_verdicts(tallies: dict, kinds: list[str]) -> None:
     """How often Train's verdict (``tallies[rule][kind][effect, verdict]``) agreed with
     what the fine-tuning did on the other images (raised / level / lowered: F1 moved by
@@ -162,8 +192,9 @@ def main() -> None:
         "--kinds",
         nargs="*",
         default=["dense", "scribbles"],
-        help="which fine-tunings to run (dense, scribbles; with --typed also dense_given,\n"
-        "scribbles_given: the typed width given to training)",
+        help="which fine-tunings to run (dense, scribbles; corrected: the bundled model's\n"
+        f"prediction copied and its {CORRECTED} worst objects corrected; with --typed also\n"
+        "dense_given, scribbles_given: the typed width given to training)",
     )
     ap.add_argument(
         "--typed",
@@ -221,6 +252,12 @@ def main() -> None:
                 turn = {"zero_shot": zero, "scales": {"zero_shot": zs}, "taught": {}}
                 if args.typed:
                     turn["typed"] = typed
+                if "corrected" in args.kinds:  # Segment, copy, correct a few objects
+                    ann, painted, fixed = corrected_copy(base, image, mask, typed)
+                    pair["corrected"] = TrainingPair(
+                        image, annotation=ann, painted=painted, name=f"{name} corrected"
+                    )
+                    turn["corrected_objects"] = fixed
                 for kind in args.kinds:
                     net = base.copy()
                     result = net.train([pair[kind]], cfg)
