@@ -107,7 +107,7 @@ def test_after_a_copied_prediction_the_held_out_corrections_get_a_figure_of_thei
     assert data.corrections and data.held_out
     assert np.array_equal(data.selections[0], top)  # the whole held-out annotation…
     assert np.array_equal(data.painted[0], painted & top)  # …and the corrections in it
-    assert "the 100 of them you painted" in data.where()
+    assert "the 100 pixels you painted there" in data.where()
     # the network is scored on the corrections: the share of them it gets right
     net = UNet.new(UNetConfig(depth=1, base_filters=4), seed=0)
     s = score_network(net, data)
@@ -264,3 +264,28 @@ def test_a_drop_counts_only_when_clear_across_the_held_out_objects():
     # scores of different objects are not compared
     with pytest.raises(ValueError, match="different annotated objects"):
         compare(good, score_network(_Fixed(small), few))
+
+
+def test_on_a_copied_prediction_the_objects_kept_count_not_their_outlines():
+    """The previous model is right to the pixel on its own copy: outlines drawn a pixel
+    wider do not make a new model worse there, a lost object does."""
+    from skimage.segmentation import expand_labels
+
+    from napari_unet.core import mask_to_annotation
+
+    truth = _discs(10)
+    ann = mask_to_annotation(truth)
+    painted = np.zeros(truth.shape, bool)
+    painted[8:12, 8:12] = True  # a correction inside the first object
+    pair = TrainingPair(np.zeros((*truth.shape, 1), np.float32), annotation=ann, painted=painted)
+    data = ValidationSet.from_training([pair], None)
+    copy = score_network(_Fixed(truth), data)
+    assert copy.dice is None and copy.f1 == 1.0 and copy.corrections == 1.0
+    assert copy.figures().keys() == {"F1", "corrections"}
+    wider = score_network(_Fixed(expand_labels(truth, 1)), data)
+    assert wider.f1 == 1.0 and compare(copy, wider).verdict == "same"
+    # one object lost of ten: not clearly worse; every other one lost: clearly
+    one = score_network(_Fixed(_discs(10, drop={6})), data)
+    assert one.f1 < 1.0 and compare(copy, one).verdict == "same"
+    half = score_network(_Fixed(_discs(10, drop={2, 4, 6, 8, 10})), data)
+    assert compare(copy, half).worse and compare(copy, half).change().startswith("F1 1.000 → ")
