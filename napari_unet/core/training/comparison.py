@@ -17,8 +17,9 @@ fair to compare on, and :func:`compare` says so (verdict ``"untested"``) instead
 judging. What the person kept counts too (a model that fixes the corrections but
 breaks what was right is not better), but not pixel by pixel: on its own copy the
 previous model is right to the pixel, and any other model draws some outlines a pixel
-apart, so pixel Dice there drops for every new model (on the development series, 4 of 5
-runs that raised the other images were called worse by it). On such a plane the figure
+apart, so pixel Dice there drops for nearly every new model (on the development series'
+copy-and-correct runs it called 23 of the 32 runs that raised the other images worse:
+benchmarks/RESULTS.md, "The main loop's verdict"). On such a plane the figure
 is instance F1 against the annotation's objects (copied and corrected alike, each a
 connected region of object labels): an object kept is one the model still finds
 (IoU ≥ 0.5), whatever its outline; a lost, merged or split object counts.
