@@ -261,6 +261,13 @@ def test_a_drop_counts_only_when_clear_across_the_held_out_objects():
     c3 = compare(score_network(_Fixed(truth[:, :60]), few), score_network(_Fixed(small), few))
     assert c3.verdict == "same" and c3.units == 3
     assert "too few annotated objects (3) to tell which is better" in c3.summary()
+    # held-out pixels with no object at all: one unit, a false object counted in it
+    empty = ValidationSet.from_training([TrainingPair(pair.image, mask=np.zeros_like(truth))])
+    clean = score_network(_Fixed(np.zeros_like(truth)), empty)
+    speck = score_network(_Fixed(_discs(10, drop=set(range(2, 11)))), empty)
+    assert np.array(clean.units).shape == (1, 8) and clean.f1 == 1.0 and clean.objects == 0
+    assert speck.units[0][6] == 1 and speck.f1 == 0.0
+    assert compare(clean, speck).units == 1  # too few to tell
     # scores of different objects are not compared
     with pytest.raises(ValueError, match="different annotated objects"):
         compare(good, score_network(_Fixed(small), few))

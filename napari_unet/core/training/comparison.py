@@ -244,7 +244,8 @@ def _unit_counts(
             objects == 0, return_distances=False, return_indices=True
         )
         unit = index[objects[tuple(nearest)]]
-    else:
+    else:  # no object among the scored pixels: they are one unit
+        index = np.zeros(1, np.int64)
         unit = np.zeros(labels.shape, np.int64)
     counts = np.zeros((n, len(UNIT_COUNTS)), np.int64)
     if painted is None:  # pixel Dice, except on a copied prediction
