@@ -192,8 +192,9 @@ def main() -> None:
         "--kinds",
         nargs="*",
         default=["dense", "scribbles"],
-        help="which fine-tunings to run (dense, scribbles; corrected: the bundled model's\n"
-        f"prediction copied and its {CORRECTED} worst objects corrected; with --typed also\n"
+        help="which fine-tunings to run (dense, scribbles; annotated: the mask as an\n"
+        "annotation layer holds it; corrected: the bundled model's prediction copied and\n"
+        f"its {CORRECTED} worst objects corrected; with --typed also\n"
         "dense_given, scribbles_given: the typed width given to training)",
     )
     ap.add_argument(
@@ -214,7 +215,7 @@ def main() -> None:
 
     from generalist import finetune_config
 
-    from napari_unet.core import TrainConfig, TrainingPair, UNet
+    from napari_unet.core import TrainConfig, TrainingPair, UNet, mask_to_annotation
     from napari_unet.core.hardware import cpu_bfloat16_units
     from napari_unet.core.training.comparison import compare, judge
 
@@ -243,6 +244,11 @@ def main() -> None:
                 given = {"diameter": typed} if args.typed else {}
                 pair = {
                     "dense": TrainingPair(image, mask=mask, name=name),
+                    # the same truth painted as an annotation layer holds it (object 2,
+                    # background 1, touching lines unlabelled): no instance ids
+                    "annotated": TrainingPair(
+                        image, annotation=mask_to_annotation(mask), name=f"{name} annotated"
+                    ),
                     "scribbles": TrainingPair(image, annotation=strokes, name=f"{name} scribbles"),
                     "dense_given": TrainingPair(image, mask=mask, name=name, **given),
                     "scribbles_given": TrainingPair(
