@@ -64,19 +64,28 @@ def iou_matrix(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndar
     return iou, t_ids, p_ids
 
 
-def match_counts(iou: np.ndarray, threshold: float) -> tuple[int, int, int]:
-    """True positives, false positives and false negatives at an IoU threshold."""
+def matches(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (truth) and columns (prediction) of the one-to-one matches at an IoU
+    threshold: the pairs :func:`match_counts` counts."""
     from scipy.optimize import linear_sum_assignment
 
     n_true, n_pred = iou.shape
     if n_true == 0 or n_pred == 0:
-        return 0, n_pred, n_true
-    if threshold > 0.5 or max(n_true, n_pred) > 5000:
+        rows = cols = np.zeros(0, np.int64)
+    elif threshold > 0.5 or max(n_true, n_pred) > 5000:
         # pairs with IoU > 0.5 are necessarily one-to-one: no assignment to solve
-        tp = int((iou >= threshold).sum())
+        rows, cols = np.nonzero(iou >= threshold)
     else:
         rows, cols = linear_sum_assignment(-iou)
-        tp = int((iou[rows, cols] >= threshold).sum())
+        keep = iou[rows, cols] >= threshold
+        rows, cols = rows[keep], cols[keep]
+    return rows.astype(np.int64), cols.astype(np.int64)
+
+
+def match_counts(iou: np.ndarray, threshold: float) -> tuple[int, int, int]:
+    """True positives, false positives and false negatives at an IoU threshold."""
+    tp = len(matches(iou, threshold)[0])
+    n_true, n_pred = iou.shape
     return tp, n_pred - tp, n_true - tp
 
 

@@ -193,16 +193,16 @@ def score_network(net: Any, data: ValidationSet) -> Scores:
     """Segment each plane of ``data`` with ``net`` as Segment would and score the
     selected pixels (see the module's docstring), object by annotated object."""
     rows = []
-    has_mask = False
+    instances = False
     painted_maps = data.painted or [None] * len(data.planes)
     for plane, sel, painted in zip(data.planes, data.selections, painted_maps, strict=True):
         labels = np.asarray(plane.labels)
         pred = np.asarray(net.predict(np.asarray(plane.image), channel_axis=-1).labels)
         pred = pred.reshape(labels.shape)
-        has_mask = has_mask or plane.kind == "mask" or painted is not None
+        instances = instances or plane.kind == "mask" or painted is not None
         rows.append(_unit_counts(plane.kind, labels, pred, sel, painted))
     units = np.concatenate(rows) if rows else np.zeros((0, len(UNIT_COUNTS)), np.int64)
-    dice, f1, corrections = _figures(units.sum(axis=0), has_mask)
+    dice, f1, corrections = _figures(units.sum(axis=0), instances)
     objects = int(units[:, 5].sum() + units[:, 7].sum())  # true instances: matched or missed
     return Scores(
         dice,
@@ -224,7 +224,7 @@ def _unit_counts(
     F1), not its pixels (see the module's docstring)."""
     from scipy import ndimage as ndi
 
-    from ..metrics import iou_matrix
+    from ..metrics import iou_matrix, matches
 
     # only the box around the scored pixels: every object counted lies in it
     (box,) = ndi.find_objects(sel.view(np.uint8))
@@ -261,7 +261,7 @@ def _unit_counts(
     if kind == "mask" or painted is not None:
         cut = np.where(sel, pred, 0).astype(np.int64)
         iou, t_ids, p_ids = iou_matrix(cut, objects)
-        matched_t, matched_p = _matches(iou)
+        matched_t, matched_p = matches(iou, 0.5)
         missed = np.ones(len(t_ids), bool)
         missed[matched_t] = False
         counts[:, 5] = np.bincount(index[t_ids[matched_t]], minlength=n)
@@ -278,32 +278,14 @@ def _unit_counts(
     return counts
 
 
-def _matches(iou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of the one-to-one matches at IoU ≥ 0.5, exactly those
-    :func:`~napari_unet.core.metrics.match_counts` counts."""
-    n_true, n_pred = iou.shape
-    if n_true == 0 or n_pred == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if max(n_true, n_pred) > 5000:
-        rows, cols = np.nonzero(iou >= 0.5)
-    else:
-        from scipy.optimize import linear_sum_assignment
-
-        rows, cols = linear_sum_assignment(-iou)
-        keep = iou[rows, cols] >= 0.5
-        rows, cols = rows[keep], cols[keep]
-    return rows.astype(np.int64), cols.astype(np.int64)
-
-
-def _figures(totals: np.ndarray, has_mask: bool) -> tuple[float | None, float | None, float | None]:
+def _figures(
+    totals: np.ndarray, instances: bool
+) -> tuple[float | None, float | None, float | None]:
     """Dice, F1 and corrections from summed :data:`UNIT_COUNTS` (``None`` where a figure
     has nothing to be measured on)."""
-    tp, fp, fn, right, painted, itp, ifp, ifn = (float(v) for v in totals)
-    dice = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else None
-    f1 = None
-    if has_mask:
-        f1 = 2 * itp / (2 * itp + ifp + ifn) if (2 * itp + ifp + ifn) else 1.0
-    return dice, f1, (right / painted if painted else None)
+    figs = _figure_arrays(np.asarray(totals, np.float64)[None], instances)
+    value = [figs[k][0] if k in figs else np.nan for k in ("Dice", "F1", "corrections")]
+    return tuple(float(v) if np.isfinite(v) else None for v in value)
 
 
 @dataclass(frozen=True)
@@ -410,15 +392,15 @@ def _clear_changes(before: Scores, after: Scores, keys: list[str]) -> tuple[set,
     ub = np.asarray(before.units, np.float64).reshape(n, len(UNIT_COUNTS))
     ua = np.asarray(after.units, np.float64).reshape(n, len(UNIT_COUNTS))
     rng = np.random.default_rng(0)
-    has_mask = after.f1 is not None
+    instances = after.f1 is not None
     down = {k: 0 for k in keys}
     up = {k: 0 for k in keys}
     counted = {k: 0 for k in keys}
     chunk = max(1, min(RESAMPLES, 2_000_000 // n))  # a bounded weight matrix at a time
     for start in range(0, RESAMPLES, chunk):
         w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, RESAMPLES - start))
-        fb = _figure_arrays(w @ ub, has_mask)
-        fa = _figure_arrays(w @ ua, has_mask)
+        fb = _figure_arrays(w @ ub, instances)
+        fa = _figure_arrays(w @ ua, instances)
         for k in keys:
             d = fa[k] - fb[k]
             ok = np.isfinite(d)
@@ -430,15 +412,16 @@ def _clear_changes(before: Scores, after: Scores, keys: list[str]) -> tuple[set,
     return clear_drop, clear_rise
 
 
-def _figure_arrays(totals: np.ndarray, has_mask: bool) -> dict[str, np.ndarray]:
-    """:func:`_figures` for many rows of summed counts at once (NaN: nothing to measure)."""
+def _figure_arrays(totals: np.ndarray, instances: bool) -> dict[str, np.ndarray]:
+    """Dice, corrections and (with ``instances``) instance F1 for each row of summed
+    :data:`UNIT_COUNTS` (NaN: nothing to measure)."""
     tp, fp, fn, right, painted, itp, ifp, ifn = totals.T
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {
             "Dice": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan),
             "corrections": np.where(painted > 0, right / painted, np.nan),
         }
-        if has_mask:
+        if instances:
             den = 2 * itp + ifp + ifn
             out["F1"] = np.where(den > 0, 2 * itp / den, 1.0)
     return out
