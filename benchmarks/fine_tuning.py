@@ -48,7 +48,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, correction, scribbles
+from common import ROOT, scribbles
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from synthetic_modalities import MODALITIES, synth_series  # noqa: E402
@@ -133,7 +133,7 @@ def corrected_copy(net, image, mask, typed="auto", k: int = CORRECTED) -> tuple:
     worst disagreements with ``mask`` corrected as ``human_in_the_loop.py`` corrects them
     (a missed, merged or split object painted with a background ring; a false one erased);
     returns the annotation, the painted pixels and how many objects were corrected."""
-    from human_in_the_loop import disagreements
+    from human_in_the_loop import correct, disagreements
 
     from napari_unet.core import mask_to_annotation
 
@@ -143,12 +143,7 @@ def corrected_copy(net, image, mask, typed="auto", k: int = CORRECTED) -> tuple:
     ann = copied.copy()
     missed, false = disagreements(pred, mask)
     todo = [("truth", t) for t in missed] + [("pred", p) for p in false]
-    for kind, i in todo[:k]:
-        if kind == "truth":
-            c = correction(mask, i)
-            ann[c > 0] = c[c > 0]
-        else:  # erase a false detection: paint background where there is no object
-            ann[(pred == i) & (mask == 0)] = 1
+    correct(ann, pred, mask, todo[:k])
     # painted: what differs from the copy (as the Annotate widget tells Train)
     return ann, ann != copied, min(k, len(todo))
 

@@ -44,6 +44,19 @@ def disagreements(pred, truth):
     return missed, false
 
 
+def correct(ann, pred, truth, todo) -> None:
+    """Paint into ``ann`` what a person paints for each ``(kind, id)`` of ``todo``
+    (from :func:`disagreements`): a missed, merged or split true object (``"truth"``)
+    with its background ring (``common.correction``); a false detection (``"pred"``)
+    erased, background painted where there is no object."""
+    for kind, i in todo:
+        if kind == "truth":
+            c = correction(truth, i)
+            ann[c > 0] = c[c > 0]
+        else:
+            ann[(pred == i) & (truth == 0)] = 1
+
+
 def fine_tune(net, image, ann, seconds, seed):
     """Fine-tune on the annotation for a CPU budget; returns the CPU seconds per core used."""
     t0 = time.process_time()
@@ -74,15 +87,9 @@ def human_in_the_loop(image, truth, rounds, per_round, seconds):
     for r in range(1, rounds + 1):
         missed, false = disagreements(pred, truth)
         todo = [("truth", t) for t in missed if t not in done_ids] + [("pred", p) for p in false]
-        for kind, i in todo[:per_round]:
-            if kind == "truth":
-                c = correction(truth, i)
-                ann[c > 0] = c[c > 0]
-                done_ids.add(i)
-            else:  # erase a false detection: paint background where there is no nucleus
-                region = (pred == i) & (truth == 0)
-                ann[region] = 1
-            corrected += 1
+        correct(ann, pred, truth, todo[:per_round])
+        done_ids.update(i for kind, i in todo[:per_round] if kind == "truth")
+        corrected += len(todo[:per_round])
         spent += fine_tune(net, image, ann, seconds, seed=r)
         pred = net.predict(image).labels
         s = evaluate(pred, truth)
