@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from napari_unet.core import UserInputError, evaluate, mask_to_annotation
+from napari_unet.core.prediction.instances import touching_lines
 from napari_unet.core.training.targets import (
     annotation_targets,
     check_annotation,
     instance_boundaries,
     mask_targets,
+    resize_annotation_keeping_contacts,
 )
 
 
@@ -156,6 +159,58 @@ def test_mask_to_annotation_keeps_touching_instances_apart():
     a = mask_to_annotation(m)
     assert a[0, 0] == 1 and a[2, 1] == 2
     assert a[2, 2] == 0 and a[2, 3] == 0  # the shared edge is left for the user
+
+
+def test_annotation_of_touching_instances_teaches_the_boundary_a_mask_teaches():
+    m = np.zeros((10, 12), np.uint16)
+    m[2:8, 1:6] = 1
+    m[2:8, 6:11] = 2  # touches instance 1 along a vertical line
+    a = mask_to_annotation(m)
+    assert (a[2:8, 5:7] == 0).all()  # the contact is left unannotated ...
+    t, mt = annotation_targets(a), mask_targets(m)
+    assert tuple(t[4, 5]) == tuple(t[4, 6]) == (0, 0, 1)  # ... and taught as boundary
+    assert tuple(t[4, 4]) == (0, 1, 0)  # beside the line: interior, not "either"
+    np.testing.assert_array_equal(t, mt)  # the copy teaches exactly what the mask does
+    assert touching_lines(a).sum() == 12
+
+
+def test_touching_lines_are_thin_gaps_between_two_objects_only():
+    a = np.ones((12, 14), np.uint8)
+    a[2:9, 1:6] = 2
+    a[2:9, 7:12] = 2
+    a[2:9, 6] = 0  # a person left a one-pixel gap between the two objects
+    a[4, 2:5] = 0  # an unpainted stroke inside one object parts nothing
+    a[10:, :] = 0  # an unpainted band below both objects, a pixel away from them
+    lines = touching_lines(a)
+    assert lines[2:9, 6].all()
+    assert not lines[4, 2:5].any() and not lines[10:, :].any()
+    a[2:9, 7:9] = 0  # a gap three pixels wide is not a contact line
+    assert not touching_lines(a)[2:9, 6:9].any()
+    a[2:9, 6:9] = 2  # one object: nothing to part
+    assert not touching_lines(a).any()
+
+
+@pytest.mark.parametrize("factor", [0.4, 0.5, 2.0, 2.5])
+def test_a_resized_annotation_keeps_its_touching_lines_two_pixels_wide(factor):
+    from napari_unet.core.prediction.object_size import resize_to, scaled_shape
+
+    m = np.zeros((40, 48), np.uint16)
+    m[8:32, 4:24] = 1
+    m[8:32, 24:44] = 2  # touches instance 1 along a vertical line
+    m[12:20, 14:24] = 0
+    m[12:20, 14:30] = 2  # ... and across a step
+    shape = scaled_shape(m.shape, factor)
+    a = resize_annotation_keeping_contacts(mask_to_annotation(m), shape)
+    assert a.shape == shape
+    regions, n = ndi.label(a >= 2)
+    assert n == 2  # shrunk, the line did not close; enlarged, it did not widen ...
+    lines = touching_lines(a)
+    assert lines.any() and (a[lines] == 0).all()
+    # ... so it teaches the boundary a mask of that size does
+    mt = mask_targets(resize_to(m, shape, labels=True))
+    t = annotation_targets(a)
+    assert (t == mt).all(-1)[lines].mean() > 0.9
+    assert (t == mt).all(-1).mean() > 0.97
 
 
 def test_annotation_checks_have_plain_messages():

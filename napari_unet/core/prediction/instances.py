@@ -830,6 +830,81 @@ def relabel_and_filter(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ threshold search
+def _object_regions(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """The 4-connected regions of each object label of an annotation (2D), numbered
+    1..n over all labels, and n."""
+    from scipy import ndimage as ndi
+
+    regions = np.zeros(a.shape, np.int32)
+    top = 0
+    for value in np.unique(a[a >= 2]):
+        found, n = ndi.label(a == value)
+        regions[found > 0] = found[found > 0] + top
+        top += n
+    return regions, top
+
+
+def _beside(regions: np.ndarray) -> np.ndarray:
+    """For every pixel, the largest region id among its 4-neighbours (0 for none)."""
+    p = np.pad(regions, 1)
+    return np.max([p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]], axis=0)
+
+
+def touching_lines(annotation: np.ndarray) -> np.ndarray:
+    """The unannotated pixels that part two annotated objects: the lines
+    :func:`~napari_unet.core.training.targets.mask_to_annotation` leaves 0 where two instances touch, or a thin gap a
+    person left between two objects they painted (2D).
+
+    A 0 pixel is on such a line when one of its 8 neighbours lies in an object (a
+    4-connected region of one object label) and another object lies within two pixels
+    (a 5 × 5 window): the line is then at most about two pixels wide, the width of the
+    contact :func:`~napari_unet.core.training.targets.mask_to_annotation` leaves open.
+    """
+    from scipy import ndimage as ndi
+
+    a = np.asarray(annotation)
+    if a.ndim != 2:
+        raise UserInputError(f"annotation must be 2D here, got shape {a.shape}")
+    regions, top = _object_regions(a)
+    if top < 2:
+        return np.zeros(a.shape, bool)
+    # an object within a pixel (diagonals too: a contact drawn as a staircase), and
+    # another one within two pixels: the window's largest id and its smallest positive
+    # id differ
+    near = ndi.maximum_filter(regions, size=3, mode="constant", cval=0) > 0
+    high = ndi.maximum_filter(regions, size=5, mode="constant", cval=0)
+    low = ndi.minimum_filter(
+        np.where(regions > 0, regions, top + 1), size=5, mode="constant", cval=top + 1
+    )
+    return (a == 0) & near & (high > low) & (low <= top)
+
+
+def annotation_instances(annotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The instances an annotation (2D) names, as a mask would: each object region
+    (:func:`annotated_objects`) with the pixels of its :func:`touching_lines` beside it
+    given back to it, and the annotation with those pixels painted as their object's
+    label (what it was before :func:`~napari_unet.core.training.targets.mask_to_annotation`
+    left the contact open).
+
+    Returns
+    -------
+    instances, filled
+        ``int32`` instance ids (0 = none) and the filled annotation.
+    """
+    a = np.asarray(annotation)
+    regions, top = _object_regions(a)
+    filled = a.copy()
+    lines = touching_lines(a)
+    if lines.any():
+        label_of = np.zeros(top + 1, a.dtype)  # each region's object label
+        label_of[regions[regions > 0]] = a[regions > 0]
+        # the region beside a line pixel (none where the line meets it diagonally only)
+        owner = _beside(regions)[lines]
+        filled[lines] = label_of[owner]
+        regions[lines] = owner
+    return regions, filled
+
+
 def annotated_objects(labels: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """The objects a label image names, and which pixels it says anything about.
 
@@ -843,21 +918,11 @@ def annotated_objects(labels: np.ndarray, kind: str) -> tuple[np.ndarray, np.nda
     objects, known
         ``int32`` object ids (0 = none) and a boolean map of known pixels.
     """
-    from scipy import ndimage as ndi
 
     a = np.asarray(labels)
     if kind == "mask":
         return a.astype(np.int32, copy=False), np.ones(a.shape, bool)
-    if int(a.max(initial=0)) <= 2:
-        objects, _ = ndi.label(a >= 2)
-        return objects.astype(np.int32), a > 0
-    # several object classes: objects of different classes that touch are two objects
-    objects = np.zeros(a.shape, np.int32)
-    top = 0
-    for value in np.unique(a[a >= 2]):
-        regions, n = ndi.label(a == value)
-        objects[regions > 0] = regions[regions > 0] + top
-        top += n
+    objects, _ = _object_regions(a)
     return objects, a > 0
 
 

@@ -127,31 +127,38 @@ MIN_WHOLE_OBJECTS = 3
 WHOLE_RING = 0.8
 
 
-def annotated_diameter(annotation: np.ndarray) -> float | None:
+def annotated_diameter(annotation: np.ndarray, measure: str | None = None) -> float | None:
     """Typical width (px) of the objects an annotation paints whole, or ``None``.
 
-    An object region (label ≥ 2) counts when the 1-px ring around it is mostly painted
-    (:data:`WHOLE_RING`): a corrected or copied object, not a stroke through an
-    unpainted one. At least :data:`MIN_WHOLE_OBJECTS` are needed: the widths a person
-    painted say the size of their objects better than a model that cannot see them yet.
+    An object (:func:`~napari_unet.core.prediction.instances.annotation_instances`: a
+    region of label ≥ 2 with the line where it touches another given back to it) counts
+    when the 1-px ring around it is mostly painted (:data:`WHOLE_RING`): a corrected or
+    copied object, not a stroke through an unpainted one. At least
+    :data:`MIN_WHOLE_OBJECTS` are needed: the widths a person painted say the size of
+    their objects better than a model that cannot see them yet. The objects are
+    measured as :func:`mask_diameter` measures a mask's (``measure``), so the same
+    objects as an annotation and as a mask are trained at the same scale.
     """
     from scipy import ndimage as ndi
 
+    from .instances import annotation_instances
+
     a = np.asarray(annotation)
     if a.ndim > 2:
-        return per_plane(annotated_diameter, a)
-    lab, n = ndi.label(a >= 2)
+        return per_plane(lambda p: annotated_diameter(p, measure), a)
+    lab, filled = annotation_instances(a)
+    n = int(lab.max(initial=0))
     if n < MIN_WHOLE_OBJECTS:
         return None
     grown = ndi.grey_dilation(lab, size=(3, 3))
     ring = (lab == 0) & (grown > 0)
     idx = np.arange(1, n + 1)
     ring_size = ndi.sum(ring, grown, idx)
-    painted = ndi.sum(ring & (a > 0), grown, idx)
+    painted = ndi.sum(ring & (filled > 0), grown, idx)
     whole = painted >= WHOLE_RING * np.maximum(ring_size, 1)
     if int(whole.sum()) < MIN_WHOLE_OBJECTS:
         return None
-    return object_diameter(np.isin(lab, idx[whole]), min_size=1)
+    return mask_diameter(np.where(np.isin(lab, idx[whole]), lab, 0), measure)
 
 
 #: Object strokes painted apart (each its own connected region) needed before their

@@ -300,6 +300,7 @@ def to_model_scale(
         stroke_floor,
         typed_scale,
     )
+    from .targets import resize_annotation_keeping_contacts
 
     model_d, mask_d = net.object_diameter, net.mask_diameter
     predictor = Predictor(net)
@@ -310,7 +311,7 @@ def to_model_scale(
             if p.kind == "mask":
                 d = mask_diameter(p.mask, net.metadata.width_measure)
             else:
-                d = annotated_diameter(p.annotation)
+                d = annotated_diameter(p.annotation, net.metadata.width_measure)
         factor = 1.0
         if model_d and cfg.rescale:
             if d is None and p.kind == "annotation":
@@ -333,7 +334,7 @@ def to_model_scale(
             if p.kind == "mask":
                 labels = resize_to(np.asarray(p.labels), shape, labels=True)
             else:
-                labels = resize_annotation(p.labels, shape)
+                labels = resize_annotation_keeping_contacts(p.labels, shape)
             painted = (
                 None
                 if p.painted is None

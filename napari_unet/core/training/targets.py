@@ -85,13 +85,18 @@ def mask_to_annotation(
         ann = np.where(mask > 0, np.maximum(classes.astype(np.int64), 1) + 1, BACKGROUND).astype(
             dtype
         )
+    ann[_touching(mask)] = 0
+    return ann
+
+
+def _touching(mask: np.ndarray) -> np.ndarray:
+    """Instance pixels (2D) with a 4-neighbour in another instance."""
     p = np.pad(mask, 1, mode="edge")
     c = p[1:-1, 1:-1]
     touching = np.zeros(mask.shape, bool)
     for nb in (p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]):
         touching |= (c > 0) & (nb > 0) & (nb != c)
-    ann[touching] = 0
-    return ann
+    return touching
 
 
 def _volume_to_annotation(mask: np.ndarray, classes, axes: str) -> np.ndarray:
@@ -157,13 +162,47 @@ def check_mask(mask: np.ndarray, name: str = "mask") -> None:
         raise UserInputError(f"{name} has no background pixel (no 0 anywhere)")
 
 
+def resize_annotation_keeping_contacts(annotation: np.ndarray, shape: tuple) -> np.ndarray:
+    """An annotation (2D) brought to ``shape`` with its touching lines
+    (:func:`~napari_unet.core.prediction.instances.touching_lines`) as they would be at that size: each line pixel is given to
+    the object beside it, the objects are resized as an instance mask is, and where two
+    of them touch at the new size is left 0 again (:func:`mask_to_annotation`). Resized
+    as it is (:func:`~napari_unet.core.prediction.object_size.resize_annotation`), a line
+    two pixels wide would close when shrunk, merging the objects it parts, or widen past
+    what ``touching_lines`` takes for a contact when enlarged."""
+    from scipy import ndimage as ndi
+
+    from ..prediction.instances import annotation_instances
+    from ..prediction.object_size import resize_annotation, resize_to
+
+    a = np.asarray(annotation)
+    if tuple(a.shape[:2]) == tuple(shape[:2]):
+        return a
+    regions, filled = annotation_instances(a)
+    if (filled == a).all():  # no touching line
+        return resize_annotation(a, shape)
+    out = resize_annotation(filled, shape)
+    objects = resize_to(regions, shape, labels=True)
+    painted = out >= FIRST_OBJECT
+    if (painted & (objects == 0)).any():
+        # an object pixel of the resized annotation that the nearest-pixel objects
+        # miss (its coverage won) belongs to the nearest object, lest it join two
+        nearest = ndi.distance_transform_edt(
+            objects == 0, return_distances=False, return_indices=True
+        )
+        objects = objects[tuple(nearest)]
+    out[_touching(np.where(painted, objects, 0))] = 0
+    return out
+
+
 def annotation_targets(annotation: np.ndarray, n_object_classes: int = 1) -> np.ndarray:
     """Multi-hot targets from a sparse annotation (2D).
 
     Object pixels with a background neighbour are boundary; object pixels whose four
     neighbours all carry the same object label are interior; object pixels next to an
-    unannotated pixel may be either (partial label). Labels above the model's classes
-    are an error.
+    unannotated pixel may be either (partial label). The unannotated lines where two
+    objects touch (:func:`~napari_unet.core.prediction.instances.touching_lines`) are boundary, as a mask's contact is, and an
+    object pixel beside one is interior. Labels above the model's classes are an error.
     """
     a = np.asarray(annotation)
     if a.ndim != 2:
@@ -177,15 +216,19 @@ def annotation_targets(annotation: np.ndarray, n_object_classes: int = 1) -> np.
     n_out = n_object_classes + 2
     bnd = n_out - 1
     t = np.zeros(a.shape + (n_out,), np.uint8)
+    from ..prediction.instances import touching_lines
+
     t[..., 0] = a == BACKGROUND
+    lines = touching_lines(a)
+    t[..., bnd] = lines
     near_bg = _neighbour_equals(a, BACKGROUND)
-    differs = _neighbour_differs(a)
-    near_unknown = _neighbour_equals(a, 0)
+    near_unknown = _neighbour_equals(np.where(lines, -1, a), 0)
     for k in range(FIRST_OBJECT, n_object_classes + 2):
         obj = a == k
         cls = k - 1
         edge = obj & near_bg
-        interior = obj & ~differs
+        # a pixel beside a touching line is inside its object, as in a mask
+        interior = obj & ~_neighbour_differs(np.where(lines, k, a))
         partial = obj & ~edge & ~interior
         t[..., bnd] |= edge | partial
         t[..., cls] |= interior | partial
