@@ -20,7 +20,10 @@ Sets (each skipped with a message when its data are absent):
   ``BENCHMARK_SEEDS``, which no training draws): one experiment per modality (the same
   sample and instrument), its first field of view annotated, the others scored.
 
-The annotated image is never scored. With ``--annotate N``, the fine-tuned figures are
+The annotated image is never scored, and is given as an annotation layer (what the
+Train widget trains on): the real sets' objects and background painted inside their
+region, a synthetic set's mask as ``mask_to_annotation`` copies it (``--masks``: the
+instance mask itself). With ``--annotate N``, the fine-tuned figures are
 the means over N images annotated in turn (none of them scored): cells3d adds the tops of
 planes 30 and 36, CHO frames 2 and 4 plane z1, a synthetic set the fields after its scored
 ones; HuH-7 has one labelled frame. Fine-tuning is a fixed number of seeded steps
@@ -279,6 +282,16 @@ def synthetic_set(modality: str, n: int, size: int, annotate: int = 1) -> Labell
     )
 
 
+def as_layer(pair: TrainingPair) -> TrainingPair:
+    """A pair with a mask as the Train widget gets it: the mask as an annotation layer
+    holds it (``mask_to_annotation``: object 2, background 1, the lines where two objects
+    touch left 0); a pair with an annotation as it is."""
+    if pair.mask is None:
+        return pair
+    ann = mask_to_annotation(np.asarray(pair.mask))
+    return TrainingPair(pair.image, annotation=ann, name=f"{pair.name} as annotation")
+
+
 # ------------------------------------------------------------------------ running
 def score(segment, s: LabelledSet) -> dict:
     """Mean figures of ``segment(image) -> labels`` on the scored images of ``s``, and
@@ -381,6 +394,12 @@ def main() -> None:
         "figures are their means (one image decides much of a figure; HuH-7 has one)",
     )
     ap.add_argument(
+        "--masks",
+        action="store_true",
+        help="fine-tune the synthetic sets on their instance masks, not on the masks as an\n"
+        "annotation layer holds them (what the Train widget is given)",
+    )
+    ap.add_argument(
         "--scribbles",
         action="store_true",
         help="also fine-tune on scribbles of the annotated image (a stroke through each\n"
@@ -422,7 +441,9 @@ def main() -> None:
                 for tune in tunes:
                     net = base.copy()
                     t0 = time.perf_counter()
-                    net.train([tune], finetune_config(steps, batch))
+                    net.train(
+                        [tune if args.masks else as_layer(tune)], finetune_config(steps, batch)
+                    )
                     turns.append(score(lambda im, net=net: net.predict(im).labels, s))
                     turns[-1]["train_s"] = time.perf_counter() - t0
                 tuned = mean_figures(turns)
@@ -442,6 +463,7 @@ def main() -> None:
                     turns[-1]["zero_shot_f1"] = zero["f1"]
                 sparse = mean_figures(turns)
             turns_said = f"; mean of {len(tunes)}" if len(tunes) > 1 else ""
+            given = "; its mask" if args.masks and s.tune.mask is not None else ""
             results["sets"][s.name][mname] = {
                 "zero_shot": zero,
                 "fine_tuned": tuned,
@@ -449,7 +471,7 @@ def main() -> None:
             }
             for method, r in (
                 ("zero-shot", zero),
-                (f"fine-tuned on 1 image ({steps} steps{turns_said})", tuned),
+                (f"fine-tuned on 1 image ({steps} steps{turns_said}{given})", tuned),
                 (f"fine-tuned on scribbles of 1 image ({steps} steps{turns_said})", sparse),
             ):
                 if r is not None:
