@@ -851,14 +851,14 @@ def _beside(regions: np.ndarray) -> np.ndarray:
 
 
 def touching_lines(annotation: np.ndarray) -> np.ndarray:
-    """The unannotated pixels that part two annotated objects: the lines
-    :func:`~napari_unet.core.training.targets.mask_to_annotation` leaves 0 where two instances touch, or a thin gap a
-    person left between two objects they painted (2D).
+    """The unannotated pixels that part two annotated objects (2D): the lines
+    :func:`~napari_unet.core.training.targets.mask_to_annotation` leaves 0 where two
+    instances touch, or a thin gap a person left between two objects they painted.
 
     A 0 pixel is on such a line when one of its 8 neighbours lies in an object (a
     4-connected region of one object label) and another object lies within two pixels
     (a 5 × 5 window): the line is then at most about two pixels wide, the width of the
-    contact :func:`~napari_unet.core.training.targets.mask_to_annotation` leaves open.
+    contact ``mask_to_annotation`` leaves open.
     """
     from scipy import ndimage as ndi
 
@@ -918,7 +918,6 @@ def annotated_objects(labels: np.ndarray, kind: str) -> tuple[np.ndarray, np.nda
     objects, known
         ``int32`` object ids (0 = none) and a boolean map of known pixels.
     """
-
     a = np.asarray(labels)
     if kind == "mask":
         return a.astype(np.int32, copy=False), np.ones(a.shape, bool)

@@ -164,12 +164,13 @@ def check_mask(mask: np.ndarray, name: str = "mask") -> None:
 
 def resize_annotation_keeping_contacts(annotation: np.ndarray, shape: tuple) -> np.ndarray:
     """An annotation (2D) brought to ``shape`` with its touching lines
-    (:func:`~napari_unet.core.prediction.instances.touching_lines`) as they would be at that size: each line pixel is given to
-    the object beside it, the objects are resized as an instance mask is, and where two
-    of them touch at the new size is left 0 again (:func:`mask_to_annotation`). Resized
-    as it is (:func:`~napari_unet.core.prediction.object_size.resize_annotation`), a line
-    two pixels wide would close when shrunk, merging the objects it parts, or widen past
-    what ``touching_lines`` takes for a contact when enlarged."""
+    (:func:`~napari_unet.core.prediction.instances.touching_lines`) as they would be at
+    that size: each line pixel is given to the object beside it, the objects are resized
+    as an instance mask is, and where two of them touch at the new size is left 0 again
+    (:func:`mask_to_annotation`). Resized as it is
+    (:func:`~napari_unet.core.prediction.object_size.resize_annotation`), a line two
+    pixels wide would close when shrunk, merging the objects it parts, or widen past what
+    ``touching_lines`` takes for a contact when enlarged."""
     from scipy import ndimage as ndi
 
     from ..prediction.instances import annotation_instances
@@ -201,9 +202,12 @@ def annotation_targets(annotation: np.ndarray, n_object_classes: int = 1) -> np.
     Object pixels with a background neighbour are boundary; object pixels whose four
     neighbours all carry the same object label are interior; object pixels next to an
     unannotated pixel may be either (partial label). The unannotated lines where two
-    objects touch (:func:`~napari_unet.core.prediction.instances.touching_lines`) are boundary, as a mask's contact is, and an
-    object pixel beside one is interior. Labels above the model's classes are an error.
+    objects touch (:func:`~napari_unet.core.prediction.instances.touching_lines`) are
+    boundary, as a mask's contact is, and an object pixel beside one is interior. Labels
+    above the model's classes are an error.
     """
+    from ..prediction.instances import touching_lines
+
     a = np.asarray(annotation)
     if a.ndim != 2:
         raise UserInputError(f"annotation must be 2D here, got shape {a.shape}")
@@ -216,8 +220,6 @@ def annotation_targets(annotation: np.ndarray, n_object_classes: int = 1) -> np.
     n_out = n_object_classes + 2
     bnd = n_out - 1
     t = np.zeros(a.shape + (n_out,), np.uint8)
-    from ..prediction.instances import touching_lines
-
     t[..., 0] = a == BACKGROUND
     lines = touching_lines(a)
     t[..., bnd] = lines
