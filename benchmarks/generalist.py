@@ -21,9 +21,9 @@ Sets (each skipped with a message when its data are absent):
   sample and instrument), its first field of view annotated, the others scored.
 
 The annotated image is never scored, and is given as an annotation layer (what the
-Train widget trains on): the real sets' objects and background painted inside their
-region, a synthetic set's mask as ``mask_to_annotation`` copies it (``--masks``: the
-instance mask itself). With ``--annotate N``, the fine-tuned figures are
+Train widget trains on): cells3d's and HuH-7's objects and background painted inside
+their region, CHO's and a synthetic set's mask as ``mask_to_annotation`` copies it
+(``--masks``: CHO's and the synthetic sets' instance masks themselves). With ``--annotate N``, the fine-tuned figures are
 the means over N images annotated in turn (none of them scored): cells3d adds the tops of
 planes 30 and 36, CHO frames 2 and 4 plane z1, a synthetic set the fields after its scored
 ones; HuH-7 has one labelled frame. Fine-tuning is a fixed number of seeded steps
