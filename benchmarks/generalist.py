@@ -36,6 +36,7 @@ seconds per megapixel (wall clock, object size measured, after a warm-up).
     python benchmarks/generalist.py                    # every set, 120 steps
     python benchmarks/generalist.py --model old.keras --model new.keras   # side by side
     python benchmarks/generalist.py --scribbles        # also fine-tuned on scribbles
+    python benchmarks/generalist.py --corrected        # also the main loop: copy, 10 fixed
     python benchmarks/generalist.py --annotate 3       # fine-tuned on 3 images in turn
 """
 
@@ -367,6 +368,8 @@ def labelled_words(r: dict) -> str:
 
 
 def main() -> None:
+    from fine_tuning import CORRECTED, corrected_copy
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
         "--model",
@@ -398,6 +401,13 @@ def main() -> None:
         action="store_true",
         help="fine-tune the synthetic sets on their instance masks, not on the masks as an\n"
         "annotation layer holds them (what the Train widget is given)",
+    )
+    ap.add_argument(
+        "--corrected",
+        action="store_true",
+        help="also fine-tune as a person does in napari: the model's prediction on the\n"
+        "annotated image copied as an annotation, its 10 worst objects corrected\n"
+        "(fine_tuning.corrected_copy); sets whose one image has a mask",
     )
     ap.add_argument(
         "--scribbles",
@@ -462,17 +472,38 @@ def main() -> None:
                     turns[-1]["annotated_share"] = float((ann > 0).mean())
                     turns[-1]["zero_shot_f1"] = zero["f1"]
                 sparse = mean_figures(turns)
+            loop = None
+            if steps > 0 and args.corrected and s.tune.mask is not None:
+                turns = []
+                for tune in tunes:
+                    ann, painted, fixed = corrected_copy(base, tune.image, tune.mask)
+                    pair = TrainingPair(
+                        tune.image, annotation=ann, painted=painted, name=f"{tune.name} corrected"
+                    )
+                    net = base.copy()
+                    t0 = time.perf_counter()
+                    net.train([pair], finetune_config(steps, batch))
+                    turns.append(score(lambda im, net=net: net.predict(im).labels, s))
+                    turns[-1]["train_s"] = time.perf_counter() - t0
+                    turns[-1]["corrected_objects"] = fixed
+                loop = mean_figures(turns)
             turns_said = f"; mean of {len(tunes)}" if len(tunes) > 1 else ""
             given = "; its mask" if args.masks and s.tune.mask is not None else ""
             results["sets"][s.name][mname] = {
                 "zero_shot": zero,
                 "fine_tuned": tuned,
                 "scribbles": sparse,
+                "corrected": loop,
             }
             for method, r in (
                 ("zero-shot", zero),
                 (f"fine-tuned on 1 image ({steps} steps{turns_said}{given})", tuned),
                 (f"fine-tuned on scribbles of 1 image ({steps} steps{turns_said})", sparse),
+                (
+                    f"fine-tuned on 1 image's prediction, {CORRECTED} objects "
+                    f"corrected ({steps} steps{turns_said})",
+                    loop,
+                ),
             ):
                 if r is not None:
                     label = method if len(models) == 1 else f"{mname}: {method}"
@@ -480,6 +511,8 @@ def main() -> None:
             after = "" if tuned is None else f", fine-tuned F1 {tuned['f1']:.3f} ({train_s:.0f} s)"
             if tuned is not None and "turns_f1" in tuned:
                 after += " [" + " ".join(f"{f:.3f}" for f in tuned["turns_f1"]) + "]"
+            if loop is not None:
+                after += f", copied and corrected F1 {loop['f1']:.3f}"
             if sparse is not None:
                 after += (
                     f", on scribbles ({sparse['annotated_share']:.1%} of the pixels) "
