@@ -213,6 +213,22 @@ def test_a_resized_annotation_keeps_its_touching_lines_two_pixels_wide(factor):
     assert (t == mt).all(-1).mean() > 0.97
 
 
+def test_the_post_processing_search_reads_an_annotations_objects_as_their_mask():
+    from napari_unet.core.prediction.instances import annotated_objects
+
+    m = np.zeros((10, 12), np.uint16)
+    m[2:8, 1:6] = 1
+    m[2:8, 6:11] = 2
+    objects, known = annotated_objects(mask_to_annotation(m), "annotation")
+    np.testing.assert_array_equal(objects, m)  # the contact line given back to each
+    assert known.all()
+    strokes = np.zeros((10, 12), np.uint8)
+    strokes[4, 2:5] = 2
+    strokes[0, :] = 1
+    objects, known = annotated_objects(strokes, "annotation")
+    assert objects.max() == 1 and known.sum() == 15  # painted pixels only
+
+
 def test_annotation_checks_have_plain_messages():
     with pytest.raises(UserInputError, match="no background"):
         check_annotation(np.full((4, 4), 2, np.uint8))

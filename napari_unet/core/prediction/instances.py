@@ -909,9 +909,10 @@ def annotated_objects(labels: np.ndarray, kind: str) -> tuple[np.ndarray, np.nda
     """The objects a label image names, and which pixels it says anything about.
 
     A dense mask names its instances, and every pixel is known. An annotation names its
-    4-connected object regions (label ≥ 2; the unlabelled lines that "use prediction as
-    annotation" leaves between touching objects keep them apart; a scribble is a
-    region of its own), and only painted pixels are known.
+    4-connected object regions (label ≥ 2; a scribble is a region of its own), each with
+    the unlabelled line where it touches another given back to it
+    (:func:`annotation_instances`, as a mask holds them), and only painted pixels and
+    those lines are known.
 
     Returns
     -------
@@ -921,8 +922,8 @@ def annotated_objects(labels: np.ndarray, kind: str) -> tuple[np.ndarray, np.nda
     a = np.asarray(labels)
     if kind == "mask":
         return a.astype(np.int32, copy=False), np.ones(a.shape, bool)
-    objects, _ = _object_regions(a)
-    return objects, a > 0
+    objects, _ = annotation_instances(a)
+    return objects, (a > 0) | (objects > 0)
 
 
 def annotated_f1(pred: np.ndarray, objects: np.ndarray, known: np.ndarray) -> tuple[int, int, int]:
