@@ -21,7 +21,8 @@ apart, so pixel Dice there drops for nearly every new model (on the development 
 copy-and-correct runs it called 23 of the 32 runs that raised the other images worse:
 benchmarks/RESULTS.md, "The main loop's verdict"). On such a plane the figure
 is instance F1 against the annotation's objects (copied and corrected alike, each a
-connected region of object labels): an object kept is one the model still finds
+connected region of one object label: :func:`~napari_unet.core.prediction.instances.
+annotated_objects`, as the post-processing search reads them): an object kept is one the model still finds
 (IoU ≥ 0.5), whatever its outline; a lost, merged or split object counts.
 
 Each network segments the planes exactly as Segment would (:meth:`UNet.predict` with
@@ -225,16 +226,15 @@ def _unit_counts(
     from scipy import ndimage as ndi
 
     from ..metrics import iou_matrix, matches
+    from ..prediction.instances import annotated_objects
 
     # only the box around the scored pixels: every object counted lies in it
     (box,) = ndi.find_objects(sel.view(np.uint8))
     labels, pred, sel = labels[box], pred[box], sel[box]
     painted = None if painted is None else painted[box]
     truth_fg = labels >= 2 if kind == "annotation" else labels > 0
-    if kind == "mask":
-        objects = np.where(sel, labels, 0).astype(np.int64)
-    else:
-        objects = ndi.label(truth_fg & sel)[0].astype(np.int64)
+    # the objects the labels name, as the post-processing search reads them
+    objects = np.where(sel, annotated_objects(labels, kind)[0], 0).astype(np.int64)
     ids = np.unique(objects[objects > 0])
     n = max(len(ids), 1)
     if len(ids):
