@@ -94,6 +94,28 @@ def test_a_dense_annotated_block_also_gives_side_views_at_the_z_step():
     assert len(planes) == 3 and not any("ZY" in p.name for p in planes)
 
 
+def test_a_side_view_teaches_a_contact_across_z_as_the_masks_side_view_does():
+    """Two objects lying on each other touch across z; copied in 3D, the contact is two
+    unannotated planes. Stretched by the z-step as they are, those planes widen into a
+    gap no thin line is, and the contact went untaught; now the side view keeps it two
+    pixels wide and teaches, pixel for pixel, what the mask's side view teaches."""
+    from napari_unet.core.prediction.instances import touching_lines
+    from napari_unet.core.training.targets import annotation_targets, mask_targets
+
+    mask = np.zeros((10, 24, 24), np.int32)
+    mask[1:5, 4:20, 4:20] = 1
+    mask[5:9, 4:20, 4:20] = 2  # on object 1: they touch across z only
+    ann = mask_to_annotation(mask, axes="ZYX")
+    image = np.random.default_rng(0).normal(100, 10, mask.shape).astype(np.float32)
+    planes = planes_of([TrainingPair(image, annotation=ann, z_scale=3.0)], 1)
+    side = next(p for p in planes if p.name.startswith("image[ZY 12,"))
+    assert side.annotation.shape == (30, 24)
+    lines = touching_lines(side.annotation)
+    assert (lines[:, 4:20].sum(axis=0) == 2).all()  # a line two pixels thick, all across
+    masks_view = mask_targets(resample_z(mask, 3.0, labels=True)[:, :, 12])
+    np.testing.assert_array_equal(annotation_targets(side.annotation), masks_view)
+
+
 # ---------------------------------------------------------------------- training
 @pytest.mark.learned
 def test_two_annotated_planes_of_twelve_teach_the_rest_of_the_volume(margin):

@@ -18,6 +18,7 @@ from .targets import (
     annotation_targets,
     check_mask,
     mask_targets,
+    resize_annotation_keeping_contacts,
 )
 
 
@@ -267,8 +268,12 @@ def resample_z(a: np.ndarray, z_scale: float, labels: bool) -> np.ndarray:
 
 def side_planes(pair: TrainingPair, layout, intensity) -> list[TrainingPair]:
     """The ZY and ZX planes of each dense annotated block of a volume pair
-    (:func:`annotated_runs`), resampled along z by ``pair.z_scale``; planes without
-    labels, or thinner than 16 pixels once resampled, are left out."""
+    (:func:`annotated_runs`), resampled along z by ``pair.z_scale`` (an annotation's
+    lines where two objects touch kept two pixels wide:
+    :func:`~napari_unet.core.training.targets.resize_annotation_keeping_contacts`); planes
+    without labels, or thinner than 16 pixels once resampled, are left out."""
+    from ..prediction.instances import touching_lines
+
     lab = np.asarray(pair.labels)
     z_scale = float(pair.z_scale)
     painted = None if pair.painted is None else np.asarray(pair.painted)
@@ -289,6 +294,12 @@ def side_planes(pair: TrainingPair, layout, intensity) -> list[TrainingPair]:
                 lb = np.take(block, i, axis=axis)
                 if min(lb.shape) < 8:
                     continue
+                native = np.take(lab[z0:z1], i, axis=axis)
+                if pair.kind == "annotation" and touching_lines(native).any():
+                    # stretched as they are, the lines where two objects touch across z
+                    # would widen past a contact's width and be ignored: the plane is
+                    # stretched keeping them, as a mask's contacts are
+                    lb = resize_annotation_keeping_contacts(native, lb.shape)
                 out.append(
                     TrainingPair(
                         np.take(image, i, axis=axis),
