@@ -8,6 +8,7 @@ seed and the one CPU its author tried. Each run shifts every seed of those tests
 TensorFlow's oneDNN kernels switched off, another float path on the same machine.
 
 Usage: .venv/bin/python scripts/learned_margins.py [--seeds 0 1 2] [--no-onednn] [-k EXPR]
+       [--workers N]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(seed: int, onednn: bool, out: Path, keyword: str | None) -> int:
+def run(seed: int, onednn: bool, out: Path, keyword: str | None, workers: int) -> int:
     env = dict(os.environ, NAPARI_UNET_TEST_SEED=str(seed), NAPARI_UNET_MARGINS=str(out))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not onednn:
@@ -32,6 +33,8 @@ def run(seed: int, onednn: bool, out: Path, keyword: str | None) -> int:
     cmd = [sys.executable, "-m", "pytest", "-m", "learned", "-q", "-p", "no:cacheprovider"]
     if keyword:
         cmd += ["-k", keyword]
+    if workers:  # a test file to a process (pytest-xdist), as scripts/test.sh runs them
+        cmd += ["-n", str(workers), "--dist", "loadfile"]
     print(f"--- seed offset {seed}, oneDNN {'on' if onednn else 'off'}", flush=True)
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
@@ -41,6 +44,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--no-onednn", action="store_true", help="also run with oneDNN off")
     parser.add_argument("-k", dest="keyword", help="only the tests pytest -k selects")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="pytest processes per run (0: one, no xdist)"
+    )
     args = parser.parse_args()
     variants = [(s, True) for s in args.seeds]
     if args.no_onednn:
@@ -50,7 +56,7 @@ def main() -> int:
         figures: dict[tuple[str, str, float], list[tuple[str, float]]] = defaultdict(list)
         for seed, onednn in variants:
             out = Path(tmp) / f"{seed}-{int(onednn)}.jsonl"
-            failed += run(seed, onednn, out, args.keyword) != 0
+            failed += run(seed, onednn, out, args.keyword, args.workers) != 0
             if out.exists():
                 for line in out.read_text().splitlines():
                     r = json.loads(line)

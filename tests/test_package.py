@@ -124,8 +124,8 @@ def test_sample_opens_from_the_unpacked_wheel(wheel, tmp_path):
 def test_the_test_script_runs_the_pyqt6_pass_even_when_pyqt5_fails(
     tmp_path, pyqt5_exit, pyqt6_exit
 ):
-    """scripts/test.sh (what CI runs): one failing pass must not hide the other, and the
-    script fails when either pass failed. Run on a copy whose set-up steps do nothing and
+    """scripts/test.sh (what CI runs): one failing pass must not hide the other, the
+    script fails when either pass failed, and both run in two processes. Run on a copy whose set-up steps do nothing and
     whose interpreter records how it was called."""
     (tmp_path / "scripts").mkdir()
     shutil.copy2(ROOT / "scripts" / "test.sh", tmp_path / "scripts" / "test.sh")
@@ -144,9 +144,18 @@ def test_the_test_script_runs_the_pyqt6_pass_even_when_pyqt5_fails(
         )
     )
     fake.chmod(0o755)
-    proc = subprocess.run(["bash", str(tmp_path / "scripts" / "test.sh")], capture_output=True)
+    env = {k: v for k, v in os.environ.items() if k != "NAPARI_UNET_TEST_WORKERS"}
+    script = ["bash", str(tmp_path / "scripts" / "test.sh")]
+    proc = subprocess.run(script, capture_output=True, env=env)
     calls = (tmp_path / "calls").read_text().splitlines()
-    assert calls == ["pyqt5 -m pytest", "pyqt6 -m pytest -m gui"]
+    # two processes, a test file to each (pytest-xdist), in both passes
+    two = "-n 2 --dist loadfile"
+    assert calls == [f"pyqt5 -m pytest {two}", f"pyqt6 -m pytest {two} -m gui"]
     assert proc.returncode == (pyqt5_exit or pyqt6_exit)
     if pyqt5_exit or pyqt6_exit:
         assert b"FAILED" in proc.stderr
+    # asked for one process: pytest alone; arguments go to the PyQt5 pass only
+    (tmp_path / "calls").unlink()
+    env["NAPARI_UNET_TEST_WORKERS"] = "0"
+    subprocess.run([*script, "tests/core"], capture_output=True, env=env)
+    assert (tmp_path / "calls").read_text().splitlines() == ["pyqt5 -m pytest tests/core"]

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -61,7 +60,6 @@ def out_dir(tmp_path) -> Path:
 def test_train_predict_evaluate_round_trip(quadrants, tmp_path):
     q = quadrants
     model = tmp_path / "nuclei.keras"
-    t0 = time.perf_counter()
     train = cli(
         "train",
         "--image", q / "img_tl.tif", "--mask", q / "mask_tl.tif",
@@ -101,7 +99,6 @@ def test_train_predict_evaluate_round_trip(quadrants, tmp_path):
     for key in METRICS:
         assert 0.0 <= scores[key] <= 1.0, (key, scores)
     assert scores["n_true"] > 0
-    assert time.perf_counter() - t0 < 120
 
 
 def test_predict_several_images_writes_each_pair(quadrants, tiny_model, out_dir):
