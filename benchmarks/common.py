@@ -310,3 +310,19 @@ def correction(mask, obj_id: int, ring: int = 2):
     touching = obj & ndi.binary_dilation((mask > 0) & ~obj)
     ann[touching] = 1
     return ann
+
+
+def finetune_config(steps: int, batch: int):
+    """The fine-tuning on one image that ``generalist.py`` and ``fine_tuning.py`` measure:
+    ``steps`` steps of ``batch`` patches of 128², no validation split, seeded."""
+    from napari_unet.core import TrainConfig
+
+    return TrainConfig(
+        epochs=2,
+        steps_per_epoch=max(1, steps // 2),
+        patch_size=128,
+        batch_size=batch,
+        val_fraction=0.0,
+        early_stopping_patience=1000,
+        seed=0,
+    )

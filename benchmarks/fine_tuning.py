@@ -48,7 +48,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, scribbles
+from common import ROOT, finetune_config, scribbles
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from synthetic_modalities import MODALITIES, synth_series  # noqa: E402
@@ -207,8 +207,6 @@ def main() -> None:
     )
     ap.add_argument("--json", default=None, help="write the per-series figures here")
     args = ap.parse_args()
-
-    from generalist import finetune_config
 
     from napari_unet.core import TrainConfig, TrainingPair, UNet, mask_to_annotation
     from napari_unet.core.hardware import cpu_bfloat16_units

@@ -50,13 +50,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, markdown_table, otsu_watershed, scribbles
+from common import ROOT, finetune_config, markdown_table, otsu_watershed, scribbles
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from synthetic_modalities import BENCHMARK_SEEDS, MODALITIES, synth_series  # noqa: E402
 
 from napari_unet.core import (  # noqa: E402
-    TrainConfig,
     TrainingPair,
     UNet,
     evaluate,
@@ -328,18 +327,6 @@ def mean_figures(turns: list[dict]) -> dict:
     if len(turns) > 1:
         out["turns_f1"] = [t["f1"] for t in turns]
     return out
-
-
-def finetune_config(steps: int, batch: int) -> TrainConfig:
-    return TrainConfig(
-        epochs=2,
-        steps_per_epoch=max(1, steps // 2),
-        patch_size=128,
-        batch_size=batch,
-        val_fraction=0.0,
-        early_stopping_patience=1000,
-        seed=0,
-    )
 
 
 def goal(kind: str, method: str, f1: float, otsu: float, zero: float = 0.0) -> str:
