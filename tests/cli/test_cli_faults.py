@@ -148,6 +148,21 @@ def test_edited_model_metadata_is_one_line(files, tmp_path, edit, fragment):
     assert not (tmp_path / "out").exists() and not (tmp_path / "x.keras").exists()
 
 
+def test_weights_that_do_not_fit_the_architecture_are_one_line(files, tmp_path):
+    """A model file whose metadata names a plausible architecture its weights do not fit
+    (depth 1 for a depth-2 network): only Keras can tell, and it warned in six lines of
+    its own before the one line that says so."""
+    bad = _edited_model(
+        files["model"], tmp_path / "edited.keras", lambda m: m["architecture"].update(depth=1)
+    )
+    proc = cli("predict", files["image"], "--model", bad, "--out", tmp_path / "out")
+    assert_user_error(proc, "edited.keras", "do not fit its architecture")
+    proc = cli("train", "--image", files["image"], "--mask", files["mask"], "--init", bad,
+               "--out", tmp_path / "x.keras")  # fmt: skip
+    assert_user_error(proc, "do not fit its architecture")
+    assert not (tmp_path / "x.keras").exists()
+
+
 def test_predict_out_is_a_file(files, tmp_path):
     f = tmp_path / "results"
     f.write_text("a file")

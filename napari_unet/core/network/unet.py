@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -113,7 +114,14 @@ class UNet:
         if weights is None:
             stored = build_unet(config, dtype_policy="float32")
             try:
-                stored.load_weights(str(path))
+                with warnings.catch_warnings():
+                    # Keras warns of each group of layers (``_operations_by_depth``)
+                    # it finds no weights for under that name ("Skipping nested
+                    # container ..."), the layers themselves read under their own
+                    # names; on a file that does not fit, six lines of it came before
+                    # the one line below that says so
+                    warnings.filterwarnings("ignore", "Skipping nested container", UserWarning)
+                    stored.load_weights(str(path))
             except Exception as e:  # noqa: BLE001 - h5/keras raise many kinds
                 raise ModelFileError(
                     f"{Path(path).name}: weights do not fit its architecture ({type(e).__name__})"
