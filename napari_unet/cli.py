@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -446,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Keras warns that fit's default shuffle=True is ignored for a tf.data stream
     warnings.filterwarnings("ignore", message=".*shuffle=True.*", category=UserWarning)
+    # tifffile logs each tag of a damaged file it cannot read ("<TiffTag.fromfile>
+    # raised ..."); the one line of the error says what is wrong with the file and
+    # what to do, and a file that reads despite a bad tag needs no words
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     return run_command(build_parser().parse_args(argv))
 
 

@@ -261,6 +261,12 @@ def test_a_damaged_tiff_is_called_damaged_not_too_large(tmp_path):
     out = tmp_path / "out"
     line = assert_user_error(cli("predict", path, "--out", out), "damaged", "copy")
     assert "disk space" not in line
+    # a file cut inside its tags: tifffile logs each tag it cannot read, which the one
+    # line leaves unsaid
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, np.zeros((64, 64), np.uint8))
+    (tmp_path / "tags.tif").write_bytes(whole.read_bytes()[:200])
+    assert_user_error(cli("predict", tmp_path / "tags.tif", "--out", out), "tags.tif is damaged")
 
 
 def test_a_one_bit_tiff_is_read_and_one_cut_short_is_damaged(tmp_path):
