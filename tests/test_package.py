@@ -125,8 +125,8 @@ def test_the_test_script_runs_the_pyqt6_pass_even_when_pyqt5_fails(
     tmp_path, pyqt5_exit, pyqt6_exit
 ):
     """scripts/test.sh (what CI runs): one failing pass must not hide the other, the
-    script fails when either pass failed, and both run in two processes. Run on a copy whose set-up steps do nothing and
-    whose interpreter records how it was called."""
+    script fails when either pass failed, and both run in two processes. Run on a copy
+    whose set-up steps do nothing and whose interpreter records how it was called."""
     (tmp_path / "scripts").mkdir()
     shutil.copy2(ROOT / "scripts" / "test.sh", tmp_path / "scripts" / "test.sh")
     for name in ("system_deps.sh", "setup_env.sh"):
