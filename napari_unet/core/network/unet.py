@@ -117,9 +117,9 @@ class UNet:
                 with warnings.catch_warnings():
                     # Keras warns of each group of layers (``_operations_by_depth``)
                     # it finds no weights for under that name ("Skipping nested
-                    # container ..."), the layers themselves read under their own
-                    # names; on a file that does not fit, six lines of it came before
-                    # the one line below that says so
+                    # container ..."; the layers are read under their own names): on
+                    # a file that does not fit, a warning per group came before the
+                    # one line below that says so
                     warnings.filterwarnings("ignore", "Skipping nested container", UserWarning)
                     stored.load_weights(str(path))
             except Exception as e:  # noqa: BLE001 - h5/keras raise many kinds
